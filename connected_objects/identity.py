@@ -1,0 +1,401 @@
+"""The identity map: which local row is which remote record.
+
+Every record that crosses the boundary goes through ``co_connected_object``. A row
+links a local row ``(local_type, local_id)`` to a remote record
+``(scope, entity, foreign_id)``; inside a scope the link is unique both ways, and
+the database enforces it. So a record is never created twice, remotely or
+locally.
+
+All functions take a :class:`~sqlalchemy.orm.Session` or a
+:class:`~sqlalchemy.engine.Connection` and work inside the caller's transaction:
+nothing here commits.
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from sqlalchemy.orm import Session
+    >>> from connected_objects import Scope, identity
+    >>> from connected_objects.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> qbo = Scope("quickbooks", "sandbox", "9130354")
+    >>> with Session(engine) as session:
+    ...     link = identity.link(session, qbo, "Customer", "58", "organization", 7)
+    ...     found = identity.resolve_many(session, qbo, "Customer", ["58", "59"])
+    ...     mine = identity.resolve_local(session, qbo, "organization", 7)
+    ...     session.commit()
+    >>> link.foreign_id, sorted(found), mine.foreign_id
+    ('58', ['58'], '58')
+
+Linking is race-safe: two transactions linking the same pair at once leave one
+row and both callers get it (an ``INSERT`` that ignores a duplicate, followed by a
+read of the committed row). Linking a record that is already connected to a
+*different* row raises :class:`~connected_objects.exceptions.IdentityConflict`;
+:func:`relink` moves a link on purpose.
+
+Lookups are bulk-first: :func:`resolve_many` answers 1,000 foreign ids with one
+``SELECT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from typing import Union
+
+from sqlalchemy import Connection
+from sqlalchemy import Insert
+from sqlalchemy import Row
+from sqlalchemy import and_
+from sqlalchemy import delete
+from sqlalchemy import inspect
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import Session
+
+from .exceptions import IdentityConflict
+from .models import connected_object as t
+from .models import utcnow
+from .scope import Scope
+
+__all__ = [
+    "ConnectedObject",
+    "LocalId",
+    "LocalType",
+    "link",
+    "link_many",
+    "local_key",
+    "local_type_name",
+    "relink",
+    "resolve",
+    "resolve_local",
+    "resolve_many",
+    "resolve_many_local",
+    "unlink",
+]
+
+#: A database session or connection; functions here run in its transaction.
+DB = Union[Session, Connection]
+#: A local primary key: a scalar, or a tuple for composite keys.
+LocalId = Union[str, int, tuple[Any, ...]]
+#: A local type: a name, or a mapped class (its base table's name is used).
+LocalType = Union[str, type]
+
+_CHUNK = 5_000
+_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedObject:
+    """One identity-map row: a local row linked to a remote record in a scope."""
+
+    id: int
+    scope: Scope
+    entity: str
+    foreign_id: str
+    local_type: str
+    local_id: str
+    remote_version: str | None
+    content_hash: str | None
+    status: str
+    last_push_at: datetime | None
+    last_pull_at: datetime | None
+    meta: Mapping[str, Any] | None
+
+    @property
+    def linked(self) -> bool:
+        """True unless the link was tombstoned by :func:`unlink`."""
+        return self.status == "linked"
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ConnectedObject:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            scope=Scope(m["provider"], m["marketplace"], m["account"]),
+            entity=m["entity"],
+            foreign_id=m["foreign_id"],
+            local_type=m["local_type"],
+            local_id=m["local_id"],
+            remote_version=m["remote_version"],
+            content_hash=m["content_hash"],
+            status=m["status"],
+            last_push_at=m["last_push_at"],
+            last_pull_at=m["last_pull_at"],
+            meta=m["meta"],
+        )
+
+
+def local_key(local_id: LocalId) -> str:
+    """The string stored in ``local_id`` for a primary key (composite keys are joined)."""
+    if isinstance(local_id, tuple):
+        return _SEPARATOR.join(str(part) for part in local_id)
+    return str(local_id)
+
+
+def local_type_name(local_type: LocalType) -> str:
+    """The string stored in ``local_type``: a name as given, or a mapped class's base table name."""
+    if isinstance(local_type, str):
+        return local_type
+    mapper = inspect(local_type)
+    table = mapper.base_mapper.local_table
+    return str(getattr(table, "name", local_type.__name__))
+
+
+def _connection(db: DB) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _in_scope(scope: Scope) -> Any:
+    return and_(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+
+
+def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> Insert:
+    """A multi-row INSERT that leaves existing rows alone on any unique key."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(t).values(rows).on_conflict_do_nothing()
+    if name == "sqlite":
+        return sqlite.insert(t).values(rows).on_conflict_do_nothing()
+    if name in ("mysql", "mariadb"):
+        return mysql.insert(t).values(rows).on_duplicate_key_update(id=t.c.id)
+    raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
+
+
+def _fresh_select(conn: Connection, stmt: Any) -> Any:
+    # InnoDB's REPEATABLE READ would show a plain SELECT the snapshot taken before a
+    # concurrent link committed; a locking read sees the latest committed row.
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return stmt.with_for_update(read=True)
+    return stmt
+
+
+def link(
+    db: DB,
+    scope: Scope,
+    entity: str,
+    foreign_id: str,
+    local_type: LocalType,
+    local_id: LocalId,
+    *,
+    remote_version: str | None = None,
+    content_hash: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> ConnectedObject:
+    """Link a remote record to a local row, or return the existing identical link.
+
+    A tombstoned link of the same pair is revived.
+
+    :raises IdentityConflict: the record or the row is already linked to another
+        row or record in this scope; use :func:`relink` to move it.
+    """
+    return link_many(
+        db,
+        scope,
+        entity,
+        [(foreign_id, local_type, local_id)],
+        remote_version=remote_version,
+        content_hash=content_hash,
+        meta=meta,
+    )[0]
+
+
+def link_many(
+    db: DB,
+    scope: Scope,
+    entity: str,
+    links: Iterable[tuple[str, LocalType, LocalId]],
+    *,
+    remote_version: str | None = None,
+    content_hash: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> list[ConnectedObject]:
+    """Link many ``(foreign_id, local_type, local_id)`` triples with one INSERT and one SELECT.
+
+    Returns the links in the order given. Raises :class:`IdentityConflict` (and
+    writes nothing new that conflicts) if any triple collides with another link.
+    """
+    wanted = [(str(fid), local_type_name(lt), local_key(lid)) for fid, lt, lid in links]
+    if not wanted:
+        return []
+    conn = _connection(db)
+    now = utcnow()
+    rows = [
+        {
+            "provider": scope.provider,
+            "marketplace": scope.marketplace,
+            "account": scope.account,
+            "entity": entity,
+            "foreign_id": fid,
+            "local_type": lt,
+            "local_id": lid,
+            "remote_version": remote_version,
+            "content_hash": content_hash,
+            "status": "linked",
+            "meta": dict(meta) if meta is not None else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for fid, lt, lid in dict.fromkeys(wanted)
+    ]
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(_insert_ignoring_duplicates(conn, rows[start : start + _CHUNK]))
+    found = _select_foreign(conn, scope, entity, [fid for fid, _, _ in wanted], fresh=True)
+    result: list[ConnectedObject] = []
+    revive: list[int] = []
+    for fid, lt, lid in wanted:
+        obj = found.get(fid)
+        if obj is None or (obj.local_type, obj.local_id) != (lt, lid):
+            raise _conflict(conn, scope, entity, fid, lt, lid, obj)
+        if not obj.linked:
+            revive.append(obj.id)
+        result.append(obj)
+    if revive:
+        conn.execute(update(t).where(t.c.id.in_(revive)).values(status="linked", updated_at=now))
+        revived = set(revive)
+        result = [replace(obj, status="linked") if obj.id in revived else obj for obj in result]
+    return result
+
+
+def _conflict(
+    conn: Connection,
+    scope: Scope,
+    entity: str,
+    foreign_id: str,
+    local_type: str,
+    local_id: str,
+    by_foreign: ConnectedObject | None,
+) -> IdentityConflict:
+    if by_foreign is not None:
+        return IdentityConflict(
+            f"{scope} {entity} {foreign_id!r} is already linked to {by_foreign.local_type} "
+            f"{by_foreign.local_id!r}, not {local_type} {local_id!r}; call identity.relink() to move it"
+        )
+    holder = resolve_local(conn, scope, local_type, local_id, include_deleted=True)
+    where = f"{holder.entity} {holder.foreign_id!r}" if holder else "another record"
+    return IdentityConflict(
+        f"{local_type} {local_id!r} is already linked to {where} in {scope}, so it cannot also "
+        f"be {entity} {foreign_id!r}; call identity.relink() to move it"
+    )
+
+
+def _select_foreign(
+    conn: Connection, scope: Scope, entity: str, foreign_ids: Collection[str], *, fresh: bool = False
+) -> dict[str, ConnectedObject]:
+    ids = list(dict.fromkeys(foreign_ids))
+    found: dict[str, ConnectedObject] = {}
+    for start in range(0, len(ids), _CHUNK):
+        stmt = select(t).where(_in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK]))
+        if fresh:
+            stmt = _fresh_select(conn, stmt)
+        for row in conn.execute(stmt):
+            obj = ConnectedObject.from_row(row)
+            found[obj.foreign_id] = obj
+    return found
+
+
+def resolve(
+    db: DB, scope: Scope, entity: str, foreign_id: str, *, include_deleted: bool = False
+) -> ConnectedObject | None:
+    """The link of one remote record (foreign → local), or None."""
+    return resolve_many(db, scope, entity, [foreign_id], include_deleted=include_deleted).get(str(foreign_id))
+
+
+def resolve_many(
+    db: DB, scope: Scope, entity: str, foreign_ids: Iterable[str], *, include_deleted: bool = False
+) -> dict[str, ConnectedObject]:
+    """Links of many remote records, keyed by foreign id; one SELECT per 5,000 ids."""
+    found = _select_foreign(_connection(db), scope, entity, [str(f) for f in foreign_ids])
+    if include_deleted:
+        return found
+    return {k: v for k, v in found.items() if v.linked}
+
+
+def resolve_local(
+    db: DB, scope: Scope, local_type: LocalType, local_id: LocalId, *, include_deleted: bool = False
+) -> ConnectedObject | None:
+    """The link of one local row (local → foreign) in a scope, or None."""
+    key = local_key(local_id)
+    return resolve_many_local(db, scope, local_type, [key], include_deleted=include_deleted).get(key)
+
+
+def resolve_many_local(
+    db: DB,
+    scope: Scope,
+    local_type: LocalType,
+    local_ids: Iterable[LocalId],
+    *,
+    include_deleted: bool = False,
+) -> dict[str, ConnectedObject]:
+    """Links of many local rows in a scope, keyed by :func:`local_key`; one SELECT per 5,000 ids."""
+    conn = _connection(db)
+    name = local_type_name(local_type)
+    keys = list(dict.fromkeys(local_key(i) for i in local_ids))
+    found: dict[str, ConnectedObject] = {}
+    for start in range(0, len(keys), _CHUNK):
+        stmt = select(t).where(_in_scope(scope), t.c.local_type == name, t.c.local_id.in_(keys[start : start + _CHUNK]))
+        if not include_deleted:
+            stmt = stmt.where(t.c.status == "linked")
+        for row in conn.execute(stmt):
+            obj = ConnectedObject.from_row(row)
+            found[obj.local_id] = obj
+    return found
+
+
+def unlink(db: DB, scope: Scope, entity: str, foreign_id: str, *, tombstone: bool = True) -> bool:
+    """Tombstone (default) or delete the link of a remote record; True if there was one.
+
+    A tombstone keeps the row, marked ``deleted``, so a late event for the record
+    is recognised rather than re-created; :func:`link` of the same pair revives it.
+    """
+    conn = _connection(db)
+    where = and_(_in_scope(scope), t.c.entity == entity, t.c.foreign_id == str(foreign_id))
+    if tombstone:
+        result = conn.execute(
+            update(t).where(where, t.c.status != "deleted").values(status="deleted", updated_at=utcnow())
+        )
+    else:
+        result = conn.execute(delete(t).where(where))
+    return bool(result.rowcount)
+
+
+def relink(
+    db: DB,
+    scope: Scope,
+    entity: str,
+    foreign_id: str,
+    local_type: LocalType,
+    local_id: LocalId,
+    *,
+    remote_version: str | None = None,
+    content_hash: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> ConnectedObject:
+    """Link a remote record to a local row, first removing any link either side already has.
+
+    Use it when a record really moved: a merge at the provider, a local
+    de-duplication, or a row re-created under a new remote id.
+    """
+    conn = _connection(db)
+    lt, lid = local_type_name(local_type), local_key(local_id)
+    conn.execute(
+        delete(t).where(
+            _in_scope(scope),
+            or_(
+                and_(t.c.entity == entity, t.c.foreign_id == str(foreign_id)),
+                and_(t.c.local_type == lt, t.c.local_id == lid),
+            ),
+        )
+    )
+    return link(
+        conn, scope, entity, foreign_id, lt, lid, remote_version=remote_version, content_hash=content_hash, meta=meta
+    )

@@ -1,0 +1,237 @@
+"""The library's own tables, ``co_*``, on their own :class:`~sqlalchemy.MetaData`.
+
+These tables belong to connected-objects and are created and changed only by the
+migrations it ships (see :mod:`connected_objects.schema`); your own models stay
+on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
+
+``co_connected_object``
+    the identity map: one row links a local row ``(local_type, local_id)`` to a
+    remote record ``(provider, marketplace, account, entity, foreign_id)``,
+    unique both ways inside a scope.
+``co_connection``
+    a local owner (an organization, say) linked to one scope, with its
+    encrypted credentials, per-entity direction switches and status.
+``co_outbox``
+    captured local changes waiting to be pushed; at most one *pending* and one
+    *in-flight* change per (scope, local object), enforced by the ``slot``
+    column (``'p'``, ``'f'`` or NULL once finished) in a unique key.
+``co_inbox``
+    verified inbound events, unique on a provider-given or content-derived key.
+``co_cursor``
+    the position of each pull, per (scope, entity).
+
+Example: create them directly for a quick experiment (applications use the
+migrations instead)::
+
+    >>> from sqlalchemy import create_engine, inspect
+    >>> from connected_objects.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> sorted(inspect(engine).get_table_names())
+    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_outbox']
+
+Timestamps are stored as naive UTC with microseconds on every backend and read
+back as aware UTC datetimes (:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy import BigInteger
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import Dialect
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import LargeBinary
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "CHANGE_STATES",
+    "LINK_STATES",
+    "UTCDateTime",
+    "connected_object",
+    "connection",
+    "cursor",
+    "inbox",
+    "metadata",
+    "outbox",
+    "utcnow",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: States of an identity-map row.
+LINK_STATES = ("linked", "deleted")
+#: States of an outbox change or an inbox event.
+CHANGE_STATES = ("pending", "in_flight", "done", "dead")
+
+
+def utcnow() -> dt.datetime:
+    """The current time as an aware UTC datetime."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Naive-UTC storage with microseconds everywhere; aware UTC values in Python."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("connected-objects stores aware datetimes only; pass tzinfo=timezone.utc")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+_Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+_LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+def _scope_columns() -> list[Column[Any]]:
+    return [
+        Column("provider", String(64), nullable=False),
+        Column("marketplace", String(64), nullable=False),
+        Column("account", String(128), nullable=False),
+    ]
+
+
+def _timestamps() -> list[Column[Any]]:
+    return [
+        Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+        Column("updated_at", UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow),
+    ]
+
+
+def _work_columns() -> list[Column[Any]]:
+    """Retry, lease and dead-letter columns shared by the outbox and the inbox."""
+    return [
+        Column("state", String(12), nullable=False, default="pending"),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UTCDateTime(), nullable=False, default=utcnow),
+        Column("lease_owner", String(64), nullable=True),
+        Column("lease_expires_at", UTCDateTime(), nullable=True),
+        Column("last_error", _LongText, nullable=True),
+    ]
+
+
+connected_object = Table(
+    "co_connected_object",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("entity", String(64), nullable=False),
+    Column("foreign_id", String(255), nullable=False),
+    Column("local_type", String(128), nullable=False),
+    Column("local_id", String(255), nullable=False),
+    Column("remote_version", String(128), nullable=True),
+    Column("content_hash", String(64), nullable=True),
+    Column("last_push_at", UTCDateTime(), nullable=True),
+    Column("last_pull_at", UTCDateTime(), nullable=True),
+    Column("status", String(12), nullable=False, default="linked"),
+    Column("last_error", _LongText, nullable=True),
+    Column("meta", JSON, nullable=True),
+    *_timestamps(),
+    UniqueConstraint(
+        "provider", "marketplace", "account", "entity", "foreign_id", name="uq_co_connected_object_foreign"
+    ),
+    UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", name="uq_co_connected_object_local"),
+    Index(None, "local_type", "local_id"),
+)
+
+connection = Table(
+    "co_connection",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("owner_type", String(128), nullable=False),
+    Column("owner_id", String(255), nullable=False),
+    Column("credentials", _Blob, nullable=True),
+    Column("settings", JSON, nullable=True),
+    Column("directions", JSON, nullable=True),
+    Column("status", String(12), nullable=False, default="active"),
+    Column("status_reason", _LongText, nullable=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("token_expires_at", UTCDateTime(), nullable=True),
+    *_timestamps(),
+    UniqueConstraint("provider", "marketplace", "account", name="uq_co_connection_scope"),
+    Index(None, "owner_type", "owner_id"),
+)
+
+outbox = Table(
+    "co_outbox",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("entity", String(64), nullable=False),
+    Column("local_type", String(128), nullable=False),
+    Column("local_id", String(255), nullable=False),
+    Column("operation", String(8), nullable=False),
+    Column("slot", String(1), nullable=True),
+    Column("revision", Integer, nullable=False, default=1),
+    Column("origin", String(64), nullable=True),
+    *_work_columns(),
+    *_timestamps(),
+    UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "lease_expires_at"),
+)
+
+inbox = Table(
+    "co_inbox",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("marketplace", String(64), nullable=False),
+    Column("account", String(128), nullable=True),
+    Column("entity", String(64), nullable=True),
+    Column("dedupe_key", String(191), nullable=False),
+    Column("content_type", String(100), nullable=True),
+    Column("payload", _Blob, nullable=False),
+    *_work_columns(),
+    *_timestamps(),
+    UniqueConstraint("provider", "marketplace", "dedupe_key", name="uq_co_inbox_dedupe"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "lease_expires_at"),
+)
+
+cursor = Table(
+    "co_cursor",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("entity", String(64), nullable=False),
+    Column("position", JSON, nullable=True),
+    *_timestamps(),
+    UniqueConstraint("provider", "marketplace", "account", "entity", name="uq_co_cursor_scope_entity"),
+)

@@ -1,0 +1,148 @@
+"""The plugin contract: what a provider must be, as typed Protocols and values.
+
+A provider is one kind of remote system (``maestrano``, ``quickbooks``, ``xero``,
+or yours). It is published under the entry-point group
+``connected_objects.providers``; the entry point's *name* is the provider's
+name, stored in every ``co_*`` row, so it must never change::
+
+    [project.entry-points."connected_objects.providers"]
+    hubspot = "connected_objects_hubspot:HubSpotProvider"
+
+The value is a class or a zero-argument factory returning an object that
+satisfies :class:`Provider`. Its :meth:`Provider.client` makes a
+:class:`RemoteClient` for one scope; the engines (dispatch, apply, pull) talk
+only to that. Remote failures are raised as the
+:class:`~connected_objects.exceptions.RemoteError` branches so the engines can
+retry, refetch or give up correctly.
+
+Example: the smallest provider that passes validation::
+
+    >>> from connected_objects.provider import API_VERSION, Limits, Provider
+    >>> class Echo:
+    ...     name = "echo"
+    ...     api_version = API_VERSION
+    ...     entities = frozenset({"notes"})
+    ...     def limits(self, scope):
+    ...         return Limits(concurrency=2)
+    ...     def client(self, scope, http, credentials):
+    ...         raise NotImplementedError
+    >>> isinstance(Echo(), Provider)
+    True
+
+This module does no I/O and imports no provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Final
+from typing import Protocol
+from typing import runtime_checkable
+
+from .scope import Scope
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "API_VERSION",
+    "Limits",
+    "Page",
+    "Provider",
+    "RemoteClient",
+    "RemoteRecord",
+]
+
+#: The contract version this core implements; a provider must declare the same.
+API_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    """One record as the provider returned it."""
+
+    entity: str
+    foreign_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    #: The provider's concurrency token: QBO SyncToken, Xero UpdatedDateUTC, Connec! updated_at.
+    version: str | None = None
+    updated_at: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a change feed and the cursor to continue from."""
+
+    records: Sequence[RemoteRecord]
+    cursor: Any
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a provider allows per account; the dispatcher keeps under it.
+
+    :param concurrency: requests in flight at once per account.
+    :param per_minute: requests per minute per account (None: unlimited).
+    :param batch_size: operations per batch call, where the provider has one (1: no batching).
+    """
+
+    concurrency: int = 4
+    per_minute: float | None = None
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.batch_size < 1:
+            raise ValueError("Limits.concurrency and Limits.batch_size must be at least 1")
+        if self.per_minute is not None and self.per_minute <= 0:
+            raise ValueError("Limits.per_minute must be positive or None")
+
+
+class RemoteClient(Protocol):
+    """Calls to one scope's API. Every write carries a deterministic idempotency key."""
+
+    async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord: ...
+
+    async def update(
+        self,
+        entity: str,
+        foreign_id: str,
+        payload: Mapping[str, Any],
+        *,
+        version: str | None,
+        idempotency_key: str,
+    ) -> RemoteRecord: ...
+
+    async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None: ...
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]: ...
+
+    async def changes(self, entity: str, cursor: Any) -> Page: ...
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A kind of remote system whose records can be connected to local rows."""
+
+    #: Must equal the entry-point name.
+    name: str
+    #: Must equal :data:`API_VERSION`.
+    api_version: int
+    #: The remote collections this provider can sync.
+    entities: Collection[str]
+
+    def limits(self, scope: Scope) -> Limits:
+        """The rate and concurrency limits for one account."""
+        ...
+
+    def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
+        """A client for one scope, sending through the shared ``http`` client."""
+        ...

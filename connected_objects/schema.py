@@ -1,0 +1,170 @@
+"""How applications get, check and apply connected-objects' own migrations.
+
+The ``co_*`` tables are created and changed only by Alembic revisions that ship
+inside the package as ``connected_objects.migrations``, on a branch labelled
+``connected_objects``. There are two ways to run them; pick one per database.
+
+**With your own Alembic** (recommended): add our versions to your
+``version_locations`` and upgrade all heads. :func:`snippet` prints this::
+
+    # alembic.ini, [alembic] section
+    path_separator = space
+    version_locations = %(here)s/alembic/versions connected_objects.migrations:versions
+
+    # env.py
+    import connected_objects.models
+    target_metadata = [Base.metadata, connected_objects.models.metadata]
+
+    $ alembic upgrade heads
+
+**Without Alembic**: call :func:`upgrade` at start-up. It runs our revisions
+alone, recording them in their own table ``co_alembic_version`` so they never
+mix with an application's ``alembic_version``. Don't combine the two modes on
+one database.
+
+Either way, :func:`check` at start-up refuses to run against an out-of-date
+schema and names the command that fixes it.
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import schema
+    >>> engine = create_engine("sqlite://")
+    >>> schema.upgrade(engine)
+    >>> with engine.connect() as conn:
+    ...     schema.check(conn)
+    ...     schema.current(conn)
+    'co_0001'
+"""
+
+from __future__ import annotations
+
+from importlib.resources import as_file
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy import inspect
+from sqlalchemy import text
+
+from .exceptions import SchemaOutOfDate
+
+__all__ = [
+    "BRANCH_LABEL",
+    "VERSION_LOCATION",
+    "VERSION_TABLE",
+    "check",
+    "current",
+    "downgrade",
+    "head",
+    "location",
+    "snippet",
+    "upgrade",
+]
+
+#: The Alembic branch label of our revisions.
+BRANCH_LABEL = "connected_objects"
+#: What to add to ``version_locations`` in an application's Alembic configuration.
+VERSION_LOCATION = "connected_objects.migrations:versions"
+#: The version table :func:`upgrade` uses when the application has no Alembic of its own.
+VERSION_TABLE = "co_alembic_version"
+
+
+def location() -> Path:
+    """The directory holding our Alembic environment (``env.py``, ``versions/``)."""
+    with as_file(files("connected_objects.migrations")) as path:
+        return Path(path)
+
+
+def snippet() -> str:
+    """The configuration to paste into an application's Alembic set-up."""
+    return (
+        "# alembic.ini, [alembic] section (keep path_separator = space: our location has a colon)\n"
+        "path_separator = space\n"
+        f"version_locations = %(here)s/alembic/versions {VERSION_LOCATION}\n"
+        "\n"
+        "# env.py\n"
+        "import connected_objects.models\n"
+        "target_metadata = [Base.metadata, connected_objects.models.metadata]\n"
+        "\n"
+        "# then, in the shell\n"
+        "alembic upgrade heads\n"
+    )
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(location()))
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest revision this version of connected-objects ships."""
+    script = ScriptDirectory.from_config(_config())
+    heads = script.get_heads()
+    if len(heads) != 1:  # pragma: no cover - a packaging bug
+        raise SchemaOutOfDate(f"connected-objects ships {len(heads)} migration heads; reinstall the package")
+    return heads[0]
+
+
+def current(connection: Connection) -> str | None:
+    """The revision of our branch applied to this database, or None.
+
+    Looks in ``co_alembic_version`` (standalone mode) and in the application's
+    ``alembic_version`` (branch mode).
+    """
+    ours = {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+    tables = set(inspect(connection).get_table_names())
+    for table in (VERSION_TABLE, "alembic_version"):
+        if table in tables:
+            for (rev,) in connection.execute(text(f"SELECT version_num FROM {table}")):  # noqa: S608
+                if rev in ours:
+                    return str(rev)
+    return None
+
+
+def check(connection: Connection) -> None:
+    """Raise :class:`SchemaOutOfDate` unless our tables are at :func:`head`.
+
+    The message names the command to run.
+    """
+    found = current(connection)
+    wanted = head()
+    if found == wanted:
+        return
+    state = "are missing" if found is None else f"are at revision {found}"
+    raise SchemaOutOfDate(
+        f"the connected-objects tables {state}; this version needs {wanted}. Run 'alembic upgrade heads' "
+        "if your Alembic version_locations include connected_objects.migrations:versions, otherwise call "
+        "connected_objects.schema.upgrade(engine) or run 'connected-objects schema upgrade --url URL'."
+    )
+
+
+def upgrade(bind: Engine | Connection, revision: str = "head") -> None:
+    """Apply our migrations up to ``revision``, tracked in ``co_alembic_version``.
+
+    For applications without an Alembic environment of their own. Takes an
+    engine (a transaction is opened and committed) or a connection (the
+    caller commits).
+    """
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            command.upgrade(_config(connection), revision)
+    else:
+        command.upgrade(_config(bind), revision)
+
+
+def downgrade(bind: Engine | Connection, revision: str = "base") -> None:
+    """Revert our migrations down to ``revision`` (``base`` drops every ``co_*`` table)."""
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            command.downgrade(_config(connection), revision)
+    else:
+        command.downgrade(_config(bind), revision)
