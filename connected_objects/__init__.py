@@ -11,9 +11,7 @@ Example::
     'xero'
 """
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from . import identity
@@ -46,7 +44,7 @@ from .scope import Scope
 
 try:
     __version__ = _version("connected-objects")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+except _PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0+unknown"
 
 __all__ = [

@@ -68,8 +68,12 @@ def providers() -> None:
 
 
 @main.command()
-@click.option("--database", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SQLite file to use (default: a fresh temporary file).")
+@click.option(
+    "--database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file to use (default: a fresh temporary file).",
+)
 def demo(database: Path | None) -> None:
     """Run the main job on an embedded SQLite database."""
     with tempfile.TemporaryDirectory(prefix="connected-objects-demo-") as tmp:

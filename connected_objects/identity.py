@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from typing import Union
+from typing import TypeAlias
 
 from sqlalchemy import Connection
 from sqlalchemy import Insert
@@ -60,6 +60,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 
 from .exceptions import IdentityConflict
@@ -84,11 +85,11 @@ __all__ = [
 ]
 
 #: A database session or connection; functions here run in its transaction.
-DB = Union[Session, Connection]
+DB: TypeAlias = Session | Connection
 #: A local primary key: a scalar, or a tuple for composite keys.
-LocalId = Union[str, int, tuple[Any, ...]]
+LocalId: TypeAlias = str | int | tuple[Any, ...]
 #: A local type: a name, or a mapped class (its base table's name is used).
-LocalType = Union[str, type]
+LocalType: TypeAlias = str | type
 
 _CHUNK = 5_000
 _SEPARATOR = "\x1f"
@@ -146,7 +147,7 @@ def local_type_name(local_type: LocalType) -> str:
     """The string stored in ``local_type``: a name as given, or a mapped class's base table name."""
     if isinstance(local_type, str):
         return local_type
-    mapper = inspect(local_type)
+    mapper: Mapper[Any] = inspect(local_type)
     table = mapper.base_mapper.local_table
     return str(getattr(table, "name", local_type.__name__))
 

@@ -165,7 +165,9 @@ connected_object = Table(
     UniqueConstraint(
         "provider", "marketplace", "account", "entity", "foreign_id", name="uq_co_connected_object_foreign"
     ),
-    UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", name="uq_co_connected_object_local"),
+    UniqueConstraint(
+        "provider", "marketplace", "account", "local_type", "local_id", name="uq_co_connected_object_local"
+    ),
     Index(None, "local_type", "local_id"),
 )
 

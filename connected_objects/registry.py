@@ -34,7 +34,7 @@ from importlib import import_module
 from importlib.metadata import EntryPoint
 from importlib.metadata import entry_points
 from typing import Any
-from typing import Union
+from typing import TypeAlias
 
 from .exceptions import DuplicateProvider
 from .exceptions import ProviderLoadError
@@ -60,7 +60,7 @@ GROUP = "connected_objects.providers"
 AUTOLOAD_ENV = "CONNECTED_OBJECTS_DISABLE_PROVIDER_AUTOLOAD"
 
 #: What :func:`register` accepts: an instance, a class or zero-argument factory, or "module:attr".
-ProviderSource = Union[Provider, Callable[[], Any], str]
+ProviderSource: TypeAlias = Provider | Callable[[], Any] | str
 
 _lock = threading.RLock()
 _registered: dict[str, ProviderSource] = {}
@@ -182,9 +182,7 @@ def _resolve(name: str, source: ProviderSource) -> Any:
         for part in filter(None, attr.split(".")):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
-        raise ProviderLoadError(
-            name, f"provider {name!r} registered as {source!r} could not be loaded: {exc}"
-        ) from exc
+        raise ProviderLoadError(name, f"provider {name!r} registered as {source!r} could not be loaded: {exc}") from exc
     return target
 
 

@@ -124,7 +124,7 @@ def current(connection: Connection) -> str | None:
     tables = set(inspect(connection).get_table_names())
     for table in (VERSION_TABLE, "alembic_version"):
         if table in tables:
-            for (rev,) in connection.execute(text(f"SELECT version_num FROM {table}")):  # noqa: S608
+            for (rev,) in connection.execute(text(f"SELECT version_num FROM {table}")):
                 if rev in ours:
                     return str(rev)
     return None
@@ -162,9 +162,18 @@ def upgrade(bind: Engine | Connection, revision: str = "head") -> None:
 
 
 def downgrade(bind: Engine | Connection, revision: str = "base") -> None:
-    """Revert our migrations down to ``revision`` (``base`` drops every ``co_*`` table)."""
+    """Revert our migrations down to ``revision``.
+
+    ``base`` drops every ``co_*`` table, ``co_alembic_version`` included.
+    """
     if isinstance(bind, Engine):
         with bind.begin() as connection:
-            command.downgrade(_config(connection), revision)
+            _downgrade(connection, revision)
     else:
-        command.downgrade(_config(bind), revision)
+        _downgrade(bind, revision)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(_config(connection), revision)
+    if revision == "base":
+        connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))

@@ -134,14 +134,10 @@ class MemoryClient:
             self.provider.deletes += 1
 
     async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
-        return [
-            self._record(entity, fid) for fid in foreign_ids if (self.scope, entity, fid) in self.provider.records
-        ]
+        return [self._record(entity, fid) for fid in foreign_ids if (self.scope, entity, fid) in self.provider.records]
 
     async def changes(self, entity: str, cursor: Any) -> Page:
-        ids = sorted(
-            (int(fid) for (scope, ent, fid) in self.provider.records if scope == self.scope and ent == entity)
-        )
+        ids = sorted(int(fid) for (scope, ent, fid) in self.provider.records if scope == self.scope and ent == entity)
         start = int(cursor or 0)
         batch = [i for i in ids if i > start][:100]
         records = [self._record(entity, str(i)) for i in batch]

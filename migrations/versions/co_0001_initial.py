@@ -161,9 +161,7 @@ def upgrade() -> None:
         sa.Column("position", sa.JSON(), nullable=True),
         *_stamps(),
         sa.PrimaryKeyConstraint("id", name="pk_co_cursor"),
-        sa.UniqueConstraint(
-            "provider", "marketplace", "account", "entity", name="uq_co_cursor_scope_entity"
-        ),
+        sa.UniqueConstraint("provider", "marketplace", "account", "entity", name="uq_co_cursor_scope_entity"),
     )
 
 

@@ -1,4 +1,6 @@
-"""The maestrano provider for connected-objects: Maestrano marketplaces: SSO, billing, account and Connec! webhooks, Connec! data sharing.
+"""The maestrano provider for connected-objects.
+
+Maestrano marketplaces: SSO, billing, account and Connec! webhooks, Connec! data sharing.
 
 Installed as the distribution ``connected-objects-maestrano``, it registers itself
 under the entry-point group ``connected_objects.providers`` exactly as a third

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
 from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteClient

@@ -1,0 +1,297 @@
+"""Clean SQLite, PostgreSQL and MariaDB databases for pytest.
+
+Load it as a plugin from your ``conftest.py``::
+
+    pytest_plugins = ["connected_objects.testing.databases"]
+
+and ask for a fixture:
+
+``engine``
+    parametrised over ``sqlite``, ``postgresql`` and ``mariadb``: an engine on a
+    scratch database holding the ``co_*`` tables, emptied after each test
+    (tables a test creates itself are dropped).
+``sqlite_engine`` / ``server_engine``
+    the same, on SQLite only / on PostgreSQL and MariaDB only.
+``empty_database_url``
+    parametrised like ``engine``: the URL of a brand-new, empty database
+    (for migration tests), dropped afterwards.
+
+Where the servers come from, per backend:
+
+1. ``CO_TEST_POSTGRES_URL`` / ``CO_TEST_MARIADB_URL``, e.g.
+   ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` and
+   ``mariadb+pymysql://root@127.0.0.1:3306/test``. The suite creates its own
+   scratch databases next to the one named, so the user needs CREATE DATABASE.
+   A URL that is set but unreachable fails the tests: it never skips.
+2. Otherwise, if a Docker engine answers, testcontainers starts a server.
+3. Otherwise those tests skip, with a reason saying how to enable them, unless
+   ``CO_TEST_REQUIRE`` names the backend (``CO_TEST_REQUIRE=postgresql,mariadb``
+   in CI): then they fail.
+
+Example (a test module)::
+
+    from connected_objects import Scope, identity
+
+    def test_link(engine):
+        with engine.begin() as conn:
+            identity.link(conn, Scope("memory", "t", "a"), "notes", "1", "note", 1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy import MetaData
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from ..models import metadata as co_metadata
+
+__all__ = [
+    "BACKENDS",
+    "StatementCounter",
+    "count_statements",
+    "create_database",
+    "drop_database",
+    "server_url",
+]
+
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+SERVER_BACKENDS = ("postgresql", "mariadb")
+_ENV = {"postgresql": "CO_TEST_POSTGRES_URL", "mariadb": "CO_TEST_MARIADB_URL"}
+_EXAMPLE = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mariadb": "mariadb+pymysql://root@127.0.0.1:3306/test",
+}
+
+
+def _required(backend: str) -> bool:
+    wanted = {b.strip() for b in os.environ.get("CO_TEST_REQUIRE", "").split(",")}
+    return backend in wanted
+
+
+_containers: dict[str, Any] = {}
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+    except ImportError:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.from_env(timeout=5)
+            client.ping()
+            client.close()
+            return True
+        except Exception:
+            return False
+        finally:
+            gc.collect()
+
+
+def _container_url(backend: str) -> str | None:
+    if backend in _containers:
+        return str(_containers[backend][1])
+    if not _docker_available():
+        return None
+    if backend == "postgresql":
+        from testcontainers.community.postgres import PostgresContainer
+
+        pg = PostgresContainer("postgres:16", driver="psycopg").start()
+        url = pg.get_connection_url()
+        _containers[backend] = (pg, url)
+    else:
+        from testcontainers.community.mysql import MySqlContainer
+
+        maria = MySqlContainer("mariadb:10.11", dialect="pymysql").start()
+        url = maria.get_connection_url().replace("mysql+pymysql", "mariadb+pymysql")
+        _containers[backend] = (maria, url)
+    return url
+
+
+def server_url(backend: str) -> str:
+    """The configured server URL for ``postgresql`` or ``mariadb``; skips or fails if there is none."""
+    url = os.environ.get(_ENV[backend]) or _container_url(backend)
+    if url:
+        return url
+    reason = f"{backend} tests need a server: set {_ENV[backend]} (e.g. {_EXAMPLE[backend]}) or run a Docker engine"
+    if _required(backend):
+        pytest.fail(f"CO_TEST_REQUIRE names {backend} but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def create_database(server: str, name: str) -> str:
+    """Create database ``name`` on the server of URL ``server``; return its URL."""
+    url = make_url(server)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if url.get_backend_name() == "postgresql":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+                conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    except Exception as exc:
+        hidden = url.render_as_string(hide_password=True)
+        pytest.fail(f"cannot create a scratch database on {hidden}: {exc}", pytrace=False)
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop database ``name`` on the server of URL ``server`` (if it exists)."""
+    url = make_url(server)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if url.get_backend_name() == "postgresql":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        admin.dispose()
+
+
+def _scratch_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Server:
+    url: str
+    engine: Engine
+
+
+@pytest.fixture(scope="session")
+def _server_databases() -> Iterator[dict[str, _Server]]:
+    created: dict[str, _Server] = {}
+    yield created
+    for backend, server in created.items():
+        server.engine.dispose()
+        drop_database(server_url(backend), make_url(server.url).database or "")
+    for container, _url in _containers.values():
+        container.stop()
+    _containers.clear()
+
+
+def _server_engine(backend: str, cache: dict[str, _Server]) -> Engine:
+    if backend not in cache:
+        url = create_database(server_url(backend), _scratch_name("co_test"))
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        co_metadata.create_all(engine)
+        cache[backend] = _Server(url, engine)
+    return cache[backend].engine
+
+
+def _empty(engine: Engine) -> None:
+    """Drop the tables a test made and delete every row from the co_* tables."""
+    engine.dispose()  # nothing of the test's may hold locks past here
+    reflected = MetaData()
+    reflected.reflect(engine)
+    ours = set(co_metadata.tables)
+    with engine.begin() as conn:
+        extra = [t for t in reflected.sorted_tables if t.name not in ours]
+        if extra:
+            reflected.drop_all(conn, tables=extra)
+        for table in reversed(co_metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@contextlib.contextmanager
+def _engine_for(backend: str, tmp_path: Path, cache: dict[str, _Server]) -> Iterator[Engine]:
+    if backend == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'test.sqlite'}")
+        co_metadata.create_all(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    engine = _server_engine(backend, cache)
+    try:
+        yield engine
+    finally:
+        _empty(engine)
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path, _server_databases: dict[str, _Server]) -> Iterator[Engine]:
+    """An engine with the co_* tables, on each backend in turn, clean for every test."""
+    with _engine_for(request.param, tmp_path, _server_databases) as e:
+        yield e
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, _server_databases: dict[str, _Server]) -> Iterator[Engine]:
+    """An engine with the co_* tables on a fresh SQLite file."""
+    with _engine_for("sqlite", tmp_path, _server_databases) as e:
+        yield e
+
+
+@pytest.fixture(params=SERVER_BACKENDS)
+def server_engine(
+    request: pytest.FixtureRequest, tmp_path: Path, _server_databases: dict[str, _Server]
+) -> Iterator[Engine]:
+    """An engine with the co_* tables on PostgreSQL, then MariaDB."""
+    with _engine_for(request.param, tmp_path, _server_databases) as e:
+        yield e
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a brand-new empty database on each backend in turn."""
+    backend = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
+        return
+    server = server_url(backend)
+    name = _scratch_name("co_empty")
+    url = create_database(server, name)
+    try:
+        yield url
+    finally:
+        drop_database(server, name)
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine executes while active."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def selects(self) -> list[str]:
+        return [s for s in self.statements if s.lstrip().upper().startswith("SELECT")]
+
+    def _on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+
+@contextlib.contextmanager
+def count_statements(engine: Engine) -> Iterator[StatementCounter]:
+    """Record every statement sent by ``engine`` inside the ``with`` block."""
+    counter = StatementCounter()
+    event.listen(engine, "before_cursor_execute", counter._on_execute)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", counter._on_execute)

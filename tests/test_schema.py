@@ -1,0 +1,161 @@
+"""Shipped migrations: they build exactly our metadata, undo cleanly and plug into a user's Alembic."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import create_engine
+from sqlalchemy import inspect
+
+from connected_objects import SchemaOutOfDate
+from connected_objects import schema
+from connected_objects.models import metadata
+
+
+def _co_tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {t for t in inspect(engine).get_table_names() if t.startswith("co_")}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_builds_exactly_the_metadata(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        schema.upgrade(engine)
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": True,
+                    "include_name": lambda name, kind, parent: name != schema.VERSION_TABLE,
+                },
+            )
+            diff = compare_metadata(context, metadata)
+            schema.check(conn)
+            assert schema.current(conn) == schema.head()
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_downgrade_to_base_leaves_no_co_table(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        schema.upgrade(engine)
+        schema.downgrade(engine, "base")
+    finally:
+        engine.dispose()
+    assert _co_tables(empty_database_url) == set()
+
+
+def test_check_names_the_command_to_run(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        with engine.connect() as conn, pytest.raises(SchemaOutOfDate, match="alembic upgrade heads") as info:
+            schema.check(conn)
+    finally:
+        engine.dispose()
+    assert "are missing" in str(info.value)
+    assert "connected_objects.schema.upgrade(engine)" in str(info.value)
+
+
+def test_revision_ids_and_branch_label() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(schema.location()))
+    script = ScriptDirectory.from_config(config)
+    revisions = list(script.walk_revisions())
+    assert revisions, "no revisions shipped"
+    for rev in revisions:
+        assert re.fullmatch(r"co_\d{4}", rev.revision), rev.revision
+        if rev.down_revision is None:
+            assert rev.branch_labels == {schema.BRANCH_LABEL}
+        else:
+            assert not rev.branch_labels
+    assert script.get_heads() == [schema.head()]
+
+
+def _user_project(tmp_path: Path, url: str) -> Config:
+    """A throwaway application with its own Alembic environment and one revision."""
+    (tmp_path / "alembic" / "versions").mkdir(parents=True)
+    (tmp_path / "alembic.ini").write_text(
+        textwrap.dedent(
+            f"""\
+            [alembic]
+            script_location = %(here)s/alembic
+            path_separator = space
+            version_locations = %(here)s/alembic/versions {schema.VERSION_LOCATION}
+            sqlalchemy.url = {url.replace("%", "%%")}
+            """
+        )
+    )
+    (tmp_path / "alembic" / "env.py").write_text(
+        textwrap.dedent(
+            """\
+            from alembic import context
+            from sqlalchemy import create_engine
+
+            import connected_objects.models
+
+            config = context.config
+            engine = create_engine(config.get_main_option("sqlalchemy.url"))
+            try:
+                with engine.connect() as connection:
+                    context.configure(connection=connection, target_metadata=[connected_objects.models.metadata])
+                    with context.begin_transaction():
+                        context.run_migrations()
+            finally:
+                engine.dispose()
+            """
+        )
+    )
+    (tmp_path / "alembic" / "versions" / "app_0001.py").write_text(
+        textwrap.dedent(
+            """\
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "app_0001"
+            down_revision = None
+            branch_labels = ("app",)
+            depends_on = None
+
+
+            def upgrade():
+                op.create_table("invoice", sa.Column("id", sa.Integer, primary_key=True))
+
+
+            def downgrade():
+                op.drop_table("invoice")
+            """
+        )
+    )
+    return Config(str(tmp_path / "alembic.ini"))
+
+
+def test_user_alembic_project_runs_our_branch(empty_database_url: str, tmp_path: Path) -> None:
+    config = _user_project(tmp_path, empty_database_url)
+    with pytest.raises(CommandError, match="[Mm]ultiple head"):
+        command.upgrade(config, "head")
+    command.upgrade(config, "heads")
+    engine = create_engine(empty_database_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            schema.check(conn)
+    finally:
+        engine.dispose()
+    assert {"invoice", *metadata.tables} <= tables
+    command.downgrade(config, f"{schema.BRANCH_LABEL}@base")
+    assert _co_tables(empty_database_url) == set()
