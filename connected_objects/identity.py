@@ -52,6 +52,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Insert
 from sqlalchemy import Row
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import inspect
 from sqlalchemy import or_
@@ -81,6 +82,9 @@ __all__ = [
     "resolve_local",
     "resolve_many",
     "resolve_many_local",
+    "store_created",
+    "store_synced",
+    "tombstone_many",
     "unlink",
 ]
 
@@ -160,15 +164,15 @@ def _in_scope(scope: Scope) -> Any:
     return and_(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
 
 
-def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> Insert:
-    """A multi-row INSERT that leaves existing rows alone on any unique key."""
+def _insert_ignoring_duplicates(conn: Connection) -> Insert:
+    """An INSERT (run with many parameter sets) that leaves existing rows alone on any unique key."""
     name = conn.dialect.name
     if name == "postgresql":
-        return postgresql.insert(t).values(rows).on_conflict_do_nothing()
+        return postgresql.insert(t).on_conflict_do_nothing()
     if name == "sqlite":
-        return sqlite.insert(t).values(rows).on_conflict_do_nothing()
+        return sqlite.insert(t).on_conflict_do_nothing()
     if name in ("mysql", "mariadb"):
-        return mysql.insert(t).values(rows).on_duplicate_key_update(id=t.c.id)
+        return mysql.insert(t).on_duplicate_key_update(id=t.c.id)
     raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
 
 
@@ -248,8 +252,7 @@ def link_many(
         }
         for fid, lt, lid in dict.fromkeys(wanted)
     ]
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(_insert_ignoring_duplicates(conn, rows[start : start + _CHUNK]))
+    conn.execute(_insert_ignoring_duplicates(conn), rows)
     found = _select_foreign(conn, scope, entity, [fid for fid, _, _ in wanted], fresh=True)
     result: list[ConnectedObject] = []
     revive: list[int] = []
@@ -400,3 +403,91 @@ def relink(
     return link(
         conn, scope, entity, foreign_id, lt, lid, remote_version=remote_version, content_hash=content_hash, meta=meta
     )
+
+
+def store_created(
+    db: DB,
+    scope: Scope,
+    entity: str,
+    items: Collection[tuple[str, str, str, str | None, str | None]],
+) -> list[tuple[str, str, str, str | None, str | None]]:
+    """Link freshly created remote records: ``(foreign_id, local_type, local_id, version, content_hash)``.
+
+    Replaces tombstones of the same local rows, writes with one batched
+    INSERT, and returns the items that could not be linked because the record
+    or row is linked to something else (the caller decides what to do).
+    """
+    if not items:
+        return []
+    conn = _connection(db)
+    now = utcnow()
+    for local_type in {lt for _, lt, _, _, _ in items}:
+        ids = [lid for _, lt, lid, _, _ in items if lt == local_type]
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(
+                delete(t).where(
+                    _in_scope(scope),
+                    t.c.local_type == local_type,
+                    t.c.local_id.in_(ids[start : start + _CHUNK]),
+                    t.c.status == "deleted",
+                )
+            )
+    rows = [
+        {
+            "provider": scope.provider,
+            "marketplace": scope.marketplace,
+            "account": scope.account,
+            "entity": entity,
+            "foreign_id": fid,
+            "local_type": lt,
+            "local_id": lid,
+            "remote_version": version,
+            "content_hash": digest,
+            "last_push_at": now,
+            "status": "linked",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for fid, lt, lid, version, digest in items
+    ]
+    conn.execute(_insert_ignoring_duplicates(conn), rows)
+    found = _select_foreign(conn, scope, entity, [fid for fid, _, _, _, _ in items], fresh=True)
+    return [
+        item
+        for item in items
+        if (obj := found.get(item[0])) is None or (obj.local_type, obj.local_id) != (item[1], item[2])
+    ]
+
+
+def store_synced(
+    db: DB,
+    items: Collection[tuple[int, str | None, str | None]],
+    *,
+    pushed: bool = True,
+) -> None:
+    """Record a push (or pull) of linked records: ``(link id, version, content_hash)``; one batched UPDATE."""
+    if not items:
+        return
+    when = "last_push_at" if pushed else "last_pull_at"
+    stmt = (
+        update(t)
+        .where(t.c.id == bindparam("_id"))
+        .values(
+            {
+                "remote_version": bindparam("_version"),
+                "content_hash": bindparam("_hash"),
+                when: bindparam("_when"),
+                "status": "linked",
+                "last_error": None,
+                "updated_at": bindparam("_when"),
+            }
+        )
+    )
+    now = utcnow()
+    _connection(db).execute(stmt, [{"_id": i, "_version": v, "_hash": h, "_when": now} for i, v, h in items])
+
+
+def tombstone_many(db: DB, ids: Collection[int]) -> None:
+    """Tombstone links by id (their remote records were deleted)."""
+    if ids:
+        _connection(db).execute(update(t).where(t.c.id.in_(list(ids))).values(status="deleted", updated_at=utcnow()))

@@ -132,12 +132,20 @@ class RemoteClient(Protocol):
 class Provider(Protocol):
     """A kind of remote system whose records can be connected to local rows."""
 
-    #: Must equal the entry-point name.
-    name: str
-    #: Must equal :data:`API_VERSION`.
-    api_version: int
-    #: The remote collections this provider can sync.
-    entities: Collection[str]
+    @property
+    def name(self) -> str:
+        """Must equal the entry-point name."""
+        ...
+
+    @property
+    def api_version(self) -> int:
+        """Must equal :data:`API_VERSION`."""
+        ...
+
+    @property
+    def entities(self) -> Collection[str]:
+        """The remote collections this provider can sync."""
+        ...
 
     def limits(self, scope: Scope) -> Limits:
         """The rate and concurrency limits for one account."""

@@ -1,0 +1,392 @@
+"""Change capture: the only place connected-objects installs SQLAlchemy listeners.
+
+:func:`install` hooks a session factory (a ``sessionmaker``, a ``Session``
+subclass or instance, an ``AsyncSession`` subclass or instance). From then on,
+every flush of a session it makes records, for each new, changed or deleted
+instance of a :func:`~connected_objects.connected.connected` model, one
+*change* per target scope in ``co_outbox``: one upsert statement per flush, on
+the flush's own connection, so the changes commit or roll back with your data.
+Nothing is sent from inside a flush; workers push after commit.
+
+- An update that changes none of the mapping's fields writes nothing.
+- Repeated changes to one object coalesce into its pending change.
+- The target scopes are the owner's active connections to the provider (one
+  ``SELECT`` per flush, cached for the transaction). Deletes also go to every
+  scope where the row is linked.
+- ORM bulk ``update()``/``delete()`` statements on a connected model are
+  captured: the matching primary keys are read (and locked, on PostgreSQL and
+  MariaDB) before the statement runs. ORM bulk ``insert()`` is refused with
+  :class:`~connected_objects.exceptions.CaptureError`. Pass
+  ``execution_options(connected_objects_capture=False)`` to run one knowingly
+  without capture. Core ``connection.execute()`` and raw SQL are invisible.
+- Inside :func:`applying`, changes are not sent back to the scope (or
+  provider) they came from; they still go everywhere else.
+
+Example::
+
+    >>> from sqlalchemy import ForeignKey, create_engine, select
+    >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+    >>> from connected_objects import Scope, capture, connections
+    >>> from connected_objects.connected import connected
+    >>> from connected_objects.mapping import FieldMapping
+    >>> from connected_objects.models import metadata, outbox
+    >>> class Base(DeclarativeBase): pass
+    >>> class Org(Base):
+    ...     __tablename__ = "org"
+    ...     id: Mapped[int] = mapped_column(primary_key=True)
+    >>> @connected("memory", entity="notes", mapping=FieldMapping({"text": "text"}), owner="org_id")
+    ... class Note(Base):
+    ...     __tablename__ = "note"
+    ...     id: Mapped[int] = mapped_column(primary_key=True)
+    ...     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    ...     text: Mapped[str]
+    >>> engine = create_engine("sqlite://")
+    >>> Base.metadata.create_all(engine); metadata.create_all(engine)
+    >>> Session = sessionmaker(engine)
+    >>> capture.install(Session)
+    >>> with Session.begin() as s:
+    ...     s.add(Org(id=1))
+    ...     _ = connections.connect(s, "org", 1, Scope("memory", "test", "acme"))
+    ...     s.add(Note(id=5, org_id=1, text="hello"))
+    >>> with Session() as s:
+    ...     s.execute(select(outbox.c.local_id, outbox.c.operation)).all()
+    [('5', 'upsert')]
+    >>> capture.uninstall(Session)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import inspect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import UOWTransaction
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.base import NO_VALUE
+
+from . import connections
+from .connected import ConnectSpec
+from .connected import specs_of
+from .connections import ConnectionInfo
+from .exceptions import CaptureError
+from .exceptions import ConfigurationError
+from .identity import local_key
+from .models import connected_object as links_table
+from .models import connection as connection_table
+from .outbox import Change
+from .outbox import enqueue
+from .scope import Scope
+
+__all__ = ["ORIGIN_KEY", "SKIP_OPTION", "applying", "install", "installed", "uninstall"]
+
+#: ``Session.info`` key naming the scope (or provider) whose record is being applied.
+ORIGIN_KEY = "connected_objects.origin"
+#: Execution option that runs an ORM bulk statement without capture.
+SKIP_OPTION = "connected_objects_capture"
+
+_LISTENERS: tuple[tuple[str, Any], ...] = ()  # filled below, after the functions exist
+_spec_cache: dict[type, tuple[ConnectSpec, ...]] = {}
+
+
+def _target(target: Any) -> Any:
+    if isinstance(target, AsyncSession):
+        return target.sync_session
+    if isinstance(target, type) and issubclass(target, AsyncSession):
+        return target.sync_session_class
+    if isinstance(target, (sessionmaker, Session)) or (isinstance(target, type) and issubclass(target, Session)):
+        if target is Session:
+            raise ConfigurationError(
+                "capture.install(Session) would capture every session of the process; "
+                "install it on your sessionmaker or a Session subclass"
+            )
+        return target
+    raise ConfigurationError(
+        f"capture.install() takes a sessionmaker, a Session subclass or instance, or an AsyncSession; got {target!r}. "
+        "For async_sessionmaker, give it sync_session_class=YourSession and install on YourSession."
+    )
+
+
+def install(target: Any) -> None:
+    """Capture changes of connected models in every session ``target`` makes. Idempotent."""
+    where = _target(target)
+    for name, fn in _LISTENERS:
+        if not event.contains(where, name, fn):
+            event.listen(where, name, fn)
+
+
+def uninstall(target: Any) -> None:
+    """Remove exactly what :func:`install` added."""
+    where = _target(target)
+    for name, fn in _LISTENERS:
+        if event.contains(where, name, fn):
+            event.remove(where, name, fn)
+
+
+def installed(target: Any) -> bool:
+    """Whether capture is installed on ``target``."""
+    where = _target(target)
+    return all(event.contains(where, name, fn) for name, fn in _LISTENERS)
+
+
+@contextlib.contextmanager
+def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[None]:
+    """Within the block, changes are not sent back to ``origin`` (a scope, or a whole provider)."""
+    info = session.info
+    previous = info.get(ORIGIN_KEY)
+    info[ORIGIN_KEY] = origin
+    try:
+        yield
+    finally:
+        if previous is None:
+            info.pop(ORIGIN_KEY, None)
+        else:
+            info[ORIGIN_KEY] = previous
+
+
+def _specs(cls: type) -> tuple[ConnectSpec, ...]:
+    try:
+        return _spec_cache[cls]
+    except KeyError:
+        found = _spec_cache[cls] = specs_of(cls)
+        return found
+
+
+def _changed_keys(state: InstanceState[Any]) -> set[str]:
+    current = state.dict
+    return {
+        key
+        for key, old in state.committed_state.items()
+        if old is NO_VALUE or key not in current or current[key] != old
+    }
+
+
+def _is_relevant(spec: ConnectSpec, changed: set[str]) -> bool:
+    if not changed:
+        return False
+    if not spec.fields:
+        return True
+    return not spec.fields.isdisjoint(changed) or not _trigger_keys(spec).isdisjoint(changed)
+
+
+_trigger_cache: dict[int, frozenset[str]] = {}
+
+
+def _trigger_keys(spec: ConnectSpec) -> frozenset[str]:
+    """Relationship keys whose change moves one of the spec's foreign-key fields."""
+    found = _trigger_cache.get(id(spec))
+    if found is None:
+        mapper: Mapper[Any] = inspect(spec.model)
+        names = set()
+        for rel in mapper.relationships:
+            columns = {mapper.get_property_by_column(c).key for c in rel.local_columns if c in mapper.columns.values()}
+            if columns & spec.fields:
+                names.add(rel.key)
+        found = _trigger_cache[id(spec)] = frozenset(names)
+    return found
+
+
+def _local_id(spec: ConnectSpec, state: InstanceState[Any]) -> str | None:
+    values: tuple[Any, ...] = tuple(state.dict.get(name) for name in spec.pk_attributes)
+    if any(v is None for v in values):
+        if state.key is None:
+            return None
+        values = tuple(state.key[1])
+    return local_key(values[0] if len(values) == 1 else values)
+
+
+def _owner_id(spec: ConnectSpec, state: InstanceState[Any], local_id: str) -> str | None:
+    if spec.owner is None:
+        return local_id
+    value = state.dict.get(spec.owner)
+    if value is None:
+        value = state.committed_state.get(spec.owner)
+    if value is None or value is NO_VALUE:
+        return None
+    return str(value)
+
+
+def _connections(session: Session, wanted: dict[str, set[str]]) -> dict[tuple[str, str], list[ConnectionInfo]]:
+    """Connections by (owner_type, owner_id), all providers; cached for the transaction."""
+    cache: dict[tuple[str, str], list[ConnectionInfo]] = session.info.setdefault(connections.CACHE_KEY, {})
+    missing = {otype: {oid for oid in ids if (otype, oid) not in cache} for otype, ids in wanted.items()}
+    conn = session.connection()
+    cols = [c for c in connection_table.c if c.name != "credentials"]
+    for otype, ids in missing.items():
+        if not ids:
+            continue
+        for oid in ids:
+            cache[(otype, oid)] = []
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 5_000):
+            stmt = select(*cols).where(
+                connection_table.c.owner_type == otype,
+                connection_table.c.owner_id.in_(ordered[start : start + 5_000]),
+                connection_table.c.status != "revoked",
+            )
+            for row in conn.execute(stmt):
+                info = ConnectionInfo.from_row(row)
+                cache[(otype, info.owner_id)].append(info)
+    return cache
+
+
+def _skip(origin: Any, scope: Scope) -> bool:
+    if origin is None:
+        return False
+    if isinstance(origin, Scope):
+        return origin == scope
+    return bool(origin == scope.provider)
+
+
+def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
+    todo: list[tuple[ConnectSpec, InstanceState[Any], str]] = []
+    for obj in session.new:
+        for spec in _specs(type(obj)):
+            todo.append((spec, inspect(obj), "upsert"))
+    for obj in session.dirty:
+        specs = _specs(type(obj))
+        if specs:
+            state = inspect(obj)
+            changed = _changed_keys(state)
+            for spec in specs:
+                if _is_relevant(spec, changed):
+                    todo.append((spec, state, "upsert"))
+    for obj in session.deleted:
+        for spec in _specs(type(obj)):
+            todo.append((spec, inspect(obj), "delete"))
+    if todo:
+        _record(session, [(spec, _local_id(spec, state), state, op) for spec, state, op in todo])
+
+
+def _record(
+    session: Session,
+    items: Sequence[tuple[ConnectSpec, str | None, InstanceState[Any] | None, str]],
+    owners: dict[tuple[int, str], str | None] | None = None,
+) -> None:
+    """Write the changes for ``(spec, local_id, state, operation)`` items to the outbox."""
+    origin = session.info.get(ORIGIN_KEY)
+    wanted: dict[str, set[str]] = {}
+    resolved: list[tuple[ConnectSpec, str, str | None, str]] = []
+    deletes: dict[str, set[str]] = {}
+    for spec, local_id, state, op in items:
+        if local_id is None:
+            continue
+        if owners is not None:
+            owner = owners.get((id(spec), local_id))
+        else:
+            owner = _owner_id(spec, state, local_id) if state is not None else None
+        if owner is not None:
+            wanted.setdefault(spec.owner_type, set()).add(owner)
+        if op == "delete":
+            deletes.setdefault(spec.local_type, set()).add(local_id)
+        resolved.append((spec, local_id, owner, op))
+    by_owner = _connections(session, wanted) if wanted else {}
+    linked = _linked_scopes(session, deletes) if deletes else {}
+    changes: list[Change] = []
+    for spec, local_id, owner, op in resolved:
+        scopes: dict[Scope, None] = {}
+        if owner is not None:
+            for info in by_owner.get((spec.owner_type, owner), ()):
+                if info.scope.provider == spec.provider and info.pushes(spec.entity):
+                    scopes[info.scope] = None
+        if op == "delete":
+            for scope, entity in linked.get((spec.local_type, local_id), ()):
+                if scope.provider == spec.provider and entity == spec.entity:
+                    scopes[scope] = None
+        for scope in scopes:
+            if not _skip(origin, scope):
+                origin_name = origin.provider if isinstance(origin, Scope) else origin
+                changes.append(Change(scope, spec.entity, spec.local_type, local_id, op, origin_name))
+    if changes:
+        enqueue(session.connection(), changes)
+
+
+def _linked_scopes(session: Session, wanted: dict[str, set[str]]) -> dict[tuple[str, str], list[tuple[Scope, str]]]:
+    found: dict[tuple[str, str], list[tuple[Scope, str]]] = {}
+    conn = session.connection()
+    t = links_table
+    for local_type, ids in wanted.items():
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 5_000):
+            stmt = select(t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.local_id).where(
+                t.c.local_type == local_type, t.c.local_id.in_(ordered[start : start + 5_000]), t.c.status == "linked"
+            )
+            for provider, marketplace, account, entity, local_id in conn.execute(stmt):
+                found.setdefault((local_type, local_id), []).append((Scope(provider, marketplace, account), entity))
+    return found
+
+
+def _do_orm_execute(state: ORMExecuteState) -> Any:
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return None
+    if state.execution_options.get(SKIP_OPTION, True) is False:
+        return None
+    mapper = state.bind_mapper
+    if mapper is None:
+        return None
+    specs = _specs(mapper.class_)
+    if not specs:
+        return None
+    if state.is_insert:
+        raise CaptureError(
+            f"ORM bulk INSERT into connected model {mapper.class_.__name__} cannot be captured; "
+            "add the objects with session.add_all(), or pass "
+            f"execution_options({SKIP_OPTION}=False) and enqueue the changes yourself"
+        )
+    statement: Any = state.statement
+    if statement.table is not mapper.local_table and statement.table is not mapper.persist_selectable:
+        return None
+    session = state.session
+    pk_cols = list(mapper.primary_key)
+    owner_cols = {spec.owner for spec in specs if spec.owner is not None}
+    columns = [*pk_cols, *(mapper.columns[name] for name in owner_cols)]
+    query = select(*columns).where(*statement._where_criteria)
+    conn = session.connection(bind_arguments={"mapper": mapper})
+    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
+        query = query.with_for_update()
+    rows = conn.execute(query).all()
+    op = "delete" if state.is_delete else "upsert"
+    items: list[tuple[ConnectSpec, str | None, InstanceState[Any] | None, str]] = []
+    owners: dict[tuple[int, str], str | None] = {}
+    n = len(pk_cols)
+    for row in rows:
+        local_id = local_key(row[0] if n == 1 else tuple(row[:n]))
+        values = dict(zip(owner_cols, row[n:], strict=True))
+        for spec in specs:
+            if op == "upsert" and spec.fields and not _bulk_touches(spec, statement):
+                continue
+            owner = local_id if spec.owner is None else values.get(spec.owner)
+            owners[(id(spec), local_id)] = None if owner is None else str(owner)
+            items.append((spec, local_id, None, op))
+    result = state.invoke_statement()
+    if items:
+        _record(session, items, owners)
+    return result
+
+
+def _bulk_touches(spec: ConnectSpec, statement: Any) -> bool:
+    params = getattr(statement, "_values", None) or {}
+    names = set()
+    for key in params:
+        names.add(getattr(key, "key", None) or str(key))
+    return bool(names & spec.fields) or not names
+
+
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(connections.CACHE_KEY, None)
+
+
+_LISTENERS = (
+    ("after_flush", _after_flush),
+    ("do_orm_execute", _do_orm_execute),
+    ("after_transaction_end", _after_transaction_end),
+)

@@ -1,0 +1,441 @@
+"""Pushing one scope's claimed changes: prepare, send, record.
+
+The :class:`~connected_objects.worker.Worker` claims changes and hands each
+scope's share to :func:`dispatch`, which runs three steps:
+
+1. **Prepare** (one short read transaction): the identity-map links of the
+   changed rows, the rows themselves (one ``SELECT`` per model), the links of
+   the rows they reference (one ``SELECT`` per referenced type) and the
+   connection's credentials. Each change becomes a :class:`Plan`: create,
+   update, delete, nothing to do, or wait for a reference that is not linked
+   yet (its push is queued if nobody has queued it).
+2. **Send**, concurrently through the worker's one ``httpx.AsyncClient``,
+   never more than the provider's per-account concurrency and rate allow.
+   Every write carries a deterministic idempotency key: a create's key is
+   derived from the local row, so a create retried after a crash is
+   recognised by the provider instead of duplicated. A stale-version
+   conflict refetches the record and tries again with the new version. A 429
+   holds back the rest of the scope until its ``Retry-After``.
+3. **Record** (one write transaction): links for creates, versions and
+   content hashes for updates, tombstones for deletes, and the fate of each
+   change (done, retried with backoff, dead) commit together. Signals follow
+   the commit.
+
+An update whose payload hashes the same as the last one pushed or pulled is
+not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection
+from sqlalchemy import select
+from sqlalchemy import tuple_
+
+from . import connections
+from . import identity
+from . import outbox
+from . import signals
+from .connected import ConnectSpec
+from .exceptions import ConflictError
+from .exceptions import PermanentError
+from .exceptions import RemoteError
+from .exceptions import RetryableError
+from .models import outbox as outbox_table
+from .models import utcnow
+from .outbox import ClaimedChange
+from .provider import RemoteClient
+from .provider import RemoteRecord
+from .scope import Scope
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .worker import ScopeGate
+
+__all__ = ["Outcome", "Plan", "content_hash", "dispatch", "idempotency_key"]
+
+
+def content_hash(payload: Mapping[str, Any]) -> str:
+    """A stable SHA-256 of a payload (keys sorted, non-JSON values as strings)."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def idempotency_key(*parts: object) -> str:
+    """A 36-character key derived from ``parts``: the same parts give the same key.
+
+    Fits QBO's ``requestid`` (50, 36 in batches), Xero's ``Idempotency-Key`` (128)
+    and Connec! external ids.
+    """
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+@dataclass
+class Plan:
+    """What to do for one change."""
+
+    change: ClaimedChange
+    action: str  # create | update | delete | skip | defer
+    spec: ConnectSpec | None = None
+    payload: dict[str, Any] | None = None
+    link: identity.ConnectedObject | None = None
+    key: str = ""
+    digest: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one plan."""
+
+    plan: Plan
+    status: str  # done | retry | defer | dead
+    record: RemoteRecord | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    count_attempt: bool = True
+
+
+@dataclass
+class _Prepared:
+    plans: list[Plan]
+    credentials: dict[str, Any]
+    enqueue: list[outbox.Change] = field(default_factory=list)
+    paused: str | None = None
+    revoked: str | None = None
+
+
+def _connect(hub: Hub, session: Any) -> Connection:
+    """The session's connection; READ COMMITTED on MariaDB so claims see each other's commits."""
+    if hub.engine.dialect.name in ("mysql", "mariadb"):
+        return session.connection(execution_options={"isolation_level": "READ COMMITTED"})  # type: ignore[no-any-return]
+    return session.connection()  # type: ignore[no-any-return]
+
+
+def _load_rows(conn: Connection, spec: ConnectSpec, ids: Sequence[str], session: Any) -> dict[str, Any]:
+    mapper: Any = spec.model.__mapper__  # type: ignore[attr-defined]
+    pk = list(mapper.primary_key)
+    found: dict[str, Any] = {}
+    for start in range(0, len(ids), 1_000):
+        chunk = list(ids[start : start + 1_000])
+        if len(pk) == 1:
+            python_type = _python_type(pk[0])
+            where = pk[0].in_([python_type(i) for i in chunk])
+        else:
+            parts = [tuple(i.split("\x1f")) for i in chunk]
+            where = tuple_(*pk).in_(parts)
+        for obj in session.execute(select(spec.model).where(where)).scalars():
+            key = spec.local_id(obj)
+            if key is not None:
+                found[key] = obj
+    return found
+
+
+def _python_type(column: Any) -> Any:
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return str
+    return kind if kind in (int, str) else str
+
+
+def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
+    """Step 1: turn claimed changes into plans, in one read transaction."""
+    with hub.session_factory() as session:
+        conn = _connect(hub, session)
+        info = connections.get(conn, scope)
+        if info is None or info.status == "revoked":
+            reason = info.status_reason if info else None
+            return _Prepared(
+                [Plan(c, "skip", reason="connection revoked") for c in changes],
+                {},
+                revoked=reason or "no connection for this scope",
+            )
+        if info.status == "paused":
+            return _Prepared([Plan(c, "defer") for c in changes], {}, paused=info.status_reason or "paused")
+        creds = connections.credentials(conn, scope, hub.vault)
+        by_type: dict[str, list[ClaimedChange]] = {}
+        for change in changes:
+            by_type.setdefault(change.local_type, []).append(change)
+        plans: list[Plan] = []
+        to_enqueue: list[outbox.Change] = []
+        for local_type, group in by_type.items():
+            spec = hub.spec(local_type, scope.provider)
+            links = identity.resolve_many_local(
+                conn, scope, local_type, [c.local_id for c in group], include_deleted=True
+            )
+            upserts = [c.local_id for c in group if c.operation == "upsert"]
+            rows = _load_rows(conn, spec, upserts, session) if spec is not None and upserts else {}
+            refs = _resolve_references(conn, scope, spec, rows) if spec is not None else {}
+            for change in group:
+                link = links.get(change.local_id)
+                live = link if link is not None and link.linked else None
+                if spec is None:
+                    plans.append(
+                        Plan(
+                            change,
+                            "dead",
+                            reason=f"{local_type} is not connected to {scope.provider}"
+                            " in this hub; add the model to Hub(models=...)",
+                        )
+                    )
+                    continue
+                if change.operation == "delete":
+                    if live is None:
+                        plans.append(Plan(change, "skip", spec=spec))
+                    else:
+                        key = idempotency_key("delete", change.id, change.revision)
+                        plans.append(Plan(change, "delete", spec=spec, link=live, key=key))
+                    continue
+                obj = rows.get(change.local_id)
+                if obj is None:  # deleted since; its delete change follows
+                    plans.append(Plan(change, "skip", spec=spec))
+                    continue
+                ref_ids, missing = refs.get(change.local_id, ({}, []))
+                if missing:
+                    to_enqueue.extend(_queue_missing(conn, scope, missing, hub))
+                    plans.append(
+                        Plan(
+                            change,
+                            "defer",
+                            spec=spec,
+                            reason="waiting for " + ", ".join(f"{lt} {lid}" for lt, lid in missing),
+                        )
+                    )
+                    continue
+                payload = spec.mapping.to_remote(obj, ref_ids)
+                digest = content_hash(payload)
+                if live is None:
+                    generation = link.id if link is not None else 0
+                    key = idempotency_key("create", scope, spec.entity, local_type, change.local_id, generation)
+                    plans.append(Plan(change, "create", spec=spec, payload=payload, key=key, digest=digest))
+                elif live.content_hash == digest:
+                    plans.append(Plan(change, "skip", spec=spec, link=live))
+                else:
+                    key = idempotency_key("update", change.id, change.revision, live.remote_version)
+                    plans.append(Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest))
+        session.rollback()
+    return _Prepared(plans, creds, enqueue=to_enqueue)
+
+
+def _resolve_references(
+    conn: Connection, scope: Scope, spec: ConnectSpec, rows: Mapping[str, Any]
+) -> dict[str, tuple[dict[str, str | None], list[tuple[str, str]]]]:
+    """Per row: reference name → foreign id, and the referenced rows not linked yet."""
+    references = dict(getattr(spec.mapping, "references", {}) or {})
+    result: dict[str, tuple[dict[str, str | None], list[tuple[str, str]]]] = {lid: ({}, []) for lid in rows}
+    if not references:
+        return result
+    wanted: dict[str, set[str]] = {}
+    for obj in rows.values():
+        for ref in references.values():
+            value = getattr(obj, ref.attribute)
+            if value is not None:
+                wanted.setdefault(ref.local_type, set()).add(identity.local_key(value))
+    linked = {
+        local_type: identity.resolve_many_local(conn, scope, local_type, ids) for local_type, ids in wanted.items()
+    }
+    for lid, obj in rows.items():
+        ids, missing = result[lid]
+        for name, ref in references.items():
+            value = getattr(obj, ref.attribute)
+            if value is None:
+                ids[name] = None
+                continue
+            key = identity.local_key(value)
+            found = linked.get(ref.local_type, {}).get(key)
+            if found is None:
+                missing.append((ref.local_type, key))
+            else:
+                ids[name] = found.foreign_id
+    return result
+
+
+def _queue_missing(conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: Hub) -> list[outbox.Change]:
+    """Changes to queue so that unlinked referenced rows get pushed (unless already queued)."""
+    t = outbox_table
+    queued = {
+        (lt, lid)
+        for lt, lid in conn.execute(
+            select(t.c.local_type, t.c.local_id).where(
+                t.c.provider == scope.provider,
+                t.c.marketplace == scope.marketplace,
+                t.c.account == scope.account,
+                tuple_(t.c.local_type, t.c.local_id).in_(list(missing)),
+                t.c.slot.is_not(None),
+            )
+        )
+    }
+    changes = []
+    for local_type, local_id in missing:
+        spec = hub.spec(local_type, scope.provider)
+        if (local_type, local_id) not in queued and spec is not None:
+            changes.append(outbox.Change(scope, spec.entity, local_type, local_id, "upsert"))
+    return changes
+
+
+async def _send(plan: Plan, client: RemoteClient) -> RemoteRecord | None:
+    assert plan.spec is not None
+    entity = plan.spec.entity
+    if plan.action == "create":
+        assert plan.payload is not None
+        return await client.create(entity, plan.payload, idempotency_key=plan.key)
+    if plan.action == "update":
+        assert plan.payload is not None and plan.link is not None
+        try:
+            return await client.update(
+                entity, plan.link.foreign_id, plan.payload, version=plan.link.remote_version, idempotency_key=plan.key
+            )
+        except ConflictError:
+            # Someone changed the record since we last saw it: take their version and re-apply
+            # our mapped fields on top (fields we do not map are left as they are remotely).
+            fresh = await client.fetch(entity, [plan.link.foreign_id])
+            if not fresh:
+                raise
+            version = fresh[0].version
+            return await client.update(
+                entity,
+                plan.link.foreign_id,
+                plan.payload,
+                version=version,
+                idempotency_key=idempotency_key(plan.key, version),
+            )
+    if plan.action == "delete":
+        assert plan.link is not None
+        await client.delete(entity, plan.link.foreign_id, version=plan.link.remote_version, idempotency_key=plan.key)
+        return None
+    raise AssertionError(plan.action)  # pragma: no cover
+
+
+async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outcome:
+    if plan.action in ("skip",):
+        return Outcome(plan, "done")
+    if plan.action == "dead":
+        return Outcome(plan, "dead", error=plan.reason)
+    if plan.action == "defer":
+        return Outcome(plan, "defer", error=plan.reason, count_attempt=False)
+    async with gate.slot() as allowed:
+        if not allowed:
+            return Outcome(plan, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False)
+        assert client is not None
+        try:
+            record = await _send(plan, client)
+        except RetryableError as exc:
+            if exc.status == 429:
+                gate.hold(exc.retry_after, str(exc))
+            return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
+        except ConflictError as exc:
+            return Outcome(plan, "retry", error=exc.message)
+        except PermanentError as exc:
+            return Outcome(plan, "dead", error=exc.message)
+        except RemoteError as exc:
+            return Outcome(plan, "retry", error=exc.message)
+        except httpx.HTTPError as exc:
+            return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug in a mapping or provider: keep it, don't retry blindly
+            return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
+    return Outcome(plan, "done", record=record)
+
+
+def complete(
+    hub: Hub, worker: str, scope: Scope, prepared: _Prepared, outcomes: Sequence[Outcome]
+) -> list[tuple[Any, str, dict[str, Any]]]:
+    """Step 3: record every outcome in one transaction; returns the signals to send after commit."""
+    now = utcnow()
+    created: dict[str, list[tuple[str, str, str, str | None, str | None]]] = {}
+    synced: list[tuple[int, str | None, str | None]] = []
+    tombstones: list[int] = []
+    finished: list[int] = []
+    later: list[tuple[int, dt.datetime, str | None, bool]] = []
+    dead: list[tuple[int, str]] = []
+    sends: list[tuple[Any, str, dict[str, Any]]] = []
+    by_create: dict[tuple[str, str], Outcome] = {}
+    for out in outcomes:
+        plan, change = out.plan, out.plan.change
+        if out.status == "done":
+            finished.append(change.id)
+            foreign_id = None
+            if plan.action == "create" and out.record is not None:
+                assert plan.spec is not None
+                created.setdefault(plan.spec.entity, []).append(
+                    (out.record.foreign_id, change.local_type, change.local_id, out.record.version, plan.digest)
+                )
+                by_create[(out.record.foreign_id, change.local_id)] = out
+                foreign_id = out.record.foreign_id
+            elif plan.action == "update" and plan.link is not None:
+                version = out.record.version if out.record is not None else plan.link.remote_version
+                synced.append((plan.link.id, version, plan.digest))
+                foreign_id = plan.link.foreign_id
+            elif plan.action == "delete" and plan.link is not None:
+                tombstones.append(plan.link.id)
+                foreign_id = plan.link.foreign_id
+            action = plan.action if plan.action != "skip" else "unchanged"
+            sends.append(
+                (signals.change_pushed, scope.provider, {"change": change, "foreign_id": foreign_id, "action": action})
+            )
+        elif out.status == "dead" or (out.status == "retry" and hub.retry.exhausted(change.attempts)):
+            error = out.error or "failed"
+            dead.append((change.id, error))
+            sends.append((signals.change_dead, scope.provider, {"change": change, "error": error}))
+        elif out.status == "retry":
+            when = now + dt.timedelta(seconds=hub.retry.delay(change.attempts, retry_after=out.retry_after))
+            later.append((change.id, when, out.error, True))
+            sends.append(
+                (signals.push_failed, scope.provider, {"change": change, "error": out.error, "retry_at": when})
+            )
+        else:  # defer
+            delay = out.retry_after if out.retry_after is not None else (60.0 if prepared.paused else hub.defer_delay)
+            later.append((change.id, now + dt.timedelta(seconds=delay), out.error, False))
+    with hub.session_factory() as session:
+        conn = _connect(hub, session)
+        for entity, items in created.items():
+            for fid, _lt, lid, _v, _h in identity.store_created(conn, scope, entity, items):
+                out = by_create[(fid, lid)]
+                finished.remove(out.plan.change.id)
+                error = (
+                    f"{scope} {entity} {fid!r} was created but is already linked to another row; "
+                    "resolve it with identity.relink() and retry this change"
+                )
+                dead.append((out.plan.change.id, error))
+        identity.store_synced(conn, synced)
+        identity.tombstone_many(conn, tombstones)
+        outbox.finish(conn, worker, finished)
+        outbox.reschedule(conn, worker, later)
+        outbox.bury(conn, worker, dead)
+        if prepared.enqueue:
+            outbox.enqueue(conn, prepared.enqueue)
+        session.commit()
+    return sends
+
+
+async def dispatch(
+    hub: Hub, worker: str, scope: Scope, changes: Sequence[ClaimedChange], http: httpx.AsyncClient, gate: ScopeGate
+) -> list[Outcome]:
+    """Prepare, send and record one scope's claimed changes; send signals after commit."""
+    prepared = await asyncio.to_thread(prepare, hub, scope, changes)
+    client = (
+        hub.provider(scope.provider).client(scope, http, prepared.credentials)
+        if any(p.action in ("create", "update", "delete") for p in prepared.plans)
+        else None
+    )
+    if prepared.revoked is not None:
+        outcomes = [Outcome(p, "dead", error=f"connection revoked: {prepared.revoked}") for p in prepared.plans]
+    else:
+        outcomes = list(await asyncio.gather(*(_run(p, client, gate) for p in prepared.plans)))
+    sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)
+    for signal, sender, kwargs in sends:
+        signal.send(sender, **kwargs)
+    return outcomes

@@ -1,0 +1,142 @@
+"""The hub: one application's sync configuration, as an explicit value.
+
+A :class:`Hub` ties together what the engines need: your session factory,
+your connected models, the vault for credentials, the providers (from the
+registry unless given), the retry policy and the HTTP settings. Build it once
+at start-up and pass it where it is used; the CLI finds it by import path
+(``connected-objects worker --app myapp.sync:hub``).
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from sqlalchemy.orm import sessionmaker
+    >>> from connected_objects.hub import Hub
+    >>> from connected_objects.testing import MemoryProvider
+    >>> hub = Hub(sessionmaker(create_engine("sqlite://")), models=[], providers=[MemoryProvider()])
+    >>> hub.provider("memory").name
+    'memory'
+    >>> hub
+    Hub(models=[], providers=['memory'])
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from . import capture
+from . import registry
+from .connected import ConnectSpec
+from .connected import specs_of
+from .exceptions import ConfigurationError
+from .provider import Provider
+from .retry import RetryPolicy
+from .secrets import Vault
+
+if TYPE_CHECKING:
+    from .worker import Worker
+    from .worker import WorkerStats
+
+__all__ = ["Hub"]
+
+
+class Hub:
+    """One application's connected-objects configuration.
+
+    :param session_factory: the ``sessionmaker`` your application uses; capture
+        is installed on it by :meth:`install`.
+    :param models: your ``@connected`` model classes.
+    :param vault: decrypts connection credentials (None: no stored credentials).
+    :param providers: provider instances to use instead of the registry's.
+    :param retry: the backoff policy for failed pushes.
+    :param timeout: seconds for each provider request.
+    :param transport: an httpx transport for every provider request (tests use
+        ``httpx.ASGITransport`` to reach an in-process sandbox).
+    :param defer_delay: seconds a change waits for a reference that another
+        change is still pushing.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        models: Iterable[type],
+        vault: Vault | None = None,
+        providers: Iterable[Provider] | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        defer_delay: float = 1.0,
+    ) -> None:
+        self.session_factory = session_factory
+        self.models = list(models)
+        self.vault = vault
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.transport = transport
+        self.defer_delay = defer_delay
+        self._providers = {p.name: p for p in providers or ()}
+        self._specs: dict[tuple[str, str], ConnectSpec] = {}
+        for model in self.models:
+            specs = specs_of(model)
+            if not specs:
+                raise ConfigurationError(f"{model.__name__} is not decorated with @connected")
+            for spec in specs:
+                self._specs[(spec.local_type, spec.provider)] = spec
+
+    def __repr__(self) -> str:
+        return f"Hub(models={[m.__name__ for m in self.models]!r}, providers={sorted(self._providers)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the session factory binds to."""
+        bind = self.session_factory.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise ConfigurationError("the hub's sessionmaker must be bound to an Engine: sessionmaker(engine)")
+        return bind
+
+    def install(self) -> None:
+        """Install change capture on the session factory."""
+        capture.install(self.session_factory)
+
+    def uninstall(self) -> None:
+        """Remove change capture from the session factory."""
+        capture.uninstall(self.session_factory)
+
+    def provider(self, name: str) -> Provider:
+        """The provider called ``name``: given to the hub, else from the registry."""
+        found = self._providers.get(name)
+        return found if found is not None else registry.get(name)
+
+    def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
+        """How rows of ``local_type`` sync to ``provider``, or None."""
+        return self._specs.get((local_type, provider))
+
+    def http_client(self) -> httpx.AsyncClient:
+        """A new shared client for one worker: keep-alive, pooled, with the hub's timeout."""
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        kwargs: dict[str, Any] = {"timeout": self.timeout, "limits": limits}
+        if self.transport is not None:
+            kwargs["transport"] = self.transport
+        return httpx.AsyncClient(**kwargs)
+
+    def worker(self, **options: Any) -> Worker:
+        """A :class:`~connected_objects.worker.Worker` for this hub (options as in its constructor)."""
+        from .worker import Worker
+
+        return Worker(self, **options)
+
+    def drain(self, **options: Any) -> WorkerStats:
+        """Push every due change, wait out retries, and return when nothing is left to do.
+
+        Dead changes stay dead. Runs its own event loop; from async code use
+        ``await hub.worker().run(until_idle=True)``.
+        """
+        return asyncio.run(self.worker(**options).run(until_idle=True))

@@ -1,0 +1,411 @@
+"""The outbox: captured changes waiting to be pushed, and the operations on them.
+
+Each row of ``co_outbox`` is one *change*: "push the current state of local row
+``(local_type, local_id)`` to ``(scope, entity)``" (operation ``upsert``) or
+"delete its remote record" (``delete``). A change carries no payload: the
+dispatcher loads the row's current state when it pushes, so a burst of edits
+costs one request.
+
+Ordering per object is kept by the ``slot`` column, part of a unique key:
+
+``'p'`` (pending)
+    the next change for the object. Later changes coalesce into it: the
+    operation is replaced and ``revision`` goes up.
+``'f'`` (front)
+    the change being pushed, or waiting to be retried. Only one per object, and
+    a ``'p'`` change is not claimed while an ``'f'`` one exists.
+NULL
+    finished: ``dead`` changes keep their row and error; pushed ones are deleted.
+
+Claiming (:func:`claim`) takes due changes in batches with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB, at most a few per scope
+so one busy account cannot fill a batch, and leases them to a worker. A lease
+that expires (a killed worker) is taken over by the next claim.
+
+Operations for people: :func:`list_changes`, :func:`retry`, :func:`discard`.
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import Scope, outbox
+    >>> from connected_objects.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> s = Scope("memory", "test", "acme")
+    >>> with engine.begin() as db:
+    ...     outbox.enqueue(db, [outbox.Change(s, "notes", "note", "1", "upsert")])
+    ...     outbox.enqueue(db, [outbox.Change(s, "notes", "note", "1", "upsert")])  # coalesces
+    >>> with engine.begin() as db:
+    ...     claimed = outbox.claim(db, "worker-1", limit=10)
+    >>> [(c.local_id, c.operation, c.revision, c.attempts) for c in claimed]
+    [('1', 'upsert', 2, 1)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import Insert
+from sqlalchemy import Row
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import aliased
+
+from .identity import DB
+from .identity import _connection
+from .models import outbox as t
+from .models import utcnow
+from .scope import Scope
+
+__all__ = [
+    "Change",
+    "ClaimedChange",
+    "claim",
+    "discard",
+    "enqueue",
+    "list_changes",
+    "renew_leases",
+    "retry",
+]
+
+OPERATIONS = ("upsert", "delete")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change to record: push ``(local_type, local_id)`` to ``(scope, entity)``."""
+
+    scope: Scope
+    entity: str
+    local_type: str
+    local_id: str
+    operation: str
+    origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedChange:
+    """An outbox row as a worker (or an operator) sees it."""
+
+    id: int
+    scope: Scope
+    entity: str
+    local_type: str
+    local_id: str
+    operation: str
+    revision: int
+    attempts: int
+    state: str
+    slot: str | None
+    last_error: str | None
+    next_attempt_at: dt.datetime
+    lease_owner: str | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ClaimedChange:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            scope=Scope(m["provider"], m["marketplace"], m["account"]),
+            entity=m["entity"],
+            local_type=m["local_type"],
+            local_id=m["local_id"],
+            operation=m["operation"],
+            revision=m["revision"],
+            attempts=m["attempts"],
+            state=m["state"],
+            slot=m["slot"],
+            last_error=m["last_error"],
+            next_attempt_at=m["next_attempt_at"],
+            lease_owner=m["lease_owner"],
+        )
+
+
+def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> Insert:
+    name = conn.dialect.name
+    if name == "postgresql":
+        pg = postgresql.insert(t).values(rows)
+        return pg.on_conflict_do_update(
+            constraint="uq_co_outbox_slot",
+            set_={
+                "operation": pg.excluded.operation,
+                "entity": pg.excluded.entity,
+                "origin": pg.excluded.origin,
+                "revision": t.c.revision + 1,
+                "updated_at": pg.excluded.updated_at,
+            },
+        )
+    if name == "sqlite":
+        lite = sqlite.insert(t).values(rows)
+        return lite.on_conflict_do_update(
+            index_elements=["provider", "marketplace", "account", "local_type", "local_id", "slot"],
+            set_={
+                "operation": lite.excluded.operation,
+                "entity": lite.excluded.entity,
+                "origin": lite.excluded.origin,
+                "revision": t.c.revision + 1,
+                "updated_at": lite.excluded.updated_at,
+            },
+        )
+    if name in ("mysql", "mariadb"):
+        my = mysql.insert(t).values(rows)
+        return my.on_duplicate_key_update(
+            operation=my.inserted.operation,
+            entity=my.inserted.entity,
+            origin=my.inserted.origin,
+            revision=t.c.revision + 1,
+            updated_at=my.inserted.updated_at,
+        )
+    raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
+
+
+def enqueue(db: DB, changes: Iterable[Change]) -> int:
+    """Record changes with one multi-row upsert; a pending change of the same object coalesces.
+
+    Within ``changes`` the last one per (scope, object) wins. Returns how many
+    distinct changes were written.
+    """
+    latest: dict[tuple[Scope, str, str], Change] = {}
+    for change in changes:
+        if change.operation not in OPERATIONS:
+            raise ValueError(f"unknown outbox operation {change.operation!r}")
+        key = (change.scope, change.local_type, change.local_id)
+        latest.pop(key, None)
+        latest[key] = change
+    if not latest:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "provider": c.scope.provider,
+            "marketplace": c.scope.marketplace,
+            "account": c.scope.account,
+            "entity": c.entity,
+            "local_type": c.local_type,
+            "local_id": c.local_id,
+            "operation": c.operation,
+            "slot": "p",
+            "revision": 1,
+            "origin": c.origin,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for c in latest.values()
+    ]
+    conn = _connection(db)
+    for start in range(0, len(rows), 2_000):
+        conn.execute(_upsert(conn, rows[start : start + 2_000]))
+    return len(rows)
+
+
+def _same_object(a: Any, b: Any) -> Any:
+    return and_(
+        a.c.provider == b.c.provider,
+        a.c.marketplace == b.c.marketplace,
+        a.c.account == b.c.account,
+        a.c.local_type == b.c.local_type,
+        a.c.local_id == b.c.local_id,
+    )
+
+
+def _claimable(now: dt.datetime) -> Any:
+    front = aliased(t)
+    no_front = ~exists().where(_same_object(front, t), front.c.slot == "f")
+    return or_(
+        and_(t.c.slot == "p", t.c.state == "pending", t.c.next_attempt_at <= now, no_front),
+        and_(t.c.slot == "f", t.c.state == "pending", t.c.next_attempt_at <= now),
+        and_(t.c.slot == "f", t.c.state == "in_flight", t.c.lease_expires_at < now),
+    )
+
+
+def claim(
+    db: DB,
+    worker: str,
+    *,
+    limit: int = 200,
+    per_scope: int = 50,
+    lease: float = 60.0,
+    exclude: Sequence[Scope] = (),
+    providers: Sequence[str] | None = None,
+) -> list[ClaimedChange]:
+    """Lease up to ``limit`` due changes (at most ``per_scope`` per scope) to ``worker``.
+
+    Claimed changes move to the front slot, ``in_flight``, with one more
+    attempt counted. The caller commits. Scopes in ``exclude`` are skipped.
+    """
+    conn = _connection(db)
+    now = utcnow()
+    where = [_claimable(now)]
+    if providers is not None:
+        where.append(t.c.provider.in_(list(providers)))
+    for scope in exclude:
+        where.append(
+            ~and_(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+        )
+    rank = (
+        func.row_number()
+        .over(partition_by=(t.c.provider, t.c.marketplace, t.c.account), order_by=(t.c.next_attempt_at, t.c.id))
+        .label("rank")
+    )
+    candidates = select(t.c.id, t.c.next_attempt_at, rank).where(*where).subquery()
+    ids = list(
+        conn.execute(
+            select(candidates.c.id)
+            .where(candidates.c.rank <= per_scope)
+            .order_by(candidates.c.next_attempt_at, candidates.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if not ids:
+        return []
+    lock = select(t.c.id).where(t.c.id.in_(ids), _claimable(now))
+    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
+        lock = (
+            lock.with_for_update(skip_locked=True, of=t)
+            if conn.dialect.name == "postgresql"
+            else lock.with_for_update(skip_locked=True)
+        )
+    locked = list(conn.execute(lock).scalars())
+    if not locked:
+        return []
+    conn.execute(
+        update(t)
+        .where(t.c.id.in_(locked))
+        .values(
+            slot="f",
+            state="in_flight",
+            attempts=t.c.attempts + 1,
+            lease_owner=worker,
+            lease_expires_at=now + dt.timedelta(seconds=lease),
+            updated_at=now,
+        )
+    )
+    rows = conn.execute(select(t).where(t.c.id.in_(locked)).order_by(t.c.id))
+    return [ClaimedChange.from_row(r) for r in rows]
+
+
+def renew_leases(db: DB, worker: str, ids: Sequence[int], lease: float = 60.0) -> int:
+    """Extend ``worker``'s leases on ``ids``; returns how many it still held."""
+    if not ids:
+        return 0
+    now = utcnow()
+    result = _connection(db).execute(
+        update(t)
+        .where(t.c.id.in_(list(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
+        .values(lease_expires_at=now + dt.timedelta(seconds=lease))
+    )
+    return int(result.rowcount)
+
+
+def finish(db: DB, worker: str, ids: Sequence[int]) -> int:
+    """Delete pushed changes still leased to ``worker``; returns how many."""
+    if not ids:
+        return 0
+    result = _connection(db).execute(
+        delete(t).where(t.c.id.in_(list(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
+    )
+    return int(result.rowcount)
+
+
+def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str | None, bool]]) -> int:
+    """Put leased changes back to wait: ``(id, next_attempt_at, error, count_attempt)`` each.
+
+    An uncounted reschedule (``count_attempt`` false: a deferral, not a failure)
+    gives back the attempt the claim took.
+    """
+    if not items:
+        return 0
+    stmt = (
+        update(t)
+        .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker, t.c.state == "in_flight")
+        .values(
+            state="pending",
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=bindparam("_next"),
+            last_error=bindparam("_error"),
+            attempts=t.c.attempts - bindparam("_refund"),
+            updated_at=utcnow(),
+        )
+    )
+    params = [
+        {"_id": i, "_next": when, "_error": _clip(error), "_refund": 0 if counted else 1}
+        for i, when, error, counted in items
+    ]
+    return int(_connection(db).execute(stmt, params).rowcount)
+
+
+def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> int:
+    """Mark leased changes ``dead`` with their error: ``(id, error)`` each."""
+    if not items:
+        return 0
+    stmt = (
+        update(t)
+        .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker, t.c.state == "in_flight")
+        .values(
+            state="dead",
+            slot=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=bindparam("_error"),
+            updated_at=utcnow(),
+        )
+    )
+    return int(_connection(db).execute(stmt, [{"_id": i, "_error": _clip(e)} for i, e in items]).rowcount)
+
+
+def _clip(error: str | None) -> str | None:
+    return None if error is None else error[:4000]
+
+
+def list_changes(
+    db: DB, *, state: str | None = None, scope: Scope | None = None, limit: int = 100
+) -> list[ClaimedChange]:
+    """Changes for inspection, oldest first, optionally by state and scope."""
+    stmt = select(t).order_by(t.c.id).limit(limit)
+    if state is not None:
+        stmt = stmt.where(t.c.state == state)
+    if scope is not None:
+        stmt = stmt.where(
+            t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
+        )
+    return [ClaimedChange.from_row(r) for r in _connection(db).execute(stmt)]
+
+
+def retry(db: DB, ids: Sequence[int]) -> int:
+    """Send dead changes again now; returns how many were revived.
+
+    A dead change whose object already has a pending change is folded into it.
+    """
+    conn = _connection(db)
+    dead = [
+        ClaimedChange.from_row(r) for r in conn.execute(select(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
+    ]
+    if not dead:
+        return 0
+    enqueue(conn, [Change(c.scope, c.entity, c.local_type, c.local_id, c.operation) for c in dead])
+    conn.execute(delete(t).where(t.c.id.in_([c.id for c in dead])))
+    return len(dead)
+
+
+def discard(db: DB, ids: Sequence[int]) -> int:
+    """Delete dead changes for good; returns how many."""
+    result = _connection(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
+    return int(result.rowcount)

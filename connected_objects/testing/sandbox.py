@@ -1,0 +1,545 @@
+"""A generic HTTP sandbox provider: a small REST API with real failure modes.
+
+:class:`Sandbox` is a Starlette app that stores records per account and
+entity, with versions, idempotency keys, bearer-token checks, a change feed, an
+optional per-account rate limit and injectable faults. :class:`SandboxProvider`
+is the provider that talks to it over HTTP. Together they make the outbound and
+inbound engines testable with no real provider: in-process through
+``httpx.ASGITransport``, or over loopback with :func:`serve`.
+
+Routes (``{a}`` is the account, ``{e}`` the entity)::
+
+    POST   /api/{a}/{e}            create        (Idempotency-Key required)
+    PUT    /api/{a}/{e}/{id}       full update   (If-Match: version → 409 when stale)
+    DELETE /api/{a}/{e}/{id}       delete
+    GET    /api/{a}/{e}/{id}       one record
+    GET    /api/{a}/{e}?ids=1,2    several records
+    GET    /api/{a}/{e}?after=N    change feed from sequence N (``limit`` ≤ 500)
+
+Faults (:class:`Faults`) hit a share of requests: ``500``, ``timeout`` (the
+answer comes after the client gave up), ``reset`` (the connection drops
+mid-response), ``429`` (with ``Retry-After``) and ``conflict`` (someone else
+edits the record first). A fault may strike *after* the write was applied,
+which is exactly when a client that retries without an idempotency key makes
+duplicates: :meth:`Sandbox.duplicates` counts them.
+
+Example::
+
+    >>> import asyncio, httpx
+    >>> from connected_objects import Scope
+    >>> from connected_objects.testing.sandbox import Sandbox, SandboxProvider
+    >>> sandbox = Sandbox()
+    >>> provider = SandboxProvider("http://sandbox")
+    >>> async def main():
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(sandbox.app)) as http:
+    ...         client = provider.client(Scope("sandbox", "test", "acme"), http, {"token": "t"})
+    ...         first = await client.create("contacts", {"name": "Ada"}, idempotency_key="k")
+    ...         again = await client.create("contacts", {"name": "Ada"}, idempotency_key="k")
+    ...         return first.foreign_id == again.foreign_id
+    >>> asyncio.run(main()), sandbox.creates, sandbox.duplicates()
+    (True, 1, 0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import itertools
+import random
+import socket
+import threading
+import time
+from collections.abc import Collection
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive
+from starlette.types import Scope as ASGIScope
+from starlette.types import Send
+
+from ..exceptions import PermanentError
+from ..http import json_body
+from ..http import raise_for_response
+from ..http import transport_error
+from ..provider import API_VERSION
+from ..provider import Limits
+from ..provider import Page
+from ..provider import RemoteRecord
+from ..scope import Scope
+
+__all__ = ["Faults", "Sandbox", "SandboxClient", "SandboxProvider", "serve"]
+
+FAULT_KINDS = ("500", "timeout", "reset", "429", "conflict")
+
+
+@dataclass
+class Faults:
+    """Which share of requests fail, and how.
+
+    :param rate: probability that a request is hit (0 to 1).
+    :param kinds: the faults to draw from.
+    :param after_write: probability that a fault strikes after the write was applied.
+    :param retry_after: the ``Retry-After`` of an injected 429, in seconds.
+    :param timeout: how long a ``timeout`` fault stalls (longer than the client waits).
+    :param seed: for a repeatable sequence.
+    """
+
+    rate: float = 0.0
+    kinds: Sequence[str] = FAULT_KINDS
+    after_write: float = 0.5
+    retry_after: float = 0.0
+    timeout: float = 2.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown or not 0 <= self.rate <= 1:
+            raise ValueError(f"bad Faults: rate must be in [0, 1], kinds among {FAULT_KINDS}")
+
+
+@dataclass
+class _Record:
+    id: str
+    data: dict[str, Any]
+    version: int = 1
+    deleted: bool = False
+    seq: int = 0
+    updated_at: str = ""
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": str(self.version),
+            "deleted": self.deleted,
+            "seq": self.seq,
+            "updated_at": self.updated_at,
+            "data": self.data,
+        }
+
+
+class _Reset(Exception):
+    """Raised after a partial response: the server drops the connection."""
+
+
+@dataclass
+class Sandbox:
+    """The fake API's state and its ASGI app (:attr:`app`).
+
+    :param tokens: ``{account: bearer token}``; accounts not listed accept any token.
+    :param per_minute: requests allowed per account per ``window`` seconds (None: no limit).
+    :param window: the rate-limit window (60 s, like real APIs; shorter in tests).
+    """
+
+    faults: Faults = field(default_factory=Faults)
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    per_minute: int | None = None
+    window: float = 60.0
+
+    def __post_init__(self) -> None:
+        self.records: dict[tuple[str, str, str], _Record] = {}
+        self.history: dict[tuple[str, str, str], list[dict[str, Any]]] = collections.defaultdict(list)
+        self.keys: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.creates_by_key: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.auth_seen: dict[str, set[str]] = collections.defaultdict(set)
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.throttled: collections.Counter[str] = collections.Counter()
+        self.injected: collections.Counter[str] = collections.Counter()
+        self._calls: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._rng = random.Random(self.faults.seed)
+        self._lock = threading.Lock()
+        self.app = Starlette(
+            routes=[
+                Route("/api/{account}/{entity}", self._collection, methods=["GET", "POST"]),
+                Route("/api/{account}/{entity}/{id}", self._item, methods=["GET", "PUT", "DELETE"]),
+                Route("/_sandbox/state", self._state, methods=["GET"]),
+                Route("/_sandbox/faults", self._set_faults, methods=["POST"]),
+            ]
+        )
+
+    # -- what tests look at -------------------------------------------------------------
+
+    @property
+    def creates(self) -> int:
+        """Records created (idempotent replays excluded)."""
+        return sum(self.creates_by_key.values())
+
+    def duplicates(self) -> int:
+        """Creates beyond the first for one idempotency key (always 0 for a correct client)."""
+        return sum(n - 1 for n in self.creates_by_key.values() if n > 1)
+
+    def live(self, account: str, entity: str) -> dict[str, dict[str, Any]]:
+        """The account's non-deleted records of ``entity``, by id."""
+        return {
+            rid: rec.data
+            for (acc, ent, rid), rec in self.records.items()
+            if acc == account and ent == entity and not rec.deleted
+        }
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change the faults from now on."""
+        with self._lock:
+            self.faults = faults
+            self._rng = random.Random(faults.seed)
+
+    # -- request handling ---------------------------------------------------------------
+
+    def _now(self) -> str:
+        return dt.datetime.now(dt.timezone.utc).isoformat()
+
+    def _check(self, request: Request, account: str) -> Response | None:
+        auth = request.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        if not token:
+            return JSONResponse({"error": "missing bearer token"}, status_code=401)
+        expected = self.tokens.get(account)
+        if expected is not None and token != expected:
+            return JSONResponse({"error": "invalid token for this account"}, status_code=401)
+        self.auth_seen[account].add(token)
+        self.requests[account] += 1
+        if self.per_minute is not None:
+            calls = self._calls[account]
+            now = time.monotonic()
+            while calls and calls[0] <= now - self.window:
+                calls.popleft()
+            if len(calls) >= self.per_minute:
+                self.throttled[account] += 1
+                wait = max(0.001, calls[0] + self.window - now)
+                return JSONResponse({"error": "rate limit"}, status_code=429, headers={"Retry-After": f"{wait:.3f}"})
+            calls.append(now)
+        return None
+
+    def _draw(self, method: str) -> tuple[str | None, bool]:
+        with self._lock:
+            if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
+                return None, False
+            kind = self._rng.choice(list(self.faults.kinds))
+            after = self._rng.random() < self.faults.after_write
+        if kind == "conflict" and method != "PUT":
+            kind = "500"
+        if kind in ("429", "conflict"):
+            after = False
+        self.injected[kind] += 1
+        return kind, after
+
+    async def _fault(self, kind: str) -> Response:
+        if kind == "429":
+            return JSONResponse(
+                {"error": "injected rate limit"}, status_code=429, headers={"Retry-After": str(self.faults.retry_after)}
+            )
+        if kind == "timeout":
+            await asyncio.sleep(self.faults.timeout)
+            return JSONResponse({"error": "injected slow answer"}, status_code=504)
+        if kind == "reset":
+            return _ResetResponse()
+        return JSONResponse({"error": "injected server error"}, status_code=500)
+
+    async def _handle(self, request: Request, work: Any) -> Response:
+        account = request.path_params["account"]
+        refused = self._check(request, account)
+        if refused is not None:
+            return refused
+        kind, after = self._draw(request.method)
+        if kind == "conflict":
+            rid = request.path_params.get("id")
+            rec = self.records.get((account, request.path_params["entity"], rid or ""))
+            if rec is not None:
+                rec.version += 1  # someone else edited it first
+                rec.seq = next(self._seq)
+            kind = None
+        if kind is not None and not after:
+            return await self._fault(kind)
+        response: Response = await work(request, account, request.path_params["entity"])
+        if kind is not None:
+            return await self._fault(kind)
+        return response
+
+    def _replay(self, account: str, request: Request) -> tuple[str | None, Response | None]:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return None, None
+        seen = self.keys.get((account, key))
+        if seen is not None:
+            return key, JSONResponse(seen[1], status_code=seen[0])
+        return key, None
+
+    def _remember(self, account: str, key: str | None, status: int, body: dict[str, Any]) -> JSONResponse:
+        if key is not None:
+            self.keys[(account, key)] = (status, body)
+        return JSONResponse(body, status_code=status)
+
+    async def _collection(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self._handle(request, self._create)
+        return await self._handle(request, self._list)
+
+    async def _item(self, request: Request) -> Response:
+        handlers = {"GET": self._get, "PUT": self._update, "DELETE": self._delete}
+        return await self._handle(request, handlers[request.method])
+
+    async def _body(self, request: Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def _create(self, request: Request, account: str, entity: str) -> Response:
+        key, replay = self._replay(account, request)
+        if replay is not None:
+            return replay
+        if key is None:
+            return JSONResponse({"error": "Idempotency-Key header is required"}, status_code=400)
+        data = await self._body(request)
+        if data is None:
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        rid = str(next(self._ids))
+        rec = _Record(rid, data, seq=next(self._seq), updated_at=self._now())
+        self.records[(account, entity, rid)] = rec
+        self.history[(account, entity, rid)].append(dict(data))
+        self.creates_by_key[(account, key)] += 1
+        return self._remember(account, key, 201, rec.view())
+
+    async def _update(self, request: Request, account: str, entity: str) -> Response:
+        key, replay = self._replay(account, request)
+        if replay is not None:
+            return replay
+        rec = self.records.get((account, entity, request.path_params["id"]))
+        if rec is None or rec.deleted:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        expected = request.headers.get("if-match")
+        if expected is not None and expected != str(rec.version):
+            return JSONResponse({"error": f"stale version {expected}; current is {rec.version}"}, status_code=409)
+        data = await self._body(request)
+        if data is None:
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        rec.data = data
+        rec.version += 1
+        rec.seq = next(self._seq)
+        rec.updated_at = self._now()
+        self.history[(account, entity, rec.id)].append(dict(data))
+        return self._remember(account, key, 200, rec.view())
+
+    async def _delete(self, request: Request, account: str, entity: str) -> Response:
+        key, replay = self._replay(account, request)
+        if replay is not None:
+            return replay
+        rec = self.records.get((account, entity, request.path_params["id"]))
+        if rec is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        if not rec.deleted:
+            rec.deleted = True
+            rec.version += 1
+            rec.seq = next(self._seq)
+            rec.updated_at = self._now()
+        return self._remember(account, key, 200, rec.view())
+
+    async def _get(self, request: Request, account: str, entity: str) -> Response:
+        rec = self.records.get((account, entity, request.path_params["id"]))
+        if rec is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse(rec.view())
+
+    async def _list(self, request: Request, account: str, entity: str) -> Response:
+        ids = request.query_params.get("ids")
+        mine = [rec for (acc, ent, _), rec in self.records.items() if acc == account and ent == entity]
+        if ids is not None:
+            wanted = set(ids.split(","))
+            return JSONResponse({"records": [r.view() for r in mine if r.id in wanted]})
+        try:
+            after = int(request.query_params.get("after", "0"))
+            limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
+        except ValueError:
+            return JSONResponse({"error": "after and limit must be integers"}, status_code=400)
+        page = sorted((r for r in mine if r.seq > after), key=lambda r: r.seq)[:limit]
+        return JSONResponse({"records": [r.view() for r in page], "more": len(page) == limit})
+
+    async def _state(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "records": [{"account": a, "entity": e, **rec.view()} for (a, e, _), rec in self.records.items()],
+                "creates": self.creates,
+                "duplicates": self.duplicates(),
+                "injected": dict(self.injected),
+                "throttled": dict(self.throttled),
+                "history": [
+                    {"account": a, "entity": e, "id": i, "payloads": h} for (a, e, i), h in self.history.items()
+                ],
+            }
+        )
+
+    async def _set_faults(self, request: Request) -> Response:
+        body = await self._body(request) or {}
+        try:
+            self.set_faults(Faults(**body))
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True})
+
+
+class _ResetResponse(Response):
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"id": ', "more_body": True})
+        raise _Reset("injected connection reset")
+
+
+class SandboxProvider:
+    """The provider for a :class:`Sandbox` at ``base_url``.
+
+    Credentials: ``{"token": ...}``, sent as a bearer token.
+    """
+
+    api_version = API_VERSION
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str = "sandbox",
+        entities: Collection[str] = ("customers", "invoices", "contacts", "notes"),
+        limits: Limits | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.entities = frozenset(entities)
+        self._limits = limits or Limits(concurrency=8)
+
+    def limits(self, scope: Scope) -> Limits:
+        return self._limits
+
+    def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> SandboxClient:
+        return SandboxClient(http, f"{self.base_url}/api/{scope.account}", str(credentials.get("token", "test")))
+
+
+def _record(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
+    updated = body.get("updated_at")
+    return RemoteRecord(
+        entity=entity,
+        foreign_id=str(body["id"]),
+        data=dict(body.get("data") or {}),
+        version=str(body.get("version")),
+        updated_at=dt.datetime.fromisoformat(updated) if updated else None,
+        deleted=bool(body.get("deleted")),
+    )
+
+
+class SandboxClient:
+    """A :class:`~connected_objects.provider.RemoteClient` for one sandbox account."""
+
+    def __init__(self, http: httpx.AsyncClient, base: str, token: str) -> None:
+        self.http = http
+        self.base = base
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def __repr__(self) -> str:
+        return f"SandboxClient(base={self.base!r})"
+
+    async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            response = await self.http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what=what) from exc
+        raise_for_response(response, what=what)
+        return response
+
+    async def _json(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        return json_body(await self._call(method, url, what, **kwargs), what=what)
+
+    async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
+        body = await self._json(
+            "POST",
+            f"{self.base}/{entity}",
+            f"create {entity}",
+            json=dict(payload),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return _record(entity, body)
+
+    async def update(
+        self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str
+    ) -> RemoteRecord:
+        headers = {"Idempotency-Key": idempotency_key}
+        if version is not None:
+            headers["If-Match"] = version
+        body = await self._json(
+            "PUT",
+            f"{self.base}/{entity}/{foreign_id}",
+            f"update {entity} {foreign_id}",
+            json=dict(payload),
+            headers=headers,
+        )
+        return _record(entity, body)
+
+    async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None:
+        try:
+            await self._call(
+                "DELETE",
+                f"{self.base}/{entity}/{foreign_id}",
+                f"delete {entity} {foreign_id}",
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except PermanentError as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
+        body = await self._json(
+            "GET", f"{self.base}/{entity}", f"fetch {entity}", params={"ids": ",".join(foreign_ids)}
+        )
+        return [_record(entity, r) for r in body["records"]]
+
+    async def changes(self, entity: str, cursor: Any) -> Page:
+        after = int(cursor or 0)
+        body = await self._json(
+            "GET", f"{self.base}/{entity}", f"changes of {entity}", params={"after": after, "limit": 100}
+        )
+        records = [_record(entity, r) for r in body["records"]]
+        last = max((int(r["seq"]) for r in body["records"]), default=after)
+        return Page(records, cursor=last, more=bool(body["more"]))
+
+
+@contextlib.contextmanager
+def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve an ASGI app over real HTTP on a free loopback port, in a thread; yields its base URL.
+
+    The listening socket is bound before the server starts, so the URL works at
+    once; the server stops when the block ends.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(1024)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False, timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sandbox-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,0 +1,315 @@
+"""Workers: the loop that claims changes and pushes them, in or out of process.
+
+A :class:`Worker` claims due changes in batches, hands each scope's share to
+:func:`~connected_objects.dispatch.dispatch` as its own task, and keeps
+claiming while those run, so a slow or rate-limited account never holds back
+the others. All requests go through one ``httpx.AsyncClient``. Per scope, a
+:class:`ScopeGate` keeps to the provider's concurrency and rate limits, and
+after a 429 holds the scope until its ``Retry-After``. Leases are renewed
+while work is in progress; a worker that dies simply stops renewing them, and
+another worker takes its changes over once they expire.
+
+Many workers, on many machines, coordinate only through the database
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB). On SQLite run one.
+
+Run one with the CLI (``connected-objects worker --app myapp.sync:hub``), in
+your own event loop (``await hub.worker().run(stop_event)``), in a thread for
+small apps (:class:`BackgroundWorker`), or until the outbox is empty, for
+tests and scripts (``hub.drain()``).
+
+Example::
+
+    >>> from connected_objects.worker import ScopeGate
+    >>> from connected_objects.provider import Limits
+    >>> gate = ScopeGate(Limits(concurrency=2, per_minute=600))
+    >>> gate.limits.concurrency
+    2
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import func
+from sqlalchemy import select
+
+from . import outbox
+from .dispatch import dispatch
+from .models import outbox as outbox_table
+from .models import utcnow
+from .outbox import ClaimedChange
+from .provider import Limits
+from .scope import Scope
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
+
+log = logging.getLogger("connected_objects.worker")
+
+
+class ScopeGate:
+    """One scope's limits inside a worker: concurrency, rate, and holds after a 429."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._semaphore = asyncio.Semaphore(limits.concurrency)
+        # Leaky bucket of capacity one: requests evenly spaced, so no sliding window of the
+        # provider's ever sees more than its per-minute quota.
+        self._limiter = AsyncLimiter(1, 60.0 / limits.per_minute) if limits.per_minute is not None else None
+        self._held_until = 0.0
+        self.reason: str | None = None
+
+    def hold(self, seconds: float | None, reason: str) -> None:
+        """Send nothing more for ``seconds`` (default 60)."""
+        self._held_until = max(self._held_until, time.monotonic() + (seconds if seconds is not None else 60.0))
+        self.reason = reason
+
+    def wait(self) -> float:
+        """Seconds left on the current hold."""
+        return max(0.0, self._held_until - time.monotonic())
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[bool]:
+        """Wait for a request slot; yields False if the scope is on hold."""
+        async with self._semaphore:
+            if self.wait() > 0:
+                yield False
+                return
+            if self._limiter is not None:
+                await self._limiter.acquire()
+                if self.wait() > 0:
+                    yield False
+                    return
+            yield True
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did."""
+
+    claimed: int = 0
+    pushed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    dead: int = 0
+
+
+class Worker:
+    """Claims and pushes changes until stopped.
+
+    :param name: the lease owner name (default: host, pid and a random suffix).
+    :param batch: changes claimed at once.
+    :param per_scope: changes claimed at once for one scope (default: from the
+        provider's limits).
+    :param lease: seconds a claim is valid; renewed every third of it.
+    :param poll: seconds between claims when there is nothing to do.
+    :param max_tasks: scope tasks running at once.
+    :param providers: only push to these providers.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        name: str | None = None,
+        batch: int = 500,
+        per_scope: int = 100,
+        lease: float = 60.0,
+        poll: float = 1.0,
+        max_tasks: int = 64,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.name = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.batch = batch
+        self.per_scope = per_scope
+        self.lease = lease
+        self.poll = poll
+        self.max_tasks = max_tasks
+        self.providers = list(providers) if providers is not None else None
+        self.stats = WorkerStats()
+        self._gates: dict[Scope, ScopeGate] = {}
+        self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
+
+    def __repr__(self) -> str:
+        return f"Worker(name={self.name!r}, batch={self.batch}, lease={self.lease})"
+
+    def _gate(self, scope: Scope) -> ScopeGate:
+        gate = self._gates.get(scope)
+        if gate is None:
+            gate = self._gates[scope] = ScopeGate(self.hub.provider(scope.provider).limits(scope))
+        return gate
+
+    def _claim(self, exclude: Sequence[Scope]) -> list[ClaimedChange]:
+        with self.hub.session_factory() as session:
+            if self.hub.engine.dialect.name in ("mysql", "mariadb"):
+                conn = session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+            else:
+                conn = session.connection()
+            claimed = outbox.claim(
+                conn,
+                self.name,
+                limit=self.batch,
+                per_scope=self.per_scope,
+                lease=self.lease,
+                exclude=exclude,
+                providers=self.providers,
+            )
+            session.commit()
+            return claimed
+
+    def _renew(self) -> None:
+        ids = [i for _scope, group in self._in_flight.values() for i in group]
+        if ids:
+            with self.hub.session_factory() as session:
+                outbox.renew_leases(session.connection(), self.name, ids, self.lease)
+                session.commit()
+
+    def _work_left(self) -> float | None:
+        """None when nothing is pending or in flight; else seconds until the next is due."""
+        t = outbox_table
+        query = select(func.min(t.c.next_attempt_at), func.min(t.c.lease_expires_at)).where(
+            t.c.state.in_(("pending", "in_flight"))
+        )
+        if self.providers is not None:
+            query = query.where(t.c.provider.in_(self.providers))
+        with self.hub.session_factory() as session:
+            due, lease = session.execute(query).one()
+            pending = session.execute(
+                select(func.count()).select_from(t).where(t.c.state.in_(("pending", "in_flight")))
+            ).scalar_one()
+        if not pending:
+            return None
+        now = utcnow()
+        candidates = [d for d in (due, lease) if d is not None]
+        if not candidates:
+            return self.poll
+        return float(max(0.0, min((c - now).total_seconds() for c in candidates)))
+
+    async def _group(self, scope: Scope, changes: list[ClaimedChange], http: object) -> None:
+        try:
+            outcomes = await dispatch(self.hub, self.name, scope, changes, http, self._gate(scope))  # type: ignore[arg-type]
+        except Exception:
+            log.exception(
+                "dispatching %d changes for %s failed; their leases will expire and be retried", len(changes), scope
+            )
+            return
+        for out in outcomes:
+            if out.status == "done":
+                self.stats.pushed += 1
+            elif out.status == "retry":
+                self.stats.retried += 1
+            elif out.status == "defer":
+                self.stats.deferred += 1
+            else:
+                self.stats.dead += 1
+
+    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> WorkerStats:
+        """Work until ``stop`` is set (or, with ``until_idle``, until no change is pending or in flight)."""
+        stop = stop or asyncio.Event()
+        last_renew = time.monotonic()
+        async with self.hub.http_client() as http:
+            try:
+                while not stop.is_set():
+                    busy = [scope for scope, _ in self._in_flight.values()]
+                    claimed: list[ClaimedChange] = []
+                    if len(self._in_flight) < self.max_tasks:
+                        claimed = await asyncio.to_thread(self._claim, busy if len(busy) <= 100 else [])
+                    self.stats.claimed += len(claimed)
+                    groups: dict[Scope, list[ClaimedChange]] = {}
+                    for change in claimed:
+                        groups.setdefault(change.scope, []).append(change)
+                    for scope, group in groups.items():
+                        task = asyncio.create_task(self._group(scope, group, http))
+                        self._in_flight[task] = (scope, [c.id for c in group])
+                    if time.monotonic() - last_renew > self.lease / 3:
+                        await asyncio.to_thread(self._renew)
+                        last_renew = time.monotonic()
+                    if claimed and len(self._in_flight) < self.max_tasks:
+                        continue
+                    if self._in_flight:
+                        done, _ = await asyncio.wait(
+                            list(self._in_flight), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        for task in done:
+                            self._in_flight.pop(task, None)
+                        continue
+                    if until_idle:
+                        wait = await asyncio.to_thread(self._work_left)
+                        if wait is None:
+                            break
+                        # a due change may sit behind a front change still waiting: never spin
+                        await _wait(stop, min(max(wait, 0.05), self.poll))
+                    else:
+                        await _wait(stop, self.poll)
+            finally:
+                if self._in_flight:
+                    await asyncio.gather(*self._in_flight, return_exceptions=True)
+                    self._in_flight.clear()
+        return self.stats
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        await asyncio.sleep(0)
+        return
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class BackgroundWorker:
+    """A worker in a daemon thread with its own event loop, for small apps and tests.
+
+    Example::
+
+        worker = BackgroundWorker(hub)
+        worker.start()
+        ...
+        worker.stop()   # finishes the changes in progress, then returns
+    """
+
+    def __init__(self, hub: Hub, **options: object) -> None:
+        self.worker = hub.worker(**options)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        """Start the thread."""
+        if self._thread is not None:
+            raise RuntimeError("BackgroundWorker already started")
+        self._thread = threading.Thread(target=self._main, name=f"connected-objects {self.worker.name}", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self.worker.run(self._stop)
+
+        asyncio.run(main())
+
+    def stop(self, timeout: float | None = 30.0) -> WorkerStats:
+        """Ask the worker to stop and wait for it."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.worker.stats
