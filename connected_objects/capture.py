@@ -139,12 +139,23 @@ def installed(target: Any) -> bool:
 
 @contextlib.contextmanager
 def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[None]:
-    """Within the block, changes are not sent back to ``origin`` (a scope, or a whole provider)."""
+    """Within the block, changes are not sent back to ``origin`` (a scope, or a whole provider).
+
+    A ``Session`` is flushed when the block ends, so what it changed is captured
+    with the origin. With an ``AsyncSession``, ``await session.flush()`` before
+    leaving the block; unflushed changes there raise :class:`CaptureError`.
+    """
     info = session.info
     previous = info.get(ORIGIN_KEY)
     info[ORIGIN_KEY] = origin
     try:
         yield
+        if isinstance(session, Session):
+            session.flush()
+        elif session.new or session.dirty or session.deleted:
+            raise CaptureError(
+                "unflushed changes at the end of capture.applying(); await session.flush() inside the block"
+            )
     finally:
         if previous is None:
             info.pop(ORIGIN_KEY, None)
@@ -342,8 +353,6 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
             f"execution_options({SKIP_OPTION}=False) and enqueue the changes yourself"
         )
     statement: Any = state.statement
-    if statement.table is not mapper.local_table and statement.table is not mapper.persist_selectable:
-        return None
     session = state.session
     pk_cols = list(mapper.primary_key)
     owner_cols = {spec.owner for spec in specs if spec.owner is not None}

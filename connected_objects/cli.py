@@ -10,6 +10,13 @@ Run ``connected-objects --help`` for the list. The commands so far:
 ``schema location | snippet | check | upgrade``
     where our migrations live, what to paste into an Alembic set-up, and
     checking or upgrading a database given by ``--url``.
+``worker --app mypkg.sync:hub``
+    claim and push changes until interrupted (``--until-idle`` to stop when done).
+``changes list | retry | discard``
+    inspect dead (or any) changes and send them again or drop them.
+
+The app is an import path to a :class:`~connected_objects.hub.Hub` or to a
+function returning one; ``CONNECTED_OBJECTS_APP`` may hold it instead.
 
 Example::
 
@@ -18,6 +25,10 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import json
+import signal
 import sys
 import tempfile
 from importlib.metadata import entry_points
@@ -28,9 +39,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine
 
+from . import outbox
 from . import registry
 from . import schema
 from .exceptions import ConnectedObjectsError
+from .hub import Hub
 
 __all__ = ["main"]
 
@@ -136,6 +149,129 @@ def upgrade(url: str) -> None:
         click.echo(f"upgraded to {schema.head()}")
     finally:
         engine.dispose()
+
+
+def load_app(path: str) -> Hub:
+    """Import ``module:attribute`` and return the Hub it names (calling it if it is a factory)."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter(f"{path!r} is not an import path like 'mypkg.sync:hub'", param_hint="--app")
+    try:
+        target: object = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot import {path!r}: {exc}", param_hint="--app") from exc
+    if not isinstance(target, Hub) and callable(target):
+        target = target()
+    if not isinstance(target, Hub):
+        raise click.BadParameter(
+            f"{path!r} is not a connected_objects Hub (got {type(target).__name__})", param_hint="--app"
+        )
+    return target
+
+
+_app_option = click.option(
+    "--app",
+    "app_path",
+    envvar="CONNECTED_OBJECTS_APP",
+    required=True,
+    help="Import path of your Hub, e.g. mypkg.sync:hub (or CONNECTED_OBJECTS_APP).",
+)
+
+
+@main.command()
+@_app_option
+@click.option("--batch", default=500, show_default=True, help="Changes claimed at once.")
+@click.option("--lease", default=60.0, show_default=True, help="Seconds a claim is valid (renewed while working).")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between claims when idle.")
+@click.option("--provider", "providers", multiple=True, help="Only push to this provider (repeatable).")
+@click.option("--until-idle", is_flag=True, help="Stop when no change is pending or in flight.")
+def worker(app_path: str, batch: int, lease: float, poll: float, providers: tuple[str, ...], until_idle: bool) -> None:
+    """Claim and push changes until interrupted (SIGINT/SIGTERM finish the work in progress)."""
+    hub = load_app(app_path)
+    runner = hub.worker(batch=batch, lease=lease, poll=poll, providers=list(providers) or None)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stats = await runner.run(stop, until_idle=until_idle)
+        console.print(f"worker {runner.name}: {stats}")
+
+    asyncio.run(run())
+
+
+@main.group()
+def changes() -> None:
+    """Inspect and operate on outbox changes."""
+
+
+@changes.command(name="list")
+@_app_option
+@click.option("--state", type=click.Choice(["pending", "in_flight", "dead"]), default="dead", show_default=True)
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
+    """List changes (dead ones by default) with their last error."""
+    hub = load_app(app_path)
+    with hub.session_factory() as session:
+        found = outbox.list_changes(session, state=state, limit=limit)
+    if as_json:
+        for c in found:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": c.id,
+                        "scope": str(c.scope),
+                        "entity": c.entity,
+                        "local_type": c.local_type,
+                        "local_id": c.local_id,
+                        "operation": c.operation,
+                        "attempts": c.attempts,
+                        "state": c.state,
+                        "last_error": c.last_error,
+                    }
+                )
+            )
+        return
+    table = Table(title=f"{state} changes")
+    for col in ("id", "scope", "entity", "row", "op", "attempts", "last error"):
+        table.add_column(col)
+    for c in found:
+        table.add_row(
+            str(c.id),
+            str(c.scope),
+            c.entity,
+            f"{c.local_type} {c.local_id}",
+            c.operation,
+            str(c.attempts),
+            (c.last_error or "")[:80],
+        )
+    console.print(table)
+
+
+@changes.command(name="retry")
+@_app_option
+@click.argument("ids", nargs=-1, type=int, required=True)
+def retry_changes(app_path: str, ids: tuple[int, ...]) -> None:
+    """Send dead changes again."""
+    hub = load_app(app_path)
+    with hub.session_factory.begin() as session:
+        count = outbox.retry(session, list(ids))
+    click.echo(f"{count} change(s) queued again")
+
+
+@changes.command(name="discard")
+@_app_option
+@click.argument("ids", nargs=-1, type=int, required=True)
+def discard_changes(app_path: str, ids: tuple[int, ...]) -> None:
+    """Drop dead changes for good."""
+    hub = load_app(app_path)
+    with hub.session_factory.begin() as session:
+        count = outbox.discard(session, list(ids))
+    click.echo(f"{count} change(s) discarded")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -94,6 +94,7 @@ class Faults:
     :param retry_after: the ``Retry-After`` of an injected 429, in seconds.
     :param timeout: how long a ``timeout`` fault stalls (longer than the client waits).
     :param seed: for a repeatable sequence.
+    :param limit: inject at most this many faults (None: no limit).
     """
 
     rate: float = 0.0
@@ -102,6 +103,7 @@ class Faults:
     retry_after: float = 0.0
     timeout: float = 2.0
     seed: int | None = None
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(FAULT_KINDS)
@@ -194,6 +196,7 @@ class Sandbox:
         with self._lock:
             self.faults = faults
             self._rng = random.Random(faults.seed)
+            self.injected.clear()
 
     # -- request handling ---------------------------------------------------------------
 
@@ -225,6 +228,8 @@ class Sandbox:
     def _draw(self, method: str) -> tuple[str | None, bool]:
         with self._lock:
             if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
+                return None, False
+            if self.faults.limit is not None and sum(self.injected.values()) >= self.faults.limit:
                 return None, False
             kind = self._rng.choice(list(self.faults.kinds))
             after = self._rng.random() < self.faults.after_write
