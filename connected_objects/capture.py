@@ -24,8 +24,8 @@ Nothing is sent from inside a flush; workers push after commit.
 
 Example::
 
-    >>> from sqlalchemy import ForeignKey, create_engine, select
-    >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+    >>> from sqlalchemy import ForeignKey, Integer, String, create_engine, select
+    >>> from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
     >>> from connected_objects import Scope, capture, connections
     >>> from connected_objects.connected import connected
     >>> from connected_objects.mapping import FieldMapping
@@ -33,13 +33,13 @@ Example::
     >>> class Base(DeclarativeBase): pass
     >>> class Org(Base):
     ...     __tablename__ = "org"
-    ...     id: Mapped[int] = mapped_column(primary_key=True)
+    ...     id = mapped_column(Integer, primary_key=True)
     >>> @connected("memory", entity="notes", mapping=FieldMapping({"text": "text"}), owner="org_id")
     ... class Note(Base):
     ...     __tablename__ = "note"
-    ...     id: Mapped[int] = mapped_column(primary_key=True)
-    ...     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
-    ...     text: Mapped[str]
+    ...     id = mapped_column(Integer, primary_key=True)
+    ...     org_id = mapped_column(ForeignKey("org.id"))
+    ...     text = mapped_column(String(100))
     >>> engine = create_engine("sqlite://")
     >>> Base.metadata.create_all(engine); metadata.create_all(engine)
     >>> Session = sessionmaker(engine)

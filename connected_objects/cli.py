@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
+import os
 import signal
 import sys
 import tempfile
@@ -189,6 +191,9 @@ _app_option = click.option(
 @click.option("--until-idle", is_flag=True, help="Stop when no change is pending or in flight.")
 def worker(app_path: str, batch: int, lease: float, poll: float, providers: tuple[str, ...], until_idle: bool) -> None:
     """Claim and push changes until interrupted (SIGINT/SIGTERM finish the work in progress)."""
+    level = os.environ.get("CONNECTED_OBJECTS_LOG_LEVEL")
+    if level:
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(process)d %(name)s %(message)s")
     hub = load_app(app_path)
     runner = hub.worker(batch=batch, lease=lease, poll=poll, providers=list(providers) or None)
 

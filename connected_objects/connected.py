@@ -24,20 +24,20 @@ factory (:mod:`connected_objects.capture`).
 
 Example::
 
-    >>> from sqlalchemy import ForeignKey
-    >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+    >>> from sqlalchemy import ForeignKey, Integer, String
+    >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
     >>> from connected_objects.connected import connected, specs_of
     >>> from connected_objects.mapping import FieldMapping
     >>> class Base(DeclarativeBase): pass
     >>> class Org(Base):
     ...     __tablename__ = "org"
-    ...     id: Mapped[int] = mapped_column(primary_key=True)
+    ...     id = mapped_column(Integer, primary_key=True)
     >>> @connected("memory", entity="notes", mapping=FieldMapping({"text": "text"}), owner="org_id")
     ... class Note(Base):
     ...     __tablename__ = "note"
-    ...     id: Mapped[int] = mapped_column(primary_key=True)
-    ...     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
-    ...     text: Mapped[str]
+    ...     id = mapped_column(Integer, primary_key=True)
+    ...     org_id = mapped_column(ForeignKey("org.id"))
+    ...     text = mapped_column(String(100))
     >>> [(s.provider, s.entity, s.owner_type, s.local_type) for s in specs_of(Note)]
     [('memory', 'notes', 'org', 'note')]
 """

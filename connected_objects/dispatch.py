@@ -31,6 +31,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -65,6 +66,8 @@ if TYPE_CHECKING:
     from .worker import ScopeGate
 
 __all__ = ["Outcome", "Plan", "content_hash", "dispatch", "idempotency_key"]
+
+log = logging.getLogger("connected_objects.dispatch")
 
 
 def content_hash(payload: Mapping[str, Any]) -> str:
@@ -225,7 +228,8 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
                 elif live.content_hash == digest:
                     plans.append(Plan(change, "skip", spec=spec, link=live))
                 else:
-                    key = idempotency_key("update", change.id, change.revision, live.remote_version)
+                    # the payload is part of the key: a retry that carries newer data is a new request
+                    key = idempotency_key("update", change.id, change.revision, live.remote_version, digest)
                     plans.append(Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest))
         session.rollback()
     return _Prepared(plans, creds, enqueue=to_enqueue)
@@ -362,6 +366,22 @@ def complete(
     later: list[tuple[int, dt.datetime, str | None, bool]] = []
     dead: list[tuple[int, str]] = []
     sends: list[tuple[Any, str, dict[str, Any]]] = []
+    if log.isEnabledFor(logging.DEBUG):
+        for out in outcomes:
+            c = out.plan.change
+            log.debug(
+                "outcome change=%s %s/%s attempts=%s action=%s status=%s key=%s digest=%s version=%s error=%s",
+                c.id,
+                c.local_type,
+                c.local_id,
+                c.attempts,
+                out.plan.action,
+                out.status,
+                out.plan.key,
+                (out.plan.digest or "")[:8],
+                out.record.version if out.record else None,
+                out.error,
+            )
     by_create: dict[tuple[str, str], Outcome] = {}
     for out in outcomes:
         plan, change = out.plan, out.plan.change
@@ -370,8 +390,11 @@ def complete(
             foreign_id = None
             if plan.action == "create" and out.record is not None:
                 assert plan.spec is not None
+                # No content hash for a create: its key is derived from the row, so the answer may
+                # be the provider's replay of an earlier attempt that carried older data. Not
+                # knowing what the remote holds, we let the next change push for real.
                 created.setdefault(plan.spec.entity, []).append(
-                    (out.record.foreign_id, change.local_type, change.local_id, out.record.version, plan.digest)
+                    (out.record.foreign_id, change.local_type, change.local_id, out.record.version, None)
                 )
                 by_create[(out.record.foreign_id, change.local_id)] = out
                 foreign_id = out.record.foreign_id

@@ -33,8 +33,8 @@ Example::
     >>> metadata.create_all(engine)
     >>> s = Scope("memory", "test", "acme")
     >>> with engine.begin() as db:
-    ...     outbox.enqueue(db, [outbox.Change(s, "notes", "note", "1", "upsert")])
-    ...     outbox.enqueue(db, [outbox.Change(s, "notes", "note", "1", "upsert")])  # coalesces
+    ...     first = outbox.enqueue(db, [outbox.Change(s, "notes", "note", "1", "upsert")])
+    ...     again = outbox.enqueue(db, [outbox.Change(s, "notes", "note", "1", "upsert")])  # coalesces
     >>> with engine.begin() as db:
     ...     claimed = outbox.claim(db, "worker-1", limit=10)
     >>> [(c.local_id, c.operation, c.revision, c.attempts) for c in claimed]
@@ -302,16 +302,24 @@ def claim(
 
 
 def renew_leases(db: DB, worker: str, ids: Sequence[int], lease: float = 60.0) -> int:
-    """Extend ``worker``'s leases on ``ids``; returns how many it still held."""
+    """Extend ``worker``'s leases on ``ids``; returns how many it renewed.
+
+    Rows another transaction holds right now (being recorded as done, say) are
+    skipped rather than waited for, so renewing never deadlocks with the
+    worker's own writes.
+    """
     if not ids:
         return 0
+    conn = _connection(db)
     now = utcnow()
-    result = _connection(db).execute(
-        update(t)
-        .where(t.c.id.in_(list(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
-        .values(lease_expires_at=now + dt.timedelta(seconds=lease))
-    )
-    return int(result.rowcount)
+    mine = select(t.c.id).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
+    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
+        mine = mine.order_by(t.c.id).with_for_update(skip_locked=True)
+    held = list(conn.execute(mine).scalars())
+    if not held:
+        return 0
+    conn.execute(update(t).where(t.c.id.in_(held)).values(lease_expires_at=now + dt.timedelta(seconds=lease)))
+    return len(held)
 
 
 def finish(db: DB, worker: str, ids: Sequence[int]) -> int:
@@ -319,7 +327,7 @@ def finish(db: DB, worker: str, ids: Sequence[int]) -> int:
     if not ids:
         return 0
     result = _connection(db).execute(
-        delete(t).where(t.c.id.in_(list(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
+        delete(t).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
     )
     return int(result.rowcount)
 
@@ -347,7 +355,7 @@ def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str 
     )
     params = [
         {"_id": i, "_next": when, "_error": _clip(error), "_refund": 0 if counted else 1}
-        for i, when, error, counted in items
+        for i, when, error, counted in sorted(items, key=lambda item: item[0])
     ]
     return int(_connection(db).execute(stmt, params).rowcount)
 
@@ -368,7 +376,8 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> int:
             updated_at=utcnow(),
         )
     )
-    return int(_connection(db).execute(stmt, [{"_id": i, "_error": _clip(e)} for i, e in items]).rowcount)
+    params = [{"_id": i, "_error": _clip(e)} for i, e in sorted(items)]
+    return int(_connection(db).execute(stmt, params).rowcount)
 
 
 def _clip(error: str | None) -> str | None:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 from aiolimiter import AsyncLimiter
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from . import outbox
 from .dispatch import dispatch
@@ -228,7 +229,12 @@ class Worker:
                     busy = [scope for scope, _ in self._in_flight.values()]
                     claimed: list[ClaimedChange] = []
                     if len(self._in_flight) < self.max_tasks:
-                        claimed = await asyncio.to_thread(self._claim, busy if len(busy) <= 100 else [])
+                        try:
+                            claimed = await asyncio.to_thread(self._claim, busy if len(busy) <= 100 else [])
+                        except DBAPIError as exc:  # a deadlock or a lost connection: try again shortly
+                            log.warning("claiming changes failed, retrying: %s", exc.orig)
+                            await _wait(stop, self.poll)
+                            continue
                     self.stats.claimed += len(claimed)
                     groups: dict[Scope, list[ClaimedChange]] = {}
                     for change in claimed:
@@ -237,7 +243,10 @@ class Worker:
                         task = asyncio.create_task(self._group(scope, group, http))
                         self._in_flight[task] = (scope, [c.id for c in group])
                     if time.monotonic() - last_renew > self.lease / 3:
-                        await asyncio.to_thread(self._renew)
+                        try:
+                            await asyncio.to_thread(self._renew)
+                        except DBAPIError as exc:
+                            log.warning("renewing leases failed, retrying: %s", exc.orig)
                         last_renew = time.monotonic()
                     if claimed and len(self._in_flight) < self.max_tasks:
                         continue

@@ -27,8 +27,9 @@ def rows(hub):
         return [
             tuple(r)
             for r in s.execute(
-                select(outbox.c.account, outbox.c.local_type, outbox.c.local_id, outbox.c.operation,
-                       outbox.c.revision).order_by(outbox.c.account, outbox.c.local_type, outbox.c.local_id)
+                select(
+                    outbox.c.account, outbox.c.local_type, outbox.c.local_id, outbox.c.operation, outbox.c.revision
+                ).order_by(outbox.c.account, outbox.c.local_type, outbox.c.local_id)
             )
         ]
 
@@ -131,8 +132,10 @@ def test_bulk_insert_is_refused_unless_opted_out(hub, org):
     with hub.session_factory() as s, pytest.raises(CaptureError, match="session.add_all"):
         s.execute(insert(Invoice), [{"id": 1, "organization_id": 1, "number": "x"}])
     with hub.session_factory.begin() as s:
-        s.execute(insert(Invoice).execution_options(connected_objects_capture=False),
-                  [{"id": 1, "organization_id": 1, "number": "x"}])
+        s.execute(
+            insert(Invoice).execution_options(connected_objects_capture=False),
+            [{"id": 1, "organization_id": 1, "number": "x"}],
+        )
     assert rows(hub) == []
 
 

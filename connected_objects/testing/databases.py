@@ -10,8 +10,8 @@ and ask for a fixture:
     parametrised over ``sqlite``, ``postgresql`` and ``mariadb``: an engine on a
     scratch database holding the ``co_*`` tables, emptied after each test
     (tables a test creates itself are dropped).
-``sqlite_engine`` / ``server_engine``
-    the same, on SQLite only / on PostgreSQL and MariaDB only.
+``sqlite_engine`` / ``postgresql_engine`` / ``server_engine``
+    the same, on SQLite only / PostgreSQL only / PostgreSQL and MariaDB.
 ``empty_database_url``
     parametrised like ``engine``: the URL of a brand-new, empty database
     (for migration tests), dropped afterwards.
@@ -250,6 +250,13 @@ def server_engine(
 ) -> Iterator[Engine]:
     """An engine with the co_* tables on PostgreSQL, then MariaDB."""
     with _engine_for(request.param, tmp_path, _server_databases) as e:
+        yield e
+
+
+@pytest.fixture
+def postgresql_engine(tmp_path: Path, _server_databases: dict[str, _Server]) -> Iterator[Engine]:
+    """An engine with the co_* tables on PostgreSQL only."""
+    with _engine_for("postgresql", tmp_path, _server_databases) as e:
         yield e
 
 

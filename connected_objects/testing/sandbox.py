@@ -158,6 +158,8 @@ class Sandbox:
         self.requests: collections.Counter[str] = collections.Counter()
         self.throttled: collections.Counter[str] = collections.Counter()
         self.injected: collections.Counter[str] = collections.Counter()
+        #: every write as ``(method, path, idempotency key, outcome)``, outcome ``applied`` or ``replayed``
+        self.writes: list[tuple[str, str, str | None, str]] = []
         self._calls: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
@@ -278,12 +280,16 @@ class Sandbox:
             return None, None
         seen = self.keys.get((account, key))
         if seen is not None:
+            self.writes.append((request.method, request.url.path, key, "replayed"))
             return key, JSONResponse(seen[1], status_code=seen[0])
         return key, None
 
-    def _remember(self, account: str, key: str | None, status: int, body: dict[str, Any]) -> JSONResponse:
+    def _remember(
+        self, account: str, key: str | None, status: int, body: dict[str, Any], method: str, path: str
+    ) -> JSONResponse:
         if key is not None:
             self.keys[(account, key)] = (status, body)
+        self.writes.append((method, path, key, "applied"))
         return JSONResponse(body, status_code=status)
 
     async def _collection(self, request: Request) -> Response:
@@ -316,7 +322,7 @@ class Sandbox:
         self.records[(account, entity, rid)] = rec
         self.history[(account, entity, rid)].append(dict(data))
         self.creates_by_key[(account, key)] += 1
-        return self._remember(account, key, 201, rec.view())
+        return self._remember(account, key, 201, rec.view(), "POST", request.url.path)
 
     async def _update(self, request: Request, account: str, entity: str) -> Response:
         key, replay = self._replay(account, request)
@@ -336,7 +342,7 @@ class Sandbox:
         rec.seq = next(self._seq)
         rec.updated_at = self._now()
         self.history[(account, entity, rec.id)].append(dict(data))
-        return self._remember(account, key, 200, rec.view())
+        return self._remember(account, key, 200, rec.view(), "PUT", request.url.path)
 
     async def _delete(self, request: Request, account: str, entity: str) -> Response:
         key, replay = self._replay(account, request)
@@ -350,7 +356,7 @@ class Sandbox:
             rec.version += 1
             rec.seq = next(self._seq)
             rec.updated_at = self._now()
-        return self._remember(account, key, 200, rec.view())
+        return self._remember(account, key, 200, rec.view(), "DELETE", request.url.path)
 
     async def _get(self, request: Request, account: str, entity: str) -> Response:
         rec = self.records.get((account, entity, request.path_params["id"]))
