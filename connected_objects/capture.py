@@ -71,6 +71,7 @@ from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import UOWTransaction
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 
 from . import connections
@@ -83,7 +84,7 @@ from .identity import local_key
 from .models import connected_object as links_table
 from .models import connection as connection_table
 from .outbox import Change
-from .outbox import enqueue
+from .outbox import write_changes
 from .scope import Scope
 
 __all__ = ["ORIGIN_KEY", "SKIP_OPTION", "applying", "install", "installed", "uninstall"]
@@ -206,6 +207,11 @@ def _trigger_keys(spec: ConnectSpec) -> frozenset[str]:
 
 
 def _local_id(spec: ConnectSpec, state: InstanceState[Any]) -> str | None:
+    if len(spec.pk_attributes) == 1:
+        value = state.dict.get(spec.pk_attributes[0])
+        if value is None:
+            return None if state.key is None else str(state.key[1][0])
+        return value if isinstance(value, str) else str(value)
     values: tuple[Any, ...] = tuple(state.dict.get(name) for name in spec.pk_attributes)
     if any(v is None for v in values):
         if state.key is None:
@@ -259,20 +265,27 @@ def _skip(origin: Any, scope: Scope) -> bool:
 
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
     todo: list[tuple[ConnectSpec, InstanceState[Any], str]] = []
+    specs_of_class = _specs
     for obj in session.new:
-        for spec in _specs(type(obj)):
-            todo.append((spec, inspect(obj), "upsert"))
-    for obj in session.dirty:
-        specs = _specs(type(obj))
+        specs = specs_of_class(type(obj))
         if specs:
-            state = inspect(obj)
+            state = instance_state(obj)
+            for spec in specs:
+                todo.append((spec, state, "upsert"))
+    for obj in session.dirty:
+        specs = specs_of_class(type(obj))
+        if specs:
+            state = instance_state(obj)
             changed = _changed_keys(state)
             for spec in specs:
                 if _is_relevant(spec, changed):
                     todo.append((spec, state, "upsert"))
     for obj in session.deleted:
-        for spec in _specs(type(obj)):
-            todo.append((spec, inspect(obj), "delete"))
+        specs = specs_of_class(type(obj))
+        if specs:
+            state = instance_state(obj)
+            for spec in specs:
+                todo.append((spec, state, "delete"))
     if todo:
         _record(session, [(spec, _local_id(spec, state), state, op) for spec, state, op in todo])
 
@@ -284,6 +297,7 @@ def _record(
 ) -> None:
     """Write the changes for ``(spec, local_id, state, operation)`` items to the outbox."""
     origin = session.info.get(ORIGIN_KEY)
+    origin_name = origin.provider if isinstance(origin, Scope) else origin
     wanted: dict[str, set[str]] = {}
     resolved: list[tuple[ConnectSpec, str, str | None, str]] = []
     deletes: dict[str, set[str]] = {}
@@ -301,23 +315,33 @@ def _record(
         resolved.append((spec, local_id, owner, op))
     by_owner = _connections(session, wanted) if wanted else {}
     linked = _linked_scopes(session, deletes) if deletes else {}
+    targets: dict[tuple[int, str | None], tuple[Scope, ...]] = {}
     changes: list[Change] = []
     for spec, local_id, owner, op in resolved:
-        scopes: dict[Scope, None] = {}
-        if owner is not None:
-            for info in by_owner.get((spec.owner_type, owner), ()):
-                if info.scope.provider == spec.provider and info.pushes(spec.entity):
-                    scopes[info.scope] = None
+        key = (id(spec), owner)
+        scopes = targets.get(key)
+        if scopes is None:
+            infos = by_owner.get((spec.owner_type, owner), ()) if owner is not None else ()
+            found = dict.fromkeys(
+                info.scope for info in infos if info.scope.provider == spec.provider and info.pushes(spec.entity)
+            )
+            scopes = targets[key] = tuple(scope for scope in found if not _skip(origin, scope))
         if op == "delete":
-            for scope, entity in linked.get((spec.local_type, local_id), ()):
-                if scope.provider == spec.provider and entity == spec.entity:
-                    scopes[scope] = None
-        for scope in scopes:
-            if not _skip(origin, scope):
-                origin_name = origin.provider if isinstance(origin, Scope) else origin
-                changes.append(Change(scope, spec.entity, spec.local_type, local_id, op, origin_name))
+            extra = [
+                scope
+                for scope, entity in linked.get((spec.local_type, local_id), ())
+                if scope.provider == spec.provider
+                and entity == spec.entity
+                and scope not in scopes
+                and not _skip(origin, scope)
+            ]
+            all_scopes: tuple[Scope, ...] = (*scopes, *extra) if extra else scopes
+        else:
+            all_scopes = scopes
+        for scope in all_scopes:
+            changes.append(Change(scope, spec.entity, spec.local_type, local_id, op, origin_name))
     if changes:
-        enqueue(session.connection(), changes)
+        write_changes(session.connection(), changes)
 
 
 def _linked_scopes(session: Session, wanted: dict[str, set[str]]) -> dict[tuple[str, str], list[tuple[Scope, str]]]:

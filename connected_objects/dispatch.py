@@ -9,7 +9,7 @@ scope's share to :func:`dispatch`, which runs three steps:
    connection's credentials. Each change becomes a :class:`Plan`: create,
    update, delete, nothing to do, or wait for a reference that is not linked
    yet (its push is queued if nobody has queued it).
-2. **Send**, concurrently through the worker's one ``httpx.AsyncClient``,
+2. **Send**, concurrently through the worker's shared ``httpx.AsyncClient`` pools,
    never more than the provider's per-account concurrency and rate allow.
    Every write carries a deterministic idempotency key: a create's key is
    derived from the local row, so a create retried after a crash is

@@ -95,6 +95,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     impl = DateTime
     cache_ok = True
 
+    # The outbox writes the same "now" into many rows at once: remember the last conversion.
+    _last: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
+
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
@@ -103,9 +106,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
+        last_in, last_out = self._last
+        if value is last_in:
+            return last_out
         if value.tzinfo is None:
             raise ValueError("connected-objects stores aware datetimes only; pass tzinfo=timezone.utc")
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        out = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        self._last = (value, out)
+        return out
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
@@ -206,7 +214,6 @@ outbox = Table(
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),
     Index(None, "state", "next_attempt_at"),
-    Index(None, "lease_expires_at"),
 )
 
 inbox = Table(
@@ -224,7 +231,6 @@ inbox = Table(
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "dedupe_key", name="uq_co_inbox_dedupe"),
     Index(None, "state", "next_attempt_at"),
-    Index(None, "lease_expires_at"),
 )
 
 cursor = Table(

@@ -44,10 +44,14 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 from sqlalchemy import Insert
@@ -57,6 +61,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import exists
 from sqlalchemy import func
+from sqlalchemy import literal_column
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -85,8 +90,7 @@ __all__ = [
 OPERATIONS = ("upsert", "delete")
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """A change to record: push ``(local_type, local_id)`` to ``(scope, entity)``."""
 
     scope: Scope
@@ -135,83 +139,156 @@ class ClaimedChange:
         )
 
 
-def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> Insert:
+_UPSERTS: dict[str, Insert] = {}
+
+
+def _upsert(conn: Connection) -> Insert:
+    """The coalescing upsert, built once per dialect and run with many parameter sets."""
     name = conn.dialect.name
+    found = _UPSERTS.get(name)
+    if found is None:
+        found = _UPSERTS[name] = _build_upsert(name)
+    return found
+
+
+def _build_upsert(name: str) -> Insert:
     if name == "postgresql":
-        pg = postgresql.insert(t).values(rows)
+        pg = postgresql.insert(t)
         return pg.on_conflict_do_update(
             constraint="uq_co_outbox_slot",
             set_={
                 "operation": pg.excluded.operation,
                 "entity": pg.excluded.entity,
                 "origin": pg.excluded.origin,
-                "revision": t.c.revision + 1,
+                "revision": t.c.revision + literal_column("1"),
                 "updated_at": pg.excluded.updated_at,
             },
         )
     if name == "sqlite":
-        lite = sqlite.insert(t).values(rows)
+        lite = sqlite.insert(t)
         return lite.on_conflict_do_update(
             index_elements=["provider", "marketplace", "account", "local_type", "local_id", "slot"],
             set_={
                 "operation": lite.excluded.operation,
                 "entity": lite.excluded.entity,
                 "origin": lite.excluded.origin,
-                "revision": t.c.revision + 1,
+                "revision": t.c.revision + literal_column("1"),
                 "updated_at": lite.excluded.updated_at,
             },
         )
     if name in ("mysql", "mariadb"):
-        my = mysql.insert(t).values(rows)
+        my = mysql.insert(t)
         return my.on_duplicate_key_update(
             operation=my.inserted.operation,
             entity=my.inserted.entity,
             origin=my.inserted.origin,
-            revision=t.c.revision + 1,
+            revision=t.c.revision + literal_column("1"),
             updated_at=my.inserted.updated_at,
         )
     raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
 
 
+_COLUMNS = (
+    "provider",
+    "marketplace",
+    "account",
+    "entity",
+    "local_type",
+    "local_id",
+    "operation",
+    "slot",
+    "revision",
+    "origin",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+_RAW: dict[str, tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]] | None]] = {}
+
+
+def _raw_upsert(conn: Connection) -> tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]] | None]:
+    """The upsert as driver SQL, compiled once per dialect, and for positional drivers the
+    function that orders a row (in ``_COLUMNS`` order) as the statement wants it."""
+    name = conn.dialect.name
+    found = _RAW.get(name)
+    if found is None:
+        compiled = _upsert(conn).compile(dialect=conn.dialect, column_keys=list(_COLUMNS))
+        pick = None
+        if compiled.positional and compiled.positiontup:
+            index = [_COLUMNS.index(k) for k in compiled.positiontup]
+            getter = itemgetter(*index)
+            pick = getter if len(index) > 1 else (lambda row: (getter(row),))
+        found = _RAW[name] = (str(compiled), pick)
+    return found
+
+
 def enqueue(db: DB, changes: Iterable[Change]) -> int:
-    """Record changes with one multi-row upsert; a pending change of the same object coalesces.
+    """Record changes with one batched upsert; a pending change of the same object coalesces.
 
     Within ``changes`` the last one per (scope, object) wins. Returns how many
     distinct changes were written.
     """
-    latest: dict[tuple[Scope, str, str], Change] = {}
-    for change in changes:
+    for change in changes if isinstance(changes, (list, tuple)) else (changes := list(changes)):
         if change.operation not in OPERATIONS:
             raise ValueError(f"unknown outbox operation {change.operation!r}")
-        key = (change.scope, change.local_type, change.local_id)
+    return write_changes(db, changes)
+
+
+def write_changes(db: DB, changes: Iterable[Change]) -> int:
+    """:func:`enqueue` without validation: the capture hot path.
+
+    The statement is compiled once per dialect and run as a driver-level
+    ``executemany``, with the timestamp converted once instead of per row.
+    """
+    latest: dict[tuple[str, str, str, str, str], Change] = {}
+    for c in changes:
+        scope = c.scope
+        key = (scope.provider, scope.marketplace, scope.account, c.local_type, c.local_id)
         latest.pop(key, None)
-        latest[key] = change
+        latest[key] = c
     if not latest:
         return 0
-    now = utcnow()
-    rows = [
-        {
-            "provider": c.scope.provider,
-            "marketplace": c.scope.marketplace,
-            "account": c.scope.account,
-            "entity": c.entity,
-            "local_type": c.local_type,
-            "local_id": c.local_id,
-            "operation": c.operation,
-            "slot": "p",
-            "revision": 1,
-            "origin": c.origin,
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for c in latest.values()
-    ]
     conn = _connection(db)
-    for start in range(0, len(rows), 2_000):
-        conn.execute(_upsert(conn, rows[start : start + 2_000]))
+    if conn.dialect.name == "postgresql":
+        return _write_postgresql(conn, latest)
+    sql, pick = _raw_upsert(conn)
+    processor = t.c.created_at.type._cached_bind_processor(conn.dialect)
+    now: Any = utcnow()
+    now = processor(now) if processor is not None else now
+    rows = [
+        (k[0], k[1], k[2], c.entity, k[3], k[4], c.operation, "p", 1, c.origin, "pending", 0, now, now, now)
+        for k, c in latest.items()
+    ]
+    if pick is not None:
+        conn.exec_driver_sql(sql, [pick(row) for row in rows])
+    else:
+        conn.exec_driver_sql(sql, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    return len(rows)
+
+
+_PG_UPSERT = (
+    "INSERT INTO co_outbox (provider, marketplace, account, entity, local_type, local_id, operation, slot, "
+    "revision, origin, state, attempts, next_attempt_at, created_at, updated_at) "
+    "SELECT u.p, u.m, u.a, u.e, u.t, u.i, u.o, 'p', 1, u.g, 'pending', 0, %(now)s, %(now)s, %(now)s "
+    "FROM json_to_recordset(%(rows)s::json) AS u(p text, m text, a text, e text, t text, i text, o text, g text) "
+    "ON CONFLICT ON CONSTRAINT uq_co_outbox_slot DO UPDATE SET operation = excluded.operation, "
+    "entity = excluded.entity, origin = excluded.origin, revision = co_outbox.revision + 1, "
+    "updated_at = excluded.updated_at"
+)
+
+
+def _write_postgresql(conn: Connection, latest: dict[tuple[str, str, str, str, str], Change]) -> int:
+    """PostgreSQL: every change in one statement, sent as one JSON document (one round trip,
+    and no per-value parameter adaptation in the driver)."""
+    rows = [
+        {"p": k[0], "m": k[1], "a": k[2], "e": c.entity, "t": k[3], "i": k[4], "o": c.operation, "g": c.origin}
+        for k, c in latest.items()
+    ]
+    conn.exec_driver_sql(
+        _PG_UPSERT, {"rows": json.dumps(rows, separators=(",", ":")), "now": utcnow().replace(tzinfo=None)}
+    )
     return len(rows)
 
 

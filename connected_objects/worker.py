@@ -3,7 +3,8 @@
 A :class:`Worker` claims due changes in batches, hands each scope's share to
 :func:`~connected_objects.dispatch.dispatch` as its own task, and keeps
 claiming while those run, so a slow or rate-limited account never holds back
-the others. All requests go through one ``httpx.AsyncClient``. Per scope, a
+the others. Requests go through a few shared keep-alive ``httpx.AsyncClient``
+pools (:attr:`Hub.http_shards`; a scope always uses the same one). Per scope, a
 :class:`ScopeGate` keeps to the provider's concurrency and rate limits, and
 after a 429 holds the scope until its ``Retry-After``. Leases are renewed
 while work is in progress; a worker that dies simply stops renewing them, and
@@ -41,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx
 from aiolimiter import AsyncLimiter
 from sqlalchemy import func
 from sqlalchemy import select
@@ -201,9 +203,10 @@ class Worker:
             return self.poll
         return float(max(0.0, min((c - now).total_seconds() for c in candidates)))
 
-    async def _group(self, scope: Scope, changes: list[ClaimedChange], http: object) -> None:
+    async def _group(self, scope: Scope, changes: list[ClaimedChange], clients: list[httpx.AsyncClient]) -> None:
+        http = clients[hash(scope) % len(clients)]
         try:
-            outcomes = await dispatch(self.hub, self.name, scope, changes, http, self._gate(scope))  # type: ignore[arg-type]
+            outcomes = await dispatch(self.hub, self.name, scope, changes, http, self._gate(scope))
         except Exception:
             log.exception(
                 "dispatching %d changes for %s failed; their leases will expire and be retried", len(changes), scope
@@ -223,7 +226,8 @@ class Worker:
         """Work until ``stop`` is set (or, with ``until_idle``, until no change is pending or in flight)."""
         stop = stop or asyncio.Event()
         last_renew = time.monotonic()
-        async with self.hub.http_client() as http:
+        async with contextlib.AsyncExitStack() as stack:
+            http = [await stack.enter_async_context(self.hub.http_client()) for _ in range(self.hub.http_shards)]
             try:
                 while not stop.is_set():
                     busy = [scope for scope, _ in self._in_flight.values()]

@@ -142,12 +142,15 @@ class Sandbox:
     :param tokens: ``{account: bearer token}``; accounts not listed accept any token.
     :param per_minute: requests allowed per account per ``window`` seconds (None: no limit).
     :param window: the rate-limit window (60 s, like real APIs; shorter in tests).
+    :param latency: seconds every API answer takes, like a real provider across the internet
+        (0 on loopback; benchmarks use it to show what concurrency buys).
     """
 
     faults: Faults = field(default_factory=Faults)
     tokens: Mapping[str, str] = field(default_factory=dict)
     per_minute: int | None = None
     window: float = 60.0
+    latency: float = 0.0
 
     def __post_init__(self) -> None:
         self.records: dict[tuple[str, str, str], _Record] = {}
@@ -256,6 +259,8 @@ class Sandbox:
 
     async def _handle(self, request: Request, work: Any) -> Response:
         account = request.path_params["account"]
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
         refused = self._check(request, account)
         if refused is not None:
             return refused
@@ -539,7 +544,9 @@ def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     """
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )  # proto set: asyncio then sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     sock.listen(1024)
@@ -554,3 +561,32 @@ def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m connected_objects.testing.sandbox``: serve a sandbox, print its URL, run until killed."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every API answer takes")
+    args = parser.parse_args(argv)
+    sandbox = Sandbox(faults=Faults(rate=args.fault_rate, seed=args.seed), latency=args.latency)
+    sock = socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )  # proto set: asyncio then sets TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(1024)
+    print(f"http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(sandbox.app, log_level="warning", lifespan="off", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

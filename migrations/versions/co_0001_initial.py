@@ -133,7 +133,6 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_co_outbox_state_next_attempt_at", "co_outbox", ["state", "next_attempt_at"])
-    op.create_index("ix_co_outbox_lease_expires_at", "co_outbox", ["lease_expires_at"])
 
     op.create_table(
         "co_inbox",
@@ -151,7 +150,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("provider", "marketplace", "dedupe_key", name="uq_co_inbox_dedupe"),
     )
     op.create_index("ix_co_inbox_state_next_attempt_at", "co_inbox", ["state", "next_attempt_at"])
-    op.create_index("ix_co_inbox_lease_expires_at", "co_inbox", ["lease_expires_at"])
 
     op.create_table(
         "co_cursor",
@@ -167,10 +165,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("co_cursor")
-    op.drop_index("ix_co_inbox_lease_expires_at", table_name="co_inbox")
     op.drop_index("ix_co_inbox_state_next_attempt_at", table_name="co_inbox")
     op.drop_table("co_inbox")
-    op.drop_index("ix_co_outbox_lease_expires_at", table_name="co_outbox")
     op.drop_index("ix_co_outbox_state_next_attempt_at", table_name="co_outbox")
     op.drop_table("co_outbox")
     op.drop_index("ix_co_connection_owner_type_owner_id", table_name="co_connection")

@@ -1,0 +1,260 @@
+"""Capture overhead: flushing a connected model vs the same model unconnected.
+
+Baseline: plain SQLAlchemy flushes of an identical, unconnected model. Peer:
+sqlalchemy-continuum versioning the same model (it also hooks flush), measured
+against its own plain baseline in a separate process, because continuum
+installs its listeners on every session of the process it runs in.
+
+For each side: insert N rows (flushed and committed in batches of 1,000),
+then update a mapped field of all N rows (same batches). The connected model's
+owner has one active connection, so every row writes one outbox change.
+
+    uv run python bench/capture.py [--quick] [--backend sqlite|postgresql|mariadb]
+
+The last line is one JSON object: backend, rows, insert_ratio, update_ratio,
+continuum_insert_ratio, continuum_update_ratio and the raw seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Scratch
+from _common import emit
+from _common import parser
+from _common import timed
+
+BATCH = 1_000
+
+
+class InvoiceColumns:
+    """The same columns on every side of the comparison."""
+
+    id = mapped_column(Integer, primary_key=True)
+    organization_id = mapped_column(Integer, ForeignKey("organization.id"))
+    number = mapped_column(String(40))
+    total = mapped_column(Integer)
+    note = mapped_column(String(200))
+
+
+class Side:
+    """One model on one sessionmaker: insert N rows, then update them all, in batches."""
+
+    def __init__(self, maker: sessionmaker, model: type, outbox_table: Any = None) -> None:
+        self.maker, self.model, self.outbox_table = maker, model, outbox_table
+
+    def reset(self) -> None:
+        with self.maker.begin() as s:
+            s.execute(delete(self.model).execution_options(connected_objects_capture=False))
+            if self.outbox_table is not None:
+                s.execute(delete(self.outbox_table))
+
+    def insert(self, rows: int) -> None:
+        model = self.model
+        for start in range(0, rows, BATCH):
+            with self.maker.begin() as s:
+                s.add_all(
+                    model(id=i, organization_id=1, number=f"INV-{i}", total=i, note=None)
+                    for i in range(start, min(rows, start + BATCH))
+                )
+
+    def drained(self) -> None:
+        """The workers pushed the inserts: updates start from an empty outbox."""
+        if self.outbox_table is not None:
+            with self.maker.begin() as s:
+                s.execute(delete(self.outbox_table))
+
+    def update(self, rows: int) -> None:
+        model = self.model
+        for start in range(0, rows, BATCH):
+            with self.maker.begin() as s:
+                for obj in s.scalars(select(model).where(model.id >= start, model.id < start + BATCH)):
+                    obj.total += 1
+
+    def measure(self, rows: int) -> tuple[float, float]:
+        self.reset()
+        insert = timed(lambda: self.insert(rows), 1)
+        self.drained()
+        update = timed(lambda: self.update(rows), 1)
+        return insert, update
+
+
+def compare(base: Side, other: Side, rows: int, repeat: int) -> dict[str, float]:
+    """Interleaved runs (base, other, base, other, ...); medians of the seconds and of the pairwise ratios."""
+    base.measure(2 * BATCH)  # warm-up: statement caches, mapper configuration
+    other.measure(2 * BATCH)
+    b_ins, b_upd, o_ins, o_upd = [], [], [], []
+    for _ in range(repeat):
+        bi, bu = base.measure(rows)
+        oi, ou = other.measure(rows)
+        b_ins.append(bi)
+        b_upd.append(bu)
+        o_ins.append(oi)
+        o_upd.append(ou)
+    med = statistics.median
+    return {
+        "base_insert_s": round(med(b_ins), 4),
+        "base_update_s": round(med(b_upd), 4),
+        "insert_s": round(med(o_ins), 4),
+        "update_s": round(med(o_upd), 4),
+        "insert_ratio": round(med(o / b for o, b in zip(o_ins, b_ins, strict=True)), 3),
+        "update_ratio": round(med(o / b for o, b in zip(o_upd, b_upd, strict=True)), 3),
+    }
+
+
+def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
+    from connected_objects import Scope
+    from connected_objects import capture
+    from connected_objects import connections
+    from connected_objects.connected import connected
+    from connected_objects.mapping import FieldMapping
+    from connected_objects.models import metadata as co_metadata
+    from connected_objects.models import outbox
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Organization(Base):
+        __tablename__ = "organization"
+        id = mapped_column(Integer, primary_key=True)
+
+    class Plain(InvoiceColumns, Base):
+        __tablename__ = "plain_invoice"
+
+    class Connected(InvoiceColumns, Base):
+        __tablename__ = "connected_invoice"
+
+    connected(
+        "sandbox",
+        entity="invoices",
+        mapping=FieldMapping({"number": "number", "total": "total"}),
+        owner="organization_id",
+        owner_type="organization",
+    )(Connected)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Scratch(backend, tmp)
+        engine = scratch.engine()
+        try:
+            Base.metadata.create_all(engine)
+            co_metadata.create_all(engine)
+            plain_maker = sessionmaker(engine)
+            connected_maker = sessionmaker(engine)
+            capture.install(connected_maker)
+            with connected_maker.begin() as s:
+                s.add(Organization(id=1))
+                s.flush()
+                connections.connect(s, "organization", 1, Scope("sandbox", "bench", "acme"))
+            figures = compare(Side(plain_maker, Plain), Side(connected_maker, Connected, outbox), rows, repeat)
+            # the outbox really got one change per row
+            connected_side = Side(connected_maker, Connected, outbox)
+            connected_side.reset()
+            connected_side.insert(BATCH)
+            with connected_maker() as s:
+                captured = s.scalar(select(func.count()).select_from(outbox)) == BATCH
+        finally:
+            engine.dispose()
+            scratch.close()
+    return {
+        "plain_insert_s": figures["base_insert_s"],
+        "connected_insert_s": figures["insert_s"],
+        "plain_update_s": figures["base_update_s"],
+        "connected_update_s": figures["update_s"],
+        "insert_ratio": figures["insert_ratio"],
+        "update_ratio": figures["update_ratio"],
+        "captured": captured,
+    }
+
+
+def continuum(backend: str, rows: int, repeat: int) -> dict[str, Any]:
+    import sqlalchemy.orm
+    from sqlalchemy_continuum import make_versioned
+
+    make_versioned(user_cls=None)
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Organization(Base):
+        __tablename__ = "organization"
+        id = mapped_column(Integer, primary_key=True)
+
+    class Plain(InvoiceColumns, Base):
+        __tablename__ = "plain_invoice"
+
+    class Versioned(InvoiceColumns, Base):
+        __tablename__ = "versioned_invoice"
+        __versioned__: dict[str, Any] = {}  # noqa: RUF012
+
+    sqlalchemy.orm.configure_mappers()
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Scratch(backend, tmp)
+        engine = scratch.engine()
+        try:
+            Base.metadata.create_all(engine)
+            maker = sessionmaker(engine)
+            with maker.begin() as s:
+                s.add(Organization(id=1))
+            figures = compare(Side(maker, Plain), Side(maker, Versioned), rows, repeat)
+        finally:
+            engine.dispose()
+            scratch.close()
+    return {
+        "continuum_insert_ratio": figures["insert_ratio"],
+        "continuum_update_ratio": figures["update_ratio"],
+    }
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--continuum-only", action="store_true", help=argparse_hidden())
+    args = p.parse_args()
+    rows = 2_000 if args.quick else 10_000
+    repeat = 3 if args.quick else 5
+    if args.continuum_only:
+        # continuum costs tens of times more per row: fewer rows give the same ratio in minutes less
+        print(json.dumps(continuum(args.backend, min(rows, 2_000), repeat)))
+        return
+    figures: dict[str, Any] = {
+        "bench": "capture",
+        "backend": args.backend,
+        "rows": rows,
+        "batch": BATCH,
+        "baseline": "plain SQLAlchemy flush of the same model, unconnected",
+    }
+    figures.update(ours(args.backend, rows, repeat))
+    peer = subprocess.run(
+        [sys.executable, __file__, "--continuum-only", "--backend", args.backend, *(["--quick"] if args.quick else [])],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures.update(json.loads(peer.stdout.strip().splitlines()[-1]))
+    emit(figures)
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    main()
