@@ -165,7 +165,12 @@ def load_app(path: str) -> Hub:
     except (ImportError, AttributeError) as exc:
         raise click.BadParameter(f"cannot import {path!r}: {exc}", param_hint="--app") from exc
     if not isinstance(target, Hub) and callable(target):
-        target = target()
+        try:
+            target = target()
+        except TypeError as exc:
+            raise click.BadParameter(
+                f"{path!r} must be a Hub or a function taking no arguments: {exc}", param_hint="--app"
+            ) from exc
     if not isinstance(target, Hub):
         raise click.BadParameter(
             f"{path!r} is not a connected_objects Hub (got {type(target).__name__})", param_hint="--app"

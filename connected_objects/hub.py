@@ -39,6 +39,8 @@ from .exceptions import ConfigurationError
 from .provider import Provider
 from .retry import RetryPolicy
 from .secrets import Vault
+from .web.core import DEFAULT_MAX_BODY
+from .web.core import WebhookApp
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -124,6 +126,28 @@ class Hub:
     def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
         """How rows of ``local_type`` sync to ``provider``, or None."""
         return self._specs.get((local_type, provider))
+
+    def spec_for(self, provider: str, entity: str) -> ConnectSpec | None:
+        """The model connected to ``provider``'s ``entity``, or None."""
+        for spec in self._specs.values():
+            if spec.provider == provider and spec.entity == entity:
+                return spec
+        return None
+
+    def webhooks(self, *, max_body: int = DEFAULT_MAX_BODY) -> WebhookApp:
+        """Every inbound route of the hub's providers, as one sans-I/O app.
+
+        Serve it with :class:`~connected_objects.web.ASGIAdapter` or
+        :class:`~connected_objects.web.WSGIAdapter`. A provider contributes
+        routes by having a ``routes(hub)`` method.
+        """
+        routes = []
+        for name in sorted({provider for _, provider in self._specs} | set(self._providers)):
+            provider = self.provider(name)
+            make = getattr(provider, "routes", None)
+            if make is not None:
+                routes.extend(make(self))
+        return WebhookApp(routes, max_body=max_body)
 
     def http_client(self) -> httpx.AsyncClient:
         """A new client for one worker shard: keep-alive, pooled, with the hub's timeout."""

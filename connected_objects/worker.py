@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -48,12 +49,22 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from . import connections
+from . import inbox
 from . import outbox
+from .apply import MissingReference
+from .apply import apply_records
 from .dispatch import dispatch
+from .exceptions import ConflictError
+from .exceptions import PermanentError
+from .exceptions import RetryableError
+from .inbox import StoredEvent
+from .models import inbox as inbox_table
 from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
 from .provider import Limits
+from .provider import RemoteRecord
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -105,6 +116,7 @@ class WorkerStats:
     """What a worker did."""
 
     claimed: int = 0
+    applied: int = 0
     pushed: int = 0
     retried: int = 0
     deferred: int = 0
@@ -175,6 +187,86 @@ class Worker:
             session.commit()
             return claimed
 
+    def _claim_inbox(self) -> list[StoredEvent]:
+        with self.hub.session_factory() as session:
+            events = inbox.claim(session, self.name, limit=self.batch, lease=self.lease)
+            session.commit()
+            return events
+
+    async def _apply_inbox(self, clients: list[httpx.AsyncClient]) -> int:
+        """Claim inbound events and apply them, one (scope, entity) group at a time."""
+        try:
+            events = await asyncio.to_thread(self._claim_inbox)
+        except DBAPIError as exc:
+            log.warning("claiming events failed, retrying: %s", exc.orig)
+            return 0
+        groups: dict[tuple[str, str, str | None, str | None], list[StoredEvent]] = {}
+        for event in events:
+            groups.setdefault((event.provider, event.marketplace, event.account, event.entity), []).append(event)
+        for (provider_name, marketplace, account, entity), group in groups.items():
+            await self._apply_group(provider_name, marketplace, account, entity, group, clients)
+        return len(events)
+
+    async def _apply_group(
+        self,
+        provider_name: str,
+        marketplace: str,
+        account: str | None,
+        entity: str | None,
+        group: list[StoredEvent],
+        clients: list[httpx.AsyncClient],
+    ) -> None:
+        ids = [e.id for e in group]
+        try:
+            if account is None or entity is None:
+                raise PermanentError("event names no account or entity; the provider must resolve them")
+            scope = Scope(provider_name, marketplace, account)
+            provider = self.hub.provider(provider_name)
+            decode = getattr(provider, "decode_event", None)
+            if decode is None:
+                raise PermanentError(f"provider {provider_name!r} cannot decode stored events (no decode_event)")
+            records: list[RemoteRecord] = []
+            thin: list[str] = []
+            for event in group:
+                item = decode(entity, event.payload)
+                if isinstance(item, RemoteRecord):
+                    records.append(item)
+                else:
+                    thin.append(item)
+            if thin:
+                creds = await asyncio.to_thread(self._credentials, scope)
+                client = provider.client(scope, clients[hash(scope) % len(clients)], creds)
+                records.extend(await client.fetch(entity, sorted(set(thin))))
+            await asyncio.to_thread(apply_records, self.hub, scope, entity, records)
+            await asyncio.to_thread(self._events_done, ids)
+            self.stats.applied += len(ids)
+        except (MissingReference, RetryableError, ConflictError, httpx.HTTPError, DBAPIError) as exc:
+            attempts = max(e.attempts for e in group)
+            if self.hub.retry.exhausted(attempts):
+                await asyncio.to_thread(self._events_dead, ids, str(exc))
+            else:
+                when = utcnow() + dt.timedelta(seconds=self.hub.retry.delay(attempts))
+                await asyncio.to_thread(self._events_later, ids, when, str(exc))
+        except Exception as exc:
+            log.exception("applying %d events failed for good", len(ids))
+            await asyncio.to_thread(self._events_dead, ids, f"{type(exc).__name__}: {exc}")
+
+    def _credentials(self, scope: Scope) -> dict[str, object]:
+        with self.hub.session_factory() as session:
+            return connections.credentials(session, scope, self.hub.vault)
+
+    def _events_done(self, ids: list[int]) -> None:
+        with self.hub.session_factory.begin() as session:
+            inbox.finish(session, self.name, ids)
+
+    def _events_later(self, ids: list[int], when: dt.datetime, error: str) -> None:
+        with self.hub.session_factory.begin() as session:
+            inbox.reschedule(session, self.name, [(i, when, error) for i in ids])
+
+    def _events_dead(self, ids: list[int], error: str) -> None:
+        with self.hub.session_factory.begin() as session:
+            inbox.bury(session, self.name, [(i, error) for i in ids])
+
     def _renew(self) -> None:
         ids = [i for _scope, group in self._in_flight.values() for i in group]
         if ids:
@@ -183,22 +275,22 @@ class Worker:
                 session.commit()
 
     def _work_left(self) -> float | None:
-        """None when nothing is pending or in flight; else seconds until the next is due."""
-        t = outbox_table
-        query = select(func.min(t.c.next_attempt_at), func.min(t.c.lease_expires_at)).where(
-            t.c.state.in_(("pending", "in_flight"))
-        )
-        if self.providers is not None:
-            query = query.where(t.c.provider.in_(self.providers))
+        """None when nothing is pending or in flight, in the outbox or the inbox; else seconds until the next is due."""
+        candidates: list[dt.datetime] = []
+        pending = 0
         with self.hub.session_factory() as session:
-            due, lease = session.execute(query).one()
-            pending = session.execute(
-                select(func.count()).select_from(t).where(t.c.state.in_(("pending", "in_flight")))
-            ).scalar_one()
+            for t in (outbox_table, inbox_table):
+                query = select(func.min(t.c.next_attempt_at), func.min(t.c.lease_expires_at), func.count()).where(
+                    t.c.state.in_(("pending", "in_flight"))
+                )
+                if self.providers is not None:
+                    query = query.where(t.c.provider.in_(self.providers))
+                due, lease, count = session.execute(query).one()
+                pending += count
+                candidates.extend(d for d in (due, lease) if d is not None)
         if not pending:
             return None
         now = utcnow()
-        candidates = [d for d in (due, lease) if d is not None]
         if not candidates:
             return self.poll
         return float(max(0.0, min((c - now).total_seconds() for c in candidates)))
@@ -230,6 +322,7 @@ class Worker:
             http = [await stack.enter_async_context(self.hub.http_client()) for _ in range(self.hub.http_shards)]
             try:
                 while not stop.is_set():
+                    applied = await self._apply_inbox(http)
                     busy = [scope for scope, _ in self._in_flight.values()]
                     claimed: list[ClaimedChange] = []
                     if len(self._in_flight) < self.max_tasks:
@@ -252,7 +345,7 @@ class Worker:
                         except DBAPIError as exc:
                             log.warning("renewing leases failed, retrying: %s", exc.orig)
                         last_renew = time.monotonic()
-                    if claimed and len(self._in_flight) < self.max_tasks:
+                    if (claimed or applied) and len(self._in_flight) < self.max_tasks:
                         continue
                     if self._in_flight:
                         done, _ = await asyncio.wait(

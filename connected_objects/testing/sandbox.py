@@ -47,6 +47,7 @@ import collections
 import contextlib
 import datetime as dt
 import itertools
+import json
 import random
 import socket
 import threading
@@ -73,11 +74,19 @@ from ..exceptions import PermanentError
 from ..http import json_body
 from ..http import raise_for_response
 from ..http import transport_error
+from ..inbox import InboundEvent
+from ..inbox import digest_key
 from ..provider import API_VERSION
 from ..provider import Limits
 from ..provider import Page
 from ..provider import RemoteRecord
 from ..scope import Scope
+from ..web.core import HTTPError
+from ..web.core import Request as WebRequest
+from ..web.core import Response as WebResponse
+from ..web.core import Route as WebRoute
+from ..web.core import hmac_matches
+from ..web.core import parse_json_object
 
 __all__ = ["Faults", "Sandbox", "SandboxClient", "SandboxProvider", "serve"]
 
@@ -422,7 +431,9 @@ class _ResetResponse(Response):
 class SandboxProvider:
     """The provider for a :class:`Sandbox` at ``base_url``.
 
-    Credentials: ``{"token": ...}``, sent as a bearer token.
+    Credentials: ``{"token": ...}``, sent as a bearer token. Inbound: ``POST
+    /sandbox/{marketplace}/webhooks`` with ``X-Sandbox-Signature`` = base64
+    HMAC-SHA256 of the body under ``webhook_secret`` (see :func:`webhook_delivery`).
     """
 
     api_version = API_VERSION
@@ -434,11 +445,36 @@ class SandboxProvider:
         name: str = "sandbox",
         entities: Collection[str] = ("customers", "invoices", "contacts", "notes"),
         limits: Limits | None = None,
+        webhook_secret: str = "sandbox-webhook-secret",  # noqa: S107 - a test fixture's default
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.entities = frozenset(entities)
         self._limits = limits or Limits(concurrency=8)
+        self._secret = webhook_secret
+
+    def __repr__(self) -> str:
+        return f"SandboxProvider(base_url={self.base_url!r}, name={self.name!r})"
+
+    def decode_event(self, entity: str, payload: bytes) -> RemoteRecord | str:
+        """A stored event as the record it carries, or the id of a record to fetch."""
+        body = json.loads(payload)
+        record = body.get("record")
+        return _record(entity, record) if record else str(body["id"])
+
+    def routes(self, hub: Any) -> list[WebRoute]:
+        """The inbound webhook route."""
+        from ..inbox import store
+
+        def receive(request: WebRequest) -> WebResponse:
+            if not hmac_matches(self._secret, request.body, request.header("x-sandbox-signature")):
+                raise HTTPError(401, "bad signature")
+            events = parse_events(parse_json_object(request))
+            with hub.session_factory.begin() as session:
+                stored = store(session, self.name, request.params["marketplace"], events)
+            return WebResponse.json(200, {"received": len(events), "stored": stored})
+
+        return [WebRoute("POST", f"/{self.name}/{{marketplace}}/webhooks", receive)]
 
     def limits(self, scope: Scope) -> Limits:
         return self._limits
@@ -590,3 +626,48 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def parse_events(body: Mapping[str, Any]) -> list[InboundEvent]:
+    """Validate a sandbox webhook body; :class:`HTTPError` 400 says what is wrong."""
+    events = body.get("events")
+    if not isinstance(events, list) or not events:
+        raise HTTPError(400, "'events' must be a non-empty list")
+    parsed = []
+    for n, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise HTTPError(400, f"events[{n}] must be an object")
+        fields = {k: event.get(k) for k in ("account", "entity", "id")}
+        if not all(isinstance(v, str) and v and len(v) <= 128 for v in fields.values()):
+            raise HTTPError(400, f"events[{n}] needs string account, entity and id")
+        record = event.get("record")
+        if record is not None and (
+            not isinstance(record, dict)
+            or not isinstance(record.get("data", {}), dict)
+            or not isinstance(record.get("id"), (str, int))
+            or isinstance(record.get("id"), bool)
+        ):
+            raise HTTPError(400, f"events[{n}].record must be an object with an id and a data object")
+        payload = json.dumps({"id": fields["id"], "record": record}).encode()
+        key = event.get("event_id")
+        dedupe = (
+            key
+            if isinstance(key, str) and key
+            else digest_key(fields["account"], fields["entity"], fields["id"], (record or {}).get("version"))
+        )
+        parsed.append(InboundEvent(dedupe[:191], fields["account"], fields["entity"], payload))
+    return parsed
+
+
+def webhook_delivery(
+    events: Sequence[Mapping[str, Any]],
+    secret: str = "sandbox-webhook-secret",  # noqa: S107
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers a sandbox sends for ``events`` (signed)."""
+    import base64
+    import hashlib
+    import hmac as _hmac
+
+    body = json.dumps({"events": list(events)}).encode()
+    signature = base64.b64encode(_hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return body, {"content-type": "application/json", "x-sandbox-signature": signature}

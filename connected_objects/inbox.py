@@ -1,0 +1,238 @@
+"""The inbox: verified inbound events, stored raw and acknowledged at once.
+
+A webhook handler verifies a delivery, then calls :func:`store` with one
+:class:`InboundEvent` per record it names, in one transaction, and answers.
+Each event is unique on ``(provider, marketplace, dedupe_key)``: the provider's
+event id where it gives one, else a digest of what the event says, so a
+duplicate delivery stores nothing new. Workers later :func:`claim` events and
+apply them (:mod:`connected_objects.apply`); failures retry with backoff and end
+``dead``, like outbound changes. Applied events are deleted.
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import inbox
+    >>> from connected_objects.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> event = inbox.InboundEvent("evt-1", "acme", "contacts", b'{"id": "7"}')
+    >>> with engine.begin() as db:
+    ...     inbox.store(db, "sandbox", "test", [event, event])
+    1
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from .identity import DB
+from .identity import _connection
+from .models import inbox as t
+from .models import utcnow
+from .scope import Scope
+
+__all__ = [
+    "InboundEvent",
+    "StoredEvent",
+    "bury",
+    "claim",
+    "digest_key",
+    "finish",
+    "list_events",
+    "reschedule",
+    "retry",
+    "store",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """One verified event to keep: about ``entity`` records of ``account`` (None: resolved later)."""
+
+    dedupe_key: str
+    account: str | None
+    entity: str | None
+    payload: bytes
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An inbox row."""
+
+    id: int
+    provider: str
+    marketplace: str
+    account: str | None
+    entity: str | None
+    payload: bytes
+    attempts: int
+    state: str
+    last_error: str | None
+
+    @property
+    def scope(self) -> Scope | None:
+        return Scope(self.provider, self.marketplace, self.account) if self.account else None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> StoredEvent:
+        m = row._mapping
+        return cls(
+            m["id"],
+            m["provider"],
+            m["marketplace"],
+            m["account"],
+            m["entity"],
+            bytes(m["payload"]),
+            m["attempts"],
+            m["state"],
+            m["last_error"],
+        )
+
+
+def digest_key(*parts: object) -> str:
+    """A dedupe key from what an event says, for providers that give no event id."""
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent]) -> int:
+    """Keep new events (one batched INSERT); returns how many were new."""
+    if not events:
+        return 0
+    conn = _connection(db)
+    now = utcnow()
+    unique = {e.dedupe_key: e for e in events}
+    keys = list(unique)
+    existing = set(
+        conn.execute(
+            select(t.c.dedupe_key).where(
+                t.c.provider == provider, t.c.marketplace == marketplace, t.c.dedupe_key.in_(keys)
+            )
+        ).scalars()
+    )
+    rows = [
+        {
+            "provider": provider,
+            "marketplace": marketplace,
+            "account": e.account,
+            "entity": e.entity,
+            "dedupe_key": e.dedupe_key,
+            "content_type": e.content_type,
+            "payload": e.payload,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for key, e in unique.items()
+        if key not in existing
+    ]
+    if not rows:
+        return 0
+    name = conn.dialect.name
+    if name == "postgresql":
+        stmt: Any = postgresql.insert(t).on_conflict_do_nothing()
+    elif name == "sqlite":
+        stmt = sqlite.insert(t).on_conflict_do_nothing()
+    else:
+        stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
+    conn.execute(stmt, rows)  # a concurrent duplicate delivery is ignored by the unique key
+    return len(rows)
+
+
+def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:
+    """Lease due events to ``worker`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB)."""
+    conn = _connection(db)
+    now = utcnow()
+    due = ((t.c.state == "pending") & (t.c.next_attempt_at <= now)) | (
+        (t.c.state == "in_flight") & (t.c.lease_expires_at < now)
+    )
+    query = select(t.c.id).where(due).order_by(t.c.id).limit(limit)
+    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
+        query = query.with_for_update(skip_locked=True)
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        update(t)
+        .where(t.c.id.in_(ids))
+        .values(
+            state="in_flight",
+            attempts=t.c.attempts + 1,
+            lease_owner=worker,
+            lease_expires_at=now + dt.timedelta(seconds=lease),
+            updated_at=now,
+        )
+    )
+    return [StoredEvent.from_row(r) for r in conn.execute(select(t).where(t.c.id.in_(ids)).order_by(t.c.id))]
+
+
+def finish(db: DB, worker: str, ids: Sequence[int]) -> None:
+    """Delete applied events still leased to ``worker``."""
+    if ids:
+        _connection(db).execute(delete(t).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker))
+
+
+def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str | None]]) -> None:
+    """Put leased events back to wait: ``(id, next_attempt_at, error)`` each."""
+    if not items:
+        return
+    stmt = (
+        update(t)
+        .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker)
+        .values(
+            state="pending",
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=bindparam("_next"),
+            last_error=bindparam("_error"),
+            updated_at=utcnow(),
+        )
+    )
+    _connection(db).execute(stmt, [{"_id": i, "_next": n, "_error": (e or "")[:4000]} for i, n, e in sorted(items)])
+
+
+def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
+    """Mark leased events ``dead``: ``(id, error)`` each."""
+    if not items:
+        return
+    stmt = (
+        update(t)
+        .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker)
+        .values(
+            state="dead", lease_owner=None, lease_expires_at=None, last_error=bindparam("_error"), updated_at=utcnow()
+        )
+    )
+    _connection(db).execute(stmt, [{"_id": i, "_error": e[:4000]} for i, e in sorted(items)])
+
+
+def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[StoredEvent]:
+    """Events for inspection, oldest first."""
+    query = select(t).order_by(t.c.id).limit(limit)
+    if state is not None:
+        query = query.where(t.c.state == state)
+    return [StoredEvent.from_row(r) for r in _connection(db).execute(query)]
+
+
+def retry(db: DB, ids: Sequence[int]) -> int:
+    """Apply dead events again now."""
+    result = _connection(db).execute(
+        update(t)
+        .where(t.c.id.in_(list(ids)), t.c.state == "dead")
+        .values(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
+    )
+    return int(result.rowcount)

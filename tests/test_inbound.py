@@ -1,0 +1,224 @@
+"""Inbound: signed webhooks into the inbox, over the ASGI and WSGI adapters, applied through the identity map."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from connected_objects import identity
+from connected_objects.models import connected_object
+from connected_objects.models import connection
+from connected_objects.models import inbox
+from connected_objects.models import outbox
+from connected_objects.testing.invoicing import Customer
+from connected_objects.testing.invoicing import Invoice
+from connected_objects.testing.sandbox import webhook_delivery
+from connected_objects.web import ASGIAdapter
+from connected_objects.web import WSGIAdapter
+
+from .conftest import ACME
+from .conftest import GLOBEX
+
+PATH = "/hooks/sandbox/test/webhooks"
+
+
+def customer_event(account, rid, name, version="1", event_id=None, deleted=False):
+    event = {
+        "account": account,
+        "entity": "customers",
+        "id": str(rid),
+        "record": {
+            "id": str(rid),
+            "version": version,
+            "deleted": deleted,
+            "updated_at": "2026-01-01T00:00:00+00:00",
+            "data": {"name": name, "revision": 1},
+        },
+    }
+    if event_id:
+        event["event_id"] = event_id
+    return event
+
+
+def post(hub, body, headers, adapter="asgi"):
+    app = hub.webhooks()
+    if adapter == "asgi":
+
+        async def go():
+            transport = httpx.ASGITransport(ASGIAdapter(app), root_path="/hooks")
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                return await client.post(PATH, content=body, headers=headers)
+
+        return asyncio.run(go())
+    with httpx.Client(
+        transport=httpx.WSGITransport(WSGIAdapter(app), script_name="/hooks"), base_url="http://app"
+    ) as client:
+        return client.post(PATH, content=body, headers=headers)
+
+
+def snapshot(hub):
+    with hub.session_factory() as s:
+        return {
+            t.name: sorted(tuple(map(str, r)) for r in s.execute(select(t)))
+            for t in (connected_object, connection, inbox, outbox, Customer.__table__, Invoice.__table__)
+        }
+
+
+@pytest.mark.parametrize("adapter", ["asgi", "wsgi"])
+def test_delivered_twice_creates_one_row(hub, org, adapter):
+    org(hub, 1, ACME)
+    body, headers = webhook_delivery([customer_event("acme", 70, "Remote Ltd")])
+    assert post(hub, body, headers, adapter).status_code == 200
+    assert post(hub, body, headers, adapter).json() == {"received": 1, "stored": 0}
+    hub.drain()
+    with hub.session_factory() as s:
+        (customer,) = s.scalars(select(Customer)).all()
+        link = identity.resolve_local(s, ACME, "customer", customer.id)
+    assert customer.name == "Remote Ltd" and customer.organization_id == 1
+    assert link is not None and link.foreign_id == "70"
+    hub.drain()  # nothing is echoed back to the sandbox it came from
+
+
+@pytest.mark.parametrize("adapter", ["asgi", "wsgi"])
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("bad-signature", 401),
+        ("no-signature", 401),
+        ("malformed", 400),
+        ("wrong-types", 400),
+        ("oversized", 413),
+        ("not-json-type", 415),
+    ],
+)
+def test_bad_deliveries_get_4xx_and_change_nothing(hub, org, adapter, case, status):
+    org(hub, 1, ACME)
+    before = snapshot(hub)
+    body, headers = webhook_delivery([customer_event("acme", 70, "x")])
+    if case == "bad-signature":
+        headers["x-sandbox-signature"] = "A" * 44
+    elif case == "no-signature":
+        del headers["x-sandbox-signature"]
+    elif case == "malformed":
+        body, headers = webhook_delivery([])
+        body = b'{"events": [' + body
+        headers = webhook_delivery_headers(body)
+    elif case == "wrong-types":
+        body = json.dumps({"events": [{"account": 5, "entity": [], "id": None}]}).encode()
+        headers = webhook_delivery_headers(body)
+    elif case == "oversized":
+        body = b" " * (1024 * 1024 + 1)
+        headers = webhook_delivery_headers(body)
+    elif case == "not-json-type":
+        headers["content-type"] = "text/plain"
+    response = post(hub, body, headers, adapter)
+    assert response.status_code == status, response.text
+    assert snapshot(hub) == before
+
+
+def webhook_delivery_headers(body):
+    import base64
+    import hashlib
+    import hmac
+
+    signature = base64.b64encode(hmac.new(b"sandbox-webhook-secret", body, hashlib.sha256).digest()).decode()
+    return {"content-type": "application/json", "x-sandbox-signature": signature}
+
+
+def test_out_of_order_events_leave_the_newer_version(hub, org):
+    org(hub, 1, ACME)
+    newer, headers_new = webhook_delivery([customer_event("acme", 70, "v2", version="2")])
+    older, headers_old = webhook_delivery([customer_event("acme", 70, "v1", version="1")])
+    post(hub, newer, headers_new)
+    hub.drain()
+    post(hub, older, headers_old)
+    hub.drain()
+    with hub.session_factory() as s:
+        assert [c.name for c in s.scalars(select(Customer))] == ["v2"]
+
+
+def test_an_event_for_account_a_never_touches_account_b(hub, org):
+    org(hub, 1, ACME)
+    org(hub, 2, GLOBEX)
+    body, headers = webhook_delivery(
+        [customer_event("acme", 70, "for acme"), customer_event("globex", 70, "for globex")]
+    )
+    post(hub, body, headers)
+    hub.drain()
+    with hub.session_factory() as s:
+        owners = {c.name: c.organization_id for c in s.scalars(select(Customer))}
+    assert owners == {"for acme": 1, "for globex": 2}
+
+
+def test_applied_change_goes_to_the_other_scope_not_back(hub, org, sandbox):
+    org(hub, 1, ACME, GLOBEX)
+    body, headers = webhook_delivery([customer_event("acme", 70, "from acme")])
+    post(hub, body, headers)
+    hub.drain()
+    assert sandbox.live("acme", "customers") == {}  # not echoed to its source
+    assert [r["name"] for r in sandbox.live("globex", "customers").values()] == ["from acme"]
+
+
+def test_remote_delete_tombstones_and_deletes(hub, org):
+    org(hub, 1, ACME)
+    post(hub, *webhook_delivery([customer_event("acme", 70, "x")]))
+    hub.drain()
+    post(hub, *webhook_delivery([customer_event("acme", 70, "x", version="2", deleted=True)]))
+    hub.drain()
+    with hub.session_factory() as s:
+        assert s.scalars(select(Customer)).all() == []
+        assert identity.resolve(s, ACME, "customers", "70", include_deleted=True).status == "deleted"
+
+
+def test_thin_events_are_fetched(hub, org, sandbox):
+    org(hub, 1, ACME)
+    import asyncio as aio
+
+    from connected_objects.testing.sandbox import SandboxProvider
+
+    async def create_remote():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(sandbox.app)) as http:
+            client = SandboxProvider("http://sandbox").client(ACME, http, {"token": "t"})
+            return await client.create("customers", {"name": "fetched", "revision": 1}, idempotency_key="k")
+
+    record = aio.run(create_remote())
+    post(hub, *webhook_delivery([{"account": "acme", "entity": "customers", "id": record.foreign_id}]))
+    hub.drain()
+    with hub.session_factory() as s:
+        assert [c.name for c in s.scalars(select(Customer))] == ["fetched"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+            max_leaves=20,
+        ).map(lambda v: json.dumps({"events": v}).encode()),
+    )
+)
+def test_generated_bodies_never_get_a_500(sqlite_engine, body):
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+
+    Base.metadata.create_all(sqlite_engine)
+    hub = make_hub(sqlite_engine, "http://sandbox")
+    try:
+        response = hub.webhooks().handle(
+            __import__("connected_objects.web.core", fromlist=["Request"]).Request(
+                "POST", "/sandbox/test/webhooks", webhook_delivery_headers(body), body
+            )
+        )
+    finally:
+        hub.uninstall()
+    assert response.status < 500
