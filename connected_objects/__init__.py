@@ -14,9 +14,14 @@ Example::
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from . import capture
+from . import connections
 from . import identity
+from . import inbox
+from . import outbox
 from . import registry
 from . import schema
+from .connected import connected
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
 from .exceptions import ConflictError
@@ -32,7 +37,10 @@ from .exceptions import RemoteError
 from .exceptions import RetryableError
 from .exceptions import SchemaOutOfDate
 from .exceptions import UnknownMarketplace
+from .hub import Hub
 from .identity import ConnectedObject
+from .mapping import FieldMapping
+from .mapping import Reference
 from .models import metadata
 from .provider import API_VERSION
 from .provider import Limits
@@ -40,7 +48,12 @@ from .provider import Page
 from .provider import Provider
 from .provider import RemoteClient
 from .provider import RemoteRecord
+from .pull import pull
+from .retry import RetryPolicy
 from .scope import Scope
+from .secrets import Vault
+from .worker import BackgroundWorker
+from .worker import Worker
 
 try:
     __version__ = _version("connected-objects")
@@ -49,12 +62,15 @@ except _PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 __all__ = [
     "API_VERSION",
+    "BackgroundWorker",
     "CaptureError",
     "ConfigurationError",
     "ConflictError",
     "ConnectedObject",
     "ConnectedObjectsError",
     "DuplicateProvider",
+    "FieldMapping",
+    "Hub",
     "IdentityConflict",
     "Limits",
     "Page",
@@ -64,16 +80,26 @@ __all__ = [
     "ProviderLoadError",
     "ProviderNotFound",
     "ProviderValidationError",
+    "Reference",
     "RemoteClient",
     "RemoteError",
     "RemoteRecord",
+    "RetryPolicy",
     "RetryableError",
     "SchemaOutOfDate",
     "Scope",
     "UnknownMarketplace",
+    "Vault",
+    "Worker",
     "__version__",
+    "capture",
+    "connected",
+    "connections",
     "identity",
+    "inbox",
     "metadata",
+    "outbox",
+    "pull",
     "registry",
     "schema",
 ]

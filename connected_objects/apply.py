@@ -20,11 +20,14 @@ webhook, a pull or a fetch) and, in one transaction:
 
 The mapping converts the data: ``mapping.to_local(data)`` returns attribute
 values (:class:`~connected_objects.mapping.FieldMapping` has it). A mapping may
-set ``on_remote_delete`` to ``"delete"`` (the default) or ``"ignore"``.
+set ``on_remote_delete`` to ``"delete"`` (the default), ``"ignore"`` or a
+function of the row (a soft delete), and ``conflict`` to ``"newest"`` (the
+default), ``"remote"`` or ``"local"``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from . import capture
 from . import connections
@@ -73,8 +77,19 @@ def newer(candidate: str | None, current: str | None) -> bool:
     return candidate > current
 
 
-def apply_records(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteRecord]) -> ApplyStats:
-    """Apply ``records`` of ``entity`` from ``scope`` to local rows in one transaction."""
+def apply_records(
+    hub: Hub,
+    scope: Scope,
+    entity: str,
+    records: Sequence[RemoteRecord],
+    *,
+    before_commit: Callable[[Session], None] | None = None,
+) -> ApplyStats:
+    """Apply ``records`` of ``entity`` from ``scope`` to local rows in one transaction.
+
+    ``before_commit`` runs inside that transaction, last (a pull stores its
+    cursor there, so a page and its checkpoint commit together).
+    """
     spec = hub.spec_for(scope.provider, entity)
     if spec is None:
         raise ConnectedObjectsError(f"no model is connected to {scope.provider} {entity!r}; add it to the Hub")
@@ -89,6 +104,9 @@ def apply_records(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteR
         info = connections.get(session, scope)
         if info is None or not info.pulls(entity):
             stats.skipped = len(latest)
+            if before_commit is not None:
+                before_commit(session)
+                session.commit()
             return stats
         links = identity.resolve_many(session, scope, entity, list(latest), include_deleted=True)
         live = {fid: link for fid, link in links.items() if link.linked}
@@ -110,8 +128,11 @@ def apply_records(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteR
                 if record.deleted:
                     if link is not None and link.linked:
                         tombstones.append(link.id)
-                        if obj is not None and getattr(mapping, "on_remote_delete", "delete") == "delete":
+                        policy = getattr(mapping, "on_remote_delete", "delete")
+                        if obj is not None and policy == "delete":
                             session.delete(obj)
+                        elif obj is not None and callable(policy):
+                            policy(obj)  # e.g. a soft delete: obj.archived = True
                         stats.deleted += 1
                     else:
                         stats.skipped += 1
@@ -122,8 +143,8 @@ def apply_records(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteR
                     values[ref.attribute] = None if foreign in (None, "") else ref_ids[(ref.local_type, str(foreign))]
                 if obj is not None:
                     edited = pending.get(link.local_id) if link is not None else None
-                    if edited is not None and record.updated_at is not None and edited > record.updated_at:
-                        stats.skipped += 1  # the local edit is newer and will be pushed
+                    if edited is not None and _local_wins(mapping, edited, record):
+                        stats.skipped += 1  # the unpushed local edit wins and will be pushed
                         continue
                     for key, value in values.items():
                         setattr(obj, key, value)
@@ -148,8 +169,24 @@ def apply_records(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteR
             conflicts = identity.store_created(conn, scope, entity, items)
             if conflicts:
                 raise ConnectedObjectsError(f"{len(conflicts)} {entity} records of {scope} are linked elsewhere")
+        if before_commit is not None:
+            before_commit(session)
         session.commit()
     return stats
+
+
+def _local_wins(mapping: Any, edited: Any, record: RemoteRecord) -> bool:
+    """Whether an unpushed local edit (made at ``edited``) beats ``record`` under the mapping's ``conflict`` policy.
+
+    ``"newest"`` (default): the later of the two; ``"remote"``: the record always;
+    ``"local"``: the local edit always.
+    """
+    policy = getattr(mapping, "conflict", "newest")
+    if policy == "remote":
+        return False
+    if policy == "local":
+        return True
+    return record.updated_at is not None and bool(edited > record.updated_at)
 
 
 def _hash(spec: Any, obj: Any) -> str | None:

@@ -12,8 +12,12 @@ Run ``connected-objects --help`` for the list. The commands so far:
     checking or upgrading a database given by ``--url``.
 ``worker --app mypkg.sync:hub``
     claim and push changes until interrupted (``--until-idle`` to stop when done).
+``pull --app ... --scope provider/marketplace/account --entity E``
+    backfill or continue a pull from its stored cursor, with a progress bar.
 ``changes list | retry | discard``
     inspect dead (or any) changes and send them again or drop them.
+``events list | retry``
+    the same for inbound events.
 
 The app is an import path to a :class:`~connected_objects.hub.Hub` or to a
 function returning one; ``CONNECTED_OBJECTS_APP`` may hold it instead.
@@ -35,6 +39,7 @@ import sys
 import tempfile
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -213,6 +218,45 @@ def worker(app_path: str, batch: int, lease: float, poll: float, providers: tupl
     asyncio.run(run())
 
 
+@main.command(name="pull")
+@_app_option
+@click.option("--scope", "scope_text", required=True, help="provider/marketplace/account, e.g. xero/production/t-1")
+@click.option("--entity", required=True, help="The remote collection, e.g. Invoices.")
+def pull_command(app_path: str, scope_text: str, entity: str) -> None:
+    """Backfill or continue pulling one entity of one scope, with a progress bar."""
+    from rich.progress import Progress
+    from rich.progress import SpinnerColumn
+    from rich.progress import TextColumn
+    from rich.progress import TimeElapsedColumn
+
+    from .pull import pull
+    from .scope import Scope
+
+    parts = scope_text.split("/")
+    if len(parts) != 3:
+        raise click.BadParameter("use provider/marketplace/account", param_hint="--scope")
+    hub = load_app(app_path)
+    scope = Scope(*parts)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"pull {scope} {entity}", detail="starting", total=None)
+
+        def show(stats: Any) -> None:
+            progress.update(
+                task,
+                detail=f"{stats.records} records, {stats.pages} pages, "
+                f"{stats.created} new, {stats.updated} updated, {stats.deleted} deleted",
+            )
+
+        stats = asyncio.run(pull(hub, scope, entity, progress=show))
+    console.print(f"pulled {stats.records} records of {entity} for {scope}")
+
+
 @main.group()
 def changes() -> None:
     """Inspect and operate on outbox changes."""
@@ -282,6 +326,51 @@ def discard_changes(app_path: str, ids: tuple[int, ...]) -> None:
     with hub.session_factory.begin() as session:
         count = outbox.discard(session, list(ids))
     click.echo(f"{count} change(s) discarded")
+
+
+@main.group()
+def events() -> None:
+    """Inspect and operate on inbound events (the inbox)."""
+
+
+@events.command(name="list")
+@_app_option
+@click.option("--state", type=click.Choice(["pending", "in_flight", "dead"]), default="dead", show_default=True)
+@click.option("--limit", default=100, show_default=True)
+def list_events(app_path: str, state: str, limit: int) -> None:
+    """List inbound events (dead ones by default) as JSON lines, without their payloads."""
+    from . import inbox
+
+    hub = load_app(app_path)
+    with hub.session_factory() as session:
+        for e in inbox.list_events(session, state=state, limit=limit):
+            click.echo(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "provider": e.provider,
+                        "marketplace": e.marketplace,
+                        "account": e.account,
+                        "entity": e.entity,
+                        "attempts": e.attempts,
+                        "state": e.state,
+                        "last_error": e.last_error,
+                    }
+                )
+            )
+
+
+@events.command(name="retry")
+@_app_option
+@click.argument("ids", nargs=-1, type=int, required=True)
+def retry_events(app_path: str, ids: tuple[int, ...]) -> None:
+    """Apply dead events again."""
+    from . import inbox
+
+    hub = load_app(app_path)
+    with hub.session_factory.begin() as session:
+        count = inbox.retry(session, list(ids))
+    click.echo(f"{count} event(s) queued again")
 
 
 if __name__ == "__main__":  # pragma: no cover

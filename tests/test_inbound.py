@@ -222,3 +222,68 @@ def test_generated_bodies_never_get_a_500(sqlite_engine, body):
     finally:
         hub.uninstall()
     assert response.status < 500
+
+
+def test_applied_change_is_pushed_to_a_second_provider_not_back(hub, org, sandbox):
+    from connected_objects import Scope
+
+    mirror = Scope("mirror", "test", "acme-mirror")
+    org(hub, 1, ACME, mirror)
+    post(hub, *webhook_delivery([customer_event("acme", 70, "from the sandbox")]))
+    hub.drain()
+    assert sandbox.live("acme", "customers") == {}  # not echoed back to its source provider
+    assert [r["name"] for r in sandbox.live("acme-mirror", "contacts").values()] == ["from the sandbox"]
+    with hub.session_factory() as s:
+        (customer,) = s.scalars(select(Customer)).all()
+        assert identity.resolve_local(s, mirror, "customer", customer.id) is not None
+
+
+def test_soft_delete_policy_and_local_conflict_policy(hub, org):
+    org(hub, 1, ACME)
+    spec = hub.spec_for("sandbox", "customers")
+    archived = []
+    spec.mapping.on_remote_delete = archived.append
+    spec.mapping.conflict = "local"
+    try:
+        post(hub, *webhook_delivery([customer_event("acme", 70, "v1")]))
+        hub.drain()
+        with hub.session_factory.begin() as s:  # a local edit the worker has not pushed yet
+            s.scalars(select(Customer)).one().name = "local edit"
+        post(hub, *webhook_delivery([customer_event("acme", 70, "remote v2", version="2")]))
+        worker = hub.worker()
+        asyncio.run(worker._apply_inbox([]))  # apply only, nothing pushed in between
+        with hub.session_factory() as s:
+            assert s.scalars(select(Customer)).one().name == "local edit"
+        post(hub, *webhook_delivery([customer_event("acme", 70, "gone", version="3", deleted=True)]))
+        hub.drain()
+        with hub.session_factory() as s:
+            assert [c.name for c in s.scalars(select(Customer))] == ["local edit"]  # kept: soft delete
+        assert [c.name for c in archived] == ["local edit"]
+    finally:
+        del spec.mapping.on_remote_delete
+        del spec.mapping.conflict
+
+
+def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypatch, org):
+    from click.testing import CliRunner
+
+    from connected_objects.cli import main
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+
+    Base.metadata.create_all(sqlite_engine)
+    hub = make_hub(sqlite_engine, "http://127.0.0.1:9")
+    org(hub, 1, ACME)
+    hub.retry = __import__("connected_objects").RetryPolicy(base=0, factor=1, cap=0, max_attempts=1)
+    # a thin event: fetching it fails (nothing listens), so it dies after one attempt
+    post(hub, *webhook_delivery([{"account": "acme", "entity": "customers", "id": "9"}]))
+    hub.drain()
+    hub.uninstall()
+    monkeypatch.setenv("CO_APP_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CO_APP_SANDBOX_URL", "http://127.0.0.1:9")
+    app = "connected_objects.testing.invoicing:hub_from_env"
+    listed = CliRunner().invoke(main, ["events", "list", "--app", app])
+    (dead,) = [json.loads(line) for line in listed.output.splitlines()]
+    assert dead["state"] == "dead" and "ConnectError" in dead["last_error"]
+    retried = CliRunner().invoke(main, ["events", "retry", "--app", app, str(dead["id"])])
+    assert "1 event(s) queued again" in retried.output

@@ -2,9 +2,11 @@
 
 Organizations own customers and invoices; both sync to the sandbox provider
 (entities ``customers`` and ``invoices``), and an invoice references its
-customer. Every payload carries the row's ``local_id`` and a ``revision`` that
-goes up with each local edit, so a test can prove that nothing was created
-twice and nothing arrived out of order.
+customer. Customers also sync to a second provider, ``mirror`` (entity
+``contacts``, served by the same sandbox), to show changes crossing
+providers. Every payload carries the row's ``local_id`` and a ``revision``
+that goes up with each local edit, so a test can prove that nothing was
+created twice and nothing arrived out of order.
 
 Worker processes find the app through :func:`hub_from_env`
 (``connected-objects worker --app connected_objects.testing.invoicing:hub_from_env``),
@@ -57,6 +59,12 @@ class Organization(Base):
 
 
 @connected(
+    "mirror",
+    entity="contacts",
+    mapping=FieldMapping({"id": "local_id", "name": "name", "revision": "revision"}),
+    owner="organization_id",
+)
+@connected(
     "sandbox",
     entity="customers",
     mapping=FieldMapping({"id": "local_id", "name": "name", "revision": "revision"}),
@@ -102,10 +110,11 @@ def make_hub(
 ) -> Hub:
     """A hub for this app against a sandbox at ``sandbox_url``; capture installed."""
     provider = SandboxProvider(sandbox_url, limits=limits or Limits(concurrency=16))
+    mirror = SandboxProvider(sandbox_url, name="mirror", limits=limits or Limits(concurrency=16))
     hub = Hub(
         sessionmaker(engine, expire_on_commit=False),
         models=[Customer, Invoice],
-        providers=[provider],
+        providers=[provider, mirror],
         retry=retry or RetryPolicy(base=0.01, factor=2.0, cap=0.2, max_attempts=25),
         timeout=timeout,
         transport=transport,

@@ -205,6 +205,15 @@ class Sandbox:
             if acc == account and ent == entity and not rec.deleted
         }
 
+    def seed(self, account: str, entity: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Create records directly (no HTTP), as if made by someone else; returns their ids."""
+        ids = []
+        for data in items:
+            rid = str(next(self._ids))
+            self.records[(account, entity, rid)] = _Record(rid, dict(data), seq=next(self._seq), updated_at=self._now())
+            ids.append(rid)
+        return ids
+
     def set_faults(self, faults: Faults) -> None:
         """Change the faults from now on."""
         with self._lock:
@@ -446,12 +455,14 @@ class SandboxProvider:
         entities: Collection[str] = ("customers", "invoices", "contacts", "notes"),
         limits: Limits | None = None,
         webhook_secret: str = "sandbox-webhook-secret",  # noqa: S107 - a test fixture's default
+        page_size: int = 500,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.entities = frozenset(entities)
         self._limits = limits or Limits(concurrency=8)
         self._secret = webhook_secret
+        self.page_size = page_size
 
     def __repr__(self) -> str:
         return f"SandboxProvider(base_url={self.base_url!r}, name={self.name!r})"
@@ -480,7 +491,8 @@ class SandboxProvider:
         return self._limits
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> SandboxClient:
-        return SandboxClient(http, f"{self.base_url}/api/{scope.account}", str(credentials.get("token", "test")))
+        token = str(credentials.get("token", "test"))
+        return SandboxClient(http, f"{self.base_url}/api/{scope.account}", token, page_size=self.page_size)
 
 
 def _record(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
@@ -498,9 +510,10 @@ def _record(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
 class SandboxClient:
     """A :class:`~connected_objects.provider.RemoteClient` for one sandbox account."""
 
-    def __init__(self, http: httpx.AsyncClient, base: str, token: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, base: str, token: str, *, page_size: int = 500) -> None:
         self.http = http
         self.base = base
+        self.page_size = page_size
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def __repr__(self) -> str:
@@ -564,7 +577,7 @@ class SandboxClient:
     async def changes(self, entity: str, cursor: Any) -> Page:
         after = int(cursor or 0)
         body = await self._json(
-            "GET", f"{self.base}/{entity}", f"changes of {entity}", params={"after": after, "limit": 100}
+            "GET", f"{self.base}/{entity}", f"changes of {entity}", params={"after": after, "limit": self.page_size}
         )
         records = [_record(entity, r) for r in body["records"]]
         last = max((int(r["seq"]) for r in body["records"]), default=after)

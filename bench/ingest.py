@@ -1,0 +1,155 @@
+"""Ingest: applying a batch of remote records through the identity map vs a per-record get-or-create loop.
+
+Baseline: the approach of the old connector frameworks: for each record, look up its id-map row, then
+its local row, create or update it, and write the id-map row (a handful of statements per record).
+Ours: :func:`connected_objects.apply.apply_records` on the whole batch: one identity lookup, one load
+of linked rows per model, one batched insert of new links, whatever the batch size. New local rows
+are inserted by the ORM, which SQLAlchemy pages (1,000 rows per statement on PostgreSQL; one per row
+on SQLite, where a multi-row INSERT cannot return keys in order without a sentinel column).
+
+Each side ingests a first batch of N new records, then the same N records again with a new version
+(updates). The statement count of ours is measured for a batch of N and of N/10.
+
+    uv run python bench/ingest.py [--quick] [--backend sqlite|postgresql|mariadb]
+
+The last line is one JSON object: backend, records_per_s, per_record_per_s, ratio and
+statements_per_batch (and at N/10).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy import event
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Scratch
+from _common import emit
+from _common import parser
+
+from connected_objects import Scope
+from connected_objects import connections
+from connected_objects import identity
+from connected_objects.apply import apply_records
+from connected_objects.models import metadata as co_metadata
+from connected_objects.provider import RemoteRecord
+from connected_objects.testing.invoicing import Base
+from connected_objects.testing.invoicing import Customer
+from connected_objects.testing.invoicing import Organization
+from connected_objects.testing.invoicing import make_hub
+
+SCOPE = Scope("sandbox", "bench", "acme")
+
+
+def records(n: int, offset: int, version: int) -> list[RemoteRecord]:
+    return [
+        RemoteRecord(
+            "customers",
+            str(offset + i),
+            {"name": f"customer {offset + i} v{version}", "revision": version},
+            version=str(version),
+        )
+        for i in range(n)
+    ]
+
+
+def per_record(engine: Engine, batch: list[RemoteRecord]) -> None:
+    """The old way: get-or-create, one record at a time, in one transaction."""
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        for record in batch:
+            link = identity.resolve(s, SCOPE, "customers", record.foreign_id)
+            if link is None:
+                obj = Customer(organization_id=1, name=record.data["name"], revision=record.data["revision"])
+                s.add(obj)
+                s.flush()
+                identity.link(
+                    s, SCOPE, "customers", record.foreign_id, "customer", obj.id, remote_version=record.version
+                )
+            else:
+                obj = s.get(Customer, int(link.local_id))
+                assert obj is not None
+                obj.name = record.data["name"]
+                obj.revision = record.data["revision"]
+                s.flush()
+                identity.store_synced(s, [(link.id, record.version, None)], pushed=False)
+        s.commit()
+
+
+class Counter:
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.count = engine, 0
+
+    def __enter__(self) -> Counter:
+        event.listen(self.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._on)
+
+    def _on(self, *args: Any) -> None:
+        self.count += 1
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    n = 2_000 if args.quick else 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Scratch(args.backend, tmp)
+        engine = scratch.engine()
+        try:
+            Base.metadata.create_all(engine)
+            co_metadata.create_all(engine)
+            hub = make_hub(engine, "http://unused")
+            with hub.session_factory.begin() as s:
+                s.add(Organization(id=1, name="o"))
+                s.flush()
+                connections.connect(s, "organization", 1, SCOPE)
+            # warm-up both paths
+            apply_records(hub, SCOPE, "customers", records(100, 10_000_000, 1))
+            per_record(engine, records(100, 20_000_000, 1))
+
+            start = time.perf_counter()
+            with Counter(engine) as big:
+                apply_records(hub, SCOPE, "customers", records(n, 0, 1))
+            apply_records(hub, SCOPE, "customers", records(n, 0, 2))
+            ours_s = time.perf_counter() - start
+            with Counter(engine) as small:
+                apply_records(hub, SCOPE, "customers", records(n // 10, 30_000_000, 1))
+
+            start = time.perf_counter()
+            per_record(engine, records(n, 40_000_000, 1))
+            per_record(engine, records(n, 40_000_000, 2))
+            theirs_s = time.perf_counter() - start
+
+            with hub.session_factory() as s:
+                stored = len(s.scalars(select(Customer.id)).all())
+            hub.uninstall()
+        finally:
+            engine.dispose()
+            scratch.close()
+    assert stored == 200 + 2 * n + n // 10, stored
+    emit(
+        {
+            "bench": "ingest",
+            "backend": args.backend,
+            "records": n,
+            "baseline": "per-record get-or-create through the identity map (old connector frameworks)",
+            "records_per_s": round(2 * n / ours_s, 1),
+            "per_record_per_s": round(2 * n / theirs_s, 1),
+            "ratio": round(theirs_s / ours_s, 2),
+            "statements_per_batch": big.count,
+            "statements_per_batch_at_tenth": small.count,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
