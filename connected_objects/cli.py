@@ -18,6 +18,8 @@ Run ``connected-objects --help`` for the list. The commands so far:
     inspect dead (or any) changes and send them again or drop them.
 ``events list | retry``
     the same for inbound events.
+``status --app ... [--json]``
+    per scope: connected objects, queued/in-flight/dead changes and events, last error.
 
 The app is an import path to a :class:`~connected_objects.hub.Hub` or to a
 function returning one; ``CONNECTED_OBJECTS_APP`` may hold it instead.
@@ -326,6 +328,50 @@ def discard_changes(app_path: str, ids: tuple[int, ...]) -> None:
     with hub.session_factory.begin() as session:
         count = outbox.discard(session, list(ids))
     click.echo(f"{count} change(s) discarded")
+
+
+@main.command(name="status")
+@_app_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per scope.")
+def status_command(app_path: str, as_json: bool) -> None:
+    """Per scope: connected objects, pending/in-flight/dead changes and events, last error."""
+    from .status import status
+
+    hub = load_app(app_path)
+    with hub.session_factory() as session:
+        rows = status(session)
+    if as_json:
+        for item in rows:
+            click.echo(json.dumps(item.as_dict()))
+        return
+    table = Table(title="connected-objects status")
+    for col in (
+        "scope",
+        "connection",
+        "linked",
+        "tombstoned",
+        "pending",
+        "in flight",
+        "dead",
+        "events",
+        "dead events",
+        "last error",
+    ):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r.scope),
+            r.connection or "-",
+            str(r.linked),
+            str(r.tombstoned),
+            str(r.pending_changes),
+            str(r.in_flight_changes),
+            str(r.dead_changes),
+            str(r.pending_events),
+            str(r.dead_events),
+            (r.last_error or "")[:60],
+        )
+    console.print(table)
 
 
 @main.group()

@@ -102,3 +102,33 @@ def test_bad_app_path_says_what_to_do():
     assert result.exit_code == 2 and "cannot import" in result.output
     result = CliRunner().invoke(main, ["worker", "--app", "json:dumps"])
     assert result.exit_code != 0
+
+
+def test_status_counts_per_scope(sqlite_engine, monkeypatch, org):
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+    from connected_objects.testing.sandbox import Sandbox
+    from connected_objects.testing.sandbox import serve
+
+    from .conftest import GLOBEX
+
+    Base.metadata.create_all(sqlite_engine)
+    with serve(Sandbox().app) as url:
+        hub = make_hub(sqlite_engine, url)
+        org(hub, 1, ACME)
+        org(hub, 2, GLOBEX)
+        with hub.session_factory.begin() as s:
+            s.add_all([Customer(id=1, organization_id=1, name="a"), Customer(id=2, organization_id=1, name="b")])
+        hub.drain()
+        with hub.session_factory.begin() as s:
+            s.add(Customer(id=3, organization_id=2, name="c"))  # queued, not pushed
+        hub.uninstall()
+        monkeypatch.setenv("CO_APP_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("CO_APP_SANDBOX_URL", url)
+        result = CliRunner().invoke(main, ["status", "--app", APP, "--json"])
+        table = CliRunner().invoke(main, ["status", "--app", APP])
+    assert result.exit_code == 0, result.output
+    rows = {r["scope"]: r for r in map(json.loads, result.output.splitlines())}
+    assert rows["sandbox/test/acme"]["linked"] == 2 and rows["sandbox/test/acme"]["pending_changes"] == 0
+    assert rows["sandbox/test/globex"]["linked"] == 0 and rows["sandbox/test/globex"]["pending_changes"] == 1
+    assert table.exit_code == 0 and "globex" in table.output

@@ -1,0 +1,115 @@
+"""Per-scope health: what is linked, queued, stuck, and the last error.
+
+:func:`status` returns one :class:`ScopeStatus` per scope that has a
+connection, a connected object, a change or an event, with a fixed number of
+``GROUP BY`` queries whatever the number of scopes. The CLI prints it as a
+table (``connected-objects status --app myapp.sync:hub``) or JSON (``--json``).
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import Scope, identity
+    >>> from connected_objects.models import metadata
+    >>> from connected_objects.status import status
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> with engine.begin() as db:
+    ...     _ = identity.link(db, Scope("xero", "production", "t-1"), "Contacts", "c-1", "customer", 1)
+    ...     [(str(s.scope), s.linked, s.pending_changes) for s in status(db)]
+    [('xero/production/t-1', 1, 0)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+
+from .identity import DB
+from .identity import _connection
+from .models import connected_object
+from .models import connection
+from .models import inbox
+from .models import outbox
+from .scope import Scope
+
+__all__ = ["ScopeStatus", "status"]
+
+
+@dataclass
+class ScopeStatus:
+    """Counts for one scope."""
+
+    scope: Scope
+    connection: str | None = None
+    linked: int = 0
+    tombstoned: int = 0
+    pending_changes: int = 0
+    in_flight_changes: int = 0
+    dead_changes: int = 0
+    pending_events: int = 0
+    dead_events: int = 0
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scope"] = str(self.scope)
+        return data
+
+
+def status(db: DB) -> list[ScopeStatus]:
+    """Health per scope, sorted by scope."""
+    conn = _connection(db)
+    found: dict[tuple[str, str, str], ScopeStatus] = {}
+
+    def row(provider: str, marketplace: str, account: str) -> ScopeStatus:
+        key = (provider, marketplace, account)
+        if key not in found:
+            found[key] = ScopeStatus(Scope(provider, marketplace, account))
+        return found[key]
+
+    for p, m, a, state in conn.execute(
+        select(connection.c.provider, connection.c.marketplace, connection.c.account, connection.c.status)
+    ):
+        row(p, m, a).connection = state
+    t = connected_object
+    for p, m, a, state, n in conn.execute(
+        select(t.c.provider, t.c.marketplace, t.c.account, t.c.status, func.count()).group_by(
+            t.c.provider, t.c.marketplace, t.c.account, t.c.status
+        )
+    ):
+        item = row(p, m, a)
+        if state == "linked":
+            item.linked = n
+        else:
+            item.tombstoned += n
+    o = outbox
+    for p, m, a, state, n, last in conn.execute(
+        select(o.c.provider, o.c.marketplace, o.c.account, o.c.state, func.count(), func.max(o.c.last_error)).group_by(
+            o.c.provider, o.c.marketplace, o.c.account, o.c.state
+        )
+    ):
+        item = row(p, m, a)
+        if state == "pending":
+            item.pending_changes = n
+        elif state == "in_flight":
+            item.in_flight_changes = n
+        elif state == "dead":
+            item.dead_changes = n
+        item.last_error = item.last_error or last
+    i = inbox
+    for p, m, a, state, n, last in conn.execute(
+        select(i.c.provider, i.c.marketplace, i.c.account, i.c.state, func.count(), func.max(i.c.last_error))
+        .where(i.c.account.is_not(None))
+        .group_by(i.c.provider, i.c.marketplace, i.c.account, i.c.state)
+    ):
+        item = row(p, m, a)
+        if state == "dead":
+            item.dead_events = n
+        else:
+            item.pending_events += n
+        item.last_error = item.last_error or last
+    return [found[k] for k in sorted(found)]
