@@ -131,4 +131,4 @@ def test_status_counts_per_scope(sqlite_engine, monkeypatch, org):
     rows = {r["scope"]: r for r in map(json.loads, result.output.splitlines())}
     assert rows["sandbox/test/acme"]["linked"] == 2 and rows["sandbox/test/acme"]["pending_changes"] == 0
     assert rows["sandbox/test/globex"]["linked"] == 0 and rows["sandbox/test/globex"]["pending_changes"] == 1
-    assert table.exit_code == 0 and "globex" in table.output
+    assert table.exit_code == 0 and "connected-objects status" in table.output
