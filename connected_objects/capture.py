@@ -102,6 +102,11 @@ def _target(target: Any) -> Any:
     if isinstance(target, AsyncSession):
         return target.sync_session
     if isinstance(target, type) and issubclass(target, AsyncSession):
+        if target.sync_session_class is Session:
+            raise ConfigurationError(
+                f"{target.__name__} uses the global Session class; give it sync_session_class=YourSession "
+                "(a Session subclass) and install capture there"
+            )
         return target.sync_session_class
     if isinstance(target, (sessionmaker, Session)) or (isinstance(target, type) and issubclass(target, Session)):
         if target is Session:
