@@ -85,6 +85,7 @@ __all__ = [
     "store_created",
     "store_synced",
     "tombstone_many",
+    "tombstone_scope",
     "unlink",
 ]
 
@@ -485,6 +486,14 @@ def store_synced(
     )
     now = utcnow()
     _connection(db).execute(stmt, [{"_id": i, "_version": v, "_hash": h, "_when": now} for i, v, h in items])
+
+
+def tombstone_scope(db: DB, scope: Scope) -> int:
+    """Tombstone every live link of a scope (its account left); returns how many."""
+    result = _connection(db).execute(
+        update(t).where(_in_scope(scope), t.c.status == "linked").values(status="deleted", updated_at=utcnow())
+    )
+    return int(result.rowcount)
 
 
 def tombstone_many(db: DB, ids: Collection[int]) -> None:

@@ -1,10 +1,9 @@
 """The maestrano provider for connected-objects.
 
-Maestrano marketplaces: SSO, billing, account and Connec! webhooks, Connec! data sharing.
-
-Installed as the distribution ``connected-objects-maestrano``, it registers itself
-under the entry-point group ``connected_objects.providers`` exactly as a third
-party's plugin would.
+Maestrano marketplaces: SSO, billing, account and Connec! webhooks, Connec! data sharing,
+for any number of marketplaces at once. Installed as the distribution
+``connected-objects-maestrano``, it registers itself under the entry-point group
+``connected_objects.providers`` exactly as a third party's plugin would.
 
 Example::
 
@@ -15,6 +14,9 @@ Example::
 
 from __future__ import annotations
 
+from .marketplaces import DevPlatform
+from .marketplaces import Marketplace
+from .marketplaces import Marketplaces
 from .provider import MaestranoProvider
 
-__all__ = ["MaestranoProvider"]
+__all__ = ["DevPlatform", "MaestranoProvider", "Marketplace", "Marketplaces"]
