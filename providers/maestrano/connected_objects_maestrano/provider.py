@@ -6,6 +6,9 @@ path:
 
 ``GET {prefix}/{marketplace}/metadata``
     our configuration manifest for that marketplace (never a secret).
+``POST {prefix}/{marketplace}/connec/receive``
+    Connec! notifications: ``{entity: [records…]}``, records of several groups
+    mixed; each record is stored in the inbox under its own group.
 ``DELETE {prefix}/{marketplace}/account/group/{group_id}``
     the group cancelled: the application's ``on_group_deleted`` hook runs, the
     group's connection is revoked and its connected objects are tombstoned.
@@ -19,6 +22,7 @@ nothing. A wrong marketplace key is 404, wrong credentials 401; neither writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -29,15 +33,20 @@ from sqlalchemy.orm import Session
 from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteClient
+from connected_objects import RemoteRecord
 from connected_objects import Scope
 from connected_objects import UnknownMarketplace
 from connected_objects import connections
 from connected_objects import identity
+from connected_objects import inbox
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
 from connected_objects.web import Route
+from connected_objects.web.core import parse_json_object
 
+from .connec import ConnecClient
+from .connec import record_from_connec
 from .marketplaces import Marketplace
 from .marketplaces import Marketplaces
 
@@ -59,11 +68,13 @@ class MaestranoProvider:
         marketplaces: Marketplaces | Callable[[], Marketplaces] | None = None,
         *,
         prefix: str = "/mno-enterprise",
+        app: str = "connected-objects",
         on_group_deleted: GroupHook | None = None,
         on_user_removed: UserHook | None = None,
     ) -> None:
         self._marketplaces = marketplaces if marketplaces is not None else Marketplaces()
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.app = app
         self.on_group_deleted = on_group_deleted
         self.on_user_removed = on_user_removed
 
@@ -80,7 +91,12 @@ class MaestranoProvider:
         return Limits(concurrency=4)
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
-        raise NotImplementedError("the Connec! client is not built yet")
+        """A Connec! client for the scope's group, with the scope's marketplace credentials."""
+        return ConnecClient(http, self.marketplaces.get(scope.marketplace), scope.account, app=self.app)
+
+    def decode_event(self, entity: str, payload: bytes) -> RemoteRecord:
+        """A stored Connec! notification record (notifications carry full records)."""
+        return record_from_connec(entity, json.loads(payload))
 
     def _marketplace(self, request: Request) -> Marketplace:
         try:
@@ -125,8 +141,43 @@ class MaestranoProvider:
                 identity.unlink(session, scope, "users", user)
             return Response.json(200, {"success": True, "changed": True})
 
+        def receive(request: Request) -> Response:
+            marketplace = self._marketplace(request)
+            events = parse_notification(
+                parse_json_object(request), marketplace.key, lambda entity: hub.spec_for(self.name, entity) is not None
+            )
+            with hub.session_factory.begin() as session:
+                stored = inbox.store(session, self.name, marketplace.key, events)
+            return Response.json(200, {"received": len(events), "stored": stored})
+
         return [
+            Route("POST", f"{base}/connec/receive", receive),
             Route("GET", f"{base}/metadata", metadata),
             Route("DELETE", f"{base}/account/group/{{group_id}}", delete_group),
             Route("DELETE", f"{base}/account/group/{{group_id}}/user/{{user_id}}", remove_user),
         ]
+
+
+def parse_notification(
+    body: Mapping[str, Any], marketplace: str, wanted: Callable[[str], bool]
+) -> list[inbox.InboundEvent]:
+    """Validate a Connec! notification; one inbox event per record, filed under its ``group_id``."""
+    events = []
+    for entity, records in body.items():
+        if not isinstance(records, list):
+            raise HTTPError(400, f"{entity!r} must be a list of records")
+        for n, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise HTTPError(400, f"{entity}[{n}] must be an object")
+            group = record.get("group_id")
+            if not isinstance(group, str) or not group or len(group) > 128:
+                raise HTTPError(400, f"{entity}[{n}] needs a group_id")
+            try:
+                rid = record_from_connec(entity, record).foreign_id
+            except Exception:
+                raise HTTPError(400, f"{entity}[{n}] needs an id (or an id array with a Connec! id)") from None
+            if not wanted(entity):
+                continue  # an entity this application does not sync
+            key = inbox.digest_key(marketplace, entity, rid, record.get("updated_at"))
+            events.append(inbox.InboundEvent(key, group, entity, json.dumps(record).encode()))
+    return events

@@ -19,12 +19,13 @@ Example::
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FakeDevPlatform", "marketplace_config"]
+__all__ = ["FakeConnec", "FakeDevPlatform", "connec_delivery", "marketplace_config"]
 
 
 def marketplace_config(key: str, *, api_id: str | None = None, api_key: str | None = None) -> dict[str, Any]:
@@ -87,3 +88,125 @@ class FakeDevPlatform:
             return [b'{"error": "not found"}']
         start_response("200 OK", [("content-type", "application/json")])
         return [self.garbage if self.garbage is not None else json.dumps({"marketplaces": self.marketplaces}).encode()]
+
+
+class FakeConnec:
+    """A fake Connec! API (ASGI) for several marketplaces at once.
+
+    ``credentials`` maps each marketplace's ``api.id`` to its ``api.key``; every
+    request is checked against them and :attr:`auth_seen` records which
+    ``api.id`` called for which group, so a test can prove marketplace A's data
+    went out with A's credentials. Creates that carry an external id already
+    known are upserts, as at the real Connec!.
+    """
+
+    def __init__(self, credentials: dict[str, str]) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route as StarletteRoute
+
+        self.credentials = dict(credentials)
+        self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.auth_seen: dict[str, set[str]] = {}
+        self.creates = 0
+        self._clock = 0
+        self.app = Starlette(
+            routes=[
+                StarletteRoute("/api/v2/{group}/{entity}", self._collection, methods=["GET", "POST"]),
+                StarletteRoute("/api/v2/{group}/{entity}/{id}", self._item, methods=["GET", "PUT", "DELETE"]),
+            ]
+        )
+
+    def _tick(self) -> str:
+        self._clock += 1
+        base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        return (base + dt.timedelta(seconds=self._clock)).isoformat()
+
+    def _auth(self, request: Any) -> str | None:
+        header = request.headers.get("authorization", "")
+        try:
+            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return user if self.credentials.get(user) == password and password else None
+
+    def seed(self, group: str, entity: str, items: Iterable[dict[str, Any]]) -> None:
+        """Records made by another application."""
+        for data in items:
+            rid = f"c{len(self.records) + 1}"
+            self.records[(group, entity, rid)] = {**data, "id": rid, "updated_at": self._tick()}
+
+    def view(self, group: str, entity: str, rid: str) -> dict[str, Any]:
+        record = dict(self.records[(group, entity, rid)])
+        ids = [{"provider": "connec", "id": rid}, *record.pop("external_ids", [])]
+        return {**{k: v for k, v in record.items() if k != "id"}, "id": ids, "group_id": group}
+
+    def live(self, group: str, entity: str) -> dict[str, dict[str, Any]]:
+        return {
+            rid: r for (g, e, rid), r in self.records.items() if g == group and e == entity and not r.get("deleted")
+        }
+
+    async def _collection(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        user = self._auth(request)
+        if user is None:
+            return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
+        group, entity = request.path_params["group"], request.path_params["entity"]
+        self.auth_seen.setdefault(group, set()).add(user)
+        if request.method == "GET":
+            q = request.query_params
+            mine = sorted(
+                (r for (g, e, _), r in self.records.items() if g == group and e == entity),
+                key=lambda r: (r["updated_at"], r["id"]),
+            )
+            flt = q.get("$filter", "")
+            if flt.startswith("updated_at gt '"):
+                since = flt[len("updated_at gt '") : -1]
+                mine = [r for r in mine if r["updated_at"] > since]
+            skip, top = int(q.get("$skip", 0)), int(q.get("$top", 100))
+            page = mine[skip : skip + top]
+            return JSONResponse(
+                {
+                    entity: [self.view(group, entity, r["id"]) for r in page],
+                    "pagination": {"skip": skip, "top": top, "total": len(mine)},
+                }
+            )
+        body = (await request.json()).get(entity)
+        if not isinstance(body, dict):
+            return JSONResponse({"errors": [{"title": f"body must be {{{entity}: {{...}}}}"}]}, status_code=400)
+        external = [i for i in body.pop("id", []) or [] if isinstance(i, dict)]
+        for (g, e, rid), record in self.records.items():
+            if g == group and e == entity and any(x in record.get("external_ids", []) for x in external):
+                record.update(body, updated_at=self._tick())  # an upsert by external id
+                return JSONResponse({entity: self.view(group, entity, rid)}, status_code=200)
+        rid = f"c{len(self.records) + 1}"
+        self.records[(group, entity, rid)] = {**body, "id": rid, "external_ids": external, "updated_at": self._tick()}
+        self.creates += 1
+        return JSONResponse({entity: self.view(group, entity, rid)}, status_code=201)
+
+    async def _item(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        user = self._auth(request)
+        if user is None:
+            return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
+        group, entity, rid = (request.path_params[k] for k in ("group", "entity", "id"))
+        self.auth_seen.setdefault(group, set()).add(user)
+        record = self.records.get((group, entity, rid))
+        if record is None:
+            return JSONResponse({"errors": [{"title": "Not found"}]}, status_code=404)
+        if request.method == "PUT":
+            body = (await request.json()).get(entity) or {}
+            body.pop("id", None)
+            record.update(body, updated_at=self._tick())
+        elif request.method == "DELETE":
+            record.update(deleted=True, updated_at=self._tick())
+        return JSONResponse({entity: self.view(group, entity, rid)})
+
+
+def connec_delivery(
+    entities: dict[str, list[dict[str, Any]]], api_id: str, api_key: str
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a Connec! notification (Basic auth with a marketplace's API credentials)."""
+    token = base64.b64encode(f"{api_id}:{api_key}".encode()).decode()
+    return json.dumps(entities).encode(), {"content-type": "application/json", "authorization": f"Basic {token}"}

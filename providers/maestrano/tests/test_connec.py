@@ -1,0 +1,164 @@
+"""Connec!: the conformance suite, and two marketplaces that never see each other's data or credentials."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from connected_objects_maestrano import MaestranoProvider
+from connected_objects_maestrano import Marketplaces
+from connected_objects_maestrano.testing import FakeConnec
+from connected_objects_maestrano.testing import connec_delivery
+from connected_objects_maestrano.testing import marketplace_config
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import sessionmaker
+
+from connected_objects import FieldMapping
+from connected_objects import Hub
+from connected_objects import Scope
+from connected_objects import connected
+from connected_objects import connections
+from connected_objects import identity
+from connected_objects.testing.conformance import ProviderConformance
+from connected_objects.testing.conformance import Setup
+from connected_objects.web import ASGIAdapter
+
+A, B = "maestrano", "tenant-b"
+MARKETPLACES = Marketplaces.from_config({"marketplaces": [marketplace_config(A), marketplace_config(B)]})
+CREDENTIALS = {m.api.id: m.api.key for m in MARKETPLACES}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organization"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+@connected(
+    "maestrano",
+    entity="invoices",
+    mapping=FieldMapping({"number": "title", "total": "amount"}),
+    owner="organization_id",
+)
+class Invoice(Base):
+    __tablename__ = "invoice"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    number: Mapped[str] = mapped_column(String(40))
+    total: Mapped[int] = mapped_column(default=0)
+
+
+class TestConnec(ProviderConformance):
+    entity = "invoices"
+    has_versions = False
+
+    @pytest.fixture
+    def setup(self, sqlite_engine):
+        self.connec = FakeConnec(CREDENTIALS)
+        provider = MaestranoProvider(MARKETPLACES)
+        hub = Hub(sessionmaker(sqlite_engine), models=[], providers=[provider])
+        return Setup(
+            provider=provider,
+            scope=Scope("maestrano", A, "cld-1"),
+            credentials={},
+            transport=httpx.ASGITransport(self.connec.app),
+            webhooks=hub.webhooks(),
+        )
+
+    def sample(self, n):
+        return {"title": f"INV-{n}", "amount": n}
+
+    def changed(self, payload):
+        return {**payload, "title": payload["title"] + " (edited)"}
+
+    def seed(self, setup, count):
+        self.connec.seed("cld-1", "invoices", [self.sample(i) for i in range(count)])
+
+    def delivery(self, setup, foreign_id, valid):
+        m = MARKETPLACES.get(A)
+        record = {"id": [{"provider": "connec", "id": foreign_id}], "group_id": "cld-1", "title": "x"}
+        body, headers = connec_delivery({"invoices": [record]}, m.api.id, m.api.key if valid else "forged")
+        return f"/mno-enterprise/{A}/connec/receive", body, headers
+
+
+@pytest.fixture
+def two_marketplaces(engine):
+    Base.metadata.create_all(engine)
+    connec = FakeConnec(CREDENTIALS)
+    hub = Hub(
+        sessionmaker(engine, expire_on_commit=False),
+        models=[Invoice],
+        providers=[MaestranoProvider(MARKETPLACES)],
+        transport=httpx.ASGITransport(connec.app),
+    )
+    hub.install()
+    with hub.session_factory.begin() as s:
+        s.add_all([Organization(id=1), Organization(id=2)])
+        s.flush()
+        connections.connect(s, "organization", 1, Scope("maestrano", A, "cld-a"))
+        connections.connect(s, "organization", 2, Scope("maestrano", B, "cld-b"))
+    yield hub, connec
+    hub.uninstall()
+
+
+def test_each_marketplace_pushes_with_its_own_credentials(two_marketplaces):
+    hub, connec = two_marketplaces
+    with hub.session_factory.begin() as s:
+        s.add_all(
+            [
+                Invoice(id=1, organization_id=1, number="A-1", total=10),
+                Invoice(id=2, organization_id=2, number="B-1", total=20),
+            ]
+        )
+    hub.drain()
+    assert [r["title"] for r in connec.live("cld-a", "invoices").values()] == ["A-1"]
+    assert [r["title"] for r in connec.live("cld-b", "invoices").values()] == ["B-1"]
+    assert connec.auth_seen == {"cld-a": {f"app-{A}"}, "cld-b": {f"app-{B}"}}
+
+
+def test_a_notification_for_a_never_touches_b(two_marketplaces):
+    hub, connec = two_marketplaces
+    m = MARKETPLACES.get(A)
+    records = [
+        {
+            "id": [{"provider": "connec", "id": "x1"}],
+            "group_id": "cld-a",
+            "title": "for A",
+            "amount": 5,
+            "updated_at": "2026-02-01T00:00:00+00:00",
+        },
+        {
+            "id": [{"provider": "connec", "id": "x2"}],
+            "group_id": "cld-b",
+            "title": "claims B",
+            "amount": 6,
+            "updated_at": "2026-02-01T00:00:00+00:00",
+        },
+    ]
+    body, headers = connec_delivery(
+        {"invoices": records, "people": [{"id": "p1", "group_id": "cld-a"}]}, m.api.id, m.api.key
+    )
+
+    async def post():
+        transport = httpx.ASGITransport(ASGIAdapter(hub.webhooks()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.post(f"/mno-enterprise/{A}/connec/receive", content=body, headers=headers)
+
+    response = asyncio.run(post())
+    assert response.status_code == 200 and response.json() == {"received": 2, "stored": 2}
+    hub.drain()
+    with hub.session_factory() as s:
+        invoices = {i.number: i.organization_id for i in s.scalars(select(Invoice))}
+        # cld-b in marketplace A is not B's group: nobody is connected there, so nothing is written
+        assert identity.resolve(s, Scope("maestrano", B, "cld-b"), "invoices", "x2") is None
+    assert invoices == {"for A": 1}
+    assert connec.live("cld-a", "invoices") == {}  # not echoed back to Connec!
