@@ -25,7 +25,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FakeConnec", "FakeDevPlatform", "connec_delivery", "marketplace_config"]
+__all__ = ["FakeBilling", "FakeConnec", "FakeDevPlatform", "connec_delivery", "marketplace_config"]
 
 
 def marketplace_config(key: str, *, api_id: str | None = None, api_key: str | None = None) -> dict[str, Any]:
@@ -210,3 +210,65 @@ def connec_delivery(
     """The body and headers of a Connec! notification (Basic auth with a marketplace's API credentials)."""
     token = base64.b64encode(f"{api_id}:{api_key}".encode()).decode()
     return json.dumps(entities).encode(), {"content-type": "application/json", "authorization": f"Basic {token}"}
+
+
+class FakeBilling:
+    """A fake account billing API (WSGI): bills and recurring bills per marketplace credentials."""
+
+    def __init__(self, credentials: dict[str, str]) -> None:
+        self.credentials = dict(credentials)
+        self.bills: dict[str, dict[str, Any]] = {}
+        self.recurring: dict[str, dict[str, Any]] = {}
+        self.created_by: dict[str, str] = {}
+
+    def _reply(self, start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
+        start_response(status, [("content-type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        from urllib.parse import parse_qs
+
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        try:
+            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user, password = "", ""
+        if not password or self.credentials.get(user) != password:
+            return self._reply(start_response, "401 Unauthorized", {"success": False, "errors": {"auth": "invalid"}})
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        if len(parts) < 4 or parts[:3] != ["api", "v1", "account"] or parts[3] not in ("bills", "recurring_bills"):
+            return self._reply(start_response, "404 Not Found", {"success": False, "errors": {"path": "unknown"}})
+        store = self.bills if parts[3] == "bills" else self.recurring
+        method = environ["REQUEST_METHOD"]
+        if len(parts) == 4 and method == "GET":
+            group = parse_qs(environ.get("QUERY_STRING", "")).get("group_id", [None])[0]
+            data = [b for b in store.values() if group is None or b["group_id"] == group]
+            return self._reply(start_response, "200 OK", {"success": True, "errors": {}, "data": data})
+        if len(parts) == 4 and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            form = {k: v[0] for k, v in parse_qs(environ["wsgi.input"].read(length).decode()).items()}
+            missing = [k for k in ("group_id", "price_cents", "description") if not form.get(k)]
+            if missing:
+                return self._reply(
+                    start_response,
+                    "400 Bad Request",
+                    {"success": False, "errors": {k: "can't be blank" for k in missing}},
+                )
+            prefix = "bill" if store is self.bills else "rbill"
+            bill_id = f"{prefix}-{len(store) + 1}"
+            record = {
+                **form,
+                "id": bill_id,
+                "price_cents": int(form["price_cents"]),
+                "status": "submitted",
+                "currency": form.get("currency", "AUD"),
+            }
+            store[bill_id] = record
+            self.created_by[bill_id] = user
+            return self._reply(start_response, "200 OK", {"success": True, "errors": {}, "data": record})
+        if len(parts) == 5 and parts[4] in store and method in ("GET", "DELETE"):
+            record = store[parts[4]]
+            if method == "DELETE":
+                record["status"] = "cancelled"
+            return self._reply(start_response, "200 OK", {"success": True, "errors": {}, "data": record})
+        return self._reply(start_response, "404 Not Found", {"success": False, "errors": {"id": "not found"}})
