@@ -6,6 +6,9 @@ path:
 
 ``GET {prefix}/{marketplace}/metadata``
     our configuration manifest for that marketplace (never a secret).
+``GET {prefix}/{marketplace}/saml/initialize`` and ``POST …/saml/consume``
+    SAML single sign-on with that marketplace's identity provider (see
+    :mod:`connected_objects_maestrano.sso`).
 ``POST {prefix}/{marketplace}/connec/receive``
     Connec! notifications: ``{entity: [records…]}``, records of several groups
     mixed; each record is stored in the inbox under its own group.
@@ -23,6 +26,7 @@ nothing. A wrong marketplace key is 404, wrong credentials 401; neither writes.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +53,14 @@ from .connec import ConnecClient
 from .connec import record_from_connec
 from .marketplaces import Marketplace
 from .marketplaces import Marketplaces
+from .sso import SsoGroup
+from .sso import SsoHandler
+from .sso import SsoUser
+from .sso import form_fields
+from .sso import relay_state
+from .sso import request_data
+from .sso import saml_settings
+from .sso import verify_relay_state
 
 __all__ = ["MaestranoProvider"]
 
@@ -71,12 +83,14 @@ class MaestranoProvider:
         app: str = "connected-objects",
         on_group_deleted: GroupHook | None = None,
         on_user_removed: UserHook | None = None,
+        sso: SsoHandler | None = None,
     ) -> None:
         self._marketplaces = marketplaces if marketplaces is not None else Marketplaces()
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.app = app
         self.on_group_deleted = on_group_deleted
         self.on_user_removed = on_user_removed
+        self.sso = sso
 
     def __repr__(self) -> str:
         return f"MaestranoProvider(prefix={self.prefix!r}, marketplaces={self.marketplaces!r})"
@@ -106,6 +120,72 @@ class MaestranoProvider:
         if not marketplace.authenticate(request.header("authorization")):
             raise HTTPError(401, "invalid credentials", [("www-authenticate", 'Basic realm="maestrano"')])
         return marketplace
+
+    def _known(self, request: Request) -> Marketplace:
+        try:
+            return self.marketplaces.get(request.params["marketplace"])
+        except UnknownMarketplace:
+            raise HTTPError(404, "unknown marketplace") from None
+
+    def _consume(self, hub: Any, marketplace: Marketplace, request: Request) -> Response:
+        """Validate a SAML response in full, then sign the user in; nothing is written when it is refused."""
+        from onelogin.saml2.auth import OneLogin_Saml2_Auth
+
+        if self.sso is None:
+            raise HTTPError(404, "single sign-on is not configured")
+        fields = form_fields(request.body)
+        if not fields.get("SAMLResponse"):
+            raise HTTPError(400, "SAMLResponse is missing")
+        request_id = None
+        if fields.get("RelayState"):
+            request_id = verify_relay_state(marketplace, fields["RelayState"])
+            if request_id is None:
+                raise HTTPError(403, "RelayState was not issued by us for this marketplace, or has expired")
+        auth = OneLogin_Saml2_Auth(
+            request_data(marketplace, self.prefix, post=fields), saml_settings(marketplace, self.prefix)
+        )
+        try:
+            auth.process_response(request_id=request_id)
+        except Exception as exc:  # python3-saml raises on malformed documents
+            raise HTTPError(403, f"SAML response refused: {type(exc).__name__}") from None
+        if auth.get_errors() or not auth.is_authenticated():
+            raise HTTPError(403, f"SAML response refused: {auth.get_last_error_reason() or auth.get_errors()}")
+        try:
+            attributes = auth.get_attributes()
+            user = SsoUser.from_attributes(attributes, marketplace.sso.creation_mode)
+            group = SsoGroup.from_attributes(attributes)
+        except ValueError as exc:
+            raise HTTPError(403, f"SAML response refused: {exc}") from None
+        assertion = auth.get_last_assertion_id()
+        nonce = secrets.token_hex(8)
+        with hub.session_factory.begin() as session:
+            seen = identity.link(
+                session,
+                Scope(self.name, marketplace.key, "saml"),
+                "saml_assertions",
+                assertion,
+                "saml_assertion",
+                assertion,
+                meta={"nonce": nonce},
+            )
+            if (seen.meta or {}).get("nonce") != nonce:
+                raise HTTPError(403, "SAML response refused: this assertion was already used")
+            scope = Scope(self.name, marketplace.key, group.uid)
+            linked_group = identity.resolve(session, scope, "groups", group.uid)
+            organization = self.sso.upsert_group(
+                session, marketplace, group, linked_group.local_id if linked_group else None
+            )
+            if linked_group is None:
+                identity.link(session, scope, "groups", group.uid, *organization)
+            linked_user = identity.resolve(session, scope, "users", user.uid)
+            person = self.sso.upsert_user(session, marketplace, user, linked_user.local_id if linked_user else None)
+            if linked_user is None:
+                identity.link(session, scope, "users", user.uid, *person)
+            self.sso.add_member(session, marketplace, organization, person, user.role)
+            if connections.get(session, scope) is None:
+                connections.connect(session, organization[0], organization[1], scope)
+        location, headers = self.sso.sign_in(marketplace, person, organization)
+        return Response(302, (("location", location), *headers))
 
     def routes(self, hub: Any) -> list[Route]:
         """The metadata and account-webhook routes."""
@@ -150,7 +230,26 @@ class MaestranoProvider:
                 stored = inbox.store(session, self.name, marketplace.key, events)
             return Response.json(200, {"received": len(events), "stored": stored})
 
+        def initialize(request: Request) -> Response:
+            from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+            from onelogin.saml2.settings import OneLogin_Saml2_Settings
+            from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+            marketplace = self._known(request)
+            settings = OneLogin_Saml2_Settings(saml_settings(marketplace, self.prefix), sp_validation_only=True)
+            authn = OneLogin_Saml2_Authn_Request(settings)
+            url = OneLogin_Saml2_Utils.redirect(
+                settings.get_idp_data()["singleSignOnService"]["url"],
+                {"SAMLRequest": authn.get_request(), "RelayState": relay_state(marketplace, authn.get_id())},
+            )
+            return Response(302, (("location", url),))
+
+        def consume(request: Request) -> Response:
+            return self._consume(hub, self._known(request), request)
+
         return [
+            Route("GET", f"{base}/saml/initialize", initialize),
+            Route("POST", f"{base}/saml/consume", consume),
             Route("POST", f"{base}/connec/receive", receive),
             Route("GET", f"{base}/metadata", metadata),
             Route("DELETE", f"{base}/account/group/{{group_id}}", delete_group),

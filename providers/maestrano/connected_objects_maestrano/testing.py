@@ -25,12 +25,14 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FakeBilling", "FakeConnec", "FakeDevPlatform", "connec_delivery", "marketplace_config"]
+__all__ = ["FakeBilling", "FakeConnec", "FakeDevPlatform", "FakeIdP", "connec_delivery", "marketplace_config"]
 
 
-def marketplace_config(key: str, *, api_id: str | None = None, api_key: str | None = None) -> dict[str, Any]:
+def marketplace_config(
+    key: str, *, api_id: str | None = None, api_key: str | None = None, idp_certificate: str | None = None
+) -> dict[str, Any]:
     """One marketplace as the developer platform describes it."""
-    return {
+    config: dict[str, Any] = {
         "marketplace": key,
         "environment": key,
         "app": {"host": "https://app.example.com"},
@@ -56,6 +58,9 @@ def marketplace_config(key: str, *, api_id: str | None = None, api_key: str | No
             "connec": {"external_ids": True, "notification_path": f"/mno-enterprise/{key}/connec/receive"},
         },
     }
+    if idp_certificate is not None:
+        config["sso"] = {**config["sso"], "x509_certificate": idp_certificate, "idp": f"https://idp.{key}.example"}
+    return config
 
 
 class FakeDevPlatform:
@@ -272,3 +277,109 @@ class FakeBilling:
                 record["status"] = "cancelled"
             return self._reply(start_response, "200 OK", {"success": True, "errors": {}, "data": record})
         return self._reply(start_response, "404 Not Found", {"success": False, "errors": {"id": "not found"}})
+
+
+class FakeIdP:
+    """A marketplace identity provider that signs real SAML responses with a throwaway key.
+
+    Use :attr:`certificate` as the marketplace's ``sso.x509_certificate``;
+    :meth:`response` returns the base64 ``SAMLResponse`` a browser would post.
+    """
+
+    def __init__(self, entity_id: str = "https://idp.example") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.entity_id = entity_id
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connected-objects test IdP")])
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256())
+        )
+        self.key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def certificate(self) -> str:
+        return self.cert_pem
+
+    def response(
+        self,
+        *,
+        destination: str,
+        audience: str,
+        attributes: dict[str, str],
+        in_response_to: str | None = None,
+        assertion_id: str | None = None,
+        not_before: dt.datetime | None = None,
+        not_on_or_after: dt.datetime | None = None,
+        tamper: tuple[str, str] | None = None,
+    ) -> str:
+        """A signed (assertion and response) SAML response, base64-encoded."""
+        import uuid
+
+        from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+        from onelogin.saml2.utils import OneLogin_Saml2_Utils as U
+
+        now = dt.datetime.now(dt.timezone.utc)
+
+        def stamp(t: dt.datetime) -> str:
+            return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        before = stamp(not_before or now - dt.timedelta(minutes=1))
+        after = stamp(not_on_or_after or now + dt.timedelta(minutes=5))
+        aid = assertion_id or f"_a{uuid.uuid4().hex}"
+        irt = f' InResponseTo="{in_response_to}"' if in_response_to else ""
+        attrs = "".join(
+            f'<saml:Attribute Name="{k}"><saml:AttributeValue>{v}</saml:AttributeValue></saml:Attribute>'
+            for k, v in attributes.items()
+        )
+        assertion = (
+            f'<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{aid}" Version="2.0" '
+            f'IssueInstant="{stamp(now)}"><saml:Issuer>{self.entity_id}</saml:Issuer>'
+            f'<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">'
+            f"{attributes.get('uid', 'user')}</saml:NameID><saml:SubjectConfirmation "
+            f'Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{after}" '
+            f'Recipient="{destination}"{irt}/></saml:SubjectConfirmation></saml:Subject>'
+            f'<saml:Conditions NotBefore="{before}" NotOnOrAfter="{after}"><saml:AudienceRestriction>'
+            f"<saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions>"
+            f'<saml:AuthnStatement AuthnInstant="{stamp(now)}" SessionIndex="{aid}"><saml:AuthnContext>'
+            f"<saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef>"
+            f"</saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attrs}</saml:AttributeStatement>"
+            f"</saml:Assertion>"
+        )
+        signed_assertion = U.add_sign(
+            assertion, self.key_pem, self.cert_pem, sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256
+        )
+        if isinstance(signed_assertion, bytes):
+            signed_assertion = signed_assertion.decode()
+        signed_assertion = (
+            signed_assertion.split("?>", 1)[-1] if signed_assertion.startswith("<?xml") else signed_assertion
+        )
+        response = (
+            f'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+            f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r{uuid.uuid4().hex}" Version="2.0" '
+            f'IssueInstant="{stamp(now)}" Destination="{destination}"{irt}><saml:Issuer>{self.entity_id}</saml:Issuer>'
+            f'<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>'
+            f"{signed_assertion}</samlp:Response>"
+        )
+        signed = U.add_sign(
+            response, self.key_pem, self.cert_pem, sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256
+        )
+        text = signed.decode() if isinstance(signed, bytes) else signed
+        if tamper is not None:
+            text = text.replace(tamper[0], tamper[1])
+        return base64.b64encode(text.encode()).decode()
