@@ -45,6 +45,7 @@ from .models import utcnow
 from .scope import Scope
 
 __all__ = [
+    "IMPORT_PAYLOAD",
     "InboundEvent",
     "StoredEvent",
     "bury",
@@ -52,10 +53,14 @@ __all__ = [
     "digest_key",
     "finish",
     "list_events",
+    "request_import",
     "reschedule",
     "retry",
     "store",
 ]
+
+#: The payload of a queued backfill: a worker runs :func:`connected_objects.pull.pull` for its scope and entity.
+IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,12 @@ def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent
         stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
     conn.execute(stmt, rows)  # a concurrent duplicate delivery is ignored by the unique key
     return len(rows)
+
+
+def request_import(db: DB, scope: Scope, entity: str) -> bool:
+    """Queue a backfill of ``entity`` for ``scope`` (e.g. on a group's first sign-in); False if one is queued."""
+    event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD)
+    return store(db, scope.provider, scope.marketplace, [event]) == 1
 
 
 def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:

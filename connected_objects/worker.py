@@ -65,6 +65,7 @@ from .models import utcnow
 from .outbox import ClaimedChange
 from .provider import Limits
 from .provider import RemoteRecord
+from .pull import pull
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -221,6 +222,15 @@ class Worker:
             if account is None or entity is None:
                 raise PermanentError("event names no account or entity; the provider must resolve them")
             scope = Scope(provider_name, marketplace, account)
+            imports = [e for e in group if e.payload == inbox.IMPORT_PAYLOAD]
+            if imports:  # a queued backfill: pull the whole entity from its cursor
+                await pull(self.hub, scope, entity)
+                await asyncio.to_thread(self._events_done, [e.id for e in imports])
+                self.stats.applied += len(imports)
+                group = [e for e in group if e.payload != inbox.IMPORT_PAYLOAD]
+                ids = [e.id for e in group]
+                if not group:
+                    return
             provider = self.hub.provider(provider_name)
             decode = getattr(provider, "decode_event", None)
             if decode is None:

@@ -29,6 +29,7 @@ import json
 import secrets
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -84,6 +85,7 @@ class MaestranoProvider:
         on_group_deleted: GroupHook | None = None,
         on_user_removed: UserHook | None = None,
         sso: SsoHandler | None = None,
+        initial_import: Sequence[str] = (),
     ) -> None:
         self._marketplaces = marketplaces if marketplaces is not None else Marketplaces()
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -91,6 +93,7 @@ class MaestranoProvider:
         self.on_group_deleted = on_group_deleted
         self.on_user_removed = on_user_removed
         self.sso = sso
+        self.initial_import = tuple(initial_import)
 
     def __repr__(self) -> str:
         return f"MaestranoProvider(prefix={self.prefix!r}, marketplaces={self.marketplaces!r})"
@@ -182,8 +185,10 @@ class MaestranoProvider:
             if linked_user is None:
                 identity.link(session, scope, "users", user.uid, *person)
             self.sso.add_member(session, marketplace, organization, person, user.role)
-            if connections.get(session, scope) is None:
+            if connections.get(session, scope) is None:  # first sign-in of this group
                 connections.connect(session, organization[0], organization[1], scope)
+                for entity in self.initial_import:
+                    inbox.request_import(session, scope, entity)
         location, headers = self.sso.sign_in(marketplace, person, organization)
         return Response(302, (("location", location), *headers))
 

@@ -25,7 +25,15 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FakeBilling", "FakeConnec", "FakeDevPlatform", "FakeIdP", "connec_delivery", "marketplace_config"]
+__all__ = [
+    "FakeBilling",
+    "FakeConnec",
+    "FakeDevPlatform",
+    "FakeIdP",
+    "connec_delivery",
+    "marketplace_config",
+    "serve_wsgi",
+]
 
 
 def marketplace_config(
@@ -383,3 +391,29 @@ class FakeIdP:
         if tamper is not None:
             text = text.replace(tamper[0], tamper[1])
         return base64.b64encode(text.encode()).decode()
+
+
+def serve_wsgi(app: Callable[..., Any]) -> Any:
+    """Serve a WSGI app over real HTTP on a free loopback port in a thread: ``with serve_wsgi(app) as url``."""
+    import contextlib
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler
+    from wsgiref.simple_server import make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def running() -> Any:
+        server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+        thread = threading.Thread(target=server.serve_forever, name="wsgi-sandbox", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
+
+    return running()
