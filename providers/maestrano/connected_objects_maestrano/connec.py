@@ -51,6 +51,15 @@ def connec_id(value: Any) -> str:
     return str(value)
 
 
+def _is_id_array(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(i, Mapping) and "provider" in i and "id" in i for i in value)
+        and any(i.get("provider") == "connec" for i in value)
+    )
+
+
 def record_from_connec(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
     """A Connec! entity as a :class:`RemoteRecord` (version: its ``updated_at``)."""
     updated = body.get("updated_at")
@@ -60,7 +69,9 @@ def record_from_connec(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
             when = dt.datetime.fromisoformat(updated.replace("Z", "+00:00"))
         except ValueError:
             when = None
-    data = {k: v for k, v in body.items() if k not in ("id", "group_id")}
+    # references (organization_id, item_id, …) arrive as id arrays too: unfold them to Connec! ids, the
+    # ids our identity map links, so the applier resolves them like any other reference
+    data = {k: (connec_id(v) if _is_id_array(v) else v) for k, v in body.items() if k not in ("id", "group_id")}
     return RemoteRecord(
         entity,
         connec_id(body.get("id")),

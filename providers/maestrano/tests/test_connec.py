@@ -162,3 +162,22 @@ def test_a_notification_for_a_never_touches_b(two_marketplaces):
         assert identity.resolve(s, Scope("maestrano", B, "cld-b"), "invoices", "x2") is None
     assert invoices == {"for A": 1}
     assert connec.live("cld-a", "invoices") == {}  # not echoed back to Connec!
+
+
+def test_reference_id_arrays_are_unfolded_to_connec_ids():
+    from connected_objects_maestrano.connec import record_from_connec
+
+    record = record_from_connec(
+        "invoices",
+        {
+            "id": [{"provider": "connec", "id": "inv-1"}, {"provider": "my-app", "realm": "cld-1", "id": "7"}],
+            "organization_id": [{"provider": "connec", "id": "org-9"}, {"provider": "xero", "realm": "t", "id": "x"}],
+            "lines": [{"description": "kept as is"}],
+            "group_id": "cld-1",
+            "updated_at": "2026-03-01T00:00:00Z",
+        },
+    )
+    assert record.foreign_id == "inv-1"
+    assert record.data["organization_id"] == "org-9"
+    assert record.data["lines"] == [{"description": "kept as is"}]
+    assert "group_id" not in record.data and record.version == "2026-03-01T00:00:00Z"
