@@ -121,13 +121,6 @@ class _Prepared:
     revoked: str | None = None
 
 
-def _connect(hub: Hub, session: Any) -> Connection:
-    """The session's connection; READ COMMITTED on MariaDB so claims see each other's commits."""
-    if hub.engine.dialect.name in ("mysql", "mariadb"):
-        return session.connection(execution_options={"isolation_level": "READ COMMITTED"})  # type: ignore[no-any-return]
-    return session.connection()  # type: ignore[no-any-return]
-
-
 def _load_rows(conn: Connection, spec: ConnectSpec, ids: Sequence[str], session: Any) -> dict[str, Any]:
     mapper: Any = spec.model.__mapper__  # type: ignore[attr-defined]
     pk = list(mapper.primary_key)
@@ -158,7 +151,7 @@ def _python_type(column: Any) -> Any:
 def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
     """Step 1: turn claimed changes into plans, in one read transaction."""
     with hub.session_factory() as session:
-        conn = _connect(hub, session)
+        conn = hub.connection(session)
         info = connections.get(conn, scope)
         if info is None or info.status == "revoked":
             reason = info.status_reason if info else None
@@ -423,7 +416,7 @@ def complete(
             delay = out.retry_after if out.retry_after is not None else (60.0 if prepared.paused else hub.defer_delay)
             later.append((change.id, now + dt.timedelta(seconds=delay), out.error, False))
     with hub.session_factory() as session:
-        conn = _connect(hub, session)
+        conn = hub.connection(session)
         for entity, items in created.items():
             for fid, _lt, lid, _v, _h in identity.store_created(conn, scope, entity, items):
                 out = by_create[(fid, lid)]

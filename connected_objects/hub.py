@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import httpx
+from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -109,6 +110,16 @@ class Hub:
         if not isinstance(bind, Engine):
             raise ConfigurationError("the hub's sessionmaker must be bound to an Engine: sessionmaker(engine)")
         return bind
+
+    def connection(self, session: Session) -> Connection:
+        """The session's connection for engine work (claims, pushes, applies).
+
+        On MariaDB it runs READ COMMITTED, so concurrent workers' claims see each
+        other's commits instead of a REPEATABLE READ snapshot.
+        """
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            return session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+        return session.connection()
 
     def install(self) -> None:
         """Install change capture on the session factory."""

@@ -177,6 +177,35 @@ def _insert_ignoring_duplicates(conn: Connection) -> Insert:
     raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
 
 
+def _link_row(
+    scope: Scope,
+    entity: str,
+    foreign_id: str,
+    local_type: str,
+    local_id: str,
+    remote_version: str | None,
+    content_hash: str | None,
+    now: datetime,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``co_connected_object`` row to insert."""
+    return {
+        "provider": scope.provider,
+        "marketplace": scope.marketplace,
+        "account": scope.account,
+        "entity": entity,
+        "foreign_id": foreign_id,
+        "local_type": local_type,
+        "local_id": local_id,
+        "remote_version": remote_version,
+        "content_hash": content_hash,
+        "status": "linked",
+        "created_at": now,
+        "updated_at": now,
+        **extra,
+    }
+
+
 def _fresh_select(conn: Connection, stmt: Any) -> Any:
     # InnoDB's REPEATABLE READ would show a plain SELECT the snapshot taken before a
     # concurrent link committed; a locking read sees the latest committed row.
@@ -235,22 +264,9 @@ def link_many(
         return []
     conn = _connection(db)
     now = utcnow()
+    extra = {"meta": dict(meta) if meta is not None else None}
     rows = [
-        {
-            "provider": scope.provider,
-            "marketplace": scope.marketplace,
-            "account": scope.account,
-            "entity": entity,
-            "foreign_id": fid,
-            "local_type": lt,
-            "local_id": lid,
-            "remote_version": remote_version,
-            "content_hash": content_hash,
-            "status": "linked",
-            "meta": dict(meta) if meta is not None else None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        _link_row(scope, entity, fid, lt, lid, remote_version, content_hash, now, **extra)
         for fid, lt, lid in dict.fromkeys(wanted)
     ]
     conn.execute(_insert_ignoring_duplicates(conn), rows)
@@ -434,21 +450,7 @@ def store_created(
                 )
             )
     rows = [
-        {
-            "provider": scope.provider,
-            "marketplace": scope.marketplace,
-            "account": scope.account,
-            "entity": entity,
-            "foreign_id": fid,
-            "local_type": lt,
-            "local_id": lid,
-            "remote_version": version,
-            "content_hash": digest,
-            "last_push_at": now,
-            "status": "linked",
-            "created_at": now,
-            "updated_at": now,
-        }
+        _link_row(scope, entity, fid, lt, lid, version, digest, now, last_push_at=now)
         for fid, lt, lid, version, digest in items
     ]
     conn.execute(_insert_ignoring_duplicates(conn), rows)

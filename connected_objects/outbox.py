@@ -66,7 +66,6 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import aliased
 
@@ -152,18 +151,7 @@ def _upsert(conn: Connection) -> Insert:
 
 
 def _build_upsert(name: str) -> Insert:
-    if name == "postgresql":
-        pg = postgresql.insert(t)
-        return pg.on_conflict_do_update(
-            constraint="uq_co_outbox_slot",
-            set_={
-                "operation": pg.excluded.operation,
-                "entity": pg.excluded.entity,
-                "origin": pg.excluded.origin,
-                "revision": t.c.revision + literal_column("1"),
-                "updated_at": pg.excluded.updated_at,
-            },
-        )
+    # PostgreSQL does not come here: it writes every change in one statement (_write_postgresql)
     if name == "sqlite":
         lite = sqlite.insert(t)
         return lite.on_conflict_do_update(

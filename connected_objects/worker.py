@@ -172,10 +172,7 @@ class Worker:
 
     def _claim(self, exclude: Sequence[Scope]) -> list[ClaimedChange]:
         with self.hub.session_factory() as session:
-            if self.hub.engine.dialect.name in ("mysql", "mariadb"):
-                conn = session.connection(execution_options={"isolation_level": "READ COMMITTED"})
-            else:
-                conn = session.connection()
+            conn = self.hub.connection(session)
             claimed = outbox.claim(
                 conn,
                 self.name,
