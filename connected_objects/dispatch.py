@@ -57,6 +57,8 @@ from .exceptions import RetryableError
 from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
+from .provider import BatchClient
+from .provider import BatchOperation
 from .provider import RemoteClient
 from .provider import RemoteRecord
 from .scope import Scope
@@ -163,6 +165,7 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
         if info.status == "paused":
             return _Prepared([Plan(c, "defer") for c in changes], {}, paused=info.status_reason or "paused")
         creds = connections.credentials(conn, scope, hub.vault)
+        fold = getattr(hub.provider(scope.provider), "fold_reference", None)
         by_type: dict[str, list[ClaimedChange]] = {}
         for change in changes:
             by_type.setdefault(change.local_type, []).append(change)
@@ -213,6 +216,8 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
                     )
                     continue
                 payload = spec.mapping.to_remote(obj, ref_ids)
+                if fold is not None:
+                    _fold(fold, spec.entity, payload, ref_ids)
                 digest = content_hash(payload)
                 if live is None:
                     generation = link.id if link is not None else 0
@@ -259,6 +264,13 @@ def _resolve_references(
             else:
                 ids[name] = found.foreign_id
     return result
+
+
+def _fold(fold: Any, entity: str, payload: dict[str, Any], refs: Mapping[str, str | None]) -> None:
+    """Put references in the provider's own form (a Connec! id array) where the payload holds the bare id."""
+    for name, foreign_id in refs.items():
+        if foreign_id is not None and payload.get(name) == foreign_id:
+            payload[name] = fold(entity, name, foreign_id)
 
 
 def _queue_missing(conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: Hub) -> list[outbox.Change]:
@@ -317,6 +329,62 @@ async def _send(plan: Plan, client: RemoteClient) -> RemoteRecord | None:
     raise AssertionError(plan.action)  # pragma: no cover
 
 
+def _failed(plan: Plan, exc: BaseException, gate: ScopeGate) -> Outcome:
+    """The outcome of a send that raised: retry, dead, or (a 429) retry and hold the scope."""
+    if isinstance(exc, RetryableError):
+        if exc.status == 429:
+            gate.hold(exc.retry_after, str(exc))
+        return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, PermanentError):
+        return Outcome(plan, "dead", error=exc.message)
+    if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
+        return Outcome(plan, "retry", error=exc.message)
+    if isinstance(exc, httpx.HTTPError):
+        return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
+    # a bug in a mapping or provider: keep it, don't retry blindly
+    return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
+
+
+def _operation(plan: Plan) -> BatchOperation:
+    assert plan.spec is not None
+    link = plan.link
+    return BatchOperation(
+        plan.action,
+        plan.spec.entity,
+        plan.key,
+        payload=plan.payload,
+        foreign_id=link.foreign_id if link is not None else None,
+        version=link.remote_version if link is not None else None,
+    )
+
+
+async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate) -> list[Outcome]:
+    """Send writes as one batch call; an operation that met a conflict is retried on its own
+    (refetch and re-apply), like any single update."""
+    async with gate.slot() as allowed:
+        if not allowed:
+            return [Outcome(p, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False) for p in plans]
+        try:
+            results = await client.batch([_operation(p) for p in plans])
+            if len(results) != len(plans):
+                raise RetryableError(f"the batch call answered {len(results)} results for {len(plans)} operations")
+        except Exception as exc:
+            return [_failed(p, exc, gate) for p in plans]
+    outcomes: list[Outcome | None] = []
+    conflicts: list[int] = []
+    for i, (plan, result) in enumerate(zip(plans, results, strict=True)):
+        if isinstance(result, ConflictError) and plan.action == "update":
+            conflicts.append(i)
+            outcomes.append(None)
+        elif isinstance(result, BaseException):
+            outcomes.append(_failed(plan, result, gate))
+        else:
+            outcomes.append(Outcome(plan, "done", record=result))
+    for i, out in zip(conflicts, await asyncio.gather(*(_run(plans[i], client, gate) for i in conflicts)), strict=True):
+        outcomes[i] = out
+    return [out for out in outcomes if out is not None]
+
+
 async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outcome:
     if plan.action in ("skip",):
         return Outcome(plan, "done")
@@ -330,21 +398,34 @@ async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outc
         assert client is not None
         try:
             record = await _send(plan, client)
-        except RetryableError as exc:
-            if exc.status == 429:
-                gate.hold(exc.retry_after, str(exc))
-            return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
-        except ConflictError as exc:
-            return Outcome(plan, "retry", error=exc.message)
-        except PermanentError as exc:
-            return Outcome(plan, "dead", error=exc.message)
-        except RemoteError as exc:
-            return Outcome(plan, "retry", error=exc.message)
-        except httpx.HTTPError as exc:
-            return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # a bug in a mapping or provider: keep it, don't retry blindly
-            return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            return _failed(plan, exc, gate)
     return Outcome(plan, "done", record=record)
+
+
+async def _send_all(
+    plans: Sequence[Plan], client: RemoteClient | None, gate: ScopeGate, batch_size: int
+) -> list[Outcome]:
+    """Every plan's outcome, in order: writes in batch calls of ``batch_size`` where the client
+    can batch, everything else one by one, all concurrently under the scope's gate."""
+    writes = [i for i, p in enumerate(plans) if p.action in ("create", "update", "delete")]
+    if batch_size < 2 or len(writes) < 2 or not isinstance(client, BatchClient):
+        return list(await asyncio.gather(*(_run(p, client, gate) for p in plans)))
+    outcomes: list[Outcome | None] = [None] * len(plans)
+
+    async def batch(indexes: list[int], batch_client: BatchClient) -> None:
+        for i, out in zip(indexes, await _run_batch([plans[i] for i in indexes], batch_client, gate), strict=True):
+            outcomes[i] = out
+
+    async def single(i: int) -> None:
+        outcomes[i] = await _run(plans[i], client, gate)
+
+    written = set(writes)
+    await asyncio.gather(
+        *(batch(writes[start : start + batch_size], client) for start in range(0, len(writes), batch_size)),
+        *(single(i) for i in range(len(plans)) if i not in written),
+    )
+    return [out for out in outcomes if out is not None]
 
 
 def complete(
@@ -442,15 +523,16 @@ async def dispatch(
 ) -> list[Outcome]:
     """Prepare, send and record one scope's claimed changes; send signals after commit."""
     prepared = await asyncio.to_thread(prepare, hub, scope, changes)
+    provider = hub.provider(scope.provider)
     client = (
-        hub.provider(scope.provider).client(scope, http, prepared.credentials)
+        provider.client(scope, http, prepared.credentials)
         if any(p.action in ("create", "update", "delete") for p in prepared.plans)
         else None
     )
     if prepared.revoked is not None:
         outcomes = [Outcome(p, "dead", error=f"connection revoked: {prepared.revoked}") for p in prepared.plans]
     else:
-        outcomes = list(await asyncio.gather(*(_run(p, client, gate) for p in prepared.plans)))
+        outcomes = await _send_all(prepared.plans, client, gate, provider.limits(scope).batch_size)
     sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)
     for signal, sender, kwargs in sends:
         signal.send(sender, **kwargs)

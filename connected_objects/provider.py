@@ -29,6 +29,11 @@ Example: the smallest provider that passes validation::
     >>> isinstance(Echo(), Provider)
     True
 
+Two optional extras: a client that also satisfies :class:`BatchClient` gets a
+scope's writes ``Limits.batch_size`` at a time in one call, and a provider
+with a ``fold_reference(entity, name, foreign_id)`` method decides how a
+reference appears in an outgoing payload.
+
 This module does no I/O and imports no provider.
 """
 
@@ -51,8 +56,12 @@ from .scope import Scope
 if TYPE_CHECKING:
     import httpx
 
+    from .exceptions import RemoteError
+
 __all__ = [
     "API_VERSION",
+    "BatchClient",
+    "BatchOperation",
     "Limits",
     "Page",
     "Provider",
@@ -106,6 +115,18 @@ class Limits:
             raise ValueError("Limits.per_minute must be positive or None")
 
 
+@dataclass(frozen=True, slots=True)
+class BatchOperation:
+    """One write in a batch call: what :meth:`RemoteClient.create`, ``update`` or ``delete`` would send."""
+
+    action: str  # create | update | delete
+    entity: str
+    idempotency_key: str
+    payload: Mapping[str, Any] | None = None
+    foreign_id: str | None = None
+    version: str | None = None
+
+
 class RemoteClient(Protocol):
     """Calls to one scope's API. Every write carries a deterministic idempotency key."""
 
@@ -126,6 +147,20 @@ class RemoteClient(Protocol):
     async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]: ...
 
     async def changes(self, entity: str, cursor: Any) -> Page: ...
+
+
+@runtime_checkable
+class BatchClient(RemoteClient, Protocol):
+    """A :class:`RemoteClient` that can also send several writes in one call.
+
+    The dispatcher uses it when the provider's :class:`Limits` allow a
+    ``batch_size`` above 1. :meth:`batch` answers one result per operation, in
+    order: the record for a create or update, ``None`` for a delete, or the
+    :class:`~connected_objects.exceptions.RemoteError` that operation met. A
+    failure of the whole call is raised.
+    """
+
+    async def batch(self, operations: Sequence[BatchOperation]) -> Sequence[RemoteRecord | RemoteError | None]: ...
 
 
 @runtime_checkable

@@ -29,16 +29,21 @@ import httpx
 
 from connected_objects import Page
 from connected_objects import PermanentError
+from connected_objects import RemoteError
 from connected_objects import RemoteRecord
+from connected_objects import RetryableError
 from connected_objects.http import json_body
 from connected_objects.http import raise_for_response
 from connected_objects.http import transport_error
+from connected_objects.provider import BatchOperation
 
 from .marketplaces import Marketplace
 
-__all__ = ["ConnecClient", "connec_id", "record_from_connec"]
+__all__ = ["BATCH_SIZE", "ConnecClient", "connec_id", "fold", "record_from_connec"]
 
 PAGE_SIZE = 100
+#: Operations per ``POST /batch`` call, the Connec! connectors' default (``request_per_batch_call``).
+BATCH_SIZE = 50
 
 
 def connec_id(value: Any) -> str:
@@ -49,6 +54,11 @@ def connec_id(value: Any) -> str:
                 return str(item["id"])
         raise PermanentError("the record's id array has no Connec! id")
     return str(value)
+
+
+def fold(connec_id: str) -> list[dict[str, str]]:
+    """A Connec! id as the id array Connec! expects in a reference (``organization_id``, ``item_id``, …)."""
+    return [{"provider": "connec", "id": connec_id}]
 
 
 def _is_id_array(value: Any) -> bool:
@@ -82,6 +92,23 @@ def record_from_connec(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
     )
 
 
+def _batch_result(op: BatchOperation, result: Any) -> RemoteRecord | RemoteError | None:
+    status = int(result.get("status", 0)) if isinstance(result, Mapping) else 0
+    body = result.get("body") if isinstance(result, Mapping) else None
+    if op.action == "delete" and (200 <= status < 300 or status == 404):
+        return None
+    if 200 <= status < 300 and isinstance(body, Mapping) and isinstance(body.get(op.entity), Mapping):
+        return record_from_connec(op.entity, body[op.entity])
+    what = f"{op.action} {op.entity}" + (f" {op.foreign_id}" if op.foreign_id else "")
+    if status < 400:  # a success without the record, or no status: we cannot know what happened; ask again
+        return RetryableError(f"{what} in a batch: Connec! answered status {status} without the record")
+    try:
+        raise_for_response(httpx.Response(status, json=body), what=f"{what} in a batch")
+    except RemoteError as exc:
+        return exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class ConnecClient:
     """Calls to Connec! for one group of one marketplace."""
 
@@ -92,7 +119,8 @@ class ConnecClient:
         self.marketplace = marketplace
         self.group_id = group_id
         self.app = app
-        self.base = f"{marketplace.connec.host.rstrip('/')}/{marketplace.connec.base_path.strip('/')}/{group_id}"
+        self.host = marketplace.connec.host.rstrip("/")
+        self.base = f"{self.host}/{marketplace.connec.base_path.strip('/')}/{group_id}"
         self._auth = httpx.BasicAuth(marketplace.api.id, marketplace.api.key)
         self._headers = {"CONNEC-EXTERNAL-IDS": "true", "Accept": "application/json"}
 
@@ -114,10 +142,55 @@ class ConnecClient:
         raise_for_response(response, what=what)
         return json_body(response, what=what) if response.content else {}
 
+    def _ours(self, idempotency_key: str) -> list[dict[str, str]]:
+        """Our external id for a create: Connec! upserts a retried create onto the first one."""
+        return [{"provider": self.app, "realm": self.group_id, "id": idempotency_key}]
+
     async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
-        ours = [{"provider": self.app, "realm": self.group_id, "id": idempotency_key}]
-        body = await self._call("POST", entity, f"create {entity}", json={entity: {**payload, "id": ours}})
+        body = await self._call(
+            "POST", entity, f"create {entity}", json={entity: {**payload, "id": self._ours(idempotency_key)}}
+        )
         return record_from_connec(entity, body[entity])
+
+    async def batch(self, operations: Sequence[BatchOperation]) -> Sequence[RemoteRecord | RemoteError | None]:
+        """Up to :data:`BATCH_SIZE` writes in one ``POST {connec.host}/batch``, run in order by Connec!.
+
+        Each answer carries its own status: 200/201 gives the record, a 404 on
+        a delete is a delete already done, anything else becomes that
+        operation's error, classified like a single call's.
+        """
+        if len(operations) > BATCH_SIZE:
+            raise ValueError(f"a Connec! batch takes at most {BATCH_SIZE} operations, not {len(operations)}")
+        prefix = f"/{self.marketplace.connec.base_path.strip('/')}/{self.group_id}"
+        ops = []
+        for op in operations:
+            if op.action == "create":
+                params = {op.entity: {**(op.payload or {}), "id": self._ours(op.idempotency_key)}}
+                ops.append({"method": "post", "url": f"{prefix}/{op.entity}", "params": params})
+            elif op.action == "update":
+                ops.append(
+                    {"method": "put", "url": f"{prefix}/{op.entity}/{op.foreign_id}", "params": {op.entity: op.payload}}
+                )
+            elif op.action == "delete":
+                ops.append({"method": "delete", "url": f"{prefix}/{op.entity}/{op.foreign_id}", "params": {}})
+            else:
+                raise ValueError(f"unknown batch action {op.action!r}")
+        what = f"batch of {len(ops)}"
+        try:
+            response = await self.http.post(
+                f"{self.host}/batch",
+                json={"sequential": True, "ops": ops},
+                auth=self._auth,
+                headers=self._headers,
+                timeout=self.marketplace.connec.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what=what) from exc
+        raise_for_response(response, what=what)
+        results = json_body(response, what=what).get("results")
+        if not isinstance(results, list) or len(results) != len(operations):
+            raise RetryableError(f"{what}: Connec! answered {len(results or [])} results for {len(operations)} ops")
+        return [_batch_result(op, result) for op, result in zip(operations, results, strict=True)]
 
     async def update(
         self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str

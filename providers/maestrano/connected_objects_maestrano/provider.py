@@ -50,7 +50,9 @@ from connected_objects.web import Response
 from connected_objects.web import Route
 from connected_objects.web.core import parse_json_object
 
+from .connec import BATCH_SIZE
 from .connec import ConnecClient
+from .connec import fold
 from .connec import record_from_connec
 from .marketplaces import Marketplace
 from .marketplaces import Marketplaces
@@ -105,7 +107,11 @@ class MaestranoProvider:
         return source if isinstance(source, Marketplaces) else source()
 
     def limits(self, scope: Scope) -> Limits:
-        return Limits(concurrency=4)
+        return Limits(concurrency=4, batch_size=BATCH_SIZE)
+
+    def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
+        """References go out as Connec! id arrays, the form Connec! sends them in."""
+        return fold(foreign_id)
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
         """A Connec! client for the scope's group, with the scope's marketplace credentials."""

@@ -110,7 +110,10 @@ class FakeConnec:
     request is checked against them and :attr:`auth_seen` records which
     ``api.id`` called for which group, so a test can prove marketplace A's data
     went out with A's credentials. Creates that carry an external id already
-    known are upserts, as at the real Connec!.
+    known are upserts, as at the real Connec!. ``POST /batch`` runs its
+    operations in order and answers a status and body per operation;
+    :attr:`calls` counts requests per route (``"batch"``, ``"POST"``, …), and
+    :attr:`invalid`, when set, may refuse a write with a validation message.
     """
 
     def __init__(self, credentials: dict[str, str]) -> None:
@@ -121,9 +124,13 @@ class FakeConnec:
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.auth_seen: dict[str, set[str]] = {}
         self.creates = 0
+        self.calls: dict[str, int] = {}
+        #: ``invalid(entity, body)`` → a message to refuse that write with HTTP 400, or None.
+        self.invalid: Callable[[str, dict[str, Any]], str | None] | None = None
         self._clock = 0
         self.app = Starlette(
             routes=[
+                StarletteRoute("/batch", self._batch, methods=["POST"]),
                 StarletteRoute("/api/v2/{group}/{entity}", self._collection, methods=["GET", "POST"]),
                 StarletteRoute("/api/v2/{group}/{entity}/{id}", self._item, methods=["GET", "PUT", "DELETE"]),
             ]
@@ -166,6 +173,7 @@ class FakeConnec:
             return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
         group, entity = request.path_params["group"], request.path_params["entity"]
         self.auth_seen.setdefault(group, set()).add(user)
+        self._count(request.method)
         if request.method == "GET":
             q = request.query_params
             mine = sorted(
@@ -184,18 +192,8 @@ class FakeConnec:
                     "pagination": {"skip": skip, "top": top, "total": len(mine)},
                 }
             )
-        body = (await request.json()).get(entity)
-        if not isinstance(body, dict):
-            return JSONResponse({"errors": [{"title": f"body must be {{{entity}: {{...}}}}"}]}, status_code=400)
-        external = [i for i in body.pop("id", []) or [] if isinstance(i, dict)]
-        for (g, e, rid), record in self.records.items():
-            if g == group and e == entity and any(x in record.get("external_ids", []) for x in external):
-                record.update(body, updated_at=self._tick())  # an upsert by external id
-                return JSONResponse({entity: self.view(group, entity, rid)}, status_code=200)
-        rid = f"c{len(self.records) + 1}"
-        self.records[(group, entity, rid)] = {**body, "id": rid, "external_ids": external, "updated_at": self._tick()}
-        self.creates += 1
-        return JSONResponse({entity: self.view(group, entity, rid)}, status_code=201)
+        status, answer = self._write("POST", group, entity, None, await request.json())
+        return JSONResponse(answer, status_code=status)
 
     async def _item(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
@@ -205,16 +203,72 @@ class FakeConnec:
             return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
         group, entity, rid = (request.path_params[k] for k in ("group", "entity", "id"))
         self.auth_seen.setdefault(group, set()).add(user)
-        record = self.records.get((group, entity, rid))
-        if record is None:
-            return JSONResponse({"errors": [{"title": "Not found"}]}, status_code=404)
-        if request.method == "PUT":
-            body = (await request.json()).get(entity) or {}
+        self._count(request.method)
+        if request.method == "GET":
+            if (group, entity, rid) not in self.records:
+                return JSONResponse({"errors": [{"title": "Not found"}]}, status_code=404)
+            return JSONResponse({entity: self.view(group, entity, rid)})
+        body = await request.json() if request.method == "PUT" else {}
+        status, answer = self._write(request.method, group, entity, rid, body)
+        return JSONResponse(answer, status_code=status)
+
+    async def _batch(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        user = self._auth(request)
+        if user is None:
+            return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
+        self._count("batch")
+        body = await request.json()
+        ops = body.get("ops") if isinstance(body, dict) else None
+        if not isinstance(ops, list) or not ops:
+            return JSONResponse({"errors": [{"title": "ops must be a non-empty list"}]}, status_code=400)
+        results = []
+        for op in ops:
+            parts = str(op.get("url", "")).strip("/").split("/") if isinstance(op, dict) else []
+            if len(parts) not in (4, 5) or parts[:2] != ["api", "v2"]:
+                results.append({"status": 404, "body": {"errors": [{"title": "Not found"}]}})
+                continue
+            group, entity, rid = parts[2], parts[3], parts[4] if len(parts) == 5 else None
+            self.auth_seen.setdefault(group, set()).add(user)
+            status, answer = self._write(str(op.get("method", "")).upper(), group, entity, rid, op.get("params") or {})
+            results.append({"status": status, "body": answer})
+        return JSONResponse({"results": results})
+
+    def _count(self, route: str) -> None:
+        self.calls[route] = self.calls.get(route, 0) + 1
+
+    def _write(self, method: str, group: str, entity: str, rid: str | None, params: Any) -> tuple[int, dict[str, Any]]:
+        """One create (POST), update (PUT) or delete (DELETE): the status and the body to answer."""
+        if method == "DELETE" and rid is not None:
+            record = self.records.get((group, entity, rid))
+            if record is None:
+                return 404, {"errors": [{"title": "Not found"}]}
+            record.update(deleted=True, updated_at=self._tick())
+            return 200, {entity: self.view(group, entity, rid)}
+        body = params.get(entity) if isinstance(params, dict) else None
+        if not isinstance(body, dict) or method not in ("POST", "PUT") or (method == "PUT") != (rid is not None):
+            return 400, {"errors": [{"title": f"body must be {{{entity}: {{...}}}}"}]}
+        body = dict(body)
+        problem = self.invalid(entity, body) if self.invalid is not None else None
+        if problem is not None:
+            return 400, {"errors": [{"title": problem}]}
+        if rid is not None:
+            record = self.records.get((group, entity, rid))
+            if record is None:
+                return 404, {"errors": [{"title": "Not found"}]}
             body.pop("id", None)
             record.update(body, updated_at=self._tick())
-        elif request.method == "DELETE":
-            record.update(deleted=True, updated_at=self._tick())
-        return JSONResponse({entity: self.view(group, entity, rid)})
+            return 200, {entity: self.view(group, entity, rid)}
+        external = [i for i in body.pop("id", []) or [] if isinstance(i, dict)]
+        for (g, e, known), record in self.records.items():
+            if g == group and e == entity and any(x in record.get("external_ids", []) for x in external):
+                record.update(body, updated_at=self._tick())  # an upsert by external id
+                return 200, {entity: self.view(group, entity, known)}
+        rid = f"c{len(self.records) + 1}"
+        self.records[(group, entity, rid)] = {**body, "id": rid, "external_ids": external, "updated_at": self._tick()}
+        self.creates += 1
+        return 201, {entity: self.view(group, entity, rid)}
 
 
 def connec_delivery(

@@ -20,11 +20,13 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from connected_objects import FieldMapping
+from connected_objects import Reference
 from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
 from connected_objects import identity
+from connected_objects import outbox
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web import ASGIAdapter
@@ -55,6 +57,32 @@ class Invoice(Base):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
     number: Mapped[str] = mapped_column(String(40))
     total: Mapped[int] = mapped_column(default=0)
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    name: Mapped[str] = mapped_column(String(40))
+
+
+class Sale(Base):
+    __tablename__ = "sale"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    title: Mapped[str] = mapped_column(String(40))
+
+
+connected("maestrano", entity="organizations", mapping=FieldMapping({"name": "name"}), owner="organization_id")(
+    Customer
+)
+connected(
+    "maestrano",
+    entity="sales_orders",
+    mapping=FieldMapping({"title": "title"}, references={"organization_id": Reference("customer_id", "customer")}),
+    owner="organization_id",
+)(Sale)
 
 
 class TestConnec(ProviderConformance):
@@ -96,7 +124,7 @@ def two_marketplaces(engine):
     connec = FakeConnec(CREDENTIALS)
     hub = Hub(
         sessionmaker(engine, expire_on_commit=False),
-        models=[Invoice],
+        models=[Invoice, Customer, Sale],
         providers=[MaestranoProvider(MARKETPLACES)],
         transport=httpx.ASGITransport(connec.app),
     )
@@ -181,3 +209,52 @@ def test_reference_id_arrays_are_unfolded_to_connec_ids():
     assert record.data["organization_id"] == "org-9"
     assert record.data["lines"] == [{"description": "kept as is"}]
     assert "group_id" not in record.data and record.version == "2026-03-01T00:00:00Z"
+
+
+def test_bulk_pushes_go_in_batches_of_fifty(two_marketplaces):
+    hub, connec = two_marketplaces
+    with hub.session_factory.begin() as s:
+        s.add_all(Invoice(id=i, organization_id=1, number=f"A-{i}", total=i) for i in range(1, 121))
+    hub.drain()
+    assert sorted(r["amount"] for r in connec.live("cld-a", "invoices").values()) == list(range(1, 121))
+    assert connec.calls == {"batch": 3}  # 50 + 50 + 20, no single call
+
+    with hub.session_factory.begin() as s:
+        for invoice in s.scalars(select(Invoice)):
+            invoice.total += 1000
+    hub.drain()
+    assert sorted(r["amount"] for r in connec.live("cld-a", "invoices").values()) == list(range(1001, 1121))
+    assert connec.calls == {"batch": 6} and connec.creates == 120
+
+    with hub.session_factory.begin() as s:
+        for invoice in s.scalars(select(Invoice).where(Invoice.id <= 60)):
+            s.delete(invoice)
+    hub.drain()
+    assert len(connec.live("cld-a", "invoices")) == 60
+    assert connec.calls == {"batch": 8}
+
+
+def test_an_operation_refused_in_a_batch_fails_alone(two_marketplaces):
+    hub, connec = two_marketplaces
+    connec.invalid = lambda entity, body: "title is reserved" if body.get("title") == "A-3" else None
+    with hub.session_factory.begin() as s:
+        s.add_all(Invoice(id=i, organization_id=1, number=f"A-{i}", total=i) for i in range(1, 6))
+    hub.drain()
+    assert sorted(r["title"] for r in connec.live("cld-a", "invoices").values()) == ["A-1", "A-2", "A-4", "A-5"]
+    with hub.session_factory() as s:
+        dead = outbox.list_changes(s.connection(), state="dead")
+    assert [(d.local_id, d.state) for d in dead] == [("3", "dead")]
+    assert "HTTP 400" in (dead[0].last_error or "") and "title is reserved" in (dead[0].last_error or "")
+
+
+def test_references_go_out_as_connec_id_arrays(two_marketplaces):
+    hub, connec = two_marketplaces
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=7, organization_id=1, name="Acme"))
+        s.flush()
+        s.add(Sale(id=1, organization_id=1, customer_id=7, title="first"))
+    hub.drain()
+    hub.drain()  # the sale waited for its customer's push
+    [(customer_id, _)] = connec.live("cld-a", "organizations").items()
+    [sale] = connec.live("cld-a", "sales_orders").values()
+    assert sale["organization_id"] == [{"provider": "connec", "id": customer_id}]
