@@ -20,8 +20,8 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from connected_objects import FieldMapping
-from connected_objects import Reference
 from connected_objects import Hub
+from connected_objects import Reference
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
