@@ -30,6 +30,7 @@ __all__ = [
     "FakeConnec",
     "FakeDevPlatform",
     "FakeIdP",
+    "account_delivery",
     "connec_delivery",
     "marketplace_config",
     "serve_wsgi",
@@ -277,6 +278,18 @@ def connec_delivery(
     """The body and headers of a Connec! notification (Basic auth with a marketplace's API credentials)."""
     token = base64.b64encode(f"{api_id}:{api_key}".encode()).decode()
     return json.dumps(entities).encode(), {"content-type": "application/json", "authorization": f"Basic {token}"}
+
+
+def account_delivery(
+    marketplace: str, group_id: str, user_id: str | None, api_id: str, api_key: str, *, prefix: str = "/mno-enterprise"
+) -> tuple[str, str, dict[str, str]]:
+    """The method, path and headers of an account webhook: a group deleted, or (with
+    ``user_id``) a user removed from a group, as the marketplace sends them."""
+    path = f"{prefix.rstrip('/')}/{marketplace}/account/group/{group_id}"
+    if user_id is not None:
+        path += f"/user/{user_id}"
+    token = base64.b64encode(f"{api_id}:{api_key}".encode()).decode()
+    return "DELETE", path, {"authorization": f"Basic {token}"}
 
 
 class FakeBilling:

@@ -18,6 +18,7 @@ from connected_objects_maestrano.sso import acs_url
 from connected_objects_maestrano.testing import FakeBilling
 from connected_objects_maestrano.testing import FakeConnec
 from connected_objects_maestrano.testing import FakeIdP
+from connected_objects_maestrano.testing import account_delivery
 from connected_objects_maestrano.testing import connec_delivery
 from connected_objects_maestrano.testing import marketplace_config
 from connected_objects_maestrano.testing import serve_wsgi
@@ -193,9 +194,9 @@ def test_full_round_trip_over_loopback(engine):
             assert billing_job(hub, lambda: holder["m"], billing_url, "2026-11") == [("cld-9", False)]
             assert len(billing_api.bills) == 1
             # 6. the group is deleted through the account webhook
-            auth = (api_id, api_key)
-            assert web.delete(f"/mno-enterprise/{KEY}/account/group/cld-9", auth=auth).json()["changed"] is True
-            assert web.delete(f"/mno-enterprise/{KEY}/account/group/cld-9", auth=auth).json()["changed"] is False
+            method, path, headers = account_delivery(KEY, "cld-9", None, api_id, api_key)
+            assert web.request(method, path, headers=headers).json()["changed"] is True
+            assert web.request(method, path, headers=headers).json()["changed"] is False
             assert billing_job(hub, lambda: holder["m"], billing_url, "2026-12") == []
     hub.uninstall()
     with hub.session_factory() as s:
