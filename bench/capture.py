@@ -7,7 +7,12 @@ installs its listeners on every session of the process it runs in.
 
 For each side: insert N rows (flushed and committed in batches of 1,000),
 then update a mapped field of all N rows (same batches). The connected model's
-owner has one active connection, so every row writes one outbox change.
+owner has one active connection, so every row becomes one change, all of a
+flush's changes in one ``co_journal`` row.
+
+Capture moves work to the workers: folding the journal into ``co_outbox``.
+That is measured too (``absorb_per_s``: changes folded per second by one
+worker), as the cost a worker pays before it pushes.
 
     uv run python bench/capture.py [--quick] [--backend sqlite|postgresql|mariadb]
 
@@ -57,14 +62,14 @@ class InvoiceColumns:
 class Side:
     """One model on one sessionmaker: insert N rows, then update them all, in batches."""
 
-    def __init__(self, maker: sessionmaker, model: type, outbox_table: Any = None) -> None:
-        self.maker, self.model, self.outbox_table = maker, model, outbox_table
+    def __init__(self, maker: sessionmaker, model: type, queues: tuple[Any, ...] = ()) -> None:
+        self.maker, self.model, self.queues = maker, model, queues
 
     def reset(self) -> None:
         with self.maker.begin() as s:
             s.execute(delete(self.model).execution_options(connected_objects_capture=False))
-            if self.outbox_table is not None:
-                s.execute(delete(self.outbox_table))
+            for table in self.queues:
+                s.execute(delete(table))
 
     def insert(self, rows: int) -> None:
         model = self.model
@@ -76,10 +81,11 @@ class Side:
                 )
 
     def drained(self) -> None:
-        """The workers pushed the inserts: updates start from an empty outbox."""
-        if self.outbox_table is not None:
+        """The workers pushed the inserts: updates start from an empty journal and outbox."""
+        if self.queues:
             with self.maker.begin() as s:
-                s.execute(delete(self.outbox_table))
+                for table in self.queues:
+                    s.execute(delete(table))
 
     def update(self, rows: int) -> None:
         model = self.model
@@ -125,6 +131,8 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
     from connected_objects import connections
     from connected_objects.connected import connected
     from connected_objects.mapping import FieldMapping
+    from connected_objects import journal
+    from connected_objects.models import journal as journal_table
     from connected_objects.models import metadata as co_metadata
     from connected_objects.models import outbox
 
@@ -162,13 +170,27 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
                 s.add(Organization(id=1))
                 s.flush()
                 connections.connect(s, "organization", 1, Scope("sandbox", "bench", "acme"))
-            figures = compare(Side(plain_maker, Plain), Side(connected_maker, Connected, outbox), rows, repeat)
-            # the outbox really got one change per row
-            connected_side = Side(connected_maker, Connected, outbox)
+            queues = (journal_table, outbox)
+            figures = compare(Side(plain_maker, Plain), Side(connected_maker, Connected, queues), rows, repeat)
+            # every row really became one change, and folds into one outbox row each
+            connected_side = Side(connected_maker, Connected, queues)
             connected_side.reset()
             connected_side.insert(BATCH)
-            with connected_maker() as s:
-                captured = s.scalar(select(func.count()).select_from(outbox)) == BATCH
+            with connected_maker.begin() as s:
+                captured = sum(journal.queued(s).values()) == BATCH
+                while journal.absorb(s):
+                    pass
+                captured = captured and s.scalar(select(func.count()).select_from(outbox)) == BATCH
+            # what the workers pay: fold a journal of `rows` changes into the outbox
+            connected_side.reset()
+            connected_side.insert(rows)
+
+            def fold() -> None:
+                with connected_maker.begin() as s:
+                    while journal.absorb(s):
+                        pass
+
+            absorb_s = timed(fold, 1)
         finally:
             engine.dispose()
             scratch.close()
@@ -180,6 +202,7 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
         "insert_ratio": figures["insert_ratio"],
         "update_ratio": figures["update_ratio"],
         "captured": captured,
+        "absorb_per_s": round(rows / absorb_s),
     }
 
 

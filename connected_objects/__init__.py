@@ -18,6 +18,7 @@ from . import capture
 from . import connections
 from . import identity
 from . import inbox
+from . import journal
 from . import outbox
 from . import registry
 from . import schema
@@ -97,6 +98,7 @@ __all__ = [
     "connections",
     "identity",
     "inbox",
+    "journal",
     "metadata",
     "outbox",
     "pull",

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from . import capture
 from . import connections
 from . import identity
+from . import journal
 from .dispatch import _load_rows
 from .dispatch import _python_type
 from .dispatch import content_hash
@@ -219,7 +220,11 @@ def _pending_local_edits(session: Any, scope: Scope, local_type: str, local_ids:
         t.c.local_id.in_(list(local_ids)),
         t.c.state.in_(("pending", "in_flight")),
     )
-    return {lid: when for lid, when in session.execute(query)}
+    found = journal.edited(session, scope, local_type, local_ids)  # captured, not folded into the outbox yet
+    for lid, when in session.execute(query):
+        if lid not in found or when > found[lid]:
+            found[lid] = when
+    return found
 
 
 def _resolve_reference_ids(

@@ -4,12 +4,13 @@
 subclass or instance, an ``AsyncSession`` subclass or instance). From then on,
 every flush of a session it makes records, for each new, changed or deleted
 instance of a :func:`~connected_objects.connected.connected` model, one
-*change* per target scope in ``co_outbox``: one upsert statement per flush, on
-the flush's own connection, so the changes commit or roll back with your data.
-Nothing is sent from inside a flush; workers push after commit.
+*change* per target scope: one ``INSERT`` of one ``co_journal`` row per flush
+(:mod:`connected_objects.journal`), on the flush's own connection, so the
+changes commit or roll back with your data. Nothing is sent from inside a
+flush; workers fold the journal into ``co_outbox`` and push after commit.
 
 - An update that changes none of the mapping's fields writes nothing.
-- Repeated changes to one object coalesce into its pending change.
+- Repeated changes to one object coalesce into its pending outbox change.
 - The target scopes are the owner's active connections to the provider (one
   ``SELECT`` per flush, cached for the transaction). Deletes also go to every
   scope where the row is linked.
@@ -26,7 +27,7 @@ Example::
 
     >>> from sqlalchemy import ForeignKey, Integer, String, create_engine, select
     >>> from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
-    >>> from connected_objects import Scope, capture, connections
+    >>> from connected_objects import Scope, capture, connections, journal
     >>> from connected_objects.connected import connected
     >>> from connected_objects.mapping import FieldMapping
     >>> from connected_objects.models import metadata, outbox
@@ -48,8 +49,10 @@ Example::
     ...     s.add(Org(id=1))
     ...     _ = connections.connect(s, "org", 1, Scope("memory", "test", "acme"))
     ...     s.add(Note(id=5, org_id=1, text="hello"))
-    >>> with Session() as s:
+    >>> with Session.begin() as s:  # what a worker does before it claims
+    ...     journal.absorb(s)
     ...     s.execute(select(outbox.c.local_id, outbox.c.operation)).all()
+    1
     [('5', 'upsert')]
     >>> capture.uninstall(Session)
 """
@@ -81,10 +84,9 @@ from .connections import ConnectionInfo
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
 from .identity import local_key
+from .journal import append_groups
 from .models import connected_object as links_table
 from .models import connection as connection_table
-from .outbox import Change
-from .outbox import write_changes
 from .scope import Scope
 
 __all__ = ["ORIGIN_KEY", "SKIP_OPTION", "applying", "install", "installed", "uninstall"]
@@ -177,21 +179,24 @@ def _specs(cls: type) -> tuple[ConnectSpec, ...]:
         return found
 
 
-def _changed_keys(state: InstanceState[Any]) -> set[str]:
-    current = state.dict
-    return {
-        key
-        for key, old in state.committed_state.items()
-        if old is NO_VALUE or key not in current or current[key] != old
-    }
+def _watched(spec: ConnectSpec) -> frozenset[str] | None:
+    """The attributes whose change makes ``spec`` push: its fields and the relationships that
+    move them; None for "any attribute" (a mapping without declared fields)."""
+    found = _watch_cache.get(id(spec), False)
+    if found is False:
+        found = _watch_cache[id(spec)] = (spec.fields | _trigger_keys(spec)) if spec.fields else None
+    return found  # type: ignore[return-value]
 
 
-def _is_relevant(spec: ConnectSpec, changed: set[str]) -> bool:
-    if not changed:
-        return False
-    if not spec.fields:
-        return True
-    return not spec.fields.isdisjoint(changed) or not _trigger_keys(spec).isdisjoint(changed)
+_watch_cache: dict[int, frozenset[str] | bool | None] = {}
+
+
+def _touches(state: InstanceState[Any], current: dict[str, Any], watch: frozenset[str] | None) -> bool:
+    """Whether a flushed update changed a watched attribute (a value set back to itself did not)."""
+    for key, old in state.committed_state.items():
+        if (watch is None or key in watch) and (old is NO_VALUE or key not in current or current[key] != old):
+            return True
+    return False
 
 
 _trigger_cache: dict[int, frozenset[str]] = {}
@@ -269,84 +274,81 @@ def _skip(origin: Any, scope: Scope) -> bool:
 
 
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
-    todo: list[tuple[ConnectSpec, InstanceState[Any], str]] = []
+    # The hot path of every application write: one pass, cached per-class facts, no per-row query.
+    items: list[tuple[ConnectSpec, str, str | None, str]] = []
+    add = items.append
     specs_of_class = _specs
-    for obj in session.new:
-        specs = specs_of_class(type(obj))
-        if specs:
+    for kind, objects in (("upsert", session.new), ("update", session.dirty), ("delete", session.deleted)):
+        operation = "upsert" if kind == "update" else kind
+        for obj in objects:
+            specs = specs_of_class(type(obj))
+            if not specs:
+                continue
             state = instance_state(obj)
+            current = state.dict
             for spec in specs:
-                todo.append((spec, state, "upsert"))
-    for obj in session.dirty:
-        specs = specs_of_class(type(obj))
-        if specs:
-            state = instance_state(obj)
-            changed = _changed_keys(state)
-            for spec in specs:
-                if _is_relevant(spec, changed):
-                    todo.append((spec, state, "upsert"))
-    for obj in session.deleted:
-        specs = specs_of_class(type(obj))
-        if specs:
-            state = instance_state(obj)
-            for spec in specs:
-                todo.append((spec, state, "delete"))
-    if todo:
-        _record(session, [(spec, _local_id(spec, state), state, op) for spec, state, op in todo])
+                if kind == "update" and not _touches(state, current, _watched(spec)):
+                    continue
+                pk = spec.pk_attributes
+                value = current.get(pk[0]) if len(pk) == 1 else None
+                if value is None:
+                    local_id = _local_id(spec, state)
+                    if local_id is None:
+                        continue
+                else:
+                    local_id = value if value.__class__ is str else str(value)
+                owner = current.get(spec.owner) if spec.owner is not None else local_id
+                if owner is None:
+                    add((spec, local_id, _owner_id(spec, state, local_id), operation))
+                else:
+                    add((spec, local_id, owner if owner.__class__ is str else str(owner), operation))
+    if items:
+        _record(session, items)
 
 
-def _record(
-    session: Session,
-    items: Sequence[tuple[ConnectSpec, str | None, InstanceState[Any] | None, str]],
-    owners: dict[tuple[int, str], str | None] | None = None,
-) -> None:
-    """Write the changes for ``(spec, local_id, state, operation)`` items to the outbox."""
+def _record(session: Session, items: Sequence[tuple[ConnectSpec, str, str | None, str]]) -> None:
+    """Append the changes for ``(spec, local_id, owner_id, operation)`` items to the journal."""
     origin = session.info.get(ORIGIN_KEY)
     origin_name = origin.provider if isinstance(origin, Scope) else origin
     wanted: dict[str, set[str]] = {}
-    resolved: list[tuple[ConnectSpec, str, str | None, str]] = []
     deletes: dict[str, set[str]] = {}
-    for spec, local_id, state, op in items:
-        if local_id is None:
-            continue
-        if owners is not None:
-            owner = owners.get((id(spec), local_id))
-        else:
-            owner = _owner_id(spec, state, local_id) if state is not None else None
+    for spec, local_id, owner, op in items:
         if owner is not None:
-            wanted.setdefault(spec.owner_type, set()).add(owner)
+            owners = wanted.get(spec.owner_type)
+            if owners is None:
+                owners = wanted[spec.owner_type] = set()
+            owners.add(owner)
         if op == "delete":
             deletes.setdefault(spec.local_type, set()).add(local_id)
-        resolved.append((spec, local_id, owner, op))
     by_owner = _connections(session, wanted) if wanted else {}
     linked = _linked_scopes(session, deletes) if deletes else {}
-    targets: dict[tuple[int, str | None], tuple[Scope, ...]] = {}
-    changes: list[Change] = []
-    for spec, local_id, owner, op in resolved:
-        key = (id(spec), owner)
-        scopes = targets.get(key)
-        if scopes is None:
+    groups: dict[tuple[Scope, str, str, str], list[str]] = {}
+
+    def group(scope: Scope, spec: ConnectSpec, op: str) -> list[str]:
+        return groups.setdefault((scope, spec.entity, spec.local_type, op), [])
+
+    # per (spec, owner, operation): the id lists of the scopes it goes to
+    targets: dict[tuple[int, str | None, str], list[list[str]]] = {}
+    for spec, local_id, owner, op in items:
+        key = (id(spec), owner, op)
+        lists = targets.get(key)
+        if lists is None:
             infos = by_owner.get((spec.owner_type, owner), ()) if owner is not None else ()
             found = dict.fromkeys(
                 info.scope for info in infos if info.scope.provider == spec.provider and info.pushes(spec.entity)
             )
-            scopes = targets[key] = tuple(scope for scope in found if not _skip(origin, scope))
-        if op == "delete":
-            extra = [
-                scope
-                for scope, entity in linked.get((spec.local_type, local_id), ())
-                if scope.provider == spec.provider
-                and entity == spec.entity
-                and scope not in scopes
-                and not _skip(origin, scope)
-            ]
-            all_scopes: tuple[Scope, ...] = (*scopes, *extra) if extra else scopes
-        else:
-            all_scopes = scopes
-        for scope in all_scopes:
-            changes.append(Change(scope, spec.entity, spec.local_type, local_id, op, origin_name))
-    if changes:
-        write_changes(session.connection(), changes)
+            lists = targets[key] = [group(scope, spec, op) for scope in found if not _skip(origin, scope)]
+        for ids in lists:
+            ids.append(local_id)
+        if op == "delete":  # also every scope where the row is linked, connected or not any more
+            lists_scopes = {id(ids) for ids in lists}
+            for scope, entity in linked.get((spec.local_type, local_id), ()):
+                if scope.provider == spec.provider and entity == spec.entity and not _skip(origin, scope):
+                    ids = group(scope, spec, op)
+                    if id(ids) not in lists_scopes:
+                        ids.append(local_id)
+    if groups:
+        append_groups(session.connection(), {k: v for k, v in groups.items() if v}, origin_name)
 
 
 def _linked_scopes(session: Session, wanted: dict[str, set[str]]) -> dict[tuple[str, str], list[tuple[Scope, str]]]:
@@ -392,8 +394,7 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
         query = query.with_for_update()
     rows = conn.execute(query).all()
     op = "delete" if state.is_delete else "upsert"
-    items: list[tuple[ConnectSpec, str | None, InstanceState[Any] | None, str]] = []
-    owners: dict[tuple[int, str], str | None] = {}
+    items: list[tuple[ConnectSpec, str, str | None, str]] = []
     n = len(pk_cols)
     for row in rows:
         local_id = local_key(row[0] if n == 1 else tuple(row[:n]))
@@ -402,11 +403,10 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
             if op == "upsert" and spec.fields and not _bulk_touches(spec, statement):
                 continue
             owner = local_id if spec.owner is None else values.get(spec.owner)
-            owners[(id(spec), local_id)] = None if owner is None else str(owner)
-            items.append((spec, local_id, None, op))
+            items.append((spec, local_id, None if owner is None else str(owner), op))
     result = state.invoke_statement()
     if items:
-        _record(session, items, owners)
+        _record(session, items)
     return result
 
 

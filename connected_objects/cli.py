@@ -48,6 +48,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine
 
+from . import journal
 from . import outbox
 from . import registry
 from . import schema
@@ -272,6 +273,11 @@ def changes() -> None:
 def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
     """List changes (dead ones by default) with their last error."""
     hub = load_app(app_path)
+    if state == "pending":
+        with hub.session_factory() as session:  # fold in what was captured, as a worker would
+            while journal.absorb(hub.connection(session)):
+                session.commit()
+            session.commit()
     with hub.session_factory() as session:
         found = outbox.list_changes(session, state=state, limit=limit)
     if as_json:

@@ -11,6 +11,10 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
 ``co_connection``
     a local owner (an organization, say) linked to one scope, with its
     encrypted credentials, per-entity direction switches and status.
+``co_journal``
+    what each flush captured, one row per flush (a compact JSON list of
+    changes), appended in the application's transaction; workers fold it into
+    ``co_outbox`` (see :mod:`connected_objects.journal`).
 ``co_outbox``
     captured local changes waiting to be pushed; at most one *pending* and one
     *in-flight* change per (scope, local object), enforced by the ``slot``
@@ -19,6 +23,9 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
     verified inbound events, unique on a provider-given or content-derived key.
 ``co_cursor``
     the position of each pull, per (scope, entity).
+``co_lock``
+    named rows that workers lock (``SKIP LOCKED``) to take turns at a job, such
+    as folding the journal.
 
 Example: create them directly for a quick experiment (applications use the
 migrations instead)::
@@ -28,7 +35,7 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_outbox']
+    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_lock', 'co_outbox']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).
@@ -52,17 +59,21 @@ from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "CHANGE_STATES",
     "LINK_STATES",
+    "LOCKS",
     "UTCDateTime",
     "connected_object",
     "connection",
     "cursor",
     "inbox",
+    "journal",
+    "lock",
     "metadata",
     "outbox",
     "utcnow",
@@ -243,3 +254,26 @@ cursor = Table(
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "entity", name="uq_co_cursor_scope_entity"),
 )
+
+journal = Table(
+    "co_journal",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("origin", String(64), nullable=True),
+    Column("changes", _LongText, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+)
+
+#: The named locks that exist; each is one row of ``co_lock``, made with the table.
+LOCKS = ("journal",)
+
+lock = Table(
+    "co_lock",
+    metadata,
+    Column("name", String(64), primary_key=True),
+)
+
+
+@event.listens_for(lock, "after_create")
+def _add_locks(target: Table, connection: Any, **kw: Any) -> None:
+    connection.execute(target.insert(), [{"name": name} for name in LOCKS])

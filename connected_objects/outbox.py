@@ -61,7 +61,6 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import exists
 from sqlalchemy import func
-from sqlalchemy import literal_column
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -98,6 +97,8 @@ class Change(NamedTuple):
     local_id: str
     operation: str
     origin: str | None = None
+    #: When the change happened (default: when it is written); the journal keeps each flush's time.
+    at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ def _build_upsert(name: str) -> Insert:
                 "operation": lite.excluded.operation,
                 "entity": lite.excluded.entity,
                 "origin": lite.excluded.origin,
-                "revision": t.c.revision + literal_column("1"),
+                "revision": t.c.revision + lite.excluded.revision,
                 "updated_at": lite.excluded.updated_at,
             },
         )
@@ -170,7 +171,7 @@ def _build_upsert(name: str) -> Insert:
             operation=my.inserted.operation,
             entity=my.inserted.entity,
             origin=my.inserted.origin,
-            revision=t.c.revision + literal_column("1"),
+            revision=t.c.revision + my.inserted.revision,
             updated_at=my.inserted.updated_at,
         )
     raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
@@ -230,12 +231,12 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
     The statement is compiled once per dialect and run as a driver-level
     ``executemany``, with the timestamp converted once instead of per row.
     """
-    latest: dict[tuple[str, str, str, str, str], Change] = {}
+    latest: dict[tuple[str, str, str, str, str], tuple[Change, int]] = {}
     for c in changes:
         scope = c.scope
         key = (scope.provider, scope.marketplace, scope.account, c.local_type, c.local_id)
-        latest.pop(key, None)
-        latest[key] = c
+        earlier = latest.pop(key, None)
+        latest[key] = (c, 1) if earlier is None else (c, earlier[1] + 1)  # the last one wins, counted
     if not latest:
         return 0
     conn = _connection(db)
@@ -243,12 +244,23 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
         return _write_postgresql(conn, latest)
     sql, pick = _raw_upsert(conn)
     processor = t.c.created_at.type._cached_bind_processor(conn.dialect)
-    now: Any = utcnow()
-    now = processor(now) if processor is not None else now
-    rows = [
-        (k[0], k[1], k[2], c.entity, k[3], k[4], c.operation, "p", 1, c.origin, "pending", 0, now, now, now)
-        for k, c in latest.items()
-    ]
+    now = utcnow()
+    stamps: dict[dt.datetime | None, Any] = {}
+
+    def stamp(at: dt.datetime | None) -> Any:
+        found = stamps.get(at)
+        if found is None:
+            when = at or now
+            found = stamps[at] = processor(when) if processor is not None else when
+        return found
+
+    due = stamp(None)
+    rows = []
+    for k, (c, n) in latest.items():
+        when = stamp(c.at)
+        rows.append(
+            (k[0], k[1], k[2], c.entity, k[3], k[4], c.operation, "p", n, c.origin, "pending", 0, due, when, when)
+        )
     if pick is not None:
         conn.exec_driver_sql(sql, [pick(row) for row in rows])
     else:
@@ -259,21 +271,31 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
 _PG_UPSERT = (
     "INSERT INTO co_outbox (provider, marketplace, account, entity, local_type, local_id, operation, slot, "
     "revision, origin, state, attempts, next_attempt_at, created_at, updated_at) "
-    "SELECT u.p, u.m, u.a, u.e, u.t, u.i, u.o, 'p', 1, u.g, 'pending', 0, %(now)s, %(now)s, %(now)s "
-    "FROM json_to_recordset(%(rows)s::json) AS u(p text, m text, a text, e text, t text, i text, o text, g text) "
+    "SELECT u.p, u.m, u.a, u.e, u.t, u.i, u.o, 'p', u.n, u.g, 'pending', 0, %(now)s, "
+    "coalesce(u.w, %(now)s), coalesce(u.w, %(now)s) "
+    "FROM json_to_recordset(%(rows)s::json) "
+    "AS u(p text, m text, a text, e text, t text, i text, o text, n int, g text, w timestamp) "
     "ON CONFLICT ON CONSTRAINT uq_co_outbox_slot DO UPDATE SET operation = excluded.operation, "
-    "entity = excluded.entity, origin = excluded.origin, revision = co_outbox.revision + 1, "
+    "entity = excluded.entity, origin = excluded.origin, revision = co_outbox.revision + excluded.revision, "
     "updated_at = excluded.updated_at"
 )
 
 
-def _write_postgresql(conn: Connection, latest: dict[tuple[str, str, str, str, str], Change]) -> int:
+def _write_postgresql(conn: Connection, latest: dict[tuple[str, str, str, str, str], tuple[Change, int]]) -> int:
     """PostgreSQL: every change in one statement, sent as one JSON document (one round trip,
     and no per-value parameter adaptation in the driver)."""
-    rows = [
-        {"p": k[0], "m": k[1], "a": k[2], "e": c.entity, "t": k[3], "i": k[4], "o": c.operation, "g": c.origin}
-        for k, c in latest.items()
-    ]
+    stamps: dict[dt.datetime, str] = {}
+    rows = []
+    for k, (c, n) in latest.items():
+        row = {"p": k[0], "m": k[1], "a": k[2], "e": c.entity, "t": k[3], "i": k[4], "o": c.operation, "n": n}
+        if c.origin is not None:
+            row["g"] = c.origin
+        if c.at is not None:
+            w = stamps.get(c.at)
+            if w is None:
+                w = stamps[c.at] = c.at.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()
+            row["w"] = w
+        rows.append(row)
     conn.exec_driver_sql(
         _PG_UPSERT, {"rows": json.dumps(rows, separators=(",", ":")), "now": utcnow().replace(tzinfo=None)}
     )
@@ -314,8 +336,12 @@ def claim(
 
     Claimed changes move to the front slot, ``in_flight``, with one more
     attempt counted. The caller commits. Scopes in ``exclude`` are skipped.
+    The capture journal is folded in first (:func:`connected_objects.journal.absorb`).
     """
+    from .journal import absorb  # the journal writes through this module
+
     conn = _connection(db)
+    absorb(conn)
     now = utcnow()
     where = [_claimable(now)]
     if providers is not None:

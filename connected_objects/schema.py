@@ -34,7 +34,7 @@ Example::
     >>> with engine.connect() as conn:
     ...     schema.check(conn)
     ...     schema.current(conn)
-    'co_0001'
+    'co_0002'
 """
 
 from __future__ import annotations

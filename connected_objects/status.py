@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy import select
 
+from . import journal
 from .identity import DB
 from .identity import _connection
 from .models import connected_object
@@ -47,7 +48,10 @@ class ScopeStatus:
     connection: str | None = None
     linked: int = 0
     tombstoned: int = 0
+    #: Changes waiting to be pushed, including the captured ones.
     pending_changes: int = 0
+    #: Of those, captured but not folded into the outbox yet (counted before coalescing).
+    captured_changes: int = 0
     in_flight_changes: int = 0
     dead_changes: int = 0
     pending_events: int = 0
@@ -94,12 +98,16 @@ def status(db: DB) -> list[ScopeStatus]:
     ):
         item = row(p, m, a)
         if state == "pending":
-            item.pending_changes = n
+            item.pending_changes += n
         elif state == "in_flight":
             item.in_flight_changes = n
         elif state == "dead":
             item.dead_changes = n
         item.last_error = item.last_error or last
+    for scope, n in journal.queued(conn).items():
+        item = row(scope.provider, scope.marketplace, scope.account)
+        item.captured_changes = n
+        item.pending_changes += n
     i = inbox
     for p, m, a, state, n, last in conn.execute(
         select(i.c.provider, i.c.marketplace, i.c.account, i.c.state, func.count(), func.max(i.c.last_error))

@@ -13,6 +13,8 @@ from connected_objects import CaptureError
 from connected_objects import Scope
 from connected_objects import capture
 from connected_objects import connections
+from connected_objects import journal
+from connected_objects.models import journal as journal_table
 from connected_objects.models import outbox
 from connected_objects.testing.databases import count_statements
 from connected_objects.testing.invoicing import Customer
@@ -23,7 +25,9 @@ from .conftest import GLOBEX
 
 
 def rows(hub):
-    with hub.session_factory() as s:
+    """The outbox as a worker sees it: the journal folded in first."""
+    with hub.session_factory.begin() as s:
+        journal.absorb(s)
         return [
             tuple(r)
             for r in s.execute(
@@ -52,7 +56,7 @@ def test_rollback_leaves_nothing(hub, org):
     with hub.session_factory() as s:
         s.add(Customer(id=1, organization_id=1, name="C"))
         s.flush()
-        assert s.scalar(select(func.count()).select_from(outbox)) == 1
+        assert s.scalar(select(func.count()).select_from(journal_table)) == 1
         s.rollback()
     assert rows(hub) == []
 
@@ -63,6 +67,7 @@ def test_unmapped_or_unchanged_update_writes_nothing(hub, org):
         s.add(Invoice(id=1, organization_id=1, number="I-1"))
     with hub.session_factory.begin() as s:
         s.execute(delete(outbox))
+        s.execute(delete(journal_table))
     with hub.session_factory.begin() as s:
         inv = s.get(Invoice, 1)
         inv.note = "internal only"
@@ -88,14 +93,15 @@ def test_unconnected_revoked_and_pull_only_owners_capture_nothing(hub, org):
     assert rows(hub) == []
 
 
-def test_one_flush_writes_the_outbox_in_one_statement(hub, org, engine):
+def test_one_flush_appends_one_journal_row_in_one_statement(hub, org, engine):
     org(hub, 1, ACME)
     with hub.session_factory() as s, count_statements(engine) as counter:
         s.add_all([Invoice(id=i, organization_id=1, number=f"I-{i}") for i in range(1, 501)])
         s.commit()
-    outbox_writes = [q for q in counter.statements if "co_outbox" in q]
+    journal_writes = [q for q in counter.statements if "co_journal" in q]
     connection_reads = [q for q in counter.statements if "co_connection" in q]
-    assert len(outbox_writes) == 1, outbox_writes
+    assert len(journal_writes) == 1, journal_writes
+    assert not [q for q in counter.statements if "co_outbox" in q]
     assert len(connection_reads) == 1
     assert len(rows(hub)) == 500
 
@@ -116,6 +122,7 @@ def test_bulk_update_and_delete_are_captured(hub, org):
         s.add_all([Invoice(id=i, organization_id=1, number=f"I-{i}") for i in range(1, 6)])
     with hub.session_factory.begin() as s:
         s.execute(delete(outbox))
+        s.execute(delete(journal_table))
     with hub.session_factory.begin() as s:
         s.execute(update(Invoice).where(Invoice.id <= 2).values(number="bulk"))
         s.execute(update(Invoice).where(Invoice.id == 3).values(note="unmapped"))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from connected_objects import ConfigurationError
 from connected_objects import capture
 from connected_objects import connections
+from connected_objects import journal
 from connected_objects.models import metadata
 from connected_objects.models import outbox
 from connected_objects.testing.invoicing import Base
@@ -47,6 +48,7 @@ def test_async_session_changes_are_captured(tmp_path):
                 await s.flush()
                 await s.rollback()
             async with maker() as s:
+                await s.run_sync(journal.absorb)
                 return (await s.execute(select(outbox.c.local_id, outbox.c.operation))).all()
         finally:
             capture.uninstall(AppSession)

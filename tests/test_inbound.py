@@ -17,6 +17,7 @@ from connected_objects import identity
 from connected_objects.models import connected_object
 from connected_objects.models import connection
 from connected_objects.models import inbox
+from connected_objects.models import journal
 from connected_objects.models import outbox
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
@@ -68,7 +69,7 @@ def snapshot(hub):
     with hub.session_factory() as s:
         return {
             t.name: sorted(tuple(map(str, r)) for r in s.execute(select(t)))
-            for t in (connected_object, connection, inbox, outbox, Customer.__table__, Invoice.__table__)
+            for t in (connected_object, connection, inbox, journal, outbox, Customer.__table__, Invoice.__table__)
         }
 
 

@@ -46,9 +46,11 @@ def test_pull_stops_and_resumes_from_its_cursor(hub, org, sandbox, engine):
     again = asyncio.run(pull(hub, ACME, "customers"))  # incremental: nothing new
     assert (again.records, again.created) == (0, 0)
     with hub.session_factory() as s:  # nothing was queued back to the sandbox
+        from connected_objects.models import journal
         from connected_objects.models import outbox
 
         assert s.scalar(select(func.count()).select_from(outbox)) == 0
+        assert s.scalar(select(func.count()).select_from(journal)) == 0
 
 
 def test_backfill_of_50000_killed_midway_resumes(postgresql_engine, tmp_path):

@@ -52,6 +52,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "connected_objects/migrations/env.py" in names
     assert any(n.startswith("connected_objects/migrations/versions/co_0001") for n in names)
+    assert any(n.startswith("connected_objects/migrations/versions/co_0002") for n in names)
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True, env=env)
     python = venv / "bin" / "python"
@@ -66,5 +67,5 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
         text=True,
         env=env,
     )
-    assert out.stdout.split()[0] == "co_0001"
-    assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout
+    assert out.stdout.split()[0] == "co_0002"
+    assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout and "co_journal" in out.stdout

@@ -26,6 +26,8 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from connected_objects import identity
+from connected_objects.journal import queued
+from connected_objects.models import journal
 from connected_objects.models import outbox
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
@@ -69,8 +71,10 @@ def start_worker(engine: Engine, url: str, log: Path, *extra: str) -> subprocess
 
 
 def remaining(engine: Engine) -> int:
+    """Changes not pushed yet: live outbox rows, and journal rows not folded in yet."""
     with engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.state != "dead")) or 0)
+        live = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.state != "dead")) or 0
+        return int(live) + sum(queued(conn).values())
 
 
 def wait_for(condition, what: str, timeout: float = 120.0) -> None:
@@ -196,6 +200,8 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(postgresql_engine:
     with engine.connect() as conn:
         states = dict(conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all())
     assert states == {}, states  # nothing pending, in flight or dead
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(journal)) == 0
     assert_sandbox_matches_local(hub, sandbox)
 
 
