@@ -277,17 +277,20 @@ def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
     # The hot path of every application write: one pass, cached per-class facts, no per-row query.
     items: list[tuple[ConnectSpec, str, str | None, str]] = []
     add = items.append
-    specs_of_class = _specs
+    cached = _spec_cache.get
     for kind, objects in (("upsert", session.new), ("update", session.dirty), ("delete", session.deleted)):
         operation = "upsert" if kind == "update" else kind
+        updating = kind == "update"
         for obj in objects:
-            specs = specs_of_class(type(obj))
+            specs = cached(obj.__class__)
+            if specs is None:
+                specs = _specs(obj.__class__)
             if not specs:
                 continue
             state = instance_state(obj)
             current = state.dict
             for spec in specs:
-                if kind == "update" and not _touches(state, current, _watched(spec)):
+                if updating and not _touches(state, current, _watched(spec)):
                     continue
                 pk = spec.pk_attributes
                 value = current.get(pk[0]) if len(pk) == 1 else None
@@ -312,8 +315,10 @@ def _record(session: Session, items: Sequence[tuple[ConnectSpec, str, str | None
     origin_name = origin.provider if isinstance(origin, Scope) else origin
     wanted: dict[str, set[str]] = {}
     deletes: dict[str, set[str]] = {}
+    last: tuple[str, str | None] | None = None
     for spec, local_id, owner, op in items:
-        if owner is not None:
+        if owner is not None and (spec.owner_type, owner) != last:  # rows of one owner come in runs
+            last = (spec.owner_type, owner)
             owners = wanted.get(spec.owner_type)
             if owners is None:
                 owners = wanted[spec.owner_type] = set()

@@ -17,6 +17,9 @@ Ordering per object is kept by the ``slot`` column, part of a unique key:
 NULL
     finished: ``dead`` changes keep their row and error; pushed ones are deleted.
 
+Capture does not write here inside the application's transaction: it appends
+to :mod:`~connected_objects.journal`, which :func:`claim` folds in first.
+
 Claiming (:func:`claim`) takes due changes in batches with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB, at most a few per scope
 so one busy account cannot fill a batch, and leases them to a worker. A lease

@@ -127,11 +127,12 @@ class ConnecClient:
     def __repr__(self) -> str:
         return f"ConnecClient(marketplace={self.marketplace.key!r}, group_id={self.group_id!r})"
 
-    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, what: str, *, url: str | None = None, **kwargs: Any) -> Any:
+        """One request under the group's path (or to ``url``); errors classified, JSON decoded."""
         try:
             response = await self.http.request(
                 method,
-                f"{self.base}/{path}",
+                url or f"{self.base}/{path}",
                 auth=self._auth,
                 headers=self._headers,
                 timeout=self.marketplace.connec.timeout,
@@ -176,18 +177,8 @@ class ConnecClient:
             else:
                 raise ValueError(f"unknown batch action {op.action!r}")
         what = f"batch of {len(ops)}"
-        try:
-            response = await self.http.post(
-                f"{self.host}/batch",
-                json={"sequential": True, "ops": ops},
-                auth=self._auth,
-                headers=self._headers,
-                timeout=self.marketplace.connec.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, what=what) from exc
-        raise_for_response(response, what=what)
-        results = json_body(response, what=what).get("results")
+        body = await self._call("POST", "", what, url=f"{self.host}/batch", json={"sequential": True, "ops": ops})
+        results = body.get("results")
         if not isinstance(results, list) or len(results) != len(operations):
             raise RetryableError(f"{what}: Connec! answered {len(results or [])} results for {len(operations)} ops")
         return [_batch_result(op, result) for op, result in zip(operations, results, strict=True)]
