@@ -38,7 +38,7 @@ import logging
 import os
 import signal
 import sys
-import tempfile
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -94,27 +94,38 @@ def providers() -> None:
 @click.option(
     "--database",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="SQLite file to use (default: a fresh temporary file).",
+    default=Path("connected-objects-demo.sqlite"),
+    show_default=True,
+    help="SQLite file for the demo (replaced if it exists, kept afterwards).",
 )
-def demo(database: Path | None) -> None:
-    """Run the main job on an embedded SQLite database."""
-    with tempfile.TemporaryDirectory(prefix="connected-objects-demo-") as tmp:
-        path = database or Path(tmp) / "demo.sqlite"
-        engine = create_engine(f"sqlite:///{path}")
-        try:
-            console.rule("connected-objects demo")
-            console.print(f"Database: [bold]{path}[/bold]")
-            schema.upgrade(engine)
-            with engine.connect() as conn:
-                schema.check(conn)
-                console.print(f"Schema: at [green]{schema.current(conn)}[/green] (head {schema.head()})")
-            table = _providers_table()
-            console.print(table)
-            if not registry.names():
-                raise click.ClickException("no provider is installed; run 'uv sync' in the project")
-        finally:
-            engine.dispose()
+def demo(database: Path) -> None:
+    """Run the main job: the whole Maestrano story against the sandboxes, checked at every step."""
+    from .demo import DemoFailure
+    from .demo import run
+
+    started = time.monotonic()
+    console.rule("connected-objects demo")
+    console.print(_providers_table())
+    if "maestrano" not in registry.names():
+        raise click.ClickException("the maestrano provider is not installed; run 'uv sync' in the project")
+    try:
+        summary = run(database, console)
+    except DemoFailure as exc:
+        console.print(f"[bold red]✗ {exc}[/bold red]")
+        raise SystemExit(1) from exc
+    table = Table(title="Connected objects per scope")
+    for column in ("scope", "connection", "linked", "pending or dead changes"):
+        table.add_column(column)
+    for row in summary.scopes:
+        table.add_row(row[0], row[1], str(row[2]), str(row[3]))
+    console.print(table)
+    console.print(
+        f"Pushed [bold]{summary.pushed}[/bold] changes, received [bold]{summary.received}[/bold] records, "
+        f"retried [bold]{summary.retried}[/bold] pushes, [bold]{summary.dead}[/bold] dead; "
+        f"billed {summary.billed_remote} through marketplaces and {summary.billed_local} locally."
+    )
+    console.print(f"All steps checked out in {time.monotonic() - started:.1f} s. Look again with:")
+    console.print(f"  connected-objects status --database sqlite:///{database}")
 
 
 @main.group(name="schema")
@@ -337,15 +348,29 @@ def discard_changes(app_path: str, ids: tuple[int, ...]) -> None:
 
 
 @main.command(name="status")
-@_app_option
+@click.option(
+    "--app", "app_path", envvar="CONNECTED_OBJECTS_APP", help="Import path of your Hub (or CONNECTED_OBJECTS_APP)."
+)
+@click.option(
+    "--database", "url", envvar="CONNECTED_OBJECTS_DATABASE_URL", help="Or a database URL: only co_* tables are read."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per scope.")
-def status_command(app_path: str, as_json: bool) -> None:
+def status_command(app_path: str | None, url: str | None, as_json: bool) -> None:
     """Per scope: connected objects, pending/in-flight/dead changes and events, last error."""
     from .status import status
 
-    hub = load_app(app_path)
-    with hub.session_factory() as session:
-        rows = status(session)
+    if app_path:
+        with load_app(app_path).session_factory() as session:
+            rows = status(session)
+    elif url:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                rows = status(conn)
+        finally:
+            engine.dispose()
+    else:
+        raise click.UsageError("say where to look: --app mypkg.sync:hub or --database URL")
     if as_json:
         for item in rows:
             click.echo(json.dumps(item.as_dict()))

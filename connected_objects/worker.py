@@ -51,6 +51,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import connections
 from . import inbox
+from . import journal
 from . import outbox
 from .apply import MissingReference
 from .apply import apply_records
@@ -295,6 +296,8 @@ class Worker:
                 due, lease, count = session.execute(query).one()
                 pending += count
                 candidates.extend(d for d in (due, lease) if d is not None)
+            if journal.size(session):  # captured changes not folded in yet: the next claim does it
+                return 0.0
         if not pending:
             return None
         now = utcnow()

@@ -128,6 +128,8 @@ class FakeConnec:
         self.calls: dict[str, int] = {}
         #: ``invalid(entity, body)`` → a message to refuse that write with HTTP 400, or None.
         self.invalid: Callable[[str, dict[str, Any]], str | None] | None = None
+        #: The next this many write requests (single or batch) get HTTP 503 with ``Retry-After: 0``.
+        self.outage = 0
         self._clock = 0
         self.app = Starlette(
             routes=[
@@ -193,6 +195,9 @@ class FakeConnec:
                     "pagination": {"skip": skip, "top": top, "total": len(mine)},
                 }
             )
+        down = self._down()
+        if down is not None:
+            return down
         status, answer = self._write("POST", group, entity, None, await request.json())
         return JSONResponse(answer, status_code=status)
 
@@ -209,6 +214,9 @@ class FakeConnec:
             if (group, entity, rid) not in self.records:
                 return JSONResponse({"errors": [{"title": "Not found"}]}, status_code=404)
             return JSONResponse({entity: self.view(group, entity, rid)})
+        down = self._down()
+        if down is not None:
+            return down
         body = await request.json() if request.method == "PUT" else {}
         status, answer = self._write(request.method, group, entity, rid, body)
         return JSONResponse(answer, status_code=status)
@@ -220,6 +228,9 @@ class FakeConnec:
         if user is None:
             return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
         self._count("batch")
+        down = self._down()
+        if down is not None:
+            return down
         body = await request.json()
         ops = body.get("ops") if isinstance(body, dict) else None
         if not isinstance(ops, list) or not ops:
@@ -238,6 +249,17 @@ class FakeConnec:
 
     def _count(self, route: str) -> None:
         self.calls[route] = self.calls.get(route, 0) + 1
+
+    def _down(self) -> Any:
+        """The 503 to answer while an injected outage lasts, else None."""
+        from starlette.responses import JSONResponse
+
+        if self.outage <= 0:
+            return None
+        self.outage -= 1
+        return JSONResponse(
+            {"errors": [{"title": "Service Unavailable"}]}, status_code=503, headers={"Retry-After": "0"}
+        )
 
     def _write(self, method: str, group: str, entity: str, rid: str | None, params: Any) -> tuple[int, dict[str, Any]]:
         """One create (POST), update (PUT) or delete (DELETE): the status and the body to answer."""

@@ -1,0 +1,552 @@
+"""The main job, played end to end: ``connected-objects demo``.
+
+An invoicing application on an embedded SQLite file, with our migrations
+applied, talks over real loopback HTTP to the sandboxes that ship with the
+providers: two Maestrano marketplaces (a SAML identity provider each, Connec!,
+the billing API) in front of one application. Every step checks what it
+claims against the database and the sandboxes, and the run fails (non-zero
+exit) at the first step that did not do what it says:
+
+1. two marketplaces configured, metadata served without a secret;
+2. a user signs in through SAML SSO in each: organizations and users made
+   through the identity map, each group connected, its first Connec! import
+   queued;
+3. a worker runs the first import;
+4. invoices created locally are pushed, each to its own marketplace's
+   Connec! with that marketplace's credentials;
+5. a Connec! webhook creates an invoice locally;
+6. a pull backfills a few hundred records, with a progress bar;
+7. Connec! goes down for two requests; the push retries and recovers;
+8. the monthly billing job bills the Maestrano organizations through the
+   billing API and the direct customer locally, once, even when run twice;
+9. a group is deleted through the account webhook: its connection revoked,
+   its links tombstoned, not billed again.
+
+It ends with the connected objects per scope, compared with what the
+sandboxes hold, and what was pushed, received and retried. Nothing keeps
+running afterwards. The database stays, for ``connected-objects status``.
+
+Run it from code as well::
+
+    from pathlib import Path
+    from connected_objects.demo import run
+    summary = run(Path("demo.sqlite"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TextColumn
+from rich.table import Table
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy import create_engine
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import sessionmaker
+
+from . import identity
+from . import schema
+from . import signals
+from .connected import connected
+from .exceptions import ConnectedObjectsError
+from .hub import Hub
+from .mapping import FieldMapping
+from .models import connection as connection_table
+from .pull import PullStats
+from .pull import pull
+from .retry import RetryPolicy
+from .scope import Scope
+from .status import status
+from .web import ASGIAdapter
+
+__all__ = ["DemoFailure", "Summary", "run"]
+
+MARKETPLACES = {
+    "maestrano": ("Acme", "cld-acme", "ada@acme.example"),
+    "partner": ("Globex", "cld-globex", "hank@globex.example"),
+}
+PLAN = Decimal("49.00")
+
+
+class DemoFailure(ConnectedObjectsError):
+    """A step of the demo did not do what it says."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "demo_organization"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class User(Base):
+    __tablename__ = "demo_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(100))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("demo_organization.id"))
+    role: Mapped[str | None] = mapped_column(String(40))
+
+
+@connected(
+    "maestrano",
+    entity="invoices",
+    mapping=FieldMapping({"number": "title", "amount": "amount"}),
+    owner="organization_id",
+    owner_type="demo_organization",
+)
+class Invoice(Base):
+    __tablename__ = "demo_invoice"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("demo_organization.id"))
+    number: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(default=0)
+
+
+class LocalBill(Base):
+    """How the application bills its direct customers itself."""
+
+    __tablename__ = "demo_local_bill"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("demo_organization.id"))
+    period: Mapped[str] = mapped_column(String(7))
+    amount_cents: Mapped[int]
+
+
+class SignIn:
+    """The application's side of SSO: its own rows, membership and session cookie."""
+
+    def upsert_group(self, session: Session, marketplace: Any, group: Any, existing: str | None) -> tuple[str, str]:
+        org = session.get(Organization, int(existing)) if existing else None
+        if org is None:
+            org = Organization(name=group.name or group.uid)
+            session.add(org)
+            session.flush()
+        return ("demo_organization", str(org.id))
+
+    def upsert_user(self, session: Session, marketplace: Any, user: Any, existing: str | None) -> tuple[str, str]:
+        row = session.get(User, int(existing)) if existing else None
+        if row is None:
+            row = User(email=user.email)
+            session.add(row)
+            session.flush()
+        return ("demo_user", str(row.id))
+
+    def add_member(
+        self, session: Session, marketplace: Any, organization: tuple[str, str], user: tuple[str, str], role: str | None
+    ) -> None:
+        member = session.get(User, int(user[1]))
+        assert member is not None
+        member.organization_id, member.role = int(organization[1]), role
+
+    def sign_in(
+        self, marketplace: Any, user: tuple[str, str], organization: tuple[str, str]
+    ) -> tuple[str, list[tuple[str, str]]]:
+        return "/dashboard", [("set-cookie", f"session=user-{user[1]}; HttpOnly")]
+
+
+@dataclass
+class Summary:
+    """What the demo did, as counted by the library's signals and the sandboxes."""
+
+    pushed: int = 0
+    retried: int = 0
+    dead: int = 0
+    received: int = 0
+    billed_remote: int = 0
+    billed_local: int = 0
+    scopes: list[tuple[str, str, int, int]] = field(default_factory=list)
+
+
+def check(condition: bool, failure: str) -> None:
+    """Stop the demo loudly when a step did not do what it says."""
+    if not condition:
+        raise DemoFailure(failure)
+
+
+@contextlib.contextmanager
+def _step(console: Console, number: int, title: str) -> Iterator[None]:
+    console.print(f"\n[bold cyan]{number}.[/bold cyan] [bold]{title}[/bold]")
+    yield
+    console.print("   [green]✓[/green] done")
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(f"   {text}")
+
+
+def run(path: Path, console: Console | None = None) -> Summary:
+    """Play the whole story on the SQLite file ``path`` (replaced if it exists); raise :class:`DemoFailure`
+    at the first step that does not check out."""
+    from connected_objects_maestrano import MaestranoProvider
+    from connected_objects_maestrano import Marketplaces
+    from connected_objects_maestrano.testing import FakeBilling
+    from connected_objects_maestrano.testing import FakeConnec
+    from connected_objects_maestrano.testing import FakeIdP
+    from connected_objects_maestrano.testing import marketplace_config
+    from connected_objects_maestrano.testing import serve_wsgi
+
+    from .testing.sandbox import serve
+
+    console = console or Console()
+    path.unlink(missing_ok=True)
+    engine = create_engine(f"sqlite:///{path}")
+    summary = Summary()
+    counters = _count_signals(summary)
+    try:
+        schema.upgrade(engine)
+        Base.metadata.create_all(engine)
+        _say(console, f"database [bold]{path}[/bold], connected-objects schema at {schema.head()}")
+        idps = {key: FakeIdP(f"https://idp.{key}.example") for key in MARKETPLACES}
+        credentials = {f"app-{key}": f"secret-key-of-{key}" for key in MARKETPLACES}
+        connec = FakeConnec(credentials)
+        billing = FakeBilling(credentials)
+        holder: dict[str, Marketplaces] = {}
+        provider = MaestranoProvider(lambda: holder["m"], sso=SignIn(), initial_import=["invoices"])
+        hub = Hub(
+            sessionmaker(engine, expire_on_commit=False),
+            models=[Invoice],
+            providers=[provider],
+            retry=RetryPolicy(base=0.05, cap=0.2, max_attempts=8),
+        )
+        hub.install()
+        with (
+            serve(connec.app) as connec_url,
+            serve_wsgi(billing) as billing_url,
+            serve(ASGIAdapter(hub.webhooks())) as app_url,
+            httpx.Client(base_url=app_url) as web,
+        ):
+            configs = []
+            for key in MARKETPLACES:
+                config = marketplace_config(key, idp_certificate=idps[key].certificate)
+                config["app"]["host"] = app_url
+                config["api"]["host"] = billing_url
+                config["connec"]["host"] = connec_url
+                config["sso"]["idm"] = app_url
+                configs.append(config)
+            holder["m"] = Marketplaces.from_config({"marketplaces": configs})
+            story = _Story(console, hub, holder["m"], idps, connec, billing, web, summary)
+            story.play()
+        hub.uninstall()
+        summary.scopes = [
+            (str(s.scope), s.connection or "-", s.linked, s.pending_changes + s.dead_changes)
+            for s in _status(engine)
+            if s.connection is not None
+        ]
+        return summary
+    finally:
+        for signal, receiver in counters:
+            signal.disconnect(receiver)
+        engine.dispose()
+
+
+def _status(engine: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return status(conn)
+
+
+def _count_signals(summary: Summary) -> list[tuple[Any, Any]]:
+    def pushed(sender: Any, **kw: Any) -> None:
+        summary.pushed += kw.get("action") in ("create", "update", "delete")
+
+    def failed(sender: Any, **kw: Any) -> None:
+        summary.retried += 1
+
+    def dead(sender: Any, **kw: Any) -> None:
+        summary.dead += 1
+
+    pairs = [(signals.change_pushed, pushed), (signals.push_failed, failed), (signals.change_dead, dead)]
+    for signal, receiver in pairs:
+        signal.connect(receiver)
+    return pairs
+
+
+class _Story:
+    """The steps, in order, sharing the sandboxes and the hub."""
+
+    def __init__(
+        self,
+        console: Console,
+        hub: Hub,
+        marketplaces: Any,
+        idps: dict[str, Any],
+        connec: Any,
+        billing: Any,
+        web: httpx.Client,
+        summary: Summary,
+    ) -> None:
+        self.console, self.hub, self.marketplaces, self.idps = console, hub, marketplaces, idps
+        self.connec, self.billing, self.web, self.summary = connec, billing, web, summary
+        self.orgs: dict[str, int] = {}
+
+    def play(self) -> None:
+        steps = [
+            ("Two marketplaces configured", self.configure),
+            ("A user signs in through SAML SSO in each marketplace", self.sign_in),
+            ("A worker runs each group's first Connec! import", self.first_import),
+            ("Invoices created locally are pushed to their marketplace's Connec!", self.push),
+            ("A Connec! webhook creates an invoice locally", self.webhook),
+            ("A pull backfills the second group's history", self.backfill),
+            ("Connec! fails twice; the push retries and recovers", self.fault),
+            ("The monthly billing job runs twice and bills once", self.bill),
+            ("A group is deleted through the account webhook", self.delete_group),
+            ("The connected objects match the sandboxes", self.verify),
+        ]
+        for number, (title, step) in enumerate(steps, 1):
+            with _step(self.console, number, title):
+                step()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def scope(self, key: str) -> Scope:
+        return Scope("maestrano", key, MARKETPLACES[key][1])
+
+    def invoices(self, key: str) -> dict[int, str]:
+        with self.hub.session_factory() as s:
+            rows = s.execute(select(Invoice.id, Invoice.number).where(Invoice.organization_id == self.orgs[key]))
+            return {i: n for i, n in rows}
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        table = Table(show_header=True, header_style="bold")
+        for column in ("marketplace", "api id", "Connec!", "identity provider"):
+            table.add_column(column)
+        for m in self.marketplaces:
+            table.add_row(m.key, m.api.id, m.connec.host, m.sso.idp)
+            metadata = self.web.get(f"/mno-enterprise/{m.key}/metadata", auth=(m.api.id, m.api.key))
+            check(metadata.status_code == 200, f"metadata of {m.key} answered {metadata.status_code}")
+            check(m.api.key not in metadata.text, f"the metadata of {m.key} shows its api key")
+        self.console.print(table)
+        _say(self.console, "metadata served for each, with no secret in it")
+
+    def sign_in(self) -> None:
+        from connected_objects_maestrano.sso import acs_url
+
+        self.connec.seed(
+            MARKETPLACES["maestrano"][1], "invoices", [{"title": f"HUB-{i}", "amount": 100 + i} for i in range(3)]
+        )
+        for key, (name, group, email) in MARKETPLACES.items():
+            market = self.marketplaces.get(key)
+            saml = self.idps[key].response(
+                destination=acs_url(market, "/mno-enterprise"),
+                audience=market.sso.idm,
+                attributes={
+                    "uid": f"usr-{group}",
+                    "email": email,
+                    "group_uid": group,
+                    "group_name": name,
+                    "group_role": "Admin",
+                },
+            )
+            answer = self.web.post(
+                f"/mno-enterprise/{key}/saml/consume", data={"SAMLResponse": saml}, follow_redirects=False
+            )
+            check(answer.status_code == 302, f"SSO into {key} answered {answer.status_code}: {answer.text[:200]}")
+            with self.hub.session_factory() as s:
+                link = identity.resolve(s, self.scope(key), "groups", group)
+                check(link is not None, f"the group {group} of {key} is not in the identity map")
+                assert link is not None
+                self.orgs[key] = int(link.local_id)
+                org = s.get(Organization, self.orgs[key])
+                check(org is not None and org.name == name, f"no organization {name} for {key}")
+                members = s.scalars(select(User).where(User.organization_id == self.orgs[key])).all()
+                check([u.email for u in members] == [email], f"{email} is not a member of {name}")
+            _say(self.console, f"[bold]{email}[/bold] signed in to {key}: organization {name}, connected to {group}")
+
+    def first_import(self) -> None:
+        self.hub.drain()
+        found = sorted(self.invoices("maestrano").values())
+        check(found == ["HUB-0", "HUB-1", "HUB-2"], f"the first import brought {found}")
+        self.summary.received += len(found)
+        _say(self.console, f"Acme now has the {len(found)} invoices its group already had in Connec!")
+
+    def push(self) -> None:
+        with self.hub.session_factory.begin() as s:
+            s.add(Invoice(id=1001, organization_id=self.orgs["maestrano"], number="ACME-1001", amount=1200))
+            s.add(Invoice(id=2001, organization_id=self.orgs["partner"], number="GLOBEX-2001", amount=800))
+        self.hub.drain()
+        for key, number in (("maestrano", "ACME-1001"), ("partner", "GLOBEX-2001")):
+            group = MARKETPLACES[key][1]
+            titles = {r["title"] for r in self.connec.live(group, "invoices").values()}
+            check(number in titles, f"{number} did not reach {group} at Connec!")
+            check(
+                self.connec.auth_seen[group] == {f"app-{key}"},
+                f"{group} was called with another marketplace's credentials",
+            )
+            _say(self.console, f"{number} → Connec! group {group}, with {key}'s credentials only")
+
+    def webhook(self) -> None:
+        from connected_objects_maestrano.testing import connec_delivery
+
+        market = self.marketplaces.get("maestrano")
+        group = MARKETPLACES["maestrano"][1]
+        before = set(self.connec.live(group, "invoices"))
+        # another application of the marketplace creates an invoice in Connec!, which notifies us
+        self.connec.seed(group, "invoices", [{"title": "FROM-CONNEC-777", "amount": 777}])
+        (rid,) = set(self.connec.live(group, "invoices")) - before
+        record = self.connec.view(group, "invoices", rid)
+        body, headers = connec_delivery({"invoices": [record]}, market.api.id, market.api.key)
+        forged = self.web.post(
+            "/mno-enterprise/maestrano/connec/receive",
+            content=body,
+            headers={**headers, "authorization": "Basic Zm9yZ2VkOm5vcGU="},
+        )
+        check(forged.status_code == 401, f"a forged notification answered {forged.status_code}")
+        answer = self.web.post("/mno-enterprise/maestrano/connec/receive", content=body, headers=headers)
+        check(answer.status_code == 200, f"the notification answered {answer.status_code}")
+        self.hub.drain()
+        check("FROM-CONNEC-777" in self.invoices("maestrano").values(), "the notified invoice was not created locally")
+        self.summary.received += 1
+        _say(self.console, "a forged delivery got 401 and changed nothing; the real one made FROM-CONNEC-777 locally")
+
+    def backfill(self) -> None:
+        group = MARKETPLACES["partner"][1]
+        self.connec.seed(group, "invoices", [{"title": f"HISTORY-{i:04d}", "amount": i} for i in range(300)])
+        with Progress(
+            TextColumn("   pulling invoices"), BarColumn(), MofNCompleteColumn(), console=self.console, transient=True
+        ) as bar:
+            task = bar.add_task("pull", total=300)
+
+            def progress(stats: PullStats) -> None:
+                bar.update(task, completed=stats.records)
+
+            stats = asyncio.run(pull(self.hub, self.scope("partner"), "invoices", progress=progress))
+        history = [n for n in self.invoices("partner").values() if n.startswith("HISTORY-")]
+        check(len(history) == 300, f"the backfill made {len(history)} invoices, not 300")
+        self.summary.received += stats.created
+        _say(
+            self.console, f"{stats.records} records in {stats.pages} pages; {stats.created} invoices created for Globex"
+        )
+
+    def fault(self) -> None:
+        retried = self.summary.retried
+        self.connec.outage = 2
+        with self.hub.session_factory.begin() as s:
+            s.add_all(
+                Invoice(id=3000 + i, organization_id=self.orgs["maestrano"], number=f"ACME-30{i:02d}", amount=i)
+                for i in range(5)
+            )
+        self.hub.drain()
+        titles = {r["title"] for r in self.connec.live(MARKETPLACES["maestrano"][1], "invoices").values()}
+        check(all(f"ACME-30{i:02d}" in titles for i in range(5)), "invoices were lost in the outage")
+        check(self.summary.retried > retried, "the outage caused no retry")
+        _say(
+            self.console,
+            f"503 twice; {self.summary.retried - retried} failed attempt(s) retried; all 5 arrived, none twice",
+        )
+
+    def bill(self) -> None:
+        from connected_objects_maestrano.billing import BillingClient
+        from connected_objects_maestrano.billing import bill_period
+
+        with self.hub.session_factory.begin() as s:
+            direct = Organization(name="Initech (direct customer)")
+            s.add(direct)
+        for _ in range(2):
+            with self.hub.session_factory() as s:
+                active = s.execute(
+                    select(connection_table.c.marketplace, connection_table.c.account).where(
+                        connection_table.c.provider == "maestrano", connection_table.c.status == "active"
+                    )
+                ).all()
+                for key, group in active:
+                    with BillingClient(self.marketplaces.get(key)) as client:
+                        bill_period(s, client, group, "2026-11", PLAN, "Monthly plan")
+                        s.commit()
+                billed = {
+                    int(o)
+                    for (o,) in s.execute(
+                        select(connection_table.c.owner_id).where(connection_table.c.provider == "maestrano")
+                    )
+                }
+                for org in s.scalars(select(Organization).where(Organization.id.not_in(billed))):
+                    if (
+                        s.scalar(
+                            select(func.count()).where(
+                                LocalBill.organization_id == org.id, LocalBill.period == "2026-11"
+                            )
+                        )
+                        == 0
+                    ):
+                        s.add(LocalBill(organization_id=org.id, period="2026-11", amount_cents=4900))
+                s.commit()
+        self.summary.billed_remote = len(self.billing.bills)
+        with self.hub.session_factory() as s:
+            self.summary.billed_local = s.scalar(select(func.count()).select_from(LocalBill)) or 0
+        check(self.summary.billed_remote == 2, f"{self.summary.billed_remote} bills at the billing API, not 2")
+        check(self.summary.billed_local == 1, f"{self.summary.billed_local} local bills, not 1")
+        _say(self.console, "Acme and Globex billed once each through their marketplace; Initech billed locally")
+
+    def delete_group(self) -> None:
+        from connected_objects_maestrano.testing import account_delivery
+
+        market = self.marketplaces.get("partner")
+        group = MARKETPLACES["partner"][1]
+        method, path, headers = account_delivery("partner", group, None, market.api.id, market.api.key)
+        first = self.web.request(method, path, headers=headers)
+        again = self.web.request(method, path, headers=headers)
+        check(
+            first.status_code == 200 and first.json().get("changed") is True,
+            f"deleting the group answered {first.text}",
+        )
+        check(again.status_code == 200 and again.json().get("changed") is False, "a second delivery changed something")
+        with self.hub.session_factory() as s:
+            state = s.scalar(
+                select(connection_table.c.status).where(
+                    connection_table.c.marketplace == "partner", connection_table.c.account == group
+                )
+            )
+            linked = identity.resolve_many_local(
+                s, self.scope("partner"), "demo_invoice", [str(i) for i in self.invoices("partner")]
+            )
+        check(state == "revoked", f"the connection of {group} is {state}")
+        check(not linked, f"{len(linked)} Globex invoices are still linked")
+        _say(self.console, f"{group}: connection revoked, its links tombstoned; a second delivery was a no-op")
+
+    def verify(self) -> None:
+        table = Table(show_header=True, header_style="bold")
+        for column in ("scope", "connection", "linked locally", "at Connec!", "match"):
+            table.add_column(column)
+        for key, (_name, group, _email) in MARKETPLACES.items():
+            scope = self.scope(key)
+            with self.hub.session_factory() as s:
+                local = identity.resolve_many_local(s, scope, "demo_invoice", [str(i) for i in self.invoices(key)])
+                state = s.scalar(
+                    select(connection_table.c.status).where(
+                        connection_table.c.marketplace == key, connection_table.c.account == group
+                    )
+                )
+            linked = {link.foreign_id for link in local.values()}
+            remote = set(self.connec.live(group, "invoices"))
+            ok = linked == remote if state == "active" else not linked
+            table.add_row(
+                str(scope),
+                state or "-",
+                str(len(linked)),
+                str(len(remote)),
+                "[green]yes[/green]" if ok else "[red]no[/red]",
+            )
+            check(ok, f"{scope}: {len(linked)} linked locally, {len(remote)} at Connec!")
+        self.console.print(table)
+        check(self.summary.dead == 0, f"{self.summary.dead} change(s) died")
