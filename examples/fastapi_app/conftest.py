@@ -1,0 +1,8 @@
+"""Make the example's package importable as it is when run from this folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

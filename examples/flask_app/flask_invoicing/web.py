@@ -1,0 +1,77 @@
+"""The Flask application, with connected-objects' Maestrano routes in front of it.
+
+Run it (after ``alembic upgrade heads``)::
+
+    flask --app flask_invoicing.web:application run
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from flask import Flask
+from flask import abort
+from flask import jsonify
+from flask import request
+from flask import session
+from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import select
+
+from connected_objects.web import WSGIAdapter
+
+from .models import Invoice
+from .models import User
+from .sync import hub
+
+app = Flask(__name__)
+app.secret_key = os.environ.get("INVOICING_SECRET", "change-me-in-production")
+
+
+def login_cookie(user_id: int) -> str:
+    """The ``Set-Cookie`` value of Flask's own session for ``user_id``: what SSO hands the browser."""
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    return f"{app.config['SESSION_COOKIE_NAME']}={serializer.dumps({'user_id': user_id})}; HttpOnly; Path=/"
+
+
+def _member(db: Any) -> User:
+    user = db.get(User, session["user_id"]) if "user_id" in session else None
+    if user is None or user.organization_id is None:
+        abort(401, "sign in first (through your marketplace)")
+    return user  # type: ignore[no-any-return]
+
+
+@app.get("/invoices")
+def list_invoices() -> Any:
+    with hub().session_factory() as db:
+        user = _member(db)
+        rows = db.scalars(select(Invoice).where(Invoice.organization_id == user.organization_id))
+        return jsonify([{"id": i.id, "number": i.number, "total_cents": i.total_cents} for i in rows])
+
+
+@app.post("/invoices")
+def create_invoice() -> Any:
+    body = request.get_json(force=True)
+    with hub().session_factory.begin() as db:  # captured with the insert, in the same transaction
+        user = _member(db)
+        invoice = Invoice(
+            organization_id=user.organization_id, number=str(body["number"]), total_cents=int(body["total_cents"])
+        )
+        db.add(invoice)
+        db.flush()
+        return jsonify({"id": invoice.id, "number": invoice.number}), 201
+
+
+@cache
+def _maestrano() -> WSGIAdapter:
+    return WSGIAdapter(hub().webhooks())
+
+
+def application(environ: dict[str, Any], start_response: Any) -> Any:
+    """The WSGI entry point: /mno-enterprise/… to connected-objects (SSO, metadata, account
+    webhooks, Connec! notifications), everything else to Flask."""
+    if environ.get("PATH_INFO", "").startswith("/mno-enterprise/"):
+        return _maestrano()(environ, start_response)
+    return app.wsgi_app(environ, start_response)

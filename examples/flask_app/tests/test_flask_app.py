@@ -1,0 +1,71 @@
+"""The Flask example against the sandboxes, over real loopback HTTP: Alembic with our branch,
+SSO into the app's own login, an invoice created through the API and pushed by a worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from alembic import command
+from alembic.config import Config
+from click.testing import CliRunner
+from connected_objects_maestrano.sso import acs_url
+from connected_objects_maestrano.testing import FakeConnec
+from connected_objects_maestrano.testing import FakeIdP
+from connected_objects_maestrano.testing import marketplace_config
+from connected_objects_maestrano.testing import serve_wsgi
+from sqlalchemy import create_engine
+from sqlalchemy import inspect
+
+from connected_objects.cli import main
+from connected_objects.testing.sandbox import serve
+
+HERE = Path(__file__).resolve().parents[1]
+KEY = "maestrano"
+
+
+def test_the_app_signs_in_through_sso_and_its_invoices_reach_connec(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'invoicing.sqlite'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    config = Config(str(HERE / "alembic.ini"))
+    command.upgrade(config, "heads")
+    engine = create_engine(url)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert {"organization", "invoice", "co_journal", "co_outbox", "co_connected_object"} <= tables
+
+    idp = FakeIdP(f"https://idp.{KEY}.example")
+    connec = FakeConnec({f"app-{KEY}": f"secret-key-of-{KEY}"})
+    connec.seed("cld-7", "invoices", [{"title": "ALREADY-THERE", "amount": 500}])
+    from flask_invoicing import sync
+    from flask_invoicing.web import application
+
+    sync.hub.cache_clear()  # made from this test's environment, on first use
+    with serve(connec.app) as connec_url, serve_wsgi(application) as app_url:
+        market = marketplace_config(KEY, idp_certificate=idp.certificate)
+        market["connec"]["host"] = connec_url
+        market["app"]["host"] = market["sso"]["idm"] = app_url
+        monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [market]}))
+        with httpx.Client(base_url=app_url) as web:
+            assert web.get("/invoices").status_code == 401  # not signed in
+            marketplace = sync.hub().provider("maestrano").marketplaces.get(KEY)  # type: ignore[attr-defined]
+            saml = idp.response(
+                destination=acs_url(marketplace, "/mno-enterprise"),
+                audience=marketplace.sso.idm,
+                attributes={"uid": "usr-1", "email": "ada@acme.example", "group_uid": "cld-7", "group_name": "Acme"},
+            )
+            signed_in = web.post(f"/mno-enterprise/{KEY}/saml/consume", data={"SAMLResponse": saml})
+            assert signed_in.status_code == 302 and signed_in.headers["location"] == "/invoices"
+            created = web.post("/invoices", json={"number": "INV-1", "total_cents": 1200})
+            assert created.status_code == 201, created.text
+
+            # the worker, as deployed: found by import path, run until nothing is left
+            worker = CliRunner().invoke(main, ["worker", "--app", "flask_invoicing.sync:hub", "--until-idle"])
+            assert worker.exit_code == 0, worker.output
+
+            listed = {i["number"] for i in web.get("/invoices").json()}
+        sync.hub().uninstall()
+    assert listed == {"ALREADY-THERE", "INV-1"}  # the first import brought the group's invoice in
+    assert {r["title"] for r in connec.live("cld-7", "invoices").values()} == {"ALREADY-THERE", "INV-1"}
+    assert connec.auth_seen["cld-7"] == {f"app-{KEY}"}
