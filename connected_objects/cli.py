@@ -325,6 +325,34 @@ def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
     console.print(table)
 
 
+@changes.command(name="show")
+@_app_option
+@click.argument("change_id", type=int)
+def show_change(app_path: str, change_id: int) -> None:
+    """Print one change as JSON, with its whole last error."""
+    with load_app(app_path).session_factory() as session:
+        change = outbox.get(session, change_id)
+    if change is None:
+        raise click.ClickException(
+            f"no change {change_id} (pushed changes are deleted); `connected-objects changes list` shows the ids"
+        )
+    data = {
+        "id": change.id,
+        "scope": str(change.scope),
+        "entity": change.entity,
+        "local_type": change.local_type,
+        "local_id": change.local_id,
+        "operation": change.operation,
+        "revision": change.revision,
+        "state": change.state,
+        "attempts": change.attempts,
+        "next_attempt_at": change.next_attempt_at.isoformat(),
+        "lease_owner": change.lease_owner,
+        "last_error": change.last_error,
+    }
+    click.echo(json.dumps(data, indent=2))
+
+
 @changes.command(name="retry")
 @_app_option
 @click.argument("ids", nargs=-1, type=int, required=True)
@@ -448,6 +476,45 @@ def retry_events(app_path: str, ids: tuple[int, ...]) -> None:
     with hub.session_factory.begin() as session:
         count = inbox.retry(session, list(ids))
     click.echo(f"{count} event(s) queued again")
+
+
+@events.command(name="show")
+@_app_option
+@click.argument("event_id", type=int)
+@click.option("--payload-bytes", default=2000, show_default=True, help="How much of the payload to print.")
+def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
+    """Print one event as JSON, with the start of its payload."""
+    from . import inbox
+
+    with load_app(app_path).session_factory() as session:
+        event = inbox.get(session, event_id)
+    if event is None:
+        raise click.ClickException(f"no event {event_id}; `connected-objects events list` shows the ids")
+    data = {
+        "id": event.id,
+        "provider": event.provider,
+        "marketplace": event.marketplace,
+        "account": event.account,
+        "entity": event.entity,
+        "attempts": event.attempts,
+        "state": event.state,
+        "last_error": event.last_error,
+        "payload": event.payload[:payload_bytes].decode("utf-8", "replace"),
+        "payload_bytes": len(event.payload),
+    }
+    click.echo(json.dumps(data, indent=2))
+
+
+@events.command(name="discard")
+@_app_option
+@click.argument("ids", nargs=-1, type=int, required=True)
+def discard_events(app_path: str, ids: tuple[int, ...]) -> None:
+    """Drop dead events for good."""
+    from . import inbox
+
+    with load_app(app_path).session_factory.begin() as session:
+        count = inbox.discard(session, list(ids))
+    click.echo(f"{count} event(s) discarded")
 
 
 if __name__ == "__main__":  # pragma: no cover

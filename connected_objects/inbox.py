@@ -239,6 +239,18 @@ def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[S
     return [StoredEvent.from_row(r) for r in _connection(db).execute(query)]
 
 
+def get(db: DB, event_id: int) -> StoredEvent | None:
+    """One event, with its payload, or None."""
+    row = _connection(db).execute(select(t).where(t.c.id == event_id)).first()
+    return StoredEvent.from_row(row) if row is not None else None
+
+
+def discard(db: DB, ids: Sequence[int]) -> int:
+    """Delete dead events for good; returns how many."""
+    result = _connection(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
+    return int(result.rowcount)
+
+
 def retry(db: DB, ids: Sequence[int]) -> int:
     """Apply dead events again now."""
     result = _connection(db).execute(

@@ -83,6 +83,7 @@ __all__ = [
     "claim",
     "discard",
     "enqueue",
+    "get",
     "list_changes",
     "renew_leases",
     "retry",
@@ -506,6 +507,12 @@ def retry(db: DB, ids: Sequence[int]) -> int:
     enqueue(conn, [Change(c.scope, c.entity, c.local_type, c.local_id, c.operation) for c in dead])
     conn.execute(delete(t).where(t.c.id.in_([c.id for c in dead])))
     return len(dead)
+
+
+def get(db: DB, change_id: int) -> ClaimedChange | None:
+    """One change, or None."""
+    row = _connection(db).execute(select(t).where(t.c.id == change_id)).first()
+    return ClaimedChange.from_row(row) if row is not None else None
 
 
 def discard(db: DB, ids: Sequence[int]) -> int:

@@ -286,5 +286,14 @@ def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypa
     listed = CliRunner().invoke(main, ["events", "list", "--app", app])
     (dead,) = [json.loads(line) for line in listed.output.splitlines()]
     assert dead["state"] == "dead" and "ConnectError" in dead["last_error"]
+    shown = json.loads(CliRunner().invoke(main, ["events", "show", "--app", app, str(dead["id"])]).output)
+    assert shown["state"] == "dead" and '"id": "9"' in shown["payload"].replace('"id":"9"', '"id": "9"')
+    missing = CliRunner().invoke(main, ["events", "show", "--app", app, "999999"])
+    assert missing.exit_code == 1 and "events list" in missing.output
     retried = CliRunner().invoke(main, ["events", "retry", "--app", app, str(dead["id"])])
     assert "1 event(s) queued again" in retried.output
+    hub.install()
+    hub.drain()  # dies again: nothing listens
+    discarded = CliRunner().invoke(main, ["events", "discard", "--app", app, str(dead["id"])])
+    assert "1 event(s) discarded" in discarded.output
+    assert CliRunner().invoke(main, ["events", "list", "--app", app]).output == ""

@@ -64,6 +64,10 @@ def test_changes_commands_list_retry_discard(sqlite_engine, monkeypatch, org):
     dead = json.loads(runner.invoke(main, ["changes", "list", "--app", APP, "--json"]).output.splitlines()[0])
     assert dead["state"] == "dead" and "ConnectError" in dead["last_error"]
 
+    shown = json.loads(runner.invoke(main, ["changes", "show", "--app", APP, str(dead["id"])]).output)
+    assert (shown["id"], shown["state"], shown["local_id"]) == (dead["id"], "dead", dead["local_id"])
+    missing = runner.invoke(main, ["changes", "show", "--app", APP, "999999"])
+    assert missing.exit_code == 1 and "changes list" in missing.output
     retried = runner.invoke(main, ["changes", "retry", "--app", APP, str(dead["id"])])
     assert retried.exit_code == 0 and "1 change(s) queued again" in retried.output
     hub.drain()
