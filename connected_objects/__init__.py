@@ -19,6 +19,7 @@ from . import connections
 from . import identity
 from . import inbox
 from . import journal
+from . import oauth
 from . import outbox
 from . import registry
 from . import schema
@@ -100,6 +101,7 @@ __all__ = [
     "inbox",
     "journal",
     "metadata",
+    "oauth",
     "outbox",
     "pull",
     "registry",

@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class ConnectionInfo:
     status_reason: str | None
     settings: Mapping[str, Any]
     directions: Mapping[str, str]
+    #: When the stored OAuth access token expires (None: no expiring token).
+    token_expires_at: dt.datetime | None = None
 
     def pushes(self, entity: str) -> bool:
         """Whether local changes of ``entity`` go out on this connection."""
@@ -99,6 +102,7 @@ class ConnectionInfo:
             status_reason=m["status_reason"],
             settings=m["settings"] or {},
             directions=m["directions"] or {},
+            token_expires_at=m.get("token_expires_at"),
         )
 
 

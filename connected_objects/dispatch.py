@@ -47,6 +47,7 @@ from sqlalchemy import tuple_
 
 from . import connections
 from . import identity
+from . import oauth
 from . import outbox
 from . import signals
 from .connected import ConnectSpec
@@ -121,6 +122,7 @@ class _Prepared:
     enqueue: list[outbox.Change] = field(default_factory=list)
     paused: str | None = None
     revoked: str | None = None
+    token_expires_at: dt.datetime | None = None
 
 
 def _load_rows(conn: Connection, spec: ConnectSpec, ids: Sequence[str], session: Any) -> dict[str, Any]:
@@ -230,7 +232,7 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
                     key = idempotency_key("update", change.id, change.revision, live.remote_version, digest)
                     plans.append(Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest))
         session.rollback()
-    return _Prepared(plans, creds, enqueue=to_enqueue)
+    return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at)
 
 
 def _resolve_references(
@@ -524,13 +526,24 @@ async def dispatch(
     """Prepare, send and record one scope's claimed changes; send signals after commit."""
     prepared = await asyncio.to_thread(prepare, hub, scope, changes)
     provider = hub.provider(scope.provider)
-    client = (
-        provider.client(scope, http, prepared.credentials)
-        if any(p.action in ("create", "update", "delete") for p in prepared.plans)
-        else None
-    )
+    writes = any(p.action in ("create", "update", "delete") for p in prepared.plans)
+    held: Outcome | None = None
+    if writes and oauth.needs_refresh(prepared.token_expires_at):
+        try:
+            prepared.credentials = await oauth.fresh_credentials(hub, scope, http)
+        except oauth.AuthorizationLost as exc:  # the connection is paused now; its changes wait
+            prepared.paused = exc.message
+            held = Outcome(prepared.plans[0], "defer", error=exc.message, retry_after=60.0, count_attempt=False)
+        except (RetryableError, httpx.HTTPError) as exc:
+            held = Outcome(prepared.plans[0], "defer", error=f"refreshing the token failed: {exc}", retry_after=None)
+    client = provider.client(scope, http, prepared.credentials) if writes and held is None else None
     if prepared.revoked is not None:
         outcomes = [Outcome(p, "dead", error=f"connection revoked: {prepared.revoked}") for p in prepared.plans]
+    elif held is not None:
+        outcomes = [
+            Outcome(p, held.status, error=held.error, retry_after=held.retry_after, count_attempt=False)
+            for p in prepared.plans
+        ]
     else:
         outcomes = await _send_all(prepared.plans, client, gate, provider.limits(scope).batch_size)
     sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)

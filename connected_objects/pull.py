@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from . import connections
+from . import oauth
 from .apply import apply_records
 from .models import cursor as t
 from .models import utcnow
@@ -108,8 +108,8 @@ async def pull(
     stats = PullStats()
     with hub.session_factory() as session:
         position = load_cursor(session, scope, entity)
-        creds = connections.credentials(session, scope, hub.vault)
     async with hub.http_client() as http:
+        creds = await oauth.fresh_credentials(hub, scope, http)
         client = hub.provider(scope.provider).client(scope, http, creds)
         while max_pages is None or stats.pages < max_pages:
             page = await client.changes(entity, position)

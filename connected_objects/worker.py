@@ -49,9 +49,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from . import connections
 from . import inbox
 from . import journal
+from . import oauth
 from . import outbox
 from .apply import MissingReference
 from .apply import apply_records
@@ -242,13 +242,20 @@ class Worker:
                 else:
                     thin.append(item)
             if thin:
-                creds = await asyncio.to_thread(self._credentials, scope)
-                client = provider.client(scope, clients[hash(scope) % len(clients)], creds)
+                http = clients[hash(scope) % len(clients)]
+                client = provider.client(scope, http, await oauth.fresh_credentials(self.hub, scope, http))
                 records.extend(await client.fetch(entity, sorted(set(thin))))
             await asyncio.to_thread(apply_records, self.hub, scope, entity, records)
             await asyncio.to_thread(self._events_done, ids)
             self.stats.applied += len(ids)
-        except (MissingReference, RetryableError, ConflictError, httpx.HTTPError, DBAPIError) as exc:
+        except (
+            MissingReference,
+            RetryableError,
+            ConflictError,
+            oauth.AuthorizationLost,
+            httpx.HTTPError,
+            DBAPIError,
+        ) as exc:
             attempts = max(e.attempts for e in group)
             if self.hub.retry.exhausted(attempts):
                 await asyncio.to_thread(self._events_dead, ids, str(exc))
@@ -258,10 +265,6 @@ class Worker:
         except Exception as exc:
             log.exception("applying %d events failed for good", len(ids))
             await asyncio.to_thread(self._events_dead, ids, f"{type(exc).__name__}: {exc}")
-
-    def _credentials(self, scope: Scope) -> dict[str, object]:
-        with self.hub.session_factory() as session:
-            return connections.credentials(session, scope, self.hub.vault)
 
     def _events_done(self, ids: list[int]) -> None:
         with self.hub.session_factory.begin() as session:

@@ -6,7 +6,7 @@ import inspect
 
 import connected_objects
 
-EXPORTED_MODULES = {"capture", "connections", "identity", "inbox", "journal", "outbox", "registry", "schema"}
+EXPORTED_MODULES = {"capture", "connections", "identity", "inbox", "journal", "oauth", "outbox", "registry", "schema"}
 
 
 def test_all_is_sorted_and_complete() -> None:

@@ -1,0 +1,238 @@
+"""OAuth 2.0 access tokens kept fresh: refreshed before they expire, once, whatever the number of workers.
+
+Providers such as QuickBooks Online and Xero hand out short-lived access
+tokens (30 minutes to an hour) and a refresh token that is often **rotated**:
+each refresh returns a new refresh token and the old one stops working. Two
+workers refreshing the same connection at once would therefore lock the
+account out. Here a refresh happens under the connection's row lock:
+
+1. read the connection's ``token_expires_at`` (no lock); fresh enough → use
+   the stored credentials;
+2. otherwise take the row lock (an ``UPDATE`` of the row, which serialises
+   writers on SQLite, PostgreSQL and MariaDB alike), read the credentials
+   again — another worker may have refreshed while we waited — and only if
+   they are still stale call the provider's token endpoint;
+3. store the new credentials, sealed by the hub's vault, with their expiry,
+   and commit, which releases the lock.
+
+A refresh token the provider refuses (revoked, expired: OAuth's
+``invalid_grant``) pauses the connection with the reason, so workers stop
+calling the provider for it (its changes wait, nothing is lost) until the
+application reconnects it with :func:`connected_objects.connections.connect`.
+
+A provider opts in by having a ``refresh_token`` method (:class:`Refresher`).
+
+Example: a token that is still fresh is used as stored, without a call::
+
+    >>> import asyncio, datetime as dt
+    >>> from sqlalchemy import create_engine
+    >>> from sqlalchemy.orm import sessionmaker
+    >>> from connected_objects import Hub, Scope, Vault, connections, oauth
+    >>> from connected_objects.models import metadata
+    >>> from sqlalchemy.pool import StaticPool
+    >>> engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    >>> metadata.create_all(engine)
+    >>> vault = Vault([Vault.generate_key()])
+    >>> hub = Hub(sessionmaker(engine), models=[], vault=vault)
+    >>> scope = Scope("xero", "production", "tenant-1")
+    >>> later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    >>> with hub.session_factory.begin() as s:
+    ...     _ = connections.connect(s, "organization", 1, scope, vault=vault,
+    ...                             credentials={"access_token": "a1", "refresh_token": "r1"})
+    ...     oauth.store(s, scope, {"access_token": "a1", "refresh_token": "r1"}, later, vault)
+    >>> asyncio.run(oauth.fresh_credentials(hub, scope, http=None))["access_token"]
+    'a1'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
+
+from sqlalchemy import select
+from sqlalchemy import update
+
+from . import connections
+from .exceptions import ConfigurationError
+from .exceptions import PermanentError
+from .exceptions import RemoteError
+from .identity import DB
+from .identity import _connection
+from .models import connection as t
+from .models import utcnow
+from .scope import Scope
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .hub import Hub
+    from .secrets import Vault
+
+__all__ = ["AuthorizationLost", "Refresher", "fresh_credentials", "needs_refresh", "refresh_grant", "store"]
+
+#: Refresh this long before the access token expires.
+MARGIN = dt.timedelta(minutes=5)
+
+
+class AuthorizationLost(PermanentError):
+    """The provider refused the refresh token; the connection is paused until it is reconnected."""
+
+
+@runtime_checkable
+class Refresher(Protocol):
+    """A provider whose connections hold OAuth 2.0 tokens."""
+
+    async def refresh_token(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """New credentials (access token, the refresh token to keep) and when the access token expires.
+
+        Raise :class:`~connected_objects.exceptions.PermanentError` when the
+        refresh token is refused (``invalid_grant``), a
+        :class:`~connected_objects.exceptions.RetryableError` when the token
+        endpoint is down.
+        """
+        ...
+
+
+async def refresh_grant(
+    http: httpx.AsyncClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    credentials: Mapping[str, Any],
+) -> tuple[dict[str, Any], dt.datetime]:
+    """The standard refresh (RFC 6749 §6): ``grant_type=refresh_token`` with HTTP Basic client
+    authentication, as QuickBooks Online and Xero take it. Keeps the refresh token when the
+    server does not rotate it.
+
+    :raises PermanentError: the grant was refused (``invalid_grant``, ``invalid_client``).
+    :raises RetryableError: the token endpoint failed or timed out.
+    """
+    import httpx
+
+    from .http import json_body
+    from .http import raise_for_response
+    from .http import transport_error
+
+    refresh = credentials.get("refresh_token")
+    if not refresh:
+        raise PermanentError("no refresh token is stored for this connection")
+    try:
+        response = await http.post(
+            token_url,
+            data={"grant_type": "refresh_token", "refresh_token": str(refresh)},
+            auth=httpx.BasicAuth(client_id, client_secret),
+            headers={"Accept": "application/json"},
+        )
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, what="token refresh") from exc
+    if response.status_code in (400, 401):  # the OAuth error body names the cause; it holds no token
+        try:
+            error = str(response.json().get("error", "invalid_grant"))
+        except ValueError:
+            error = "invalid_grant"
+        raise PermanentError(f"the token endpoint refused the refresh: {error}", status=response.status_code)
+    raise_for_response(response, what="token refresh")
+    body = json_body(response, what="token refresh")
+    fresh = {**credentials, "access_token": body["access_token"]}
+    if body.get("refresh_token"):
+        fresh["refresh_token"] = body["refresh_token"]
+    expires_at = utcnow() + dt.timedelta(seconds=float(body.get("expires_in", 1800)))
+    return fresh, expires_at
+
+
+def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.datetime, vault: Vault | None) -> None:
+    """Store refreshed credentials, sealed, with the access token's expiry. The caller commits."""
+    if vault is None:
+        raise ConfigurationError("OAuth credentials are stored encrypted: give the Hub a vault=Vault(...)")
+    _connection(db).execute(
+        update(t)
+        .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+        .values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at, updated_at=utcnow())
+    )
+
+
+def needs_refresh(expires_at: dt.datetime | None) -> bool:
+    """Whether an access token expiring at ``expires_at`` should be refreshed now."""
+    return expires_at is not None and expires_at - MARGIN <= utcnow()
+
+
+def _expiry(db: DB, scope: Scope) -> dt.datetime | None:
+    row = _connection(db).execute(
+        select(t.c.token_expires_at).where(
+            t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
+        )
+    )
+    return row.scalar()
+
+
+async def fresh_credentials(hub: Hub, scope: Scope, http: httpx.AsyncClient | None) -> dict[str, Any]:
+    """The scope's credentials with an access token valid for at least :data:`MARGIN`.
+
+    :raises AuthorizationLost: the refresh token was refused; the connection is now paused.
+    """
+
+    def peek() -> tuple[dict[str, Any], dt.datetime | None, connections.ConnectionInfo | None]:
+        with hub.session_factory() as session:
+            info = connections.get(session, scope)
+            return connections.credentials(session, scope, hub.vault), _expiry(session, scope), info
+
+    creds, expires_at, info = await asyncio.to_thread(peek)
+    if not needs_refresh(expires_at):
+        return creds
+    if info is not None and info.status != "active":  # never call the token endpoint for a stopped connection
+        raise AuthorizationLost(
+            f"the connection of {scope} is {info.status}: {info.status_reason or 'no reason given'}"
+        )
+    provider = hub.provider(scope.provider)
+    if not isinstance(provider, Refresher):
+        return creds  # the provider does not refresh; its own errors will tell
+    if http is None:
+        raise ConfigurationError("refreshing a token needs an HTTP client")
+    session = hub.session_factory()
+    try:
+
+        def lock() -> tuple[dict[str, Any], dt.datetime | None]:
+            conn = hub.connection(session)
+            conn.execute(  # the row lock: one refresh per connection at a time
+                update(t)
+                .where(
+                    t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
+                )
+                .values(updated_at=utcnow())
+            )
+            return connections.credentials(conn, scope, hub.vault), _expiry(conn, scope)
+
+        creds, expires_at = await asyncio.to_thread(lock)
+        if not needs_refresh(expires_at):  # another worker refreshed while we waited
+            await asyncio.to_thread(session.commit)
+            return creds
+        try:
+            fresh, until = await provider.refresh_token(scope, http, creds)
+        except PermanentError as exc:
+            reason = f"authorization lost, reconnect the account: {exc.message}"
+
+            def pause() -> None:
+                connections.set_status(session.connection(), scope, "paused", reason)
+                session.commit()
+
+            await asyncio.to_thread(pause)
+            raise AuthorizationLost(reason, status=exc.status) from None
+        except RemoteError:
+            await asyncio.to_thread(session.rollback)
+            raise
+
+        def save() -> None:
+            store(session.connection(), scope, fresh, until, hub.vault)
+            session.commit()
+
+        await asyncio.to_thread(save)
+        return fresh
+    finally:
+        await asyncio.to_thread(session.close)
