@@ -52,7 +52,8 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, module.__name__, module)
     for number, (line, code) in enumerate(python_blocks(page.read_text(encoding="utf-8")), start=1):
         try:
-            exec(compile(code, f"{name}:{line}", "exec"), module.__dict__)  # noqa: S102 - our own docs
+            # blank lines in front, so a traceback's line number is the line in the page
+            exec(compile("\n" * line + code, name, "exec"), module.__dict__)
         except Exception as exc:
             detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             pytest.fail(f"{name}, python block {number} (fence at line {line}) failed:\n{detail}", pytrace=False)
