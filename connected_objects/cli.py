@@ -2,9 +2,9 @@
 
 Run ``connected-objects --help`` for the list. The commands so far:
 
-``demo``
-    the main job: builds a fresh SQLite database from our migrations, checks
-    it, and lists the installed providers.
+``demo [--database FILE]``
+    the main job: the whole Maestrano story against the sandboxes over
+    loopback HTTP, on a SQLite file, checked at every step (non-zero on a miss).
 ``providers``
     the installed provider plugins, their distributions and versions.
 ``schema location | snippet | check | upgrade``
@@ -14,11 +14,11 @@ Run ``connected-objects --help`` for the list. The commands so far:
     claim and push changes until interrupted (``--until-idle`` to stop when done).
 ``pull --app ... --scope provider/marketplace/account --entity E``
     backfill or continue a pull from its stored cursor, with a progress bar.
-``changes list | retry | discard``
+``changes list | show | retry | discard``
     inspect dead (or any) changes and send them again or drop them.
-``events list | retry``
+``events list | show | retry | discard``
     the same for inbound events.
-``status --app ... [--json]``
+``status (--app ... | --database URL) [--json]``
     per scope: connected objects, queued/in-flight/dead changes and events, last error.
 
 The app is an import path to a :class:`~connected_objects.hub.Hub` or to a

@@ -57,6 +57,7 @@ from .apply import MissingReference
 from .apply import apply_records
 from .dispatch import dispatch
 from .exceptions import ConflictError
+from .exceptions import ConnectedObjectsError
 from .exceptions import PermanentError
 from .exceptions import RetryableError
 from .inbox import StoredEvent
@@ -331,6 +332,7 @@ class Worker:
         """Work until ``stop`` is set (or, with ``until_idle``, until no change is pending or in flight)."""
         stop = stop or asyncio.Event()
         last_renew = time.monotonic()
+        failed_claims = 0
         async with contextlib.AsyncExitStack() as stack:
             http = [await stack.enter_async_context(self.hub.http_client()) for _ in range(self.hub.http_shards)]
             try:
@@ -342,9 +344,16 @@ class Worker:
                         try:
                             claimed = await asyncio.to_thread(self._claim, busy if len(busy) <= 100 else [])
                         except DBAPIError as exc:  # a deadlock or a lost connection: try again shortly
+                            failed_claims += 1
+                            if until_idle and failed_claims >= 5:  # not passing: say so instead of looping
+                                raise ConnectedObjectsError(
+                                    f"claiming changes failed {failed_claims} times in a row ({exc.orig}); "
+                                    "is the database reachable, its schema upgraded (connected-objects schema check)?"
+                                ) from exc
                             log.warning("claiming changes failed, retrying: %s", exc.orig)
                             await _wait(stop, self.poll)
                             continue
+                        failed_claims = 0
                     self.stats.claimed += len(claimed)
                     groups: dict[Scope, list[ClaimedChange]] = {}
                     for change in claimed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 from click.testing import CliRunner
 
 from connected_objects import signals
@@ -136,3 +137,17 @@ def test_status_counts_per_scope(sqlite_engine, monkeypatch, org):
     assert rows["sandbox/test/acme"]["linked"] == 2 and rows["sandbox/test/acme"]["pending_changes"] == 0
     assert rows["sandbox/test/globex"]["linked"] == 0 and rows["sandbox/test/globex"]["pending_changes"] == 1
     assert table.exit_code == 0 and "connected-objects status" in table.output
+
+
+def test_drain_says_what_is_wrong_instead_of_looping_when_claims_keep_failing(tmp_path):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from connected_objects import ConnectedObjectsError
+    from connected_objects import Hub
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'no-schema.sqlite'}")  # our tables were never created
+    hub = Hub(sessionmaker(engine), models=[])
+    with pytest.raises(ConnectedObjectsError, match="schema upgraded"):
+        hub.drain(poll=0.01)
+    engine.dispose()
