@@ -363,7 +363,7 @@ def _operation(plan: Plan) -> BatchOperation:
 async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate) -> list[Outcome]:
     """Send writes as one batch call; an operation that met a conflict is retried on its own
     (refetch and re-apply), like any single update."""
-    async with gate.slot() as allowed:
+    async with gate.slot(len(plans), batch=True) as allowed:
         if not allowed:
             return [Outcome(p, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False) for p in plans]
         try:

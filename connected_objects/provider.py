@@ -102,17 +102,22 @@ class Limits:
     :param concurrency: requests in flight at once per account.
     :param per_minute: requests per minute per account (None: unlimited).
     :param batch_size: operations per batch call, where the provider has one (1: no batching).
+    :param batches_per_minute: batch calls per minute per account, where the provider caps them
+        apart (QuickBooks Online: 40). Each operation in a batch also counts toward ``per_minute``.
     """
 
     concurrency: int = 4
     per_minute: float | None = None
     batch_size: int = 1
+    batches_per_minute: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1:
             raise ValueError("Limits.concurrency and Limits.batch_size must be at least 1")
         if self.per_minute is not None and self.per_minute <= 0:
             raise ValueError("Limits.per_minute must be positive or None")
+        if self.batches_per_minute is not None and self.batches_per_minute <= 0:
+            raise ValueError("Limits.batches_per_minute must be positive or None")
 
 
 @dataclass(frozen=True, slots=True)

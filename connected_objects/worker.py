@@ -87,7 +87,10 @@ class ScopeGate:
         # Leaky bucket of capacity one: requests evenly spaced, so no sliding window of the
         # provider's ever sees more than its per-minute quota.
         self._limiter = AsyncLimiter(1, 60.0 / limits.per_minute) if limits.per_minute is not None else None
+        per_batch = limits.batches_per_minute
+        self._batch_limiter = AsyncLimiter(1, 60.0 / per_batch) if per_batch is not None else None
         self._held_until = 0.0
+        self._metering = asyncio.Lock()  # a batch's operations take their turns back to back
         self.reason: str | None = None
 
     def hold(self, seconds: float | None, reason: str) -> None:
@@ -100,17 +103,22 @@ class ScopeGate:
         return max(0.0, self._held_until - time.monotonic())
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[bool]:
-        """Wait for a request slot; yields False if the scope is on hold."""
+    async def slot(self, operations: int = 1, *, batch: bool = False) -> AsyncIterator[bool]:
+        """Wait for a request slot for a call carrying ``operations`` (a batch call: ``batch``);
+        yields False if the scope is on hold."""
         async with self._semaphore:
             if self.wait() > 0:
                 yield False
                 return
+            if batch and self._batch_limiter is not None:
+                await self._batch_limiter.acquire()
             if self._limiter is not None:
-                await self._limiter.acquire()
-                if self.wait() > 0:
-                    yield False
-                    return
+                async with self._metering:
+                    for _ in range(operations):  # each operation is metered like a call
+                        await self._limiter.acquire()
+            if self.wait() > 0:
+                yield False
+                return
             yield True
 
 

@@ -1,0 +1,291 @@
+"""The QuickBooks Online Accounting API client for one company (realm).
+
+A :class:`QuickBooksClient` sends to ``{base_url}/v3/company/{realmId}/…`` with
+the connection's OAuth access token, ``minorversion=75`` and, on every write,
+``requestid`` = the change's idempotency key (QBO answers a repeated request id
+with the original response, so a retried create is never a second customer).
+
+- Updates are **sparse** (``"sparse": true`` with ``Id`` and ``SyncToken``), so
+  fields we do not map are left alone; a stale ``SyncToken`` (Fault 5010)
+  raises :class:`~connected_objects.exceptions.ConflictError` and the
+  dispatcher refetches and re-applies.
+- Deletes: an ``Invoice`` is deleted (``operation=delete``); a ``Customer`` or
+  an ``Item`` cannot be, so it is made inactive (``Active: false``), and an
+  inactive record reads back as deleted.
+- The change feed is Change Data Capture (``/cdc``, last 30 days). A response
+  holding QBO's maximum (1,000 objects) may have left changes out, so it is
+  not used as a checkpoint: the same window is then read through the query API,
+  ordered by ``LastUpdatedTime``, a page at a time.
+- Writes can go :meth:`batch`-wise (``/batch``, 30 items per call).
+- Faults are classified from their codes: 5010 → conflict; throttling (3001,
+  HTTP 429) and 5xx → retry; validation (2000-4999, 6000+, 6240 duplicate
+  name) and authorization (1-499) → permanent, with QBO's message kept.
+
+Example::
+
+    >>> from connected_objects_quickbooks.client import fault_error
+    >>> fault_error(400, {"Fault": {"Error": [{"Message": "Stale Object Error", "code": "5010"}]}}, "update Customer 1")
+    ConflictError('update Customer 1: Stale Object Error (code 5010)', status=400, code='5010')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from connected_objects import ConflictError
+from connected_objects import Page
+from connected_objects import PermanentError
+from connected_objects import RemoteError
+from connected_objects import RemoteRecord
+from connected_objects import RetryableError
+from connected_objects.http import json_body
+from connected_objects.http import retry_after
+from connected_objects.http import transport_error
+from connected_objects.provider import BatchOperation
+
+__all__ = ["BATCH_SIZE", "CDC_MAX", "ENTITIES", "MINOR_VERSION", "QuickBooksClient", "fault_error"]
+
+#: The entities this client syncs, by their QBO names.
+ENTITIES = ("Customer", "Item", "Invoice")
+#: Entities QBO deletes; the others are made inactive instead.
+DELETABLE = frozenset({"Invoice"})
+MINOR_VERSION = 75
+#: Items per ``/batch`` call (Intuit: at most 30).
+BATCH_SIZE = 30
+#: Objects a CDC response holds at most; a full one is not a safe checkpoint.
+CDC_MAX = 1000
+PAGE_SIZE = 1000
+
+
+def fault_error(status: int, body: Any, what: str, *, wait: float | None = None) -> RemoteError:
+    """The error for a QBO ``Fault`` (or a bare HTTP error), classified by its code."""
+    fault = body.get("Fault") if isinstance(body, Mapping) else None
+    errors = fault.get("Error") if isinstance(fault, Mapping) else None
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], Mapping) else {}
+    code = str(first.get("code", "") or "")
+    message = str(first.get("Message") or first.get("Detail") or f"HTTP {status}")
+    text = f"{what}: {message}" + (f" (code {code})" if code else "")
+    number = int(code) if code.isdigit() else 0
+    if number == 5010:
+        return ConflictError(text, status=status, code=code)
+    if status == 429 or number == 3001 or status >= 500 or status == 408:
+        return RetryableError(text, status=status, code=code or None, retry_after=wait)
+    if number == 610 or status == 404:
+        return PermanentError(text, status=404, code=code or None)
+    return PermanentError(text, status=status, code=code or None)
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def record_from_qbo(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
+    """A QBO object as a :class:`RemoteRecord` (version: its ``SyncToken``)."""
+    meta = body.get("MetaData") or {}
+    deleted = body.get("status") == "Deleted" or body.get("Active") is False
+    data = {k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData", "sparse", "domain", "status")}
+    return RemoteRecord(
+        entity,
+        str(body["Id"]),
+        data,
+        version=str(body["SyncToken"]) if body.get("SyncToken") is not None else None,
+        updated_at=_when(meta.get("LastUpdatedTime")),
+        deleted=deleted,
+    )
+
+
+class QuickBooksClient:
+    """Calls to one QBO company with the connection's access token."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, realm: str, access_token: str) -> None:
+        self.http = http
+        self.realm = realm
+        self.base = f"{base_url.rstrip('/')}/v3/company/{realm}"
+        self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+
+    def __repr__(self) -> str:  # never the token
+        return f"QuickBooksClient(realm={self.realm!r})"
+
+    async def _call(
+        self, method: str, path: str, what: str, *, requestid: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        params = {"minorversion": str(MINOR_VERSION), **kwargs.pop("params", {})}
+        if requestid is not None:
+            params["requestid"] = requestid[:50]  # QBO: at most 50 characters
+        try:
+            response = await self.http.request(
+                method, f"{self.base}/{path}", params=params, headers=self._headers, **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what=what) from exc
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or (isinstance(body, Mapping) and "Fault" in body):
+            raise fault_error(response.status_code, body, what, wait=retry_after(response))
+        if not isinstance(body, dict):
+            return dict(json_body(response, what=what) or {})
+        return body
+
+    async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
+        body = await self._call("POST", entity.lower(), f"create {entity}", requestid=idempotency_key, json=payload)
+        return record_from_qbo(entity, body[entity])
+
+    async def update(
+        self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str
+    ) -> RemoteRecord:
+        if version is None:  # QBO needs the SyncToken: read it
+            version = await self._sync_token(entity, foreign_id)
+        sparse = {**payload, "Id": foreign_id, "SyncToken": version, "sparse": True}
+        body = await self._call(
+            "POST", entity.lower(), f"update {entity} {foreign_id}", requestid=idempotency_key, json=sparse
+        )
+        return record_from_qbo(entity, body[entity])
+
+    async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None:
+        what = f"delete {entity} {foreign_id}"
+        try:
+            token = version if version is not None else await self._sync_token(entity, foreign_id)
+            if entity in DELETABLE:
+                await self._call(
+                    "POST",
+                    entity.lower(),
+                    what,
+                    requestid=idempotency_key,
+                    params={"operation": "delete"},
+                    json={"Id": foreign_id, "SyncToken": token},
+                )
+            else:  # no delete for names lists: make it inactive
+                await self.update(entity, foreign_id, {"Active": False}, version=token, idempotency_key=idempotency_key)
+        except PermanentError as exc:
+            if exc.status != 404:  # gone already is what we wanted
+                raise
+
+    async def _sync_token(self, entity: str, foreign_id: str) -> str:
+        found = await self.fetch(entity, [foreign_id])
+        if not found or found[0].version is None:
+            raise PermanentError(f"{entity} {foreign_id} was not found at QuickBooks Online", status=404)
+        return found[0].version
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
+        async def one(fid: str) -> RemoteRecord | None:
+            try:
+                body = await self._call("GET", f"{entity.lower()}/{fid}", f"fetch {entity} {fid}")
+            except PermanentError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return record_from_qbo(entity, body[entity])
+
+        found = await asyncio.gather(*(one(fid) for fid in foreign_ids))
+        return [r for r in found if r is not None]
+
+    async def batch(self, operations: Sequence[BatchOperation]) -> Sequence[RemoteRecord | RemoteError | None]:
+        """Up to :data:`BATCH_SIZE` writes in one ``POST /batch``; each item answers for itself."""
+        if len(operations) > BATCH_SIZE:
+            raise ValueError(f"a QBO batch takes at most {BATCH_SIZE} items, not {len(operations)}")
+        items = []
+        for n, op in enumerate(operations):
+            if op.action == "create":
+                items.append({"bId": str(n), "operation": "create", op.entity: dict(op.payload or {})})
+            elif op.action == "update" and op.version is not None:
+                body = {**(op.payload or {}), "Id": op.foreign_id, "SyncToken": op.version, "sparse": True}
+                items.append({"bId": str(n), "operation": "update", op.entity: body})
+            elif op.action == "delete" and op.version is not None:
+                if op.entity in DELETABLE:
+                    body = {"Id": op.foreign_id, "SyncToken": op.version}
+                    items.append({"bId": str(n), "operation": "delete", op.entity: body})
+                else:
+                    body = {"Id": op.foreign_id, "SyncToken": op.version, "sparse": True, "Active": False}
+                    items.append({"bId": str(n), "operation": "update", op.entity: body})
+            else:
+                raise ValueError(f"cannot batch {op.action} of {op.entity} {op.foreign_id} without its SyncToken")
+        # the batch's own request id: 36 characters at most, derived from its items' keys
+        from connected_objects.dispatch import idempotency_key
+
+        key = idempotency_key(*(op.idempotency_key for op in operations))
+        body = await self._call(
+            "POST", "batch", f"batch of {len(items)}", requestid=key, json={"BatchItemRequest": items}
+        )
+        answers = {str(a.get("bId")): a for a in body.get("BatchItemResponse") or [] if isinstance(a, Mapping)}
+        results: list[RemoteRecord | RemoteError | None] = []
+        for n, op in enumerate(operations):
+            answer = answers.get(str(n))
+            what = f"{op.action} {op.entity}" + (f" {op.foreign_id}" if op.foreign_id else "") + " in a batch"
+            if answer is None:
+                results.append(RetryableError(f"{what}: QuickBooks Online gave no answer for it"))
+            elif "Fault" in answer:
+                error = fault_error(400, answer, what)
+                results.append(None if op.action == "delete" and error.status == 404 else error)
+            elif op.action == "delete":
+                results.append(None)
+            elif isinstance(answer.get(op.entity), Mapping):
+                results.append(record_from_qbo(op.entity, answer[op.entity]))
+            else:
+                results.append(RetryableError(f"{what}: QuickBooks Online answered without the {op.entity}"))
+        return results
+
+    async def changes(self, entity: str, cursor: Any) -> Page:
+        """Changes since the cursor: CDC, or the query API for a window CDC could not hold."""
+        position = dict(cursor) if isinstance(cursor, Mapping) else {}
+        since = position.get("since") or "1970-01-01T00:00:00Z"
+        seen_at_since = set(position.get("ids") or [])
+        if position.get("start"):  # paging a window through the query API
+            return await self._query_page(entity, since, int(position["start"]), seen_at_since)
+        body = await self._call(
+            "GET", "cdc", f"changes of {entity}", params={"entities": entity, "changedSince": since}
+        )
+        objects: list[Mapping[str, Any]] = []
+        for response in body.get("CDCResponse") or []:
+            for query in response.get("QueryResponse") or []:
+                objects.extend(query.get(entity) or [])
+        if len(objects) >= CDC_MAX:  # maybe cut short: read the same window in pages instead
+            return await self._query_page(entity, since, 1, seen_at_since)
+        return self._page(entity, objects, since, seen_at_since, more=False)
+
+    async def _query_page(self, entity: str, since: str, start: int, seen_at_since: set[str]) -> Page:
+        query = (
+            f"select * from {entity} where MetaData.LastUpdatedTime >= '{since}'"
+            f" orderby MetaData.LastUpdatedTime startposition {start} maxresults {PAGE_SIZE}"
+        )
+        body = await self._call("GET", "query", f"query of {entity}", params={"query": query})
+        objects = (body.get("QueryResponse") or {}).get(entity) or []
+        if len(objects) == PAGE_SIZE:
+            page = self._page(entity, objects, since, seen_at_since, more=True)
+            return Page(
+                page.records,
+                cursor={"since": since, "ids": sorted(seen_at_since), "start": start + PAGE_SIZE},
+                more=True,
+            )
+        return self._page(entity, objects, since, seen_at_since, more=False)
+
+    def _page(
+        self, entity: str, objects: Sequence[Mapping[str, Any]], since: str, seen_at_since: set[str], *, more: bool
+    ) -> Page:
+        records = [record_from_qbo(entity, o) for o in objects]
+        fresh = [r for r in records if not (r.foreign_id in seen_at_since and _stamp(r) == since)]
+        newest = max((_stamp(r) for r in records if _stamp(r)), default=since)
+        # records stamped exactly `newest` come back next time (changedSince is inclusive): remember them
+        ids = {r.foreign_id for r in records if _stamp(r) == newest}
+        if newest == since:
+            ids |= seen_at_since
+        return Page(fresh, cursor={"since": newest, "ids": sorted(ids)}, more=more)
+
+
+def _stamp(record: RemoteRecord) -> str:
+    if record.updated_at is None:
+        return ""
+    return record.updated_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

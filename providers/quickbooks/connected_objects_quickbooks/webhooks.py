@@ -1,0 +1,97 @@
+"""QuickBooks Online webhooks: both payload formats, verified, one inbox event per entity change.
+
+Intuit signs the raw body: ``intuit-signature`` = base64(HMAC-SHA256(verifier
+token, body)); a missing or wrong signature gets 401 and nothing is stored.
+Two formats arrive, and one delivery may name several companies, so events are
+filed per company (``realmId``), never per request:
+
+- legacy: ``{"eventNotifications": [{"realmId": …, "dataChangeEvent": {"entities": [{"name", "id",
+  "operation", "lastUpdated"}]}}]}``;
+- CloudEvents (mandatory since 2026): a JSON array of ``{"specversion": "1.0", "id", "type":
+  "qbo.customer.updated.v1", "intuitaccountid", "intuitentityid", "time", …}``.
+
+Notifications are thin: each stored event names a record for the worker to fetch.
+
+Example::
+
+    >>> import json
+    >>> from connected_objects_quickbooks.webhooks import parse
+    >>> body = json.dumps([{"specversion": "1.0", "id": "e1", "type": "qbo.customer.updated.v1",
+    ...     "intuitaccountid": "9130", "intuitentityid": "58", "time": "2026-11-01T10:00:00Z"}]).encode()
+    >>> [(e.account, e.entity, json.loads(e.payload)) for e in parse(body)]
+    [('9130', 'Customer', {'id': '58', 'operation': 'updated'})]
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from connected_objects.inbox import InboundEvent
+from connected_objects.inbox import digest_key
+from connected_objects.web.core import HTTPError
+
+__all__ = ["parse"]
+
+_NAMES = {"customer": "Customer", "item": "Item", "invoice": "Invoice"}
+
+
+def _event(realm: Any, name: Any, entity_id: Any, operation: Any, when: Any, key: str | None) -> InboundEvent | None:
+    entity = _NAMES.get(str(name).lower())
+    if entity is None:  # an entity we do not sync (Account, Payment, …): acknowledged, not stored
+        return None
+    if not isinstance(realm, (str, int)) or not isinstance(entity_id, (str, int)) or not str(entity_id):
+        raise HTTPError(400, "each event needs a company (realmId) and an entity id")
+    payload = json.dumps({"id": str(entity_id), "operation": str(operation).lower()}).encode()
+    dedupe = key or digest_key(realm, entity, entity_id, operation, when)
+    return InboundEvent(dedupe_key=dedupe[:191], account=str(realm), entity=entity, payload=payload)
+
+
+def parse(body: bytes) -> list[InboundEvent]:
+    """The events a verified delivery carries; :class:`HTTPError` 400 when it is neither format."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "the body is not JSON") from None
+    found: list[InboundEvent | None] = []
+    if isinstance(document, list):  # CloudEvents
+        for item in document:
+            if not isinstance(item, dict) or item.get("specversion") != "1.0":
+                raise HTTPError(400, "a CloudEvents delivery is a list of events with specversion 1.0")
+            parts = str(item.get("type", "")).split(".")  # qbo.<entity>.<operation>.v1
+            if len(parts) < 3 or parts[0] != "qbo":
+                raise HTTPError(400, f"unknown event type {item.get('type')!r}")
+            event_id = item.get("id")
+            found.append(
+                _event(
+                    item.get("intuitaccountid"),
+                    parts[1],
+                    item.get("intuitentityid"),
+                    parts[2],
+                    item.get("time"),
+                    f"ce:{event_id}" if isinstance(event_id, str) and event_id else None,
+                )
+            )
+    elif isinstance(document, dict) and isinstance(document.get("eventNotifications"), list):  # legacy
+        for notification in document["eventNotifications"]:
+            if not isinstance(notification, dict):
+                raise HTTPError(400, "eventNotifications holds objects")
+            entities = (notification.get("dataChangeEvent") or {}).get("entities")
+            if not isinstance(entities, list):
+                raise HTTPError(400, "dataChangeEvent.entities must be a list")
+            for e in entities:
+                if not isinstance(e, dict):
+                    raise HTTPError(400, "each entity change is an object")
+                found.append(
+                    _event(
+                        notification.get("realmId"),
+                        e.get("name"),
+                        e.get("id"),
+                        e.get("operation"),
+                        e.get("lastUpdated"),
+                        None,
+                    )
+                )
+    else:
+        raise HTTPError(400, "neither a CloudEvents list nor eventNotifications")
+    return [e for e in found if e is not None]
