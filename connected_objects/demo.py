@@ -13,7 +13,9 @@ exit) at the first step that did not do what it says:
    queued;
 3. a worker runs the first import;
 4. invoices created locally are pushed, each to its own marketplace's
-   Connec! with that marketplace's credentials;
+   Connec! with that marketplace's credentials; a direct customer connected
+   to QuickBooks Online gets its customer pushed first, then the invoice that
+   points at it (its expired OAuth token refreshed once on the way);
 5. a Connec! webhook creates an invoice locally;
 6. a pull backfills a few hundred records, with a progress bar;
 7. Connec! goes down for two requests; the push retries and recovers;
@@ -37,7 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
@@ -69,6 +73,7 @@ from .connected import connected
 from .exceptions import ConnectedObjectsError
 from .hub import Hub
 from .mapping import FieldMapping
+from .mapping import Reference
 from .models import connection as connection_table
 from .pull import PullStats
 from .pull import pull
@@ -109,16 +114,46 @@ class User(Base):
 
 
 @connected(
+    "quickbooks",
+    entity="Customer",
+    mapping=FieldMapping({"name": "DisplayName"}),
+    owner="organization_id",
+    owner_type="demo_organization",
+)
+class Customer(Base):
+    __tablename__ = "demo_customer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("demo_organization.id"))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class QuickBooksInvoice:
+    """A mapping that builds QBO's nested shape: the customer as a ``CustomerRef``, the amount as a line."""
+
+    def __init__(self) -> None:
+        self.fields = frozenset({"number", "amount", "customer_id"})
+        self.references = {"CustomerRef": Reference("customer_id", "demo_customer")}
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        line = {"Amount": obj.amount / 100, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {}}
+        return {"DocNumber": obj.number, "CustomerRef": {"value": refs.get("CustomerRef")}, "Line": [line]}
+
+
+@connected(
     "maestrano",
     entity="invoices",
     mapping=FieldMapping({"number": "title", "amount": "amount"}),
     owner="organization_id",
     owner_type="demo_organization",
 )
+@connected(
+    "quickbooks", entity="Invoice", mapping=QuickBooksInvoice(), owner="organization_id", owner_type="demo_organization"
+)
 class Invoice(Base):
     __tablename__ = "demo_invoice"
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("demo_organization.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("demo_customer.id"))
     number: Mapped[str] = mapped_column(String(40))
     amount: Mapped[int] = mapped_column(default=0)
 
@@ -205,7 +240,11 @@ def run(path: Path, console: Console | None = None) -> Summary:
     from connected_objects_maestrano.testing import FakeIdP
     from connected_objects_maestrano.testing import marketplace_config
     from connected_objects_maestrano.testing import serve_wsgi
+    from connected_objects_quickbooks import QuickBooksProvider
+    from connected_objects_quickbooks.testing import FakeQuickBooks
 
+    from .secrets import Vault
+    from .testing.oauth import FakeAuthorizationServer
     from .testing.sandbox import serve
 
     console = console or Console()
@@ -219,35 +258,43 @@ def run(path: Path, console: Console | None = None) -> Summary:
         _say(console, f"database [bold]{path}[/bold], connected-objects schema at {schema.head()}")
         idps = {key: FakeIdP(f"https://idp.{key}.example") for key in MARKETPLACES}
         credentials = {f"app-{key}": f"secret-key-of-{key}" for key in MARKETPLACES}
-        connec = FakeConnec(credentials)
-        billing = FakeBilling(credentials)
+        connec, billing = FakeConnec(credentials), FakeBilling(credentials)
+        qbo, intuit = FakeQuickBooks(), FakeAuthorizationServer("demo-client", "demo-client-key")
         holder: dict[str, Marketplaces] = {}
-        provider = MaestranoProvider(lambda: holder["m"], sso=SignIn(), initial_import=["invoices"])
-        hub = Hub(
-            sessionmaker(engine, expire_on_commit=False),
-            models=[Invoice],
-            providers=[provider],
-            retry=RetryPolicy(base=0.05, cap=0.2, max_attempts=8),
-        )
-        hub.install()
-        with (
-            serve(connec.app) as connec_url,
-            serve_wsgi(billing) as billing_url,
-            serve(ASGIAdapter(hub.webhooks())) as app_url,
-            httpx.Client(base_url=app_url) as web,
-        ):
+        with contextlib.ExitStack() as running:  # every sandbox stops when the story ends, whatever happens
+            qbo_url = running.enter_context(serve(qbo.app))
+            intuit_url = running.enter_context(serve(intuit.app))
+            quickbooks = QuickBooksProvider(
+                base_url=qbo_url,
+                client_id=intuit.client_id,
+                client_secret=intuit.client_secret,
+                token_url=f"{intuit_url}/token",
+            )
+            maestrano = MaestranoProvider(lambda: holder["m"], sso=SignIn(), initial_import=["invoices"])
+            hub = Hub(
+                sessionmaker(engine, expire_on_commit=False),
+                models=[Invoice, Customer],
+                providers=[maestrano, quickbooks],
+                vault=Vault([Vault.generate_key()]),
+                retry=RetryPolicy(base=0.05, cap=0.2, max_attempts=8),
+            )
+            hub.install()
+            running.callback(hub.uninstall)
+            connec_url = running.enter_context(serve(connec.app))
+            billing_url = running.enter_context(serve_wsgi(billing))
+            app_url = running.enter_context(serve(ASGIAdapter(hub.webhooks())))
+            web = running.enter_context(httpx.Client(base_url=app_url))
             configs = []
             for key in MARKETPLACES:
                 config = marketplace_config(key, idp_certificate=idps[key].certificate)
-                config["app"]["host"] = app_url
+                config["app"]["host"] = config["sso"]["idm"] = app_url
                 config["api"]["host"] = billing_url
                 config["connec"]["host"] = connec_url
-                config["sso"]["idm"] = app_url
                 configs.append(config)
             holder["m"] = Marketplaces.from_config({"marketplaces": configs})
             story = _Story(console, hub, holder["m"], idps, connec, billing, web, summary)
+            story.qbo, story.intuit = qbo, intuit
             story.play()
-        hub.uninstall()
         summary.scopes = [
             (str(s.scope), s.connection or "-", s.linked, s.pending_changes + s.dead_changes)
             for s in _status(engine)
@@ -298,6 +345,8 @@ class _Story:
         self.console, self.hub, self.marketplaces, self.idps = console, hub, marketplaces, idps
         self.connec, self.billing, self.web, self.summary = connec, billing, web, summary
         self.orgs: dict[str, int] = {}
+        self.qbo: Any = None
+        self.intuit: Any = None
 
     def play(self) -> None:
         steps = [
@@ -305,6 +354,7 @@ class _Story:
             ("A user signs in through SAML SSO in each marketplace", self.sign_in),
             ("A worker runs each group's first Connec! import", self.first_import),
             ("Invoices created locally are pushed to their marketplace's Connec!", self.push),
+            ("A direct customer on QuickBooks Online: customer first, then the invoice", self.quickbooks),
             ("A Connec! webhook creates an invoice locally", self.webhook),
             ("A pull backfills the second group's history", self.backfill),
             ("Connec! fails twice; the push retries and recovers", self.fault),
@@ -396,6 +446,36 @@ class _Story:
             )
             _say(self.console, f"{number} → Connec! group {group}, with {key}'s credentials only")
 
+    def quickbooks(self) -> None:
+        from . import connections
+        from . import oauth
+
+        realm = "9130354"
+        scope = Scope("quickbooks", "production", realm)
+        tokens = self.intuit.issue()
+        expired = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+        with self.hub.session_factory.begin() as s:
+            initech = Organization(name="Initech (direct customer)")
+            s.add(initech)
+            s.flush()
+            self.orgs["direct"] = initech.id
+            connections.connect(s, "demo_organization", initech.id, scope, credentials=tokens, vault=self.hub.vault)
+            oauth.store(s, scope, tokens, expired, self.hub.vault)  # its access token has just run out
+        with self.hub.session_factory.begin() as s:
+            s.add(Customer(id=1, organization_id=self.orgs["direct"], name="Wayne Enterprises"))
+            s.add(Invoice(id=4001, organization_id=self.orgs["direct"], customer_id=1, number="INI-4001", amount=9900))
+        self.hub.drain()
+        self.hub.drain()  # the invoice waited for its customer, pushed in the first round
+        customers = self.qbo.live(realm, "Customer")
+        invoices = self.qbo.live(realm, "Invoice")
+        check([c["DisplayName"] for c in customers.values()] == ["Wayne Enterprises"], "the customer is not at QBO")
+        check(len(invoices) == 1, f"{len(invoices)} invoices at QBO, not 1")
+        (invoice,) = invoices.values()
+        (customer_id,) = customers
+        check(invoice["CustomerRef"] == {"value": customer_id}, "the QBO invoice does not point at its customer")
+        check(self.intuit.refreshes == 1, f"the expired token was refreshed {self.intuit.refreshes} times, not once")
+        _say(self.console, f"token refreshed once; Customer {customer_id} created, then invoice INI-4001 → it")
+
     def webhook(self) -> None:
         from connected_objects_maestrano.testing import connec_delivery
 
@@ -460,9 +540,6 @@ class _Story:
         from connected_objects_maestrano.billing import BillingClient
         from connected_objects_maestrano.billing import bill_period
 
-        with self.hub.session_factory.begin() as s:
-            direct = Organization(name="Initech (direct customer)")
-            s.add(direct)
         for _ in range(2):
             with self.hub.session_factory() as s:
                 active = s.execute(
@@ -548,5 +625,25 @@ class _Story:
                 "[green]yes[/green]" if ok else "[red]no[/red]",
             )
             check(ok, f"{scope}: {len(linked)} linked locally, {len(remote)} at Connec!")
+        realm = "9130354"
+        with self.hub.session_factory() as s:
+            qbo_scope = Scope("quickbooks", "production", realm)
+            qbo_linked = {
+                (entity, link.foreign_id)
+                for entity, local_type, ids in (
+                    ("Customer", "demo_customer", ["1"]),
+                    ("Invoice", "demo_invoice", ["4001"]),
+                )
+                for link in identity.resolve_many_local(s, qbo_scope, local_type, ids).values()
+            }
+        qbo_remote = {(e, rid) for e in ("Customer", "Invoice") for rid in self.qbo.live(realm, e)}
+        table.add_row(
+            str(qbo_scope),
+            "active",
+            str(len(qbo_linked)),
+            f"{len(qbo_remote)} at QBO",
+            "[green]yes[/green]" if qbo_linked == qbo_remote else "[red]no[/red]",
+        )
+        check(qbo_linked == qbo_remote, f"{qbo_scope}: linked {sorted(qbo_linked)}, at QuickBooks {sorted(qbo_remote)}")
         self.console.print(table)
         check(self.summary.dead == 0, f"{self.summary.dead} change(s) died")

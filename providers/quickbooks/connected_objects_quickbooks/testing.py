@@ -164,6 +164,11 @@ class FakeQuickBooks:
                     r.get("DisplayName") == name for (g, e, _), r in self.records.items() if g == realm and e == entity
                 ):
                     return _fault(400, "6240", "Duplicate Name Exists Error")
+            if entity == "Invoice":
+                ref = body.get("CustomerRef")
+                value = str(ref.get("value")) if isinstance(ref, dict) else ""
+                if not self.live(realm, "Customer").get(value):
+                    return _fault(400, "2500", "Invalid Reference Id : CustomerRef is missing or unknown")
             return 200, {entity: self._insert(realm, entity, body)}
         rid = str(body.get("Id", ""))
         record = self.records.get((realm, entity, rid))
