@@ -25,7 +25,7 @@ Example::
     >>> from connected_objects_xero import XeroProvider
     >>> provider = XeroProvider(webhook_key="key")
     >>> provider.limits(Scope("xero", "production", "tenant-1"))
-    Limits(concurrency=5, per_minute=60.0, batch_size=1)
+    Limits(concurrency=5, per_minute=60, batch_size=1)
     >>> provider.decode_event("Contacts", b'{"id": "c-1", "event": {}}')
     'c-1'
     >>> provider.fold_reference("Invoices", "Contact", "c-1")
@@ -77,7 +77,8 @@ class XeroProvider:
     :param marketplace: the namespace inbound events are filed under.
     :param prefix: where the webhook route lives (``{prefix}/webhooks``).
     :param base_url: the Accounting API root.
-    :param scale: multiplies the per-tenant limits (tests against a scaled-down fake).
+    :param limits: replaces Xero's per-tenant limits: lower them when other apps share a
+        tenant's quota, or set them for a test.
     :param timeout: seconds per request (None: the hub's).
     """
 
@@ -92,14 +93,14 @@ class XeroProvider:
         marketplace: str = "production",
         prefix: str = "/xero",
         base_url: str = DEFAULT_BASE_URL,
-        scale: float = 1.0,
+        limits: Limits | None = None,
         timeout: float | None = None,
     ) -> None:
         self._webhook_key = webhook_key if webhook_key is not None else os.environ.get(WEBHOOK_KEY_VARIABLE)
         self.marketplace = marketplace
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.base_url = base_url
-        self.scale = scale
+        self._limits = limits or Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE)
         self.timeout = timeout
 
     def __repr__(self) -> str:
@@ -107,7 +108,7 @@ class XeroProvider:
 
     def limits(self, scope: Scope) -> Limits:
         """Xero's per-tenant limits: 5 requests in flight, 60 a minute (the 5,000 a day is met by 429s)."""
-        return Limits(concurrency=max(1, round(CONCURRENCY * self.scale)), per_minute=PER_MINUTE * self.scale)
+        return self._limits
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
         """A client for the scope's tenant with the connection's current access token."""
