@@ -118,17 +118,26 @@ def _iso(when: dt.datetime) -> str:
 
 
 def record_from_xero(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
-    """A Xero contact or invoice as a :class:`RemoteRecord` (version: its ``UpdatedDateUTC``)."""
+    """A Xero contact or invoice as a :class:`RemoteRecord` (version: its ``UpdatedDateUTC``).
+
+    An invoice's ``Contact`` object becomes its ``ContactID``, so the applier resolves it like
+    any other reference.
+    """
     id_field = ENTITIES[entity]
     foreign_id = body.get(id_field)
     if not isinstance(foreign_id, str) or not foreign_id:
         raise PermanentError(f"a Xero {entity} record came back without its {id_field}")
     when = parse_xero_date(body.get("UpdatedDateUTC"))
     status = body.get("ContactStatus") if entity == "Contacts" else body.get("Status")
+    data = {k: v for k, v in body.items() if k != id_field}
+    contact = data.get("Contact")
+    if entity == "Invoices" and isinstance(contact, Mapping) and contact.get("ContactID"):
+        # the reference as the bare id our identity map links, the inverse of XeroProvider.fold_reference
+        data["Contact"] = str(contact["ContactID"])
     return RemoteRecord(
         entity,
         foreign_id,
-        {k: v for k, v in body.items() if k != id_field},
+        data,
         version=_iso(when) if when is not None else None,
         updated_at=when,
         deleted=status in GONE,

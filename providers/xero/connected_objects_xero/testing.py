@@ -43,8 +43,9 @@ Example: a contact round trip through the provider's client, then its webhook::
     ...         return made.foreign_id == again.foreign_id
     >>> asyncio.run(main()), fake.creates
     (True, 1)
+    >>> import json
     >>> body, headers = fake.delivery("key")
-    >>> [(e["eventCategory"], e["eventType"]) for e in __import__("json").loads(body)["events"]]
+    >>> [(e["eventCategory"], e["eventType"]) for e in json.loads(body)["events"]]
     [('CONTACT', 'CREATE')]
     >>> sorted(headers)
     ['content-type', 'x-xero-signature']

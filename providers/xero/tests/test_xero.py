@@ -34,6 +34,7 @@ from connected_objects import Limits
 from connected_objects import PermanentError
 from connected_objects import Reference
 from connected_objects import RetryableError
+from connected_objects import RetryPolicy
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
@@ -174,6 +175,7 @@ def app(engine):
         providers=[XeroProvider(webhook_key=KEY, limits=Limits(concurrency=1))],
         vault=vault,
         transport=httpx.ASGITransport(xero.app),
+        retry=RetryPolicy(base=0.0, max_attempts=3),  # a failure ends dead at once instead of waiting for hours
     )
     hub.install()
     with hub.session_factory.begin() as s:
@@ -244,6 +246,23 @@ def test_a_duplicate_delivery_is_stored_once_and_the_record_is_fetched(app):
     assert customers == [("Remote Ltd", "r@example.com")]
     assert xero.calls["GET Contacts"] == 1  # thin event: fetched once, never pushed back
     assert xero.calls["POST Contacts"] == 0 and xero.calls["PUT Contacts"] == 0
+
+
+def test_an_invoice_event_is_applied_with_its_contact_resolved(app):
+    hub, xero = app
+    [contact_id] = xero.seed(TENANT, "Contacts", [{"Name": "Remote Ltd"}])
+    [invoice_id] = xero.seed(
+        TENANT, "Invoices", [{"Type": "ACCREC", "InvoiceNumber": "R-1", "Contact": {"ContactID": contact_id}}]
+    )
+    for category, rid in (("CONTACT", contact_id), ("INVOICE", invoice_id)):
+        body, headers = webhook_delivery([xero_event(TENANT, category, rid, "CREATE")], KEY)
+        assert post(hub, body, headers).status_code == 200
+    hub.drain()
+    with hub.session_factory() as s:
+        [customer] = s.scalars(select(Customer))
+        [invoice] = s.scalars(select(Invoice))
+        assert (invoice.number, invoice.kind, invoice.customer_id) == ("R-1", "ACCREC", customer.id)
+        assert identity.resolve(s, SCOPE, "Invoices", invoice_id) is not None
 
 
 # -- outbound --------------------------------------------------------------------------------
