@@ -1,7 +1,42 @@
-"""The ``xero`` provider object that the registry loads."""
+"""The ``xero`` provider object: Xero's limits, its API client and its webhook route.
+
+One scope is one Xero organisation: ``Scope("xero", marketplace, tenant_id)``,
+where the marketplace names the Xero app (default ``"production"``). The
+connection's credentials hold ``access_token``; refreshing it (Xero's tokens
+last 30 minutes, refresh tokens rotate) is the core's job, serialised per
+connection, never this provider's.
+
+Xero keeps no version to compare on write: an update is applied whatever the
+record's ``UpdatedDateUTC``, and it only changes the fields sent, so a local
+edit never wipes a field we do not map. The version is still kept (for the
+change feed and for looking), but it never goes stale: last write wins.
+
+Inbound: ``POST {prefix}/webhooks`` (default ``/xero/webhooks``). Xero signs
+each delivery with ``x-xero-signature`` = base64 HMAC-SHA256 of the raw body
+under the app's webhook key; a good signature gets exactly ``200`` with an
+empty body (also for the intent-to-receive probes, which carry no events), a
+bad or missing one ``401`` and nothing is stored. Events are thin (a tenant, a
+category, a resource id): each CONTACT or INVOICE event the application syncs
+is stored in the inbox under its tenant, and the worker fetches the record.
+
+Example::
+
+    >>> from connected_objects import Scope
+    >>> from connected_objects_xero import XeroProvider
+    >>> provider = XeroProvider(webhook_key="key")
+    >>> provider.limits(Scope("xero", "production", "tenant-1"))
+    Limits(concurrency=5, per_minute=60, batch_size=1)
+    >>> provider.decode_event("Contacts", b'{"id": "c-1", "event": {}}')
+    'c-1'
+    >>> provider.fold_reference("Invoices", "Contact", "c-1")
+    {'ContactID': 'c-1'}
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,19 +46,127 @@ from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteClient
 from connected_objects import Scope
+from connected_objects import inbox
+from connected_objects.web import HTTPError
+from connected_objects.web import Request
+from connected_objects.web import Response
+from connected_objects.web import Route
+from connected_objects.web.core import hmac_matches
+from connected_objects.web.core import parse_json_object
 
-__all__ = ["XeroProvider"]
+from .client import DEFAULT_BASE_URL
+from .client import ENTITIES
+from .client import XeroClient
+
+__all__ = ["WEBHOOK_KEY_VARIABLE", "XeroProvider", "parse_events"]
+
+#: Where :class:`XeroProvider` finds the webhook key when it is not given one.
+WEBHOOK_KEY_VARIABLE = "CONNECTED_OBJECTS_XERO_WEBHOOK_KEY"
+#: Webhook event categories we sync, and their entity.
+CATEGORIES: Mapping[str, str] = {"CONTACT": "Contacts", "INVOICE": "Invoices"}
+#: Xero's published per-tenant limits.
+CONCURRENCY, PER_MINUTE = 5, 60
 
 
 class XeroProvider:
-    """Xero."""
+    """Xero's Accounting API: Contacts and Invoices, per tenant.
+
+    :param webhook_key: the app's webhook signing key (default: the
+        ``CONNECTED_OBJECTS_XERO_WEBHOOK_KEY`` environment variable; without
+        one every delivery is refused with 401).
+    :param marketplace: the namespace inbound events are filed under.
+    :param prefix: where the webhook route lives (``{prefix}/webhooks``).
+    :param base_url: the Accounting API root.
+    :param limits: replaces Xero's per-tenant limits: lower them when other apps share a
+        tenant's quota, or set them for a test.
+    :param timeout: seconds per request (None: the hub's).
+    """
 
     name = "xero"
     api_version = API_VERSION
-    entities = frozenset({"Contacts", "Invoices"})
+    entities = frozenset(ENTITIES)
+
+    def __init__(
+        self,
+        *,
+        webhook_key: str | None = None,
+        marketplace: str = "production",
+        prefix: str = "/xero",
+        base_url: str = DEFAULT_BASE_URL,
+        limits: Limits | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._webhook_key = webhook_key if webhook_key is not None else os.environ.get(WEBHOOK_KEY_VARIABLE)
+        self.marketplace = marketplace
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.base_url = base_url
+        self._limits = limits or Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE)
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"XeroProvider(marketplace={self.marketplace!r}, prefix={self.prefix!r}, base_url={self.base_url!r})"
 
     def limits(self, scope: Scope) -> Limits:
-        return Limits(concurrency=4)
+        """Xero's per-tenant limits: 5 requests in flight, 60 a minute (the 5,000 a day is met by 429s)."""
+        return self._limits
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
-        raise NotImplementedError(f"the {self.name} API client is not built yet")
+        """A client for the scope's tenant with the connection's current access token."""
+        token = credentials.get("access_token")
+        return XeroClient(
+            http,
+            scope.account,
+            token if isinstance(token, str) else "",
+            base_url=self.base_url,
+            timeout=self.timeout,
+        )
+
+    def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
+        """An invoice's ``Contact`` goes out as ``{"ContactID": …}``; other references as the bare id."""
+        return {"ContactID": foreign_id} if name == "Contact" else foreign_id
+
+    def decode_event(self, entity: str, payload: bytes) -> str:
+        """A stored webhook event: the id of the record to fetch (Xero's events carry no data)."""
+        return str(json.loads(payload)["id"])
+
+    def routes(self, hub: Any) -> list[Route]:
+        """The webhook route."""
+
+        def receive(request: Request) -> Response:
+            key = self._webhook_key
+            if not key or not hmac_matches(key, request.body, request.header("x-xero-signature")):
+                return Response.empty(401)
+            events = parse_events(
+                parse_json_object(request), lambda entity: hub.spec_for(self.name, entity) is not None
+            )
+            if events:
+                with hub.session_factory.begin() as session:
+                    inbox.store(session, self.name, self.marketplace, events)
+            return Response.empty(200)  # Xero wants no body
+
+        return [Route("POST", f"{self.prefix}/webhooks", receive)]
+
+
+def parse_events(body: Mapping[str, Any], wanted: Callable[[str], bool]) -> list[inbox.InboundEvent]:
+    """One inbox event per CONTACT or INVOICE event of a synced entity, filed under its tenant.
+
+    The dedupe key is what the event says (tenant, category, type, resource,
+    time): Xero gives events no id, and a redelivery repeats them byte for byte.
+    """
+    events = body.get("events")
+    if not isinstance(events, list):
+        raise HTTPError(400, "'events' must be a list")
+    parsed = []
+    for n, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise HTTPError(400, f"events[{n}] must be an object")
+        fields = {k: event.get(k) for k in ("tenantId", "resourceId", "eventCategory", "eventType")}
+        if not all(isinstance(v, str) and v and len(v) <= 128 for v in fields.values()):
+            raise HTTPError(400, f"events[{n}] needs string tenantId, resourceId, eventCategory and eventType")
+        entity = CATEGORIES.get(str(fields["eventCategory"]))
+        if entity is None or not wanted(entity):
+            continue  # SUBSCRIPTION, CREDITNOTE, or an entity this application does not sync
+        key = inbox.digest_key(*fields.values(), event.get("eventDateUtc"))
+        payload = json.dumps({"id": fields["resourceId"], "event": event}).encode()
+        parsed.append(inbox.InboundEvent(key, str(fields["tenantId"]), entity, payload))
+    return parsed

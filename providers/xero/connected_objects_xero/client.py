@@ -1,0 +1,406 @@
+"""The Xero Accounting API client: one tenant's ``Contacts`` and ``Invoices``.
+
+A :class:`XeroClient` is made per scope; ``scope.account`` is the Xero tenant
+id. Every request goes through the shared ``httpx.AsyncClient`` with
+``Authorization: Bearer <access_token>``, ``xero-tenant-id`` and
+``Accept: application/json``; every write carries the change's idempotency key
+as ``Idempotency-Key``, so a retried write is answered by Xero from its first
+run instead of being applied twice.
+
+What the Xero API is like, and what this client does about it:
+
+- bodies are wrapped in the entity's name: ``{"Contacts": [{...}]}``, and so
+  are answers; ``PUT /Contacts`` creates, ``POST /Contacts/{id}`` updates
+  (only the fields sent: an update is partial);
+- there is no DELETE: :meth:`XeroClient.delete` archives a contact
+  (``ContactStatus: ARCHIVED``) and deletes a draft or submitted invoice
+  (``Status: DELETED``) or voids an authorised one (``Status: VOIDED``);
+  archived, deleted and voided records come back with ``deleted=True``;
+- the version is ``UpdatedDateUTC`` (``/Date(1573755038314+0000)/``), as an
+  ISO timestamp; Xero has no conditional update, so a version never goes
+  stale (last write wins, see :class:`~connected_objects_xero.XeroProvider`);
+- the change feed asks for records modified since the newest one seen
+  (``If-Modified-Since``), oldest first, 100 a page; see :meth:`XeroClient.changes`;
+- errors: a 429 is retryable after its ``Retry-After`` (a day-limit 429 waits
+  at least until the next UTC midnight: never hammer a spent daily quota),
+  a 400 ``ValidationException`` is permanent and keeps Xero's messages, 401
+  and 403 are permanent, 5xx and transport failures are retryable. The
+  access token never appears in a message or a ``repr``.
+
+Example::
+
+    >>> from connected_objects_xero.client import parse_xero_date, xero_date
+    >>> when = parse_xero_date("/Date(1573755038314+0000)/")
+    >>> when.isoformat(timespec="milliseconds")
+    '2019-11-14T18:10:38.314+00:00'
+    >>> xero_date(when)
+    '/Date(1573755038314+0000)/'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
+
+import httpx
+
+from connected_objects import Page
+from connected_objects import PermanentError
+from connected_objects import RemoteRecord
+from connected_objects import RetryableError
+from connected_objects.http import json_body
+from connected_objects.http import raise_for_response
+from connected_objects.http import retry_after
+from connected_objects.http import transport_error
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ENTITIES",
+    "PAGE_SIZE",
+    "XeroClient",
+    "parse_xero_date",
+    "record_from_xero",
+    "xero_date",
+]
+
+DEFAULT_BASE_URL: Final = "https://api.xero.com/api.xro/2.0"
+#: Records per page of ``GET /Contacts`` and ``GET /Invoices`` with ``page``.
+PAGE_SIZE: Final = 100
+#: IDs per ``GET ?IDs=…`` when fetching several records.
+FETCH_CHUNK: Final = 50
+#: Xero's ``Idempotency-Key`` takes at most 128 characters.
+MAX_IDEMPOTENCY_KEY: Final = 128
+#: Each entity's id field.
+ENTITIES: Final[Mapping[str, str]] = {"Contacts": "ContactID", "Invoices": "InvoiceID"}
+#: Every invoice status. Listed in reads because Xero may leave DELETED invoices
+#: out of a list by default (the docs are unclear): asking for all is the safe choice.
+INVOICE_STATUSES: Final = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
+#: Statuses that mean "gone" for the identity map.
+GONE: Final = frozenset({"ARCHIVED", "DELETED", "VOIDED"})
+#: How far before the newest change seen the feed asks again: covers a server
+#: that compares ``If-Modified-Since`` exclusively or to the second; the repeats
+#: this brings are dropped by the cursor.
+FEED_OVERLAP: Final = dt.timedelta(seconds=1)
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def parse_xero_date(value: Any) -> dt.datetime | None:
+    """A Xero ``/Date(ms±hhmm)/`` (or ISO) timestamp as an aware UTC datetime; None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    found = _MS_DATE.match(value.strip())
+    if found:
+        # the milliseconds are since the epoch in UTC; the offset only says where it was shown
+        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=int(found.group(1)))
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+
+
+def xero_date(when: dt.datetime) -> str:
+    """``when`` in Xero's ``/Date(ms+0000)/`` form."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    millis = (when.astimezone(dt.timezone.utc) - epoch) // dt.timedelta(milliseconds=1)
+    return f"/Date({millis}+0000)/"
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def record_from_xero(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
+    """A Xero contact or invoice as a :class:`RemoteRecord` (version: its ``UpdatedDateUTC``).
+
+    An invoice's ``Contact`` object becomes its ``ContactID``, so the applier resolves it like
+    any other reference.
+    """
+    id_field = ENTITIES[entity]
+    foreign_id = body.get(id_field)
+    if not isinstance(foreign_id, str) or not foreign_id:
+        raise PermanentError(f"a Xero {entity} record came back without its {id_field}")
+    when = parse_xero_date(body.get("UpdatedDateUTC"))
+    status = body.get("ContactStatus") if entity == "Contacts" else body.get("Status")
+    data = {k: v for k, v in body.items() if k != id_field}
+    contact = data.get("Contact")
+    if entity == "Invoices" and isinstance(contact, Mapping) and contact.get("ContactID"):
+        # the reference as the bare id our identity map links, the inverse of XeroProvider.fold_reference
+        data["Contact"] = str(contact["ContactID"])
+    return RemoteRecord(
+        entity,
+        foreign_id,
+        data,
+        version=_iso(when) if when is not None else None,
+        updated_at=when,
+        deleted=status in GONE,
+    )
+
+
+def _validation_messages(body: Any) -> list[str]:
+    """Every ``Elements[].ValidationErrors[].Message`` (and element-level ``ValidationErrors``)."""
+    messages: list[str] = []
+    if not isinstance(body, Mapping):
+        return messages
+    elements = body.get("Elements")
+    for element in elements if isinstance(elements, list) else [body]:
+        if not isinstance(element, Mapping):
+            continue
+        errors = element.get("ValidationErrors")
+        for error in errors if isinstance(errors, list) else []:
+            if isinstance(error, Mapping) and isinstance(error.get("Message"), str):
+                messages.append(error["Message"])
+    return messages
+
+
+def _day_reset(now: dt.datetime | None = None) -> float:
+    """Seconds until the next UTC midnight."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (tomorrow - now).total_seconds()
+
+
+def raise_for_xero(response: httpx.Response, *, what: str) -> None:
+    """Raise the right :class:`~connected_objects.exceptions.RemoteError` for a failed Xero answer."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429:
+        problem = (response.headers.get("x-rate-limit-problem") or "").strip().lower()
+        wait = retry_after(response)
+        if problem.startswith("day"):  # "day" or "Daily": the tenant's 5,000 calls are spent
+            # Whether Xero's day is a rolling 24 h or a calendar day is not documented clearly; waiting
+            # for the next UTC midnight (or longer if Xero says so) is the safe reading.
+            wait = max(wait or 0.0, _day_reset())
+        raise RetryableError(
+            f"{what}: Xero rate limit ({problem or 'unknown'} limit) reached; retry in {wait or 0:.0f} s",
+            status=429,
+            code=f"rate-limit:{problem or 'unknown'}",
+            retry_after=wait,
+        )
+    if status == 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, Mapping) and body.get("Type") == "ValidationException":
+            messages = _validation_messages(body) or [str(body.get("Message") or "validation failed")]
+            raise PermanentError(
+                f"{what} failed with HTTP 400 ValidationException: {'; '.join(messages)}",
+                status=400,
+                code="ValidationException",
+            )
+    if status in (401, 403):
+        # the body is Xero's problem document (title, detail, correlation id); it never holds our token
+        raise PermanentError(
+            f"{what} failed with HTTP {status}: the access token was refused for this tenant "
+            f"(correlation id {response.headers.get('xero-correlation-id', 'none')})",
+            status=status,
+            code="unauthorized" if status == 401 else "forbidden",
+        )
+    raise_for_response(response, what=what)
+
+
+class XeroClient:
+    """Calls to the Xero Accounting API for one tenant.
+
+    :param http: the shared client to send through.
+    :param tenant_id: the Xero tenant (organisation) id, ``scope.account``.
+    :param access_token: the OAuth 2 bearer token (refreshed by the core, not here).
+    :param base_url: the Accounting API root (a fake's URL in tests).
+    :param timeout: seconds per request (None: the shared client's).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        tenant_id: str,
+        access_token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | None = None,
+    ) -> None:
+        if not access_token:
+            raise PermanentError(f"no Xero access token for tenant {tenant_id!r}: connect the tenant again")
+        self.http = http
+        self.tenant_id = tenant_id
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {
+            "Authorization": f"Bearer {access_token}",
+            "xero-tenant-id": tenant_id,
+            "Accept": "application/json",
+        }
+
+    def __repr__(self) -> str:
+        return f"XeroClient(tenant_id={self.tenant_id!r}, base_url={self.base_url!r})"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One request; errors classified, the JSON answer decoded."""
+        sent = {**self._headers, **(headers or {})}
+        if idempotency_key is not None:
+            if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+                idempotency_key = hashlib.sha256(idempotency_key.encode()).hexdigest()
+            sent["Idempotency-Key"] = idempotency_key
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        try:
+            response = await self.http.request(method, f"{self.base_url}/{path}", headers=sent, **kwargs)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what=what) from exc
+        raise_for_xero(response, what=what)
+        return json_body(response, what=what) if response.content else {}
+
+    def _entity(self, entity: str) -> str:
+        if entity not in ENTITIES:
+            raise PermanentError(f"Xero entity {entity!r} is not supported (supported: {', '.join(ENTITIES)})")
+        return ENTITIES[entity]
+
+    def _one(self, entity: str, body: Any, what: str) -> RemoteRecord:
+        """The single record of a write's answer; element-level validation errors are permanent."""
+        items = body.get(entity) if isinstance(body, Mapping) else None
+        if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], Mapping):
+            raise RetryableError(f"{what}: Xero answered without the {entity} record")
+        item = items[0]
+        messages = _validation_messages(item)
+        if messages or item.get("HasValidationErrors") is True:
+            # with summarizeErrors=false Xero answers 200 and flags the element instead of a 400
+            raise PermanentError(
+                f"{what} failed validation: {'; '.join(messages) or 'HasValidationErrors'}",
+                status=400,
+                code="ValidationException",
+            )
+        return record_from_xero(entity, item)
+
+    async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
+        self._entity(entity)
+        what = f"create {entity}"
+        body = await self._call("PUT", entity, what, idempotency_key=idempotency_key, json={entity: [dict(payload)]})
+        return self._one(entity, body, what)
+
+    async def update(
+        self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str
+    ) -> RemoteRecord:
+        # Xero has no conditional update (no If-Match, no version in the body): ``version`` cannot be sent.
+        id_field = self._entity(entity)
+        what = f"update {entity} {foreign_id}"
+        body = await self._call(
+            "POST",
+            f"{entity}/{foreign_id}",
+            what,
+            idempotency_key=idempotency_key,
+            json={entity: [{**payload, id_field: foreign_id}]},
+        )
+        return self._one(entity, body, what)
+
+    async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None:
+        """Archive a contact; delete a draft or submitted invoice, void an authorised one."""
+        id_field = self._entity(entity)
+        what = f"delete {entity} {foreign_id}"
+        if entity == "Contacts":
+            change = {id_field: foreign_id, "ContactStatus": "ARCHIVED"}
+        else:
+            found = await self.fetch(entity, [foreign_id])
+            if not found:
+                return  # never there, or gone: what we wanted
+            status = found[0].data.get("Status")
+            if status in ("DELETED", "VOIDED"):
+                return
+            if status in ("DRAFT", "SUBMITTED"):
+                change = {id_field: foreign_id, "Status": "DELETED"}
+            elif status == "AUTHORISED":
+                change = {id_field: foreign_id, "Status": "VOIDED"}
+            else:
+                raise PermanentError(
+                    f"{what}: a {status} invoice cannot be deleted or voided in Xero; remove its payments first",
+                    code="not-deletable",
+                )
+        try:
+            await self._call(
+                "POST", f"{entity}/{foreign_id}", what, idempotency_key=idempotency_key, json={entity: [change]}
+            )
+        except PermanentError as exc:
+            if exc.status != 404:
+                raise
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
+        """The records that exist among ``foreign_ids``, archived, deleted and voided ones included."""
+        self._entity(entity)
+        wanted = sorted(set(foreign_ids))
+        records: list[RemoteRecord] = []
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start : start + FETCH_CHUNK]
+            params = {**self._read_params(entity), "IDs": ",".join(chunk), "page": 1}
+            body = await self._call("GET", entity, f"fetch {entity}", params=params)
+            records.extend(record_from_xero(entity, item) for item in body.get(entity) or [])
+        return records
+
+    def _read_params(self, entity: str) -> dict[str, Any]:
+        if entity == "Contacts":
+            return {"includeArchived": "true"}  # archived contacts are left out of lists otherwise
+        return {"Statuses": ",".join(INVOICE_STATUSES)}
+
+    async def changes(self, entity: str, cursor: Any) -> Page:
+        """Records modified since the cursor's ``since``, oldest first, at most 100 a page.
+
+        The cursor is ``{"since": ISO timestamp or None, "page": n, "seen": [ids]}``:
+        the newest ``UpdatedDateUTC`` delivered, the page to ask for next, and the
+        ids already delivered at exactly ``since``. Each request asks from a
+        little before ``since`` (:data:`FEED_OVERLAP`), so whether Xero compares
+        inclusively, exclusively or to the second, nothing is missed; what was
+        already delivered is dropped here. The page only goes past 1 when a whole
+        page carries nothing newer than ``since``.
+        """
+        self._entity(entity)
+        position = cursor if isinstance(cursor, Mapping) else {}
+        since_text = position.get("since")
+        since = parse_xero_date(since_text) if since_text else None
+        page = int(position.get("page") or 1)
+        seen = set(position.get("seen") or ())
+        headers = {}
+        if since is not None:
+            asked = (since - FEED_OVERLAP).replace(tzinfo=None)
+            headers["If-Modified-Since"] = asked.isoformat(timespec="milliseconds")
+        params = {**self._read_params(entity), "page": page, "order": "UpdatedDateUTC ASC"}
+        body = await self._call("GET", entity, f"changes of {entity}", headers=headers, params=params)
+        items = body.get(entity) or []
+        raw = [record_from_xero(entity, item) for item in items]
+        fresh = [
+            r
+            for r in raw
+            if since is None
+            or r.updated_at is None
+            or r.updated_at > since
+            or (r.updated_at == since and r.foreign_id not in seen)
+        ]
+        top = max((r.updated_at for r in raw if r.updated_at is not None), default=since)
+        if since is not None and top is not None and top <= since:
+            top = since
+        at_top = {r.foreign_id for r in raw if r.updated_at is not None and r.updated_at == top}
+        if top == since:
+            at_top |= seen
+        full = len(items) >= PAGE_SIZE
+        if full and (since is not None and top == since):
+            # a whole page with nothing newer: the same ``since``, the next page
+            return Page(fresh, cursor=self._cursor(since, page + 1, at_top), more=True)
+        return Page(fresh, cursor=self._cursor(top, 1, at_top), more=full)
+
+    @staticmethod
+    def _cursor(since: dt.datetime | None, page: int, seen: Collection[str]) -> dict[str, Any]:
+        return {"since": _iso(since) if since is not None else None, "page": page, "seen": sorted(seen)}

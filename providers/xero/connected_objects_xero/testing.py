@@ -1,0 +1,511 @@
+"""A fake Xero for tests (ours and yours): the Accounting API's routes, shapes, limits and webhooks.
+
+:class:`FakeXero` is a Starlette app (:attr:`FakeXero.app`) serving, under
+``/api.xro/2.0``, ``PUT``/``POST``/``GET /Contacts`` and ``/Invoices`` and
+``GET``/``POST /{entity}/{id}``, per tenant (the ``xero-tenant-id`` header),
+behind a bearer token. It behaves like Xero where a client can get it wrong:
+
+- bodies and answers are wrapped (``{"Contacts": [...]}``), dates are
+  ``/Date(ms+0000)/``, ``UpdatedDateUTC`` moves forward on every write;
+- no DELETE: contacts are archived, invoices deleted (draft, submitted) or
+  voided (authorised); archived contacts and deleted invoices are left out of
+  lists unless asked for (``includeArchived=true``, ``Statuses=…``);
+- a write's ``Idempotency-Key`` is remembered per tenant: the same key gets
+  the first answer again and changes nothing;
+- a refused write is a 400 ``ValidationException`` with
+  ``Elements[].ValidationErrors[].Message`` (a contact's name must be unique
+  among active contacts; :attr:`FakeXero.invalid` adds your own rules);
+- limits per tenant (5 concurrent, 60 a minute, 5,000 a day) and per app
+  (10,000 a minute), multiplied by ``scale``; over a limit the answer is 429
+  with ``Retry-After`` and ``X-Rate-Limit-Problem`` (``concurrent``,
+  ``minute``, ``day``, ``appminute``);
+- faults on demand (:meth:`FakeXero.inject`): a 500, a dropped connection or a
+  429, before or after the write is applied.
+
+Every write also queues the webhook event Xero would send;
+:meth:`FakeXero.delivery` signs them like Xero (``x-xero-signature``, base64
+HMAC-SHA256 of the raw body under the webhook key), and
+:func:`intent_to_receive` makes Xero's empty, signed (or badly signed) probe.
+
+Example: a contact round trip through the provider's client, then its webhook::
+
+    >>> import asyncio, httpx
+    >>> from connected_objects import Scope
+    >>> from connected_objects_xero import XeroProvider
+    >>> from connected_objects_xero.testing import FakeXero, intent_to_receive
+    >>> fake = FakeXero(tokens={"tenant-1": "token-1"})
+    >>> provider = XeroProvider(webhook_key="key")
+    >>> async def main():
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(fake.app)) as http:
+    ...         client = provider.client(Scope("xero", "production", "tenant-1"), http, {"access_token": "token-1"})
+    ...         made = await client.create("Contacts", {"Name": "Ada"}, idempotency_key="k1")
+    ...         again = await client.create("Contacts", {"Name": "Ada"}, idempotency_key="k1")
+    ...         return made.foreign_id == again.foreign_id
+    >>> asyncio.run(main()), fake.creates
+    (True, 1)
+    >>> import json
+    >>> body, headers = fake.delivery("key")
+    >>> [(e["eventCategory"], e["eventType"]) for e in json.loads(body)["events"]]
+    [('CONTACT', 'CREATE')]
+    >>> sorted(headers)
+    ['content-type', 'x-xero-signature']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive
+from starlette.types import Scope as ASGIScope
+from starlette.types import Send
+
+from .client import ENTITIES
+from .client import GONE
+from .client import parse_xero_date
+
+__all__ = ["FakeXero", "intent_to_receive", "sign", "webhook_delivery", "xero_event"]
+
+BASE_PATH = "/api.xro/2.0"
+#: Webhook event categories by entity.
+CATEGORIES = {"Contacts": "CONTACT", "Invoices": "INVOICE"}
+FAULTS = ("500", "reset", "429-minute", "429-day", "429-concurrent", "429-appminute")
+#: Invoice status changes Xero allows through an update (others are validation errors).
+_GONE_FROM = {"DELETED": ("DRAFT", "SUBMITTED"), "VOIDED": ("AUTHORISED",)}
+
+
+def sign(webhook_key: str, body: bytes) -> str:
+    """Xero's ``x-xero-signature`` for ``body``: base64 HMAC-SHA256 under the webhook key."""
+    return base64.b64encode(hmac.new(webhook_key.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def xero_event(
+    tenant_id: str,
+    category: str,
+    resource_id: str,
+    event_type: str = "UPDATE",
+    *,
+    when: str = "2026-01-01T00:00:00.000",
+) -> dict[str, Any]:
+    """One webhook event as Xero writes it (``category``: ``CONTACT`` or ``INVOICE``)."""
+    path = {"CONTACT": "Contacts", "INVOICE": "Invoices"}.get(category, category.title() + "s")
+    return {
+        "resourceUrl": f"https://api.xero.com/api.xro/2.0/{path}/{resource_id}",
+        "resourceId": resource_id,
+        "eventDateUtc": when,
+        "eventType": event_type,
+        "eventCategory": category,
+        "tenantId": tenant_id,
+        "tenantType": "ORGANISATION",
+    }
+
+
+def webhook_delivery(
+    events: Sequence[Mapping[str, Any]], webhook_key: str, *, valid: bool = True, sequence: int = 1
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a Xero webhook delivery; ``valid=False`` signs it with the wrong key."""
+    body = json.dumps(
+        {
+            "events": list(events),
+            "firstEventSequence": sequence if events else 0,
+            "lastEventSequence": sequence + len(events) - 1 if events else 0,
+            "entropy": uuid.uuid4().hex[:20].upper(),
+        }
+    ).encode()
+    key = webhook_key if valid else webhook_key + "-forged"
+    return body, {"content-type": "application/json", "x-xero-signature": sign(key, body)}
+
+
+def intent_to_receive(webhook_key: str, *, valid: bool = True) -> tuple[bytes, dict[str, str]]:
+    """One of Xero's intent-to-receive probes: no events, signed correctly or not."""
+    return webhook_delivery([], webhook_key, valid=valid)
+
+
+@dataclass
+class _Fault:
+    kind: str
+    after_write: bool
+
+
+class _Reset(Exception):
+    """Raised after a partial answer: the connection drops."""
+
+
+class _ResetResponse(Response):
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"Id": ', "more_body": True})
+        raise _Reset("injected connection reset")
+
+
+class FakeXero:
+    """A fake Xero Accounting API (ASGI app in :attr:`app`).
+
+    :param tokens: ``{tenant id: access token}``; a tenant not listed accepts any token.
+    :param scale: multiplies every rate limit (at least 1 each); 0.1 makes 6 a minute.
+    :param window: the length of Xero's "minute" in seconds; the day is 1,440 of them.
+    :param latency: seconds each answer takes (to make concurrency observable).
+    :param clock: the time source of the rate windows (``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: Mapping[str, str] | None = None,
+        scale: float = 1.0,
+        window: float = 60.0,
+        latency: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        per_minute: int = 60,
+        per_day: int = 5000,
+        concurrent: int = 5,
+        app_per_minute: int = 10_000,
+    ) -> None:
+        self.tokens = dict(tokens or {})
+        self.window = window
+        self.latency = latency
+        self.clock = clock
+        self.per_minute = max(1, int(per_minute * scale))
+        self.per_day = max(1, int(per_day * scale))
+        self.concurrent = max(1, int(concurrent * scale))
+        self.app_per_minute = max(1, int(app_per_minute * scale))
+        #: ``(tenant, entity, id)`` → the stored record, as Xero answers it.
+        self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: ``invalid(entity, element)`` → a validation message to refuse that write with, or None.
+        self.invalid: Callable[[str, Mapping[str, Any]], str | None] | None = None
+        #: requests per ``"METHOD Entity"``; 429s per tenant; creates per ``(tenant, key)``.
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.throttled: collections.Counter[str] = collections.Counter()
+        self.creates_by_key: collections.Counter[tuple[str, str | None]] = collections.Counter()
+        #: every request's headers minus the token, for assertions (tenant id, Idempotency-Key, ...).
+        self.seen_headers: list[dict[str, str]] = []
+        #: webhook events not yet delivered by :meth:`delivery`.
+        self.events: list[dict[str, Any]] = []
+        self._answers: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._faults: collections.deque[_Fault] = collections.deque()
+        self._minute: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._day: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._app: collections.deque[float] = collections.deque()
+        self._in_flight: collections.Counter[str] = collections.Counter()
+        self._last_ms = 0
+        self._sequence = 0
+        self.app = Starlette(
+            routes=[
+                Route(BASE_PATH + "/{entity}", self._collection, methods=["GET", "PUT", "POST"]),
+                Route(BASE_PATH + "/{entity}/{id}", self._item, methods=["GET", "POST"]),
+            ]
+        )
+
+    def __repr__(self) -> str:
+        return f"FakeXero(tenants={sorted({t for t, _, _ in self.records})!r})"
+
+    # -- what tests look at and set up ------------------------------------------------------
+
+    @property
+    def creates(self) -> int:
+        """Records created through the API (idempotent replays excluded)."""
+        return sum(self.creates_by_key.values())
+
+    def live(self, tenant: str, entity: str) -> dict[str, dict[str, Any]]:
+        """The tenant's records that are not archived, deleted or voided, by id."""
+        return {
+            rid: rec
+            for (t, e, rid), rec in self.records.items()
+            if t == tenant and e == entity and rec.get("ContactStatus", rec.get("Status")) not in GONE
+        }
+
+    def seed(self, tenant: str, entity: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Create records directly (no HTTP, no limits), as another app would; returns their ids."""
+        return [self._store(tenant, entity, dict(item), None)[ENTITIES[entity]] for item in items]
+
+    def inject(self, kind: str, *, times: int = 1, after_write: bool = False) -> None:
+        """Fail the next ``times`` API requests with ``kind`` (one of :data:`FAULTS`).
+
+        ``after_write``: the write is applied first and then the answer fails, which
+        is when a client retrying without an idempotency key makes a duplicate.
+        """
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; pick one of {FAULTS}")
+        self._faults.extend(_Fault(kind, after_write) for _ in range(times))
+
+    def delivery(self, webhook_key: str, *, valid: bool = True) -> tuple[bytes, dict[str, str]]:
+        """Every queued webhook event in one signed delivery (then the queue is empty)."""
+        events, self.events = self.events, []
+        self._sequence += 1
+        body, headers = webhook_delivery(events, webhook_key, valid=valid, sequence=self._sequence)
+        self._sequence += max(0, len(events) - 1)
+        return body, headers
+
+    # -- limits, auth and faults -------------------------------------------------------------
+
+    def _tick(self) -> str:
+        now_ms = time.time_ns() // 1_000_000
+        self._last_ms = max(now_ms, self._last_ms + 1)  # strictly later on every write
+        return f"/Date({self._last_ms}+0000)/"
+
+    def _refuse(self, request: Request) -> tuple[str | None, Response | None]:
+        tenant = request.headers.get("xero-tenant-id", "")
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        self.seen_headers.append({k: v for k, v in request.headers.items() if k != "authorization"})
+        if not token or (tenant in self.tokens and self.tokens[tenant] != token):
+            problem = {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": "AuthenticationUnsuccessful"}
+            return None, JSONResponse(problem, 401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
+        if not tenant:
+            problem = {"Type": None, "Title": "Forbidden", "Status": 403, "Detail": "AuthorizationUnsuccessful"}
+            return None, JSONResponse(problem, 403)
+        return tenant, None
+
+    def _throttle(self, tenant: str) -> Response | None:
+        now = self.clock()
+        for calls, span in ((self._minute[tenant], self.window), (self._day[tenant], self.window * 1440)):
+            while calls and calls[0] <= now - span:
+                calls.popleft()
+        while self._app and self._app[0] <= now - self.window:
+            self._app.popleft()
+        minute, day = self._minute[tenant], self._day[tenant]
+        if self._in_flight[tenant] >= self.concurrent:
+            return self._limited(tenant, "concurrent", 1.0)
+        if len(day) >= self.per_day:
+            return self._limited(tenant, "day", day[0] + self.window * 1440 - now)
+        if len(self._app) >= self.app_per_minute:
+            return self._limited(tenant, "appminute", self._app[0] + self.window - now)
+        if len(minute) >= self.per_minute:
+            return self._limited(tenant, "minute", minute[0] + self.window - now)
+        minute.append(now)
+        day.append(now)
+        self._app.append(now)
+        return None
+
+    def _limited(self, tenant: str, problem: str, wait: float) -> Response:
+        self.throttled[tenant] += 1
+        headers = {"Retry-After": str(max(1, int(wait + 0.999))), "X-Rate-Limit-Problem": problem}
+        return Response(status_code=429, headers=headers)
+
+    def _remaining(self, tenant: str) -> dict[str, str]:
+        return {
+            "X-MinLimit-Remaining": str(max(0, self.per_minute - len(self._minute[tenant]))),
+            "X-DayLimit-Remaining": str(max(0, self.per_day - len(self._day[tenant]))),
+            "X-AppMinLimit-Remaining": str(max(0, self.app_per_minute - len(self._app))),
+        }
+
+    def _fault(self, kind: str) -> Response:
+        if kind == "reset":
+            return _ResetResponse()
+        if kind.startswith("429-"):
+            return Response(status_code=429, headers={"Retry-After": "1", "X-Rate-Limit-Problem": kind[4:]})
+        return JSONResponse({"Message": "An error occurred in Xero (injected)"}, 500)
+
+    async def _handle(self, request: Request, work: Callable[[Request, str, str], Awaitable[Response]]) -> Response:
+        entity = request.path_params["entity"]
+        tenant, refused = self._refuse(request)
+        if refused is not None or tenant is None:
+            return refused or Response(status_code=401)
+        limited = self._throttle(tenant)
+        if limited is not None:
+            return limited
+        self.calls[f"{request.method} {entity}"] += 1
+        self._in_flight[tenant] += 1
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            fault = self._faults.popleft() if self._faults else None
+            if fault is not None and not fault.after_write:
+                return self._fault(fault.kind)
+            if entity not in ENTITIES:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            response = await work(request, tenant, entity)
+            if fault is not None:
+                return self._fault(fault.kind)
+            response.headers.update(self._remaining(tenant))
+            return response
+        finally:
+            self._in_flight[tenant] -= 1
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _store(self, tenant: str, entity: str, element: dict[str, Any], existing: dict[str, Any] | None) -> Any:
+        id_field = ENTITIES[entity]
+        if existing is None:
+            record = {**element, id_field: str(uuid.uuid4())}
+            if entity == "Contacts":
+                record.setdefault("ContactStatus", "ACTIVE")
+            else:
+                record.setdefault("Status", "DRAFT")
+                record.setdefault("LineAmountTypes", "Exclusive")
+            event = "CREATE"
+        else:
+            record = {**existing, **element, id_field: existing[id_field]}
+            event = "UPDATE"
+        if entity == "Invoices":
+            lines = record.get("LineItems") or []
+            total = sum(float(li.get("Quantity", 1)) * float(li.get("UnitAmount", 0)) for li in lines)
+            record["SubTotal"] = record["Total"] = round(total, 2)
+        record["UpdatedDateUTC"] = self._tick()
+        self.records[(tenant, entity, record[id_field])] = record
+        self.events.append(xero_event(tenant, CATEGORIES[entity], record[id_field], event))
+        return record
+
+    def _problems(
+        self, tenant: str, entity: str, element: Mapping[str, Any], existing: Mapping[str, Any] | None
+    ) -> list[str]:
+        problems = []
+        merged = {**(existing or {}), **element}
+        if entity == "Contacts":
+            name = merged.get("Name")
+            if not isinstance(name, str) or not name.strip():
+                problems.append("The contact name must be specified.")
+            elif merged.get("ContactStatus", "ACTIVE") == "ACTIVE" and any(
+                rec.get("Name") == name and rec.get("ContactStatus") == "ACTIVE" and rid != merged.get("ContactID")
+                for (t, e, rid), rec in self.records.items()
+                if t == tenant and e == "Contacts"
+            ):
+                problems.append(
+                    f"The contact name {name} is already assigned to another contact. "
+                    "The contact name must be unique across all active contacts."
+                )
+        else:
+            if merged.get("Type") not in ("ACCREC", "ACCPAY"):
+                problems.append("Invoice Type must be specified (ACCREC or ACCPAY).")
+            contact = merged.get("Contact")
+            contact_id = contact.get("ContactID") if isinstance(contact, Mapping) else None
+            if not contact_id or (tenant, "Contacts", contact_id) not in self.records:
+                problems.append("A Contact must be specified for this type of transaction")
+            new_status = element.get("Status")
+            if (
+                existing is not None
+                and new_status in _GONE_FROM
+                and existing.get("Status") not in (new_status, *_GONE_FROM[new_status])
+            ):
+                problems.append(f"Invoice not of valid status for modification to {new_status}")
+        if self.invalid is not None:
+            extra = self.invalid(entity, merged)
+            if extra:
+                problems.append(extra)
+        return problems
+
+    @staticmethod
+    def _validation(elements: list[tuple[dict[str, Any], list[str]]]) -> dict[str, Any]:
+        """Xero's 400 body for refused elements."""
+        return {
+            "ErrorNumber": 10,
+            "Type": "ValidationException",
+            "Message": "A validation exception occurred",
+            "Elements": [{**el, "ValidationErrors": [{"Message": m} for m in problems]} for el, problems in elements],
+        }
+
+    async def _write(self, request: Request, tenant: str, entity: str, foreign_id: str | None) -> Response:
+        key = request.headers.get("idempotency-key")
+        if key is not None and (tenant, key) in self._answers:
+            status, body = self._answers[(tenant, key)]
+            return JSONResponse(body, status)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"Message": "The request body is not valid JSON"}, 400)
+        elements = body.get(entity) if isinstance(body, dict) else None
+        if not isinstance(elements, list) or not all(isinstance(e, dict) for e in elements):
+            return JSONResponse({"Message": f'Expected {{"{entity}": [...]}}'}, 400)
+        id_field = ENTITIES[entity]
+        plan: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        for element in elements:
+            if request.method == "PUT":  # PUT only creates
+                plan.append(({k: v for k, v in element.items() if k != id_field}, None))
+                continue
+            rid = foreign_id or element.get(id_field)
+            existing = self.records.get((tenant, entity, rid)) if rid else None
+            if rid and existing is None:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            plan.append((element, existing))
+        refused = [(el, p) for el, ex in plan if (p := self._problems(tenant, entity, el, ex))]
+        if refused:
+            answer: tuple[int, Any] = (400, self._validation(refused))
+        else:
+            stored = []
+            for element, existing in plan:
+                stored.append(self._store(tenant, entity, element, existing))
+                if existing is None:
+                    self.creates_by_key[(tenant, key)] += 1
+            answer = (
+                200,
+                {
+                    "Id": str(uuid.uuid4()),
+                    "Status": "OK",
+                    "ProviderName": "connected-objects tests",
+                    "DateTimeUTC": self._tick(),
+                    entity: [dict(r) for r in stored],
+                },
+            )
+        if key is not None:
+            self._answers[(tenant, key)] = answer
+        return JSONResponse(answer[1], answer[0])
+
+    def _listed(self, request: Request, tenant: str, entity: str) -> list[dict[str, Any]]:
+        params = request.query_params
+        mine = [rec for (t, e, _), rec in self.records.items() if t == tenant and e == entity]
+        if params.get("IDs"):
+            wanted = set(params["IDs"].split(","))
+            mine = [r for r in mine if r[ENTITIES[entity]] in wanted]
+        if entity == "Contacts" and params.get("includeArchived", "").lower() != "true":
+            mine = [r for r in mine if r.get("ContactStatus") != "ARCHIVED"]
+        if entity == "Invoices":
+            statuses = set(params["Statuses"].split(",")) if params.get("Statuses") else None
+            mine = [r for r in mine if (r["Status"] in statuses if statuses else r["Status"] != "DELETED")]
+        since = parse_xero_date(request.headers.get("if-modified-since"))
+        if since is not None:  # inclusive, to the millisecond
+            mine = [r for r in mine if (parse_xero_date(r["UpdatedDateUTC"]) or since) >= since]
+        order = (params.get("order") or "").strip()
+        if order.startswith("UpdatedDateUTC"):
+            mine.sort(key=lambda r: parse_xero_date(r["UpdatedDateUTC"]) or 0, reverse=order.endswith("DESC"))
+        return mine
+
+    async def _collection(self, request: Request) -> Response:
+        async def work(request: Request, tenant: str, entity: str) -> Response:
+            if request.method in ("PUT", "POST"):
+                return await self._write(request, tenant, entity, None)
+            found = self._listed(request, tenant, entity)
+            page = request.query_params.get("page")
+            if page is not None:
+                try:
+                    number = max(1, int(page))
+                except ValueError:
+                    return JSONResponse({"Message": "page must be a number"}, 400)
+                found = found[(number - 1) * 100 : number * 100]
+            return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", entity: found})
+
+        return await self._handle(request, work)
+
+    async def _item(self, request: Request) -> Response:
+        async def work(request: Request, tenant: str, entity: str) -> Response:
+            rid = request.path_params["id"]
+            if request.method == "POST":
+                return await self._write(request, tenant, entity, rid)
+            record = self.records.get((tenant, entity, rid))
+            if record is None:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", entity: [record]})
+
+        return await self._handle(request, work)
