@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from connected_objects import Limits
 from connected_objects import RemoteClient
 from connected_objects import Scope
 from connected_objects import inbox
+from connected_objects.oauth import refresh_grant
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
@@ -62,6 +64,8 @@ __all__ = ["WEBHOOK_KEY_VARIABLE", "XeroProvider", "parse_events"]
 
 #: Where :class:`XeroProvider` finds the webhook key when it is not given one.
 WEBHOOK_KEY_VARIABLE = "CONNECTED_OBJECTS_XERO_WEBHOOK_KEY"
+#: Xero's OAuth 2.0 token endpoint.
+TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 - a URL, not a secret
 #: Webhook event categories we sync, and their entity.
 CATEGORIES: Mapping[str, str] = {"CONTACT": "Contacts", "INVOICE": "Invoices"}
 #: Xero's published per-tenant limits.
@@ -95,6 +99,9 @@ class XeroProvider:
         base_url: str = DEFAULT_BASE_URL,
         limits: Limits | None = None,
         timeout: float | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_url: str = TOKEN_URL,
     ) -> None:
         self._webhook_key = webhook_key if webhook_key is not None else os.environ.get(WEBHOOK_KEY_VARIABLE)
         self.marketplace = marketplace
@@ -102,6 +109,9 @@ class XeroProvider:
         self.base_url = base_url
         self._limits = limits or Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE)
         self.timeout = timeout
+        self.client_id = client_id or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_ID", "")
+        self._client_secret = client_secret or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_SECRET", "")
+        self.token_url = token_url
 
     def __repr__(self) -> str:
         return f"XeroProvider(marketplace={self.marketplace!r}, prefix={self.prefix!r}, base_url={self.base_url!r})"
@@ -120,6 +130,13 @@ class XeroProvider:
             base_url=self.base_url,
             timeout=self.timeout,
         )
+
+    async def refresh_token(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """A new access token (and Xero's rotated refresh token); the core calls this once per connection
+        at a time, under the connection's row lock (:mod:`connected_objects.oauth`)."""
+        return await refresh_grant(http, self.token_url, self.client_id, self._client_secret, credentials)
 
     def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
         """An invoice's ``Contact`` goes out as ``{"ContactID": …}``; other references as the bare id."""
