@@ -14,8 +14,9 @@ exit) at the first step that did not do what it says:
 3. a worker runs the first import;
 4. invoices created locally are pushed, each to its own marketplace's
    Connec! with that marketplace's credentials; a direct customer connected
-   to QuickBooks Online gets its customer pushed first, then the invoice that
-   points at it (its expired OAuth token refreshed once on the way);
+   to QuickBooks Online and Xero gets its customer pushed first, then the
+   invoice that points at it, in each (the expired QuickBooks OAuth token
+   refreshed once on the way);
 5. a Connec! webhook creates an invoice locally;
 6. a pull backfills a few hundred records, with a progress bar;
 7. Connec! goes down for two requests; the push retries and recovers;
@@ -120,6 +121,13 @@ class User(Base):
     owner="organization_id",
     owner_type="demo_organization",
 )
+@connected(
+    "xero",
+    entity="Contacts",
+    mapping=FieldMapping({"name": "Name"}),
+    owner="organization_id",
+    owner_type="demo_organization",
+)
 class Customer(Base):
     __tablename__ = "demo_customer"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -139,6 +147,18 @@ class QuickBooksInvoice:
         return {"DocNumber": obj.number, "CustomerRef": {"value": refs.get("CustomerRef")}, "Line": [line]}
 
 
+class XeroInvoice:
+    """A sales invoice (``ACCREC``) with one line; the provider folds ``Contact`` into ``{"ContactID": …}``."""
+
+    def __init__(self) -> None:
+        self.fields = frozenset({"number", "amount", "customer_id"})
+        self.references = {"Contact": Reference("customer_id", "demo_customer")}
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        line = {"Description": obj.number, "Quantity": 1, "UnitAmount": obj.amount / 100}
+        return {"Type": "ACCREC", "InvoiceNumber": obj.number, "Contact": refs.get("Contact"), "LineItems": [line]}
+
+
 @connected(
     "maestrano",
     entity="invoices",
@@ -149,6 +169,7 @@ class QuickBooksInvoice:
 @connected(
     "quickbooks", entity="Invoice", mapping=QuickBooksInvoice(), owner="organization_id", owner_type="demo_organization"
 )
+@connected("xero", entity="Invoices", mapping=XeroInvoice(), owner="organization_id", owner_type="demo_organization")
 class Invoice(Base):
     __tablename__ = "demo_invoice"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -242,6 +263,8 @@ def run(path: Path, console: Console | None = None) -> Summary:
     from connected_objects_maestrano.testing import serve_wsgi
     from connected_objects_quickbooks import QuickBooksProvider
     from connected_objects_quickbooks.testing import FakeQuickBooks
+    from connected_objects_xero import XeroProvider
+    from connected_objects_xero.testing import FakeXero
 
     from .secrets import Vault
     from .testing.oauth import FakeAuthorizationServer
@@ -260,6 +283,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
         credentials = {f"app-{key}": f"secret-key-of-{key}" for key in MARKETPLACES}
         connec, billing = FakeConnec(credentials), FakeBilling(credentials)
         qbo, intuit = FakeQuickBooks(), FakeAuthorizationServer("demo-client", "demo-client-key")
+        xero = FakeXero()
         holder: dict[str, Marketplaces] = {}
         with contextlib.ExitStack() as running:  # every sandbox stops when the story ends, whatever happens
             qbo_url = running.enter_context(serve(qbo.app))
@@ -270,11 +294,13 @@ def run(path: Path, console: Console | None = None) -> Summary:
                 client_secret=intuit.client_secret,
                 token_url=f"{intuit_url}/token",
             )
+            xero_url = running.enter_context(serve(xero.app))
+            xero_provider = XeroProvider(base_url=f"{xero_url}/api.xro/2.0", webhook_key="demo-xero-webhook-key")
             maestrano = MaestranoProvider(lambda: holder["m"], sso=SignIn(), initial_import=["invoices"])
             hub = Hub(
                 sessionmaker(engine, expire_on_commit=False),
                 models=[Invoice, Customer],
-                providers=[maestrano, quickbooks],
+                providers=[maestrano, quickbooks, xero_provider],
                 vault=Vault([Vault.generate_key()]),
                 retry=RetryPolicy(base=0.05, cap=0.2, max_attempts=8),
             )
@@ -293,7 +319,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
                 configs.append(config)
             holder["m"] = Marketplaces.from_config({"marketplaces": configs})
             story = _Story(console, hub, holder["m"], idps, connec, billing, web, summary)
-            story.qbo, story.intuit = qbo, intuit
+            story.qbo, story.intuit, story.xero = qbo, intuit, xero
             story.play()
         summary.scopes = [
             (str(s.scope), s.connection or "-", s.linked, s.pending_changes + s.dead_changes)
@@ -346,6 +372,7 @@ class _Story:
         self.connec, self.billing, self.web, self.summary = connec, billing, web, summary
         self.orgs: dict[str, int] = {}
         self.qbo: Any = None
+        self.xero: Any = None
         self.intuit: Any = None
 
     def play(self) -> None:
@@ -354,7 +381,7 @@ class _Story:
             ("A user signs in through SAML SSO in each marketplace", self.sign_in),
             ("A worker runs each group's first Connec! import", self.first_import),
             ("Invoices created locally are pushed to their marketplace's Connec!", self.push),
-            ("A direct customer on QuickBooks Online: customer first, then the invoice", self.quickbooks),
+            ("A direct customer on QuickBooks Online and Xero: customer first, then the invoice", self.quickbooks),
             ("A Connec! webhook creates an invoice locally", self.webhook),
             ("A pull backfills the second group's history", self.backfill),
             ("Connec! fails twice; the push retries and recovers", self.fault),
@@ -461,6 +488,10 @@ class _Story:
             self.orgs["direct"] = initech.id
             connections.connect(s, "demo_organization", initech.id, scope, credentials=tokens, vault=self.hub.vault)
             oauth.store(s, scope, tokens, expired, self.hub.vault)  # its access token has just run out
+            xero_scope = Scope("xero", "production", "tenant-initech")
+            connections.connect(
+                s, "demo_organization", initech.id, xero_scope, credentials={"access_token": "x"}, vault=self.hub.vault
+            )
         with self.hub.session_factory.begin() as s:
             s.add(Customer(id=1, organization_id=self.orgs["direct"], name="Wayne Enterprises"))
             s.add(Invoice(id=4001, organization_id=self.orgs["direct"], customer_id=1, number="INI-4001", amount=9900))
@@ -474,7 +505,16 @@ class _Story:
         (customer_id,) = customers
         check(invoice["CustomerRef"] == {"value": customer_id}, "the QBO invoice does not point at its customer")
         check(self.intuit.refreshes == 1, f"the expired token was refreshed {self.intuit.refreshes} times, not once")
-        _say(self.console, f"token refreshed once; Customer {customer_id} created, then invoice INI-4001 → it")
+        _say(self.console, f"QuickBooks: token refreshed once; Customer {customer_id}, then invoice INI-4001 → it")
+        contacts, xero_invoices = (
+            self.xero.live("tenant-initech", "Contacts"),
+            self.xero.live("tenant-initech", "Invoices"),
+        )
+        check(len(contacts) == 1 and len(xero_invoices) == 1, "the contact or the invoice is not at Xero")
+        ((contact_id, _),) = contacts.items()
+        (xero_invoice,) = xero_invoices.values()
+        check(xero_invoice["Contact"]["ContactID"] == contact_id, "the Xero invoice does not point at its contact")
+        _say(self.console, f"Xero: contact {contact_id[:8]}…, then invoice INI-4001 → it")
 
     def webhook(self) -> None:
         from connected_objects_maestrano.testing import connec_delivery
@@ -645,5 +685,24 @@ class _Story:
             "[green]yes[/green]" if qbo_linked == qbo_remote else "[red]no[/red]",
         )
         check(qbo_linked == qbo_remote, f"{qbo_scope}: linked {sorted(qbo_linked)}, at QuickBooks {sorted(qbo_remote)}")
+        with self.hub.session_factory() as s:
+            xero_scope = Scope("xero", "production", "tenant-initech")
+            xero_linked = {
+                link.foreign_id
+                for local_type, ids in (("demo_customer", ["1"]), ("demo_invoice", ["4001"]))
+                for link in identity.resolve_many_local(s, xero_scope, local_type, ids).values()
+            }
+        xero_remote = set(self.xero.live("tenant-initech", "Contacts")) | set(
+            self.xero.live("tenant-initech", "Invoices")
+        )
+        ok = xero_linked == xero_remote
+        table.add_row(
+            str(xero_scope),
+            "active",
+            str(len(xero_linked)),
+            f"{len(xero_remote)} at Xero",
+            "[green]yes[/green]" if ok else "[red]no[/red]",
+        )
+        check(ok, f"{xero_scope}: linked {sorted(xero_linked)}, at Xero {sorted(xero_remote)}")
         self.console.print(table)
         check(self.summary.dead == 0, f"{self.summary.dead} change(s) died")
