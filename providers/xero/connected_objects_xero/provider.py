@@ -25,7 +25,7 @@ Example::
     >>> from connected_objects_xero import XeroProvider
     >>> provider = XeroProvider(webhook_key="key")
     >>> provider.limits(Scope("xero", "production", "tenant-1"))
-    Limits(concurrency=5, per_minute=60, batch_size=1)
+    Limits(concurrency=5, per_minute=60, batch_size=1, batches_per_minute=None)
     >>> provider.decode_event("Contacts", b'{"id": "c-1", "event": {}}')
     'c-1'
     >>> provider.fold_reference("Invoices", "Contact", "c-1")
