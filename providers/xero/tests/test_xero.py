@@ -497,3 +497,45 @@ def test_the_access_token_never_appears_in_errors_or_reprs():
     assert error.status == 401
     for text in (str(error), repr(error), repr(client), repr(XeroProvider(webhook_key=KEY))):
         assert wrong not in text and TOKEN not in text and KEY not in text
+
+
+def test_limits_hold_in_steady_state_and_a_busy_tenant_does_not_hold_back_another(engine):
+    """The sandbox allows 30 requests per second per tenant (Xero's 60 a minute, scaled); the provider's
+    limits, scaled the same way, keep a drain of 60 contacts under it with no 429, and a second tenant's
+    changes go out without waiting behind the busy one."""
+    from connected_objects import signals
+
+    Base.metadata.create_all(engine)
+    xero = FakeXero(per_minute=30, window=1.0)
+    vault = Vault([Vault.generate_key()])
+    other = Scope("xero", "production", "tenant-2")
+    hub = Hub(
+        sessionmaker(engine, expire_on_commit=False),
+        models=[Customer, Invoice],
+        providers=[XeroProvider(webhook_key=KEY, limits=Limits(concurrency=5, per_minute=30 * 60 * 0.9))],
+        vault=vault,
+        transport=httpx.ASGITransport(xero.app),
+    )
+    hub.install()
+    order: list[str] = []
+
+    def pushed(sender, change, **kw):
+        order.append(change.scope.account)
+
+    try:
+        with hub.session_factory.begin() as s:
+            s.add_all([Organization(id=1), Organization(id=2)])
+            s.flush()
+            connections.connect(s, "xero_organization", 1, SCOPE, credentials=CREDENTIALS, vault=vault)
+            connections.connect(s, "xero_organization", 2, other, credentials=CREDENTIALS, vault=vault)
+            s.add_all(Customer(id=i, organization_id=1, name=f"Busy {i}") for i in range(1, 61))
+            s.add_all(Customer(id=i, organization_id=2, name=f"Quiet {i}") for i in range(61, 64))
+        signals.change_pushed.connect(pushed)
+        hub.drain()
+    finally:
+        signals.change_pushed.disconnect(pushed)
+        hub.uninstall()
+    assert len(xero.live(TENANT, "Contacts")) == 60 and len(xero.live("tenant-2", "Contacts")) == 3
+    assert sum(xero.throttled.values()) == 0
+    last_busy = max(i for i, account in enumerate(order) if account == TENANT)
+    assert max(i for i, account in enumerate(order) if account == "tenant-2") < last_busy
