@@ -88,7 +88,7 @@ from ..web.core import Route as WebRoute
 from ..web.core import hmac_matches
 from ..web.core import parse_json_object
 
-__all__ = ["Faults", "Sandbox", "SandboxClient", "SandboxProvider", "serve"]
+__all__ = ["Faults", "ResetResponse", "Sandbox", "SandboxClient", "SandboxProvider", "serve"]
 
 FAULT_KINDS = ("500", "timeout", "reset", "429", "conflict")
 
@@ -272,7 +272,7 @@ class Sandbox:
             await asyncio.sleep(self.faults.timeout)
             return JSONResponse({"error": "injected slow answer"}, status_code=504)
         if kind == "reset":
-            return _ResetResponse()
+            return ResetResponse()
         return JSONResponse({"error": "injected server error"}, status_code=500)
 
     async def _handle(self, request: Request, work: Any) -> Response:
@@ -424,7 +424,9 @@ class Sandbox:
         return JSONResponse({"ok": True})
 
 
-class _ResetResponse(Response):
+class ResetResponse(Response):
+    """An answer that starts, then drops the connection halfway: a fake's "connection reset" fault."""
+
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         await send(
             {

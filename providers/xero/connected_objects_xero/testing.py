@@ -73,9 +73,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive
-from starlette.types import Scope as ASGIScope
-from starlette.types import Send
+
+from connected_objects.testing.sandbox import ResetResponse
 
 from .client import ENTITIES
 from .client import GONE
@@ -142,23 +141,6 @@ def intent_to_receive(webhook_key: str, *, valid: bool = True) -> tuple[bytes, d
 class _Fault:
     kind: str
     after_write: bool
-
-
-class _Reset(Exception):
-    """Raised after a partial answer: the connection drops."""
-
-
-class _ResetResponse(Response):
-    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"Id": ', "more_body": True})
-        raise _Reset("injected connection reset")
 
 
 class FakeXero:
@@ -314,7 +296,7 @@ class FakeXero:
 
     def _fault(self, kind: str) -> Response:
         if kind == "reset":
-            return _ResetResponse()
+            return ResetResponse()
         if kind.startswith("429-"):
             return Response(status_code=429, headers={"Retry-After": "1", "X-Rate-Limit-Problem": kind[4:]})
         return JSONResponse({"Message": "An error occurred in Xero (injected)"}, 500)
