@@ -113,6 +113,8 @@ class Outcome:
     error: str | None = None
     retry_after: float | None = None
     count_attempt: bool = True
+    #: The provider refused the access token (HTTP 401).
+    unauthorized: bool = False
 
 
 @dataclass
@@ -123,6 +125,8 @@ class _Prepared:
     paused: str | None = None
     revoked: str | None = None
     token_expires_at: dt.datetime | None = None
+    #: The access token was refused: mark it expired, so the next attempt refreshes it first.
+    expire_token: bool = False
 
 
 def _load_rows(conn: Connection, spec: ConnectSpec, ids: Sequence[str], session: Any) -> dict[str, Any]:
@@ -338,7 +342,7 @@ def _failed(plan: Plan, exc: BaseException, gate: ScopeGate) -> Outcome:
             gate.hold(exc.retry_after, str(exc))
         return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
     if isinstance(exc, PermanentError):
-        return Outcome(plan, "dead", error=exc.message)
+        return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401)
     if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
         return Outcome(plan, "retry", error=exc.message)
     if isinstance(exc, httpx.HTTPError):
@@ -509,6 +513,8 @@ def complete(
                     "resolve it with identity.relink() and retry this change"
                 )
                 dead.append((out.plan.change.id, error))
+        if prepared.expire_token:
+            oauth.expire(conn, scope)
         identity.store_synced(conn, synced)
         identity.tombstone_many(conn, tombstones)
         outbox.finish(conn, worker, finished)
@@ -546,6 +552,14 @@ async def dispatch(
         ]
     else:
         outcomes = await _send_all(prepared.plans, client, gate, provider.limits(scope).batch_size)
+        if isinstance(provider, oauth.Refresher) and any(o.unauthorized for o in outcomes):
+            # a token refused before its time (revoked, clock skew): refresh it and try again,
+            # rather than killing the changes; repeated refusals still end dead after the retries
+            prepared.expire_token = True
+            outcomes = [
+                Outcome(o.plan, "retry", error=o.error) if o.unauthorized and o.status == "dead" else o
+                for o in outcomes
+            ]
     sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)
     for signal, sender, kwargs in sends:
         signal.send(sender, **kwargs)

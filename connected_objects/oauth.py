@@ -73,7 +73,15 @@ if TYPE_CHECKING:
     from .hub import Hub
     from .secrets import Vault
 
-__all__ = ["AuthorizationLost", "Refresher", "fresh_credentials", "needs_refresh", "refresh_grant", "store"]
+__all__ = [
+    "AuthorizationLost",
+    "Refresher",
+    "expire",
+    "fresh_credentials",
+    "needs_refresh",
+    "refresh_grant",
+    "store",
+]
 
 #: Refresh this long before the access token expires.
 MARGIN = dt.timedelta(minutes=5)
@@ -155,6 +163,15 @@ def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.d
         update(t)
         .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
         .values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at, updated_at=utcnow())
+    )
+
+
+def expire(db: DB, scope: Scope) -> None:
+    """Mark the scope's access token expired (the provider refused it), so the next use refreshes it."""
+    _connection(db).execute(
+        update(t)
+        .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+        .values(token_expires_at=utcnow(), updated_at=utcnow())
     )
 
 

@@ -235,3 +235,56 @@ def test_rate_limits_hold_in_steady_state(engine):
     assert qbo.throttled == 0
     last_busy = max(i for i, account in enumerate(order) if account == REALM)
     assert max(i for i, account in enumerate(order) if account == "777") < last_busy
+
+
+def test_a_refused_access_token_is_refreshed_and_the_push_retried(engine):
+    """QuickBooks refuses a token before its expiry (revoked, clock skew): the change is not killed; the
+    token is refreshed once under the connection's lock and the push goes through."""
+    import datetime as dt
+
+    from connected_objects import RetryPolicy
+    from connected_objects import oauth
+    from connected_objects.testing.oauth import FakeAuthorizationServer
+    from connected_objects.testing.sandbox import serve
+
+    Base.metadata.create_all(engine)
+    intuit = FakeAuthorizationServer("client", "secret")
+    stale = intuit.issue()  # the token the connection holds; QuickBooks no longer takes it
+    qbo = FakeQuickBooks(tokens=set())
+    vault = Vault([Vault.generate_key()])
+    with serve(qbo.app) as qbo_url, serve(intuit.app) as intuit_url:
+        provider = QuickBooksProvider(
+            base_url=qbo_url, client_id="client", client_secret="secret", token_url=f"{intuit_url}/token"
+        )
+        hub = Hub(
+            sessionmaker(engine, expire_on_commit=False),
+            models=[Customer],
+            providers=[provider],
+            vault=vault,
+            retry=RetryPolicy(base=0.01, cap=0.05, max_attempts=5),
+        )
+        hub.install()
+        try:
+            with hub.session_factory.begin() as s:
+                s.add(Organization(id=1))
+                s.flush()
+                connections.connect(s, "qbo_org", 1, SCOPE, credentials=stale, vault=vault)
+                later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+                oauth.store(s, SCOPE, stale, later, vault)  # not expired as far as we know
+                s.add(Customer(id=1, org_id=1, name="Acme"))
+
+            real_issue = intuit.issue
+
+            def issue_and_allow():  # what the authorization server issues, QuickBooks accepts
+                fresh = real_issue()
+                qbo.tokens.add(fresh["access_token"])
+                return fresh
+
+            intuit.issue = issue_and_allow
+            hub.drain()
+        finally:
+            hub.uninstall()
+    assert [c["DisplayName"] for c in qbo.live(REALM, "Customer").values()] == ["Acme"]
+    assert (intuit.refreshes, intuit.refused) == (1, 0)
+    with hub.session_factory() as s:
+        assert connections.get(s, SCOPE).status == "active"
