@@ -63,7 +63,6 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
-from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
@@ -189,38 +188,6 @@ class LocalBill(Base):
     amount_cents: Mapped[int]
 
 
-class SignIn:
-    """The application's side of SSO: its own rows, membership and session cookie."""
-
-    def upsert_group(self, session: Session, marketplace: Any, group: Any, existing: str | None) -> tuple[str, str]:
-        org = session.get(Organization, int(existing)) if existing else None
-        if org is None:
-            org = Organization(name=group.name or group.uid)
-            session.add(org)
-            session.flush()
-        return ("demo_organization", str(org.id))
-
-    def upsert_user(self, session: Session, marketplace: Any, user: Any, existing: str | None) -> tuple[str, str]:
-        row = session.get(User, int(existing)) if existing else None
-        if row is None:
-            row = User(email=user.email)
-            session.add(row)
-            session.flush()
-        return ("demo_user", str(row.id))
-
-    def add_member(
-        self, session: Session, marketplace: Any, organization: tuple[str, str], user: tuple[str, str], role: str | None
-    ) -> None:
-        member = session.get(User, int(user[1]))
-        assert member is not None
-        member.organization_id, member.role = int(organization[1]), role
-
-    def sign_in(
-        self, marketplace: Any, user: tuple[str, str], organization: tuple[str, str]
-    ) -> tuple[str, list[tuple[str, str]]]:
-        return "/dashboard", [("set-cookie", f"session=user-{user[1]}; HttpOnly")]
-
-
 @dataclass
 class Summary:
     """What the demo did, as counted by the library's signals and the sandboxes."""
@@ -256,6 +223,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
     at the first step that does not check out."""
     from connected_objects_maestrano import MaestranoProvider
     from connected_objects_maestrano import Marketplaces
+    from connected_objects_maestrano.sso import RowSignIn
     from connected_objects_maestrano.testing import FakeBilling
     from connected_objects_maestrano.testing import FakeConnec
     from connected_objects_maestrano.testing import FakeIdP
@@ -296,7 +264,14 @@ def run(path: Path, console: Console | None = None) -> Summary:
             )
             xero_url = running.enter_context(serve(xero.app))
             xero_provider = XeroProvider(base_url=f"{xero_url}/api.xro/2.0", webhook_key="demo-xero-webhook-key")
-            maestrano = MaestranoProvider(lambda: holder["m"], sso=SignIn(), initial_import=["invoices"])
+            sign_in = RowSignIn(
+                Organization,
+                User,
+                role="role",
+                landing="/dashboard",
+                cookie=lambda uid: f"session=user-{uid}; HttpOnly",
+            )
+            maestrano = MaestranoProvider(lambda: holder["m"], sso=sign_in, initial_import=["invoices"])
             hub = Hub(
                 sessionmaker(engine, expire_on_commit=False),
                 models=[Invoice, Customer],

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
 
 from connected_objects_maestrano import MaestranoProvider
 from connected_objects_maestrano import Marketplaces
+from connected_objects_maestrano.sso import RowSignIn
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from connected_objects import Hub
@@ -30,40 +29,15 @@ from .models import Organization
 from .models import User
 
 
-class SignIn:
-    """What a Maestrano SSO sign-in does in this application."""
-
-    def upsert_group(self, session: Session, marketplace: Any, group: Any, existing: str | None) -> tuple[str, str]:
-        org = session.get(Organization, int(existing)) if existing else None
-        if org is None:
-            org = Organization(name=group.name or group.uid)
-            session.add(org)
-            session.flush()
-        return ("organization", str(org.id))
-
-    def upsert_user(self, session: Session, marketplace: Any, user: Any, existing: str | None) -> tuple[str, str]:
-        row = session.get(User, int(existing)) if existing else None
-        if row is None:
-            row = User(email=user.email)
-            session.add(row)
-            session.flush()
-        return ("app_user", str(row.id))
-
-    def add_member(self, session: Session, marketplace: Any, organization: Any, user: Any, role: str | None) -> None:
-        member = session.get(User, int(user[1]))
-        if member is not None:
-            member.organization_id = int(organization[1])
-
-    def sign_in(self, marketplace: Any, user: Any, organization: Any) -> tuple[str, list[tuple[str, str]]]:
-        # the application's own login: the same cookie its login form would set
-        return "/invoices", [("set-cookie", f"{COOKIE}={session_cookie(int(user[1]))}; HttpOnly; Path=/")]
-
-
 @cache
 def hub() -> Hub:
     """The application's Hub, made once (the CLI calls this factory)."""
     engine = create_engine(os.environ.get("DATABASE_URL", "sqlite:///invoicing.sqlite"))
-    provider = MaestranoProvider(Marketplaces.from_env(), sso=SignIn(), initial_import=["invoices"])
+    # SSO ends in the application's own login: its session cookie, the one its login form sets
+    sign_in = RowSignIn(
+        Organization, User, landing="/invoices", cookie=lambda uid: f"{COOKIE}={session_cookie(uid)}; HttpOnly; Path=/"
+    )
+    provider = MaestranoProvider(Marketplaces.from_env(), sso=sign_in, initial_import=["invoices"])
     made = Hub(sessionmaker(engine, expire_on_commit=False), models=[Invoice], providers=[provider])
     made.install()
     return made

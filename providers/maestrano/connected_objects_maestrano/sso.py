@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,16 @@ from urllib.parse import urlparse
 
 from .marketplaces import Marketplace
 
-__all__ = ["LocalRef", "SsoGroup", "SsoHandler", "SsoUser", "relay_state", "saml_settings", "verify_relay_state"]
+__all__ = [
+    "LocalRef",
+    "RowSignIn",
+    "SsoGroup",
+    "SsoHandler",
+    "SsoUser",
+    "relay_state",
+    "saml_settings",
+    "verify_relay_state",
+]
 
 LocalRef = tuple[str, str]  # (local_type, local_id)
 
@@ -139,6 +149,74 @@ class SsoHandler(Protocol):
     ) -> tuple[str, list[tuple[str, str]]]:
         """Where to send the browser after sign-in, and the headers (cookies) that sign the user in."""
         ...
+
+
+class RowSignIn:
+    """An :class:`SsoHandler` for the common shape: an organization model and a user model.
+
+    A new group becomes ``organization(name=...)``, a new user ``user(email=...)``;
+    membership sets the user's ``member`` attribute (and ``role``, when given) and
+    sign-in answers ``landing`` with the ``Set-Cookie`` value ``cookie(user_id)``
+    returns: the application's own login. Write your own handler for anything richer.
+
+    :param organization: the organization model (primary key: one integer column).
+    :param user: the user model.
+    :param name: the organization attribute that gets the group's name.
+    :param email: the user attribute that gets the user's email.
+    :param member: the user attribute holding the organization's id.
+    :param role: the user attribute holding the member's role, if any.
+    :param landing: where the browser goes after sign-in.
+    :param cookie: ``user_id -> Set-Cookie value`` signing the user in (None: no cookie).
+    """
+
+    def __init__(
+        self,
+        organization: type,
+        user: type,
+        *,
+        name: str = "name",
+        email: str = "email",
+        member: str = "organization_id",
+        role: str | None = None,
+        landing: str = "/",
+        cookie: Callable[[int], str] | None = None,
+    ) -> None:
+        from connected_objects.identity import local_type_name
+
+        self.organization, self.user = organization, user
+        self.organization_type, self.user_type = local_type_name(organization), local_type_name(user)
+        self.name, self.email, self.member, self.role = name, email, member, role
+        self.landing, self.cookie = landing, cookie
+
+    def _upsert(self, session: Any, model: type, existing: str | None, values: dict[str, Any]) -> str:
+        row = session.get(model, int(existing)) if existing else None
+        if row is None:
+            row = model(**values)
+            session.add(row)
+            session.flush()
+        return str(row.id)
+
+    def upsert_group(self, session: Any, marketplace: Marketplace, group: SsoGroup, existing: str | None) -> LocalRef:
+        values = {self.name: group.name or group.uid}
+        return (self.organization_type, self._upsert(session, self.organization, existing, values))
+
+    def upsert_user(self, session: Any, marketplace: Marketplace, user: SsoUser, existing: str | None) -> LocalRef:
+        return (self.user_type, self._upsert(session, self.user, existing, {self.email: user.email}))
+
+    def add_member(
+        self, session: Any, marketplace: Marketplace, organization: LocalRef, user: LocalRef, role: str | None
+    ) -> None:
+        row = session.get(self.user, int(user[1]))
+        if row is not None:
+            setattr(row, self.member, int(organization[1]))
+            if self.role is not None:
+                setattr(row, self.role, role)
+
+    def sign_in(
+        self, marketplace: Marketplace, user: LocalRef, organization: LocalRef
+    ) -> tuple[str, list[tuple[str, str]]]:
+        headers = [("set-cookie", self.cookie(int(user[1])))] if self.cookie is not None else []
+        return self.landing, headers
 
 
 def acs_url(marketplace: Marketplace, prefix: str) -> str:

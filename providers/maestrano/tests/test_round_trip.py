@@ -14,6 +14,7 @@ from connected_objects_maestrano import MaestranoProvider
 from connected_objects_maestrano import Marketplaces
 from connected_objects_maestrano.billing import BillingClient
 from connected_objects_maestrano.billing import bill_period
+from connected_objects_maestrano.sso import RowSignIn
 from connected_objects_maestrano.sso import acs_url
 from connected_objects_maestrano.testing import FakeBilling
 from connected_objects_maestrano.testing import FakeConnec
@@ -72,30 +73,6 @@ class Invoice(Base):
     total: Mapped[int] = mapped_column(default=0)
 
 
-class App:
-    def upsert_group(self, session, marketplace, group, existing):
-        org = session.get(Org, int(existing)) if existing else None
-        if org is None:
-            org = Org(name=group.name or group.uid)
-            session.add(org)
-            session.flush()
-        return ("rt_org", str(org.id))
-
-    def upsert_user(self, session, marketplace, user, existing):
-        row = session.get(User, int(existing)) if existing else None
-        if row is None:
-            row = User(email=user.email)
-            session.add(row)
-            session.flush()
-        return ("rt_user", str(row.id))
-
-    def add_member(self, session, marketplace, organization, user, role):
-        session.get(User, int(user[1])).org_id = int(organization[1])
-
-    def sign_in(self, marketplace, user, organization):
-        return "/home", [("set-cookie", f"uid={user[1]}")]
-
-
 def billing_job(hub, marketplaces, transport_url, period):
     """Bill every active Maestrano organization once for ``period``."""
     billed = []
@@ -121,7 +98,11 @@ def test_full_round_trip_over_loopback(engine):
     api_id, api_key = "app-maestrano", "secret-key-of-maestrano"
     connec = FakeConnec({api_id: api_key})
     billing_api = FakeBilling({api_id: api_key})
-    provider = MaestranoProvider(lambda: holder["m"], sso=App(), initial_import=["invoices"])
+    provider = MaestranoProvider(
+        lambda: holder["m"],
+        sso=RowSignIn(Org, User, member="org_id", landing="/home", cookie=lambda uid: f"uid={uid}"),
+        initial_import=["invoices"],
+    )
     hub = Hub(sessionmaker(engine, expire_on_commit=False), models=[Invoice], providers=[provider])
     hub.install()
     with (
