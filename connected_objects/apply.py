@@ -11,15 +11,20 @@ webhook, a pull or a fetch) and, in one transaction:
    scope, made after the record's ``updated_at``, the local side wins (it will
    be pushed); otherwise the remote wins;
 4. resolves references (an invoice's customer) to local ids through the
-   identity map; an unknown reference raises :class:`MissingReference`, so
-   the event is retried later, never dropped;
+   identity map. A record whose reference is not linked is *parked*: kept in
+   the inbox, in the same transaction, and applied once its reference is
+   (:func:`apply_fetching` first fetches unknown references from the
+   provider, in batches, and applies them, so parking is for what the
+   provider could not give);
 5. creates, updates or deletes the local rows, owned by the scope's
    connection owner, and links new ones, all inside
    :func:`~connected_objects.capture.applying`, so the change is not echoed
    back to this scope but still reaches the row's other connections.
 
 The mapping converts the data: ``mapping.to_local(data)`` returns attribute
-values (:class:`~connected_objects.mapping.FieldMapping` has it). A mapping may
+values (:class:`~connected_objects.mapping.FieldMapping` has it), which are
+converted to each mapped column's type (:func:`connected_objects.values.to_column`:
+``Decimal`` for ``Numeric``, dates, aware datetimes, UUIDs, enums). A mapping may
 set ``on_remote_delete`` to ``"delete"`` (the default), ``"ignore"`` or a
 function of the row (a soft delete), and ``conflict`` to ``"newest"`` (the
 default), ``"remote"`` or ``"local"``.
@@ -27,11 +32,16 @@ default), ``"remote"`` or ``"local"``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from sqlalchemy import inspect
 from sqlalchemy import select
@@ -40,6 +50,7 @@ from sqlalchemy.orm import Session
 from . import capture
 from . import connections
 from . import identity
+from . import inbox
 from . import journal
 from .dispatch import _load_rows
 from .dispatch import _python_type
@@ -48,15 +59,30 @@ from .exceptions import ConnectedObjectsError
 from .models import outbox as outbox_table
 from .provider import RemoteRecord
 from .scope import Scope
+from .values import to_column
 
 if TYPE_CHECKING:
     from .hub import Hub
 
-__all__ = ["ApplyStats", "MissingReference", "apply_records", "newer"]
+__all__ = [
+    "ApplyStats",
+    "Fetcher",
+    "MissingReference",
+    "apply_fetching",
+    "apply_records",
+    "newer",
+    "unlinked_references",
+]
 
 
 class MissingReference(ConnectedObjectsError):
     """A record points at a record that is not linked locally yet; the event is retried later."""
+
+
+class Fetcher(Protocol):
+    """What :func:`apply_fetching` needs of a client: :meth:`RemoteClient.fetch`."""
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]: ...
 
 
 @dataclass
@@ -67,6 +93,22 @@ class ApplyStats:
     updated: int = 0
     deleted: int = 0
     skipped: int = 0
+    #: Records kept in the inbox until their references are linked.
+    parked: int = 0
+    #: Their foreign ids.
+    parked_ids: list[str] = field(default_factory=list)
+    #: Referenced records fetched from the provider and applied first (:func:`apply_fetching`).
+    fetched: int = 0
+
+    def add(self, other: ApplyStats) -> None:
+        """Count ``other`` in too."""
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.skipped += other.skipped
+        self.parked += other.parked
+        self.parked_ids.extend(other.parked_ids)
+        self.fetched += other.fetched
 
 
 def newer(candidate: str | None, current: str | None) -> bool:
@@ -114,11 +156,13 @@ def apply_records(
         rows = _load_rows(session.connection(), spec, [link.local_id for link in live.values()], session)
         pending = _pending_local_edits(session, scope, spec.local_type, [link.local_id for link in live.values()])
         references = dict(getattr(mapping, "references", {}) or {})
-        ref_ids = _resolve_reference_ids(hub, session, scope, references, latest.values())
+        ref_ids, unresolved = _resolve_reference_ids(hub, session, scope, references, latest.values())
         owner_value = _owner_value(spec, info.owner_id)
+        columns = _column_types(spec.model)
         created: list[tuple[RemoteRecord, Any]] = []
         synced: list[tuple[identity.ConnectedObject, RemoteRecord, Any]] = []
         tombstones: list[int] = []
+        parked: list[tuple[RemoteRecord, str]] = []
         with capture.applying(session, scope):
             for fid, record in latest.items():
                 link = links.get(fid)
@@ -138,7 +182,11 @@ def apply_records(
                     else:
                         stats.skipped += 1
                     continue
-                values = dict(mapping.to_local(record.data))
+                waiting = unresolved.get(fid)
+                if waiting:  # kept in the inbox until its reference is linked; never dropped
+                    parked.append((record, "waiting for " + ", ".join(f"{e} {f}" for e, f in waiting)))
+                    continue
+                values = _to_columns(columns, mapping.to_local(record.data), spec.model)
                 for name, ref in references.items():
                     foreign = record.data.get(name)
                     values[ref.attribute] = None if foreign in (None, "") else ref_ids[(ref.local_type, str(foreign))]
@@ -170,10 +218,64 @@ def apply_records(
             conflicts = identity.store_created(conn, scope, entity, items)
             if conflicts:
                 raise ConnectedObjectsError(f"{len(conflicts)} {entity} records of {scope} are linked elsewhere")
+            inbox.wake_parked(conn, scope)  # records parked for want of these may apply now
+        if parked:
+            inbox.park(conn, scope, parked)
+            stats.parked = len(parked)
+            stats.parked_ids = [r.foreign_id for r, _ in parked]
         if before_commit is not None:
             before_commit(session)
         session.commit()
     return stats
+
+
+async def apply_fetching(
+    hub: Hub,
+    scope: Scope,
+    entity: str,
+    records: Sequence[RemoteRecord],
+    client: Fetcher,
+    *,
+    before_commit: Callable[[Session], None] | None = None,
+    depth: int = 3,
+) -> ApplyStats:
+    """:func:`apply_records`, after fetching and applying the records they reference that are not linked yet.
+
+    An invoice pulled before its customer: the customer is fetched (one
+    ``client.fetch`` per referenced entity, for all of the batch's unknown ids)
+    and applied first, its own references likewise up to ``depth`` levels.
+    What the provider cannot return (deleted, or beyond ``depth``) is parked
+    by :func:`apply_records`, not dropped.
+    """
+    stats = ApplyStats()
+    if depth > 0:
+        wanted = await asyncio.to_thread(unlinked_references, hub, scope, entity, records)
+        for ref_entity, foreign_ids in wanted.items():
+            fetched = list(await client.fetch(ref_entity, sorted(foreign_ids)))
+            if fetched:
+                stats.fetched += len(fetched)
+                stats.add(await apply_fetching(hub, scope, ref_entity, fetched, client, depth=depth - 1))
+    applied = await asyncio.to_thread(apply_records, hub, scope, entity, records, before_commit=before_commit)
+    applied.fetched += stats.fetched
+    applied.parked += stats.parked
+    applied.parked_ids.extend(stats.parked_ids)
+    return applied
+
+
+def unlinked_references(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteRecord]) -> dict[str, set[str]]:
+    """Foreign ids that ``records`` reference but the identity map does not link yet, by referenced entity."""
+    spec = hub.spec_for(scope.provider, entity)
+    references = dict(getattr(spec.mapping, "references", {}) or {}) if spec is not None else {}
+    if not references:
+        return {}
+    with hub.session_factory() as session:
+        _found, unresolved = _resolve_reference_ids(hub, session, scope, references, records)
+        session.rollback()
+    wanted: dict[str, set[str]] = {}
+    for waiting in unresolved.values():
+        for ref_entity, foreign_id in waiting:
+            wanted.setdefault(ref_entity, set()).add(foreign_id)
+    return wanted
 
 
 def _local_wins(mapping: Any, edited: Any, record: RemoteRecord) -> bool:
@@ -229,8 +331,9 @@ def _pending_local_edits(session: Any, scope: Scope, local_type: str, local_ids:
 
 def _resolve_reference_ids(
     hub: Hub, session: Any, scope: Scope, references: dict[str, Any], records: Any
-) -> dict[tuple[str, str], Any]:
-    """Local ids of referenced records, one SELECT per referenced type; raises MissingReference."""
+) -> tuple[dict[tuple[str, str], Any], dict[str, list[tuple[str, str]]]]:
+    """Local ids of referenced records, one SELECT per referenced type, and per record (foreign id)
+    the references not linked yet, as ``(entity, foreign id)``."""
     wanted: dict[str, set[str]] = {}
     for record in records:
         for name, ref in references.items():
@@ -238,16 +341,43 @@ def _resolve_reference_ids(
             if foreign not in (None, "") and not record.deleted:
                 wanted.setdefault(ref.local_type, set()).add(str(foreign))
     found: dict[tuple[str, str], Any] = {}
+    entities: dict[str, str] = {}
     for local_type, foreign_ids in wanted.items():
         ref_spec = hub.spec(local_type, scope.provider)
         if ref_spec is None:
-            raise ConnectedObjectsError(f"{local_type} is not connected to {scope.provider}")
+            raise ConnectedObjectsError(
+                f"{local_type} is referenced but not connected to {scope.provider}; add its model to the Hub"
+            )
+        entities[local_type] = ref_spec.entity
         links = identity.resolve_many(session, scope, ref_spec.entity, foreign_ids)
-        missing = sorted(foreign_ids - set(links))
-        if missing:
-            raise MissingReference(f"{ref_spec.entity} {', '.join(missing[:5])} of {scope} not linked yet")
         column: Any = inspect(ref_spec.model).columns.get(ref_spec.pk_attributes[0])
         kind = _python_type(column) if column is not None else str
         for fid, link in links.items():
             found[(local_type, fid)] = kind(link.local_id)
-    return found
+    unresolved: dict[str, list[tuple[str, str]]] = {}
+    for record in records:
+        for name, ref in references.items():
+            foreign = record.data.get(name)
+            if foreign in (None, "") or record.deleted or (ref.local_type, str(foreign)) in found:
+                continue
+            unresolved.setdefault(record.foreign_id, []).append((entities[ref.local_type], str(foreign)))
+    return found, unresolved
+
+
+def _column_types(model: Any) -> dict[str, Any]:
+    """Each mapped column attribute's SQL type, by attribute name."""
+    return {attr.key: attr.columns[0].type for attr in inspect(model).column_attrs if len(attr.columns) == 1}
+
+
+def _to_columns(columns: Mapping[str, Any], values: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """Remote values converted to their columns' types (a bad value says which attribute)."""
+    out = dict(values)
+    for key, value in values.items():
+        kind = columns.get(key)
+        if kind is None or value is None:
+            continue
+        try:
+            out[key] = to_column(kind, value)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise ConnectedObjectsError(f"{model.__name__}.{key}: cannot store {value!r}: {exc}") from exc
+    return out

@@ -413,6 +413,7 @@ def status_command(app_path: str | None, url: str | None, as_json: bool) -> None
         "in flight",
         "dead",
         "events",
+        "parked",
         "dead events",
         "last error",
     ):
@@ -427,6 +428,7 @@ def status_command(app_path: str | None, url: str | None, as_json: bool) -> None
             str(r.in_flight_changes),
             str(r.dead_changes),
             str(r.pending_events),
+            str(r.parked_records),
             str(r.dead_events),
             (r.last_error or "")[:60],
         )
@@ -457,6 +459,7 @@ def list_events(app_path: str, state: str, limit: int) -> None:
                         "marketplace": e.marketplace,
                         "account": e.account,
                         "entity": e.entity,
+                        "kind": e.kind,
                         "attempts": e.attempts,
                         "state": e.state,
                         "last_error": e.last_error,
@@ -496,6 +499,7 @@ def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
         "marketplace": event.marketplace,
         "account": event.account,
         "entity": event.entity,
+        "kind": event.kind,
         "attempts": event.attempts,
         "state": event.state,
         "last_error": event.last_error,

@@ -101,6 +101,8 @@ class Plan:
     key: str = ""
     digest: str | None = None
     reason: str | None = None
+    #: Refusals of this object's writes so far: a refused write's next attempt gets a new key.
+    epoch: int = 0
 
 
 @dataclass
@@ -115,6 +117,8 @@ class Outcome:
     count_attempt: bool = True
     #: The provider refused the access token (HTTP 401).
     unauthorized: bool = False
+    #: The provider refused the write for good: nothing was written, the next attempt needs a new key.
+    refused: bool = False
 
 
 @dataclass
@@ -177,6 +181,7 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
             by_type.setdefault(change.local_type, []).append(change)
         plans: list[Plan] = []
         to_enqueue: list[outbox.Change] = []
+        refused = outbox.dead_refusals(conn, scope, {(c.local_type, c.local_id) for c in changes})
         for local_type, group in by_type.items():
             spec = hub.spec(local_type, scope.provider)
             links = identity.resolve_many_local(
@@ -188,6 +193,7 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
             for change in group:
                 link = links.get(change.local_id)
                 live = link if link is not None and link.linked else None
+                epoch = max(change.refusals, refused.get((local_type, change.local_id), 0))
                 if spec is None:
                     plans.append(
                         Plan(
@@ -202,8 +208,8 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
                     if live is None:
                         plans.append(Plan(change, "skip", spec=spec))
                     else:
-                        key = idempotency_key("delete", change.id, change.revision)
-                        plans.append(Plan(change, "delete", spec=spec, link=live, key=key))
+                        key = _key(epoch, "delete", change.id, change.revision)
+                        plans.append(Plan(change, "delete", spec=spec, link=live, key=key, epoch=epoch))
                     continue
                 obj = rows.get(change.local_id)
                 if obj is None:  # deleted since; its delete change follows
@@ -227,16 +233,29 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
                 digest = content_hash(payload)
                 if live is None:
                     generation = link.id if link is not None else 0
-                    key = idempotency_key("create", scope, spec.entity, local_type, change.local_id, generation)
-                    plans.append(Plan(change, "create", spec=spec, payload=payload, key=key, digest=digest))
+                    # derived from the row, not the change: a create retried after a lost answer keeps
+                    # its key (the provider replays it); after a refusal the epoch gives a new one
+                    key = _key(epoch, "create", scope, spec.entity, local_type, change.local_id, generation)
+                    plans.append(
+                        Plan(change, "create", spec=spec, payload=payload, key=key, digest=digest, epoch=epoch)
+                    )
                 elif live.content_hash == digest:
                     plans.append(Plan(change, "skip", spec=spec, link=live))
                 else:
                     # the payload is part of the key: a retry that carries newer data is a new request
-                    key = idempotency_key("update", change.id, change.revision, live.remote_version, digest)
-                    plans.append(Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest))
+                    key = _key(epoch, "update", change.id, change.revision, live.remote_version, digest)
+                    plans.append(
+                        Plan(
+                            change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest, epoch=epoch
+                        )
+                    )
         session.rollback()
     return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at)
+
+
+def _key(epoch: int, *parts: object) -> str:
+    """A write's idempotency key; from the first refusal on, the refusal count is part of it."""
+    return idempotency_key(*parts, epoch) if epoch else idempotency_key(*parts)
 
 
 def _resolve_references(
@@ -342,7 +361,7 @@ def _failed(plan: Plan, exc: BaseException, gate: ScopeGate) -> Outcome:
             gate.hold(exc.retry_after, str(exc))
         return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
     if isinstance(exc, PermanentError):
-        return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401)
+        return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401, refused=True)
     if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
         return Outcome(plan, "retry", error=exc.message)
     if isinstance(exc, httpx.HTTPError):
@@ -445,6 +464,8 @@ def complete(
     finished: list[int] = []
     later: list[tuple[int, dt.datetime, str | None, bool]] = []
     dead: list[tuple[int, str]] = []
+    refusals: dict[int, int] = {}
+    settled: set[tuple[str, str]] = set()  # objects pushed or dead now: their older dead changes go
     sends: list[tuple[Any, str, dict[str, Any]]] = []
     if log.isEnabledFor(logging.DEBUG):
         for out in outcomes:
@@ -467,6 +488,7 @@ def complete(
         plan, change = out.plan, out.plan.change
         if out.status == "done":
             finished.append(change.id)
+            settled.add((change.local_type, change.local_id))
             foreign_id = None
             if plan.action == "create" and out.record is not None:
                 assert plan.spec is not None
@@ -492,6 +514,9 @@ def complete(
         elif out.status == "dead" or (out.status == "retry" and hub.retry.exhausted(change.attempts)):
             error = out.error or "failed"
             dead.append((change.id, error))
+            settled.add((change.local_type, change.local_id))
+            if out.refused:
+                refusals[change.id] = plan.epoch + 1
             sends.append((signals.change_dead, scope.provider, {"change": change, "error": error}))
         elif out.status == "retry":
             when = now + dt.timedelta(seconds=hub.retry.delay(change.attempts, retry_after=out.retry_after))
@@ -519,7 +544,8 @@ def complete(
         identity.tombstone_many(conn, tombstones)
         outbox.finish(conn, worker, finished)
         outbox.reschedule(conn, worker, later)
-        outbox.bury(conn, worker, dead)
+        outbox.bury(conn, worker, dead, refusals=refusals)
+        outbox.clear_dead(conn, scope, settled, keep=[i for i, _ in dead])
         if prepared.enqueue:
             outbox.enqueue(conn, prepared.enqueue)
         session.commit()

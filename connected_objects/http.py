@@ -32,6 +32,7 @@ from .exceptions import ConflictError
 from .exceptions import PermanentError
 from .exceptions import RemoteError
 from .exceptions import RetryableError
+from .values import loads
 
 __all__ = ["json_body", "raise_for_response", "retry_after", "transport_error"]
 
@@ -78,9 +79,9 @@ def transport_error(exc: httpx.HTTPError, *, what: str = "request") -> RemoteErr
 
 
 def json_body(response: httpx.Response, *, what: str = "request") -> Any:
-    """The decoded JSON of a successful response; a cut-off or garbled body is retryable."""
+    """The decoded JSON of a successful response (decimals exact); a cut-off or garbled body is retryable."""
     try:
-        return response.json()
+        return loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RetryableError(
             f"{what} returned HTTP {response.status_code} with a body that is not JSON: {exc}",

@@ -42,10 +42,15 @@ from .identity import DB
 from .identity import _connection
 from .models import inbox as t
 from .models import utcnow
+from .provider import RemoteRecord
 from .scope import Scope
+from .values import dumps
+from .values import loads
+from .values import parse_datetime
 
 __all__ = [
     "IMPORT_PAYLOAD",
+    "PARKED_PREFIX",
     "InboundEvent",
     "StoredEvent",
     "bury",
@@ -53,14 +58,21 @@ __all__ = [
     "digest_key",
     "finish",
     "list_events",
+    "park",
     "request_import",
     "reschedule",
     "retry",
     "store",
+    "unpark",
+    "wake_parked",
 ]
 
 #: The payload of a queued backfill: a worker runs :func:`connected_objects.pull.pull` for its scope and entity.
 IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
+#: How a parked record's payload starts (the rest is the record, see :func:`park`).
+_PARKED = b'{"connected_objects":"parked"'
+#: Dedupe keys of parked records start with this.
+PARKED_PREFIX = "parked:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,8 @@ class InboundEvent:
     entity: str | None
     payload: bytes
     content_type: str = "application/json"
+    #: Why it waits, shown as its last error (a parked record names its missing reference).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,16 @@ class StoredEvent:
     @property
     def scope(self) -> Scope | None:
         return Scope(self.provider, self.marketplace, self.account) if self.account else None
+
+    @property
+    def kind(self) -> str:
+        """``event`` (a provider's notification), ``import`` (a queued backfill) or ``parked`` (a record
+        waiting for its reference)."""
+        if self.payload == IMPORT_PAYLOAD:
+            return "import"
+        if self.payload.startswith(_PARKED):
+            return "parked"
+        return "event"
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> StoredEvent:
@@ -137,6 +161,7 @@ def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent
             "dedupe_key": e.dedupe_key,
             "content_type": e.content_type,
             "payload": e.payload,
+            "last_error": e.note,
             "state": "pending",
             "attempts": 0,
             "next_attempt_at": now,
@@ -163,6 +188,60 @@ def request_import(db: DB, scope: Scope, entity: str) -> bool:
     """Queue a backfill of ``entity`` for ``scope`` (e.g. on a group's first sign-in); False if one is queued."""
     event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD)
     return store(db, scope.provider, scope.marketplace, [event]) == 1
+
+
+def park(db: DB, scope: Scope, records: Sequence[tuple[RemoteRecord, str]]) -> int:
+    """Keep records that cannot be applied yet (``(record, why)`` each) until their references are linked.
+
+    They are applied by the workers like any event: at once when :func:`wake_parked`
+    says a new link was made in their scope, else with backoff. Parking the same
+    version of a record twice keeps one.
+    """
+    events = []
+    for record, why in records:
+        body = {
+            "connected_objects": "parked",
+            "entity": record.entity,
+            "foreign_id": record.foreign_id,
+            "version": record.version,
+            "updated_at": record.updated_at.isoformat() if record.updated_at is not None else None,
+            "deleted": record.deleted,
+            "data": dict(record.data),
+        }
+        key = PARKED_PREFIX + digest_key(scope.account, record.entity, record.foreign_id, record.version)
+        events.append(InboundEvent(key, scope.account, record.entity, dumps(body), note=why))
+    return store(db, scope.provider, scope.marketplace, events)
+
+
+def unpark(event: StoredEvent) -> RemoteRecord:
+    """The record a parked event keeps."""
+    body = loads(event.payload)
+    return RemoteRecord(
+        body["entity"],
+        body["foreign_id"],
+        body["data"],
+        version=body["version"],
+        updated_at=parse_datetime(body["updated_at"]),
+        deleted=bool(body["deleted"]),
+    )
+
+
+def wake_parked(db: DB, scope: Scope) -> int:
+    """Make the parked records of ``scope`` due now (a link was just made there); returns how many."""
+    now = utcnow()
+    result = _connection(db).execute(
+        update(t)
+        .where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            t.c.account == scope.account,
+            t.c.state == "pending",
+            t.c.dedupe_key.startswith(PARKED_PREFIX),
+            t.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount)
 
 
 def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:

@@ -60,6 +60,7 @@ from sqlalchemy import Table
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
 from sqlalchemy import event
+from sqlalchemy import text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
@@ -221,6 +222,8 @@ outbox = Table(
     Column("slot", String(1), nullable=True),
     Column("revision", Integer, nullable=False, default=1),
     Column("origin", String(64), nullable=True),
+    #: How often the provider refused this object's write for good; part of the idempotency key (co_0003).
+    Column("refusals", Integer, nullable=False, server_default=text("0")),
     *_work_columns(),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),

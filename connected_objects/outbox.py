@@ -49,23 +49,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from operator import itemgetter
 from typing import Any
 from typing import NamedTuple
 
 from sqlalchemy import Connection
 from sqlalchemy import Insert
+from sqlalchemy import Integer
 from sqlalchemy import Row
 from sqlalchemy import and_
 from sqlalchemy import bindparam
+from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import tuple_
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import sqlite
@@ -81,6 +87,8 @@ __all__ = [
     "Change",
     "ClaimedChange",
     "claim",
+    "clear_dead",
+    "dead_refusals",
     "discard",
     "enqueue",
     "get",
@@ -122,6 +130,8 @@ class ClaimedChange:
     last_error: str | None
     next_attempt_at: dt.datetime
     lease_owner: str | None
+    #: How often the provider refused this object's write for good (part of the idempotency key).
+    refusals: int = 0
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ClaimedChange:
@@ -140,6 +150,7 @@ class ClaimedChange:
             last_error=m["last_error"],
             next_attempt_at=m["next_attempt_at"],
             lease_owner=m["lease_owner"],
+            refusals=m["refusals"],
         )
 
 
@@ -455,10 +466,15 @@ def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str 
     return int(_connection(db).execute(stmt, params).rowcount)
 
 
-def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> int:
-    """Mark leased changes ``dead`` with their error: ``(id, error)`` each."""
+def bury(db: DB, worker: str, items: Sequence[tuple[int, str]], *, refusals: Mapping[int, int] | None = None) -> int:
+    """Mark leased changes ``dead`` with their error: ``(id, error)`` each.
+
+    ``refusals`` gives the new refusal count of the changes the provider refused
+    for good, so that their next attempt goes out under a new idempotency key.
+    """
     if not items:
         return 0
+    refused = refusals or {}
     stmt = (
         update(t)
         .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker, t.c.state == "in_flight")
@@ -468,11 +484,48 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> int:
             lease_owner=None,
             lease_expires_at=None,
             last_error=bindparam("_error"),
+            refusals=func.coalesce(bindparam("_refusals", type_=Integer), t.c.refusals),
             updated_at=utcnow(),
         )
     )
-    params = [{"_id": i, "_error": _clip(e)} for i, e in sorted(items)]
+    params = [{"_id": i, "_error": _clip(e), "_refusals": refused.get(i)} for i, e in sorted(items)]
     return int(_connection(db).execute(stmt, params).rowcount)
+
+
+def dead_refusals(db: DB, scope: Scope, objects: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The highest refusal count among the dead changes of ``objects`` (``(local_type, local_id)``) in ``scope``."""
+    if not objects:
+        return {}
+    query = (
+        select(t.c.local_type, t.c.local_id, func.max(t.c.refusals))
+        .where(
+            _in_scope(scope),
+            t.c.state == "dead",
+            tuple_(t.c.local_type, t.c.local_id).in_(sorted(objects)),
+        )
+        .group_by(t.c.local_type, t.c.local_id)
+    )
+    return {(lt, lid): int(n or 0) for lt, lid, n in _connection(db).execute(query)}
+
+
+def clear_dead(db: DB, scope: Scope, objects: Collection[tuple[str, str]], *, keep: Collection[int] = ()) -> int:
+    """Delete the dead changes of ``objects`` in ``scope`` but those in ``keep``: an object has at most one.
+
+    Called when a newer change of the object was pushed (the old failure is
+    moot) or died in turn (it replaces the old one).
+    """
+    if not objects:
+        return 0
+    stmt = delete(t).where(
+        _in_scope(scope), t.c.state == "dead", tuple_(t.c.local_type, t.c.local_id).in_(sorted(objects))
+    )
+    if keep:
+        stmt = stmt.where(t.c.id.not_in(sorted(keep)))
+    return int(_connection(db).execute(stmt).rowcount)
+
+
+def _in_scope(scope: Scope) -> Any:
+    return and_(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
 
 
 def _clip(error: str | None) -> str | None:
@@ -496,16 +549,56 @@ def list_changes(
 def retry(db: DB, ids: Sequence[int]) -> int:
     """Send dead changes again now; returns how many were revived.
 
-    A dead change whose object already has a pending change is folded into it.
+    A dead change is revived in place, keeping its refusal count (so a write the
+    provider refused goes out under a new idempotency key). Where its object
+    already has a pending change, it is folded into that one instead.
     """
     conn = _connection(db)
     dead = [
-        ClaimedChange.from_row(r) for r in conn.execute(select(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
+        ClaimedChange.from_row(r)
+        for r in conn.execute(select(t).where(t.c.id.in_(list(ids)), t.c.state == "dead").order_by(t.c.id))
     ]
     if not dead:
         return 0
-    enqueue(conn, [Change(c.scope, c.entity, c.local_type, c.local_id, c.operation) for c in dead])
-    conn.execute(delete(t).where(t.c.id.in_([c.id for c in dead])))
+    newest: dict[tuple[Scope, str, str], ClaimedChange] = {}
+    for change in dead:  # one revived change per object: the newest
+        key = (change.scope, change.local_type, change.local_id)
+        older = newest.get(key)
+        refusals = max(change.refusals, older.refusals if older is not None else 0)
+        newest[key] = replace(change, refusals=refusals)
+    pending = {
+        (Scope(p, m, a), lt, lid): i
+        for i, p, m, a, lt, lid in conn.execute(
+            select(t.c.id, t.c.provider, t.c.marketplace, t.c.account, t.c.local_type, t.c.local_id).where(
+                t.c.slot == "p",
+                tuple_(t.c.provider, t.c.marketplace, t.c.account, t.c.local_type, t.c.local_id).in_(
+                    [(s.provider, s.marketplace, s.account, lt, lid) for s, lt, lid in newest]
+                ),
+            )
+        )
+    }
+    now = utcnow()
+    folded = [{"_id": pending[k], "_refusals": c.refusals} for k, c in newest.items() if k in pending]
+    revived = [{"_id": c.id, "_refusals": c.refusals} for k, c in newest.items() if k not in pending]
+    keep = {c.id for k, c in newest.items() if k not in pending}
+    conn.execute(delete(t).where(t.c.id.in_([c.id for c in dead if c.id not in keep])))
+    if folded:  # the larger refusal count wins
+        larger = case((t.c.refusals > bindparam("_refusals"), t.c.refusals), else_=bindparam("_refusals"))
+        conn.execute(update(t).where(t.c.id == bindparam("_id")).values(refusals=larger, updated_at=now), folded)
+    if revived:
+        conn.execute(
+            update(t)
+            .where(t.c.id == bindparam("_id"))
+            .values(
+                slot="p",
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                refusals=bindparam("_refusals"),
+                updated_at=now,
+            ),
+            revived,
+        )
     return len(dead)
 
 

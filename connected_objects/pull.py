@@ -3,7 +3,11 @@
 :func:`pull` pages through ``client.changes(entity, cursor)`` starting from the
 cursor stored in ``co_cursor`` for ``(scope, entity)``, applies each page
 through :func:`~connected_objects.apply.apply_records` and stores the next
-cursor *in the same transaction* as the page's rows. A pull killed at any point
+cursor *in the same transaction* as the page's rows. A record whose reference
+is not linked locally (an invoice whose contact was made at the provider) gets
+the referenced record fetched and applied first; what cannot be fetched is
+parked in the inbox in that same transaction, so the cursor never passes a
+record that was neither applied nor kept. A pull killed at any point
 resumes from the last page that committed; re-applying a page is harmless
 (versions and the identity map make it a no-op), so nothing is lost or
 duplicated. A first pull is a backfill; later ones are incremental.
@@ -18,7 +22,6 @@ or ``connected-objects pull --app myapp.sync:hub --scope quickbooks/production/9
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,7 +35,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from . import oauth
-from .apply import apply_records
+from .apply import apply_fetching
 from .models import cursor as t
 from .models import utcnow
 from .scope import Scope
@@ -52,6 +55,10 @@ class PullStats:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    #: Records kept in the inbox until their references are linked (``connected-objects events list``).
+    parked: int = 0
+    #: Referenced records fetched and applied first.
+    fetched: int = 0
 
 
 def _where(scope: Scope, entity: str) -> Any:
@@ -118,15 +125,15 @@ async def pull(
             def checkpoint(session: Session, nxt: Any = nxt) -> None:
                 save_cursor(session, scope, entity, nxt)
 
-            applied = await asyncio.to_thread(
-                apply_records, hub, scope, entity, list(page.records), before_commit=checkpoint
-            )
+            applied = await apply_fetching(hub, scope, entity, list(page.records), client, before_commit=checkpoint)
             position = nxt
             stats.pages += 1
             stats.records += len(page.records)
             stats.created += applied.created
             stats.updated += applied.updated
             stats.deleted += applied.deleted
+            stats.parked += applied.parked
+            stats.fetched += applied.fetched
             if progress is not None:
                 progress(stats)
             if not page.more:

@@ -34,7 +34,7 @@ Example::
     >>> with engine.connect() as conn:
     ...     schema.check(conn)
     ...     schema.current(conn)
-    'co_0002'
+    'co_0003'
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from . import journal
 from .identity import DB
 from .identity import _connection
+from .inbox import PARKED_PREFIX
 from .models import connected_object
 from .models import connection
 from .models import inbox
@@ -55,6 +56,8 @@ class ScopeStatus:
     in_flight_changes: int = 0
     dead_changes: int = 0
     pending_events: int = 0
+    #: Of the pending events, records parked until their references are linked.
+    parked_records: int = 0
     dead_events: int = 0
     last_error: str | None = None
 
@@ -109,15 +112,18 @@ def status(db: DB) -> list[ScopeStatus]:
         item.captured_changes = n
         item.pending_changes += n
     i = inbox
-    for p, m, a, state, n, last in conn.execute(
-        select(i.c.provider, i.c.marketplace, i.c.account, i.c.state, func.count(), func.max(i.c.last_error))
+    parked = i.c.dedupe_key.startswith(PARKED_PREFIX)
+    for p, m, a, state, is_parked, n, last in conn.execute(
+        select(i.c.provider, i.c.marketplace, i.c.account, i.c.state, parked, func.count(), func.max(i.c.last_error))
         .where(i.c.account.is_not(None))
-        .group_by(i.c.provider, i.c.marketplace, i.c.account, i.c.state)
+        .group_by(i.c.provider, i.c.marketplace, i.c.account, i.c.state, parked)
     ):
         item = row(p, m, a)
         if state == "dead":
-            item.dead_events = n
+            item.dead_events += n
         else:
             item.pending_events += n
+            if is_parked:
+                item.parked_records += n
         item.last_error = item.last_error or last
     return [found[k] for k in sorted(found)]

@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from collections.abc import Collection
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,7 +55,7 @@ from . import journal
 from . import oauth
 from . import outbox
 from .apply import MissingReference
-from .apply import apply_records
+from .apply import apply_fetching
 from .dispatch import dispatch
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
@@ -66,6 +67,7 @@ from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
 from .provider import Limits
+from .provider import RemoteClient
 from .provider import RemoteRecord
 from .pull import pull
 from .scope import Scope
@@ -76,6 +78,20 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
 
 log = logging.getLogger("connected_objects.worker")
+
+
+class _LazyClient:
+    """A scope's client, made (credentials refreshed) on the first fetch only."""
+
+    def __init__(self, hub: Hub, scope: Scope, http: httpx.AsyncClient) -> None:
+        self.hub, self.scope, self.http = hub, scope, http
+        self._client: RemoteClient | None = None
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
+        if self._client is None:
+            credentials = await oauth.fresh_credentials(self.hub, self.scope, self.http)
+            self._client = self.hub.provider(self.scope.provider).client(self.scope, self.http, credentials)
+        return await self._client.fetch(entity, foreign_ids)
 
 
 class ScopeGate:
@@ -239,24 +255,40 @@ class Worker:
                 if not group:
                     return
             provider = self.hub.provider(provider_name)
-            decode = getattr(provider, "decode_event", None)
-            if decode is None:
-                raise PermanentError(f"provider {provider_name!r} cannot decode stored events (no decode_event)")
             records: list[RemoteRecord] = []
             thin: list[str] = []
+            parked: dict[int, str] = {}  # event id → the foreign id of the record it keeps
             for event in group:
+                if event.kind == "parked":
+                    record = inbox.unpark(event)
+                    parked[event.id] = record.foreign_id
+                    records.append(record)
+                    continue
+                decode = getattr(provider, "decode_event", None)
+                if decode is None:
+                    raise PermanentError(f"provider {provider_name!r} cannot decode stored events (no decode_event)")
                 item = decode(entity, event.payload)
                 if isinstance(item, RemoteRecord):
                     records.append(item)
                 else:
                     thin.append(item)
+            fetcher = _LazyClient(self.hub, scope, clients[hash(scope) % len(clients)])
             if thin:
-                http = clients[hash(scope) % len(clients)]
-                client = provider.client(scope, http, await oauth.fresh_credentials(self.hub, scope, http))
-                records.extend(await client.fetch(entity, sorted(set(thin))))
-            await asyncio.to_thread(apply_records, self.hub, scope, entity, records)
-            await asyncio.to_thread(self._events_done, ids)
-            self.stats.applied += len(ids)
+                records.extend(await fetcher.fetch(entity, sorted(set(thin))))
+            applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
+            waiting = set(applied.parked_ids)
+            still = [e for e in group if parked.get(e.id) in waiting]  # parked again: wait on, never dropped
+            if still:
+                now = utcnow()
+                await asyncio.to_thread(
+                    self._events_later_each,
+                    [
+                        (e.id, now + dt.timedelta(seconds=self.hub.retry.delay(e.attempts)), e.last_error or "")
+                        for e in still
+                    ],
+                )
+            await asyncio.to_thread(self._events_done, [i for i in ids if i not in {e.id for e in still}])
+            self.stats.applied += len(ids) - len(still)
         except (
             MissingReference,
             RetryableError,
@@ -282,6 +314,10 @@ class Worker:
     def _events_later(self, ids: list[int], when: dt.datetime, error: str) -> None:
         with self.hub.session_factory.begin() as session:
             inbox.reschedule(session, self.name, [(i, when, error) for i in ids])
+
+    def _events_later_each(self, items: list[tuple[int, dt.datetime, str]]) -> None:
+        with self.hub.session_factory.begin() as session:
+            inbox.reschedule(session, self.name, items)
 
     def _events_dead(self, ids: list[int], error: str) -> None:
         with self.hub.session_factory.begin() as session:

@@ -53,6 +53,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
     assert "connected_objects/migrations/env.py" in names
     assert any(n.startswith("connected_objects/migrations/versions/co_0001") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0002") for n in names)
+    assert any(n.startswith("connected_objects/migrations/versions/co_0003") for n in names)
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True, env=env)
     python = venv / "bin" / "python"
@@ -67,5 +68,5 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
         text=True,
         env=env,
     )
-    assert out.stdout.split()[0] == "co_0002"
+    assert out.stdout.split()[0] == "co_0003"
     assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout and "co_journal" in out.stdout

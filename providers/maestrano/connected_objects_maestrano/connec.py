@@ -36,6 +36,7 @@ from connected_objects.http import json_body
 from connected_objects.http import raise_for_response
 from connected_objects.http import transport_error
 from connected_objects.provider import BatchOperation
+from connected_objects.values import dumps
 
 from .marketplaces import Marketplace
 
@@ -129,12 +130,16 @@ class ConnecClient:
 
     async def _call(self, method: str, path: str, what: str, *, url: str | None = None, **kwargs: Any) -> Any:
         """One request under the group's path (or to ``url``); errors classified, JSON decoded."""
+        headers = self._headers
+        if "json" in kwargs:  # decimals, dates, UUIDs and enums in Connec!'s JSON forms
+            kwargs["content"] = dumps(kwargs.pop("json"))
+            headers = {**headers, "Content-Type": "application/json"}
         try:
             response = await self.http.request(
                 method,
                 url or f"{self.base}/{path}",
                 auth=self._auth,
-                headers=self._headers,
+                headers=headers,
                 timeout=self.marketplace.connec.timeout,
                 **kwargs,
             )

@@ -44,6 +44,7 @@ from connected_objects import UnknownMarketplace
 from connected_objects import connections
 from connected_objects import identity
 from connected_objects import inbox
+from connected_objects.values import loads
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
@@ -119,7 +120,7 @@ class MaestranoProvider:
 
     def decode_event(self, entity: str, payload: bytes) -> RemoteRecord:
         """A stored Connec! notification record (notifications carry full records)."""
-        return record_from_connec(entity, json.loads(payload))
+        return record_from_connec(entity, loads(payload))
 
     def _marketplace(self, request: Request) -> Marketplace:
         try:

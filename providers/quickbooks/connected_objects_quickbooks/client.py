@@ -49,6 +49,8 @@ from connected_objects.http import json_body
 from connected_objects.http import retry_after
 from connected_objects.http import transport_error
 from connected_objects.provider import BatchOperation
+from connected_objects.values import dumps
+from connected_objects.values import loads
 
 __all__ = ["BATCH_SIZE", "CDC_MAX", "ENTITIES", "MINOR_VERSION", "QuickBooksClient", "fault_error"]
 
@@ -124,14 +126,16 @@ class QuickBooksClient:
         params = {"minorversion": str(MINOR_VERSION), **kwargs.pop("params", {})}
         if requestid is not None:
             params["requestid"] = requestid[:50]  # QBO: at most 50 characters
+        headers = self._headers
+        if "json" in kwargs:  # amounts as exact JSON numbers, dates as YYYY-MM-DD
+            kwargs["content"] = dumps(kwargs.pop("json"))
+            headers = {**headers, "Content-Type": "application/json"}
         try:
-            response = await self.http.request(
-                method, f"{self.base}/{path}", params=params, headers=self._headers, **kwargs
-            )
+            response = await self.http.request(method, f"{self.base}/{path}", params=params, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise transport_error(exc, what=what) from exc
         try:
-            body = response.json() if response.content else {}
+            body = loads(response.content) if response.content else {}
         except ValueError:
             body = None
         if response.status_code >= 400 or (isinstance(body, Mapping) and "Fault" in body):

@@ -58,6 +58,7 @@ from connected_objects.http import json_body
 from connected_objects.http import raise_for_response
 from connected_objects.http import retry_after
 from connected_objects.http import transport_error
+from connected_objects.values import dumps
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -254,6 +255,9 @@ class XeroClient:
     ) -> Any:
         """One request; errors classified, the JSON answer decoded."""
         sent = {**self._headers, **(headers or {})}
+        if "json" in kwargs:  # amounts as exact JSON numbers, dates as YYYY-MM-DD
+            kwargs["content"] = dumps(kwargs.pop("json"))
+            sent["Content-Type"] = "application/json"
         if idempotency_key is not None:
             if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
                 idempotency_key = hashlib.sha256(idempotency_key.encode()).hexdigest()
