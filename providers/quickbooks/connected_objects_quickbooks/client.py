@@ -98,6 +98,11 @@ def record_from_qbo(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
     meta = body.get("MetaData") or {}
     deleted = body.get("status") == "Deleted" or body.get("Active") is False
     data = {k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData", "sparse", "domain", "status")}
+    for key, value in data.items():
+        if key.endswith("Ref") and isinstance(value, Mapping) and value.get("value") is not None:
+            # a reference (``CustomerRef: {"value": "58", "name": …}``) as the bare id the identity map
+            # links, the inverse of QuickBooksProvider.fold_reference
+            data[key] = str(value["value"])
     return RemoteRecord(
         entity,
         str(body["Id"]),

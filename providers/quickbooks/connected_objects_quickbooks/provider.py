@@ -16,6 +16,11 @@ Example::
     >>> limits = QuickBooksProvider(rate_scale=0.1).limits(Scope("quickbooks", "production", "9130"))
     >>> limits.concurrency, limits.per_minute, limits.batch_size, limits.batches_per_minute
     (10, 50.0, 30, 4.0)
+
+References leave as QBO writes them, and come back as the bare id::
+
+    >>> QuickBooksProvider().fold_reference("Invoice", "CustomerRef", "58")
+    {'value': '58'}
 """
 
 from __future__ import annotations
@@ -98,6 +103,10 @@ class QuickBooksProvider:
         self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dt.datetime]:
         return await refresh_grant(http, self.token_url, self.client_id, self._client_secret, credentials)
+
+    def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
+        """A reference goes out as QBO's ``{"value": id}`` (``CustomerRef``, ``ItemRef``, …)."""
+        return {"value": foreign_id}
 
     def decode_event(self, entity: str, payload: bytes) -> RemoteRecord | str:
         """Notifications are thin: the id of the record to fetch."""
