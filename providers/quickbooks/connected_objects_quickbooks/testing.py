@@ -251,7 +251,7 @@ class FakeQuickBooks:
 
     def _insert(self, realm: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         rid = str(len(self.records) + 1)
-        record = {**body, "Id": rid, "SyncToken": "-1", "MetaData": {"CreateTime": self._now()}}
+        record = {**body, "Id": rid, "SyncToken": "-1", "MetaData": {}}
         if entity in _NAME_LISTS:
             record.setdefault("Active", True)
         if entity == "Customer" and not record.get("DisplayName"):
@@ -259,6 +259,7 @@ class FakeQuickBooks:
             if parts:
                 record["DisplayName"] = " ".join(parts)
         self._stamp(record)
+        record["MetaData"]["CreateTime"] = record["MetaData"]["LastUpdatedTime"]
         self.records[(realm, entity, rid)] = record
         self.creates += 1
         return record
