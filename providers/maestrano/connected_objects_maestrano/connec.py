@@ -48,12 +48,14 @@ BATCH_SIZE = 50
 
 
 def connec_id(value: Any) -> str:
-    """The Connec! id in an id array (or a plain id)."""
+    """The Connec! id in an id array (or a plain id); a missing or empty one is an error, never ``"None"``."""
     if isinstance(value, list):
         for item in value:
             if isinstance(item, Mapping) and item.get("provider") == "connec" and item.get("id"):
                 return str(item["id"])
         raise PermanentError("the record's id array has no Connec! id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
+        raise PermanentError(f"the record has no Connec! id (id: {value!r})")
     return str(value)
 
 

@@ -272,7 +272,14 @@ class MaestranoProvider:
 def parse_notification(
     body: Mapping[str, Any], marketplace: str, wanted: Callable[[str], bool]
 ) -> list[inbox.InboundEvent]:
-    """Validate a Connec! notification; one inbox event per record, filed under its ``group_id``."""
+    """Validate a Connec! notification; one inbox event per record, filed under its ``group_id``.
+
+    Every record of the delivery is checked before any is kept: one without a ``group_id`` or an ``id`` refuses
+    the whole delivery with a 400 and nothing is stored (it is never filed under an id of ``"None"`` to be
+    fetched later). Every notified entity carries both: the payload on Maestrano's "Connec! Webhook" page
+    (maestrano.atlassian.net/wiki/spaces/DEV/pages/18448400) and maestrano-ruby's README "Webhook
+    Notifications"; the id is a plain Connec! id or an id array holding one (``connec_helper.rb``).
+    """
     events = []
     for entity, records in body.items():
         if not isinstance(records, list):

@@ -145,6 +145,8 @@ class FakeConnec:
         return (base + dt.timedelta(seconds=self._clock)).isoformat()
 
     def _auth(self, request: Any) -> str | None:
+        # Connec! API calls authenticate with HTTP Basic ``api.id:api.key`` of the marketplace (maestrano-ruby
+        # README "Connec!" / Maestrano::Connec::Client; reference providers-and-sync.md §3.3)
         header = request.headers.get("authorization", "")
         try:
             user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
@@ -183,6 +185,8 @@ class FakeConnec:
                 (r for (g, e, _), r in self.records.items() if g == group and e == entity),
                 key=lambda r: (r["updated_at"], r["id"]),
             )
+            # OData-like $filter on updated_at, $skip/$top paging (connector-rails entity.rb
+            # get_connec_entities; reference §3.3 "Query")
             flt = q.get("$filter", "")
             if flt.startswith("updated_at gt '"):
                 since = flt[len("updated_at gt '") : -1]
@@ -232,6 +236,8 @@ class FakeConnec:
         if down is not None:
             return down
         body = await request.json()
+        # {sequential: true, ops: [{method, url, params}]}, a status and body per op (connector-rails
+        # connec_helper batch calls; reference §3.3 "Batch")
         ops = body.get("ops") if isinstance(body, dict) else None
         if not isinstance(ops, list) or not ops:
             return JSONResponse({"errors": [{"title": "ops must be a non-empty list"}]}, status_code=400)
@@ -269,6 +275,8 @@ class FakeConnec:
                 return 404, {"errors": [{"title": "Not found"}]}
             record.update(deleted=True, updated_at=self._tick())
             return 200, {entity: self.view(group, entity, rid)}
+        # write bodies are wrapped in the entity's collection name: {organizations: {...}} (maestrano-ruby README;
+        # reference §3.3 "Paths")
         body = params.get(entity) if isinstance(params, dict) else None
         if not isinstance(body, dict) or method not in ("POST", "PUT") or (method == "PUT") != (rid is not None):
             return 400, {"errors": [{"title": f"body must be {{{entity}: {{...}}}}"}]}
@@ -283,6 +291,8 @@ class FakeConnec:
             body.pop("id", None)
             record.update(body, updated_at=self._tick())
             return 200, {entity: self.view(group, entity, rid)}
+        # ids are arrays of provider-scoped ids; a create naming a known external id updates that record
+        # (connec_helper.rb id_hash; reference §3.3 "IDs are arrays")
         external = [i for i in body.pop("id", []) or [] if isinstance(i, dict)]
         for (g, e, known), record in self.records.items():
             if g == group and e == entity and any(x in record.get("external_ids", []) for x in external):

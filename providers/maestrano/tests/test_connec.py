@@ -27,6 +27,7 @@ from connected_objects import connected
 from connected_objects import connections
 from connected_objects import identity
 from connected_objects import outbox
+from connected_objects.models import inbox as inbox_table
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web import ASGIAdapter
@@ -258,3 +259,30 @@ def test_references_go_out_as_connec_id_arrays(two_marketplaces):
     [(customer_id, _)] = connec.live("cld-a", "organizations").items()
     [sale] = connec.live("cld-a", "sales_orders").values()
     assert sale["organization_id"] == [{"provider": "connec", "id": customer_id}]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"group_id": "cld-a", "title": "no id"},
+        {"id": None, "group_id": "cld-a", "title": "a null id"},
+        {"id": "", "group_id": "cld-a", "title": "an empty id"},
+        {"id": [{"provider": "my-app", "id": "7"}], "group_id": "cld-a", "title": "no Connec! id in the array"},
+    ],
+    ids=["missing", "null", "empty", "no-connec-entry"],
+)
+def test_a_notification_record_without_an_id_refuses_the_delivery_and_stores_nothing(two_marketplaces, bad):
+    hub, _connec = two_marketplaces
+    m = MARKETPLACES.get(A)
+    good = {"id": [{"provider": "connec", "id": "x1"}], "group_id": "cld-a", "title": "fine", "amount": 1}
+    body, headers = connec_delivery({"invoices": [good, bad]}, m.api.id, m.api.key)
+
+    async def post():
+        transport = httpx.ASGITransport(ASGIAdapter(hub.webhooks()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.post(f"/mno-enterprise/{A}/connec/receive", content=body, headers=headers)
+
+    response = asyncio.run(post())
+    assert response.status_code == 400 and "invoices[1] needs an id" in response.text
+    with hub.session_factory() as s:
+        assert s.execute(select(inbox_table)).all() == []

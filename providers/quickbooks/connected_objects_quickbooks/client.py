@@ -12,26 +12,40 @@ with the original response, so a retried create is never a second customer).
 - Deletes: an ``Invoice`` is deleted (``operation=delete``); a ``Customer`` or
   an ``Item`` cannot be, so it is made inactive (``Active: false``), and an
   inactive record reads back as deleted.
-- The change feed is Change Data Capture (``/cdc``, last 30 days). A response
-  holding QBO's maximum (1,000 objects) may have left changes out, so it is
-  not used as a checkpoint: the same window is then read through the query API,
-  ordered by ``LastUpdatedTime``, a page at a time.
+- The change feed is Change Data Capture (``/cdc``), which QBO answers for the
+  last 30 days only: the first pull, and a cursor older than
+  :data:`CDC_WINDOW` (29 days), read through the query API instead, ordered by
+  ``LastUpdatedTime``, a page at a time; a finished read leaves the cursor at
+  the moment it began, inside CDC's window. A CDC response holding QBO's
+  maximum (1,000 objects) may have left changes out, so it is not used as a
+  checkpoint either: the same window is then read through the query API. A
+  query answers active name-list records only unless it asks for both, so ours
+  say ``Active IN (true,false)`` for customers and items (deactivation is their
+  delete).
 - Writes can go :meth:`batch`-wise (``/batch``, 30 items per call).
 - Faults are classified from their codes: 5010 → conflict; throttling (3001,
   HTTP 429) and 5xx → retry; validation (2000-4999, 6000+, 6240 duplicate
-  name) and authorization (1-499) → permanent, with QBO's message kept.
+  name) and authorization (1-499) → permanent, with QBO's message kept, from
+  either of QBO's fault shapes (``Fault.Error[].Message`` or the lower-case
+  ``fault.error[].message`` of authentication failures).
 
 Example::
 
     >>> from connected_objects_quickbooks.client import fault_error
     >>> fault_error(400, {"Fault": {"Error": [{"Message": "Stale Object Error", "code": "5010"}]}}, "update Customer 1")
     ConflictError('update Customer 1: Stale Object Error (code 5010)', status=400, code='5010')
+    >>> refused = {"fault": {"error": [{"message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+    ...                                 "code": "3200"}], "type": "AUTHENTICATION"}}
+    >>> error = fault_error(401, refused, "fetch Customer 1")
+    >>> error.status, error.code, error.message
+    (401, '3200', 'fetch Customer 1: message=AuthenticationFailed; errorCode=003200; statusCode=401 (code 3200)')
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -52,7 +66,16 @@ from connected_objects.provider import BatchOperation
 from connected_objects.values import dumps
 from connected_objects.values import loads
 
-__all__ = ["BATCH_SIZE", "CDC_MAX", "ENTITIES", "MINOR_VERSION", "QuickBooksClient", "fault_error"]
+__all__ = [
+    "BATCH_SIZE",
+    "CDC_MAX",
+    "CDC_WINDOW",
+    "ENTITIES",
+    "MINOR_VERSION",
+    "NAME_LISTS",
+    "QuickBooksClient",
+    "fault_error",
+]
 
 #: The entities this client syncs, by their QBO names.
 ENTITIES = ("Customer", "Item", "Invoice")
@@ -64,15 +87,32 @@ BATCH_SIZE = 30
 #: Objects a CDC response holds at most; a full one is not a safe checkpoint.
 CDC_MAX = 1000
 PAGE_SIZE = 1000
+#: Name-list entities: never deleted, made inactive; a query leaves inactive ones out unless asked.
+NAME_LISTS = frozenset({"Customer", "Item", "Vendor", "Employee", "Account", "Class", "Department", "Term"})
+#: How far back CDC is used: QBO's limit is 30 days ("CDC operations can track changes within the last
+#: 30 days", developer.intuit.com .../change-data-capture); a day is kept as a margin.
+CDC_WINDOW = dt.timedelta(days=29)
+#: Subtracted from our clock when a finished query read becomes the next cursor (Intuit's clock may lag).
+CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def fault_error(status: int, body: Any, what: str, *, wait: float | None = None) -> RemoteError:
-    """The error for a QBO ``Fault`` (or a bare HTTP error), classified by its code."""
-    fault = body.get("Fault") if isinstance(body, Mapping) else None
-    errors = fault.get("Error") if isinstance(fault, Mapping) else None
+    """The error for a QBO fault (or a bare HTTP error), classified by its code.
+
+    QBO writes faults in two shapes: ``{"Fault": {"Error": [{"Message", "Detail", "code"}]}}``, and, for
+    authentication and authorization failures, a lower-case envelope
+    ``{"fault": {"error": [{"message", "detail", "code"}]}, "queryResponse": null, …}`` (a 401 with code
+    3200 as quoted in routablehq/python-quickbooks #250, a 403 with code 3100 in intuit/oauth-jsclient #2).
+    Both keep the provider's message and code.
+    """
+    fault = _either(body, "Fault", "fault")
+    errors = _either(fault, "Error", "error")
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], Mapping) else {}
-    code = str(first.get("code", "") or "")
-    message = str(first.get("Message") or first.get("Detail") or f"HTTP {status}")
+    code = str(_either(first, "code", "Code") or "")
+    message = str(_either(first, "Message", "message") or _either(first, "Detail", "detail") or f"HTTP {status}")
+    detail = _either(first, "Detail", "detail")
+    if detail and str(detail) != message and status not in (401, 403):  # an auth fault's detail may echo the token
+        message = f"{message}: {detail}"
     text = f"{what}: {message}" + (f" (code {code})" if code else "")
     number = int(code) if code.isdigit() else 0
     if number == 5010:
@@ -82,6 +122,24 @@ def fault_error(status: int, body: Any, what: str, *, wait: float | None = None)
     if number == 610 or status == 404:
         return PermanentError(text, status=404, code=code or None)
     return PermanentError(text, status=status, code=code or None)
+
+
+def _either(value: Any, *keys: str) -> Any:
+    """The first of ``keys`` present (and not null) in a mapping; None otherwise."""
+    if not isinstance(value, Mapping):
+        return None
+    for key in keys:
+        if value.get(key) is not None:
+            return value[key]
+    return None
+
+
+def _is_fault(body: Any) -> bool:
+    return isinstance(body, Mapping) and (body.get("Fault") is not None or body.get("fault") is not None)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _when(value: Any) -> dt.datetime | None:
@@ -116,8 +174,17 @@ def record_from_qbo(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
 class QuickBooksClient:
     """Calls to one QBO company with the connection's access token."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, realm: str, access_token: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        realm: str,
+        access_token: str,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
         self.http = http
+        self.clock = clock
         self.realm = realm
         self.base = f"{base_url.rstrip('/')}/v3/company/{realm}"
         self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
@@ -143,7 +210,7 @@ class QuickBooksClient:
             body = loads(response.content) if response.content else {}
         except ValueError:
             body = None
-        if response.status_code >= 400 or (isinstance(body, Mapping) and "Fault" in body):
+        if response.status_code >= 400 or _is_fault(body):
             raise fault_error(response.status_code, body, what, wait=retry_after(response))
         if not isinstance(body, dict):
             return dict(json_body(response, what=what) or {})
@@ -236,7 +303,7 @@ class QuickBooksClient:
             what = f"{op.action} {op.entity}" + (f" {op.foreign_id}" if op.foreign_id else "") + " in a batch"
             if answer is None:
                 results.append(RetryableError(f"{what}: QuickBooks Online gave no answer for it"))
-            elif "Fault" in answer:
+            elif _is_fault(answer):
                 error = fault_error(400, answer, what)
                 results.append(None if op.action == "delete" and error.status == 404 else error)
             elif op.action == "delete":
@@ -248,38 +315,65 @@ class QuickBooksClient:
         return results
 
     async def changes(self, entity: str, cursor: Any) -> Page:
-        """Changes since the cursor: CDC, or the query API for a window CDC could not hold."""
+        """Changes since the cursor: CDC inside its 30 days, the query API for anything older or fuller.
+
+        The cursor is ``{"since": T, "ids": [...]}`` (plus ``"start"`` and ``"began"`` while a window is
+        read through the query API a page at a time); no cursor, or one older than :data:`CDC_WINDOW`,
+        is read through the query API, since CDC refuses a ``changedSince`` over 30 days old.
+        """
         position = dict(cursor) if isinstance(cursor, Mapping) else {}
-        since = position.get("since") or "1970-01-01T00:00:00Z"
+        since = str(position.get("since") or "")
         seen_at_since = set(position.get("ids") or [])
+        began = str(position.get("began") or "")
         if position.get("start"):  # paging a window through the query API
-            return await self._query_page(entity, since, int(position["start"]), seen_at_since)
-        body = await self._call(
-            "GET", "cdc", f"changes of {entity}", params={"entities": entity, "changedSince": since}
-        )
+            return await self._query_page(entity, since, int(position["start"]), seen_at_since, began)
+        now = self.clock()
+        stamp = _when(since)
+        if stamp is None or stamp < now - CDC_WINDOW:  # first pull, or a cursor CDC would refuse
+            return await self._query_page(entity, since, 1, seen_at_since, _iso(now))
+        try:
+            body = await self._call(
+                "GET", "cdc", f"changes of {entity}", params={"entities": entity, "changedSince": since}
+            )
+        except PermanentError as exc:
+            if exc.status != 400 or "changedSince" not in exc.message:
+                raise
+            # refused as too old after all (our clock and Intuit's disagree): read it through the query API
+            return await self._query_page(entity, since, 1, seen_at_since, _iso(now))
         objects: list[Mapping[str, Any]] = []
         for response in body.get("CDCResponse") or []:
             for query in response.get("QueryResponse") or []:
                 objects.extend(query.get(entity) or [])
         if len(objects) >= CDC_MAX:  # maybe cut short: read the same window in pages instead
-            return await self._query_page(entity, since, 1, seen_at_since)
+            return await self._query_page(entity, since, 1, seen_at_since, _iso(now))
         return self._page(entity, objects, since, seen_at_since, more=False)
 
-    async def _query_page(self, entity: str, since: str, start: int, seen_at_since: set[str]) -> Page:
+    async def _query_page(self, entity: str, since: str, start: int, seen_at_since: set[str], began: str) -> Page:
+        """One page of the query API, oldest change first; ``began``: when this read of the window started."""
+        conditions = [f"MetaData.LastUpdatedTime >= '{since}'"] if since else []
+        if entity in NAME_LISTS:  # a query answers active records only unless asked: deactivations are our deletes
+            conditions.append("Active IN (true,false)")
+        where = f" where {' AND '.join(conditions)}" if conditions else ""
         query = (
-            f"select * from {entity} where MetaData.LastUpdatedTime >= '{since}'"
+            f"select * from {entity}{where}"
             f" orderby MetaData.LastUpdatedTime startposition {start} maxresults {PAGE_SIZE}"
         )
         body = await self._call("GET", "query", f"query of {entity}", params={"query": query})
         objects = (body.get("QueryResponse") or {}).get(entity) or []
         if len(objects) == PAGE_SIZE:
             page = self._page(entity, objects, since, seen_at_since, more=True)
-            return Page(
-                page.records,
-                cursor={"since": since, "ids": sorted(seen_at_since), "start": start + PAGE_SIZE},
-                more=True,
-            )
-        return self._page(entity, objects, since, seen_at_since, more=False)
+            cursor = {"since": since, "ids": sorted(seen_at_since), "start": start + PAGE_SIZE, "began": began}
+            return Page(page.records, cursor=cursor, more=True)
+        page = self._page(entity, objects, since, seen_at_since, more=False)
+        # the whole window up to `began` has been read: resume from then (less a margin for clock skew), so
+        # the next pull lands inside CDC's window even when nothing changed for weeks
+        resume = _when(began)
+        newest = _when(page.cursor["since"])
+        if resume is not None:
+            resume -= CLOCK_SKEW
+            if newest is None or resume > newest:
+                return Page(page.records, cursor={"since": _iso(resume), "ids": []}, more=False)
+        return page
 
     def _page(
         self, entity: str, objects: Sequence[Mapping[str, Any]], since: str, seen_at_since: set[str], *, more: bool
@@ -295,6 +389,9 @@ class QuickBooksClient:
 
 
 def _stamp(record: RemoteRecord) -> str:
-    if record.updated_at is None:
-        return ""
-    return record.updated_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return "" if record.updated_at is None else _iso(record.updated_at)
+
+
+def _iso(when: dt.datetime) -> str:
+    """A UTC instant as QBO writes it, to the millisecond."""
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -3,13 +3,28 @@
 :class:`FakeQuickBooks` is an ASGI app (``.app``) that behaves like the parts of
 the Accounting API the provider uses: ``/v3/company/{realm}/{customer|item|invoice}``
 (create, sparse update with ``SyncToken``, ``operation=delete`` for invoices only),
-``GET …/{entity}/{id}``, ``/query``, ``/cdc`` (at most :data:`CDC_MAX` objects),
-``/batch``; ``requestid`` replays the first answer; unique ``DisplayName``
-(Fault 6240); stale ``SyncToken`` (Fault 5010); bearer tokens checked (Fault
-3200); per-company limits (requests and batch calls per window, items metered
-like calls) answered with 429 and Fault 3001. :meth:`touch` edits a
-record as a QuickBooks user would (the SyncToken moves on). :func:`qbo_delivery`
-signs a webhook in either format.
+``GET …/{entity}/{id}``, ``/query``, ``/cdc``, ``/batch``. Each rule cites its
+public source where it is modelled; in short:
+
+- ``requestid`` replays the first answer; a stale ``SyncToken`` is Fault 5010;
+  a taken ``DisplayName`` Fault 6240; a missing required field Fault 2020
+  (a customer's name, an item's ``Name`` (and accounts by ``Type``), an
+  invoice's ``Line``; an unknown ``CustomerRef`` is 2500);
+- ``/cdc`` answers the last 30 days only (an older ``changedSince`` is a 400
+  fault), at most :data:`CDC_MAX` objects, inactive and deleted ones included;
+- ``/query`` parses ``SELECT * FROM E [WHERE …] [ORDERBY …] [STARTPOSITION n]
+  [MAXRESULTS m]`` (``MetaData.LastUpdatedTime`` comparisons, ``Active``,
+  ``Id``; anything else is Fault 4000) and leaves inactive customers and items
+  out unless the query asks for them (``Active IN (true,false)``);
+- a refused bearer token is a 401 in QBO's lower-case ``fault.error[]``
+  envelope (code 3200); per-company limits (requests and batch calls per
+  window, items metered like calls) are 429 with Fault 3001.
+
+Its clock (:attr:`FakeQuickBooks.clock`, the real UTC time unless set, or moved
+with :meth:`FakeQuickBooks.travel`) stamps ``MetaData.LastUpdatedTime``,
+strictly increasing, and is the "now" CDC's 30 days count back from.
+:meth:`touch` edits a record as a QuickBooks user would (the SyncToken moves
+on). :func:`qbo_delivery` signs a webhook in either format.
 
 Example::
 
@@ -32,9 +47,12 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from .client import CDC_MAX
@@ -42,10 +60,106 @@ from .client import CDC_MAX
 __all__ = ["FakeQuickBooks", "qbo_delivery"]
 
 _PATHS = {"customer": "Customer", "item": "Item", "invoice": "Invoice"}
+#: Name-list entities of the sandbox: made inactive, never deleted; queries leave inactive ones out by default.
+_NAME_LISTS = frozenset({"Customer", "Item"})
+#: Customer name parts; at least one is needed (DisplayName is built from the others when it is missing).
+_NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
+#: How far back CDC answers: "CDC operations can track changes within the last 30 days"
+#: (developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture).
+CDC_DAYS = 30
+#: QBO's query grammar, the parts the sandbox models: ``SELECT * FROM E [WHERE …] [ORDERBY f [ASC|DESC]]
+#: [STARTPOSITION n] [MAXRESULTS m]`` (developer.intuit.com .../explore-the-quickbooks-online-api/data-queries).
+_QUERY = re.compile(
+    r"^\s*select\s+\*\s+from\s+(?P<entity>\w+)"
+    r"(?:\s+where\s+(?P<where>.+?))?"
+    r"(?:\s+orderby\s+(?P<order>[\w.]+)(?:\s+(?P<direction>asc|desc))?)?"
+    r"(?:\s+startposition\s+(?P<start>\d+))?"
+    r"(?:\s+maxresults\s+(?P<top>\d+))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_CONDITION = re.compile(
+    r"^(?P<field>[\w.]+)\s*(?:(?P<op>>=|<=|=|>|<)\s*'(?P<value>[^']*)'|(?P<in>in)\s*\((?P<list>[^)]*)\)"
+    r"|(?P<bop>=)\s*(?P<bool>true|false))$",
+    re.IGNORECASE,
+)
 
 
-def _fault(status: int, code: str, message: str, kind: str = "ValidationFault") -> tuple[int, dict[str, Any]]:
-    return status, {"Fault": {"Error": [{"Message": message, "Detail": message, "code": code}], "type": kind}}
+def _fault(status: int, code: str, message: str, kind: str = "ValidationFault", detail: str | None = None) -> Reply:
+    return status, {"Fault": {"Error": [{"Message": message, "Detail": detail or message, "code": code}], "type": kind}}
+
+
+def _missing(field: str) -> Reply:
+    # QBO's answer for a missing required field: code 2020, "Required param missing, need to supply the required
+    # value for the API", detail "Required parameter <field> is missing in the request" (quoted in
+    # ruckus/quickbooks-ruby #220 and routablehq/python-quickbooks #96)
+    return _fault(
+        400,
+        "2020",
+        "Required param missing, need to supply the required value for the API",
+        detail=f"Required parameter {field} is missing in the request",
+    )
+
+
+def _authentication_failed() -> Reply:
+    """QBO's 401, in its lower-case envelope (as quoted in routablehq/python-quickbooks #250)."""
+    return 401, {
+        "warnings": None,
+        "intuitObject": None,
+        "fault": {
+            "error": [
+                {
+                    "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                    "detail": "Token expired or revoked",
+                    "code": "3200",
+                    "element": None,
+                }
+            ],
+            "type": "AUTHENTICATION",
+        },
+        "report": None,
+        "queryResponse": None,
+        "batchItemResponse": [],
+        "attachableResponse": [],
+        "syncErrorResponse": None,
+        "requestId": None,
+        "time": int(time.time() * 1000),
+        "status": None,
+        "cdcresponse": [],
+    }
+
+
+def _instant(value: str) -> dt.datetime | None:
+    """An ISO 8601 instant as QBO takes it (``Z``, an offset, or none: UTC); None if it is not one."""
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _compare(op: str, when: dt.datetime) -> Callable[[dict[str, Any]], bool]:
+    def test(record: dict[str, Any]) -> bool:
+        stamp = _instant(record["MetaData"]["LastUpdatedTime"])
+        if stamp is None:
+            return False
+        return {">=": stamp >= when, ">": stamp > when, "<=": stamp <= when, "<": stamp < when, "=": stamp == when}[op]
+
+    return test
+
+
+def _active_in(wanted: set[bool], record: dict[str, Any]) -> bool:
+    return bool(record.get("Active", True)) in wanted
+
+
+def _id_is(value: str, record: dict[str, Any]) -> bool:
+    return bool(record["Id"] == value)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+Reply = tuple[int, dict[str, Any]]
 
 
 class FakeQuickBooks:
@@ -55,6 +169,8 @@ class FakeQuickBooks:
     :param per_minute: requests (batch items count one each) per ``window`` per company.
     :param batches_per_minute: batch calls per ``window`` per company.
     :param window: the length of "a minute" in seconds; tests shrink it.
+    :param clock: the company's "now" (default: the real UTC time); records are stamped from it, and
+        CDC's 30 days count back from it. Settable: ``qbo.clock = lambda: …``, or :meth:`travel`.
     """
 
     def __init__(
@@ -64,20 +180,25 @@ class FakeQuickBooks:
         per_minute: int = 500,
         batches_per_minute: int = 40,
         window: float = 60.0,
+        clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         from starlette.applications import Starlette
         from starlette.routing import Route
 
         self.tokens = set(tokens) if tokens is not None else None
         self.per_minute, self.batches_per_minute, self.window = per_minute, batches_per_minute, window
+        self.clock = clock
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.creates = 0
         self.throttled = 0
+        #: every ``/query`` statement and ``/cdc`` ``changedSince`` received, in order (for assertions).
+        self.queries: list[str] = []
+        self.cdc_calls: list[str] = []
         self.stale_next: set[tuple[str, str, str]] = set()
-        self._replies: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._replies: dict[tuple[str, str], Reply] = {}
         self._calls: dict[str, deque[float]] = {}
         self._batches: dict[str, deque[float]] = {}
-        self._clock = 0
+        self._last: dt.datetime | None = None
         self.app = Starlette(
             routes=[
                 Route("/v3/company/{realm}/batch", self._batch, methods=["POST"]),
@@ -104,17 +225,25 @@ class FakeQuickBooks:
         record.update(fields)
         self._stamp(record)
 
-    def seed(self, realm: str, entity: str, items: Iterable[dict[str, Any]]) -> None:
-        """Records made by someone else."""
-        for data in items:
-            self._insert(realm, entity, dict(data))
+    def seed(self, realm: str, entity: str, items: Iterable[dict[str, Any]]) -> list[str]:
+        """Records made by someone else (not validated); their Ids."""
+        return [self._insert(realm, entity, dict(data))["Id"] for data in items]
+
+    def travel(self, delta: dt.timedelta) -> None:
+        """Move the company's clock by ``delta`` (negative: into the past) from wherever it is now."""
+        current = self.clock
+        self.clock = lambda: current() + delta
 
     # -- behaviour ------------------------------------------------------------------------
 
     def _now(self) -> str:
-        self._clock += 1
-        base = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=self._clock)
-        return base.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        """The clock's now, to the millisecond, strictly later than the last stamp."""
+        now = self.clock().astimezone(dt.timezone.utc)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if self._last is not None and now <= self._last:
+            now = self._last + dt.timedelta(milliseconds=1)
+        self._last = now
+        return now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
     def _stamp(self, record: dict[str, Any]) -> None:
         record["SyncToken"] = str(int(record.get("SyncToken", "-1")) + 1)
@@ -122,10 +251,15 @@ class FakeQuickBooks:
 
     def _insert(self, realm: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         rid = str(len(self.records) + 1)
-        record = {**body, "Id": rid, "SyncToken": "-1", "MetaData": {"CreateTime": self._now()}}
-        if entity in ("Customer", "Item"):
+        record = {**body, "Id": rid, "SyncToken": "-1", "MetaData": {}}
+        if entity in _NAME_LISTS:
             record.setdefault("Active", True)
+        if entity == "Customer" and not record.get("DisplayName"):
+            parts = [str(record[p]) for p in _NAME_PARTS if record.get(p)]
+            if parts:
+                record["DisplayName"] = " ".join(parts)
         self._stamp(record)
+        record["MetaData"]["CreateTime"] = record["MetaData"]["LastUpdatedTime"]
         self.records[(realm, entity, rid)] = record
         self.creates += 1
         return record
@@ -149,26 +283,71 @@ class FakeQuickBooks:
             batches.append(now)
         return False
 
-    def _apply(self, realm: str, entity: str, operation: str, body: Any) -> tuple[int, dict[str, Any]]:
+    def _invalid(self, realm: str, entity: str, record: dict[str, Any], rid: str | None) -> Reply | None:
+        """The fault QBO answers for a record (as it would be saved) missing what it needs; None if none."""
+        if entity == "Customer":
+            # DisplayName, or one of the name parts it is built from, is required; DisplayName must be unique
+            # (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/customer; reference §3.1)
+            name = record.get("DisplayName") or " ".join(str(record[p]) for p in _NAME_PARTS if record.get(p))
+            if not name:
+                return _missing("DisplayName")
+            if any(
+                r.get("DisplayName") == name and r["Id"] != rid
+                for (g, e, _), r in self.records.items()
+                if g == realm and e == entity
+            ):
+                return _fault(
+                    400,
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    detail="The name supplied already exists. : Another customer, vendor or employee is already "
+                    "using this name. Please use a different name.",
+                )
+        if entity == "Item":
+            # Name is required; a Service or Inventory item needs its IncomeAccountRef, an Inventory one its
+            # AssetAccountRef, InvStartDate and QtyOnHand too (Intuit's item reference,
+            # developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/item, as summarised in the
+            # quickbooks-types crate's Item docs on docs.rs)
+            if not record.get("Name"):
+                return _missing("Name")
+            kind = record.get("Type")
+            needed = {"Service": ("IncomeAccountRef",), "Inventory": ("IncomeAccountRef", "AssetAccountRef")}
+            needed["Inventory"] += ("InvStartDate", "QtyOnHand")
+            for field in needed.get(str(kind), ()):
+                if record.get(field) in (None, "", {}):
+                    return _missing(field)
+        if entity == "Invoice":
+            # CustomerRef must name a customer (Fault 2500), and an invoice needs at least one Line, each with
+            # its DetailType and Amount (the minimal invoice of Intuit's invoice reference,
+            # developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice, as quoted in
+            # mcohen01/node-quickbooks #156); a SalesItemLineDetail line needs its SalesItemLineDetail
+            # (ruckus/quickbooks-ruby #220)
+            ref = record.get("CustomerRef")
+            value = str(ref.get("value")) if isinstance(ref, dict) else ""
+            if not self.live(realm, "Customer").get(value):
+                return _fault(400, "2500", "Invalid Reference Id : CustomerRef is missing or unknown")
+            lines = record.get("Line")
+            if not isinstance(lines, list) or not lines:
+                return _missing("Line")
+            for line in lines:
+                if not isinstance(line, dict) or not line.get("DetailType"):
+                    return _missing("Line.DetailType")
+                if line.get("Amount") is None:
+                    return _missing("Line.Amount")
+                if line["DetailType"] == "SalesItemLineDetail" and not isinstance(
+                    line.get("SalesItemLineDetail"), dict
+                ):
+                    return _missing("Line.SalesItemLineDetail")
+        return None
+
+    def _apply(self, realm: str, entity: str, operation: str, body: Any) -> Reply:
         """One create, sparse update or delete; the status and body QBO would answer."""
         if not isinstance(body, dict):
             return _fault(400, "2010", "Request has invalid or unsupported property")
         if operation == "create":
-            if entity == "Customer":
-                name = body.get("DisplayName")
-                if not name:
-                    return _fault(
-                        400, "2020", "Required param missing, need to supply the required value for DisplayName"
-                    )
-                if any(
-                    r.get("DisplayName") == name for (g, e, _), r in self.records.items() if g == realm and e == entity
-                ):
-                    return _fault(400, "6240", "Duplicate Name Exists Error")
-            if entity == "Invoice":
-                ref = body.get("CustomerRef")
-                value = str(ref.get("value")) if isinstance(ref, dict) else ""
-                if not self.live(realm, "Customer").get(value):
-                    return _fault(400, "2500", "Invalid Reference Id : CustomerRef is missing or unknown")
+            refused = self._invalid(realm, entity, body, None)
+            if refused is not None:
+                return refused
             return 200, {entity: self._insert(realm, entity, body)}
         rid = str(body.get("Id", ""))
         record = self.records.get((realm, entity, rid))
@@ -178,18 +357,23 @@ class FakeQuickBooks:
             self.stale_next.discard((realm, entity, rid))
             self._stamp(record)
         if str(body.get("SyncToken")) != record["SyncToken"]:
+            # a stale SyncToken: Fault 5010 (reference §3.1, routablehq/python-quickbooks #127)
             return _fault(400, "5010", "Stale Object Error")
         if operation == "delete":
-            if entity not in ("Invoice",):
+            if entity not in ("Invoice",):  # name lists have no delete (reference §3.1)
                 return _fault(400, "2000", f"Operation Delete is not supported for {entity}")
             record["status"] = "Deleted"
             self._stamp(record)
             return 200, {entity: {"Id": rid, "status": "Deleted", "domain": "QBO"}}
-        if not body.get("sparse"):
-            kept = {k: record[k] for k in ("Id", "SyncToken", "MetaData")}
-            record.clear()
-            record.update(kept)
-        record.update({k: v for k, v in body.items() if k not in ("Id", "SyncToken", "sparse", "MetaData")})
+        kept = {k: record[k] for k in ("Id", "SyncToken", "MetaData")}
+        # sparse: only the fields sent change; otherwise a full replace (reference §3.1 "Sparse updates")
+        after = dict(record) if body.get("sparse") else dict(kept)
+        after.update({k: v for k, v in body.items() if k not in ("Id", "SyncToken", "sparse", "MetaData")})
+        refused = self._invalid(realm, entity, after, rid)
+        if refused is not None:
+            return refused
+        record.clear()
+        record.update(after)
         self._stamp(record)
         return 200, {entity: record}
 
@@ -199,11 +383,13 @@ class FakeQuickBooks:
         from starlette.responses import JSONResponse
 
         if not self._authorised(request):
-            status, body = _fault(401, "3200", "AuthenticationFailed", "AUTHENTICATION")
+            status, body = _authentication_failed()
             return JSONResponse(body, status_code=status)
         realm = request.path_params["realm"]
         if self._throttle(realm, items, batch):
-            status, body = _fault(429, "3001", "ThrottleExceeded", "SERVICE")
+            # 500 requests a minute and 40 batch calls a minute per company, answered 429 with Fault 3001
+            # (reference §3.1 "Rate limits" and "Batch"; python-quickbooks #43 for the fault)
+            status, body = _fault(429, "3001", "message=ThrottleExceeded; errorCode=003001; statusCode=429", "SERVICE")
             return JSONResponse(body, status_code=status, headers={"Retry-After": str(max(1, round(self.window)))})
         return None
 
@@ -255,20 +441,37 @@ class FakeQuickBooks:
         if refused is not None:
             return refused
         realm = request.path_params["realm"]
-        since = request.query_params.get("changedSince", "")
+        raw = request.query_params.get("changedSince", "")
+        self.cdc_calls.append(raw)
+        since = _instant(raw)
+        if since is None:
+            return JSONResponse(_missing("changedSince")[1], status_code=400)
+        if since < self.clock() - dt.timedelta(days=CDC_DAYS):
+            # "CDC operations can track changes within the last 30 days" (developer.intuit.com
+            # .../change-data-capture); an older changedSince is refused, in the words quoted in
+            # Wish-Org/QuickBooksSharp #19, as a validation fault
+            status, body = _fault(
+                400,
+                "2010",
+                "Request has invalid or unsupported property",
+                detail=f"Operation cdc with changedSince date {raw} which is older than fixed days is not supported.",
+            )
+            return JSONResponse(body, status_code=status)
         out: dict[str, list[dict[str, Any]]] = {}
         count = 0
         for name in request.query_params.get("entities", "").split(","):
+            # every change since then, inactive and deleted records included (status "Deleted"):
+            # reference §3.1 "Change Data Capture"
             changed = sorted(
                 (
                     r
                     for (g, e, _), r in self.records.items()
-                    if g == realm and e == name and r["MetaData"]["LastUpdatedTime"] >= since
+                    if g == realm and e == name and (_instant(r["MetaData"]["LastUpdatedTime"]) or since) >= since
                 ),
                 key=lambda r: r["MetaData"]["LastUpdatedTime"],
             )
             room = CDC_MAX - count
-            out[name] = changed[:room]  # a full response leaves the rest out, as QBO's does
+            out[name] = changed[:room]  # a full response (1,000 objects) leaves the rest out, as QBO's does
             count += len(out[name])
         return JSONResponse({"CDCResponse": [{"QueryResponse": [{k: v} for k, v in out.items()]}]})
 
@@ -279,23 +482,76 @@ class FakeQuickBooks:
         if refused is not None:
             return refused
         realm = request.path_params["realm"]
-        words = request.query_params.get("query", "").split()
-        # the one shape the client sends: select * from E where MetaData.LastUpdatedTime >= 'T'
-        #   orderby MetaData.LastUpdatedTime startposition N maxresults M
-        entity, since = words[3], words[7].strip("'")
-        start, top = int(words[words.index("startposition") + 1]), int(words[words.index("maxresults") + 1])
-        rows = sorted(
-            (
-                r
-                for (g, e, _), r in self.records.items()
-                if g == realm
-                and e == entity
-                and r.get("status") != "Deleted"
-                and r["MetaData"]["LastUpdatedTime"] >= since
-            ),
-            key=lambda r: r["MetaData"]["LastUpdatedTime"],
-        )
-        return JSONResponse({"QueryResponse": {entity: rows[start - 1 : start - 1 + top]}})
+        statement = request.query_params.get("query", "")
+        self.queries.append(statement)
+        status, body = self._select(realm, statement)
+        return JSONResponse(body, status_code=status)
+
+    def _select(self, realm: str, statement: str) -> Reply:
+        """Run one query statement the way QBO's query endpoint does, for the grammar parts modelled."""
+        parsed = _QUERY.match(statement)
+        if parsed is None:
+            return self._unparsable(statement)
+        entity = next((e for e in _PATHS.values() if e.lower() == parsed["entity"].lower()), None)
+        if entity is None:
+            return self._unparsable(statement)
+        tests: list[Callable[[dict[str, Any]], bool]] = []
+        active_asked = False
+        for condition in re.split(r"\s+and\s+", parsed["where"] or "", flags=re.IGNORECASE) if parsed["where"] else []:
+            term = _CONDITION.match(condition.strip())
+            if term is None:
+                return self._unparsable(statement)
+            field = term["field"]
+            if field.lower() == "metadata.lastupdatedtime" and term["op"]:
+                when = _instant(term["value"])
+                if when is None:
+                    return self._unparsable(statement)
+                tests.append(_compare(term["op"], when))
+            elif field.lower() == "active" and (term["in"] or term["bool"]):
+                wanted = (
+                    {v.strip().lower() == "true" for v in term["list"].split(",")}
+                    if term["in"]
+                    else {term["bool"].lower() == "true"}
+                )
+                active_asked = True
+                tests.append(partial(_active_in, wanted))
+            elif field.lower() == "id" and term["op"] == "=":
+                tests.append(partial(_id_is, str(term["value"])))
+            else:
+                return self._unparsable(statement)
+        if entity in _NAME_LISTS and not active_asked:
+            # a query answers active name-list records only unless its where clause asks for inactive ones:
+            # "SELECT * FROM Customer" "retrieves all active customers" (Intuit blog, "Deep dive: SQL queries",
+            # 2017-02-08); the idiom for both is "Active IN (true, false)"
+            tests.append(lambda r: r.get("Active", True) is not False)
+        rows = [
+            r
+            for (g, e, _), r in self.records.items()
+            if g == realm and e == entity and r.get("status") != "Deleted" and all(t(r) for t in tests)
+        ]
+        order = (parsed["order"] or "").lower()
+        if order == "metadata.lastupdatedtime":
+            rows.sort(
+                key=lambda r: r["MetaData"]["LastUpdatedTime"], reverse=(parsed["direction"] or "").lower() == "desc"
+            )
+        elif order:
+            return self._unparsable(statement)
+        # STARTPOSITION is 1-based; MAXRESULTS defaults to 100 and is at most 1,000 (Intuit's query docs;
+        # the default of 100 as stated in intuit/QuickBooks-V3-DotNET-SDK #189)
+        start, top = int(parsed["start"] or 1), int(parsed["top"] or 100)
+        if start < 1 or not 1 <= top <= 1000:
+            return self._unparsable(statement)
+        window = rows[start - 1 : start - 1 + top]
+        answer: dict[str, Any] = {"startPosition": start, "maxResults": len(window)} if window else {}
+        if window:
+            answer[entity] = window
+        return 200, {"QueryResponse": answer, "time": self.clock().isoformat()}
+
+    @staticmethod
+    def _unparsable(statement: str) -> Reply:
+        # QBO's answer to a statement its parser does not take: code 4000, "Error parsing query"
+        # (a validation fault, reference §3.1 "Error format": 2000-4999)
+        return _fault(400, "4000", "Error parsing query", detail=f"QueryParserError: cannot run {statement!r}")
 
     async def _batch(self, request: Any) -> Any:
         from starlette.responses import JSONResponse

@@ -13,8 +13,11 @@ behind a bearer token. It behaves like Xero where a client can get it wrong:
 - a write's ``Idempotency-Key`` is remembered per tenant: the same key gets
   the first answer again and changes nothing;
 - a refused write is a 400 ``ValidationException`` with
-  ``Elements[].ValidationErrors[].Message`` (a contact's name must be unique
-  among active contacts; :attr:`FakeXero.invalid` adds your own rules);
+  ``Elements[].ValidationErrors[].Message``: a contact needs a name, unique
+  among active contacts; an invoice needs a ``Type``, a known ``Contact``,
+  a ``Description`` on each line item (or an ``ItemCode``) and, once submitted
+  or authorised, at least one line item; :attr:`FakeXero.invalid` adds your
+  own rules;
 - limits per tenant (5 concurrent, 60 a minute, 5,000 a day) and per app
   (10,000 a minute), multiplied by ``scale``; over a limit the answer is 429
   with ``Retry-After`` and ``X-Rate-Limit-Problem`` (``concurrent``,
@@ -86,7 +89,8 @@ BASE_PATH = "/api.xro/2.0"
 #: Webhook event categories by entity.
 CATEGORIES = {"Contacts": "CONTACT", "Invoices": "INVOICE"}
 FAULTS = ("500", "reset", "429-minute", "429-day", "429-concurrent", "429-appminute")
-#: Invoice status changes Xero allows through an update (others are validation errors).
+#: Invoice status changes Xero allows through an update (others are validation errors): a draft or submitted
+#: invoice is DELETED, an authorised one VOIDED (reference §3.2 "No DELETE endpoint"; xero_accounting.yaml).
 _GONE_FROM = {"DELETED": ("DRAFT", "SUBMITTED"), "VOIDED": ("AUTHORISED",)}
 
 
@@ -135,6 +139,27 @@ def webhook_delivery(
 def intent_to_receive(webhook_key: str, *, valid: bool = True) -> tuple[bytes, dict[str, str]]:
     """One of Xero's intent-to-receive probes: no events, signed correctly or not."""
     return webhook_delivery([], webhook_key, valid=valid)
+
+
+def _line_item_problems(invoice: Mapping[str, Any]) -> list[str]:
+    """What Xero refuses in an invoice's ``LineItems``."""
+    lines = invoice.get("LineItems")
+    if lines is None:
+        lines = []
+    if not isinstance(lines, list) or not all(isinstance(li, Mapping) for li in lines):
+        return ["LineItems must be a list of line items"]
+    problems = []
+    # an approved (submitted or authorised) invoice needs lines; a draft may have none (xeroizer PR #18, "If
+    # Invoice not approved line_items can be blank"; Xero's words as quoted in benmccann/xero-java-client #5)
+    if not lines and invoice.get("Status") in ("SUBMITTED", "AUTHORISED"):
+        problems.append("One or more line items must be specified")
+    # each line needs a Description of at least one character (xero_accounting.yaml, LineItem.Description:
+    # "Description needs to be at least 1 char long"; Xero's rjaus in waynerobinson/xeroizer #297: "Description
+    # is a required field for lineitems"), unless it names an Item by ItemCode (waynerobinson/xeroizer PR #529);
+    # the message is Xero's, as quoted in public integrations' fixes for it
+    if any(not str(li.get("Description") or "").strip() and not li.get("ItemCode") for li in lines):
+        problems.append("The description field is mandatory for each line item.")
+    return problems
 
 
 @dataclass
@@ -253,6 +278,7 @@ class FakeXero:
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else ""
         self.seen_headers.append({k: v for k, v in request.headers.items() if k != "authorization"})
+        # a refused token is a 401 problem body ("AuthenticationUnsuccessful"; reference §3.2 "Errors")
         if not token or (tenant in self.tokens and self.tokens[tenant] != token):
             problem = {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": "AuthenticationUnsuccessful"}
             return None, JSONResponse(problem, 401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
@@ -262,6 +288,8 @@ class FakeXero:
         return tenant, None
 
     def _throttle(self, tenant: str) -> Response | None:
+        # per tenant 5 concurrent, 60 a minute, 5,000 a day; 10,000 a minute per app; 429 with Retry-After and
+        # X-Rate-Limit-Problem (developer.xero.com/documentation/guides/oauth2/limits; reference §3.2)
         now = self.clock()
         for calls, span in ((self._minute[tenant], self.window), (self._day[tenant], self.window * 1440)):
             while calls and calls[0] <= now - span:
@@ -357,6 +385,7 @@ class FakeXero:
         problems = []
         merged = {**(existing or {}), **element}
         if entity == "Contacts":
+            # Name is required and unique among active contacts (xero_accounting.yaml, Contact.Name; reference §3.2)
             name = merged.get("Name")
             if not isinstance(name, str) or not name.strip():
                 problems.append("The contact name must be specified.")
@@ -370,12 +399,14 @@ class FakeXero:
                     "The contact name must be unique across all active contacts."
                 )
         else:
+            # Type and a known Contact are required (xero_accounting.yaml, Invoice; reference §3.2)
             if merged.get("Type") not in ("ACCREC", "ACCPAY"):
                 problems.append("Invoice Type must be specified (ACCREC or ACCPAY).")
             contact = merged.get("Contact")
             contact_id = contact.get("ContactID") if isinstance(contact, Mapping) else None
             if not contact_id or (tenant, "Contacts", contact_id) not in self.records:
                 problems.append("A Contact must be specified for this type of transaction")
+            problems.extend(_line_item_problems(merged))
             new_status = element.get("Status")
             if (
                 existing is not None
@@ -391,7 +422,7 @@ class FakeXero:
 
     @staticmethod
     def _validation(elements: list[tuple[dict[str, Any], list[str]]]) -> dict[str, Any]:
-        """Xero's 400 body for refused elements."""
+        """Xero's 400 body for refused elements (ValidationException, ErrorNumber 10; reference §3.2 "Errors")."""
         return {
             "ErrorNumber": 10,
             "Type": "ValidationException",
@@ -400,6 +431,8 @@ class FakeXero:
         }
 
     async def _write(self, request: Request, tenant: str, entity: str, foreign_id: str | None) -> Response:
+        # Idempotency-Key: a retried write gets the first answer (xero_accounting.yaml,
+        # components.parameters.idempotencyKey; reference §3.2 "Writes")
         key = request.headers.get("idempotency-key")
         if key is not None and (tenant, key) in self._answers:
             status, body = self._answers[(tenant, key)]
