@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -99,7 +100,7 @@ class QboInvoice:
     """An invoice in QBO's shape: one line for the amount, the delivery time in ``DeliveryInfo``."""
 
     fields = frozenset({"number", "amount", "issued", "sent_at", "token", "kind", "client_id"})
-    references = {"CustomerRef": Reference("client_id", "un_client")}
+    references: ClassVar = {"CustomerRef": Reference("client_id", "un_client")}
 
     def to_remote(self, o: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         line = {"Amount": o.amount, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"Qty": 1}}
@@ -128,7 +129,7 @@ class XeroInvoice:
     """An invoice in Xero's shape: ``Type`` from the enum, the amount as a line's ``UnitAmount``."""
 
     fields = QboInvoice.fields
-    references = {"Contact": Reference("client_id", "un_client")}
+    references: ClassVar = {"Contact": Reference("client_id", "un_client")}
 
     def to_remote(self, o: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         # Xero invoices have no writable timestamp: the time travels as the line's text
