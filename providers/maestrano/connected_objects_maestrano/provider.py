@@ -77,6 +77,7 @@ from .sso import inspect_response
 from .sso import relay_state
 from .sso import request_data
 from .sso import saml_settings
+from .sso import sp_entity_id
 from .sso import verify_relay_state
 
 __all__ = ["MaestranoProvider"]
@@ -245,7 +246,10 @@ class MaestranoProvider:
         base = f"{self.prefix}/{{marketplace}}"
 
         def metadata(request: Request) -> Response:
-            return Response.json(200, self._marketplace(request).to_metadata())
+            marketplace = self._marketplace(request)
+            manifest = marketplace.to_metadata()
+            manifest["sso"]["entity_id"] = sp_entity_id(marketplace, self.prefix)  # the effective one
+            return Response.json(200, manifest)
 
         def delete_group(request: Request) -> Response:
             marketplace = self._marketplace(request)

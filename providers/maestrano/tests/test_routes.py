@@ -77,6 +77,8 @@ def test_metadata_needs_that_marketplaces_credentials_and_shows_no_secret(app):
     hub, _ = app
     ok = call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(A))
     assert ok.status_code == 200 and ok.json()["marketplace"] == A
+    assert ok.json()["sso"]["entity_id"] == f"https://app.example.com/mno-enterprise/{A}/metadata"
+    assert ok.json()["sso"]["idp_initiated"] is False
     assert "secret-key-of" not in ok.text
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(B)).status_code == 401  # B's credentials
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(A, wrong=True)).status_code == 401
