@@ -207,6 +207,8 @@ class MaestranoProvider:
             assertion = response.get_assertion_id()
         except Exception as exc:  # python3-saml raises its validation errors, and on malformed documents
             raise self._refuse(marketplace, f"python3-saml: {type(exc).__name__}: {exc}") from None
+        if not assertion:
+            raise self._refuse(marketplace, "the assertion has no ID, so its replay could not be refused")
         try:
             user = SsoUser.from_attributes(attributes, marketplace.sso.creation_mode)
             group = SsoGroup.from_attributes(attributes)
