@@ -410,7 +410,7 @@ class _Story:
             )
             answer = self.web.post(f"/mno-enterprise/{key}/saml/consume", data=form, follow_redirects=False)
             check(answer.status_code == 302, f"SSO into {key} answered {answer.status_code}: {answer.text[:200]}")
-            again = self.web.post(f"/mno-enterprise/{key}/saml/consume", data=form, follow_redirects=False)
+            again = self.web.post(f"/mno-enterprise/{key}/saml/consume", data=form, follow_redirects=False)  # logs why
             check(again.status_code == 403, f"the same SAML answer was accepted twice by {key}")
             with self.hub.session_factory() as s:
                 link = identity.resolve(s, self.scope(key), "groups", group)
@@ -422,6 +422,7 @@ class _Story:
                 members = s.scalars(select(User).where(User.organization_id == self.orgs[key])).all()
                 check([u.email for u in members] == [email], f"{email} is not a member of {name}")
             _say(self.console, f"[bold]{email}[/bold] signed in to {key}: organization {name}, connected to {group}")
+            _say(self.console, "the same answer posted again: 403, its reason only in the log (above)")
 
     def first_import(self) -> None:
         self.hub.drain()
