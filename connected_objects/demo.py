@@ -393,28 +393,25 @@ class _Story:
         _say(self.console, "metadata served for each, with no secret in it")
 
     def sign_in(self) -> None:
-        from connected_objects_maestrano.sso import acs_url
-
         self.connec.seed(
             MARKETPLACES["maestrano"][1], "invoices", [{"title": f"HUB-{i}", "amount": 100 + i} for i in range(3)]
         )
         for key, (name, group, email) in MARKETPLACES.items():
             market = self.marketplaces.get(key)
-            saml = self.idps[key].response(
-                destination=acs_url(market, "/mno-enterprise"),
-                audience=market.sso.idm,
-                attributes={
-                    "uid": f"usr-{group}",
-                    "email": email,
-                    "group_uid": group,
-                    "group_name": name,
-                    "group_role": "Admin",
-                },
+            # the browser starts the sign-in here (keeping the binding cookie), the IdP answers it
+            started = self.web.get(f"/mno-enterprise/{key}/saml/initialize", follow_redirects=False)
+            check(
+                started.status_code == 302 and started.headers["location"].startswith(market.api.url),
+                f"SSO start at {key} answered {started.status_code}, not a redirect to its IdP",
             )
-            answer = self.web.post(
-                f"/mno-enterprise/{key}/saml/consume", data={"SAMLResponse": saml}, follow_redirects=False
+            form = self.idps[key].answer(
+                started.headers["location"],
+                {"uid": f"usr-{group}", "email": email, "group_uid": group, "group_name": name, "group_role": "Admin"},
             )
+            answer = self.web.post(f"/mno-enterprise/{key}/saml/consume", data=form, follow_redirects=False)
             check(answer.status_code == 302, f"SSO into {key} answered {answer.status_code}: {answer.text[:200]}")
+            again = self.web.post(f"/mno-enterprise/{key}/saml/consume", data=form, follow_redirects=False)  # logs why
+            check(again.status_code == 403, f"the same SAML answer was accepted twice by {key}")
             with self.hub.session_factory() as s:
                 link = identity.resolve(s, self.scope(key), "groups", group)
                 check(link is not None, f"the group {group} of {key} is not in the identity map")
@@ -425,6 +422,7 @@ class _Story:
                 members = s.scalars(select(User).where(User.organization_id == self.orgs[key])).all()
                 check([u.email for u in members] == [email], f"{email} is not a member of {name}")
             _say(self.console, f"[bold]{email}[/bold] signed in to {key}: organization {name}, connected to {group}")
+            _say(self.console, "the same answer posted again: 403, its reason only in the log (above)")
 
     def first_import(self) -> None:
         self.hub.drain()

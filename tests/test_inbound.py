@@ -297,3 +297,27 @@ def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypa
     discarded = CliRunner().invoke(main, ["events", "discard", "--app", app, str(dead["id"])])
     assert "1 event(s) discarded" in discarded.output
     assert CliRunner().invoke(main, ["events", "list", "--app", app]).output == ""
+
+
+def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():
+    """HTTP/2 clients may send one ``cookie`` field per cookie (RFC 9113 §8.2.3); other repeated fields
+    are joined with commas (RFC 9110 §5.3). SAML sign-in reads its browser-binding cookie from there."""
+    from connected_objects.web import Request
+    from connected_objects.web import Response
+    from connected_objects.web import Route
+    from connected_objects.web import WebhookApp
+
+    seen = []
+
+    def echo(request: Request) -> Response:
+        seen.append((request.header("cookie"), request.header("accept")))
+        return Response(204)
+
+    async def go():
+        transport = httpx.ASGITransport(ASGIAdapter(WebhookApp([Route("GET", "/echo", echo)])))
+        async with httpx.AsyncClient(transport=transport, base_url="https://app") as client:
+            headers = [("cookie", "a=1"), ("cookie", "b=2"), ("accept", "text/html"), ("accept", "*/*")]
+            return await client.get("/echo", headers=headers)
+
+    assert asyncio.run(go()).status_code == 204
+    assert seen == [("a=1; b=2", "text/html, */*")]

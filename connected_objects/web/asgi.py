@@ -44,7 +44,12 @@ class ASGIAdapter:
                     return
         if scope["type"] != "http":
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            if name in headers:  # repeated fields: cookies joined with "; " (RFC 9113 §8.2.3), others ", "
+                value = headers[name] + ("; " if name == "cookie" else ", ") + value
+            headers[name] = value
         response = await self._respond(scope, headers, receive)
         await send(
             {

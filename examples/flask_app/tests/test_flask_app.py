@@ -10,7 +10,6 @@ import httpx
 from alembic import command
 from alembic.config import Config
 from click.testing import CliRunner
-from connected_objects_maestrano.sso import acs_url
 from connected_objects_maestrano.testing import FakeConnec
 from connected_objects_maestrano.testing import FakeIdP
 from connected_objects_maestrano.testing import marketplace_config
@@ -45,17 +44,20 @@ def test_the_app_signs_in_through_sso_and_its_invoices_reach_connec(tmp_path, mo
     with serve(connec.app) as connec_url, serve_wsgi(application) as app_url:
         market = marketplace_config(KEY, idp_certificate=idp.certificate)
         market["connec"]["host"] = connec_url
-        market["app"]["host"] = market["sso"]["idm"] = app_url
+        market["app"]["host"] = app_url
         monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [market]}))
         with httpx.Client(base_url=app_url) as web:
             assert web.get("/invoices").status_code == 401  # not signed in
-            marketplace = sync.hub().provider("maestrano").marketplaces.get(KEY)  # type: ignore[attr-defined]
-            saml = idp.response(
-                destination=acs_url(marketplace, "/mno-enterprise"),
-                audience=marketplace.sso.idm,
-                attributes={"uid": "usr-1", "email": "ada@acme.example", "group_uid": "cld-7", "group_name": "Acme"},
+            # sign in as a browser does: start here (the binding cookie is kept), the IdP answers
+            started = web.get(f"/mno-enterprise/{KEY}/saml/initialize")
+            assert started.status_code == 302, started.text
+            form = idp.answer(
+                started.headers["location"],
+                {"uid": "usr-1", "email": "ada@acme.example", "group_uid": "cld-7", "group_name": "Acme"},
             )
-            signed_in = web.post(f"/mno-enterprise/{KEY}/saml/consume", data={"SAMLResponse": saml})
+            with httpx.Client(base_url=app_url) as elsewhere:  # the same answer from another browser: login CSRF
+                assert elsewhere.post(f"/mno-enterprise/{KEY}/saml/consume", data=form).status_code == 403
+            signed_in = web.post(f"/mno-enterprise/{KEY}/saml/consume", data=form)
             assert signed_in.status_code == 302 and signed_in.headers["location"] == "/invoices"
             created = web.post("/invoices", json={"number": "INV-1", "total_cents": 1200})
             assert created.status_code == 201, created.text

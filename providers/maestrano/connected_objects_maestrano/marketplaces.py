@@ -96,6 +96,12 @@ class SsoSettings:
     x509_fingerprint: str | None = None
     x509_certificate: str | None = field(default=None, repr=False)
     creation_mode: str = "real"
+    #: Our SAML service-provider entity id at this marketplace (the ``Audience`` its IdP must
+    #: name). None: ``{app.host}{prefix}/{marketplace}/metadata``, distinct per marketplace.
+    entity_id: str | None = None
+    #: Accept unsolicited (IdP-initiated) responses, which no browser binding can protect
+    #: from login CSRF. Off unless configured.
+    idp_initiated: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,12 @@ class Marketplace:
         mode = sso.get("creation_mode", "real")
         if mode not in ("real", "virtual"):
             raise ConfigurationError(f"marketplace configuration: {where}.sso.creation_mode must be real or virtual")
+        idp_initiated = sso.get("idp_initiated", False)
+        if not isinstance(idp_initiated, bool):
+            raise ConfigurationError(f"marketplace configuration: {where}.sso.idp_initiated must be true or false")
+        entity_id = sso.get("entity_id")
+        if entity_id is not None and (not isinstance(entity_id, str) or not entity_id):
+            raise ConfigurationError(f"marketplace configuration: {where}.sso.entity_id must be a non-empty string")
         try:
             timeout = float(connec.get("timeout", 180))
         except (TypeError, ValueError):
@@ -171,6 +183,8 @@ class Marketplace:
                 x509_fingerprint=sso.get("x509_fingerprint"),
                 x509_certificate=sso.get("x509_certificate"),
                 creation_mode=mode,
+                entity_id=entity_id,
+                idp_initiated=idp_initiated,
             ),
             connec=ConnecSettings(
                 host=connec.get("host"), base_path=str(connec.get("base_path") or "/api/v2"), timeout=timeout
@@ -205,6 +219,8 @@ class Marketplace:
                 "init_path": self.sso.init_path,
                 "consume_path": self.sso.consume_path,
                 "creation_mode": self.sso.creation_mode,
+                "entity_id": self.sso.entity_id,
+                "idp_initiated": self.sso.idp_initiated,
             },
             "connec": {"host": self.connec.host, "base_path": self.connec.base_path},
             "webhooks": {
@@ -230,6 +246,12 @@ class Marketplaces:
             if m.key in found:
                 raise ConfigurationError(f"marketplace {m.key!r} is configured twice")
             found[m.key] = m
+        entity_ids = [m.sso.entity_id for m in found.values() if m.sso.entity_id]
+        if len(entity_ids) != len(set(entity_ids)):
+            raise ConfigurationError(
+                "two marketplaces share one sso.entity_id: give each its own (or leave it out for the default), "
+                "or an assertion issued for one would be accepted by the other"
+            )
         self._by_key = found
 
     def __repr__(self) -> str:

@@ -19,6 +19,12 @@ path:
     a user left the group: ``on_user_removed`` runs and the user's link in that
     group is tombstoned.
 
+Sign-in binds each AuthnRequest to the browser that started it with an HMAC'd
+cookie; ``sso_secret=`` is that HMAC's key (a long random value only this
+application holds, the same in every process). Without it the key is derived
+from each marketplace's ``api.key``. ``sso.idp_initiated`` (off by default)
+lets a marketplace's IdP sign users in without a request of ours.
+
 Both webhooks are idempotent: a second delivery answers success and changes
 nothing. A wrong marketplace key is 404, wrong credentials 401; neither writes.
 """
@@ -26,6 +32,7 @@ nothing. A wrong marketplace key is 404, wrong credentials 401; neither writes.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -36,6 +43,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from connected_objects import API_VERSION
+from connected_objects import ConfigurationError
 from connected_objects import Limits
 from connected_objects import RemoteClient
 from connected_objects import RemoteRecord
@@ -60,13 +68,22 @@ from .marketplaces import Marketplaces
 from .sso import SsoGroup
 from .sso import SsoHandler
 from .sso import SsoUser
+from .sso import acs_url
+from .sso import binding_cookie
+from .sso import binding_key
+from .sso import bound_to_browser
+from .sso import clear_binding_cookie
 from .sso import form_fields
+from .sso import inspect_response
 from .sso import relay_state
 from .sso import request_data
 from .sso import saml_settings
+from .sso import sp_entity_id
 from .sso import verify_relay_state
 
 __all__ = ["MaestranoProvider"]
+
+log = logging.getLogger("connected_objects_maestrano.sso")
 
 GroupHook = Callable[[Session, Marketplace, str], None]
 UserHook = Callable[[Session, Marketplace, str, str], None]
@@ -89,6 +106,7 @@ class MaestranoProvider:
         on_user_removed: UserHook | None = None,
         sso: SsoHandler | None = None,
         initial_import: Sequence[str] = (),
+        sso_secret: str | bytes | None = None,
     ) -> None:
         self._marketplaces = marketplaces if marketplaces is not None else Marketplaces()
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -97,6 +115,9 @@ class MaestranoProvider:
         self.on_user_removed = on_user_removed
         self.sso = sso
         self.initial_import = tuple(initial_import)
+        if sso_secret is not None and not sso_secret:
+            raise ConfigurationError("sso_secret must not be empty: pass a long random value, or None")
+        self._sso_secret = sso_secret.encode() if isinstance(sso_secret, str) else sso_secret
 
     def __repr__(self) -> str:
         return f"MaestranoProvider(prefix={self.prefix!r}, marketplaces={self.marketplaces!r})"
@@ -137,49 +158,72 @@ class MaestranoProvider:
         except UnknownMarketplace:
             raise HTTPError(404, "unknown marketplace") from None
 
+    def _refuse(self, marketplace: Marketplace, reason: str) -> HTTPError:
+        """A refused sign-in: the reason goes to the log, the browser gets a generic 403."""
+        log.warning("SAML response refused for marketplace %s: %s", marketplace.key, reason)
+        return HTTPError(403, "sign-in refused: start again from your marketplace")
+
     def _consume(self, hub: Any, marketplace: Marketplace, request: Request) -> Response:
         """Validate a SAML response in full, then sign the user in; nothing is written when it is refused."""
-        from onelogin.saml2.auth import OneLogin_Saml2_Auth
+        from onelogin.saml2.response import OneLogin_Saml2_Response
+        from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
         if self.sso is None:
             raise HTTPError(404, "single sign-on is not configured")
         fields = form_fields(request.body)
         if not fields.get("SAMLResponse"):
             raise HTTPError(400, "SAMLResponse is missing")
-        request_id = None
-        if fields.get("RelayState"):
-            request_id = verify_relay_state(marketplace, fields["RelayState"])
-            if request_id is None:
-                raise HTTPError(403, "RelayState was not issued by us for this marketplace, or has expired")
-        auth = OneLogin_Saml2_Auth(
-            request_data(marketplace, self.prefix, post=fields), saml_settings(marketplace, self.prefix)
-        )
         try:
-            auth.process_response(request_id=request_id)
-        except Exception as exc:  # python3-saml raises on malformed documents
-            raise HTTPError(403, f"SAML response refused: {type(exc).__name__}") from None
-        if auth.get_errors() or not auth.is_authenticated():
-            raise HTTPError(403, f"SAML response refused: {auth.get_last_error_reason() or auth.get_errors()}")
+            facts = inspect_response(fields["SAMLResponse"])
+        except ValueError as exc:
+            raise self._refuse(marketplace, str(exc)) from None
+        request_id: str | None = None
+        if facts.in_response_to:  # solicited: it must answer a request we issued to this very browser
+            if len(facts.in_response_to) != 1:
+                raise self._refuse(marketplace, "the response names several InResponseTo values")
+            (request_id,) = facts.in_response_to
+            relayed = verify_relay_state(marketplace, fields.get("RelayState") or "")
+            if relayed is None:
+                raise self._refuse(marketplace, "a solicited response without a RelayState we issued (or expired)")
+            if relayed != request_id:
+                raise self._refuse(marketplace, "InResponseTo is not the request named in the RelayState")
+            if not bound_to_browser(
+                marketplace, request_id, binding_key(marketplace, self._sso_secret), request.header("cookie")
+            ):
+                raise self._refuse(marketplace, "this browser holds no binding cookie for the request it answers")
+        elif not marketplace.sso.idp_initiated:
+            raise self._refuse(marketplace, "an unsolicited (IdP-initiated) response, and sso.idp_initiated is off")
+        acs = acs_url(marketplace, self.prefix)
+        if facts.assertions != 1:
+            raise self._refuse(marketplace, f"the response holds {facts.assertions} assertions, not exactly one")
+        if facts.destination != acs:
+            raise self._refuse(marketplace, "Destination is not exactly our consume URL")
+        if not facts.recipients or any(r != acs for r in facts.recipients):
+            raise self._refuse(marketplace, "a SubjectConfirmationData has no Recipient, or not exactly ours")
         try:
-            attributes = auth.get_attributes()
+            settings = OneLogin_Saml2_Settings(saml_settings(marketplace, self.prefix), sp_validation_only=True)
+            response = OneLogin_Saml2_Response(settings, fields["SAMLResponse"])
+            response.is_valid(request_data(marketplace, self.prefix, post=fields), request_id, raise_exceptions=True)
+            attributes = response.get_attributes()
+            assertion = response.get_assertion_id()
+        except Exception as exc:  # python3-saml raises its validation errors, and on malformed documents
+            raise self._refuse(marketplace, f"python3-saml: {type(exc).__name__}: {exc}") from None
+        if not assertion:
+            raise self._refuse(marketplace, "the assertion has no ID, so its replay could not be refused")
+        try:
             user = SsoUser.from_attributes(attributes, marketplace.sso.creation_mode)
             group = SsoGroup.from_attributes(attributes)
         except ValueError as exc:
-            raise HTTPError(403, f"SAML response refused: {exc}") from None
-        assertion = auth.get_last_assertion_id()
+            raise self._refuse(marketplace, str(exc)) from None
         nonce = secrets.token_hex(8)
-        with hub.session_factory.begin() as session:
-            seen = identity.link(
-                session,
-                Scope(self.name, marketplace.key, "saml"),
-                "saml_assertions",
-                assertion,
-                "saml_assertion",
-                assertion,
-                meta={"nonce": nonce},
-            )
-            if (seen.meta or {}).get("nonce") != nonce:
-                raise HTTPError(403, "SAML response refused: this assertion was already used")
+        with hub.session_factory.begin() as session:  # a refusal raised in here rolls every write back
+            saml = Scope(self.name, marketplace.key, "saml")
+            for entity, once in (("saml_assertions", assertion), ("saml_requests", request_id)):
+                if once is None:
+                    continue
+                seen = identity.link(session, saml, entity, once, entity[:-1], once, meta={"nonce": nonce})
+                if (seen.meta or {}).get("nonce") != nonce:
+                    raise self._refuse(marketplace, f"{entity[5:-1]} {once} was already used")
             scope = Scope(self.name, marketplace.key, group.uid)
             linked_group = identity.resolve(session, scope, "groups", group.uid)
             organization = self.sso.upsert_group(
@@ -197,14 +241,18 @@ class MaestranoProvider:
                 for entity in self.initial_import:
                     inbox.request_import(session, scope, entity)
         location, headers = self.sso.sign_in(marketplace, person, organization)
-        return Response(302, (("location", location), *headers))
+        done = [("set-cookie", clear_binding_cookie(marketplace, request_id))] if request_id else []
+        return Response(302, (("location", location), *headers, *done))
 
     def routes(self, hub: Any) -> list[Route]:
         """The metadata and account-webhook routes."""
         base = f"{self.prefix}/{{marketplace}}"
 
         def metadata(request: Request) -> Response:
-            return Response.json(200, self._marketplace(request).to_metadata())
+            marketplace = self._marketplace(request)
+            manifest = marketplace.to_metadata()
+            manifest["sso"]["entity_id"] = sp_entity_id(marketplace, self.prefix)  # the effective one
+            return Response.json(200, manifest)
 
         def delete_group(request: Request) -> Response:
             marketplace = self._marketplace(request)
@@ -254,7 +302,8 @@ class MaestranoProvider:
                 settings.get_idp_data()["singleSignOnService"]["url"],
                 {"SAMLRequest": authn.get_request(), "RelayState": relay_state(marketplace, authn.get_id())},
             )
-            return Response(302, (("location", url),))
+            cookie = binding_cookie(marketplace, authn.get_id(), binding_key(marketplace, self._sso_secret))
+            return Response(302, (("location", url), ("set-cookie", cookie), ("cache-control", "no-store")))
 
         def consume(request: Request) -> Response:
             return self._consume(hub, self._known(request), request)

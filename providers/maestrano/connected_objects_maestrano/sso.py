@@ -1,18 +1,32 @@
 """SAML single sign-on per marketplace, validated in full (python3-saml, strict mode).
 
 ``GET {prefix}/{marketplace}/saml/initialize`` redirects to that marketplace's
-identity provider with an AuthnRequest; its id travels in a ``RelayState``
-signed with the marketplace's API key, so ``consume`` enforces
-``InResponseTo`` without server-side state (an unsolicited, IdP-initiated
-response carries no RelayState and is accepted without it).
+identity provider with an AuthnRequest. Its id travels twice: in a
+``RelayState`` signed with the marketplace's API key, and in a short-lived
+cookie (:func:`binding_cookie`) that ties the request to *this browser*.
 
-``POST {prefix}/{marketplace}/saml/consume`` validates the response against
-*our configured* URL for that marketplace (never the request's Host header):
-signature, audience, destination and recipient, ``NotBefore`` /
-``NotOnOrAfter`` (python3-saml allows 300 s of clock drift on Conditions), and
-refuses an assertion id it has seen before (remembered in the identity map
-under the marketplace's ``saml`` scope). Only then are the user and group turned
-into local rows through the identity map and handed to the application.
+``POST {prefix}/{marketplace}/saml/consume`` accepts a response only when:
+
+* it answers a request we issued to this browser: its ``InResponseTo`` equals
+  the id in the signed RelayState *and* in the browser's binding cookie, and
+  that id was never consumed before (login CSRF: an attacker's own valid
+  response, posted from the victim's browser, has no cookie there). A response
+  with no ``InResponseTo`` (IdP-initiated) is refused unless the marketplace
+  sets ``sso.idp_initiated = true``;
+* its ``Destination`` equals our consume URL exactly, and every bearer
+  ``SubjectConfirmationData`` names it as ``Recipient`` (python3-saml checks a
+  prefix and accepts a missing Recipient: :func:`inspect_response` adds the
+  exact checks on the same safely parsed document);
+* python3-saml validates it against *our configured* URL for that marketplace
+  (never the request's Host header): signature, audience (our per-marketplace
+  :func:`sp_entity_id`), issuer, ``NotBefore`` / ``NotOnOrAfter`` (300 s of
+  clock drift on Conditions);
+* its assertion id was never seen (remembered in the identity map under the
+  marketplace's ``saml`` scope, with the consumed request id).
+
+Only then are the user and group turned into local rows through the identity
+map and handed to the application. A refusal answers a generic 403 and logs
+its reason (logger ``connected_objects_maestrano.sso``); nothing is written.
 
 The application plugs in with an :class:`SsoHandler`. Example of the attribute
 parsing::
@@ -23,6 +37,21 @@ parsing::
     ...          "group_country": ["AU"], "group_has_credit_card": ["true"]}
     >>> SsoUser.from_attributes(attrs, "virtual").uid, SsoGroup.from_attributes(attrs).country
     ('usr-1.cld-9', 'AU')
+
+and of the browser binding, a cookie only the browser that started request
+``_r1`` carries back::
+
+    >>> from connected_objects_maestrano.marketplaces import Marketplaces
+    >>> m = Marketplaces.from_config({"marketplaces": [{"marketplace": "mno", "app": {"host": "https://app.example"},
+    ...     "api": {"id": "app-1", "key": "k", "host": "https://hub.example"}}]}).get("mno")
+    >>> header = binding_cookie(m, "_r1", b"server-side key")
+    >>> header.split("=", 1)[0].startswith("__Host-co-saml-"), "SameSite=None" in header, "Secure" in header
+    (True, True, True)
+    >>> cookie = header.split(";", 1)[0]
+    >>> bound_to_browser(m, "_r1", b"server-side key", cookie), bound_to_browser(m, "_r2", b"server-side key", cookie)
+    (True, False)
+    >>> sp_entity_id(m, "/mno-enterprise")
+    'https://app.example/mno-enterprise/mno/metadata'
 """
 
 from __future__ import annotations
@@ -31,6 +60,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -43,15 +73,29 @@ from urllib.parse import urlparse
 from .marketplaces import Marketplace
 
 __all__ = [
+    "BINDING_MAX_AGE",
     "LocalRef",
+    "ResponseFacts",
     "RowSignIn",
     "SsoGroup",
     "SsoHandler",
     "SsoUser",
+    "acs_url",
+    "binding_cookie",
+    "binding_key",
+    "bound_to_browser",
+    "clear_binding_cookie",
+    "inspect_response",
     "relay_state",
     "saml_settings",
+    "sp_entity_id",
     "verify_relay_state",
 ]
+
+log = logging.getLogger("connected_objects_maestrano.sso")
+
+#: Seconds a started sign-in stays valid (the RelayState and the browser binding cookie).
+BINDING_MAX_AGE = 600
 
 LocalRef = tuple[str, str]  # (local_type, local_id)
 
@@ -224,6 +268,15 @@ def acs_url(marketplace: Marketplace, prefix: str) -> str:
     return f"{marketplace.app_host.rstrip('/')}{prefix}/{marketplace.key}/saml/consume"
 
 
+def sp_entity_id(marketplace: Marketplace, prefix: str) -> str:
+    """Our SP entity id at this marketplace: ``sso.entity_id``, else this marketplace's own metadata URL.
+
+    Distinct per marketplace by default, so two marketplaces whose IdP signs with
+    the same key cannot accept each other's assertions (the Audience differs).
+    """
+    return marketplace.sso.entity_id or f"{marketplace.app_host.rstrip('/')}{prefix}/{marketplace.key}/metadata"
+
+
 def saml_settings(marketplace: Marketplace, prefix: str) -> dict[str, Any]:
     """python3-saml settings for one marketplace (strict: signed assertions, exact audience)."""
     idp: dict[str, Any] = {
@@ -242,7 +295,7 @@ def saml_settings(marketplace: Marketplace, prefix: str) -> dict[str, Any]:
         "strict": True,
         "debug": False,
         "sp": {
-            "entityId": marketplace.sso.idm or marketplace.app_host,
+            "entityId": sp_entity_id(marketplace, prefix),
             "assertionConsumerService": {
                 "url": acs_url(marketplace, prefix),
                 "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST",
@@ -275,7 +328,7 @@ def relay_state(marketplace: Marketplace, request_id: str, *, now: float | None 
     return f"{body}.{mac}"
 
 
-def verify_relay_state(marketplace: Marketplace, value: str, *, max_age: float = 600.0) -> str | None:
+def verify_relay_state(marketplace: Marketplace, value: str, *, max_age: float = BINDING_MAX_AGE) -> str | None:
     """The AuthnRequest id from a RelayState we issued for this marketplace, or None if forged or stale."""
     body, _, mac = value.rpartition(".")
     expected = hmac.new(marketplace.api.key.encode(), f"{marketplace.key}.{body}".encode(), hashlib.sha256)
@@ -294,3 +347,124 @@ def verify_relay_state(marketplace: Marketplace, value: str, *, max_age: float =
 def form_fields(body: bytes) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body as single values."""
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+def _binding_name(marketplace: Marketplace, request_id: str, secure: bool) -> str:
+    digest = hashlib.sha256(f"{marketplace.key}\0{request_id}".encode()).hexdigest()[:24]
+    # __Host-: only a secure response from this very host may set it (no cookie tossing from a sibling domain)
+    return f"{'__Host-' if secure else ''}co-saml-{digest}"
+
+
+def _binding_mac(marketplace: Marketplace, request_id: str, key: bytes, issued: int) -> str:
+    message = f"saml-browser-binding\0{marketplace.key}\0{request_id}\0{issued}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _secure(marketplace: Marketplace) -> bool:
+    return urlparse(marketplace.app_host).scheme != "http"
+
+
+def binding_cookie(marketplace: Marketplace, request_id: str, key: bytes, *, now: float | None = None) -> str:
+    """The ``Set-Cookie`` value binding AuthnRequest ``request_id`` to the browser that started it.
+
+    The value is the issue time and an HMAC (``key``: a server-side secret) of the
+    marketplace, the request id and that time. It lives :data:`BINDING_MAX_AGE`
+    seconds and is HttpOnly. The consume POST comes *cross-site*, from the IdP's
+    page, and browsers send ``SameSite=Lax`` (their default) cookies only on
+    top-level GETs across sites: the cookie must be ``SameSite=None``, which
+    browsers accept only with ``Secure``. On a plain-``http`` app host (a
+    development setup) it cannot be Secure, so it is ``SameSite=Lax`` there and
+    works only with an IdP on the same site (e.g. both on localhost).
+    """
+    issued = int(now if now is not None else time.time())
+    secure = _secure(marketplace)
+    value = f"{issued}.{_binding_mac(marketplace, request_id, key, issued)}"
+    flags = "Secure; HttpOnly; SameSite=None" if secure else "HttpOnly; SameSite=Lax"
+    return f"{_binding_name(marketplace, request_id, secure)}={value}; Max-Age={BINDING_MAX_AGE}; Path=/; {flags}"
+
+
+def clear_binding_cookie(marketplace: Marketplace, request_id: str) -> str:
+    """The ``Set-Cookie`` value that deletes the binding cookie once its request is consumed."""
+    secure = _secure(marketplace)
+    flags = "Secure; HttpOnly; SameSite=None" if secure else "HttpOnly; SameSite=Lax"
+    return f"{_binding_name(marketplace, request_id, secure)}=; Max-Age=0; Path=/; {flags}"
+
+
+def _cookies(header: str | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in (header or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name and name not in found:  # the first of two same-named cookies is the most specific
+            found[name] = value.strip().strip('"')
+    return found
+
+
+def bound_to_browser(
+    marketplace: Marketplace,
+    request_id: str,
+    key: bytes,
+    cookie_header: str | None,
+    *,
+    max_age: float = BINDING_MAX_AGE,
+) -> bool:
+    """Whether the request's ``Cookie`` header carries our unexpired binding of ``request_id``."""
+    value = _cookies(cookie_header).get(_binding_name(marketplace, request_id, _secure(marketplace)))
+    if not value:
+        return False
+    issued, _, mac = value.partition(".")
+    if not issued.isdigit() or not hmac.compare_digest(_binding_mac(marketplace, request_id, key, int(issued)), mac):
+        return False
+    return 0 <= time.time() - int(issued) <= max_age
+
+
+@dataclass(frozen=True)
+class ResponseFacts:
+    """What the exact checks need from a SAML response, read before it is trusted."""
+
+    in_response_to: frozenset[str]  # every InResponseTo: the Response's and each SubjectConfirmationData's
+    destination: str | None
+    recipients: tuple[str | None, ...]  # of each bearer SubjectConfirmationData
+    assertions: int
+
+
+def inspect_response(saml_response: str) -> ResponseFacts:
+    """Read a base64 ``SAMLResponse`` with python3-saml's own decoder and hardened parser (no DTD, no entities).
+
+    Raises ``ValueError`` when it is not a SAML ``Response`` document.
+    """
+    from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+    from onelogin.saml2.xml_utils import OneLogin_Saml2_XML as XML
+
+    try:
+        root = XML.to_etree(OneLogin_Saml2_Utils.b64decode(saml_response))
+    except Exception as exc:  # binascii, lxml and the parser's DTD/entity refusals
+        raise ValueError(f"not a parseable SAML document ({type(exc).__name__})") from None
+    if root.tag != f"{{{C.NS_SAMLP}}}Response":
+        raise ValueError("not a samlp:Response")
+    assertions = XML.query(root, "//saml:Assertion") + XML.query(root, "//saml:EncryptedAssertion")
+    irt = {root.get("InResponseTo")}
+    recipients: list[str | None] = []
+    for confirmation in XML.query(root, "//saml:Assertion/saml:Subject/saml:SubjectConfirmation"):
+        data = confirmation.find("saml:SubjectConfirmationData", namespaces=C.NSMAP)
+        if data is not None:
+            irt.add(data.get("InResponseTo"))
+        if confirmation.get("Method") in (None, C.CM_BEARER):
+            recipients.append(None if data is None else data.get("Recipient"))
+    return ResponseFacts(
+        in_response_to=frozenset(i for i in irt if i is not None),
+        destination=root.get("Destination"),
+        recipients=tuple(recipients),
+        assertions=len(assertions),
+    )
+
+
+def binding_key(marketplace: Marketplace, secret: bytes | None) -> bytes:
+    """The HMAC key of this marketplace's browser-binding cookies.
+
+    From the provider's ``sso_secret`` when given, else derived from the
+    marketplace's ``api.key`` (a server-side secret that never reaches a
+    browser); domain-separated per marketplace either way.
+    """
+    root = secret if secret is not None else marketplace.api.key.encode()
+    return hmac.new(root, f"connected-objects saml binding\0{marketplace.key}".encode(), hashlib.sha256).digest()

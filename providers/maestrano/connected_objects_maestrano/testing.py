@@ -434,8 +434,14 @@ class FakeIdP:
         not_before: dt.datetime | None = None,
         not_on_or_after: dt.datetime | None = None,
         tamper: tuple[str, str] | None = None,
+        recipient: str | None = None,
+        omit_recipient: bool = False,
     ) -> str:
-        """A signed (assertion and response) SAML response, base64-encoded."""
+        """A signed (assertion and response) SAML response, base64-encoded.
+
+        ``recipient`` defaults to ``destination``; ``omit_recipient`` leaves the
+        SubjectConfirmationData without one (the SAML core schema makes it optional).
+        """
         import uuid
 
         from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
@@ -450,6 +456,7 @@ class FakeIdP:
         after = stamp(not_on_or_after or now + dt.timedelta(minutes=5))
         aid = assertion_id or f"_a{uuid.uuid4().hex}"
         irt = f' InResponseTo="{in_response_to}"' if in_response_to else ""
+        recipient_attr = "" if omit_recipient else f' Recipient="{recipient or destination}"'
         attrs = "".join(
             f'<saml:Attribute Name="{k}"><saml:AttributeValue>{v}</saml:AttributeValue></saml:Attribute>'
             for k, v in attributes.items()
@@ -459,8 +466,8 @@ class FakeIdP:
             f'IssueInstant="{stamp(now)}"><saml:Issuer>{self.entity_id}</saml:Issuer>'
             f'<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">'
             f"{attributes.get('uid', 'user')}</saml:NameID><saml:SubjectConfirmation "
-            f'Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{after}" '
-            f'Recipient="{destination}"{irt}/></saml:SubjectConfirmation></saml:Subject>'
+            f'Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{after}"'
+            f"{recipient_attr}{irt}/></saml:SubjectConfirmation></saml:Subject>"
             f'<saml:Conditions NotBefore="{before}" NotOnOrAfter="{after}"><saml:AudienceRestriction>'
             f"<saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions>"
             f'<saml:AuthnStatement AuthnInstant="{stamp(now)}" SessionIndex="{aid}"><saml:AuthnContext>'
@@ -490,6 +497,38 @@ class FakeIdP:
         if tamper is not None:
             text = text.replace(tamper[0], tamper[1])
         return base64.b64encode(text.encode()).decode()
+
+    def answer(self, location: str, attributes: dict[str, str], **options: Any) -> dict[str, str]:
+        """The form the IdP has the browser post back, for the AuthnRequest in a redirect ``location``.
+
+        Reads the HTTP-Redirect binding (the ``SAMLRequest`` query parameter:
+        DEFLATE, then base64; SAML 2.0 Bindings §3.4.4.1) and answers as the Web
+        Browser SSO profile says (SAML 2.0 Profiles §4.1.4.2): ``InResponseTo`` is
+        the request's ``ID``, ``Destination`` and ``Recipient`` its
+        ``AssertionConsumerServiceURL``, the ``Audience`` its ``Issuer`` (the SP's
+        entity id); the ``RelayState`` comes back unchanged (Bindings §3.4.3).
+        ``options`` go to :meth:`response`, and may override any of these.
+        """
+        import zlib
+        from urllib.parse import parse_qs
+        from urllib.parse import urlparse
+
+        from onelogin.saml2.xml_utils import OneLogin_Saml2_XML as XML
+
+        query = parse_qs(urlparse(location).query)
+        request = XML.to_etree(zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15))
+        issuer = XML.query(request, "/samlp:AuthnRequest/saml:Issuer")
+        settings = {
+            "destination": request.get("AssertionConsumerServiceURL"),
+            "audience": issuer[0].text if issuer else "",
+            "in_response_to": request.get("ID"),
+            "attributes": attributes,
+            **options,
+        }
+        form = {"SAMLResponse": self.response(**settings)}
+        if "RelayState" in query:
+            form["RelayState"] = query["RelayState"][0]
+        return form
 
 
 def serve_wsgi(app: Callable[..., Any]) -> Any:

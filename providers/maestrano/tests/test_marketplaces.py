@@ -36,6 +36,16 @@ def test_lookup_by_api_credentials():
         ({"marketplaces": [{**marketplace_config("x"), "api": {"id": "i", "host": "h"}}]}, r"api\.key"),
         ({"marketplaces": [marketplace_config("x"), marketplace_config("x")]}, "configured twice"),
         ({"error": "invalid environment"}, "reports an error"),
+        ({"marketplaces": [{**marketplace_config("x"), "sso": {"idp_initiated": "yes"}}]}, r"sso\.idp_initiated"),
+        ({"marketplaces": [{**marketplace_config("x"), "sso": {"entity_id": ""}}]}, r"sso\.entity_id"),
+        (
+            {
+                "marketplaces": [
+                    {**marketplace_config(k), "sso": {"entity_id": "https://app.example.com"}} for k in ("x", "y")
+                ]
+            },
+            "share one sso.entity_id",
+        ),
     ],
 )
 def test_malformed_configuration_says_what_is_wrong(broken, message):
@@ -52,6 +62,22 @@ def test_static_configuration_from_toml_and_env(tmp_path: Path, monkeypatch):
     assert Marketplaces.from_toml(path).get("t").api.url == "https://h/api/v1/"
     monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [marketplace_config("e")]}))
     assert Marketplaces.from_env().keys() == ["e"]
+
+
+def test_idp_initiated_login_is_off_unless_configured(tmp_path: Path, monkeypatch):
+    assert Marketplaces.from_config({"marketplaces": [marketplace_config("a")]}).get("a").sso.idp_initiated is False
+    path = tmp_path / "marketplaces.toml"
+    path.write_text(
+        '[[marketplaces]]\nmarketplace = "t"\n[marketplaces.app]\nhost = "https://a"\n'
+        '[marketplaces.api]\nid = "i"\nkey = "k"\nhost = "https://h"\n'
+        '[marketplaces.sso]\nidp_initiated = true\nentity_id = "urn:our-app:t"\n'
+    )
+    from_toml = Marketplaces.from_toml(path).get("t")
+    assert from_toml.sso.idp_initiated is True and from_toml.sso.entity_id == "urn:our-app:t"
+    config = marketplace_config("e")
+    config["sso"]["idp_initiated"] = True
+    monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [config]}))
+    assert Marketplaces.from_env().get("e").sso.idp_initiated is True
 
 
 def test_metadata_and_repr_never_show_a_secret():

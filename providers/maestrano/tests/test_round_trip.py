@@ -6,6 +6,7 @@ applied → billing job (run twice, bills once) → group deleted → billing jo
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 import httpx
@@ -120,11 +121,13 @@ def test_full_round_trip_over_loopback(engine):
         connec.seed("cld-9", "invoices", [{"title": f"REMOTE-{i}", "amount": i} for i in range(3)])
 
         with httpx.Client(base_url=app_url) as web:
-            # 1. SSO: the organization and the user appear, scoped to the marketplace
-            saml = idp.response(
-                destination=acs_url(market, "/mno-enterprise"),
-                audience=market.sso.idm,
-                attributes={
+            # 1. SSO, started by this browser (it keeps the binding cookie) and answered by the IdP:
+            # the organization and the user appear, scoped to the marketplace
+            started = web.get(f"/mno-enterprise/{KEY}/saml/initialize")
+            assert started.status_code == 302 and started.headers["location"].startswith(market.api.url)
+            form = idp.answer(
+                started.headers["location"],
+                {
                     "uid": "usr-1",
                     "email": "ada@example.com",
                     "group_uid": "cld-9",
@@ -132,7 +135,8 @@ def test_full_round_trip_over_loopback(engine):
                     "group_role": "Admin",
                 },
             )
-            signed_in = web.post(f"/mno-enterprise/{KEY}/saml/consume", data={"SAMLResponse": saml})
+            assert acs_url(market, "/mno-enterprise") in base64.b64decode(form["SAMLResponse"]).decode()
+            signed_in = web.post(f"/mno-enterprise/{KEY}/saml/consume", data=form)
             assert signed_in.status_code == 302, signed_in.text
             # 2. the first Connec! import was queued by the first sign-in; a worker runs it
             hub.drain()

@@ -77,6 +77,8 @@ def test_metadata_needs_that_marketplaces_credentials_and_shows_no_secret(app):
     hub, _ = app
     ok = call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(A))
     assert ok.status_code == 200 and ok.json()["marketplace"] == A
+    assert ok.json()["sso"]["entity_id"] == f"https://app.example.com/mno-enterprise/{A}/metadata"
+    assert ok.json()["sso"]["idp_initiated"] is False
     assert "secret-key-of" not in ok.text
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(B)).status_code == 401  # B's credentials
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(A, wrong=True)).status_code == 401
@@ -115,3 +117,24 @@ def test_user_removed_is_idempotent(app):
     again = call(hub, "DELETE", f"/mno-enterprise/{B}/account/group/cld-1/user/usr-1", basic(B))
     assert again.json()["changed"] is False and rows(hub) == after
     assert calls == [("user", B, "cld-1", "usr-1")]
+
+
+def test_saml_initialize_binds_the_request_to_the_browser_with_a_cookie(engine):
+    """https: ``__Host-``, Secure, SameSite=None (the consume POST comes cross-site from the IdP);
+    a plain-http development host cannot set Secure, so its cookie is SameSite=Lax."""
+    secure, plain = marketplace_config(A), marketplace_config(B)
+    plain["app"]["host"] = "http://localhost:8000"
+    hub = Hub(
+        sessionmaker(engine),
+        models=[],
+        providers=[MaestranoProvider(Marketplaces.from_config({"marketplaces": [secure, plain]}))],
+    )
+    for market, prefix, flags in (
+        (A, "__Host-co-saml-", {"Max-Age=600", "Path=/", "Secure", "HttpOnly", "SameSite=None"}),
+        (B, "co-saml-", {"Max-Age=600", "Path=/", "HttpOnly", "SameSite=Lax"}),
+    ):
+        started = call(hub, "GET", f"/mno-enterprise/{market}/saml/initialize", {})
+        assert started.status_code == 302
+        (cookie,) = started.headers.get_list("set-cookie")
+        assert cookie.startswith(prefix) and {f.strip() for f in cookie.split(";")[1:]} == flags
+    assert call(hub, "GET", "/mno-enterprise/nowhere/saml/initialize", {}).status_code == 404
