@@ -283,7 +283,12 @@ class MaestranoProvider:
             return Response(302, (("location", url),))
 
         def consume(request: Request) -> Response:
-            return self._consume(hub, self._known(request), request)
+            marketplace = self._known(request)
+            # SAMLResponse is base64 and RelayState ours: both ASCII. Anything else is refused here, before
+            # hmac.compare_digest (which raises TypeError on non-ASCII str) in sso.verify_relay_state sees it.
+            if not all(value.isascii() for value in form_fields(request.body).values()):
+                raise HTTPError(400, "a SAML form holds only ASCII (a base64 SAMLResponse and our RelayState)")
+            return self._consume(hub, marketplace, request)
 
         return [
             Route("GET", f"{base}/saml/initialize", initialize, params=sso_path),
