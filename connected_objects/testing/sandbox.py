@@ -444,7 +444,8 @@ class SandboxProvider:
 
     Credentials: ``{"token": ...}``, sent as a bearer token. Inbound: ``POST
     /sandbox/{marketplace}/webhooks`` with ``X-Sandbox-Signature`` = base64
-    HMAC-SHA256 of the body under ``webhook_secret`` (see :func:`webhook_delivery`).
+    HMAC-SHA256 of the body under ``webhook_secret`` (see :func:`webhook_delivery`),
+    for the ``marketplaces`` it serves only (others: 404).
     """
 
     api_version = API_VERSION
@@ -458,8 +459,10 @@ class SandboxProvider:
         limits: Limits | None = None,
         webhook_secret: str = "sandbox-webhook-secret",  # noqa: S107 - a test fixture's default
         page_size: int = 500,
+        marketplaces: Collection[str] = ("test",),
     ) -> None:
         self.name = name
+        self.marketplaces = frozenset(marketplaces)
         self.base_url = base_url.rstrip("/")
         self.entities = frozenset(entities)
         self._limits = limits or Limits(concurrency=8)
@@ -487,7 +490,12 @@ class SandboxProvider:
                 stored = store(session, self.name, request.params["marketplace"], events)
             return WebResponse.json(200, {"received": len(events), "stored": stored})
 
-        return [WebRoute("POST", f"/{self.name}/{{marketplace}}/webhooks", receive)]
+        served = self.marketplaces
+        return [
+            WebRoute(
+                "POST", f"/{self.name}/{{marketplace}}/webhooks", receive, params={"marketplace": served.__contains__}
+            )
+        ]
 
     def limits(self, scope: Scope) -> Limits:
         return self._limits

@@ -20,6 +20,7 @@ from .core import HTTPError
 from .core import Request
 from .core import Response
 from .core import WebhookApp
+from .core import content_length
 
 __all__ = ["ASGIAdapter"]
 
@@ -65,9 +66,10 @@ class ASGIAdapter:
         limit = self.app.max_body
         declared = headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            length = content_length(declared)
+            if length is None:
                 return HTTPError(400, "invalid content-length").response()
-            if int(declared) > limit:
+            if length > limit:
                 return HTTPError(413, f"body larger than {limit} bytes").response()
         chunks: list[bytes] = []
         size = 0

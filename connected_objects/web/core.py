@@ -8,14 +8,26 @@ right 4xx, so the thin adapters (:mod:`connected_objects.web.asgi`,
 :mod:`connected_objects.web.wsgi`) only translate to and from their protocol.
 Verification helpers compare secrets in constant time.
 
+Every route is strict about its path: each ``{name}`` segment needs a check
+(``params``) that the core runs before the handler, so a request naming a
+marketplace or environment that is not configured is refused (404 unless the
+route says otherwise) and its handler never runs, never writes. A route that
+leaves a path parameter unchecked cannot be built. Bodies are read with the
+one bounded JSON reader (:mod:`connected_objects.web.body`): too deep, too big
+or not strict JSON is 400. :meth:`WebhookApp.handle` never raises: anything
+unexpected is logged with its traceback and answered with a generic 500.
+
 Example::
 
     >>> from connected_objects.web.core import Request, Response, Route, WebhookApp
     >>> def hello(request):
     ...     return Response.json(200, {"marketplace": request.params["marketplace"]})
-    >>> app = WebhookApp([Route("POST", "/{marketplace}/hello", hello)])
+    >>> known = {"maestrano", "maestrano-uat"}
+    >>> app = WebhookApp([Route("POST", "/{marketplace}/hello", hello, params={"marketplace": known.__contains__})])
     >>> app.handle(Request("POST", "/maestrano/hello", {}, b"")).body
     b'{"marketplace":"maestrano"}'
+    >>> app.handle(Request("POST", "/elsewhere/hello", {}, b"")).status
+    404
     >>> app.handle(Request("GET", "/maestrano/hello", {}, b"")).status
     405
     >>> app.handle(Request("POST", "/nowhere", {}, b"")).status
@@ -29,6 +41,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -36,6 +49,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+
+from .body import DEFAULT_MAX_BODY
+from .body import UnreadableBody
+from .body import read_json
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -45,12 +62,13 @@ __all__ = [
     "Route",
     "WebhookApp",
     "basic_auth_matches",
+    "content_length",
     "hmac_matches",
+    "identifier",
     "parse_json_object",
 ]
 
-#: Bodies larger than this are refused with 413 before they are read (1 MiB).
-DEFAULT_MAX_BODY = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,23 +118,48 @@ class HTTPError(Exception):
 
 
 Handler = Callable[[Request], Response]
+#: A path parameter's check: whether this value names something configured.
+Check = Callable[[str], bool]
+
+_NOT_FOUND = HTTPError(404, "not found").response()
 
 
 @dataclass(frozen=True)
 class Route:
-    """``method`` + path pattern (``{name}`` segments become :attr:`Request.params`) → handler."""
+    """``method`` + path pattern (``{name}`` segments become :attr:`Request.params`) → handler.
+
+    :param params: one check per ``{name}`` in the pattern, run before the
+        handler; a value it refuses gets ``refusal`` and the handler never runs.
+        Every path parameter must have one (``ValueError`` otherwise).
+    :param refusal: the answer to a refused path parameter (default: 404). A
+        route behind credentials can answer exactly as it does to bad
+        credentials, so callers cannot tell which names exist.
+    """
 
     method: str
     pattern: str
     handler: Handler
+    params: Mapping[str, Check] = field(default_factory=dict)
+    refusal: Response = _NOT_FOUND
 
     def __post_init__(self) -> None:
         parts = []
+        names = []
         for segment in self.pattern.strip("/").split("/"):
             if segment.startswith("{") and segment.endswith("}"):
+                names.append(segment[1:-1])
                 parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
             else:
                 parts.append(re.escape(segment))
+        unchecked = sorted(set(names) - set(self.params))
+        if unchecked:
+            raise ValueError(
+                f"route {self.method} {self.pattern} does not check its path parameter(s) {', '.join(unchecked)}: "
+                "give Route(params={name: check}) a check against your configuration for each"
+            )
+        unknown = sorted(set(self.params) - set(names))
+        if unknown:
+            raise ValueError(f"route {self.method} {self.pattern} has no path parameter(s) {', '.join(unknown)}")
         object.__setattr__(self, "_regex", re.compile("^/" + "/".join(parts) + "$"))
 
     def match(self, path: str) -> dict[str, str] | None:
@@ -124,15 +167,33 @@ class Route:
         found = self._regex.match(path)  # type: ignore[attr-defined]
         return None if found is None else found.groupdict()
 
+    def accepts(self, params: Mapping[str, str]) -> bool:
+        """Whether every path parameter passes its check."""
+        return all(check(params[name]) for name, check in self.params.items())
+
 
 class WebhookApp:
-    """A set of routes with a body-size limit; :meth:`handle` never raises for bad input."""
+    """A set of routes with a body-size limit; :meth:`handle` never raises."""
 
     def __init__(self, routes: Sequence[Route], *, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.routes = list(routes)
         self.max_body = max_body
 
     def handle(self, request: Request) -> Response:
+        """The response to ``request``: the route's, a 4xx for what it refuses, or a generic 500."""
+        try:
+            return self._dispatch(request)
+        except HTTPError as exc:
+            return exc.response()
+        except UnreadableBody as exc:
+            return HTTPError(400, str(exc)).response()
+        except Exception:
+            # TODO(redaction): log through connected_objects.redaction once it lands on main, so a
+            # secret inside an exception's message never reaches the log either.
+            logger.exception("an inbound %s request failed unexpectedly", request.method)
+            return HTTPError(500, "internal error: the details are in the server's log").response()
+
+    def _dispatch(self, request: Request) -> Response:
         allowed: list[str] = []
         for route in self.routes:
             params = route.match(request.path)
@@ -143,13 +204,41 @@ class WebhookApp:
                 continue
             if len(request.body) > self.max_body:
                 return HTTPError(413, f"body larger than {self.max_body} bytes").response()
-            try:
-                return route.handler(Request(request.method, request.path, request.headers, request.body, params))
-            except HTTPError as exc:
-                return exc.response()
+            if not route.accepts(params):
+                return route.refusal
+            return route.handler(Request(request.method, request.path, request.headers, request.body, params))
         if allowed:
             return HTTPError(405, "method not allowed", [("allow", ", ".join(sorted(set(allowed))))]).response()
-        return HTTPError(404, "not found").response()
+        return _NOT_FOUND
+
+
+def identifier(max_length: int = 128) -> Check:
+    """A check for a path segment that names a remote account or user rather than configuration:
+    1 to ``max_length`` printable characters. Handlers still look the id up (and write nothing
+    for one they do not know).
+
+    >>> identifier(8)("cld-1"), identifier(8)("cld-123456"), identifier()("a\\x00b")
+    (True, False, False)
+    """
+
+    def check(value: str) -> bool:
+        return 0 < len(value) <= max_length and value.isprintable()
+
+    return check
+
+
+def content_length(value: str) -> int | None:
+    """A ``Content-Length`` value as a number, or None when it is not one (ASCII digits only:
+    ``int()`` also takes ``"٣"`` and refuses 5,000 digits). Absurd lengths come back as 10**18.
+
+    >>> content_length("42"), content_length("4 2"), content_length("\u0663"), content_length("9" * 5000)
+    (42, None, None, 1000000000000000000)
+    """
+    digits = value.strip()
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def basic_auth_matches(header: str | None, username: str, password: str) -> bool:
@@ -175,14 +264,14 @@ def hmac_matches(secret: str | bytes, body: bytes, signature: str | None, *, enc
 
 
 def parse_json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or :class:`HTTPError` 415/400 with a reason."""
+    """The body as a JSON object (read by the bounded reader), or :class:`HTTPError` 415/400 with a reason."""
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     if content_type not in ("application/json", "application/cloudevents+json", ""):
         raise HTTPError(415, "send application/json")
     try:
-        value = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise HTTPError(400, "body is not valid JSON") from None
+        value = read_json(request.body)
+    except UnreadableBody as exc:
+        raise HTTPError(400, str(exc)) from None
     if not isinstance(value, dict):
         raise HTTPError(400, "body must be a JSON object")
     return value

@@ -21,6 +21,7 @@ from .core import HTTPError
 from .core import Request
 from .core import Response
 from .core import WebhookApp
+from .core import content_length
 
 __all__ = ["WSGIAdapter"]
 
@@ -65,10 +66,9 @@ class WSGIAdapter:
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        declared = environ.get("CONTENT_LENGTH") or "0"
-        if not str(declared).isdigit():
+        length = content_length(str(environ.get("CONTENT_LENGTH") or "0"))
+        if length is None:
             return HTTPError(400, "invalid content-length").response()
-        length = int(declared)
         if length > self.app.max_body:
             return HTTPError(413, f"body larger than {self.app.max_body} bytes").response()
         headers["content-length"] = str(length)

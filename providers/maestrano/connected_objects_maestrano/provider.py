@@ -26,7 +26,18 @@ from each marketplace's ``api.key``. ``sso.idp_initiated`` (off by default)
 lets a marketplace's IdP sign users in without a request of ours.
 
 Both webhooks are idempotent: a second delivery answers success and changes
-nothing. A wrong marketplace key is 404, wrong credentials 401; neither writes.
+nothing.
+
+Every path parameter is checked before a handler runs. On the routes behind
+Basic credentials an unknown marketplace key is answered exactly as wrong
+credentials are (401, same headers, same body), so those routes do not tell
+an unauthenticated caller which keys exist; nothing is written either way.
+The single sign-on routes answer an unknown key with 404: they cannot hide it
+(``saml/initialize`` redirects a browser to the marketplace's identity
+provider), which is why marketplace keys are not treated as secrets. Group and
+user ids must be 1 to 128 printable characters (anything else is refused like
+an unknown key); the handlers look them up and write nothing for ids they do
+not know.
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
 from connected_objects.web import Route
+from connected_objects.web.core import identifier
 from connected_objects.web.core import parse_json_object
 
 from .connec import BATCH_SIZE
@@ -143,13 +155,23 @@ class MaestranoProvider:
         """A stored Connec! notification record (notifications carry full records)."""
         return record_from_connec(entity, loads(payload))
 
+    def _configured(self, key: str) -> bool:
+        """Whether a marketplace called ``key`` is configured (now: the configuration may be reloaded)."""
+        try:
+            self.marketplaces.get(key)
+        except UnknownMarketplace:
+            return False
+        return True
+
     def _marketplace(self, request: Request) -> Marketplace:
+        """The path's marketplace when the request carries its credentials; an unknown key is
+        refused exactly as wrong credentials are (the route check already did; this covers a reload)."""
         try:
             marketplace = self.marketplaces.get(request.params["marketplace"])
         except UnknownMarketplace:
-            raise HTTPError(404, "unknown marketplace") from None
+            raise _bad_credentials() from None
         if not marketplace.authenticate(request.header("authorization")):
-            raise HTTPError(401, "invalid credentials", [("www-authenticate", 'Basic realm="maestrano"')])
+            raise _bad_credentials()
         return marketplace
 
     def _known(self, request: Request) -> Marketplace:
@@ -245,8 +267,13 @@ class MaestranoProvider:
         return Response(302, (("location", location), *headers, *done))
 
     def routes(self, hub: Any) -> list[Route]:
-        """The metadata and account-webhook routes."""
+        """The metadata, Connec!, account-webhook and single sign-on routes, each strict about its path."""
         base = f"{self.prefix}/{{marketplace}}"
+        sso_path = {"marketplace": self._configured}
+        basic_path = {"marketplace": self._configured}
+        group_path = {**basic_path, "group_id": identifier(128)}
+        user_path = {**group_path, "user_id": identifier(128)}
+        refused = _bad_credentials().response()
 
         def metadata(request: Request) -> Response:
             marketplace = self._marketplace(request)
@@ -306,16 +333,32 @@ class MaestranoProvider:
             return Response(302, (("location", url), ("set-cookie", cookie), ("cache-control", "no-store")))
 
         def consume(request: Request) -> Response:
-            return self._consume(hub, self._known(request), request)
+            marketplace = self._known(request)
+            # SAMLResponse is base64 and RelayState ours: both ASCII. Anything else is refused here, before
+            # hmac.compare_digest (which raises TypeError on non-ASCII str) in sso.verify_relay_state sees it.
+            if not all(value.isascii() for value in form_fields(request.body).values()):
+                raise HTTPError(400, "a SAML form holds only ASCII (a base64 SAMLResponse and our RelayState)")
+            return self._consume(hub, marketplace, request)
 
         return [
-            Route("GET", f"{base}/saml/initialize", initialize),
-            Route("POST", f"{base}/saml/consume", consume),
-            Route("POST", f"{base}/connec/receive", receive),
-            Route("GET", f"{base}/metadata", metadata),
-            Route("DELETE", f"{base}/account/group/{{group_id}}", delete_group),
-            Route("DELETE", f"{base}/account/group/{{group_id}}/user/{{user_id}}", remove_user),
+            Route("GET", f"{base}/saml/initialize", initialize, params=sso_path),
+            Route("POST", f"{base}/saml/consume", consume, params=sso_path),
+            Route("POST", f"{base}/connec/receive", receive, params=basic_path, refusal=refused),
+            Route("GET", f"{base}/metadata", metadata, params=basic_path, refusal=refused),
+            Route("DELETE", f"{base}/account/group/{{group_id}}", delete_group, params=group_path, refusal=refused),
+            Route(
+                "DELETE",
+                f"{base}/account/group/{{group_id}}/user/{{user_id}}",
+                remove_user,
+                params=user_path,
+                refusal=refused,
+            ),
         ]
+
+
+def _bad_credentials() -> HTTPError:
+    """The one answer to wrong credentials and to an unknown marketplace key alike."""
+    return HTTPError(401, "invalid credentials", [("www-authenticate", 'Basic realm="maestrano"')])
 
 
 def parse_notification(

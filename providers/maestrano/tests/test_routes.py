@@ -83,7 +83,7 @@ def test_metadata_needs_that_marketplaces_credentials_and_shows_no_secret(app):
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(B)).status_code == 401  # B's credentials
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", basic(A, wrong=True)).status_code == 401
     assert call(hub, "GET", f"/mno-enterprise/{A}/metadata", {}).status_code == 401
-    assert call(hub, "GET", "/mno-enterprise/nowhere/metadata", basic(A)).status_code == 404
+    assert call(hub, "GET", "/mno-enterprise/nowhere/metadata", basic(A)).status_code == 401  # as bad credentials
 
 
 @pytest.mark.parametrize("path", ["/account/group/cld-1", "/account/group/cld-1/user/usr-1"])
@@ -92,7 +92,41 @@ def test_account_webhooks_with_wrong_credentials_change_nothing(app, path):
     before = rows(hub)
     for headers in (basic(A, wrong=True), basic(B), {}):
         assert call(hub, "DELETE", f"/mno-enterprise/{A}{path}", headers).status_code == 401
-    assert call(hub, "DELETE", f"/mno-enterprise/unknown{path}", basic(A)).status_code == 404
+    assert call(hub, "DELETE", f"/mno-enterprise/unknown{path}", basic(A)).status_code == 401
+    assert rows(hub) == before and calls == []
+
+
+BASIC_ROUTES = [
+    ("GET", "/metadata"),
+    ("POST", "/connec/receive"),
+    ("DELETE", "/account/group/cld-1"),
+    ("DELETE", "/account/group/cld-1/user/usr-1"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), BASIC_ROUTES)
+def test_an_unknown_marketplace_is_answered_exactly_as_bad_credentials(app, method, path):
+    """An unauthenticated caller cannot learn which marketplace keys exist from the Basic-auth routes."""
+    hub, calls = app
+    before = rows(hub)
+
+    def answer(marketplace, headers):
+        response = call(hub, method, f"/mno-enterprise/{marketplace}{path}", headers)
+        return response.status_code, tuple(sorted(response.headers.items())), response.content
+
+    unknown = [answer("nowhere", h) for h in (basic(A), basic(A, wrong=True), {})]
+    known_but_wrong = [answer(A, h) for h in (basic(B), basic(A, wrong=True), {})]
+    assert {*unknown, *known_but_wrong} == {unknown[0]}
+    assert unknown[0][0] == 401
+    assert rows(hub) == before and calls == []
+
+
+@pytest.mark.parametrize("path", ["/account/group/cld-1", "/account/group/cld-1/user/usr-1"])
+def test_a_malformed_group_or_user_id_never_reaches_the_handler(app, path):
+    hub, calls = app
+    before = rows(hub)
+    for bad in ("x" * 129, "cld%01"):  # %01: the path the adapter sees holds a control character
+        assert call(hub, "DELETE", f"/mno-enterprise/{A}{path.replace('cld-1', bad)}", basic(A)).status_code == 401
     assert rows(hub) == before and calls == []
 
 

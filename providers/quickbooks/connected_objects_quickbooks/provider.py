@@ -113,7 +113,13 @@ class QuickBooksProvider:
         return str(json.loads(payload)["id"])
 
     def routes(self, hub: Any) -> list[Route]:
-        """``POST /quickbooks/{environment}/webhooks``: verified, then stored per company."""
+        """``POST /quickbooks/{environment}/webhooks``: verified, then stored per company.
+
+        Only this provider's own environment is served: Intuit's signature
+        covers the body, not the URL, so a delivery replayed under another
+        ``{environment}`` segment would otherwise be stored (and deduplicated)
+        in a namespace of the sender's choosing. Any other segment is 404.
+        """
         from connected_objects.inbox import store
 
         def receive(request: Request) -> Response:
@@ -125,7 +131,15 @@ class QuickBooksProvider:
             stored = 0
             if events:
                 with hub.session_factory.begin() as session:
-                    stored = store(session, self.name, request.params["environment"], events)
+                    stored = store(session, self.name, self.environment, events)
             return Response.json(200, {"received": len(events), "stored": stored})
 
-        return [Route("POST", "/quickbooks/{environment}/webhooks", receive)]
+        environment = self.environment
+        return [
+            Route(
+                "POST",
+                "/quickbooks/{environment}/webhooks",
+                receive,
+                params={"environment": lambda segment: segment == environment},
+            )
+        ]

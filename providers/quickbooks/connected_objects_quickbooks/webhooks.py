@@ -29,6 +29,7 @@ from typing import Any
 
 from connected_objects.inbox import InboundEvent
 from connected_objects.inbox import digest_key
+from connected_objects.web.body import read_json
 from connected_objects.web.core import HTTPError
 
 __all__ = ["parse"]
@@ -40,19 +41,27 @@ def _event(realm: Any, name: Any, entity_id: Any, operation: Any, when: Any, key
     entity = _NAMES.get(str(name).lower())
     if entity is None:  # an entity we do not sync (Account, Payment, …): acknowledged, not stored
         return None
-    if not isinstance(realm, (str, int)) or not isinstance(entity_id, (str, int)) or not str(entity_id):
-        raise HTTPError(400, "each event needs a company (realmId) and an entity id")
+    if (
+        not isinstance(realm, (str, int))
+        or isinstance(realm, bool)
+        or not 0 < len(str(realm)) <= 128
+        or not isinstance(entity_id, (str, int))
+        or isinstance(entity_id, bool)
+        or not str(entity_id)
+    ):
+        raise HTTPError(400, "each event needs a company (realmId, up to 128 characters) and an entity id")
     payload = json.dumps({"id": str(entity_id), "operation": str(operation).lower()}).encode()
     dedupe = key or digest_key(realm, entity, entity_id, operation, when)
     return InboundEvent(dedupe_key=dedupe[:191], account=str(realm), entity=entity, payload=payload)
 
 
 def parse(body: bytes) -> list[InboundEvent]:
-    """The events a verified delivery carries; :class:`HTTPError` 400 when it is neither format."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPError(400, "the body is not JSON") from None
+    """The events a verified delivery carries; :class:`HTTPError` 400 when it is neither format.
+
+    The body is read with the shared bounded reader (:func:`~connected_objects.web.body.read_json`):
+    too deep, too big or not strict JSON raises its ``UnreadableBody``, which the web core answers 400.
+    """
+    document = read_json(body)
     found: list[InboundEvent | None] = []
     if isinstance(document, list):  # CloudEvents
         for item in document:
@@ -60,7 +69,7 @@ def parse(body: bytes) -> list[InboundEvent]:
                 raise HTTPError(400, "a CloudEvents delivery is a list of events with specversion 1.0")
             parts = str(item.get("type", "")).split(".")  # qbo.<entity>.<operation>.v1
             if len(parts) < 3 or parts[0] != "qbo":
-                raise HTTPError(400, f"unknown event type {item.get('type')!r}")
+                raise HTTPError(400, "an event type is qbo.<entity>.<operation>.v1")
             event_id = item.get("id")
             found.append(
                 _event(
@@ -76,7 +85,8 @@ def parse(body: bytes) -> list[InboundEvent]:
         for notification in document["eventNotifications"]:
             if not isinstance(notification, dict):
                 raise HTTPError(400, "eventNotifications holds objects")
-            entities = (notification.get("dataChangeEvent") or {}).get("entities")
+            change = notification.get("dataChangeEvent")
+            entities = change.get("entities") if isinstance(change, dict) else None
             if not isinstance(entities, list):
                 raise HTTPError(400, "dataChangeEvent.entities must be a list")
             for e in entities:

@@ -288,3 +288,29 @@ def test_a_refused_access_token_is_refreshed_and_the_push_retried(engine):
     assert (intuit.refreshes, intuit.refused) == (1, 0)
     with hub.session_factory() as s:
         assert connections.get(s, SCOPE).status == "active"
+
+
+@pytest.mark.parametrize("segment", ["sandbox", "Production", "production2", "attacker-chosen"])
+def test_a_signed_delivery_under_another_environment_is_404_and_stores_nothing(company, segment):
+    """Intuit signs the body, not the URL: a captured delivery replayed under another ``{environment}``
+    must not open a fresh dedupe namespace."""
+    hub, _qbo = company
+    app = hub.webhooks()
+    body, headers = qbo_delivery(VERIFIER, REALM, "Customer", "58")
+    response = app.handle(Request("POST", f"/quickbooks/{segment}/webhooks", headers, body))
+    assert response.status == 404
+    with hub.session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(inbox)) == 0
+    assert app.handle(Request("POST", "/quickbooks/production/webhooks", headers, body)).status == 200
+    with hub.session_factory() as s:
+        assert s.execute(select(inbox.c.marketplace, inbox.c.account)).all() == [("production", REALM)]
+
+
+def test_a_sandbox_app_serves_only_the_sandbox_environment(sqlite_engine):
+    hub = Hub(sessionmaker(sqlite_engine), models=[], providers=[make_provider(environment="sandbox")])
+    app = hub.webhooks()
+    body, headers = qbo_delivery(VERIFIER, REALM, "Customer", "58")
+    assert app.handle(Request("POST", "/quickbooks/production/webhooks", headers, body)).status == 404
+    assert app.handle(Request("POST", "/quickbooks/sandbox/webhooks", headers, body)).status == 200
+    with hub.session_factory() as s:
+        assert s.execute(select(inbox.c.marketplace, inbox.c.account)).all() == [("sandbox", REALM)]
