@@ -332,7 +332,7 @@ def verify_relay_state(marketplace: Marketplace, value: str, *, max_age: float =
     """The AuthnRequest id from a RelayState we issued for this marketplace, or None if forged or stale."""
     body, _, mac = value.rpartition(".")
     expected = hmac.new(marketplace.api.key.encode(), f"{marketplace.key}.{body}".encode(), hashlib.sha256)
-    if not body or not hmac.compare_digest(expected.hexdigest(), mac):
+    if not body or not hmac.compare_digest(expected.hexdigest().encode(), mac.encode("utf-8", "surrogateescape")):
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(body.encode()))
@@ -412,7 +412,9 @@ def bound_to_browser(
     if not value:
         return False
     issued, _, mac = value.partition(".")
-    if not issued.isdigit() or not hmac.compare_digest(_binding_mac(marketplace, request_id, key, int(issued)), mac):
+    if not (issued.isascii() and issued.isdigit()) or not hmac.compare_digest(
+        _binding_mac(marketplace, request_id, key, int(issued)).encode(), mac.encode("utf-8", "surrogateescape")
+    ):
         return False
     return 0 <= time.time() - int(issued) <= max_age
 
