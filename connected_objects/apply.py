@@ -52,12 +52,12 @@ from . import connections
 from . import identity
 from . import inbox
 from . import journal
-from .dispatch import _load_rows
-from .dispatch import _python_type
-from .dispatch import content_hash
 from .exceptions import ConnectedObjectsError
+from .hashing import content_hash
 from .models import outbox as outbox_table
 from .provider import RemoteRecord
+from .rows import load_rows
+from .rows import python_type
 from .scope import Scope
 from .values import to_column
 
@@ -153,7 +153,7 @@ def apply_records(
             return stats
         links = identity.resolve_many(session, scope, entity, list(latest), include_deleted=True)
         live = {fid: link for fid, link in links.items() if link.linked}
-        rows = _load_rows(session.connection(), spec, [link.local_id for link in live.values()], session)
+        rows = load_rows(session, spec, [link.local_id for link in live.values()])
         pending = _pending_local_edits(session, scope, spec.local_type, [link.local_id for link in live.values()])
         references = dict(getattr(mapping, "references", {}) or {})
         ref_ids, unresolved = _resolve_reference_ids(hub, session, scope, references, latest.values())
@@ -306,7 +306,7 @@ def _owner_value(spec: Any, owner_id: str) -> Any:
     if spec.owner is None:
         return None
     column = inspect(spec.model).columns.get(spec.owner)
-    kind = _python_type(column) if column is not None else str
+    kind = python_type(column) if column is not None else str
     return kind(owner_id)
 
 
@@ -351,7 +351,7 @@ def _resolve_reference_ids(
         entities[local_type] = ref_spec.entity
         links = identity.resolve_many(session, scope, ref_spec.entity, foreign_ids)
         column: Any = inspect(ref_spec.model).columns.get(ref_spec.pk_attributes[0])
-        kind = _python_type(column) if column is not None else str
+        kind = python_type(column) if column is not None else str
         for fid, link in links.items():
             found[(local_type, fid)] = kind(link.local_id)
     unresolved: dict[str, list[tuple[str, str]]] = {}

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import json
 import logging
-import uuid
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,16 +49,22 @@ from . import outbox
 from . import signals
 from .connected import ConnectSpec
 from .exceptions import ConflictError
-from .exceptions import PermanentError
-from .exceptions import RemoteError
 from .exceptions import RetryableError
+from .hashing import content_hash
+from .hashing import idempotency_key
 from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
+from .planning import Outcome
+from .planning import Plan
+from .planning import failed
+from .planning import ledger
+from .planning import plan_change
 from .provider import BatchClient
 from .provider import BatchOperation
 from .provider import RemoteClient
 from .provider import RemoteRecord
+from .rows import load_rows
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -71,54 +74,6 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "Plan", "content_hash", "dispatch", "idempotency_key"]
 
 log = logging.getLogger("connected_objects.dispatch")
-
-
-def content_hash(payload: Mapping[str, Any]) -> str:
-    """A stable SHA-256 of a payload (keys sorted, non-JSON values as strings)."""
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def idempotency_key(*parts: object) -> str:
-    """A 36-character key derived from ``parts``: the same parts give the same key.
-
-    Fits QBO's ``requestid`` (50, 36 in batches), Xero's ``Idempotency-Key`` (128)
-    and Connec! external ids.
-    """
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=5))
-
-
-@dataclass
-class Plan:
-    """What to do for one change."""
-
-    change: ClaimedChange
-    action: str  # create | update | delete | skip | defer
-    spec: ConnectSpec | None = None
-    payload: dict[str, Any] | None = None
-    link: identity.ConnectedObject | None = None
-    key: str = ""
-    digest: str | None = None
-    reason: str | None = None
-    #: Refusals of this object's writes so far: a refused write's next attempt gets a new key.
-    epoch: int = 0
-
-
-@dataclass
-class Outcome:
-    """What happened to one plan."""
-
-    plan: Plan
-    status: str  # done | retry | defer | dead
-    record: RemoteRecord | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    count_attempt: bool = True
-    #: The provider refused the access token (HTTP 401).
-    unauthorized: bool = False
-    #: The provider refused the write for good: nothing was written, the next attempt needs a new key.
-    refused: bool = False
 
 
 @dataclass
@@ -133,35 +88,8 @@ class _Prepared:
     expire_token: bool = False
 
 
-def _load_rows(conn: Connection, spec: ConnectSpec, ids: Sequence[str], session: Any) -> dict[str, Any]:
-    mapper: Any = spec.model.__mapper__  # type: ignore[attr-defined]
-    pk = list(mapper.primary_key)
-    found: dict[str, Any] = {}
-    for start in range(0, len(ids), 1_000):
-        chunk = list(ids[start : start + 1_000])
-        if len(pk) == 1:
-            python_type = _python_type(pk[0])
-            where = pk[0].in_([python_type(i) for i in chunk])
-        else:
-            parts = [tuple(i.split("\x1f")) for i in chunk]
-            where = tuple_(*pk).in_(parts)
-        for obj in session.execute(select(spec.model).where(where)).scalars():
-            key = spec.local_id(obj)
-            if key is not None:
-                found[key] = obj
-    return found
-
-
-def _python_type(column: Any) -> Any:
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return str
-    return kind if kind in (int, str) else str
-
-
 def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
-    """Step 1: turn claimed changes into plans, in one read transaction."""
+    """Step 1: read what the plans need, in one read transaction, and plan each change (:func:`plan_change`)."""
     with hub.session_factory() as session:
         conn = hub.connection(session)
         info = connections.get(conn, scope)
@@ -184,78 +112,38 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
         refused = outbox.dead_refusals(conn, scope, {(c.local_type, c.local_id) for c in changes})
         for local_type, group in by_type.items():
             spec = hub.spec(local_type, scope.provider)
+            if spec is None:
+                reason = (
+                    f"{local_type} is not connected to {scope.provider} in this hub; add the model to Hub(models=...)"
+                )
+                plans.extend(Plan(c, "dead", reason=reason) for c in group)
+                continue
             links = identity.resolve_many_local(
                 conn, scope, local_type, [c.local_id for c in group], include_deleted=True
             )
             upserts = [c.local_id for c in group if c.operation == "upsert"]
-            rows = _load_rows(conn, spec, upserts, session) if spec is not None and upserts else {}
-            refs = _resolve_references(conn, scope, spec, rows) if spec is not None else {}
+            rows = load_rows(session, spec, upserts) if upserts else {}
+            refs = _resolve_references(conn, scope, spec, rows)
             for change in group:
-                link = links.get(change.local_id)
-                live = link if link is not None and link.linked else None
-                epoch = max(change.refusals, refused.get((local_type, change.local_id), 0))
-                if spec is None:
-                    plans.append(
-                        Plan(
-                            change,
-                            "dead",
-                            reason=f"{local_type} is not connected to {scope.provider}"
-                            " in this hub; add the model to Hub(models=...)",
-                        )
-                    )
-                    continue
-                if change.operation == "delete":
-                    if live is None:
-                        plans.append(Plan(change, "skip", spec=spec))
-                    else:
-                        key = _key(epoch, "delete", change.id, change.revision)
-                        plans.append(Plan(change, "delete", spec=spec, link=live, key=key, epoch=epoch))
-                    continue
-                obj = rows.get(change.local_id)
-                if obj is None:  # deleted since; its delete change follows
-                    plans.append(Plan(change, "skip", spec=spec))
-                    continue
                 ref_ids, missing = refs.get(change.local_id, ({}, []))
-                if missing:
+                if missing and change.operation == "upsert":
                     to_enqueue.extend(_queue_missing(conn, scope, missing, hub))
-                    plans.append(
-                        Plan(
-                            change,
-                            "defer",
-                            spec=spec,
-                            reason="waiting for " + ", ".join(f"{lt} {lid}" for lt, lid in missing),
-                        )
+                epoch = max(change.refusals, refused.get((local_type, change.local_id), 0))
+                plans.append(
+                    plan_change(
+                        change,
+                        scope=scope,
+                        spec=spec,
+                        link=links.get(change.local_id),
+                        row=rows.get(change.local_id),
+                        refs=ref_ids,
+                        missing=missing,
+                        epoch=epoch,
+                        fold=fold,
                     )
-                    continue
-                payload = spec.mapping.to_remote(obj, ref_ids)
-                if fold is not None:
-                    _fold(fold, spec.entity, payload, ref_ids)
-                digest = content_hash(payload)
-                if live is None:
-                    generation = link.id if link is not None else 0
-                    # derived from the row, not the change: a create retried after a lost answer keeps
-                    # its key (the provider replays it); after a refusal the epoch gives a new one
-                    key = _key(epoch, "create", scope, spec.entity, local_type, change.local_id, generation)
-                    plans.append(
-                        Plan(change, "create", spec=spec, payload=payload, key=key, digest=digest, epoch=epoch)
-                    )
-                elif live.content_hash == digest:
-                    plans.append(Plan(change, "skip", spec=spec, link=live))
-                else:
-                    # the payload is part of the key: a retry that carries newer data is a new request
-                    key = _key(epoch, "update", change.id, change.revision, live.remote_version, digest)
-                    plans.append(
-                        Plan(
-                            change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest, epoch=epoch
-                        )
-                    )
+                )
         session.rollback()
     return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at)
-
-
-def _key(epoch: int, *parts: object) -> str:
-    """A write's idempotency key; from the first refusal on, the refusal count is part of it."""
-    return idempotency_key(*parts, epoch) if epoch else idempotency_key(*parts)
 
 
 def _resolve_references(
@@ -289,13 +177,6 @@ def _resolve_references(
             else:
                 ids[name] = found.foreign_id
     return result
-
-
-def _fold(fold: Any, entity: str, payload: dict[str, Any], refs: Mapping[str, str | None]) -> None:
-    """Put references in the provider's own form (a Connec! id array) where the payload holds the bare id."""
-    for name, foreign_id in refs.items():
-        if foreign_id is not None and payload.get(name) == foreign_id:
-            payload[name] = fold(entity, name, foreign_id)
 
 
 def _queue_missing(conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: Hub) -> list[outbox.Change]:
@@ -355,19 +236,10 @@ async def _send(plan: Plan, client: RemoteClient) -> RemoteRecord | None:
 
 
 def _failed(plan: Plan, exc: BaseException, gate: ScopeGate) -> Outcome:
-    """The outcome of a send that raised: retry, dead, or (a 429) retry and hold the scope."""
-    if isinstance(exc, RetryableError):
-        if exc.status == 429:
-            gate.hold(exc.retry_after, str(exc))
-        return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
-    if isinstance(exc, PermanentError):
-        return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401, refused=True)
-    if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
-        return Outcome(plan, "retry", error=exc.message)
-    if isinstance(exc, httpx.HTTPError):
-        return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
-    # a bug in a mapping or provider: keep it, don't retry blindly
-    return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
+    """:func:`~connected_objects.planning.failed`, and a 429 holds the scope until its ``Retry-After``."""
+    if isinstance(exc, RetryableError) and exc.status == 429:
+        gate.hold(exc.retry_after, str(exc))
+    return failed(plan, exc)
 
 
 def _operation(plan: Plan) -> BatchOperation:
@@ -456,22 +328,13 @@ async def _send_all(
 def complete(
     hub: Hub, worker: str, scope: Scope, prepared: _Prepared, outcomes: Sequence[Outcome]
 ) -> list[tuple[Any, str, dict[str, Any]]]:
-    """Step 3: record every outcome in one transaction; returns the signals to send after commit."""
-    now = utcnow()
-    created: dict[str, list[tuple[str, str, str, str | None, str | None]]] = {}
-    synced: list[tuple[int, str | None, str | None]] = []
-    tombstones: list[int] = []
-    finished: list[int] = []
-    later: list[tuple[int, dt.datetime, str | None, bool]] = []
-    dead: list[tuple[int, str]] = []
-    refusals: dict[int, int] = {}
-    settled: set[tuple[str, str]] = set()  # objects pushed or dead now: their older dead changes go
-    sends: list[tuple[Any, str, dict[str, Any]]] = []
+    """Step 3: write the :func:`ledger` of every outcome in one transaction; returns the signals to send
+    after the commit."""
     if log.isEnabledFor(logging.DEBUG):
         for out in outcomes:
             c = out.plan.change
             log.debug(
-                "outcome change=%s %s/%s attempts=%s action=%s status=%s key=%s digest=%s version=%s error=%s",
+                "outcome change=%s %s/%s attempts=%s action=%s status=%s key=%s error=%s",
                 c.id,
                 c.local_type,
                 c.local_id,
@@ -479,77 +342,34 @@ def complete(
                 out.plan.action,
                 out.status,
                 out.plan.key,
-                (out.plan.digest or "")[:8],
-                out.record.version if out.record else None,
                 out.error,
             )
-    by_create: dict[tuple[str, str], Outcome] = {}
-    for out in outcomes:
-        plan, change = out.plan, out.plan.change
-        if out.status == "done":
-            finished.append(change.id)
-            settled.add((change.local_type, change.local_id))
-            foreign_id = None
-            if plan.action == "create" and out.record is not None:
-                assert plan.spec is not None
-                # No content hash for a create: its key is derived from the row, so the answer may
-                # be the provider's replay of an earlier attempt that carried older data. Not
-                # knowing what the remote holds, we let the next change push for real.
-                created.setdefault(plan.spec.entity, []).append(
-                    (out.record.foreign_id, change.local_type, change.local_id, out.record.version, None)
-                )
-                by_create[(out.record.foreign_id, change.local_id)] = out
-                foreign_id = out.record.foreign_id
-            elif plan.action == "update" and plan.link is not None:
-                version = out.record.version if out.record is not None else plan.link.remote_version
-                synced.append((plan.link.id, version, plan.digest))
-                foreign_id = plan.link.foreign_id
-            elif plan.action == "delete" and plan.link is not None:
-                tombstones.append(plan.link.id)
-                foreign_id = plan.link.foreign_id
-            action = plan.action if plan.action != "skip" else "unchanged"
-            sends.append(
-                (signals.change_pushed, scope.provider, {"change": change, "foreign_id": foreign_id, "action": action})
-            )
-        elif out.status == "dead" or (out.status == "retry" and hub.retry.exhausted(change.attempts)):
-            error = out.error or "failed"
-            dead.append((change.id, error))
-            settled.add((change.local_type, change.local_id))
-            if out.refused:
-                refusals[change.id] = plan.epoch + 1
-            sends.append((signals.change_dead, scope.provider, {"change": change, "error": error}))
-        elif out.status == "retry":
-            when = now + dt.timedelta(seconds=hub.retry.delay(change.attempts, retry_after=out.retry_after))
-            later.append((change.id, when, out.error, True))
-            sends.append(
-                (signals.push_failed, scope.provider, {"change": change, "error": out.error, "retry_at": when})
-            )
-        else:  # defer
-            delay = out.retry_after if out.retry_after is not None else (60.0 if prepared.paused else hub.defer_delay)
-            later.append((change.id, now + dt.timedelta(seconds=delay), out.error, False))
+    book = ledger(
+        outcomes, now=utcnow(), retry=hub.retry, defer_delay=hub.defer_delay, paused=prepared.paused is not None
+    )
     with hub.session_factory() as session:
         conn = hub.connection(session)
-        for entity, items in created.items():
+        for entity, items in book.created.items():
             for fid, _lt, lid, _v, _h in identity.store_created(conn, scope, entity, items):
-                out = by_create[(fid, lid)]
-                finished.remove(out.plan.change.id)
+                out = book.creates[(fid, lid)]
+                book.finished.remove(out.plan.change.id)
                 error = (
                     f"{scope} {entity} {fid!r} was created but is already linked to another row; "
                     "resolve it with identity.relink() and retry this change"
                 )
-                dead.append((out.plan.change.id, error))
+                book.dead.append((out.plan.change.id, error))
         if prepared.expire_token:
             oauth.expire(conn, scope)
-        identity.store_synced(conn, synced)
-        identity.tombstone_many(conn, tombstones)
-        outbox.finish(conn, worker, finished)
-        outbox.reschedule(conn, worker, later)
-        outbox.bury(conn, worker, dead, refusals=refusals)
-        outbox.clear_dead(conn, scope, settled, keep=[i for i, _ in dead])
+        identity.store_synced(conn, book.synced)
+        identity.tombstone_many(conn, book.tombstones)
+        outbox.finish(conn, worker, book.finished)
+        outbox.reschedule(conn, worker, book.later)
+        outbox.bury(conn, worker, book.dead, refusals=book.refusals)
+        outbox.clear_dead(conn, scope, book.settled, keep=[i for i, _ in book.dead])
         if prepared.enqueue:
             outbox.enqueue(conn, prepared.enqueue)
         session.commit()
-    return sends
+    return [(signals.namespace.signal(name), scope.provider, kwargs) for name, kwargs in book.signals]
 
 
 async def dispatch(

@@ -59,6 +59,7 @@ from connected_objects import PermanentError
 from connected_objects import RemoteError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
+from connected_objects.hashing import idempotency_key
 from connected_objects.http import json_body
 from connected_objects.http import retry_after
 from connected_objects.http import transport_error
@@ -290,8 +291,6 @@ class QuickBooksClient:
             else:
                 raise ValueError(f"cannot batch {op.action} of {op.entity} {op.foreign_id} without its SyncToken")
         # the batch's own request id: 36 characters at most, derived from its items' keys
-        from connected_objects.dispatch import idempotency_key
-
         key = idempotency_key(*(op.idempotency_key for op in operations))
         body = await self._call(
             "POST", "batch", f"batch of {len(items)}", requestid=key, json={"BatchItemRequest": items}

@@ -1,0 +1,245 @@
+"""The dispatcher's decisions, as pure functions: what to do with a change, what an outcome means.
+
+:mod:`~connected_objects.dispatch` reads (prepare), sends, and writes
+(record). Between the reads and the sends stands :func:`plan_change`, which
+turns one change and what was read about it into a :class:`Plan`; between the
+sends and the writes stands :func:`ledger`, which turns every
+:class:`Outcome` into a :class:`Ledger` of what to write. Neither touches a
+database or the network, so both are tested on plain values.
+
+Example: a new row with no link becomes a create whose idempotency key is
+derived from the row, and a refusal renews it::
+
+    >>> import datetime as dt
+    >>> from types import SimpleNamespace
+    >>> from connected_objects import FieldMapping, Scope
+    >>> from connected_objects.outbox import ClaimedChange
+    >>> from connected_objects.planning import plan_change
+    >>> scope = Scope("xero", "production", "tenant-1")
+    >>> change = ClaimedChange(1, scope, "Contacts", "customer", "7", "upsert", 1, 1, "in_flight", "f",
+    ...                        None, dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc), "w1")
+    >>> spec = SimpleNamespace(entity="Contacts", mapping=FieldMapping({"name": "Name"}))
+    >>> row = SimpleNamespace(name="Acme")
+    >>> first = plan_change(change, scope=scope, spec=spec, link=None, row=row)
+    >>> first.action, first.payload
+    ('create', {'Name': 'Acme'})
+    >>> again = plan_change(change, scope=scope, spec=spec, link=None, row=row)
+    >>> refused = plan_change(change, scope=scope, spec=spec, link=None, row=row, epoch=1)
+    >>> first.key == again.key, first.key == refused.key
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+
+from .exceptions import PermanentError
+from .exceptions import RemoteError
+from .exceptions import RetryableError
+from .hashing import content_hash
+from .hashing import idempotency_key
+from .outbox import ClaimedChange
+from .provider import RemoteRecord
+from .retry import RetryPolicy
+from .scope import Scope
+from .states import Action
+from .states import OutcomeStatus
+
+if TYPE_CHECKING:
+    from .connected import ConnectSpec
+    from .identity import ConnectedObject
+
+__all__ = ["Ledger", "Outcome", "Plan", "failed", "ledger", "plan_change", "write_key"]
+
+#: ``fold_reference(entity, name, foreign_id)``: how a provider writes a reference in a payload.
+Fold = Callable[[str, str, str], Any]
+
+
+@dataclass
+class Plan:
+    """What to do for one change."""
+
+    change: ClaimedChange
+    action: Action
+    spec: ConnectSpec | Any | None = None
+    payload: dict[str, Any] | None = None
+    link: ConnectedObject | None = None
+    key: str = ""
+    digest: str | None = None
+    reason: str | None = None
+    #: Refusals of this object's writes so far: a refused write's next attempt gets a new key.
+    epoch: int = 0
+
+
+@dataclass
+class Outcome:
+    """What happened to one plan."""
+
+    plan: Plan
+    status: OutcomeStatus
+    record: RemoteRecord | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    count_attempt: bool = True
+    #: The provider refused the access token (HTTP 401).
+    unauthorized: bool = False
+    #: The provider refused the write for good: nothing was written, the next attempt needs a new key.
+    refused: bool = False
+
+
+def write_key(epoch: int, *parts: object) -> str:
+    """A write's idempotency key; from the first refusal on, the refusal count is part of it."""
+    return idempotency_key(*parts, epoch) if epoch else idempotency_key(*parts)
+
+
+def plan_change(
+    change: ClaimedChange,
+    *,
+    scope: Scope,
+    spec: ConnectSpec | Any,
+    link: ConnectedObject | None,
+    row: Any,
+    refs: Mapping[str, str | None] | None = None,
+    missing: Sequence[tuple[str, str]] = (),
+    epoch: int = 0,
+    fold: Fold | None = None,
+) -> Plan:
+    """The plan for one change, from its identity-map ``link`` (live or tombstoned, or None), its current
+    ``row`` (None: deleted since), its resolved references and the referenced rows not linked yet."""
+    live = link if link is not None and link.linked else None
+    if change.operation == "delete":
+        if live is None:
+            return Plan(change, "skip", spec=spec)
+        key = write_key(epoch, "delete", change.id, change.revision)
+        return Plan(change, "delete", spec=spec, link=live, key=key, epoch=epoch)
+    if row is None:  # deleted since; its delete change follows
+        return Plan(change, "skip", spec=spec)
+    if missing:
+        reason = "waiting for " + ", ".join(f"{lt} {lid}" for lt, lid in missing)
+        return Plan(change, "defer", spec=spec, reason=reason)
+    ref_ids = dict(refs or {})
+    payload = spec.mapping.to_remote(row, ref_ids)
+    if fold is not None:  # references in the provider's own form where the payload holds the bare id
+        for name, foreign_id in ref_ids.items():
+            if foreign_id is not None and payload.get(name) == foreign_id:
+                payload[name] = fold(spec.entity, name, foreign_id)
+    digest = content_hash(payload)
+    if live is None:
+        # derived from the row, not the change: a create retried after a lost answer keeps its key (the
+        # provider replays it); after a refusal the epoch gives a new one; a re-create after a remote
+        # delete (a tombstoned link) is a new generation
+        generation = link.id if link is not None else 0
+        key = write_key(epoch, "create", scope, spec.entity, change.local_type, change.local_id, generation)
+        return Plan(change, "create", spec=spec, payload=payload, key=key, digest=digest, epoch=epoch)
+    if live.content_hash == digest:
+        return Plan(change, "skip", spec=spec, link=live)
+    # the payload is part of the key: a retry that carries newer data is a new request
+    key = write_key(epoch, "update", change.id, change.revision, live.remote_version, digest)
+    return Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest, epoch=epoch)
+
+
+def failed(plan: Plan, exc: BaseException) -> Outcome:
+    """The outcome of a send that raised: retry (transient), dead (refused, or a bug in a mapping)."""
+    if isinstance(exc, RetryableError):
+        return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, PermanentError):
+        return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401, refused=True)
+    if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
+        return Outcome(plan, "retry", error=exc.message)
+    import httpx
+
+    if isinstance(exc, httpx.HTTPError):
+        return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
+    return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
+
+
+#: A created record to link: ``(foreign_id, local_type, local_id, version, content_hash)``.
+Created = tuple[str, str, str, "str | None", "str | None"]
+
+
+@dataclass
+class Ledger:
+    """Everything one batch of outcomes writes, and the signals to send after the commit."""
+
+    finished: list[int] = field(default_factory=list)
+    #: Creates to link, by entity.
+    created: dict[str, list[Created]] = field(default_factory=dict)
+    #: The outcome of each create, by ``(foreign_id, local_id)``.
+    creates: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    #: ``(link id, version, content hash)`` of updated records.
+    synced: list[tuple[int, str | None, str | None]] = field(default_factory=list)
+    tombstones: list[int] = field(default_factory=list)
+    #: ``(change id, next attempt, error, counted)``.
+    later: list[tuple[int, dt.datetime, str | None, bool]] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    #: New refusal counts of refused changes.
+    refusals: dict[int, int] = field(default_factory=dict)
+    #: Objects pushed or dead now: their older dead changes go.
+    settled: set[tuple[str, str]] = field(default_factory=set)
+    #: ``(signal name, keyword arguments)`` in order.
+    signals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def ledger(
+    outcomes: Sequence[Outcome],
+    *,
+    now: dt.datetime,
+    retry: RetryPolicy,
+    defer_delay: float,
+    paused: bool = False,
+) -> Ledger:
+    """What to write for ``outcomes``: done, retried with backoff, deferred, or dead with the provider's word."""
+    out = Ledger()
+    for outcome in outcomes:
+        plan, change = outcome.plan, outcome.plan.change
+        if outcome.status == "done":
+            _done(out, outcome)
+        elif outcome.status == "dead" or (outcome.status == "retry" and retry.exhausted(change.attempts)):
+            error = outcome.error or "failed"
+            out.dead.append((change.id, error))
+            out.settled.add((change.local_type, change.local_id))
+            if outcome.refused:
+                out.refusals[change.id] = plan.epoch + 1
+            out.signals.append(("change-dead", {"change": change, "error": error}))
+        elif outcome.status == "retry":
+            when = now + dt.timedelta(seconds=retry.delay(change.attempts, retry_after=outcome.retry_after))
+            out.later.append((change.id, when, outcome.error, True))
+            out.signals.append(("push-failed", {"change": change, "error": outcome.error, "retry_at": when}))
+        else:  # defer: not a failure, the attempt is given back
+            delay = (60.0 if paused else defer_delay) if outcome.retry_after is None else outcome.retry_after
+            out.later.append((change.id, now + dt.timedelta(seconds=delay), outcome.error, False))
+    return out
+
+
+def _done(out: Ledger, outcome: Outcome) -> None:
+    plan, change = outcome.plan, outcome.plan.change
+    out.finished.append(change.id)
+    out.settled.add((change.local_type, change.local_id))
+    foreign_id = None
+    if plan.action == "create" and outcome.record is not None:
+        entity = plan.spec.entity if plan.spec is not None else change.entity
+        # No content hash for a create: its key is derived from the row, so the answer may be the
+        # provider's replay of an earlier attempt that carried older data. Not knowing what the
+        # remote holds, we let the next change push for real.
+        record = outcome.record
+        out.created.setdefault(entity, []).append(
+            (record.foreign_id, change.local_type, change.local_id, record.version, None)
+        )
+        out.creates[(record.foreign_id, change.local_id)] = outcome
+        foreign_id = record.foreign_id
+    elif plan.action == "update" and plan.link is not None:
+        version = outcome.record.version if outcome.record is not None else plan.link.remote_version
+        out.synced.append((plan.link.id, version, plan.digest))
+        foreign_id = plan.link.foreign_id
+    elif plan.action == "delete" and plan.link is not None:
+        out.tombstones.append(plan.link.id)
+        foreign_id = plan.link.foreign_id
+    action = plan.action if plan.action != "skip" else "unchanged"
+    out.signals.append(("change-pushed", {"change": change, "foreign_id": foreign_id, "action": action}))

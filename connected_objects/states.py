@@ -1,0 +1,49 @@
+"""Every state and action name, as ``Literal`` types: one place to read what a value can be.
+
+The tables store these as short strings; the engines and the public
+dataclasses are annotated with these types, so a typo is a type error.
+
+Example::
+
+    >>> from typing import get_args
+    >>> from connected_objects.states import ChangeState, ConnectionStatus
+    >>> get_args(ChangeState)
+    ('pending', 'in_flight', 'dead')
+    >>> get_args(ConnectionStatus)
+    ('active', 'paused', 'revoked')
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "Action",
+    "ChangeState",
+    "ConnectionStatus",
+    "EventKind",
+    "LinkStatus",
+    "Operation",
+    "OutcomeStatus",
+    "Slot",
+    "WriteAction",
+]
+
+#: A captured change: push the row's current state, or delete its remote record.
+Operation = Literal["upsert", "delete"]
+#: An outbox or inbox row: waiting (maybe until ``next_attempt_at``), leased to a worker, or failed for good.
+ChangeState = Literal["pending", "in_flight", "dead"]
+#: An outbox row's place in its object's order: ``p`` the next change, ``f`` the one being pushed.
+Slot = Literal["p", "f"]
+#: What the dispatcher does with a change.
+Action = Literal["create", "update", "delete", "skip", "defer", "dead"]
+#: The writes of :data:`Action`, as a batch operation carries them.
+WriteAction = Literal["create", "update", "delete"]
+#: What became of a planned change.
+OutcomeStatus = Literal["done", "retry", "defer", "dead"]
+#: A connection: pushing and pulling, waiting (a refused token refresh), or ended.
+ConnectionStatus = Literal["active", "paused", "revoked"]
+#: An identity-map row: the remote record exists, or was deleted (a tombstone).
+LinkStatus = Literal["linked", "deleted"]
+#: An inbox row: a provider's notification, a queued backfill, or a record parked until its reference is linked.
+EventKind = Literal["event", "import", "parked"]
