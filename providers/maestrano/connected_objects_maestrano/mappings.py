@@ -1,0 +1,288 @@
+"""Ready-made mappings for Connec!: organizations, people, items and invoices.
+
+Name your attributes; the mapping builds the entity Connec! stores and reads it
+back. Attributes you do not name are left out of both directions::
+
+    @connected("maestrano", entity="organizations", owner="organization_id",
+               mapping=OrganizationMapping(name="name", email="email"))
+    class Customer(Base): ...
+
+    @connected("maestrano", entity="invoices", owner="organization_id",
+               mapping=InvoiceMapping(organization=Reference("customer_id", "customer"), number="number",
+                                      date="issued_on", due="due_on", total="total"))
+    class Invoice(Base): ...
+
+The shapes are those of the Connec! API as the Maestrano connectors map them
+(``maestrano/connector-shopify``'s mappers): nested ``email: {address}`` and
+``phone: {landline}``; an item's ``sale_price: {net_amount}``; an invoice's
+``transaction_number``, ``transaction_date``, ``due_date``, ``type``
+(``CUSTOMER`` for a sales invoice, ``SUPPLIER`` for a bill), ``status``,
+``amount: {total_amount, currency}`` and ``lines`` with ``description``,
+``quantity``, ``unit_price: {net_amount}``, ``total_price: {net_amount}`` and
+``item_id``.
+
+- :class:`OrganizationMapping`: a customer (``is_customer``) or supplier company.
+- :class:`PersonMapping`: a contact, optionally at an organization.
+- :class:`ItemMapping`: a product or service.
+- :class:`InvoiceMapping`: name an amount attribute (``total=``) for a one-line
+  invoice, or give ``lines=`` (an attribute holding a list, or a function of
+  the row; see :mod:`connected_objects.readymade`); a line's ``item`` is the
+  item's Connec! id.
+
+References (``organization_id``, ``person_id``) are the bare Connec! id in the
+payload; the provider folds them into id arrays. Values go out as they are
+(``Decimal`` exact, ``date`` as ``YYYY-MM-DD``); the applier converts what
+comes back to your columns' types.
+
+Example::
+
+    >>> from decimal import Decimal
+    >>> from types import SimpleNamespace
+    >>> from connected_objects import Reference
+    >>> from connected_objects_maestrano.mappings import InvoiceMapping
+    >>> mapping = InvoiceMapping(organization=Reference("customer_id", "customer"), number="number", total="total")
+    >>> row = SimpleNamespace(customer_id=7, number="INV-1", total=Decimal("120.00"))
+    >>> payload = mapping.to_remote(row, {"organization_id": "c41"})
+    >>> payload["organization_id"], payload["transaction_number"], payload["amount"]
+    ('c41', 'INV-1', {'total_amount': Decimal('120.00')})
+    >>> [line] = payload["lines"]
+    >>> line["description"], line["quantity"], line["unit_price"], line["total_price"]
+    ('INV-1', 1, {'net_amount': Decimal('120.00')}, {'net_amount': Decimal('120.00')})
+    >>> mapping.to_local({"transaction_number": "INV-1", "amount": {"total_amount": Decimal("150.00")}})
+    {'number': 'INV-1', 'total': Decimal('150.00')}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connected_objects.mapping import Reference
+from connected_objects.readymade import Lines
+from connected_objects.readymade import ReadyMapping
+from connected_objects.readymade import read_lines
+from connected_objects.readymade import stored_lines
+
+from .connec import connec_id
+from .connec import fold
+
+__all__ = ["InvoiceMapping", "ItemMapping", "OrganizationMapping", "PersonMapping"]
+
+
+class _Nested(ReadyMapping):
+    """A ready-made mapping with some fields one level down (``email: {address}``)."""
+
+    nested: dict[tuple[str, str], str]
+
+    def _set_nested(self, pairs: Mapping[tuple[str, str], str | None]) -> None:
+        self.nested = {path: local for path, local in pairs.items() if local is not None}
+
+    def _nested_out(self, obj: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        for (outer, inner), local in self.nested.items():
+            value = getattr(obj, local)
+            if value is not None:
+                payload.setdefault(outer, {})[inner] = value
+        return payload
+
+    def _nested_in(self, data: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        for (outer, inner), local in self.nested.items():
+            if isinstance(data.get(outer), Mapping) and inner in data[outer]:
+                values[local] = data[outer][inner]
+        return values
+
+
+class OrganizationMapping(_Nested):
+    """A Connec! organization (a company you sell to or buy from)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        email: str | None = None,
+        phone: str | None = None,
+        website: str | None = None,
+        customer: bool = True,
+        supplier: bool = False,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        self.flags = {"is_customer": customer, "is_supplier": supplier}
+        self.renames = {"name": name}
+        self._set_nested({("email", "address"): email, ("phone", "landline"): phone, ("website", "url"): website})
+        self._watch(name, email, phone, website)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        return self._nested_out(obj, {**self._renamed(obj), **self.flags})
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self._nested_in(data, self._local(data))
+
+
+class PersonMapping(_Nested):
+    """A Connec! person; ``organization`` references the organization they work at."""
+
+    def __init__(
+        self,
+        *,
+        first_name: str | None = None,
+        last_name: str,
+        email: str | None = None,
+        phone: str | None = None,
+        organization: Reference | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if organization is not None:
+            self.references = {"organization_id": organization}
+        pairs = {"first_name": first_name, "last_name": last_name}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._set_nested({("email", "address"): email, ("phone_work", "landline"): phone})
+        self._watch(first_name, last_name, email, phone)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        payload = self._nested_out(obj, self._renamed(obj))
+        if "organization_id" in self.references:
+            payload["organization_id"] = refs.get("organization_id")
+        return payload
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self._nested_in(data, self._local(data))
+
+
+class ItemMapping(_Nested):
+    """A Connec! item: ``name``, ``code``, ``description`` and ``sale_price.net_amount``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        code: str | None = None,
+        description: str | None = None,
+        price: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        pairs = {"name": name, "code": code, "description": description}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._set_nested({("sale_price", "net_amount"): price})
+        self._watch(name, code, description, price)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        return self._nested_out(obj, self._renamed(obj))
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self._nested_in(data, self._local(data))
+
+
+class InvoiceMapping(_Nested):
+    """A Connec! invoice: its organization and/or person, dates, number, amount and lines.
+
+    :param organization: the reference to the customer organization (``organization_id``).
+    :param person: the reference to the customer person (``person_id``).
+    :param type: ``CUSTOMER`` (a sales invoice, the default) or ``SUPPLIER`` (a bill).
+    :param total: the invoice's total (``amount.total_amount``); alone, it makes a one-line invoice.
+    :param lines: the lines (an attribute or a function of the row); inbound, an attribute
+        gets them back as dicts, a function's lines are not read back.
+    """
+
+    def __init__(
+        self,
+        *,
+        organization: Reference | None = None,
+        person: Reference | None = None,
+        type: str = "CUSTOMER",
+        title: str | None = None,
+        number: str | None = None,
+        date: str | None = None,
+        due: str | None = None,
+        status: str | None = None,
+        currency: str | None = None,
+        total: str | None = None,
+        description: str | None = None,
+        lines: Lines | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if type not in ("CUSTOMER", "SUPPLIER"):
+            raise ValueError(f"type={type!r}: a Connec! invoice is CUSTOMER (sales) or SUPPLIER (a bill)")
+        if organization is None and person is None:
+            raise ValueError("a Connec! invoice is addressed to someone: pass organization= and/or person=")
+        if lines is None and total is None:
+            raise ValueError("a Connec! invoice needs a line: pass total=<amount attribute> or lines=...")
+        if organization is not None:
+            self.references["organization_id"] = organization
+        if person is not None:
+            self.references["person_id"] = person
+        self.type, self.total, self.description, self.lines, self.number = type, total, description, lines, number
+        pairs = {
+            "title": title,
+            "transaction_number": number,
+            "transaction_date": date,
+            "due_date": due,
+            "status": status,
+        }
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._set_nested({("amount", "total_amount"): total, ("amount", "currency"): currency})
+        self._watch(*self.renames.values(), total, currency, description, lines)
+        if callable(lines):
+            self.fields = frozenset()  # the lines may read any column (or a relationship)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        if self.lines is not None:
+            lines = read_lines(obj, self.lines)
+        else:
+            assert self.total is not None
+            amount = getattr(obj, self.total)
+            label = getattr(obj, self.description) if self.description is not None else None
+            if not label and self.number is not None:
+                label = getattr(obj, self.number)
+            lines = [{"description": label or "Invoice", "quantity": 1, "unit_price": amount, "amount": amount}]
+        if not lines:
+            raise ValueError("a Connec! invoice needs at least one line; this row has none")
+        payload = self._nested_out(obj, {**self._renamed(obj), "type": self.type})
+        for name in self.references:
+            payload[name] = refs.get(name)
+        payload["lines"] = [_line(number, line) for number, line in enumerate(lines, start=1)]
+        return payload
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._nested_in(data, self._local(data))
+        if isinstance(self.lines, str) and "lines" in data:
+            values[self.lines] = stored_lines(_line_back(line) for line in data["lines"] or ())
+        return values
+
+
+def _line(number: int, line: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"line_number": number}
+    if line.get("description"):
+        out["description"] = line["description"]
+    if "quantity" in line:
+        out["quantity"] = line["quantity"]
+    if "unit_price" in line:
+        out["unit_price"] = {"net_amount": line["unit_price"]}
+    out["total_price"] = {"net_amount": line["amount"]}
+    if line.get("item"):
+        out["item_id"] = fold(str(line["item"]))  # nested, so not folded by the provider
+    return out
+
+
+def _line_back(line: Mapping[str, Any]) -> dict[str, Any]:
+    """A Connec! invoice line as the dict :func:`~connected_objects.readymade.read_lines` takes."""
+    out: dict[str, Any] = {}
+    if line.get("description") is not None:
+        out["description"] = line["description"]
+    if line.get("quantity") is not None:
+        out["quantity"] = line["quantity"]
+    for mine, theirs in (("unit_price", "unit_price"), ("amount", "total_price")):
+        price = line.get(theirs)
+        if isinstance(price, Mapping):
+            value = price.get("net_amount", price.get("total_amount"))
+            if value is not None:
+                out[mine] = value
+    if line.get("item_id"):
+        out["item"] = connec_id(line["item_id"])
+    return out

@@ -1,0 +1,256 @@
+"""Ready-made mappings for QuickBooks Online: Customer, Item and Invoice.
+
+Name your attributes; the mapping builds the payload QuickBooks documents and
+reads it back. Attributes you do not name are left out of both directions::
+
+    @connected("quickbooks", entity="Customer", owner="organization_id",
+               mapping=CustomerMapping(name="name", email="email"))
+    class Customer(Base): ...
+
+    @connected("quickbooks", entity="Invoice", owner="organization_id",
+               mapping=InvoiceMapping(customer=Reference("customer_id", "customer"), number="number",
+                                      date="issued_on", due="due_on", total="total", item="1"))
+    class Invoice(Base): ...
+
+- :class:`CustomerMapping`: ``DisplayName`` (required by QuickBooks, unique
+  among customers, vendors and employees), ``PrimaryEmailAddr``,
+  ``CompanyName``, ``GivenName``, ``FamilyName``, ``PrimaryPhone``, ``Notes``.
+- :class:`ItemMapping`: ``Name``, ``Type`` (``Service`` by default),
+  ``UnitPrice``, ``Description``, ``Sku`` and ``IncomeAccountRef``, which
+  QuickBooks requires for service and non-inventory items: give the account's
+  id, or a function of the row when it differs per company.
+- :class:`InvoiceMapping`: ``CustomerRef`` (required), ``DocNumber``,
+  ``TxnDate``, ``DueDate``, ``PrivateNote`` and at least one ``Line``
+  (``SalesItemLineDetail`` with ``ItemRef``, ``Qty``, ``UnitPrice``). Either
+  name an amount attribute (``total=``) for a one-line invoice billed as
+  ``item`` (an item id of the company, or a function of the row), or give
+  ``lines=`` (an attribute holding a list, or a function of the row; see
+  :mod:`connected_objects.readymade`). ``TotalAmt`` is computed by QuickBooks
+  from the lines, so it is never sent; inbound it fills ``total``.
+
+Values go out as they are (``Decimal`` amounts exact, ``date`` as
+``YYYY-MM-DD``) and come back as QuickBooks writes them; the applier converts
+them to your columns' types. The customer reference is the bare id in the
+payload; the provider folds it into ``{"value": id}``.
+
+Example::
+
+    >>> import datetime as dt
+    >>> from decimal import Decimal
+    >>> from types import SimpleNamespace
+    >>> from connected_objects import Reference
+    >>> from connected_objects_quickbooks.mappings import InvoiceMapping
+    >>> mapping = InvoiceMapping(
+    ...     customer=Reference("customer_id", "customer"), number="number", date="issued_on", total="total", item="1"
+    ... )
+    >>> row = SimpleNamespace(customer_id=7, number="INV-1", issued_on=dt.date(2026, 11, 30), total=Decimal("120.00"))
+    >>> payload = mapping.to_remote(row, {"CustomerRef": "58"})
+    >>> payload["CustomerRef"], payload["DocNumber"], payload["TxnDate"]
+    ('58', 'INV-1', datetime.date(2026, 11, 30))
+    >>> [line] = payload["Line"]
+    >>> line["DetailType"], line["Amount"]
+    ('SalesItemLineDetail', Decimal('120.00'))
+    >>> line["SalesItemLineDetail"]
+    {'ItemRef': {'value': '1'}, 'Qty': 1, 'UnitPrice': Decimal('120.00')}
+    >>> mapping.to_local({"DocNumber": "INV-1", "TxnDate": "2026-12-01", "TotalAmt": Decimal("150.00")})
+    {'number': 'INV-1', 'issued_on': '2026-12-01', 'total': Decimal('150.00')}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connected_objects.mapping import Reference
+from connected_objects.readymade import Lines
+from connected_objects.readymade import Option
+from connected_objects.readymade import ReadyMapping
+from connected_objects.readymade import read_lines
+from connected_objects.readymade import stored_lines
+from connected_objects.readymade import value_of
+
+__all__ = ["CustomerMapping", "InvoiceMapping", "ItemMapping"]
+
+
+class CustomerMapping(ReadyMapping):
+    """A QuickBooks ``Customer`` from your attributes (``name`` → ``DisplayName`` is required)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        email: str | None = None,
+        company: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        phone: str | None = None,
+        notes: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        self.email, self.phone = email, phone
+        pairs = {
+            "DisplayName": name,
+            "CompanyName": company,
+            "GivenName": given_name,
+            "FamilyName": family_name,
+            "Notes": notes,
+        }
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values(), email, phone)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        payload = self._renamed(obj)
+        if self.email is not None and getattr(obj, self.email) is not None:
+            payload["PrimaryEmailAddr"] = {"Address": getattr(obj, self.email)}
+        if self.phone is not None and getattr(obj, self.phone) is not None:
+            payload["PrimaryPhone"] = {"FreeFormNumber": getattr(obj, self.phone)}
+        return payload
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._local(data)
+        if self.email is not None and "PrimaryEmailAddr" in data:
+            values[self.email] = (data["PrimaryEmailAddr"] or {}).get("Address")
+        if self.phone is not None and "PrimaryPhone" in data:
+            values[self.phone] = (data["PrimaryPhone"] or {}).get("FreeFormNumber")
+        return values
+
+
+class ItemMapping(ReadyMapping):
+    """A QuickBooks ``Item`` (a product or service you sell).
+
+    :param income_account: the ``IncomeAccountRef`` id (QuickBooks requires one for
+        ``Service`` and ``NonInventory`` items), or a function of the row.
+    :param type: ``Service`` (default) or ``NonInventory``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        income_account: Option,
+        price: str | None = None,
+        description: str | None = None,
+        sku: str | None = None,
+        type: str = "Service",
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if type not in ("Service", "NonInventory"):
+            raise ValueError(f"type={type!r}: the ready-made ItemMapping makes 'Service' or 'NonInventory' items")
+        if not income_account:
+            raise ValueError("QuickBooks needs an IncomeAccountRef for an item: pass income_account=<account id>")
+        self.income_account, self.type = income_account, type
+        pairs = {"Name": name, "UnitPrice": price, "Description": description, "Sku": sku}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values())
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        account = value_of(obj, self.income_account)
+        return {**self._renamed(obj), "Type": self.type, "IncomeAccountRef": {"value": str(account)}}
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self._local(data)
+
+
+class InvoiceMapping(ReadyMapping):
+    """A QuickBooks ``Invoice``: its customer, dates, number and lines.
+
+    :param customer: the reference to the invoice's customer row (required by QuickBooks).
+    :param total: the amount attribute of a one-line invoice; inbound it gets ``TotalAmt``.
+    :param item: the item a one-line invoice (or a line without ``item``) bills: its id
+        at QuickBooks, or a function of the row.
+    :param description: the attribute giving a one-line invoice's line description.
+    :param lines: the lines (an attribute or a function of the row); inbound, an attribute
+        gets them back as dicts, a function's lines are not read back.
+    """
+
+    def __init__(
+        self,
+        *,
+        customer: Reference,
+        number: str | None = None,
+        date: str | None = None,
+        due: str | None = None,
+        total: str | None = None,
+        item: Option | None = None,
+        description: str | None = None,
+        memo: str | None = None,
+        lines: Lines | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if lines is None and total is None:
+            raise ValueError("a QuickBooks invoice needs a line: pass total=<amount attribute> or lines=...")
+        if lines is None and item is None:
+            raise ValueError("a one-line QuickBooks invoice bills an item: pass item=<item id> (or a function)")
+        self.references = {"CustomerRef": customer}
+        self.total, self.item, self.description, self.lines = total, item, description, lines
+        pairs = {"DocNumber": number, "TxnDate": date, "DueDate": due, "PrivateNote": memo}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values(), total, description, lines)
+        if callable(lines):
+            self.fields = frozenset()  # the lines may read any column (or a relationship)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        if self.lines is not None:
+            lines = read_lines(obj, self.lines)
+        else:
+            assert self.total is not None
+            amount = getattr(obj, self.total)
+            one: dict[str, Any] = {"amount": amount, "quantity": 1, "unit_price": amount}
+            if self.description is not None and getattr(obj, self.description) is not None:
+                one["description"] = getattr(obj, self.description)
+            lines = [one]
+        if not lines:
+            raise ValueError("a QuickBooks invoice needs at least one line; this row has none")
+        return {
+            "CustomerRef": refs.get("CustomerRef"),
+            **self._renamed(obj),
+            "Line": [self._line(obj, number, line) for number, line in enumerate(lines, start=1)],
+        }
+
+    def _line(self, obj: Any, number: int, line: Mapping[str, Any]) -> dict[str, Any]:
+        item = line.get("item") or (value_of(obj, self.item) if self.item is not None else None)
+        if item is None:
+            raise ValueError(f"line {number} has no item: give it an 'item' (a QuickBooks item id) or pass item=")
+        detail: dict[str, Any] = {"ItemRef": {"value": str(item)}}
+        if "quantity" in line:
+            detail["Qty"] = line["quantity"]
+        if "unit_price" in line:
+            detail["UnitPrice"] = line["unit_price"]
+        out: dict[str, Any] = {"DetailType": "SalesItemLineDetail", "Amount": line["amount"]}
+        if "description" in line:
+            out["Description"] = line["description"]
+        out["SalesItemLineDetail"] = detail
+        return out
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._local(data)
+        if self.total is not None and "TotalAmt" in data:
+            values[self.total] = data["TotalAmt"]
+        if isinstance(self.lines, str) and "Line" in data:
+            back = [_line_back(line) for line in data["Line"] or ()]
+            values[self.lines] = stored_lines(line for line in back if line is not None)
+        return values
+
+
+def _line_back(line: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A sales line as the dict :func:`~connected_objects.readymade.read_lines` takes; other lines: None."""
+    if line.get("DetailType") != "SalesItemLineDetail":
+        return None  # the subtotal line QuickBooks adds, discounts, …
+    detail = line.get("SalesItemLineDetail") or {}
+    out: dict[str, Any] = {"amount": line.get("Amount")}
+    if line.get("Description") is not None:
+        out["description"] = line["Description"]
+    if detail.get("Qty") is not None:
+        out["quantity"] = detail["Qty"]
+    if detail.get("UnitPrice") is not None:
+        out["unit_price"] = detail["UnitPrice"]
+    ref = detail.get("ItemRef")
+    if isinstance(ref, Mapping) and ref.get("value") is not None:
+        out["item"] = str(ref["value"])
+    return out
