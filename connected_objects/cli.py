@@ -54,6 +54,7 @@ from . import registry
 from . import schema
 from .exceptions import ConnectedObjectsError
 from .hub import Hub
+from .provider import extras_of
 
 __all__ = ["main"]
 
@@ -72,15 +73,19 @@ def _providers_table() -> Table:
     table.add_column("distribution")
     table.add_column("version")
     table.add_column("status")
+    table.add_column("extras")
     dists = {ep.name: ep.dist for ep in entry_points(group=registry.GROUP)}
     for name in registry.names():
         dist = dists.get(name)
+        extras = ""
         try:
             provider = registry.get(name)
             status = f"ok ({len(provider.entities)} entities)"
+            extras = ", ".join(extras_of(provider).names)
         except ConnectedObjectsError as exc:
             status = f"[red]{exc}[/red]"
-        table.add_row(name, dist.name if dist else "(registered in-process)", dist.version if dist else "", status)
+        dist_name = dist.name if dist else "(registered in-process)"
+        table.add_row(name, dist_name, dist.version if dist else "", status, extras)
     return table
 
 

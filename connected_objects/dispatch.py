@@ -66,6 +66,7 @@ from .provider import RemoteClient
 from .provider import RemoteRecord
 from .rows import load_rows
 from .scope import Scope
+from .states import WriteAction
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -103,7 +104,7 @@ def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepar
         if info.status == "paused":
             return _Prepared([Plan(c, "defer") for c in changes], {}, paused=info.status_reason or "paused")
         creds = connections.credentials(conn, scope, hub.vault)
-        fold = getattr(hub.provider(scope.provider), "fold_reference", None)
+        fold = hub.extras(scope.provider).fold_reference
         by_type: dict[str, list[ClaimedChange]] = {}
         for change in changes:
             by_type.setdefault(change.local_type, []).append(change)
@@ -243,10 +244,11 @@ def _failed(plan: Plan, exc: BaseException, gate: ScopeGate) -> Outcome:
 
 
 def _operation(plan: Plan) -> BatchOperation:
-    assert plan.spec is not None
+    assert plan.spec is not None and plan.action in ("create", "update", "delete")
     link = plan.link
+    action: WriteAction = plan.action
     return BatchOperation(
-        plan.action,
+        action,
         plan.spec.entity,
         plan.key,
         payload=plan.payload,
@@ -398,7 +400,7 @@ async def dispatch(
         ]
     else:
         outcomes = await _send_all(prepared.plans, client, gate, provider.limits(scope).batch_size)
-        if isinstance(provider, oauth.Refresher) and any(o.unauthorized for o in outcomes):
+        if hub.extras(scope.provider).refresh_token is not None and any(o.unauthorized for o in outcomes):
             # a token refused before its time (revoked, clock skew): refresh it and try again,
             # rather than killing the changes; repeated refusals still end dead after the retries
             prepared.expire_token = True

@@ -37,10 +37,13 @@ from . import registry
 from .connected import ConnectSpec
 from .connected import specs_of
 from .exceptions import ConfigurationError
+from .provider import Extras
 from .provider import Provider
+from .provider import extras_of
 from .retry import RetryPolicy
 from .secrets import Vault
 from .web.core import DEFAULT_MAX_BODY
+from .web.core import Route
 from .web.core import WebhookApp
 
 if TYPE_CHECKING:
@@ -92,6 +95,7 @@ class Hub:
         self.defer_delay = defer_delay
         self.http_shards = max(1, http_shards)
         self._providers = {p.name: p for p in providers or ()}
+        self._extras: dict[str, Extras] = {}
         self._specs: dict[tuple[str, str], ConnectSpec] = {}
         for model in self.models:
             specs = specs_of(model)
@@ -138,6 +142,13 @@ class Hub:
         """How rows of ``local_type`` sync to ``provider``, or None."""
         return self._specs.get((local_type, provider))
 
+    def extras(self, name: str) -> Extras:
+        """The optional parts provider ``name`` implements (:func:`~connected_objects.provider.extras_of`)."""
+        found = self._extras.get(name)
+        if found is None:
+            found = self._extras[name] = extras_of(self.provider(name))
+        return found
+
     def spec_for(self, provider: str, entity: str) -> ConnectSpec | None:
         """The model connected to ``provider``'s ``entity``, or None."""
         for spec in self._specs.values():
@@ -150,12 +161,12 @@ class Hub:
 
         Serve it with :class:`~connected_objects.web.ASGIAdapter` or
         :class:`~connected_objects.web.WSGIAdapter`. A provider contributes
-        routes by having a ``routes(hub)`` method.
+        routes by satisfying :class:`~connected_objects.provider.WebhookProvider`:
+        ``routes(context)`` gets this hub as its :class:`~connected_objects.provider.ProviderContext`.
         """
-        routes = []
+        routes: list[Route] = []
         for name in sorted({provider for _, provider in self._specs} | set(self._providers)):
-            provider = self.provider(name)
-            make = getattr(provider, "routes", None)
+            make = self.extras(name).routes
             if make is not None:
                 routes.extend(make(self))
         return WebhookApp(routes, max_body=max_body)

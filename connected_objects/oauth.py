@@ -51,8 +51,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Protocol
-from typing import runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy import update
@@ -65,6 +63,8 @@ from .identity import DB
 from .identity import _connection
 from .models import connection as t
 from .models import utcnow
+from .provider import TokenRefresher
+from .provider import extras_of
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -91,21 +91,8 @@ class AuthorizationLost(PermanentError):
     """The provider refused the refresh token; the connection is paused until it is reconnected."""
 
 
-@runtime_checkable
-class Refresher(Protocol):
-    """A provider whose connections hold OAuth 2.0 tokens."""
-
-    async def refresh_token(
-        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dt.datetime]:
-        """New credentials (access token, the refresh token to keep) and when the access token expires.
-
-        Raise :class:`~connected_objects.exceptions.PermanentError` when the
-        refresh token is refused (``invalid_grant``), a
-        :class:`~connected_objects.exceptions.RetryableError` when the token
-        endpoint is down.
-        """
-        ...
+#: The Protocol of a provider whose connections hold OAuth 2.0 tokens (declared in :mod:`connected_objects.provider`).
+Refresher = TokenRefresher
 
 
 async def refresh_grant(
@@ -207,8 +194,8 @@ async def fresh_credentials(hub: Hub, scope: Scope, http: httpx.AsyncClient | No
         raise AuthorizationLost(
             f"the connection of {scope} is {info.status}: {info.status_reason or 'no reason given'}"
         )
-    provider = hub.provider(scope.provider)
-    if not isinstance(provider, Refresher):
+    refresh = extras_of(hub.provider(scope.provider)).refresh_token
+    if refresh is None:
         return creds  # the provider does not refresh; its own errors will tell
     if http is None:
         raise ConfigurationError("refreshing a token needs an HTTP client")
@@ -231,7 +218,7 @@ async def fresh_credentials(hub: Hub, scope: Scope, http: httpx.AsyncClient | No
             await asyncio.to_thread(session.commit)
             return creds
         try:
-            fresh, until = await provider.refresh_token(scope, http, creds)
+            fresh, until = await refresh(scope, http, creds)
         except PermanentError as exc:
             reason = f"authorization lost, reconnect the account: {exc.message}"
 

@@ -29,16 +29,34 @@ Example: the smallest provider that passes validation::
     >>> isinstance(Echo(), Provider)
     True
 
-Two optional extras: a client that also satisfies :class:`BatchClient` gets a
-scope's writes ``Limits.batch_size`` at a time in one call, and a provider
-with a ``fold_reference(entity, name, foreign_id)`` method decides how a
-reference appears in an outgoing payload.
+Optional extras, each a Protocol here, detected once by :func:`extras_of`
+(``connected-objects providers`` lists them per provider):
+
+- :class:`BatchClient`: a client that sends a scope's writes
+  ``Limits.batch_size`` at a time in one call;
+- :class:`ReferenceFolder`: ``fold_reference(entity, name, foreign_id)``, how a
+  reference appears in an outgoing payload (QBO ``{"value": id}``);
+- :class:`EventDecoder`: ``decode_event(entity, payload)``, a stored webhook
+  event as a record or as the id of a record to fetch;
+- :class:`WebhookProvider`: ``routes(context)``, inbound HTTP routes, given a
+  :class:`ProviderContext` (the session factory and what is synced);
+- :class:`TokenRefresher`: ``refresh_token(scope, http, credentials)``, for
+  OAuth 2.0 connections the core refreshes before they expire.
+
+    >>> from connected_objects.provider import extras_of
+    >>> class Folding(Echo):
+    ...     def fold_reference(self, entity, name, foreign_id):
+    ...         return {"value": foreign_id}
+    >>> extras_of(Folding()).names, extras_of(Echo()).names
+    (('fold_reference',), ())
 
 This module does no I/O and imports no provider.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -52,21 +70,33 @@ from typing import Protocol
 from typing import runtime_checkable
 
 from .scope import Scope
+from .states import WriteAction
 
 if TYPE_CHECKING:
     import httpx
+    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import sessionmaker
 
+    from .connected import ConnectSpec
     from .exceptions import RemoteError
+    from .web.core import Route
 
 __all__ = [
     "API_VERSION",
     "BatchClient",
     "BatchOperation",
+    "EventDecoder",
+    "Extras",
     "Limits",
     "Page",
     "Provider",
+    "ProviderContext",
+    "ReferenceFolder",
     "RemoteClient",
     "RemoteRecord",
+    "TokenRefresher",
+    "WebhookProvider",
+    "extras_of",
 ]
 
 #: The contract version this core implements; a provider must declare the same.
@@ -124,7 +154,7 @@ class Limits:
 class BatchOperation:
     """One write in a batch call: what :meth:`RemoteClient.create`, ``update`` or ``delete`` would send."""
 
-    action: str  # create | update | delete
+    action: WriteAction
     entity: str
     idempotency_key: str
     payload: Mapping[str, Any] | None = None
@@ -194,3 +224,87 @@ class Provider(Protocol):
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
         """A client for one scope, sending through the shared ``http`` client."""
         ...
+
+
+@runtime_checkable
+class ReferenceFolder(Protocol):
+    """A provider that writes references its own way in outgoing payloads."""
+
+    def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
+        """The value that stands for ``foreign_id`` under ``name`` in an ``entity`` payload."""
+        ...
+
+
+@runtime_checkable
+class EventDecoder(Protocol):
+    """A provider whose webhook events are stored raw and decoded when a worker applies them."""
+
+    def decode_event(self, entity: str, payload: bytes) -> RemoteRecord | str:
+        """A stored event's record, or the foreign id of the record to fetch."""
+        ...
+
+
+@runtime_checkable
+class ProviderContext(Protocol):
+    """What a provider's routes may use of the application (a :class:`~connected_objects.Hub` is one)."""
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """Sessions on the application's database (the inbox and identity map live there)."""
+        ...
+
+    def spec_for(self, provider: str, entity: str) -> ConnectSpec | None:
+        """The model synced with ``provider``'s ``entity``, or None."""
+        ...
+
+
+@runtime_checkable
+class WebhookProvider(Protocol):
+    """A provider that receives webhooks (or SSO posts) through the hub's web app."""
+
+    def routes(self, context: ProviderContext) -> Sequence[Route]:
+        """Its inbound routes."""
+        ...
+
+
+@runtime_checkable
+class TokenRefresher(Protocol):
+    """A provider whose connections hold OAuth 2.0 tokens, refreshed by the core before they expire."""
+
+    async def refresh_token(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], datetime]:
+        """New credentials (access token, the refresh token to keep) and when the access token expires.
+
+        Raise :class:`~connected_objects.exceptions.PermanentError` when the refresh
+        token is refused (``invalid_grant``), a
+        :class:`~connected_objects.exceptions.RetryableError` when the token endpoint is down.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """The optional parts one provider implements, as bound methods (None where absent)."""
+
+    fold_reference: Callable[[str, str, str], Any] | None = None
+    decode_event: Callable[[str, bytes], RemoteRecord | str] | None = None
+    routes: Callable[[ProviderContext], Sequence[Route]] | None = None
+    refresh_token: (
+        Callable[[Scope, httpx.AsyncClient, Mapping[str, Any]], Awaitable[tuple[dict[str, Any], datetime]]] | None
+    ) = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The extras present, in declaration order."""
+        return tuple(n for n in ("fold_reference", "decode_event", "routes", "refresh_token") if getattr(self, n))
+
+
+def extras_of(provider: object) -> Extras:
+    """Which optional Protocols ``provider`` satisfies: the one place the engines ask."""
+    return Extras(
+        fold_reference=provider.fold_reference if isinstance(provider, ReferenceFolder) else None,
+        decode_event=provider.decode_event if isinstance(provider, EventDecoder) else None,
+        routes=provider.routes if isinstance(provider, WebhookProvider) else None,
+        refresh_token=provider.refresh_token if isinstance(provider, TokenRefresher) else None,
+    )

@@ -254,7 +254,6 @@ class Worker:
                 ids = [e.id for e in group]
                 if not group:
                     return
-            provider = self.hub.provider(provider_name)
             records: list[RemoteRecord] = []
             thin: list[str] = []
             parked: dict[int, str] = {}  # event id → the foreign id of the record it keeps
@@ -264,7 +263,7 @@ class Worker:
                     parked[event.id] = record.foreign_id
                     records.append(record)
                     continue
-                decode = getattr(provider, "decode_event", None)
+                decode = self.hub.extras(provider_name).decode_event
                 if decode is None:
                     raise PermanentError(f"provider {provider_name!r} cannot decode stored events (no decode_event)")
                 item = decode(entity, event.payload)

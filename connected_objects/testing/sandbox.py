@@ -79,6 +79,7 @@ from ..inbox import digest_key
 from ..provider import API_VERSION
 from ..provider import Limits
 from ..provider import Page
+from ..provider import ProviderContext
 from ..provider import RemoteRecord
 from ..scope import Scope
 from ..web.core import HTTPError
@@ -478,7 +479,7 @@ class SandboxProvider:
         record = body.get("record")
         return _record(entity, record) if record else str(body["id"])
 
-    def routes(self, hub: Any) -> list[WebRoute]:
+    def routes(self, context: ProviderContext) -> list[WebRoute]:
         """The inbound webhook route."""
         from ..inbox import store
 
@@ -486,7 +487,7 @@ class SandboxProvider:
             if not hmac_matches(self._secret, request.body, request.header("x-sandbox-signature")):
                 raise HTTPError(401, "bad signature")
             events = parse_events(parse_json_object(request))
-            with hub.session_factory.begin() as session:
+            with context.session_factory.begin() as session:
                 stored = store(session, self.name, request.params["marketplace"], events)
             return WebResponse.json(200, {"received": len(events), "stored": stored})
 

@@ -63,6 +63,7 @@ from connected_objects import UnknownMarketplace
 from connected_objects import connections
 from connected_objects import identity
 from connected_objects import inbox
+from connected_objects.provider import ProviderContext
 from connected_objects.values import loads
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
@@ -185,7 +186,7 @@ class MaestranoProvider:
         log.warning("SAML response refused for marketplace %s: %s", marketplace.key, reason)
         return HTTPError(403, "sign-in refused: start again from your marketplace")
 
-    def _consume(self, hub: Any, marketplace: Marketplace, request: Request) -> Response:
+    def _consume(self, context: ProviderContext, marketplace: Marketplace, request: Request) -> Response:
         """Validate a SAML response in full, then sign the user in; nothing is written when it is refused."""
         from onelogin.saml2.response import OneLogin_Saml2_Response
         from onelogin.saml2.settings import OneLogin_Saml2_Settings
@@ -238,7 +239,7 @@ class MaestranoProvider:
         except ValueError as exc:
             raise self._refuse(marketplace, str(exc)) from None
         nonce = secrets.token_hex(8)
-        with hub.session_factory.begin() as session:  # a refusal raised in here rolls every write back
+        with context.session_factory.begin() as session:  # a refusal raised in here rolls every write back
             saml = Scope(self.name, marketplace.key, "saml")
             for entity, once in (("saml_assertions", assertion), ("saml_requests", request_id)):
                 if once is None:
@@ -266,7 +267,7 @@ class MaestranoProvider:
         done = [("set-cookie", clear_binding_cookie(marketplace, request_id))] if request_id else []
         return Response(302, (("location", location), *headers, *done))
 
-    def routes(self, hub: Any) -> list[Route]:
+    def routes(self, context: ProviderContext) -> list[Route]:
         """The metadata, Connec!, account-webhook and single sign-on routes, each strict about its path."""
         base = f"{self.prefix}/{{marketplace}}"
         sso_path = {"marketplace": self._configured}
@@ -285,7 +286,7 @@ class MaestranoProvider:
             marketplace = self._marketplace(request)
             group = request.params["group_id"]
             scope = Scope(self.name, marketplace.key, group)
-            with hub.session_factory.begin() as session:
+            with context.session_factory.begin() as session:
                 info = connections.get(session, scope)
                 if info is None or info.status == "revoked":
                     return Response.json(200, {"success": True, "changed": False})
@@ -299,7 +300,7 @@ class MaestranoProvider:
             marketplace = self._marketplace(request)
             group, user = request.params["group_id"], request.params["user_id"]
             scope = Scope(self.name, marketplace.key, group)
-            with hub.session_factory.begin() as session:
+            with context.session_factory.begin() as session:
                 link = identity.resolve(session, scope, "users", user)
                 if link is None:
                     return Response.json(200, {"success": True, "changed": False})
@@ -311,9 +312,11 @@ class MaestranoProvider:
         def receive(request: Request) -> Response:
             marketplace = self._marketplace(request)
             events = parse_notification(
-                parse_json_object(request), marketplace.key, lambda entity: hub.spec_for(self.name, entity) is not None
+                parse_json_object(request),
+                marketplace.key,
+                lambda entity: context.spec_for(self.name, entity) is not None,
             )
-            with hub.session_factory.begin() as session:
+            with context.session_factory.begin() as session:
                 stored = inbox.store(session, self.name, marketplace.key, events)
             return Response.json(200, {"received": len(events), "stored": stored})
 
@@ -338,7 +341,7 @@ class MaestranoProvider:
             # hmac.compare_digest (which raises TypeError on non-ASCII str) in sso.verify_relay_state sees it.
             if not all(value.isascii() for value in form_fields(request.body).values()):
                 raise HTTPError(400, "a SAML form holds only ASCII (a base64 SAMLResponse and our RelayState)")
-            return self._consume(hub, marketplace, request)
+            return self._consume(context, marketplace, request)
 
         return [
             Route("GET", f"{base}/saml/initialize", initialize, params=sso_path),

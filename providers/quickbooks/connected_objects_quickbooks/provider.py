@@ -38,6 +38,7 @@ from connected_objects import Limits
 from connected_objects import RemoteRecord
 from connected_objects import Scope
 from connected_objects.oauth import refresh_grant
+from connected_objects.provider import ProviderContext
 from connected_objects.web.core import HTTPError
 from connected_objects.web.core import Request
 from connected_objects.web.core import Response
@@ -112,7 +113,7 @@ class QuickBooksProvider:
         """Notifications are thin: the id of the record to fetch."""
         return str(json.loads(payload)["id"])
 
-    def routes(self, hub: Any) -> list[Route]:
+    def routes(self, context: ProviderContext) -> list[Route]:
         """``POST /quickbooks/{environment}/webhooks``: verified, then stored per company.
 
         Only this provider's own environment is served: Intuit's signature
@@ -130,7 +131,7 @@ class QuickBooksProvider:
             events = parse(request.body)
             stored = 0
             if events:
-                with hub.session_factory.begin() as session:
+                with context.session_factory.begin() as session:
                     stored = store(session, self.name, self.environment, events)
             return Response.json(200, {"received": len(events), "stored": stored})
 

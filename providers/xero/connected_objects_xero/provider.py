@@ -49,6 +49,7 @@ from connected_objects import RemoteClient
 from connected_objects import Scope
 from connected_objects import inbox
 from connected_objects.oauth import refresh_grant
+from connected_objects.provider import ProviderContext
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
@@ -146,7 +147,7 @@ class XeroProvider:
         """A stored webhook event: the id of the record to fetch (Xero's events carry no data)."""
         return str(json.loads(payload)["id"])
 
-    def routes(self, hub: Any) -> list[Route]:
+    def routes(self, context: ProviderContext) -> list[Route]:
         """The webhook route."""
 
         def receive(request: Request) -> Response:
@@ -154,10 +155,10 @@ class XeroProvider:
             if not key or not hmac_matches(key, request.body, request.header("x-xero-signature")):
                 return Response.empty(401)
             events = parse_events(
-                parse_json_object(request), lambda entity: hub.spec_for(self.name, entity) is not None
+                parse_json_object(request), lambda entity: context.spec_for(self.name, entity) is not None
             )
             if events:
-                with hub.session_factory.begin() as session:
+                with context.session_factory.begin() as session:
                     inbox.store(session, self.name, self.marketplace, events)
             return Response.empty(200)  # Xero wants no body
 
