@@ -5,6 +5,8 @@ Run ``connected-objects --help`` for the list. The commands so far:
 ``demo [--database FILE]``
     the main job: the whole Maestrano story against the sandboxes over
     loopback HTTP, on a SQLite file, checked at every step (non-zero on a miss).
+    It comes with the distribution ``connected-objects-demo``; other
+    distributions may add commands too (entry-point group ``connected_objects.commands``).
 ``providers``
     the installed provider plugins, their distributions and versions.
 ``schema location | snippet | check | upgrade``
@@ -38,9 +40,7 @@ import logging
 import os
 import signal
 import sys
-import time
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 import click
@@ -61,7 +61,44 @@ __all__ = ["main"]
 console = Console()
 
 
-@click.group()
+COMMANDS = "connected_objects.commands"
+"""Entry-point group through which other distributions add commands (a click command each)."""
+
+
+class _Elsewhere(click.Command):
+    """A core command that only says which distribution provides it; that distribution's command replaces it."""
+
+
+class _Commands(click.Group):
+    """The core's commands, plus those other distributions declare in :data:`COMMANDS` (loaded when used)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group=COMMANDS))})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not isinstance(command, _Elsewhere):
+            return command  # a distribution cannot shadow a core command
+        for ep in entry_points(group=COMMANDS, name=cmd_name):
+            origin = ep.dist.name if ep.dist else ep.value
+            try:
+                found = ep.load()
+            except Exception as exc:  # a broken plugin must not break the other commands or --help
+                return _broken(cmd_name, f"the {cmd_name!r} command of {origin} cannot be loaded: {exc}")
+            if not isinstance(found, click.Command):
+                return _broken(cmd_name, f"{origin} declares {ep.value!r} as {cmd_name!r}: not a click command")
+            return found
+        return command
+
+
+def _broken(name: str, message: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(message)
+
+    return click.Command(name, callback=fail, help=message)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="connected-objects")
 def main() -> None:
     """Keep SQLAlchemy rows connected to remote business systems."""
@@ -95,42 +132,18 @@ def providers() -> None:
     console.print(_providers_table())
 
 
-@main.command()
-@click.option(
-    "--database",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("connected-objects-demo.sqlite"),
-    show_default=True,
-    help="SQLite file for the demo (replaced if it exists, kept afterwards).",
+DEMO_ELSEWHERE = (
+    "the demo is a separate distribution: `uv run connected-objects demo` from a checkout, "
+    "or `pip install connected-objects-demo`"
 )
-def demo(database: Path) -> None:
-    """Run the main job: the whole Maestrano story against the sandboxes, checked at every step."""
-    from .demo import DemoFailure
-    from .demo import run
 
-    started = time.monotonic()
-    console.rule("connected-objects demo")
-    console.print(_providers_table())
-    if "maestrano" not in registry.names():
-        raise click.ClickException("the maestrano provider is not installed; run 'uv sync' in the project")
-    try:
-        summary = run(database, console)
-    except DemoFailure as exc:
-        console.print(f"[bold red]✗ {exc}[/bold red]")
-        raise SystemExit(1) from exc
-    table = Table(title="Connected objects per scope")
-    for column in ("scope", "connection", "linked", "pending or dead changes"):
-        table.add_column(column)
-    for row in summary.scopes:
-        table.add_row(row[0], row[1], str(row[2]), str(row[3]))
-    console.print(table)
-    console.print(
-        f"Pushed [bold]{summary.pushed}[/bold] changes, received [bold]{summary.received}[/bold] records, "
-        f"retried [bold]{summary.retried}[/bold] pushes, [bold]{summary.dead}[/bold] dead; "
-        f"billed {summary.billed_remote} through marketplaces and {summary.billed_local} locally."
-    )
-    console.print(f"All steps checked out in {time.monotonic() - started:.1f} s. Look again with:")
-    console.print(f"  connected-objects status --database sqlite:///{database}")
+
+@main.command(
+    cls=_Elsewhere, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+)
+def demo() -> None:
+    """Run the main job (distribution connected-objects-demo, not installed here)."""
+    raise click.ClickException(DEMO_ELSEWHERE)
 
 
 @main.group(name="schema")

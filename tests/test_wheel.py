@@ -1,4 +1,8 @@
-"""The built wheel carries its migrations: installed outside the checkout, it upgrades a database."""
+"""The built wheel carries its migrations: installed outside the checkout, it upgrades a database.
+
+Installed alone, it carries no provider and no demo: ``connected-objects demo`` says how to get
+the demo (its own distribution) in one line, instead of failing on an import.
+"""
 
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
     assert any(n.startswith("connected_objects/migrations/versions/co_0001") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0002") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0003") for n in names)
+    assert not [n for n in names if "demo" in n or n.startswith("connected_objects_")], names
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True, env=env)
     python = venv / "bin" / "python"
@@ -70,3 +75,14 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
     )
     assert out.stdout.split()[0] == "co_0003"
     assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout and "co_journal" in out.stdout
+    demo = subprocess.run(
+        [str(venv / "bin" / "connected-objects"), "demo"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert demo.returncode == 1, (demo.stdout, demo.stderr)
+    assert "Traceback" not in demo.stdout + demo.stderr
+    assert demo.stdout == ""
+    assert demo.stderr.splitlines() == [
+        "Error: the demo is a separate distribution: `uv run connected-objects demo` from a checkout, "
+        "or `pip install connected-objects-demo`"
+    ]
+    assert not (tmp_path / "connected-objects-demo.sqlite").exists()

@@ -1,4 +1,4 @@
-"""The main job, played end to end: ``connected-objects demo``.
+"""The main job, played end to end: ``connected-objects demo`` (distribution ``connected-objects-demo``).
 
 An invoicing application on an embedded SQLite file, with our migrations
 applied, talks over real loopback HTTP to the sandboxes that ship with the
@@ -32,7 +32,7 @@ running afterwards. The database stays, for ``connected-objects status``.
 Run it from code as well::
 
     from pathlib import Path
-    from connected_objects.demo import run
+    from connected_objects_demo import run
     summary = run(Path("demo.sqlite"))
 """
 
@@ -66,21 +66,21 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
-from . import identity
-from . import schema
-from . import signals
-from .connected import connected
-from .exceptions import ConnectedObjectsError
-from .hub import Hub
-from .mapping import FieldMapping
-from .mapping import Reference
-from .models import connection as connection_table
-from .pull import PullStats
-from .pull import pull
-from .retry import RetryPolicy
-from .scope import Scope
-from .status import status
-from .web import ASGIAdapter
+from connected_objects import identity
+from connected_objects import schema
+from connected_objects import signals
+from connected_objects.connected import connected
+from connected_objects.exceptions import ConnectedObjectsError
+from connected_objects.hub import Hub
+from connected_objects.mapping import FieldMapping
+from connected_objects.mapping import Reference
+from connected_objects.models import connection as connection_table
+from connected_objects.pull import PullStats
+from connected_objects.pull import pull
+from connected_objects.retry import RetryPolicy
+from connected_objects.scope import Scope
+from connected_objects.status import status
+from connected_objects.web import ASGIAdapter
 
 __all__ = ["DemoFailure", "Summary", "run"]
 
@@ -234,9 +234,9 @@ def run(path: Path, console: Console | None = None) -> Summary:
     from connected_objects_xero import XeroProvider
     from connected_objects_xero.testing import FakeXero
 
-    from .secrets import Vault
-    from .testing.oauth import FakeAuthorizationServer
-    from .testing.sandbox import serve
+    from connected_objects.secrets import Vault
+    from connected_objects.testing.oauth import FakeAuthorizationServer
+    from connected_objects.testing.sandbox import serve
 
     console = console or Console()
     path.unlink(missing_ok=True)
@@ -447,8 +447,8 @@ class _Story:
             _say(self.console, f"{number} → Connec! group {group}, with {key}'s credentials only")
 
     def quickbooks(self) -> None:
-        from . import connections
-        from . import oauth
+        from connected_objects import connections
+        from connected_objects import oauth
 
         realm = "9130354"
         scope = Scope("quickbooks", "production", realm)

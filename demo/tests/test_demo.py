@@ -6,10 +6,11 @@ import io
 import json
 
 from click.testing import CliRunner
+from connected_objects_demo import run
 from rich.console import Console
 
+from connected_objects import schema
 from connected_objects.cli import main
-from connected_objects.demo import run
 
 
 def test_the_demo_checks_out_and_status_reads_its_database(tmp_path, monkeypatch):
@@ -17,6 +18,9 @@ def test_the_demo_checks_out_and_status_reads_its_database(tmp_path, monkeypatch
     result = CliRunner().invoke(main, ["demo"])
     assert result.exit_code == 0, result.output
     assert "All steps checked out" in result.output
+    assert f"at {schema.head()}" in result.output
+    for name in ("maestrano", "quickbooks", "xero"):  # the core's table of installed providers comes first
+        assert name in result.output.split("Two marketplaces configured", 1)[0]
     status = CliRunner().invoke(
         main, ["status", "--database", f"sqlite:///{tmp_path / 'connected-objects-demo.sqlite'}", "--json"]
     )
