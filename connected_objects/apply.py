@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 
+from sqlalchemy import Connection
 from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -59,10 +60,11 @@ from .provider import RemoteRecord
 from .rows import load_rows
 from .rows import python_type
 from .scope import Scope
+from .states import ApplyDecision
 from .values import to_column
 
 if TYPE_CHECKING:
-    from .hub import Hub
+    from .context import SyncContext
 
 __all__ = [
     "ApplyStats",
@@ -70,6 +72,7 @@ __all__ = [
     "MissingReference",
     "apply_fetching",
     "apply_records",
+    "decide",
     "newer",
     "unlinked_references",
 ]
@@ -120,8 +123,43 @@ def newer(candidate: str | None, current: str | None) -> bool:
     return candidate > current
 
 
+def decide(
+    record: RemoteRecord,
+    *,
+    link: identity.ConnectedObject | None,
+    has_row: bool,
+    waiting: bool,
+    edited_at: Any = None,
+    conflict: str = "newest",
+) -> ApplyDecision:
+    """What to do with one remote record, from what is known locally (no I/O).
+
+    ``link``: its identity-map row, live or tombstoned; ``has_row``: the linked
+    local row exists; ``waiting``: a reference it holds is not linked yet;
+    ``edited_at``: when the row was changed locally and not pushed yet.
+
+    >>> from connected_objects.provider import RemoteRecord
+    >>> decide(RemoteRecord("Invoices", "9", {}), link=None, has_row=False, waiting=True)
+    'park'
+    >>> decide(RemoteRecord("Invoices", "9", {}, deleted=True), link=None, has_row=False, waiting=False)
+    'skip'
+    """
+    if link is not None and link.remote_version and not newer(record.version, link.remote_version):
+        return "skip"  # not news: an older or the same version
+    linked = link is not None and link.linked
+    if record.deleted:
+        return "delete" if linked else "skip"
+    if waiting:
+        return "park"
+    if linked and has_row:
+        if edited_at is not None and _local_wins(conflict, edited_at, record):
+            return "keep_local"  # the unpushed local edit wins and will be pushed
+        return "update"
+    return "create"
+
+
 def apply_records(
-    hub: Hub,
+    hub: SyncContext,
     scope: Scope,
     entity: str,
     records: Sequence[RemoteRecord],
@@ -141,96 +179,128 @@ def apply_records(
         seen = latest.get(record.foreign_id)
         if seen is None or newer(record.version, seen.version):
             latest[record.foreign_id] = record
-    stats = ApplyStats()
-    mapping: Any = spec.mapping
     with hub.session_factory() as session:
         info = connections.get(session, scope)
         if info is None or not info.pulls(entity):
-            stats.skipped = len(latest)
             if before_commit is not None:
                 before_commit(session)
                 session.commit()
-            return stats
-        links = identity.resolve_many(session, scope, entity, list(latest), include_deleted=True)
-        live = {fid: link for fid, link in links.items() if link.linked}
-        rows = load_rows(session, spec, [link.local_id for link in live.values()])
-        pending = _pending_local_edits(session, scope, spec.local_type, [link.local_id for link in live.values()])
-        references = dict(getattr(mapping, "references", {}) or {})
-        ref_ids, unresolved = _resolve_reference_ids(hub, session, scope, references, latest.values())
-        owner_value = _owner_value(spec, info.owner_id)
-        columns = _column_types(spec.model)
-        created: list[tuple[RemoteRecord, Any]] = []
-        synced: list[tuple[identity.ConnectedObject, RemoteRecord, Any]] = []
-        tombstones: list[int] = []
-        parked: list[tuple[RemoteRecord, str]] = []
+            return ApplyStats(skipped=len(latest))
+        batch = _read(hub, session, scope, spec, latest, info.owner_id)
         with capture.applying(session, scope):
-            for fid, record in latest.items():
-                link = links.get(fid)
-                obj = rows.get(link.local_id) if link is not None and link.linked else None
-                if link is not None and link.remote_version and not newer(record.version, link.remote_version):
-                    stats.skipped += 1
-                    continue
-                if record.deleted:
-                    if link is not None and link.linked:
-                        tombstones.append(link.id)
-                        policy = getattr(mapping, "on_remote_delete", "delete")
-                        if obj is not None and policy == "delete":
-                            session.delete(obj)
-                        elif obj is not None and callable(policy):
-                            policy(obj)  # e.g. a soft delete: obj.archived = True
-                        stats.deleted += 1
-                    else:
-                        stats.skipped += 1
-                    continue
-                waiting = unresolved.get(fid)
-                if waiting:  # kept in the inbox until its reference is linked; never dropped
-                    parked.append((record, "waiting for " + ", ".join(f"{e} {f}" for e, f in waiting)))
-                    continue
-                values = _to_columns(columns, mapping.to_local(record.data), spec.model)
-                for name, ref in references.items():
-                    foreign = record.data.get(name)
-                    values[ref.attribute] = None if foreign in (None, "") else ref_ids[(ref.local_type, str(foreign))]
-                if obj is not None:
-                    edited = pending.get(link.local_id) if link is not None else None
-                    if edited is not None and _local_wins(mapping, edited, record):
-                        stats.skipped += 1  # the unpushed local edit wins and will be pushed
-                        continue
-                    for key, value in values.items():
-                        setattr(obj, key, value)
-                    assert link is not None
-                    synced.append((link, record, obj))
-                    stats.updated += 1
-                else:
-                    if spec.owner is not None:
-                        values[spec.owner] = owner_value
-                    obj = spec.model(**values)
-                    session.add(obj)
-                    created.append((record, obj))
-                    stats.created += 1
+            stats = _act(session, spec, batch, latest)
         session.flush()
-        conn = session.connection()
-        identity.store_synced(conn, [(link.id, r.version, _hash(spec, o)) for link, r, o in synced], pushed=False)
-        identity.tombstone_many(conn, tombstones)
-        if created:
-            items = [
-                (r.foreign_id, spec.local_type, spec.local_id(o) or "", r.version, _hash(spec, o)) for r, o in created
-            ]
-            conflicts = identity.store_created(conn, scope, entity, items)
-            if conflicts:
-                raise ConnectedObjectsError(f"{len(conflicts)} {entity} records of {scope} are linked elsewhere")
-            inbox.wake_parked(conn, scope)  # records parked for want of these may apply now
-        if parked:
-            inbox.park(conn, scope, parked)
-            stats.parked = len(parked)
-            stats.parked_ids = [r.foreign_id for r, _ in parked]
+        _write(session.connection(), scope, entity, spec, batch, stats)
         if before_commit is not None:
             before_commit(session)
         session.commit()
     return stats
 
 
+@dataclass
+class _Batch:
+    """What :func:`apply_records` read for one batch, and what it does."""
+
+    links: dict[str, identity.ConnectedObject]
+    rows: dict[str, Any]
+    pending: dict[str, Any]
+    ref_ids: dict[tuple[str, str], Any]
+    unresolved: dict[str, list[tuple[str, str]]]
+    owner_value: Any
+    columns: dict[str, Any]
+    created: list[tuple[RemoteRecord, Any]] = field(default_factory=list)
+    synced: list[tuple[identity.ConnectedObject, RemoteRecord, Any]] = field(default_factory=list)
+    tombstones: list[int] = field(default_factory=list)
+    parked: list[tuple[RemoteRecord, str]] = field(default_factory=list)
+
+
+def _read(
+    hub: SyncContext, session: Session, scope: Scope, spec: Any, latest: Mapping[str, RemoteRecord], owner_id: str
+) -> _Batch:
+    """One lookup of the links, one load of the linked rows, the pending local edits and the references."""
+    links = identity.resolve_many(session, scope, spec.entity, list(latest), include_deleted=True)
+    live = [link.local_id for link in links.values() if link.linked]
+    references = dict(getattr(spec.mapping, "references", {}) or {})
+    ref_ids, unresolved = _resolve_reference_ids(hub, session, scope, references, latest.values())
+    return _Batch(
+        links=links,
+        rows=load_rows(session, spec, live),
+        pending=_pending_local_edits(session, scope, spec.local_type, live),
+        ref_ids=ref_ids,
+        unresolved=unresolved,
+        owner_value=_owner_value(spec, owner_id),
+        columns=_column_types(spec.model),
+    )
+
+
+def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, RemoteRecord]) -> ApplyStats:
+    """Carry out each record's :func:`decide` on the local rows (inside ``capture.applying``)."""
+    stats = ApplyStats()
+    mapping: Any = spec.mapping
+    references = dict(getattr(mapping, "references", {}) or {})
+    for fid, record in latest.items():
+        link = batch.links.get(fid)
+        obj = batch.rows.get(link.local_id) if link is not None and link.linked else None
+        waiting = batch.unresolved.get(fid)
+        edited = batch.pending.get(link.local_id) if link is not None else None
+        conflict = getattr(mapping, "conflict", "newest")
+        what = decide(
+            record, link=link, has_row=obj is not None, waiting=bool(waiting), edited_at=edited, conflict=conflict
+        )
+        if what in ("skip", "keep_local"):
+            stats.skipped += 1
+        elif what == "delete":
+            assert link is not None
+            batch.tombstones.append(link.id)
+            policy = getattr(mapping, "on_remote_delete", "delete")
+            if obj is not None and policy == "delete":
+                session.delete(obj)
+            elif obj is not None and callable(policy):
+                policy(obj)  # e.g. a soft delete: obj.archived = True
+            stats.deleted += 1
+        elif what == "park":  # kept in the inbox until its reference is linked; never dropped
+            batch.parked.append((record, "waiting for " + ", ".join(f"{e} {f}" for e, f in waiting or ())))
+        else:
+            values = _to_columns(batch.columns, mapping.to_local(record.data), spec.model)
+            for name, ref in references.items():
+                foreign = record.data.get(name)
+                values[ref.attribute] = None if foreign in (None, "") else batch.ref_ids[(ref.local_type, str(foreign))]
+            if what == "update":
+                assert link is not None
+                for key, value in values.items():
+                    setattr(obj, key, value)
+                batch.synced.append((link, record, obj))
+                stats.updated += 1
+            else:
+                if spec.owner is not None:
+                    values[spec.owner] = batch.owner_value
+                obj = spec.model(**values)
+                session.add(obj)
+                batch.created.append((record, obj))
+                stats.created += 1
+    return stats
+
+
+def _write(conn: Connection, scope: Scope, entity: str, spec: Any, batch: _Batch, stats: ApplyStats) -> None:
+    """The identity-map rows of the batch, and its parked records, in the same transaction."""
+    identity.store_synced(conn, [(link.id, r.version, _hash(spec, o)) for link, r, o in batch.synced], pushed=False)
+    identity.tombstone_many(conn, batch.tombstones)
+    if batch.created:
+        items = [
+            (r.foreign_id, spec.local_type, spec.local_id(o) or "", r.version, _hash(spec, o)) for r, o in batch.created
+        ]
+        conflicts = identity.store_created(conn, scope, entity, items)
+        if conflicts:
+            raise ConnectedObjectsError(f"{len(conflicts)} {entity} records of {scope} are linked elsewhere")
+        inbox.wake_parked(conn, scope)  # records parked for want of these may apply now
+    if batch.parked:
+        inbox.park(conn, scope, batch.parked)
+        stats.parked = len(batch.parked)
+        stats.parked_ids = [r.foreign_id for r, _ in batch.parked]
+
+
 async def apply_fetching(
-    hub: Hub,
+    hub: SyncContext,
     scope: Scope,
     entity: str,
     records: Sequence[RemoteRecord],
@@ -262,7 +332,9 @@ async def apply_fetching(
     return applied
 
 
-def unlinked_references(hub: Hub, scope: Scope, entity: str, records: Sequence[RemoteRecord]) -> dict[str, set[str]]:
+def unlinked_references(
+    hub: SyncContext, scope: Scope, entity: str, records: Sequence[RemoteRecord]
+) -> dict[str, set[str]]:
     """Foreign ids that ``records`` reference but the identity map does not link yet, by referenced entity."""
     spec = hub.spec_for(scope.provider, entity)
     references = dict(getattr(spec.mapping, "references", {}) or {}) if spec is not None else {}
@@ -278,13 +350,12 @@ def unlinked_references(hub: Hub, scope: Scope, entity: str, records: Sequence[R
     return wanted
 
 
-def _local_wins(mapping: Any, edited: Any, record: RemoteRecord) -> bool:
-    """Whether an unpushed local edit (made at ``edited``) beats ``record`` under the mapping's ``conflict`` policy.
+def _local_wins(policy: str, edited: Any, record: RemoteRecord) -> bool:
+    """Whether an unpushed local edit (made at ``edited``) beats ``record`` under a ``conflict`` policy.
 
     ``"newest"`` (default): the later of the two; ``"remote"``: the record always;
     ``"local"``: the local edit always.
     """
-    policy = getattr(mapping, "conflict", "newest")
     if policy == "remote":
         return False
     if policy == "local":
@@ -330,7 +401,7 @@ def _pending_local_edits(session: Any, scope: Scope, local_type: str, local_ids:
 
 
 def _resolve_reference_ids(
-    hub: Hub, session: Any, scope: Scope, references: dict[str, Any], records: Any
+    hub: SyncContext, session: Any, scope: Scope, references: dict[str, Any], records: Any
 ) -> tuple[dict[tuple[str, str], Any], dict[str, list[tuple[str, str]]]]:
     """Local ids of referenced records, one SELECT per referenced type, and per record (foreign id)
     the references not linked yet, as ``(entity, foreign id)``."""

@@ -40,10 +40,10 @@ from sqlalchemy import and_
 from sqlalchemy import select
 from sqlalchemy import update
 
+from .db import DB
+from .db import connection_of
 from .exceptions import ConfigurationError
-from .identity import DB
 from .identity import LocalId
-from .identity import _connection
 from .identity import local_key
 from .models import connection as t
 from .models import utcnow
@@ -140,7 +140,7 @@ def connect(
             raise ConfigurationError(f"direction {direction!r} for {entity!r} is not one of {', '.join(DIRECTIONS)}")
     if credentials is not None and vault is None:
         raise ConfigurationError("credentials are stored encrypted: pass vault=Vault(...) to connect()")
-    conn = _connection(db)
+    conn = connection_of(db)
     owner = local_key(owner_id)
     sealed = vault.seal(credentials) if credentials is not None and vault is not None else None
     now = utcnow()
@@ -179,7 +179,7 @@ def connect(
 
 def get(db: DB, scope: Scope) -> ConnectionInfo | None:
     """The connection of a scope, or None."""
-    row = _connection(db).execute(select(*_COLUMNS).where(_where_scope(scope))).first()
+    row = connection_of(db).execute(select(*_COLUMNS).where(_where_scope(scope))).first()
     return None if row is None else ConnectionInfo.from_row(row)
 
 
@@ -187,7 +187,7 @@ def set_status(db: DB, scope: Scope, status: str, reason: str | None = None) -> 
     """Set a connection's status (``active``, ``paused``, ``revoked``) with a reason."""
     if status not in ("active", "paused", "revoked"):
         raise ConfigurationError(f"unknown connection status {status!r}")
-    result = _connection(db).execute(
+    result = connection_of(db).execute(
         update(t).where(_where_scope(scope)).values(status=status, status_reason=reason, updated_at=utcnow())
     )
     _forget_cache(db)
@@ -210,7 +210,7 @@ def for_owners(
     stmt = select(*_COLUMNS).where(t.c.provider == provider, t.c.owner_type == owner_type, t.c.owner_id.in_(ids))
     if not include_revoked:
         stmt = stmt.where(t.c.status != "revoked")
-    for row in _connection(db).execute(stmt):
+    for row in connection_of(db).execute(stmt):
         info = ConnectionInfo.from_row(row)
         found.setdefault(info.owner_id, []).append(info)
     return found
@@ -218,7 +218,7 @@ def for_owners(
 
 def credentials(db: DB, scope: Scope, vault: Vault | None) -> dict[str, Any]:
     """The decrypted credentials of a scope's connection ({} when none are stored)."""
-    token = _connection(db).execute(select(t.c.credentials).where(_where_scope(scope))).scalar()
+    token = connection_of(db).execute(select(t.c.credentials).where(_where_scope(scope))).scalar()
     if token is None:
         return {}
     if vault is None:

@@ -50,6 +50,7 @@ from . import signals
 from .connected import ConnectSpec
 from .exceptions import ConflictError
 from .exceptions import RetryableError
+from .gates import ScopeGate
 from .hashing import content_hash
 from .hashing import idempotency_key
 from .models import outbox as outbox_table
@@ -69,8 +70,7 @@ from .scope import Scope
 from .states import WriteAction
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .worker import ScopeGate
+    from .context import SyncContext
 
 __all__ = ["Outcome", "Plan", "content_hash", "dispatch", "idempotency_key"]
 
@@ -89,7 +89,7 @@ class _Prepared:
     expire_token: bool = False
 
 
-def prepare(hub: Hub, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
+def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
     """Step 1: read what the plans need, in one read transaction, and plan each change (:func:`plan_change`)."""
     with hub.session_factory() as session:
         conn = hub.connection(session)
@@ -180,7 +180,9 @@ def _resolve_references(
     return result
 
 
-def _queue_missing(conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: Hub) -> list[outbox.Change]:
+def _queue_missing(
+    conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: SyncContext
+) -> list[outbox.Change]:
     """Changes to queue so that unlinked referenced rows get pushed (unless already queued)."""
     t = outbox_table
     queued = {
@@ -328,7 +330,7 @@ async def _send_all(
 
 
 def complete(
-    hub: Hub, worker: str, scope: Scope, prepared: _Prepared, outcomes: Sequence[Outcome]
+    hub: SyncContext, worker: str, scope: Scope, prepared: _Prepared, outcomes: Sequence[Outcome]
 ) -> list[tuple[Any, str, dict[str, Any]]]:
     """Step 3: write the :func:`ledger` of every outcome in one transaction; returns the signals to send
     after the commit."""
@@ -375,7 +377,12 @@ def complete(
 
 
 async def dispatch(
-    hub: Hub, worker: str, scope: Scope, changes: Sequence[ClaimedChange], http: httpx.AsyncClient, gate: ScopeGate
+    hub: SyncContext,
+    worker: str,
+    scope: Scope,
+    changes: Sequence[ClaimedChange],
+    http: httpx.AsyncClient,
+    gate: ScopeGate,
 ) -> list[Outcome]:
     """Prepare, send and record one scope's claimed changes; send signals after commit."""
     prepared = await asyncio.to_thread(prepare, hub, scope, changes)

@@ -62,8 +62,9 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapper
-from sqlalchemy.orm import Session
 
+from .db import DB
+from .db import connection_of
 from .exceptions import IdentityConflict
 from .models import connected_object as t
 from .models import utcnow
@@ -90,7 +91,6 @@ __all__ = [
 ]
 
 #: A database session or connection; functions here run in its transaction.
-DB: TypeAlias = Session | Connection
 #: A local primary key: a scalar, or a tuple for composite keys.
 LocalId: TypeAlias = str | int | tuple[Any, ...]
 #: A local type: a name, or a mapped class (its base table's name is used).
@@ -155,10 +155,6 @@ def local_type_name(local_type: LocalType) -> str:
     mapper: Mapper[Any] = inspect(local_type)
     table = mapper.base_mapper.local_table
     return str(getattr(table, "name", local_type.__name__))
-
-
-def _connection(db: DB) -> Connection:
-    return db.connection() if isinstance(db, Session) else db
 
 
 def _in_scope(scope: Scope) -> Any:
@@ -262,7 +258,7 @@ def link_many(
     wanted = [(str(fid), local_type_name(lt), local_key(lid)) for fid, lt, lid in links]
     if not wanted:
         return []
-    conn = _connection(db)
+    conn = connection_of(db)
     now = utcnow()
     extra = {"meta": dict(meta) if meta is not None else None}
     rows = [
@@ -335,7 +331,7 @@ def resolve_many(
     db: DB, scope: Scope, entity: str, foreign_ids: Iterable[str], *, include_deleted: bool = False
 ) -> dict[str, ConnectedObject]:
     """Links of many remote records, keyed by foreign id; one SELECT per 5,000 ids."""
-    found = _select_foreign(_connection(db), scope, entity, [str(f) for f in foreign_ids])
+    found = _select_foreign(connection_of(db), scope, entity, [str(f) for f in foreign_ids])
     if include_deleted:
         return found
     return {k: v for k, v in found.items() if v.linked}
@@ -358,7 +354,7 @@ def resolve_many_local(
     include_deleted: bool = False,
 ) -> dict[str, ConnectedObject]:
     """Links of many local rows in a scope, keyed by :func:`local_key`; one SELECT per 5,000 ids."""
-    conn = _connection(db)
+    conn = connection_of(db)
     name = local_type_name(local_type)
     keys = list(dict.fromkeys(local_key(i) for i in local_ids))
     found: dict[str, ConnectedObject] = {}
@@ -378,7 +374,7 @@ def unlink(db: DB, scope: Scope, entity: str, foreign_id: str, *, tombstone: boo
     A tombstone keeps the row, marked ``deleted``, so a late event for the record
     is recognised rather than re-created; :func:`link` of the same pair revives it.
     """
-    conn = _connection(db)
+    conn = connection_of(db)
     where = and_(_in_scope(scope), t.c.entity == entity, t.c.foreign_id == str(foreign_id))
     if tombstone:
         result = conn.execute(
@@ -406,7 +402,7 @@ def relink(
     Use it when a record really moved: a merge at the provider, a local
     de-duplication, or a row re-created under a new remote id.
     """
-    conn = _connection(db)
+    conn = connection_of(db)
     lt, lid = local_type_name(local_type), local_key(local_id)
     conn.execute(
         delete(t).where(
@@ -436,7 +432,7 @@ def store_created(
     """
     if not items:
         return []
-    conn = _connection(db)
+    conn = connection_of(db)
     now = utcnow()
     for local_type in {lt for _, lt, _, _, _ in items}:
         ids = [lid for _, lt, lid, _, _ in items if lt == local_type]
@@ -487,12 +483,12 @@ def store_synced(
         )
     )
     now = utcnow()
-    _connection(db).execute(stmt, [{"_id": i, "_version": v, "_hash": h, "_when": now} for i, v, h in items])
+    connection_of(db).execute(stmt, [{"_id": i, "_version": v, "_hash": h, "_when": now} for i, v, h in items])
 
 
 def tombstone_scope(db: DB, scope: Scope) -> int:
     """Tombstone every live link of a scope (its account left); returns how many."""
-    result = _connection(db).execute(
+    result = connection_of(db).execute(
         update(t).where(_in_scope(scope), t.c.status == "linked").values(status="deleted", updated_at=utcnow())
     )
     return int(result.rowcount)
@@ -501,4 +497,4 @@ def tombstone_scope(db: DB, scope: Scope) -> int:
 def tombstone_many(db: DB, ids: Collection[int]) -> None:
     """Tombstone links by id (their remote records were deleted)."""
     if ids:
-        _connection(db).execute(update(t).where(t.c.id.in_(list(ids))).values(status="deleted", updated_at=utcnow()))
+        connection_of(db).execute(update(t).where(t.c.id.in_(list(ids))).values(status="deleted", updated_at=utcnow()))

@@ -38,8 +38,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
-from .identity import DB
-from .identity import _connection
+from .db import DB
+from .db import connection_of
 from .models import inbox as t
 from .models import utcnow
 from .provider import RemoteRecord
@@ -141,7 +141,7 @@ def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent
     """Keep new events (one batched INSERT); returns how many were new."""
     if not events:
         return 0
-    conn = _connection(db)
+    conn = connection_of(db)
     now = utcnow()
     unique = {e.dedupe_key: e for e in events}
     keys = list(unique)
@@ -229,7 +229,7 @@ def unpark(event: StoredEvent) -> RemoteRecord:
 def wake_parked(db: DB, scope: Scope) -> int:
     """Make the parked records of ``scope`` due now (a link was just made there); returns how many."""
     now = utcnow()
-    result = _connection(db).execute(
+    result = connection_of(db).execute(
         update(t)
         .where(
             t.c.provider == scope.provider,
@@ -246,7 +246,7 @@ def wake_parked(db: DB, scope: Scope) -> int:
 
 def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:
     """Lease due events to ``worker`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB)."""
-    conn = _connection(db)
+    conn = connection_of(db)
     now = utcnow()
     due = ((t.c.state == "pending") & (t.c.next_attempt_at <= now)) | (
         (t.c.state == "in_flight") & (t.c.lease_expires_at < now)
@@ -274,7 +274,7 @@ def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list
 def finish(db: DB, worker: str, ids: Sequence[int]) -> None:
     """Delete applied events still leased to ``worker``."""
     if ids:
-        _connection(db).execute(delete(t).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker))
+        connection_of(db).execute(delete(t).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker))
 
 
 def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str | None]]) -> None:
@@ -293,7 +293,7 @@ def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str 
             updated_at=utcnow(),
         )
     )
-    _connection(db).execute(stmt, [{"_id": i, "_next": n, "_error": (e or "")[:4000]} for i, n, e in sorted(items)])
+    connection_of(db).execute(stmt, [{"_id": i, "_next": n, "_error": (e or "")[:4000]} for i, n, e in sorted(items)])
 
 
 def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
@@ -307,7 +307,7 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
             state="dead", lease_owner=None, lease_expires_at=None, last_error=bindparam("_error"), updated_at=utcnow()
         )
     )
-    _connection(db).execute(stmt, [{"_id": i, "_error": e[:4000]} for i, e in sorted(items)])
+    connection_of(db).execute(stmt, [{"_id": i, "_error": e[:4000]} for i, e in sorted(items)])
 
 
 def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[StoredEvent]:
@@ -315,24 +315,24 @@ def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[S
     query = select(t).order_by(t.c.id).limit(limit)
     if state is not None:
         query = query.where(t.c.state == state)
-    return [StoredEvent.from_row(r) for r in _connection(db).execute(query)]
+    return [StoredEvent.from_row(r) for r in connection_of(db).execute(query)]
 
 
 def get(db: DB, event_id: int) -> StoredEvent | None:
     """One event, with its payload, or None."""
-    row = _connection(db).execute(select(t).where(t.c.id == event_id)).first()
+    row = connection_of(db).execute(select(t).where(t.c.id == event_id)).first()
     return StoredEvent.from_row(row) if row is not None else None
 
 
 def discard(db: DB, ids: Sequence[int]) -> int:
     """Delete dead events for good; returns how many."""
-    result = _connection(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
+    result = connection_of(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
     return int(result.rowcount)
 
 
 def retry(db: DB, ids: Sequence[int]) -> int:
     """Apply dead events again now."""
-    result = _connection(db).execute(
+    result = connection_of(db).execute(
         update(t)
         .where(t.c.id.in_(list(ids)), t.c.state == "dead")
         .values(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())

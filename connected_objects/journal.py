@@ -60,9 +60,9 @@ from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 
+from .db import DB
+from .db import connection_of
 from .exceptions import SchemaOutOfDate
-from .identity import DB
-from .identity import _connection
 from .models import journal as j
 from .models import lock
 from .models import utcnow
@@ -102,7 +102,7 @@ def append_groups(db: DB, groups: Mapping[tuple[Scope, str, str, str], Sequence[
             ],
             separators=(",", ":"),
         )
-        _connection(db).execute(insert(j), {"origin": origin, "changes": blob, "created_at": utcnow()})
+        connection_of(db).execute(insert(j), {"origin": origin, "changes": blob, "created_at": utcnow()})
     return count
 
 
@@ -119,7 +119,7 @@ def absorb(db: DB, *, limit: int = ABSORB_ROWS) -> int:
 
     Returns 0 at once when another worker is absorbing. The caller commits.
     """
-    conn = _connection(db)
+    conn = connection_of(db)
     cols = (j.c.id, j.c.origin, j.c.changes, j.c.created_at)
     if conn.dialect.name == "sqlite":
         oldest = select(j.c.id).order_by(j.c.id).limit(limit).scalar_subquery()
@@ -146,7 +146,7 @@ def absorb(db: DB, *, limit: int = ABSORB_ROWS) -> int:
 
 def queued(db: DB) -> dict[Scope, int]:
     """Changes per scope still in the journal (before coalescing): for status displays."""
-    conn = _connection(db)
+    conn = connection_of(db)
     found: dict[Scope, int] = {}
     for (blob,) in conn.execute(select(j.c.changes).order_by(j.c.id)):
         for p, m, a, *_rest, ids in json.loads(blob):
@@ -166,7 +166,7 @@ def edited(db: DB, scope: Scope, local_type: str, local_ids: Iterable[str]) -> d
     if not wanted:
         return found
     key = [scope.provider, scope.marketplace, scope.account]
-    for blob, at in _connection(db).execute(select(j.c.changes, j.c.created_at).order_by(j.c.id)):
+    for blob, at in connection_of(db).execute(select(j.c.changes, j.c.created_at).order_by(j.c.id)):
         for p, m, a, _entity, lt, _op, ids in json.loads(blob):
             if lt == local_type and [p, m, a] == key:
                 for local_id in wanted.intersection(ids):
@@ -176,4 +176,4 @@ def edited(db: DB, scope: Scope, local_type: str, local_ids: Iterable[str]) -> d
 
 def size(db: DB) -> int:
     """Journal rows not absorbed yet."""
-    return int(_connection(db).scalar(select(func.count()).select_from(j)) or 0)
+    return int(connection_of(db).scalar(select(func.count()).select_from(j)) or 0)

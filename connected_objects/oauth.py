@@ -56,11 +56,11 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from . import connections
+from .db import DB
+from .db import connection_of
 from .exceptions import ConfigurationError
 from .exceptions import PermanentError
 from .exceptions import RemoteError
-from .identity import DB
-from .identity import _connection
 from .models import connection as t
 from .models import utcnow
 from .provider import TokenRefresher
@@ -70,7 +70,7 @@ from .scope import Scope
 if TYPE_CHECKING:
     import httpx
 
-    from .hub import Hub
+    from .context import SyncContext
     from .secrets import Vault
 
 __all__ = [
@@ -146,7 +146,7 @@ def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.d
     """Store refreshed credentials, sealed, with the access token's expiry. The caller commits."""
     if vault is None:
         raise ConfigurationError("OAuth credentials are stored encrypted: give the Hub a vault=Vault(...)")
-    _connection(db).execute(
+    connection_of(db).execute(
         update(t)
         .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
         .values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at, updated_at=utcnow())
@@ -155,7 +155,7 @@ def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.d
 
 def expire(db: DB, scope: Scope) -> None:
     """Mark the scope's access token expired (the provider refused it), so the next use refreshes it."""
-    _connection(db).execute(
+    connection_of(db).execute(
         update(t)
         .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
         .values(token_expires_at=utcnow(), updated_at=utcnow())
@@ -168,7 +168,7 @@ def needs_refresh(expires_at: dt.datetime | None) -> bool:
 
 
 def _expiry(db: DB, scope: Scope) -> dt.datetime | None:
-    row = _connection(db).execute(
+    row = connection_of(db).execute(
         select(t.c.token_expires_at).where(
             t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
         )
@@ -176,7 +176,7 @@ def _expiry(db: DB, scope: Scope) -> dt.datetime | None:
     return row.scalar()
 
 
-async def fresh_credentials(hub: Hub, scope: Scope, http: httpx.AsyncClient | None) -> dict[str, Any]:
+async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncClient | None) -> dict[str, Any]:
     """The scope's credentials with an access token valid for at least :data:`MARGIN`.
 
     :raises AuthorizationLost: the refresh token was refused; the connection is now paused.

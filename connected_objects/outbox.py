@@ -77,8 +77,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import aliased
 
-from .identity import DB
-from .identity import _connection
+from .db import DB
+from .db import connection_of
 from .models import outbox as t
 from .models import utcnow
 from .scope import Scope
@@ -254,7 +254,7 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
         latest[key] = (c, 1) if earlier is None else (c, earlier[1] + 1)  # the last one wins, counted
     if not latest:
         return 0
-    conn = _connection(db)
+    conn = connection_of(db)
     if conn.dialect.name == "postgresql":
         return _write_postgresql(conn, latest)
     sql, pick = _raw_upsert(conn)
@@ -351,12 +351,10 @@ def claim(
 
     Claimed changes move to the front slot, ``in_flight``, with one more
     attempt counted. The caller commits. Scopes in ``exclude`` are skipped.
-    The capture journal is folded in first (:func:`connected_objects.journal.absorb`).
+    Changes still in the capture journal are not seen: the worker folds them in
+    first (:func:`connected_objects.journal.absorb`).
     """
-    from .journal import absorb  # the journal writes through this module
-
-    conn = _connection(db)
-    absorb(conn)
+    conn = connection_of(db)
     now = utcnow()
     where = [_claimable(now)]
     if providers is not None:
@@ -416,7 +414,7 @@ def renew_leases(db: DB, worker: str, ids: Sequence[int], lease: float = 60.0) -
     """
     if not ids:
         return 0
-    conn = _connection(db)
+    conn = connection_of(db)
     now = utcnow()
     mine = select(t.c.id).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
     if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
@@ -432,7 +430,7 @@ def finish(db: DB, worker: str, ids: Sequence[int]) -> int:
     """Delete pushed changes still leased to ``worker``; returns how many."""
     if not ids:
         return 0
-    result = _connection(db).execute(
+    result = connection_of(db).execute(
         delete(t).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker, t.c.state == "in_flight")
     )
     return int(result.rowcount)
@@ -463,7 +461,7 @@ def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str 
         {"_id": i, "_next": when, "_error": _clip(error), "_refund": 0 if counted else 1}
         for i, when, error, counted in sorted(items, key=lambda item: item[0])
     ]
-    return int(_connection(db).execute(stmt, params).rowcount)
+    return int(connection_of(db).execute(stmt, params).rowcount)
 
 
 def bury(db: DB, worker: str, items: Sequence[tuple[int, str]], *, refusals: Mapping[int, int] | None = None) -> int:
@@ -489,7 +487,7 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]], *, refusals: Map
         )
     )
     params = [{"_id": i, "_error": _clip(e), "_refusals": refused.get(i)} for i, e in sorted(items)]
-    return int(_connection(db).execute(stmt, params).rowcount)
+    return int(connection_of(db).execute(stmt, params).rowcount)
 
 
 def dead_refusals(db: DB, scope: Scope, objects: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -505,7 +503,7 @@ def dead_refusals(db: DB, scope: Scope, objects: Collection[tuple[str, str]]) ->
         )
         .group_by(t.c.local_type, t.c.local_id)
     )
-    return {(lt, lid): int(n or 0) for lt, lid, n in _connection(db).execute(query)}
+    return {(lt, lid): int(n or 0) for lt, lid, n in connection_of(db).execute(query)}
 
 
 def clear_dead(db: DB, scope: Scope, objects: Collection[tuple[str, str]], *, keep: Collection[int] = ()) -> int:
@@ -521,7 +519,7 @@ def clear_dead(db: DB, scope: Scope, objects: Collection[tuple[str, str]], *, ke
     )
     if keep:
         stmt = stmt.where(t.c.id.not_in(sorted(keep)))
-    return int(_connection(db).execute(stmt).rowcount)
+    return int(connection_of(db).execute(stmt).rowcount)
 
 
 def _in_scope(scope: Scope) -> Any:
@@ -543,7 +541,7 @@ def list_changes(
         stmt = stmt.where(
             t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
         )
-    return [ClaimedChange.from_row(r) for r in _connection(db).execute(stmt)]
+    return [ClaimedChange.from_row(r) for r in connection_of(db).execute(stmt)]
 
 
 def retry(db: DB, ids: Sequence[int]) -> int:
@@ -553,7 +551,7 @@ def retry(db: DB, ids: Sequence[int]) -> int:
     provider refused goes out under a new idempotency key). Where its object
     already has a pending change, it is folded into that one instead.
     """
-    conn = _connection(db)
+    conn = connection_of(db)
     dead = [
         ClaimedChange.from_row(r)
         for r in conn.execute(select(t).where(t.c.id.in_(list(ids)), t.c.state == "dead").order_by(t.c.id))
@@ -604,11 +602,11 @@ def retry(db: DB, ids: Sequence[int]) -> int:
 
 def get(db: DB, change_id: int) -> ClaimedChange | None:
     """One change, or None."""
-    row = _connection(db).execute(select(t).where(t.c.id == change_id)).first()
+    row = connection_of(db).execute(select(t).where(t.c.id == change_id)).first()
     return ClaimedChange.from_row(row) if row is not None else None
 
 
 def discard(db: DB, ids: Sequence[int]) -> int:
     """Delete dead changes for good; returns how many."""
-    result = _connection(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
+    result = connection_of(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
     return int(result.rowcount)

@@ -41,7 +41,7 @@ from .models import utcnow
 from .scope import Scope
 
 if TYPE_CHECKING:
-    from .hub import Hub
+    from .context import SyncContext
 
 __all__ = ["PullStats", "load_cursor", "pull", "save_cursor"]
 
@@ -100,7 +100,7 @@ def save_cursor(session: Session, scope: Scope, entity: str, position: Any) -> N
 
 
 async def pull(
-    hub: Hub,
+    hub: SyncContext,
     scope: Scope,
     entity: str,
     *,

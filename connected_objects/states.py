@@ -19,6 +19,7 @@ from typing import Literal
 
 __all__ = [
     "Action",
+    "ApplyDecision",
     "ChangeState",
     "ConnectionStatus",
     "EventKind",
@@ -47,3 +48,5 @@ ConnectionStatus = Literal["active", "paused", "revoked"]
 LinkStatus = Literal["linked", "deleted"]
 #: An inbox row: a provider's notification, a queued backfill, or a record parked until its reference is linked.
 EventKind = Literal["event", "import", "parked"]
+#: What the applier does with one remote record.
+ApplyDecision = Literal["skip", "delete", "park", "keep_local", "update", "create"]

@@ -29,8 +29,8 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from . import journal
-from .identity import DB
-from .identity import _connection
+from .db import DB
+from .db import connection_of
 from .inbox import PARKED_PREFIX
 from .models import connected_object
 from .models import connection
@@ -69,7 +69,7 @@ class ScopeStatus:
 
 def status(db: DB) -> list[ScopeStatus]:
     """Health per scope, sorted by scope."""
-    conn = _connection(db)
+    conn = connection_of(db)
     found: dict[tuple[str, str, str], ScopeStatus] = {}
 
     def row(provider: str, marketplace: str, account: str) -> ScopeStatus:

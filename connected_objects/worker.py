@@ -38,14 +38,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
 from collections.abc import Collection
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 
 import httpx
-from aiolimiter import AsyncLimiter
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -61,19 +60,19 @@ from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
 from .exceptions import PermanentError
 from .exceptions import RetryableError
+from .gates import ScopeGate
 from .inbox import StoredEvent
 from .models import inbox as inbox_table
 from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
-from .provider import Limits
 from .provider import RemoteClient
 from .provider import RemoteRecord
 from .pull import pull
 from .scope import Scope
 
 if TYPE_CHECKING:
-    from .hub import Hub
+    from .context import SyncContext
 
 __all__ = ["BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
 
@@ -83,7 +82,7 @@ log = logging.getLogger("connected_objects.worker")
 class _LazyClient:
     """A scope's client, made (credentials refreshed) on the first fetch only."""
 
-    def __init__(self, hub: Hub, scope: Scope, http: httpx.AsyncClient) -> None:
+    def __init__(self, hub: SyncContext, scope: Scope, http: httpx.AsyncClient) -> None:
         self.hub, self.scope, self.http = hub, scope, http
         self._client: RemoteClient | None = None
 
@@ -92,50 +91,6 @@ class _LazyClient:
             credentials = await oauth.fresh_credentials(self.hub, self.scope, self.http)
             self._client = self.hub.provider(self.scope.provider).client(self.scope, self.http, credentials)
         return await self._client.fetch(entity, foreign_ids)
-
-
-class ScopeGate:
-    """One scope's limits inside a worker: concurrency, rate, and holds after a 429."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self._semaphore = asyncio.Semaphore(limits.concurrency)
-        # Leaky bucket of capacity one: requests evenly spaced, so no sliding window of the
-        # provider's ever sees more than its per-minute quota.
-        self._limiter = AsyncLimiter(1, 60.0 / limits.per_minute) if limits.per_minute is not None else None
-        per_batch = limits.batches_per_minute
-        self._batch_limiter = AsyncLimiter(1, 60.0 / per_batch) if per_batch is not None else None
-        self._held_until = 0.0
-        self._metering = asyncio.Lock()  # a batch's operations take their turns back to back
-        self.reason: str | None = None
-
-    def hold(self, seconds: float | None, reason: str) -> None:
-        """Send nothing more for ``seconds`` (default 60)."""
-        self._held_until = max(self._held_until, time.monotonic() + (seconds if seconds is not None else 60.0))
-        self.reason = reason
-
-    def wait(self) -> float:
-        """Seconds left on the current hold."""
-        return max(0.0, self._held_until - time.monotonic())
-
-    @contextlib.asynccontextmanager
-    async def slot(self, operations: int = 1, *, batch: bool = False) -> AsyncIterator[bool]:
-        """Wait for a request slot for a call carrying ``operations`` (a batch call: ``batch``);
-        yields False if the scope is on hold."""
-        async with self._semaphore:
-            if self.wait() > 0:
-                yield False
-                return
-            if batch and self._batch_limiter is not None:
-                await self._batch_limiter.acquire()
-            if self._limiter is not None:
-                async with self._metering:
-                    for _ in range(operations):  # each operation is metered like a call
-                        await self._limiter.acquire()
-            if self.wait() > 0:
-                yield False
-                return
-            yield True
 
 
 @dataclass
@@ -165,7 +120,7 @@ class Worker:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: SyncContext,
         *,
         name: str | None = None,
         batch: int = 500,
@@ -199,6 +154,7 @@ class Worker:
     def _claim(self, exclude: Sequence[Scope]) -> list[ClaimedChange]:
         with self.hub.session_factory() as session:
             conn = self.hub.connection(session)
+            journal.absorb(conn)  # captured changes join the outbox first (one worker at a time)
             claimed = outbox.claim(
                 conn,
                 self.name,
@@ -453,8 +409,8 @@ class BackgroundWorker:
         worker.stop()   # finishes the changes in progress, then returns
     """
 
-    def __init__(self, hub: Hub, **options: object) -> None:
-        self.worker = hub.worker(**options)
+    def __init__(self, hub: SyncContext, **options: Any) -> None:
+        self.worker = Worker(hub, **options)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

@@ -1,0 +1,92 @@
+"""What the engines need of an application: the :class:`SyncContext` Protocol.
+
+The dispatcher, the applier, pulls, token refreshes and workers take a
+``SyncContext``, not the :class:`~connected_objects.Hub` class, so the arrows
+point one way: :mod:`connected_objects.hub` builds the configuration and may
+start a worker; no engine imports the hub. A :class:`~connected_objects.Hub`
+satisfies it, and so does anything else with these attributes (a test double,
+another framework's wiring).
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from sqlalchemy.orm import sessionmaker
+    >>> from connected_objects import Hub
+    >>> from connected_objects.context import SyncContext
+    >>> isinstance(Hub(sessionmaker(create_engine("sqlite://")), models=[]), SyncContext)
+    True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Protocol
+from typing import runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import sessionmaker
+
+    from .connected import ConnectSpec
+    from .provider import Extras
+    from .provider import Provider
+    from .retry import RetryPolicy
+    from .secrets import Vault
+
+__all__ = ["SyncContext"]
+
+
+@runtime_checkable
+class SyncContext(Protocol):
+    """The application as the engines see it: its database, its models, its providers, its policies."""
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """Sessions on the application's database."""
+        ...
+
+    @property
+    def vault(self) -> Vault | None:
+        """Seals credentials at rest (None: stored as given)."""
+        ...
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """Backoff for failed pushes and events."""
+        ...
+
+    @property
+    def defer_delay(self) -> float:
+        """Seconds a change waits for a reference another change is pushing."""
+        ...
+
+    @property
+    def http_shards(self) -> int:
+        """Keep-alive HTTP clients per worker."""
+        ...
+
+    def connection(self, session: Session) -> Connection:
+        """The session's connection for engine work."""
+        ...
+
+    def provider(self, name: str) -> Provider:
+        """A provider by name."""
+        ...
+
+    def extras(self, name: str) -> Extras:
+        """The optional parts provider ``name`` implements."""
+        ...
+
+    def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
+        """How rows of ``local_type`` sync to ``provider``."""
+        ...
+
+    def spec_for(self, provider: str, entity: str) -> ConnectSpec | None:
+        """The model synced with ``provider``'s ``entity``."""
+        ...
+
+    def http_client(self) -> httpx.AsyncClient:
+        """A new HTTP client for one worker shard."""
+        ...
