@@ -75,6 +75,7 @@ from .identity import DB
 from .identity import _connection
 from .models import outbox as t
 from .models import utcnow
+from .redaction import redact
 from .scope import Scope
 
 __all__ = [
@@ -476,7 +477,7 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> int:
 
 
 def _clip(error: str | None) -> str | None:
-    return None if error is None else error[:4000]
+    return None if error is None else redact(error)[:4000]
 
 
 def list_changes(
