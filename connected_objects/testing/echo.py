@@ -55,8 +55,8 @@ class EchoingErrors:
         before it reaches the app (a proxy refusing it), or None to let it through.
     :param style: ``json``, ``text`` or ``html``.
 
-    :attr:`echoed` counts the pages made; :attr:`last` is the latest one, so a
-    test can check the echo really carried the secret it then looks for.
+    :attr:`pages` holds the pages made, so a test can check that the echo really
+    carried the secrets it then looks for everywhere else.
     """
 
     def __init__(self, app: ASGIApp, *, fail: Failure | None = None, style: str = "json") -> None:
@@ -65,11 +65,15 @@ class EchoingErrors:
         self.app = app
         self.fail = fail
         self.style = style
-        self.echoed = 0
-        self.last = ""
+        self.pages: list[str] = []
 
     def __repr__(self) -> str:
         return f"EchoingErrors(style={self.style!r}, echoed={self.echoed})"
+
+    @property
+    def echoed(self) -> int:
+        """How many echoing pages were sent."""
+        return len(self.pages)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,8 +120,7 @@ class EchoingErrors:
         self, send: Send, scope: Scope, body: bytes, status: int, headers: list[Any], original: bytes
     ) -> None:
         page, content_type = self._page(scope, body, status, original.decode("utf-8", "replace"))
-        self.echoed += 1
-        self.last = page
+        self.pages.append(page)
         kept = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"content-type")]
         encoded = page.encode()
         kept += [(b"content-type", content_type), (b"content-length", str(len(encoded)).encode())]
