@@ -278,7 +278,10 @@ _KEY_VALUE = re.compile(
     r"(?<![\w.-])(?P<key>" + _KEY_NAMES + r")(?P<sep>" + _SEP + r")(?P<value>" + _VALUE + r")", re.IGNORECASE
 )
 _XML = re.compile(r"<(?P<tag>" + _KEY_NAMES + r")>[^<]*</(?P=tag)>", re.IGNORECASE)
-_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Digest|Token|MAC|Negotiate|NTLM)\s+[A-Za-z0-9\-._~+/]{8,}=*")
+# a credential after its scheme anywhere: 8+ token characters, one at least not a letter (so prose stays)
+_SCHEME = re.compile(
+    r"\b(?P<scheme>Bearer|Basic|Digest|Negotiate|NTLM)\s+(?=[A-Za-z]*[0-9\-._~+/])[A-Za-z0-9\-._~+/]{8,}=*"
+)
 _JWT = re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _URL_PASSWORD = re.compile(r"(?P<head>://[^/\s:@]+):[^/\s@]+@")
 

@@ -120,6 +120,7 @@ def test_patterns_remove_credentials_wherever_they_stand(text: str, secret: str)
         'update invoices 7 failed with HTTP 409: {"error": "stale version 3; current is 4"}',
         'WWW-Authenticate: Basic realm="maestrano"',
         "Idempotency-Key: co-1-2-3",
+        "Bearer authentication failed; Basic credentials missing",
     ],
 )
 def test_ordinary_messages_stay_readable(text: str) -> None:

@@ -47,6 +47,7 @@ import httpx
 
 from connected_objects import ConfigurationError
 from connected_objects import UnknownMarketplace
+from connected_objects.redaction import redact
 from connected_objects.redaction import register_basic
 
 if sys.version_info >= (3, 11):
@@ -348,7 +349,7 @@ class DevPlatform:
                 raise ConfigurationError("the developer platform answered with something that is not JSON") from None
             fresh = Marketplaces.from_config(payload)
         except (httpx.HTTPError, ConfigurationError) as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = redact(f"{type(exc).__name__}: {exc}")
             return False
         with self._lock:
             self._current = fresh
