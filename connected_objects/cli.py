@@ -23,6 +23,9 @@ Run ``connected-objects --help`` for the list. The commands so far:
 ``status (--app ... | --database URL) [--json]``
     per scope: connected objects, queued/in-flight/dead changes and events, last error.
 
+Every error text and payload a command prints passes through
+:func:`~connected_objects.redaction.redact`, and log lines through its filter.
+
 The app is an import path to a :class:`~connected_objects.hub.Hub` or to a
 function returning one; ``CONNECTED_OBJECTS_APP`` may hold it instead.
 
@@ -55,6 +58,8 @@ from . import schema
 from .exceptions import ConnectedObjectsError
 from .hub import Hub
 from .provider import extras_of
+from .redaction import install_log_filter
+from .redaction import redact
 
 __all__ = ["main"]
 
@@ -102,6 +107,7 @@ def _broken(name: str, message: str) -> click.Command:
 @click.version_option(package_name="connected-objects")
 def main() -> None:
     """Keep SQLAlchemy rows connected to remote business systems."""
+    install_log_filter()  # whatever a command logs, no credential is printed
 
 
 def _providers_table() -> Table:
@@ -322,7 +328,7 @@ def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
                         "operation": c.operation,
                         "attempts": c.attempts,
                         "state": c.state,
-                        "last_error": c.last_error,
+                        "last_error": redact(c.last_error),
                     }
                 )
             )
@@ -338,7 +344,7 @@ def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
             f"{c.local_type} {c.local_id}",
             c.operation,
             str(c.attempts),
-            (c.last_error or "")[:80],
+            redact(c.last_error or "")[:80],
         )
     console.print(table)
 
@@ -366,7 +372,7 @@ def show_change(app_path: str, change_id: int) -> None:
         "attempts": change.attempts,
         "next_attempt_at": change.next_attempt_at.isoformat(),
         "lease_owner": change.lease_owner,
-        "last_error": change.last_error,
+        "last_error": redact(change.last_error),
     }
     click.echo(json.dumps(data, indent=2))
 
@@ -419,7 +425,7 @@ def status_command(app_path: str | None, url: str | None, as_json: bool) -> None
         raise click.UsageError("say where to look: --app mypkg.sync:hub or --database URL")
     if as_json:
         for item in rows:
-            click.echo(json.dumps(item.as_dict()))
+            click.echo(json.dumps({**item.as_dict(), "last_error": redact(item.last_error)}))
         return
     table = Table(title="connected-objects status")
     for col in (
@@ -448,7 +454,7 @@ def status_command(app_path: str | None, url: str | None, as_json: bool) -> None
             str(r.pending_events),
             str(r.parked_records),
             str(r.dead_events),
-            (r.last_error or "")[:60],
+            redact(r.last_error or "")[:60],
         )
     console.print(table)
 
@@ -480,7 +486,7 @@ def list_events(app_path: str, state: str, limit: int) -> None:
                         "kind": e.kind,
                         "attempts": e.attempts,
                         "state": e.state,
-                        "last_error": e.last_error,
+                        "last_error": redact(e.last_error),
                     }
                 )
             )
@@ -520,8 +526,8 @@ def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
         "kind": event.kind,
         "attempts": event.attempts,
         "state": event.state,
-        "last_error": event.last_error,
-        "payload": event.payload[:payload_bytes].decode("utf-8", "replace"),
+        "last_error": redact(event.last_error),
+        "payload": redact(event.payload[:payload_bytes].decode("utf-8", "replace")),
         "payload_bytes": len(event.payload),
     }
     click.echo(json.dumps(data, indent=2))

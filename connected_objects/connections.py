@@ -47,6 +47,7 @@ from .identity import LocalId
 from .identity import local_key
 from .models import connection as t
 from .models import utcnow
+from .redaction import redact
 from .scope import Scope
 from .secrets import Vault
 
@@ -188,7 +189,7 @@ def set_status(db: DB, scope: Scope, status: str, reason: str | None = None) -> 
     if status not in ("active", "paused", "revoked"):
         raise ConfigurationError(f"unknown connection status {status!r}")
     result = connection_of(db).execute(
-        update(t).where(_where_scope(scope)).values(status=status, status_reason=reason, updated_at=utcnow())
+        update(t).where(_where_scope(scope)).values(status=status, status_reason=redact(reason), updated_at=utcnow())
     )
     _forget_cache(db)
     return bool(result.rowcount)

@@ -28,10 +28,18 @@ Example::
     >>> isinstance(err, RemoteError), err.retry_after
     (True, 2.5)
 
-Secrets never go into messages or ``repr()``: errors carry names and ids only.
+Secrets never go into messages or ``repr()``: errors carry names and ids only,
+and every message (and a remote error's code) passes through
+:func:`~connected_objects.redaction.redact` when the error is made, so a
+provider's error page that echoes our request cannot carry a token out::
+
+    >>> str(RetryableError("HTTP 502: proxy saw Authorization: Bearer at-0123456789"))
+    'HTTP 502: proxy saw Authorization: [redacted]'
 """
 
 from __future__ import annotations
+
+from .redaction import redact
 
 __all__ = [
     "CaptureError",
@@ -56,7 +64,7 @@ class ConnectedObjectsError(Exception):
     """connected-objects failed; the message says why and what to do."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or type(self).__name__).strip())
+        super().__init__(redact(message) or (self.__doc__ or type(self).__name__).strip())
 
     @property
     def message(self) -> str:
@@ -128,7 +136,7 @@ class RemoteError(ConnectedObjectsError):
         code: str | None = None,
     ) -> None:
         self.status = status
-        self.code = code
+        self.code = redact(code)
         super().__init__(message)
 
     def __repr__(self) -> str:

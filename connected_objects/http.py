@@ -5,6 +5,9 @@ transport failures with :func:`transport_error`, so the dispatcher sees one
 vocabulary: :class:`~connected_objects.exceptions.RetryableError` (timeouts,
 resets, 5xx, 429 with its ``Retry-After``), :class:`~connected_objects.exceptions.ConflictError`
 (409/412) and :class:`~connected_objects.exceptions.PermanentError` (other 4xx).
+An error body is quoted (its first 500 characters) only after
+:func:`~connected_objects.redaction.redact` has removed what it echoes of our
+request: headers, tokens, secrets.
 
 Example::
 
@@ -32,6 +35,7 @@ from .exceptions import ConflictError
 from .exceptions import PermanentError
 from .exceptions import RemoteError
 from .exceptions import RetryableError
+from .redaction import redact
 from .values import loads
 
 __all__ = ["json_body", "raise_for_response", "retry_after", "transport_error"]
@@ -55,9 +59,14 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
+#: Characters of a remote error body kept in a message (after redaction).
+DETAIL_LIMIT = 500
+
+
 def _detail(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:500] or response.reason_phrase
+    """The start of an error body, redacted *before* it is cut, so no clipped token half survives."""
+    text = redact(response.text).strip().replace("\n", " ")
+    return text[:DETAIL_LIMIT] or response.reason_phrase
 
 
 def raise_for_response(response: httpx.Response, *, what: str = "request") -> None:
@@ -75,7 +84,7 @@ def raise_for_response(response: httpx.Response, *, what: str = "request") -> No
 
 def transport_error(exc: httpx.HTTPError, *, what: str = "request") -> RemoteError:
     """A retryable error for a timeout, reset or other transport failure (never quoting headers)."""
-    return RetryableError(f"{what} failed: {type(exc).__name__}: {exc}")
+    return RetryableError(redact(f"{what} failed: {type(exc).__name__}: {exc}"))
 
 
 def json_body(response: httpx.Response, *, what: str = "request") -> Any:

@@ -43,6 +43,7 @@ from .db import connection_of
 from .models import inbox as t
 from .models import utcnow
 from .provider import RemoteRecord
+from .redaction import redact
 from .scope import Scope
 from .values import dumps
 from .values import loads
@@ -293,7 +294,8 @@ def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str 
             updated_at=utcnow(),
         )
     )
-    connection_of(db).execute(stmt, [{"_id": i, "_next": n, "_error": (e or "")[:4000]} for i, n, e in sorted(items)])
+    params = [{"_id": i, "_next": n, "_error": redact(e or "")[:4000]} for i, n, e in sorted(items)]
+    connection_of(db).execute(stmt, params)
 
 
 def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
@@ -307,7 +309,7 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
             state="dead", lease_owner=None, lease_expires_at=None, last_error=bindparam("_error"), updated_at=utcnow()
         )
     )
-    connection_of(db).execute(stmt, [{"_id": i, "_error": e[:4000]} for i, e in sorted(items)])
+    connection_of(db).execute(stmt, [{"_id": i, "_error": redact(e)[:4000]} for i, e in sorted(items)])
 
 
 def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[StoredEvent]:

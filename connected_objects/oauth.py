@@ -65,6 +65,8 @@ from .models import connection as t
 from .models import utcnow
 from .provider import TokenRefresher
 from .provider import extras_of
+from .redaction import register_basic
+from .redaction import register_credentials
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -104,7 +106,8 @@ async def refresh_grant(
 ) -> tuple[dict[str, Any], dt.datetime]:
     """The standard refresh (RFC 6749 §6): ``grant_type=refresh_token`` with HTTP Basic client
     authentication, as QuickBooks Online and Xero take it. Keeps the refresh token when the
-    server does not rotate it.
+    server does not rotate it. The client secret and every token involved are registered with
+    :mod:`~connected_objects.redaction` first, so a failure message never quotes them.
 
     :raises PermanentError: the grant was refused (``invalid_grant``, ``invalid_client``).
     :raises RetryableError: the token endpoint failed or timed out.
@@ -115,6 +118,8 @@ async def refresh_grant(
     from .http import raise_for_response
     from .http import transport_error
 
+    register_basic(client_id, client_secret)  # an echoing error page must not show them
+    register_credentials(credentials)
     refresh = credentials.get("refresh_token")
     if not refresh:
         raise PermanentError("no refresh token is stored for this connection")
@@ -138,6 +143,7 @@ async def refresh_grant(
     fresh = {**credentials, "access_token": body["access_token"]}
     if body.get("refresh_token"):
         fresh["refresh_token"] = body["refresh_token"]
+    register_credentials(fresh)
     expires_at = utcnow() + dt.timedelta(seconds=float(body.get("expires_in", 1800)))
     return fresh, expires_at
 

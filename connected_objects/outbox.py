@@ -81,6 +81,7 @@ from .db import DB
 from .db import connection_of
 from .models import outbox as t
 from .models import utcnow
+from .redaction import redact
 from .scope import Scope
 
 __all__ = [
@@ -527,7 +528,7 @@ def _in_scope(scope: Scope) -> Any:
 
 
 def _clip(error: str | None) -> str | None:
-    return None if error is None else error[:4000]
+    return None if error is None else redact(error)[:4000]
 
 
 def list_changes(

@@ -17,6 +17,14 @@ Example::
     >>> vault
     Vault(keys=1)
 
+Every value the vault opens or seals is registered with
+:func:`connected_objects.redaction.register_credentials`, so an error page or
+log line that quotes a connection's token shows ``[redacted]`` instead::
+
+    >>> from connected_objects.redaction import redact
+    >>> redact("upstream echoed: " + vault.open(vault.seal({"access_token": "at-9f8e7d6c"}))["access_token"])
+    'upstream echoed: [redacted]'
+
 Keys usually come from the environment: ``Vault.from_env()`` reads
 ``CONNECTED_OBJECTS_SECRET_KEYS`` (comma-separated, newest first).
 """
@@ -34,6 +42,7 @@ from cryptography.fernet import InvalidToken
 from cryptography.fernet import MultiFernet
 
 from .exceptions import ConfigurationError
+from .redaction import register_credentials
 
 __all__ = ["SECRET_KEYS_ENV", "Vault"]
 
@@ -69,7 +78,8 @@ class Vault:
         return Fernet.generate_key().decode()
 
     def seal(self, credentials: Mapping[str, Any]) -> bytes:
-        """Encrypt a JSON-serialisable mapping."""
+        """Encrypt a JSON-serialisable mapping; its values become known secrets (:mod:`.redaction`)."""
+        register_credentials(credentials)
         return self._fernet.encrypt(json.dumps(dict(credentials), separators=(",", ":")).encode())
 
     def open(self, token: bytes) -> dict[str, Any]:
@@ -83,6 +93,7 @@ class Vault:
             ) from exc
         if not isinstance(value, dict):  # pragma: no cover - only seal() writes these
             raise ConfigurationError("stored credentials are not a mapping")
+        register_credentials(value)
         return value
 
     def rotate(self, token: bytes) -> bytes:

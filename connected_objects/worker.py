@@ -69,6 +69,7 @@ from .outbox import ClaimedChange
 from .provider import RemoteClient
 from .provider import RemoteRecord
 from .pull import pull
+from .redaction import install_log_filter
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ class Worker:
         self.max_tasks = max_tasks
         self.providers = list(providers) if providers is not None else None
         self.stats = WorkerStats()
+        install_log_filter()  # our log lines and httpx's never carry a credential
         self._gates: dict[Scope, ScopeGate] = {}
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
 

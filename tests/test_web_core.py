@@ -141,3 +141,18 @@ def test_http_errors_keep_their_status_and_headers():
 
     response = WebhookApp([Route("GET", "/x", refuse)]).handle(Request("GET", "/x", {}, b""))
     assert (response.status, dict(response.headers)["www-authenticate"]) == (401, "Basic")
+
+
+def test_the_logged_traceback_of_a_failed_request_holds_no_registered_secret(caplog):
+    from connected_objects.redaction import register_secrets
+
+    token = "s3cr3t-verifier-token-0042"
+    register_secrets(token)
+
+    def broken(request: Request) -> Response:
+        raise RuntimeError(f"the verifier {token} was refused")
+
+    app = WebhookApp([Route("POST", "/broken", broken)])
+    with caplog.at_level(logging.ERROR, logger="connected_objects.web.core"):
+        assert app.handle(Request("POST", "/broken", {}, b"{}")).status == 500
+    assert token not in caplog.text and "RuntimeError" in caplog.text

@@ -81,6 +81,7 @@ from ..provider import Limits
 from ..provider import Page
 from ..provider import ProviderContext
 from ..provider import RemoteRecord
+from ..redaction import register_secrets
 from ..scope import Scope
 from ..web.core import HTTPError
 from ..web.core import Request as WebRequest
@@ -468,6 +469,7 @@ class SandboxProvider:
         self.entities = frozenset(entities)
         self._limits = limits or Limits(concurrency=8)
         self._secret = webhook_secret
+        register_secrets(webhook_secret, owner=self)
         self.page_size = page_size
 
     def __repr__(self) -> str:

@@ -47,6 +47,8 @@ import httpx
 
 from connected_objects import ConfigurationError
 from connected_objects import UnknownMarketplace
+from connected_objects.redaction import redact
+from connected_objects.redaction import register_basic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -134,6 +136,10 @@ class Marketplace:
     sso: SsoSettings = SsoSettings()
     connec: ConnecSettings = ConnecSettings()
     webhooks: WebhookSettings = WebhookSettings()
+
+    def __post_init__(self) -> None:
+        # the API key (and the Basic credentials made of it) are never quoted in an error or a log
+        register_basic(self.api.id, self.api.key, owner=self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Marketplace:
@@ -334,6 +340,7 @@ class DevPlatform:
     ) -> None:
         self.url = host.rstrip("/") + "/" + api_path.strip("/") + "/marketplaces"
         self._auth = (env_key, env_secret)
+        register_basic(env_key, env_secret, owner=self)
         self._timeout = timeout
         self._transport = transport
         self._current: Marketplaces | None = None
@@ -364,7 +371,7 @@ class DevPlatform:
                 raise ConfigurationError("the developer platform answered with something that is not JSON") from None
             fresh = Marketplaces.from_config(payload)
         except (httpx.HTTPError, ConfigurationError) as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = redact(f"{type(exc).__name__}: {exc}")
             return False
         with self._lock:
             self._current = fresh

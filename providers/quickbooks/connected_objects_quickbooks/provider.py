@@ -39,6 +39,8 @@ from connected_objects import RemoteRecord
 from connected_objects import Scope
 from connected_objects.oauth import refresh_grant
 from connected_objects.provider import ProviderContext
+from connected_objects.redaction import register_basic
+from connected_objects.redaction import register_secrets
 from connected_objects.web.core import HTTPError
 from connected_objects.web.core import Request
 from connected_objects.web.core import Response
@@ -85,6 +87,8 @@ class QuickBooksProvider:
         self.token_url = token_url or os.environ.get("QBO_TOKEN_URL", TOKEN_URL)
         self._verifier = webhook_verifier or os.environ.get("QBO_WEBHOOK_VERIFIER", "")
         self.rate_scale = rate_scale
+        register_basic(self.client_id, self._client_secret, owner=self)  # never quoted in an error or a log
+        register_secrets(self._verifier, owner=self)
 
     def __repr__(self) -> str:  # no secret
         return f"QuickBooksProvider(base_url={self.base_url!r}, environment={self.environment!r})"

@@ -50,6 +50,8 @@ from connected_objects import Scope
 from connected_objects import inbox
 from connected_objects.oauth import refresh_grant
 from connected_objects.provider import ProviderContext
+from connected_objects.redaction import register_basic
+from connected_objects.redaction import register_secrets
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
@@ -113,6 +115,8 @@ class XeroProvider:
         self.client_id = client_id or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_ID", "")
         self._client_secret = client_secret or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_SECRET", "")
         self.token_url = token_url
+        register_basic(self.client_id, self._client_secret, owner=self)  # never quoted in an error or a log
+        register_secrets(self._webhook_key, owner=self)
 
     def __repr__(self) -> str:
         return f"XeroProvider(marketplace={self.marketplace!r}, prefix={self.prefix!r}, base_url={self.base_url!r})"
