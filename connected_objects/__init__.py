@@ -24,12 +24,15 @@ from . import outbox
 from . import registry
 from . import schema
 from .connected import connected
+from .context import SyncContext
+from .exceptions import AuthorizationLost
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
 from .exceptions import DuplicateProvider
 from .exceptions import IdentityConflict
+from .exceptions import MissingReference
 from .exceptions import PermanentError
 from .exceptions import ProviderError
 from .exceptions import ProviderLoadError
@@ -64,6 +67,7 @@ except _PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 __all__ = [
     "API_VERSION",
+    "AuthorizationLost",
     "BackgroundWorker",
     "CaptureError",
     "ConfigurationError",
@@ -75,6 +79,7 @@ __all__ = [
     "Hub",
     "IdentityConflict",
     "Limits",
+    "MissingReference",
     "Page",
     "PermanentError",
     "Provider",
@@ -90,6 +95,7 @@ __all__ = [
     "RetryableError",
     "SchemaOutOfDate",
     "Scope",
+    "SyncContext",
     "UnknownMarketplace",
     "Vault",
     "Worker",

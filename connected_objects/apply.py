@@ -54,6 +54,7 @@ from . import identity
 from . import inbox
 from . import journal
 from .exceptions import ConnectedObjectsError
+from .exceptions import MissingReference
 from .hashing import content_hash
 from .models import outbox as outbox_table
 from .provider import RemoteRecord
@@ -76,10 +77,6 @@ __all__ = [
     "newer",
     "unlinked_references",
 ]
-
-
-class MissingReference(ConnectedObjectsError):
-    """A record points at a record that is not linked locally yet; the event is retried later."""
 
 
 class Fetcher(Protocol):

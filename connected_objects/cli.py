@@ -61,7 +61,10 @@ from .provider import extras_of
 from .redaction import install_log_filter
 from .redaction import redact
 
-__all__ = ["main"]
+__all__ = [
+    "load_app",
+    "main",
+]
 
 console = Console()
 
@@ -108,6 +111,12 @@ def _broken(name: str, message: str) -> click.Command:
 def main() -> None:
     """Keep SQLAlchemy rows connected to remote business systems."""
     install_log_filter()  # whatever a command logs, no credential is printed
+
+
+def _emit(item: dict[str, Any], *, indent: int | None = None) -> None:
+    """Print one item as JSON (a line, or indented), every text field redacted: the CLI's one way out."""
+    clean = {k: redact(v) if isinstance(v, str) else v for k, v in item.items()}
+    click.echo(json.dumps(clean, indent=indent))
 
 
 def _providers_table() -> Table:
@@ -317,21 +326,7 @@ def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
         found = outbox.list_changes(session, state=state, limit=limit)
     if as_json:
         for c in found:
-            click.echo(
-                json.dumps(
-                    {
-                        "id": c.id,
-                        "scope": str(c.scope),
-                        "entity": c.entity,
-                        "local_type": c.local_type,
-                        "local_id": c.local_id,
-                        "operation": c.operation,
-                        "attempts": c.attempts,
-                        "state": c.state,
-                        "last_error": redact(c.last_error),
-                    }
-                )
-            )
+            _emit(c.as_dict())
         return
     table = Table(title=f"{state} changes")
     for col in ("id", "scope", "entity", "row", "op", "attempts", "last error"):
@@ -360,21 +355,7 @@ def show_change(app_path: str, change_id: int) -> None:
         raise click.ClickException(
             f"no change {change_id} (pushed changes are deleted); `connected-objects changes list` shows the ids"
         )
-    data = {
-        "id": change.id,
-        "scope": str(change.scope),
-        "entity": change.entity,
-        "local_type": change.local_type,
-        "local_id": change.local_id,
-        "operation": change.operation,
-        "revision": change.revision,
-        "state": change.state,
-        "attempts": change.attempts,
-        "next_attempt_at": change.next_attempt_at.isoformat(),
-        "lease_owner": change.lease_owner,
-        "last_error": redact(change.last_error),
-    }
-    click.echo(json.dumps(data, indent=2))
+    _emit(change.as_dict(), indent=2)
 
 
 @changes.command(name="retry")
@@ -425,7 +406,7 @@ def status_command(app_path: str | None, url: str | None, as_json: bool) -> None
         raise click.UsageError("say where to look: --app mypkg.sync:hub or --database URL")
     if as_json:
         for item in rows:
-            click.echo(json.dumps({**item.as_dict(), "last_error": redact(item.last_error)}))
+            _emit(item.as_dict())
         return
     table = Table(title="connected-objects status")
     for col in (
@@ -475,21 +456,7 @@ def list_events(app_path: str, state: str, limit: int) -> None:
     hub = load_app(app_path)
     with hub.session_factory() as session:
         for e in inbox.list_events(session, state=state, limit=limit):
-            click.echo(
-                json.dumps(
-                    {
-                        "id": e.id,
-                        "provider": e.provider,
-                        "marketplace": e.marketplace,
-                        "account": e.account,
-                        "entity": e.entity,
-                        "kind": e.kind,
-                        "attempts": e.attempts,
-                        "state": e.state,
-                        "last_error": redact(e.last_error),
-                    }
-                )
-            )
+            _emit(e.as_dict())
 
 
 @events.command(name="retry")
@@ -517,20 +484,7 @@ def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
         event = inbox.get(session, event_id)
     if event is None:
         raise click.ClickException(f"no event {event_id}; `connected-objects events list` shows the ids")
-    data = {
-        "id": event.id,
-        "provider": event.provider,
-        "marketplace": event.marketplace,
-        "account": event.account,
-        "entity": event.entity,
-        "kind": event.kind,
-        "attempts": event.attempts,
-        "state": event.state,
-        "last_error": redact(event.last_error),
-        "payload": redact(event.payload[:payload_bytes].decode("utf-8", "replace")),
-        "payload_bytes": len(event.payload),
-    }
-    click.echo(json.dumps(data, indent=2))
+    _emit(event.as_dict(payload_bytes=payload_bytes), indent=2)
 
 
 @events.command(name="discard")

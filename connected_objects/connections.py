@@ -50,6 +50,7 @@ from .models import utcnow
 from .redaction import redact
 from .scope import Scope
 from .secrets import Vault
+from .states import ConnectionStatus
 
 __all__ = [
     "CACHE_KEY",
@@ -76,7 +77,7 @@ class ConnectionInfo:
     scope: Scope
     owner_type: str
     owner_id: str
-    status: str
+    status: ConnectionStatus
     status_reason: str | None
     settings: Mapping[str, Any]
     directions: Mapping[str, str]

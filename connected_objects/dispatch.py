@@ -72,7 +72,15 @@ from .states import WriteAction
 if TYPE_CHECKING:
     from .context import SyncContext
 
-__all__ = ["Outcome", "Plan", "content_hash", "dispatch", "idempotency_key"]
+__all__ = [
+    "Outcome",
+    "Plan",
+    "complete",
+    "content_hash",
+    "dispatch",
+    "idempotency_key",
+    "prepare",
+]
 
 log = logging.getLogger("connected_objects.dispatch")
 

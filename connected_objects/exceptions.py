@@ -42,12 +42,14 @@ from __future__ import annotations
 from .redaction import redact
 
 __all__ = [
+    "AuthorizationLost",
     "CaptureError",
     "ConfigurationError",
     "ConflictError",
     "ConnectedObjectsError",
     "DuplicateProvider",
     "IdentityConflict",
+    "MissingReference",
     "PermanentError",
     "ProviderError",
     "ProviderLoadError",
@@ -164,3 +166,11 @@ class ConflictError(RemoteError):
 
 class PermanentError(RemoteError):
     """The provider rejected the request itself; fix the data, then retry the dead change."""
+
+
+class AuthorizationLost(PermanentError):
+    """The provider refused the refresh token; the connection is paused until it is reconnected."""
+
+
+class MissingReference(ConnectedObjectsError):
+    """A record points at a record that is not linked locally yet (the applier parks it, never drops it)."""

@@ -45,6 +45,8 @@ from .models import utcnow
 from .provider import RemoteRecord
 from .redaction import redact
 from .scope import Scope
+from .states import ChangeState
+from .states import EventKind
 from .values import dumps
 from .values import loads
 from .values import parse_datetime
@@ -57,7 +59,9 @@ __all__ = [
     "bury",
     "claim",
     "digest_key",
+    "discard",
     "finish",
+    "get",
     "list_events",
     "park",
     "request_import",
@@ -100,15 +104,33 @@ class StoredEvent:
     entity: str | None
     payload: bytes
     attempts: int
-    state: str
+    state: ChangeState
     last_error: str | None
 
     @property
     def scope(self) -> Scope | None:
         return Scope(self.provider, self.marketplace, self.account) if self.account else None
 
+    def as_dict(self, *, payload_bytes: int = 0) -> dict[str, Any]:
+        """The event as JSON-ready values; ``payload_bytes`` of its payload (as text) when above 0."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "provider": self.provider,
+            "marketplace": self.marketplace,
+            "account": self.account,
+            "entity": self.entity,
+            "kind": self.kind,
+            "attempts": self.attempts,
+            "state": self.state,
+            "last_error": self.last_error,
+        }
+        if payload_bytes > 0:
+            data["payload"] = self.payload[:payload_bytes].decode("utf-8", "replace")
+            data["payload_bytes"] = len(self.payload)
+        return data
+
     @property
-    def kind(self) -> str:
+    def kind(self) -> EventKind:
         """``event`` (a provider's notification), ``import`` (a queued backfill) or ``parked`` (a record
         waiting for its reference)."""
         if self.payload == IMPORT_PAYLOAD:

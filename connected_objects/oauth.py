@@ -58,6 +58,7 @@ from sqlalchemy import update
 from . import connections
 from .db import DB
 from .db import connection_of
+from .exceptions import AuthorizationLost
 from .exceptions import ConfigurationError
 from .exceptions import PermanentError
 from .exceptions import RemoteError
@@ -87,10 +88,6 @@ __all__ = [
 
 #: Refresh this long before the access token expires.
 MARGIN = dt.timedelta(minutes=5)
-
-
-class AuthorizationLost(PermanentError):
-    """The provider refused the refresh token; the connection is paused until it is reconnected."""
 
 
 #: The Protocol of a provider whose connections hold OAuth 2.0 tokens (declared in :mod:`connected_objects.provider`).

@@ -83,19 +83,26 @@ from .models import outbox as t
 from .models import utcnow
 from .redaction import redact
 from .scope import Scope
+from .states import ChangeState
+from .states import Operation
+from .states import Slot
 
 __all__ = [
     "Change",
     "ClaimedChange",
+    "bury",
     "claim",
     "clear_dead",
     "dead_refusals",
     "discard",
     "enqueue",
+    "finish",
     "get",
     "list_changes",
     "renew_leases",
+    "reschedule",
     "retry",
+    "write_changes",
 ]
 
 OPERATIONS = ("upsert", "delete")
@@ -108,7 +115,7 @@ class Change(NamedTuple):
     entity: str
     local_type: str
     local_id: str
-    operation: str
+    operation: Operation
     origin: str | None = None
     #: When the change happened (default: when it is written); the journal keeps each flush's time.
     at: dt.datetime | None = None
@@ -123,16 +130,34 @@ class ClaimedChange:
     entity: str
     local_type: str
     local_id: str
-    operation: str
+    operation: Operation
     revision: int
     attempts: int
-    state: str
-    slot: str | None
+    state: ChangeState
+    slot: Slot | None
     last_error: str | None
     next_attempt_at: dt.datetime
     lease_owner: str | None
     #: How often the provider refused this object's write for good (part of the idempotency key).
     refusals: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The change as JSON-ready values (the scope as ``provider/marketplace/account``, times in ISO 8601)."""
+        return {
+            "id": self.id,
+            "scope": str(self.scope),
+            "entity": self.entity,
+            "local_type": self.local_type,
+            "local_id": self.local_id,
+            "operation": self.operation,
+            "revision": self.revision,
+            "state": self.state,
+            "attempts": self.attempts,
+            "refusals": self.refusals,
+            "next_attempt_at": self.next_attempt_at.isoformat(),
+            "lease_owner": self.lease_owner,
+            "last_error": self.last_error,
+        }
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ClaimedChange:

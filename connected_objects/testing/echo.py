@@ -40,7 +40,10 @@ from starlette.types import Receive
 from starlette.types import Scope
 from starlette.types import Send
 
-__all__ = ["STYLES", "EchoingErrors"]
+__all__ = [
+    "STYLES",
+    "EchoingErrors",
+]
 
 STYLES = ("json", "text", "html")
 #: ``fail(method, path)`` → the status to answer with instead of calling the app, or None.

@@ -90,7 +90,17 @@ from ..web.core import Route as WebRoute
 from ..web.core import hmac_matches
 from ..web.core import parse_json_object
 
-__all__ = ["Faults", "ResetResponse", "Sandbox", "SandboxClient", "SandboxProvider", "serve"]
+__all__ = [
+    "Faults",
+    "ResetResponse",
+    "Sandbox",
+    "SandboxClient",
+    "SandboxProvider",
+    "main",
+    "parse_events",
+    "serve",
+    "webhook_delivery",
+]
 
 FAULT_KINDS = ("500", "timeout", "reset", "429", "conflict")
 
