@@ -212,40 +212,7 @@ class Worker:
                 ids = [e.id for e in group]
                 if not group:
                     return
-            records: list[RemoteRecord] = []
-            thin: list[str] = []
-            parked: dict[int, str] = {}  # event id → the foreign id of the record it keeps
-            for event in group:
-                if event.kind == "parked":
-                    record = inbox.unpark(event)
-                    parked[event.id] = record.foreign_id
-                    records.append(record)
-                    continue
-                decode = self.hub.extras(provider_name).decode_event
-                if decode is None:
-                    raise PermanentError(f"provider {provider_name!r} cannot decode stored events (no decode_event)")
-                item = decode(entity, event.payload)
-                if isinstance(item, RemoteRecord):
-                    records.append(item)
-                else:
-                    thin.append(item)
-            fetcher = _LazyClient(self.hub, scope, clients[hash(scope) % len(clients)])
-            if thin:
-                records.extend(await fetcher.fetch(entity, sorted(set(thin))))
-            applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
-            waiting = set(applied.parked_ids)
-            still = [e for e in group if parked.get(e.id) in waiting]  # parked again: wait on, never dropped
-            if still:
-                now = utcnow()
-                await asyncio.to_thread(
-                    self._events_later_each,
-                    [
-                        (e.id, now + dt.timedelta(seconds=self.hub.retry.delay(e.attempts)), e.last_error or "")
-                        for e in still
-                    ],
-                )
-            await asyncio.to_thread(self._events_done, [i for i in ids if i not in {e.id for e in still}])
-            self.stats.applied += len(ids) - len(still)
+            await self._apply_events(scope, entity, group, clients[hash(scope) % len(clients)])
         except (
             MissingReference,
             RetryableError,
@@ -263,6 +230,41 @@ class Worker:
         except Exception as exc:
             log.exception("applying %d events failed for good", len(ids))
             await asyncio.to_thread(self._events_dead, ids, f"{type(exc).__name__}: {exc}")
+
+    async def _apply_events(self, scope: Scope, entity: str, group: list[StoredEvent], http: httpx.AsyncClient) -> None:
+        """Decode, fetch what is thin, apply with references fetched first; parked records wait on."""
+        records: list[RemoteRecord] = []
+        thin: list[str] = []
+        parked: dict[int, str] = {}  # event id → the foreign id of the record it keeps
+        decode = self.hub.extras(scope.provider).decode_event
+        for event in group:
+            if event.kind == "parked":
+                record = inbox.unpark(event)
+                parked[event.id] = record.foreign_id
+                records.append(record)
+                continue
+            if decode is None:
+                raise PermanentError(f"provider {scope.provider!r} cannot decode stored events (no decode_event)")
+            item = decode(entity, event.payload)
+            if isinstance(item, RemoteRecord):
+                records.append(item)
+            else:
+                thin.append(item)
+        fetcher = _LazyClient(self.hub, scope, http)
+        if thin:
+            records.extend(await fetcher.fetch(entity, sorted(set(thin))))
+        applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
+        waiting = set(applied.parked_ids)
+        still = {e.id: e for e in group if parked.get(e.id) in waiting}  # parked again: wait on, never dropped
+        if still:
+            now = utcnow()
+            later = [
+                (e.id, now + dt.timedelta(seconds=self.hub.retry.delay(e.attempts)), e.last_error or "")
+                for e in still.values()
+            ]
+            await asyncio.to_thread(self._events_later_each, later)
+        await asyncio.to_thread(self._events_done, [e.id for e in group if e.id not in still])
+        self.stats.applied += len(group) - len(still)
 
     def _events_done(self, ids: list[int]) -> None:
         with self.hub.session_factory.begin() as session:
