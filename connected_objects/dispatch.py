@@ -378,6 +378,13 @@ def complete(
         outbox.reschedule(conn, worker, book.later)
         outbox.bury(conn, worker, book.dead, refusals=book.refusals)
         outbox.clear_dead(conn, scope, book.settled, keep=[i for i, _ in book.dead])
+        # the scope's next due change: now if an object's front change left (its next one may go), else the
+        # earliest reschedule
+        due = [when for _, when, _, _ in book.later]
+        if book.finished or book.dead:
+            due.append(utcnow())
+        if due:
+            outbox.wake(conn, {scope: min(due)})
         if prepared.enqueue:
             outbox.enqueue(conn, prepared.enqueue)
         session.commit()

@@ -35,7 +35,8 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_lock', 'co_outbox']
+    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_lock', 'co_outbox',
+     'co_outbox_scope']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).
@@ -55,6 +56,7 @@ from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import LargeBinary
 from sqlalchemy import MetaData
+from sqlalchemy import PrimaryKeyConstraint
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import Text
@@ -228,6 +230,20 @@ outbox = Table(
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),
     Index(None, "state", "next_attempt_at"),
+    # a claim reads one scope's due changes oldest first: an index seek, whatever the backlog (co_0004)
+    Index(None, "provider", "marketplace", "account", "next_attempt_at", "id"),
+)
+
+#: Per scope, when its earliest outbox change is due (an in-flight change: when its lease expires).
+#: A claim picks the scopes that are due from here, then each scope's oldest changes through the
+#: outbox's scope index, so its cost does not grow with the backlog (co_0004).
+outbox_scope = Table(
+    "co_outbox_scope",
+    metadata,
+    *_scope_columns(),
+    Column("due_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("provider", "marketplace", "account"),
+    Index(None, "due_at"),
 )
 
 inbox = Table(

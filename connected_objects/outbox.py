@@ -72,14 +72,17 @@ from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import tuple_
+from sqlalchemy import union_all
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import aliased
 
 from .db import DB
 from .db import connection_of
 from .models import outbox as t
+from .models import outbox_scope
 from .models import utcnow
 from .redaction import redact
 from .scope import Scope
@@ -281,6 +284,7 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
     if not latest:
         return 0
     conn = connection_of(db)
+    wake(conn, dict.fromkeys({Scope(k[0], k[1], k[2]) for k in latest}, utcnow()))
     if conn.dialect.name == "postgresql":
         return _write_postgresql(conn, latest)
     sql, pick = _raw_upsert(conn)
@@ -375,60 +379,144 @@ def claim(
 ) -> list[ClaimedChange]:
     """Lease up to ``limit`` due changes (at most ``per_scope`` per scope) to ``worker``.
 
-    Claimed changes move to the front slot, ``in_flight``, with one more
-    attempt counted. The caller commits. Scopes in ``exclude`` are skipped.
+    The due scopes come from ``co_outbox_scope`` (oldest first, ``SKIP LOCKED``,
+    so workers take different scopes), then each scope's oldest due changes
+    through the outbox's scope index: the cost is the same at a thousand or a
+    million waiting changes, and a scope with one change is claimed beside one
+    with a million. Claimed changes move to the front slot, ``in_flight``, with
+    one more attempt counted; they are due again when the lease expires. The
+    caller commits. Scopes in ``exclude`` are skipped.
+
     Changes still in the capture journal are not seen: the worker folds them in
     first (:func:`connected_objects.journal.absorb`).
     """
     conn = connection_of(db)
     now = utcnow()
-    where = [_claimable(now)]
-    if providers is not None:
-        where.append(t.c.provider.in_(list(providers)))
-    for scope in exclude:
-        where.append(
-            ~and_(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+    scopes = _due_scopes(conn, now, min(limit, MAX_SCOPES_PER_CLAIM), exclude, providers)
+    if not scopes:
+        return []
+    branches = []
+    for scope in scopes:
+        head = (
+            select(t.c.id, t.c.next_attempt_at)
+            .where(_in_scope(scope), t.c.next_attempt_at <= now, _claimable(now))
+            .order_by(t.c.next_attempt_at, t.c.id)
+            .limit(per_scope)
+            .subquery()
         )
-    rank = (
-        func.row_number()
-        .over(partition_by=(t.c.provider, t.c.marketplace, t.c.account), order_by=(t.c.next_attempt_at, t.c.id))
-        .label("rank")
-    )
-    candidates = select(t.c.id, t.c.next_attempt_at, rank).where(*where).subquery()
+        branches.append(select(head.c.id, head.c.next_attempt_at))
+    candidates = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
     ids = list(
         conn.execute(
-            select(candidates.c.id)
-            .where(candidates.c.rank <= per_scope)
-            .order_by(candidates.c.next_attempt_at, candidates.c.id)
-            .limit(limit)
+            select(candidates.c.id).order_by(candidates.c.next_attempt_at, candidates.c.id).limit(limit)
         ).scalars()
     )
-    if not ids:
-        return []
-    lock = select(t.c.id).where(t.c.id.in_(ids), _claimable(now))
-    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
-        lock = (
-            lock.with_for_update(skip_locked=True, of=t)
-            if conn.dialect.name == "postgresql"
-            else lock.with_for_update(skip_locked=True)
+    locked = _lock(conn, ids, now) if ids else []
+    expires = now + dt.timedelta(seconds=lease)
+    if locked:
+        conn.execute(
+            update(t)
+            .where(t.c.id.in_(locked))
+            .values(
+                slot="f",
+                state="in_flight",
+                attempts=t.c.attempts + 1,
+                lease_owner=worker,
+                lease_expires_at=expires,
+                next_attempt_at=expires,  # due again only if the lease runs out
+                updated_at=now,
+            )
         )
-    locked = list(conn.execute(lock).scalars())
+    _settle_scopes(conn, scopes)
     if not locked:
         return []
-    conn.execute(
-        update(t)
-        .where(t.c.id.in_(locked))
-        .values(
-            slot="f",
-            state="in_flight",
-            attempts=t.c.attempts + 1,
-            lease_owner=worker,
-            lease_expires_at=now + dt.timedelta(seconds=lease),
-            updated_at=now,
-        )
-    )
     rows = conn.execute(select(t).where(t.c.id.in_(locked)).order_by(t.c.id))
     return [ClaimedChange.from_row(r) for r in rows]
+
+
+#: Scopes one claim looks at, at most (each gets up to ``per_scope`` changes).
+MAX_SCOPES_PER_CLAIM = 100
+#: ``due_at`` of a scope with nothing waiting.
+_NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _due_scopes(
+    conn: Connection, now: dt.datetime, most: int, exclude: Sequence[Scope], providers: Sequence[str] | None
+) -> list[Scope]:
+    """Scopes with a change due, the longest waiting first, locked (``SKIP LOCKED``) on PostgreSQL and MariaDB."""
+    s = outbox_scope
+    query = select(s.c.provider, s.c.marketplace, s.c.account).where(s.c.due_at <= now)
+    if providers is not None:
+        query = query.where(s.c.provider.in_(list(providers)))
+    for scope in exclude:
+        query = query.where(
+            ~and_(s.c.provider == scope.provider, s.c.marketplace == scope.marketplace, s.c.account == scope.account)
+        )
+    query = query.order_by(s.c.due_at).limit(most)
+    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
+        query = query.with_for_update(skip_locked=True)
+    return [Scope(p, m, a) for p, m, a in conn.execute(query)]
+
+
+def _lock(conn: Connection, ids: Sequence[int], now: dt.datetime) -> list[int]:
+    lock = select(t.c.id).where(t.c.id.in_(ids), _claimable(now))
+    if conn.dialect.name == "postgresql":
+        lock = lock.with_for_update(skip_locked=True, of=t)
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        lock = lock.with_for_update(skip_locked=True)
+    return list(conn.execute(lock).scalars())
+
+
+def _settle_scopes(conn: Connection, scopes: Sequence[Scope]) -> None:
+    """Each scope's ``due_at``: when its earliest waiting or leased change is due (an index seek each)."""
+    s = outbox_scope
+    earliest = (
+        select(func.min(t.c.next_attempt_at))
+        .where(
+            t.c.provider == s.c.provider,
+            t.c.marketplace == s.c.marketplace,
+            t.c.account == s.c.account,
+            t.c.state.in_(("pending", "in_flight")),
+        )
+        .scalar_subquery()
+    )
+    where = or_(
+        *(and_(s.c.provider == x.provider, s.c.marketplace == x.marketplace, s.c.account == x.account) for x in scopes)
+    )
+    conn.execute(update(s).where(where).values(due_at=func.coalesce(earliest, _NEVER)))
+
+
+def wake(db: DB, due: Mapping[Scope, dt.datetime]) -> None:
+    """Make ``co_outbox_scope`` know that each scope has a change due by ``due[scope]`` (one upsert).
+
+    Everything that makes a change due sooner calls it: new changes, reschedules,
+    retries, a finished change that unblocks the next one of its object.
+    """
+    if not due:
+        return
+    conn = connection_of(db)
+    s = outbox_scope
+    rows = [
+        {"provider": x.provider, "marketplace": x.marketplace, "account": x.account, "due_at": when}
+        for x, when in sorted(due.items(), key=lambda item: (item[0].provider, item[0].marketplace, item[0].account))
+    ]
+    name = conn.dialect.name
+    if name == "postgresql":
+        pg = postgresql.insert(s)
+        stmt: Any = pg.on_conflict_do_update(
+            index_elements=["provider", "marketplace", "account"],
+            set_={"due_at": func.least(s.c.due_at, pg.excluded.due_at)},
+        )
+    elif name == "sqlite":
+        lite = sqlite.insert(s)
+        stmt = lite.on_conflict_do_update(
+            index_elements=["provider", "marketplace", "account"],
+            set_={"due_at": func.min(s.c.due_at, lite.excluded.due_at)},
+        )
+    else:
+        my = mysql.insert(s)
+        stmt = my.on_duplicate_key_update(due_at=func.least(s.c.due_at, my.inserted.due_at))
+    conn.execute(stmt, rows)
 
 
 def renew_leases(db: DB, worker: str, ids: Sequence[int], lease: float = 60.0) -> int:
@@ -448,7 +536,8 @@ def renew_leases(db: DB, worker: str, ids: Sequence[int], lease: float = 60.0) -
     held = list(conn.execute(mine).scalars())
     if not held:
         return 0
-    conn.execute(update(t).where(t.c.id.in_(held)).values(lease_expires_at=now + dt.timedelta(seconds=lease)))
+    expires = now + dt.timedelta(seconds=lease)
+    conn.execute(update(t).where(t.c.id.in_(held)).values(lease_expires_at=expires, next_attempt_at=expires))
     return len(held)
 
 
@@ -609,6 +698,7 @@ def retry(db: DB, ids: Sequence[int]) -> int:
     if folded:  # the larger refusal count wins
         larger = case((t.c.refusals > bindparam("_refusals"), t.c.refusals), else_=bindparam("_refusals"))
         conn.execute(update(t).where(t.c.id == bindparam("_id")).values(refusals=larger, updated_at=now), folded)
+    wake(conn, dict.fromkeys({c.scope for c in newest.values()}, now))
     if revived:
         conn.execute(
             update(t)
