@@ -378,8 +378,14 @@ def complete(
         outbox.reschedule(conn, worker, book.later)
         outbox.bury(conn, worker, book.dead, refusals=book.refusals)
         outbox.clear_dead(conn, scope, book.settled, keep=[i for i, _ in book.dead])
-        # the scope's next due change: now if an object's front change left (its next one may go), else the
-        # earliest reschedule
+        # objects whose front change left (pushed or dead): their next change may go now
+        left = {
+            (c.plan.change.local_type, c.plan.change.local_id)
+            for c in outcomes
+            if c.plan.change.id in set(book.finished) | {i for i, _ in book.dead}
+        }
+        outbox.release(conn, scope, left)
+        # the scope's next due change: now if a front change left, else the earliest reschedule
         due = [when for _, when, _, _ in book.later]
         if book.finished or book.dead:
             due.append(utcnow())

@@ -67,8 +67,8 @@ from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import delete
-from sqlalchemy import exists
 from sqlalchemy import func
+from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import tuple_
@@ -77,7 +77,6 @@ from sqlalchemy import update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import aliased
 
 from .db import DB
 from .db import connection_of
@@ -102,6 +101,7 @@ __all__ = [
     "finish",
     "get",
     "list_changes",
+    "release",
     "renew_leases",
     "reschedule",
     "retry",
@@ -285,8 +285,11 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
         return 0
     conn = connection_of(db)
     wake(conn, dict.fromkeys({Scope(k[0], k[1], k[2]) for k in latest}, utcnow()))
+    objects = [(Scope(k[0], k[1], k[2]), k[3], k[4]) for k in latest]
     if conn.dialect.name == "postgresql":
-        return _write_postgresql(conn, latest)
+        written = _write_postgresql(conn, latest)
+        _hold_behind_fronts(conn, objects)
+        return written
     sql, pick = _raw_upsert(conn)
     processor = t.c.created_at.type._cached_bind_processor(conn.dialect)
     now = utcnow()
@@ -310,6 +313,7 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
         conn.exec_driver_sql(sql, [pick(row) for row in rows])
     else:
         conn.exec_driver_sql(sql, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    _hold_behind_fronts(conn, objects)
     return len(rows)
 
 
@@ -358,11 +362,14 @@ def _same_object(a: Any, b: Any) -> Any:
 
 
 def _claimable(now: dt.datetime) -> Any:
-    front = aliased(t)
-    no_front = ~exists().where(_same_object(front, t), front.c.slot == "f")
+    """A change a claim may take: waiting and due, or leased with its lease run out.
+
+    A ``p`` change whose object has a front change is parked at :data:`_NEVER`
+    (:func:`_hold_behind_fronts`) until that one leaves (:func:`release`), so
+    this needs no look at other rows.
+    """
     return or_(
-        and_(t.c.slot == "p", t.c.state == "pending", t.c.next_attempt_at <= now, no_front),
-        and_(t.c.slot == "f", t.c.state == "pending", t.c.next_attempt_at <= now),
+        and_(t.c.slot.in_(("p", "f")), t.c.state == "pending", t.c.next_attempt_at <= now),
         and_(t.c.slot == "f", t.c.state == "in_flight", t.c.lease_expires_at < now),
     )
 
@@ -396,21 +403,18 @@ def claim(
     if not scopes:
         return []
     branches = []
-    for scope in scopes:
+    for n, scope in enumerate(scopes):
         head = (
-            select(t.c.id, t.c.next_attempt_at)
+            select(t.c.id, t.c.slot, t.c.local_type, t.c.local_id, literal(n).label("scope_no"))
             .where(_in_scope(scope), t.c.next_attempt_at <= now, _claimable(now))
             .order_by(t.c.next_attempt_at, t.c.id)
             .limit(per_scope)
             .subquery()
         )
-        branches.append(select(head.c.id, head.c.next_attempt_at))
-    candidates = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
-    ids = list(
-        conn.execute(
-            select(candidates.c.id).order_by(candidates.c.next_attempt_at, candidates.c.id).limit(limit)
-        ).scalars()
-    )
+        branches.append(select(head))
+    found = conn.execute(union_all(*branches) if len(branches) > 1 else branches[0]).all()
+    found = _not_behind_fronts(conn, scopes, found)
+    ids = _round_robin(found, limit)
     locked = _lock(conn, ids, now) if ids else []
     expires = now + dt.timedelta(seconds=lease)
     if locked:
@@ -438,6 +442,8 @@ def claim(
 MAX_SCOPES_PER_CLAIM = 100
 #: ``due_at`` of a scope with nothing waiting.
 _NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
+#: Anything due after this is parked (or dead), not scheduled.
+_PARKED = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _due_scopes(
@@ -458,6 +464,75 @@ def _due_scopes(
     return [Scope(p, m, a) for p, m, a in conn.execute(query)]
 
 
+def _round_robin(found: Sequence[Row[Any]], limit: int) -> list[int]:
+    """Up to ``limit`` ids, taking each scope's oldest in turn: a small scope is never cut off by a big one."""
+    queues: dict[int, list[int]] = {}
+    for row in found:  # each scope's rows arrive oldest first
+        queues.setdefault(row.scope_no, []).append(row.id)
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < limit and any(depth < len(q) for q in queues.values()):
+        picked.extend(q[depth] for q in queues.values() if depth < len(q))
+        depth += 1
+    return picked[:limit]
+
+
+def _not_behind_fronts(conn: Connection, scopes: Sequence[Scope], found: Sequence[Row[Any]]) -> list[Row[Any]]:
+    """Leave out ``p`` changes whose object has a front change (a race with absorbing), and park them."""
+    waiting = [r for r in found if r.slot == "p"]
+    if not waiting:
+        return list(found)
+    blocked = _fronts(conn, [(scopes[r.scope_no], r.local_type, r.local_id) for r in waiting])
+    if not blocked:
+        return list(found)
+    behind = [r for r in waiting if (scopes[r.scope_no], r.local_type, r.local_id) in blocked]
+    conn.execute(update(t).where(t.c.id.in_([r.id for r in behind])).values(next_attempt_at=_NEVER))
+    skip = {r.id for r in behind}
+    return [r for r in found if r.id not in skip]
+
+
+def _fronts(conn: Connection, objects: Sequence[tuple[Scope, str, str]]) -> set[tuple[Scope, str, str]]:
+    """Which of ``objects`` have a front (``f``) change: lookups through the unique slot index."""
+    found: set[tuple[Scope, str, str]] = set()
+    keys = sorted({(s.provider, s.marketplace, s.account, lt, lid) for s, lt, lid in objects})
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        query = select(t.c.provider, t.c.marketplace, t.c.account, t.c.local_type, t.c.local_id).where(
+            tuple_(t.c.provider, t.c.marketplace, t.c.account, t.c.local_type, t.c.local_id, t.c.slot).in_(
+                [(*k, "f") for k in chunk]
+            )
+        )
+        found.update((Scope(p, m, a), lt, lid) for p, m, a, lt, lid in conn.execute(query))
+    return found
+
+
+def _hold_behind_fronts(conn: Connection, objects: Sequence[tuple[Scope, str, str]]) -> None:
+    """Park the ``p`` changes of ``objects`` that have a front change until it leaves."""
+    fronts = _fronts(conn, objects)
+    if fronts:
+        keys = [(s.provider, s.marketplace, s.account, lt, lid, "p") for s, lt, lid in sorted(fronts, key=str)]
+        conn.execute(
+            update(t)
+            .where(tuple_(t.c.provider, t.c.marketplace, t.c.account, t.c.local_type, t.c.local_id, t.c.slot).in_(keys))
+            .values(next_attempt_at=_NEVER)
+        )
+
+
+def release(db: DB, scope: Scope, objects: Collection[tuple[str, str]]) -> None:
+    """The front changes of ``objects`` left (pushed or dead): their next changes are due now."""
+    if not objects:
+        return
+    keys = [(scope.provider, scope.marketplace, scope.account, lt, lid, "p") for lt, lid in sorted(objects)]
+    connection_of(db).execute(
+        update(t)
+        .where(
+            tuple_(t.c.provider, t.c.marketplace, t.c.account, t.c.local_type, t.c.local_id, t.c.slot).in_(keys),
+            t.c.next_attempt_at > _PARKED,
+        )
+        .values(next_attempt_at=utcnow())
+    )
+
+
 def _lock(conn: Connection, ids: Sequence[int], now: dt.datetime) -> list[int]:
     lock = select(t.c.id).where(t.c.id.in_(ids), _claimable(now))
     if conn.dialect.name == "postgresql":
@@ -468,22 +543,31 @@ def _lock(conn: Connection, ids: Sequence[int], now: dt.datetime) -> list[int]:
 
 
 def _settle_scopes(conn: Connection, scopes: Sequence[Scope]) -> None:
-    """Each scope's ``due_at``: when its earliest waiting or leased change is due (an index seek each)."""
+    """Each scope's ``due_at``: when its earliest waiting or leased change is due.
+
+    Dead and parked changes stand at :data:`_NEVER`, so this is the first row
+    of the scope index (an index seek per scope, on every backend).
+    """
     s = outbox_scope
-    earliest = (
-        select(func.min(t.c.next_attempt_at))
-        .where(
-            t.c.provider == s.c.provider,
-            t.c.marketplace == s.c.marketplace,
-            t.c.account == s.c.account,
-            t.c.state.in_(("pending", "in_flight")),
+    keys = [(x.provider, x.marketplace, x.account) for x in scopes]
+    firsts = []
+    for n, scope in enumerate(scopes):  # each an index seek: the scope's first change in due order
+        first = (
+            select(literal(n).label("scope_no"), t.c.next_attempt_at)
+            .where(_in_scope(scope))
+            .order_by(t.c.next_attempt_at)
+            .limit(1)
+            .subquery()
         )
-        .scalar_subquery()
+        firsts.append(select(first))
+    found = conn.execute(union_all(*firsts) if len(firsts) > 1 else firsts[0])
+    earliest = {keys[n]: when for n, when in found}
+    conn.execute(
+        update(s)
+        .where(s.c.provider == bindparam("_p"), s.c.marketplace == bindparam("_m"), s.c.account == bindparam("_a"))
+        .values(due_at=bindparam("_due", type_=s.c.due_at.type)),
+        [{"_p": p, "_m": m, "_a": a, "_due": earliest.get((p, m, a)) or _NEVER} for p, m, a in sorted(keys)],
     )
-    where = or_(
-        *(and_(s.c.provider == x.provider, s.c.marketplace == x.marketplace, s.c.account == x.account) for x in scopes)
-    )
-    conn.execute(update(s).where(where).values(due_at=func.coalesce(earliest, _NEVER)))
 
 
 def wake(db: DB, due: Mapping[Scope, dt.datetime]) -> None:
@@ -594,6 +678,7 @@ def bury(db: DB, worker: str, items: Sequence[tuple[int, str]], *, refusals: Map
         .values(
             state="dead",
             slot=None,
+            next_attempt_at=_NEVER,  # out of the scope's queue (see _settle_scopes)
             lease_owner=None,
             lease_expires_at=None,
             last_error=bindparam("_error"),
@@ -713,6 +798,7 @@ def retry(db: DB, ids: Sequence[int]) -> int:
             ),
             revived,
         )
+        _hold_behind_fronts(conn, [(c.scope, c.local_type, c.local_id) for k, c in newest.items() if k not in pending])
     return len(dead)
 
 

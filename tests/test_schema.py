@@ -159,3 +159,44 @@ def test_user_alembic_project_runs_our_branch(empty_database_url: str, tmp_path:
     assert {"invoice", *metadata.tables} <= tables
     command.downgrade(config, f"{schema.BRANCH_LABEL}@base")
     assert _co_tables(empty_database_url) == set()
+
+
+def test_co_0004_gives_existing_changes_their_scope_heads_and_parks_changes_behind_a_front(empty_database_url):
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    engine = create_engine(empty_database_url)
+    lease = dt.datetime(2026, 12, 1, 10, 0, 0)
+    due = dt.datetime(2026, 12, 1, 9, 0, 0)
+    try:
+        schema.upgrade(engine, "co_0003")
+        columns = (
+            "provider, marketplace, account, entity, local_type, local_id, operation, slot, revision, state, "
+            "attempts, next_attempt_at, lease_owner, lease_expires_at, refusals, created_at, updated_at"
+        )
+        rows = [  # object 1: leased front change and a change behind it; object 2: a waiting change
+            ("q", "p", "a", "Customer", "customer", "1", "upsert", "f", 1, "in_flight", 1, due, "w", lease),
+            ("q", "p", "a", "Customer", "customer", "1", "upsert", "p", 1, "pending", 0, due, None, None),
+            ("q", "p", "a", "Customer", "customer", "2", "upsert", "p", 1, "pending", 0, due, None, None),
+        ]
+        with engine.begin() as conn:
+            for row in rows:
+                names = [f":v{i}" for i in range(len(row))]
+                conn.execute(
+                    text(f"INSERT INTO co_outbox ({columns}) VALUES ({', '.join(names)}, 0, :now, :now)"),
+                    {**{f"v{i}": v for i, v in enumerate(row)}, "now": due},
+                )
+        schema.upgrade(engine)
+        with engine.connect() as conn:
+            got = conn.execute(
+                text("SELECT local_id, slot, next_attempt_at FROM co_outbox ORDER BY local_id, slot")
+            ).all()
+            heads = conn.execute(text("SELECT provider, account, due_at FROM co_outbox_scope")).all()
+    finally:
+        engine.dispose()
+    when = {(lid, slot): str(at)[:19] for lid, slot, at in got}
+    assert when[("1", "f")] == "2026-12-01 10:00:00"  # due again when the lease runs out
+    assert when[("1", "p")].startswith("9999-01-01")  # parked behind its front change
+    assert when[("2", "p")] == "2026-12-01 09:00:00"
+    assert [(p, a, str(d)[:19]) for p, a, d in heads] == [("q", "a", "2026-12-01 09:00:00")]

@@ -7,7 +7,9 @@ An in-flight change is now due again when its lease expires, so its
 ``next_attempt_at`` holds the lease's expiry.
 
 Existing data: leased changes get their lease expiry as ``next_attempt_at``,
-and every scope with waiting or leased changes gets its row.
+dead changes and a change behind its object's front change stand at 9999-01-01
+(out of the order; the latter until its front change leaves), and
+every scope with waiting or leased changes gets its row.
 
 Revision ID: co_0004
 Revises: co_0003
@@ -50,6 +52,15 @@ def upgrade() -> None:
     op.execute(
         "UPDATE co_outbox SET next_attempt_at = lease_expires_at "
         "WHERE state = 'in_flight' AND lease_expires_at IS NOT NULL"
+    )
+    # dead changes leave the queue's order (a claim's MIN over a scope skips them)
+    op.execute("UPDATE co_outbox SET next_attempt_at = '9999-01-01 00:00:00' WHERE state = 'dead'")
+    # a change behind its object's front change waits until that one leaves (the claim no longer looks)
+    op.execute(
+        "UPDATE co_outbox SET next_attempt_at = '9999-01-01 00:00:00' WHERE id IN (SELECT id FROM ("
+        "SELECT p.id FROM co_outbox p JOIN co_outbox f ON f.provider = p.provider AND f.marketplace = p.marketplace "
+        "AND f.account = p.account AND f.local_type = p.local_type AND f.local_id = p.local_id AND f.slot = 'f' "
+        "WHERE p.slot = 'p') AS behind)"
     )
     op.execute(
         "INSERT INTO co_outbox_scope (provider, marketplace, account, due_at) "
