@@ -112,7 +112,7 @@ def main() -> None:
     args = parser(__doc__ or "").parse_args()
     sizes = [1_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000]
     repeat = 5 if args.quick else 9
-    figures: dict[str, Any] = {"bench": "claim", "backend": args.backend, "baseline": "the same claim at 1k due changes"}
+    figures: dict[str, Any] = {"bench": "claim", "backend": args.backend, "baseline": "the claim at 1k due changes"}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Scratch(args.backend, tmp)
         engine = scratch.engine()
