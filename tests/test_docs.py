@@ -131,7 +131,7 @@ class Sandboxes:
             models=models,
             providers=[
                 QuickBooksProvider(base_url="http://quickbooks.test"),
-                XeroProvider(base_url="http://xero.test/api.xro/2.0", webhook_key="docs-key"),
+                XeroProvider(base_url="http://xero.test", webhook_key="docs-key"),
                 MaestranoProvider(Marketplaces.from_config({"marketplaces": [config]})),
             ],
             vault=vault,

@@ -225,7 +225,7 @@ def remote(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Remote]:
         if scope is QBO:
             provider: Any = QuickBooksProvider(base_url=url, webhook_verifier=VERIFIER)
         else:
-            provider = XeroProvider(base_url=f"{url}/api.xro/2.0", webhook_key="k")
+            provider = XeroProvider(base_url=url, webhook_key="k")
         hub = Hub(
             sessionmaker(engine, expire_on_commit=False),
             models=[Client, Bill],

@@ -285,7 +285,7 @@ class World:
                     webhook_verifier=self.verifier,
                 ),
                 XeroProvider(
-                    base_url="http://xero.test/api.xro/2.0",
+                    base_url="http://xero.test",
                     webhook_key=self.webhook_key,
                     client_id="xero-client",
                     client_secret="xero-client-secret-8c3a9e",

@@ -130,7 +130,7 @@ def test_one_invoice_reaches_connec_quickbooks_and_xero(engine):
             providers=[
                 MaestranoProvider(Marketplaces.from_config({"marketplaces": [config]})),
                 QuickBooksProvider(base_url=qbo_url),
-                XeroProvider(base_url=f"{xero_url}/api.xro/2.0", webhook_key="k"),
+                XeroProvider(base_url=xero_url, webhook_key="k"),
             ],
             vault=vault,
         )

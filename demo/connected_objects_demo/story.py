@@ -263,7 +263,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
                 token_url=f"{intuit_url}/token",
             )
             xero_url = running.enter_context(serve(xero.app))
-            xero_provider = XeroProvider(base_url=f"{xero_url}/api.xro/2.0", webhook_key="demo-xero-webhook-key")
+            xero_provider = XeroProvider(base_url=xero_url, webhook_key="demo-xero-webhook-key")
             sign_in = RowSignIn(
                 Organization,
                 User,

@@ -5,8 +5,8 @@ Workers find the hub by import path::
     connected-objects worker --app fastapi_invoicing.sync:hub
 
 Configuration comes from the environment: ``DATABASE_URL`` (default: a SQLite
-file) and ``MNO_MARKETPLACES`` (the marketplaces as JSON, as the developer
-platform describes them).
+file) and ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES`` (the marketplaces as
+JSON, as the developer platform describes them).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Workers find the hub by import path::
     connected-objects worker --app flask_invoicing.sync:hub
 
 Configuration comes from the environment: ``DATABASE_URL`` (default: a SQLite
-file) and ``MNO_MARKETPLACES`` (the marketplaces as JSON).
+file) and ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES`` (the marketplaces as
+JSON).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_the_app_signs_in_through_sso_and_its_invoices_reach_connec(tmp_path, mo
         market = marketplace_config(KEY, idp_certificate=idp.certificate)
         market["connec"]["host"] = connec_url
         market["app"]["host"] = app_url
-        monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [market]}))
+        monkeypatch.setenv("CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES", json.dumps({"marketplaces": [market]}))
         with httpx.Client(base_url=app_url) as web:
             assert web.get("/invoices").status_code == 401  # not signed in
             # sign in as a browser does: start here (the binding cookie is kept), the IdP answers

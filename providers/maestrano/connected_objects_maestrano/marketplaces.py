@@ -49,6 +49,7 @@ from connected_objects import ConfigurationError
 from connected_objects import UnknownMarketplace
 from connected_objects.redaction import redact
 from connected_objects.redaction import register_basic
+from connected_objects.settings import variable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +57,8 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found]
 
 __all__ = [
+    "LEGACY_MARKETPLACES_VARIABLE",
+    "MARKETPLACES_VARIABLE",
     "ApiSettings",
     "ConnecSettings",
     "DevPlatform",
@@ -64,6 +67,11 @@ __all__ = [
     "SsoSettings",
     "WebhookSettings",
 ]
+
+#: The variable holding the marketplaces as JSON, for the provider's zero-argument load.
+MARKETPLACES_VARIABLE = variable("maestrano", "marketplaces")
+#: Its older name, still read when the new one is not set.
+LEGACY_MARKETPLACES_VARIABLE = "MNO_MARKETPLACES"
 
 
 def _text(section: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
@@ -307,9 +315,19 @@ class Marketplaces:
         with open(path, "rb") as handle:
             return cls.from_config(tomllib.load(handle))
 
+    @staticmethod
+    def env_variable() -> str | None:
+        """The variable :meth:`from_env` reads by default: ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES``,
+        else the older ``MNO_MARKETPLACES``, whichever is set (not empty); None when neither is."""
+        for name in (MARKETPLACES_VARIABLE, LEGACY_MARKETPLACES_VARIABLE):
+            if os.environ.get(name):
+                return name
+        return None
+
     @classmethod
-    def from_env(cls, variable: str = "MNO_MARKETPLACES") -> Marketplaces:
-        """From a JSON document in an environment variable."""
+    def from_env(cls, variable: str | None = None) -> Marketplaces:
+        """From a JSON document in an environment variable (default: :meth:`env_variable`)."""
+        variable = variable or cls.env_variable() or MARKETPLACES_VARIABLE
         raw = os.environ.get(variable)
         if not raw:
             raise ConfigurationError(f"set {variable} to the marketplaces JSON, or configure them another way")

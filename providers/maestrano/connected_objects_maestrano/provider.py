@@ -28,6 +28,15 @@ lets a marketplace's IdP sign users in without a request of ours.
 Both webhooks are idempotent: a second delivery answers success and changes
 nothing.
 
+Configuration follows ``providers/README.md`` ("Configuration conventions"):
+the marketplaces (the one positional argument: a :class:`Marketplaces`, or a
+function returning the current one) and keyword arguments. For the registry's
+zero-argument load, ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES`` (the old
+``MNO_MARKETPLACES`` still read) holds the marketplaces as JSON and
+``CONNECTED_OBJECTS_MAESTRANO_SSO_SECRET`` the sign-in binding key; without the
+former no marketplace is configured and every route answers as for an unknown
+one.
+
 Every path parameter is checked before a handler runs. On the routes behind
 Basic credentials an unknown marketplace key is answered exactly as wrong
 credentials are (401, same headers, same body), so those routes do not tell
@@ -64,6 +73,8 @@ from connected_objects import connections
 from connected_objects import identity
 from connected_objects import inbox
 from connected_objects.provider import ProviderContext
+from connected_objects.redaction import register_secrets
+from connected_objects.settings import setting
 from connected_objects.values import loads
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
@@ -94,16 +105,33 @@ from .sso import saml_settings
 from .sso import sp_entity_id
 from .sso import verify_relay_state
 
-__all__ = ["MaestranoProvider"]
+__all__ = ["LIMITS", "MaestranoProvider"]
 
 log = logging.getLogger("connected_objects_maestrano.sso")
+
+#: Connec!'s pace per group: 4 calls in flight, writes 50 to a batch call.
+LIMITS = Limits(concurrency=4, batch_size=BATCH_SIZE)
 
 GroupHook = Callable[[Session, Marketplace, str], None]
 UserHook = Callable[[Session, Marketplace, str, str], None]
 
 
 class MaestranoProvider:
-    """Maestrano marketplaces: SSO, billing, account and Connec! webhooks, Connec! data sharing."""
+    """Maestrano marketplaces: SSO, billing, account and Connec! webhooks, Connec! data sharing.
+
+    :param marketplaces: the marketplaces served (each scope's marketplace is one of their keys), or
+        a function returning the current set (:class:`DevPlatform`); default: from
+        ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES``, else none.
+    :param prefix: where the routes live (``{prefix}/{marketplace}/…``).
+    :param app: this application's name, as Connec! is told it.
+    :param on_group_deleted: runs when a marketplace cancels a group.
+    :param on_user_removed: runs when a user leaves a group.
+    :param sso: signs users in after single sign-on (without it the SSO routes are 404).
+    :param initial_import: entities pulled when a group first connects.
+    :param sso_secret: the key binding a sign-in to its browser (default:
+        ``CONNECTED_OBJECTS_MAESTRANO_SSO_SECRET``, else derived per marketplace).
+    :param limits: replaces Connec!'s pace per group (:data:`LIMITS`).
+    """
 
     name = "maestrano"
     api_version = API_VERSION
@@ -120,8 +148,12 @@ class MaestranoProvider:
         sso: SsoHandler | None = None,
         initial_import: Sequence[str] = (),
         sso_secret: str | bytes | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        self._marketplaces = marketplaces if marketplaces is not None else Marketplaces()
+        if marketplaces is None:
+            marketplaces = Marketplaces.from_env() if Marketplaces.env_variable() else Marketplaces()
+        self._marketplaces = marketplaces
+        self._limits = limits or LIMITS
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.app = app
         self.on_group_deleted = on_group_deleted
@@ -130,6 +162,10 @@ class MaestranoProvider:
         self.initial_import = tuple(initial_import)
         if sso_secret is not None and not sso_secret:
             raise ConfigurationError("sso_secret must not be empty: pass a long random value, or None")
+        if sso_secret is None:
+            sso_secret = setting(None, self.name, "sso_secret", "") or None
+        text = sso_secret.decode(errors="replace") if isinstance(sso_secret, bytes) else sso_secret
+        register_secrets(text, owner=self)  # never quoted in an error or a log
         self._sso_secret = sso_secret.encode() if isinstance(sso_secret, str) else sso_secret
 
     def __repr__(self) -> str:
@@ -142,7 +178,8 @@ class MaestranoProvider:
         return source if isinstance(source, Marketplaces) else source()
 
     def limits(self, scope: Scope) -> Limits:
-        return Limits(concurrency=4, batch_size=BATCH_SIZE)
+        """Connec!'s pace per group (:data:`LIMITS`), or the ``limits=`` given."""
+        return self._limits
 
     def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
         """References go out as Connec! id arrays, the form Connec! sends them in."""

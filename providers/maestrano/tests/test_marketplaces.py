@@ -60,8 +60,21 @@ def test_static_configuration_from_toml_and_env(tmp_path: Path, monkeypatch):
         '[marketplaces.api]\nid = "i"\nkey = "k"\nhost = "https://h"\n'
     )
     assert Marketplaces.from_toml(path).get("t").api.url == "https://h/api/v1/"
-    monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [marketplace_config("e")]}))
+    monkeypatch.delenv("MNO_MARKETPLACES", raising=False)
+    config = {"marketplaces": [marketplace_config("e")]}
+    monkeypatch.setenv("CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES", json.dumps(config))
     assert Marketplaces.from_env().keys() == ["e"]
+
+
+def test_the_old_variable_is_read_when_the_new_one_is_unset_and_never_wins(monkeypatch):
+    monkeypatch.delenv("CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES", raising=False)
+    with pytest.raises(ConfigurationError, match="set CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES"):
+        Marketplaces.from_env()
+    monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [marketplace_config("old")]}))
+    assert Marketplaces.from_env().keys() == ["old"]
+    config = {"marketplaces": [marketplace_config("new")]}
+    monkeypatch.setenv("CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES", json.dumps(config))
+    assert Marketplaces.from_env().keys() == ["new"]
 
 
 def test_idp_initiated_login_is_off_unless_configured(tmp_path: Path, monkeypatch):
@@ -76,7 +89,7 @@ def test_idp_initiated_login_is_off_unless_configured(tmp_path: Path, monkeypatc
     assert from_toml.sso.idp_initiated is True and from_toml.sso.entity_id == "urn:our-app:t"
     config = marketplace_config("e")
     config["sso"]["idp_initiated"] = True
-    monkeypatch.setenv("MNO_MARKETPLACES", json.dumps({"marketplaces": [config]}))
+    monkeypatch.setenv("CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES", json.dumps({"marketplaces": [config]}))
     assert Marketplaces.from_env().get("e").sso.idp_initiated is True
 
 

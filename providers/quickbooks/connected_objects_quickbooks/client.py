@@ -173,7 +173,12 @@ def record_from_qbo(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
 
 
 class QuickBooksClient:
-    """Calls to one QBO company with the connection's access token."""
+    """Calls to one QBO company with the connection's access token.
+
+    :param base_url: the API host root, without a path (``https://quickbooks.api.intuit.com``,
+        a fake's URL in tests); requests go to ``{base_url}/v3/company/{realm}/…``.
+    :param timeout: seconds per request (None: the shared client's).
+    """
 
     def __init__(
         self,
@@ -183,9 +188,11 @@ class QuickBooksClient:
         access_token: str,
         *,
         clock: Callable[[], dt.datetime] = _utc_now,
+        timeout: float | None = None,
     ) -> None:
         self.http = http
         self.clock = clock
+        self.timeout = timeout
         self.realm = realm
         self.base = f"{base_url.rstrip('/')}/v3/company/{realm}"
         self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
@@ -203,6 +210,8 @@ class QuickBooksClient:
         if "json" in kwargs:  # amounts as exact JSON numbers, dates as YYYY-MM-DD
             kwargs["content"] = dumps(kwargs.pop("json"))
             headers = {**headers, "Content-Type": "application/json"}
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
         try:
             response = await self.http.request(method, f"{self.base}/{path}", params=params, headers=headers, **kwargs)
         except httpx.HTTPError as exc:

@@ -1,21 +1,34 @@
 """The ``quickbooks`` provider object that the registry loads.
 
-Scopes are ``Scope("quickbooks", <environment>, <realmId>)`` (environment:
-``production`` or ``sandbox``, as Intuit names its two hosts). A connection
-holds the OAuth tokens; the core refreshes them before they expire, once per
-connection whatever the number of workers (:mod:`connected_objects.oauth`).
+Scopes are ``Scope("quickbooks", <marketplace>, <realmId>)``; the marketplace
+is the Intuit environment this provider serves, ``production`` or ``sandbox``
+(each has its own host, and the default ``base_url`` follows it). A
+connection holds the OAuth tokens; the core refreshes them before they expire,
+once per connection whatever the number of workers
+(:mod:`connected_objects.oauth`).
 
-Configuration (constructor arguments, or the environment for the registry's
-zero-argument load): ``QBO_CLIENT_ID``, ``QBO_CLIENT_SECRET``,
-``QBO_WEBHOOK_VERIFIER``, ``QBO_BASE_URL``, ``QBO_TOKEN_URL``.
+Configuration follows ``providers/README.md`` ("Configuration conventions"):
+keyword arguments, or for the registry's zero-argument load the variables
+``CONNECTED_OBJECTS_QUICKBOOKS_MARKETPLACE``, ``…_BASE_URL``, ``…_CLIENT_ID``,
+``…_CLIENT_SECRET``, ``…_TOKEN_URL`` and ``…_WEBHOOK_VERIFIER``. The old
+``QBO_*`` names (``QBO_CLIENT_ID`` …) are still read when the new ones are
+unset; ``environment=`` (now ``marketplace=``) and ``rate_scale=`` (now
+``limits=``) still work for this release and are deprecated.
 
 Example::
 
-    >>> from connected_objects import Scope
+    >>> from connected_objects import Limits, Scope
     >>> from connected_objects_quickbooks import QuickBooksProvider
-    >>> limits = QuickBooksProvider(rate_scale=0.1).limits(Scope("quickbooks", "production", "9130"))
+    >>> provider = QuickBooksProvider(marketplace="sandbox")
+    >>> provider.base_url
+    'https://sandbox-quickbooks.api.intuit.com'
+    >>> limits = provider.limits(Scope("quickbooks", "sandbox", "9130"))
     >>> limits.concurrency, limits.per_minute, limits.batch_size, limits.batches_per_minute
-    (10, 50.0, 30, 4.0)
+    (10, 500, 30, 40)
+    >>> QuickBooksProvider(limits=Limits(concurrency=2, per_minute=50, batch_size=30)).limits(
+    ...     Scope("quickbooks", "production", "9130")
+    ... ).per_minute
+    50
 
 References leave as QBO writes them, and come back as the bare id::
 
@@ -27,8 +40,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -41,6 +54,8 @@ from connected_objects.oauth import refresh_grant
 from connected_objects.provider import ProviderContext
 from connected_objects.redaction import register_basic
 from connected_objects.redaction import register_secrets
+from connected_objects.settings import renamed
+from connected_objects.settings import setting
 from connected_objects.web.core import HTTPError
 from connected_objects.web.core import Request
 from connected_objects.web.core import Response
@@ -52,17 +67,42 @@ from .client import ENTITIES
 from .client import QuickBooksClient
 from .webhooks import parse
 
-__all__ = ["QuickBooksProvider"]
+__all__ = ["BASE_URLS", "LIMITS", "TOKEN_URL", "QuickBooksProvider"]
 
-PRODUCTION = "https://quickbooks.api.intuit.com"
+#: Intuit's API hosts, per marketplace: developer.intuit.com, "Create basic requests"
+#: (…/qbo/docs/get-started/create-a-request, "Get baseURLs"); the client appends ``/v3/company/…``.
+BASE_URLS: Mapping[str, str] = {
+    "production": "https://quickbooks.api.intuit.com",
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com",
+}
+PRODUCTION = BASE_URLS["production"]
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"  # noqa: S105 - a URL, not a secret
+#: Intuit's per-company limits: 500 requests and 40 batch calls a minute, 10 at once, 30 a batch.
+LIMITS = Limits(concurrency=10, per_minute=500, batch_size=BATCH_SIZE, batches_per_minute=40)
 
 
 class QuickBooksProvider:
     """QuickBooks Online: Customer, Item and Invoice.
 
-    :param rate_scale: multiplies Intuit's per-company limits (500 requests and 40
-        batch calls a minute); tests scale them down with the sandbox.
+    Every argument is keyword-only; one left out (or ``None``) is read from
+    ``CONNECTED_OBJECTS_QUICKBOOKS_<NAME>`` where the table in
+    ``providers/README.md`` names a variable, else its default.
+
+    :param marketplace: the Intuit environment served, ``production`` (default) or
+        ``sandbox``: the scope's marketplace, where inbound events are filed.
+    :param base_url: the API host root, without a path (default: the marketplace's
+        Intuit host); the client appends ``/v3/company/{realmId}/…``.
+    :param prefix: where the webhook route lives (``{prefix}/{marketplace}/webhooks``).
+    :param limits: replaces Intuit's per-company limits (:data:`LIMITS`): lower them
+        when other apps share a company's quota, or scale them for a test.
+    :param timeout: seconds per request (None: the hub's).
+    :param client_id: the app's OAuth 2.0 client id.
+    :param client_secret: the app's OAuth 2.0 client secret.
+    :param token_url: Intuit's OAuth 2.0 token endpoint.
+    :param webhook_verifier: the app's webhook verifier token (without one every
+        delivery is refused with 404).
+    :param environment: deprecated name of ``marketplace``.
+    :param rate_scale: deprecated: multiplies :data:`LIMITS`' rates; pass ``limits=`` instead.
     """
 
     name = "quickbooks"
@@ -72,37 +112,55 @@ class QuickBooksProvider:
     def __init__(
         self,
         *,
+        marketplace: str | None = None,
         base_url: str | None = None,
-        environment: str = "production",
+        prefix: str = "/quickbooks",
+        limits: Limits | None = None,
+        timeout: float | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         token_url: str | None = None,
         webhook_verifier: str | None = None,
-        rate_scale: float = 1.0,
+        environment: str | None = None,
+        rate_scale: float | None = None,
     ) -> None:
-        self.base_url = base_url or os.environ.get("QBO_BASE_URL", PRODUCTION)
-        self.environment = environment
-        self.client_id = client_id or os.environ.get("QBO_CLIENT_ID", "")
-        self._client_secret = client_secret or os.environ.get("QBO_CLIENT_SECRET", "")
-        self.token_url = token_url or os.environ.get("QBO_TOKEN_URL", TOKEN_URL)
-        self._verifier = webhook_verifier or os.environ.get("QBO_WEBHOOK_VERIFIER", "")
-        self.rate_scale = rate_scale
+        marketplace = renamed("marketplace", marketplace, "environment", environment)
+        self.marketplace = setting(marketplace, self.name, "marketplace", "production")
+        default_url = BASE_URLS.get(self.marketplace, PRODUCTION)
+        self.base_url = setting(base_url, self.name, "base_url", default_url, legacy=["QBO_BASE_URL"]).rstrip("/")
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        if rate_scale is not None:
+            if limits is not None:
+                raise TypeError("pass limits= only: rate_scale= is deprecated")
+            limits = replace(LIMITS, per_minute=500 * rate_scale, batches_per_minute=40 * rate_scale)
+        self._limits = limits or LIMITS
+        self.timeout = timeout
+        self.client_id = setting(client_id, self.name, "client_id", "", legacy=["QBO_CLIENT_ID"])
+        self._client_secret = setting(client_secret, self.name, "client_secret", "", legacy=["QBO_CLIENT_SECRET"])
+        self.token_url = setting(token_url, self.name, "token_url", TOKEN_URL, legacy=["QBO_TOKEN_URL"])
+        self._verifier = setting(webhook_verifier, self.name, "webhook_verifier", "", legacy=["QBO_WEBHOOK_VERIFIER"])
         register_basic(self.client_id, self._client_secret, owner=self)  # never quoted in an error or a log
         register_secrets(self._verifier, owner=self)
 
-    def __repr__(self) -> str:  # no secret
-        return f"QuickBooksProvider(base_url={self.base_url!r}, environment={self.environment!r})"
+    @property
+    def environment(self) -> str:
+        """Deprecated name of :attr:`marketplace`."""
+        return self.marketplace
 
-    def limits(self, scope: Scope) -> Limits:
-        return Limits(
-            concurrency=10,
-            per_minute=500 * self.rate_scale,
-            batch_size=BATCH_SIZE,
-            batches_per_minute=40 * self.rate_scale,
+    def __repr__(self) -> str:  # no secret
+        return (
+            f"QuickBooksProvider(marketplace={self.marketplace!r}, prefix={self.prefix!r}, base_url={self.base_url!r})"
         )
 
+    def limits(self, scope: Scope) -> Limits:
+        """Intuit's per-company limits (:data:`LIMITS`), or the ``limits=`` given."""
+        return self._limits
+
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> QuickBooksClient:
-        return QuickBooksClient(http, self.base_url, scope.account, str(credentials.get("access_token", "")))
+        token = credentials.get("access_token")
+        return QuickBooksClient(
+            http, self.base_url, scope.account, token if isinstance(token, str) else "", timeout=self.timeout
+        )
 
     async def refresh_token(
         self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
@@ -118,11 +176,12 @@ class QuickBooksProvider:
         return str(json.loads(payload)["id"])
 
     def routes(self, context: ProviderContext) -> list[Route]:
-        """``POST /quickbooks/{environment}/webhooks``: verified, then stored per company.
+        """``POST {prefix}/{marketplace}/webhooks`` (default ``/quickbooks/production/webhooks``):
+        verified, then stored per company.
 
-        Only this provider's own environment is served: Intuit's signature
+        Only this provider's own marketplace is served: Intuit's signature
         covers the body, not the URL, so a delivery replayed under another
-        ``{environment}`` segment would otherwise be stored (and deduplicated)
+        ``{marketplace}`` segment would otherwise be stored (and deduplicated)
         in a namespace of the sender's choosing. Any other segment is 404.
         """
         from connected_objects.inbox import store
@@ -136,15 +195,15 @@ class QuickBooksProvider:
             stored = 0
             if events:
                 with context.session_factory.begin() as session:
-                    stored = store(session, self.name, self.environment, events)
+                    stored = store(session, self.name, self.marketplace, events)
             return Response.json(200, {"received": len(events), "stored": stored})
 
-        environment = self.environment
+        marketplace = self.marketplace
         return [
             Route(
                 "POST",
-                "/quickbooks/{environment}/webhooks",
+                f"{self.prefix}/{{marketplace}}/webhooks",
                 receive,
-                params={"environment": lambda segment: segment == environment},
+                params={"marketplace": lambda segment: segment == marketplace},
             )
         ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import pytest
 from connected_objects_quickbooks import QuickBooksProvider
+from connected_objects_quickbooks.provider import LIMITS
 from connected_objects_quickbooks.testing import FakeQuickBooks
 from connected_objects_quickbooks.testing import qbo_delivery
 from sqlalchemy import String
@@ -201,10 +204,11 @@ def test_rate_limits_hold_in_steady_state(engine):
     qbo = FakeQuickBooks(tokens={TOKEN}, per_minute=60, batches_per_minute=5, window=1.0)
     vault = Vault([Vault.generate_key()])
     scale = 60 * 60 / 500 * 0.9  # 500 a minute → 60 a second, with 10% to spare
+    limits = replace(LIMITS, per_minute=500 * scale, batches_per_minute=40 * scale)
     hub = Hub(
         sessionmaker(engine, expire_on_commit=False),
         models=[Customer],
-        providers=[make_provider(rate_scale=scale)],
+        providers=[make_provider(limits=limits)],
         vault=vault,
         transport=httpx.ASGITransport(qbo.app),
     )
@@ -291,8 +295,8 @@ def test_a_refused_access_token_is_refreshed_and_the_push_retried(engine):
 
 
 @pytest.mark.parametrize("segment", ["sandbox", "Production", "production2", "attacker-chosen"])
-def test_a_signed_delivery_under_another_environment_is_404_and_stores_nothing(company, segment):
-    """Intuit signs the body, not the URL: a captured delivery replayed under another ``{environment}``
+def test_a_signed_delivery_under_another_marketplace_is_404_and_stores_nothing(company, segment):
+    """Intuit signs the body, not the URL: a captured delivery replayed under another ``{marketplace}``
     must not open a fresh dedupe namespace."""
     hub, _qbo = company
     app = hub.webhooks()
@@ -306,8 +310,8 @@ def test_a_signed_delivery_under_another_environment_is_404_and_stores_nothing(c
         assert s.execute(select(inbox.c.marketplace, inbox.c.account)).all() == [("production", REALM)]
 
 
-def test_a_sandbox_app_serves_only_the_sandbox_environment(sqlite_engine):
-    hub = Hub(sessionmaker(sqlite_engine), models=[], providers=[make_provider(environment="sandbox")])
+def test_a_sandbox_app_serves_only_the_sandbox_marketplace(sqlite_engine):
+    hub = Hub(sessionmaker(sqlite_engine), models=[], providers=[make_provider(marketplace="sandbox")])
     app = hub.webhooks()
     body, headers = qbo_delivery(VERIFIER, REALM, "Customer", "58")
     assert app.handle(Request("POST", "/quickbooks/production/webhooks", headers, body)).status == 404

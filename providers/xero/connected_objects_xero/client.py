@@ -61,6 +61,7 @@ from connected_objects.http import transport_error
 from connected_objects.values import dumps
 
 __all__ = [
+    "API_PATH",
     "DEFAULT_BASE_URL",
     "ENTITIES",
     "PAGE_SIZE",
@@ -70,7 +71,10 @@ __all__ = [
     "xero_date",
 ]
 
-DEFAULT_BASE_URL: Final = "https://api.xero.com/api.xro/2.0"
+#: Xero's API host root; the client appends :data:`API_PATH`.
+DEFAULT_BASE_URL: Final = "https://api.xero.com"
+#: The Accounting API's path on that host.
+API_PATH: Final = "/api.xro/2.0"
 #: Records per page of ``GET /Contacts`` and ``GET /Invoices`` with ``page``.
 PAGE_SIZE: Final = 100
 #: IDs per ``GET ?IDs=…`` when fetching several records.
@@ -209,13 +213,25 @@ def raise_for_xero(response: httpx.Response, *, what: str) -> None:
     raise_for_response(response, what=what)
 
 
+def host_root(base_url: str) -> str:
+    """``base_url`` without a trailing ``/`` or a trailing :data:`API_PATH` (the old, deprecated form).
+
+    >>> host_root("https://api.xero.com/api.xro/2.0/"), host_root("http://xero.test")
+    ('https://api.xero.com', 'http://xero.test')
+    """
+    root = base_url.rstrip("/")
+    return root.removesuffix(API_PATH).rstrip("/")
+
+
 class XeroClient:
     """Calls to the Xero Accounting API for one tenant.
 
     :param http: the shared client to send through.
     :param tenant_id: the Xero tenant (organisation) id, ``scope.account``.
     :param access_token: the OAuth 2 bearer token (refreshed by the core, not here).
-    :param base_url: the Accounting API root (a fake's URL in tests).
+    :param base_url: the API host root, without a path (a fake's URL in tests); requests go to
+        ``{base_url}/api.xro/2.0/…``. A URL that already ends with ``/api.xro/2.0`` (the form
+        this argument took in 0.1) is still taken, and deprecated.
     :param timeout: seconds per request (None: the shared client's).
     """
 
@@ -232,7 +248,7 @@ class XeroClient:
             raise PermanentError(f"no Xero access token for tenant {tenant_id!r}: connect the tenant again")
         self.http = http
         self.tenant_id = tenant_id
-        self.base_url = base_url.rstrip("/")
+        self.base_url = host_root(base_url)
         self.timeout = timeout
         self._headers = {
             "Authorization": f"Bearer {access_token}",
@@ -265,7 +281,7 @@ class XeroClient:
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
         try:
-            response = await self.http.request(method, f"{self.base_url}/{path}", headers=sent, **kwargs)
+            response = await self.http.request(method, f"{self.base_url}{API_PATH}/{path}", headers=sent, **kwargs)
         except httpx.HTTPError as exc:
             raise transport_error(exc, what=what) from exc
         raise_for_xero(response, what=what)

@@ -19,11 +19,20 @@ bad or missing one ``401`` and nothing is stored. Events are thin (a tenant, a
 category, a resource id): each CONTACT or INVOICE event the application syncs
 is stored in the inbox under its tenant, and the worker fetches the record.
 
+Configuration follows ``providers/README.md`` ("Configuration conventions"):
+keyword arguments, or for the registry's zero-argument load the variables
+``CONNECTED_OBJECTS_XERO_MARKETPLACE``, ``…_BASE_URL``, ``…_CLIENT_ID``,
+``…_CLIENT_SECRET``, ``…_TOKEN_URL`` and ``…_WEBHOOK_KEY``. ``base_url`` is
+the host root (default ``https://api.xero.com``); the client appends
+``/api.xro/2.0``.
+
 Example::
 
     >>> from connected_objects import Scope
     >>> from connected_objects_xero import XeroProvider
-    >>> provider = XeroProvider(webhook_key="key")
+    >>> provider = XeroProvider(webhook_key="key", base_url="http://xero.test")
+    >>> provider
+    XeroProvider(marketplace='production', prefix='/xero', base_url='http://xero.test')
     >>> provider.limits(Scope("xero", "production", "tenant-1"))
     Limits(concurrency=5, per_minute=60, batch_size=1, batches_per_minute=None)
     >>> provider.decode_event("Contacts", b'{"id": "c-1", "event": {}}')
@@ -36,7 +45,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -52,6 +60,8 @@ from connected_objects.oauth import refresh_grant
 from connected_objects.provider import ProviderContext
 from connected_objects.redaction import register_basic
 from connected_objects.redaction import register_secrets
+from connected_objects.settings import setting
+from connected_objects.settings import variable
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
@@ -62,31 +72,42 @@ from connected_objects.web.core import parse_json_object
 from .client import DEFAULT_BASE_URL
 from .client import ENTITIES
 from .client import XeroClient
+from .client import host_root
 
-__all__ = ["WEBHOOK_KEY_VARIABLE", "XeroProvider", "parse_events"]
+__all__ = ["LIMITS", "TOKEN_URL", "WEBHOOK_KEY_VARIABLE", "XeroProvider", "parse_events"]
 
 #: Where :class:`XeroProvider` finds the webhook key when it is not given one.
-WEBHOOK_KEY_VARIABLE = "CONNECTED_OBJECTS_XERO_WEBHOOK_KEY"
+WEBHOOK_KEY_VARIABLE = variable("xero", "webhook_key")
 #: Xero's OAuth 2.0 token endpoint.
 TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 - a URL, not a secret
 #: Webhook event categories we sync, and their entity.
 CATEGORIES: Mapping[str, str] = {"CONTACT": "Contacts", "INVOICE": "Invoices"}
 #: Xero's published per-tenant limits.
 CONCURRENCY, PER_MINUTE = 5, 60
+#: The same, as the dispatcher takes them.
+LIMITS = Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE)
 
 
 class XeroProvider:
     """Xero's Accounting API: Contacts and Invoices, per tenant.
 
-    :param webhook_key: the app's webhook signing key (default: the
-        ``CONNECTED_OBJECTS_XERO_WEBHOOK_KEY`` environment variable; without
-        one every delivery is refused with 401).
-    :param marketplace: the namespace inbound events are filed under.
+    Every argument is keyword-only; one left out (or ``None``) is read from
+    ``CONNECTED_OBJECTS_XERO_<NAME>`` where the table in ``providers/README.md``
+    names a variable, else its default.
+
+    :param marketplace: the Xero app served, ``production`` (default) or another
+        name you give it: the scope's marketplace, where inbound events are filed.
+    :param base_url: the API host root, without a path (default
+        ``https://api.xero.com``); the client appends ``/api.xro/2.0``.
     :param prefix: where the webhook route lives (``{prefix}/webhooks``).
-    :param base_url: the Accounting API root.
-    :param limits: replaces Xero's per-tenant limits: lower them when other apps share a
-        tenant's quota, or set them for a test.
+    :param limits: replaces Xero's per-tenant limits (:data:`LIMITS`): lower them when
+        other apps share a tenant's quota, or set them for a test.
     :param timeout: seconds per request (None: the hub's).
+    :param client_id: the app's OAuth 2.0 client id.
+    :param client_secret: the app's OAuth 2.0 client secret.
+    :param token_url: Xero's OAuth 2.0 token endpoint.
+    :param webhook_key: the app's webhook signing key (without one every delivery
+        is refused with 401).
     """
 
     name = "xero"
@@ -96,25 +117,25 @@ class XeroProvider:
     def __init__(
         self,
         *,
-        webhook_key: str | None = None,
-        marketplace: str = "production",
+        marketplace: str | None = None,
+        base_url: str | None = None,
         prefix: str = "/xero",
-        base_url: str = DEFAULT_BASE_URL,
         limits: Limits | None = None,
         timeout: float | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
-        token_url: str = TOKEN_URL,
+        token_url: str | None = None,
+        webhook_key: str | None = None,
     ) -> None:
-        self._webhook_key = webhook_key if webhook_key is not None else os.environ.get(WEBHOOK_KEY_VARIABLE)
-        self.marketplace = marketplace
+        self.marketplace = setting(marketplace, self.name, "marketplace", "production")
+        self.base_url = host_root(setting(base_url, self.name, "base_url", DEFAULT_BASE_URL))
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        self.base_url = base_url
-        self._limits = limits or Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE)
+        self._limits = limits or LIMITS
         self.timeout = timeout
-        self.client_id = client_id or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_ID", "")
-        self._client_secret = client_secret or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_SECRET", "")
-        self.token_url = token_url
+        self.client_id = setting(client_id, self.name, "client_id", "")
+        self._client_secret = setting(client_secret, self.name, "client_secret", "")
+        self.token_url = setting(token_url, self.name, "token_url", TOKEN_URL)
+        self._webhook_key = setting(webhook_key, self.name, "webhook_key", "")
         register_basic(self.client_id, self._client_secret, owner=self)  # never quoted in an error or a log
         register_secrets(self._webhook_key, owner=self)
 
