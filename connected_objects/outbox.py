@@ -105,6 +105,7 @@ __all__ = [
     "renew_leases",
     "reschedule",
     "retry",
+    "wake",
     "write_changes",
 ]
 
