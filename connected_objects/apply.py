@@ -56,6 +56,7 @@ from . import journal
 from .exceptions import ConnectedObjectsError
 from .exceptions import MissingReference
 from .hashing import content_hash
+from .inserts import add_new_rows
 from .models import outbox as outbox_table
 from .provider import RemoteRecord
 from .rows import load_rows
@@ -235,6 +236,7 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
     stats = ApplyStats()
     mapping: Any = spec.mapping
     references = dict(getattr(mapping, "references", {}) or {})
+    new: list[Any] = []
     for fid, record in latest.items():
         link = batch.links.get(fid)
         obj = batch.rows.get(link.local_id) if link is not None and link.linked else None
@@ -272,9 +274,10 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
                 if spec.owner is not None:
                     values[spec.owner] = batch.owner_value
                 obj = spec.model(**values)
-                session.add(obj)
+                new.append(obj)
                 batch.created.append((record, obj))
                 stats.created += 1
+    add_new_rows(session, spec.model, new)
     return stats
 
 

@@ -123,11 +123,12 @@ class ConnectedObject:
         return self.status == "linked"
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> ConnectedObject:
+    def from_row(cls, row: Row[Any], scope: Scope | None = None) -> ConnectedObject:
+        """The link in ``row``; pass ``scope`` when the query selected one scope (it is not built again)."""
         m = row._mapping
         return cls(
             id=m["id"],
-            scope=Scope(m["provider"], m["marketplace"], m["account"]),
+            scope=scope if scope is not None else Scope(m["provider"], m["marketplace"], m["account"]),
             entity=m["entity"],
             foreign_id=m["foreign_id"],
             local_type=m["local_type"],
@@ -315,7 +316,7 @@ def _select_foreign(
         if fresh:
             stmt = _fresh_select(conn, stmt)
         for row in conn.execute(stmt):
-            obj = ConnectedObject.from_row(row)
+            obj = ConnectedObject.from_row(row, scope)
             found[obj.foreign_id] = obj
     return found
 
@@ -363,7 +364,7 @@ def resolve_many_local(
         if not include_deleted:
             stmt = stmt.where(t.c.status == "linked")
         for row in conn.execute(stmt):
-            obj = ConnectedObject.from_row(row)
+            obj = ConnectedObject.from_row(row, scope)
             found[obj.local_id] = obj
     return found
 
@@ -450,12 +451,23 @@ def store_created(
         for fid, lt, lid, version, digest in items
     ]
     conn.execute(_insert_ignoring_duplicates(conn), rows)
-    found = _select_foreign(conn, scope, entity, [fid for fid, _, _, _, _ in items], fresh=True)
-    return [
-        item
-        for item in items
-        if (obj := found.get(item[0])) is None or (obj.local_type, obj.local_id) != (item[1], item[2])
-    ]
+    found = _linked_locals(conn, scope, entity, [fid for fid, _, _, _, _ in items])
+    return [item for item in items if found.get(item[0]) != (item[1], item[2])]
+
+
+def _linked_locals(
+    conn: Connection, scope: Scope, entity: str, foreign_ids: Collection[str]
+) -> dict[str, tuple[str, str]]:
+    """``(local_type, local_id)`` of the links of ``foreign_ids``, tombstones included, read fresh."""
+    ids = list(dict.fromkeys(foreign_ids))
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        stmt = select(t.c.foreign_id, t.c.local_type, t.c.local_id).where(
+            _in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK])
+        )
+        for foreign_id, local_type, local_id in conn.execute(_fresh_select(conn, stmt)):
+            found[foreign_id] = (local_type, local_id)
+    return found
 
 
 def store_synced(
