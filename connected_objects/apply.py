@@ -385,18 +385,20 @@ def _pending_local_edits(session: Any, scope: Scope, local_type: str, local_ids:
     if not local_ids:
         return {}
     t = outbox_table
-    query = select(t.c.local_id, t.c.updated_at).where(
-        t.c.provider == scope.provider,
-        t.c.marketplace == scope.marketplace,
-        t.c.account == scope.account,
-        t.c.local_type == local_type,
-        t.c.local_id.in_(list(local_ids)),
-        t.c.state.in_(("pending", "in_flight")),
-    )
     found = journal.edited(session, scope, local_type, local_ids)  # captured, not folded into the outbox yet
-    for lid, when in session.execute(query):
-        if lid not in found or when > found[lid]:
-            found[lid] = when
+    ids = list(local_ids)
+    for start in range(0, len(ids), 5_000):  # under every backend's bound-parameter limit
+        query = select(t.c.local_id, t.c.updated_at).where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            t.c.account == scope.account,
+            t.c.local_type == local_type,
+            t.c.local_id.in_(ids[start : start + 5_000]),
+            t.c.state.in_(("pending", "in_flight")),
+        )
+        for lid, when in session.execute(query):
+            if lid not in found or when > found[lid]:
+                found[lid] = when
     return found
 
 
