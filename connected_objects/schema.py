@@ -34,7 +34,7 @@ Example::
     >>> with engine.connect() as conn:
     ...     schema.check(conn)
     ...     schema.current(conn)
-    'co_0003'
+    'co_0004'
 """
 
 from __future__ import annotations

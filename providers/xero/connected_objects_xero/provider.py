@@ -25,7 +25,7 @@ Example::
     >>> from connected_objects_xero import XeroProvider
     >>> provider = XeroProvider(webhook_key="key")
     >>> provider.limits(Scope("xero", "production", "tenant-1"))
-    Limits(concurrency=5, per_minute=60, batch_size=1, batches_per_minute=None)
+    Limits(concurrency=5, per_minute=60, batch_size=1, batches_per_minute=None, app_per_minute=10000)
     >>> provider.decode_event("Contacts", b'{"id": "c-1", "event": {}}')
     'c-1'
     >>> provider.fold_reference("Invoices", "Contact", "c-1")
@@ -73,6 +73,9 @@ TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 - a URL, not
 CATEGORIES: Mapping[str, str] = {"CONTACT": "Contacts", "INVOICE": "Invoices"}
 #: Xero's published per-tenant limits.
 CONCURRENCY, PER_MINUTE = 5, 60
+#: Calls a minute across every tenant of one app (developer.xero.com/documentation/guides/oauth2/limits;
+#: reference §3.2): kept fleet-wide by a shared limits store (``Hub(limits_store="database")``).
+APP_PER_MINUTE = 10_000
 
 
 class XeroProvider:
@@ -110,7 +113,9 @@ class XeroProvider:
         self.marketplace = marketplace
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.base_url = base_url
-        self._limits = limits or Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE)
+        self._limits = limits or Limits(
+            concurrency=CONCURRENCY, per_minute=PER_MINUTE, app_per_minute=APP_PER_MINUTE
+        )
         self.timeout = timeout
         self.client_id = client_id or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_ID", "")
         self._client_secret = client_secret or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_SECRET", "")
@@ -122,7 +127,8 @@ class XeroProvider:
         return f"XeroProvider(marketplace={self.marketplace!r}, prefix={self.prefix!r}, base_url={self.base_url!r})"
 
     def limits(self, scope: Scope) -> Limits:
-        """Xero's per-tenant limits: 5 requests in flight, 60 a minute (the 5,000 a day is met by 429s)."""
+        """Xero's limits: per tenant 5 requests in flight and 60 a minute, 10,000 a minute per app
+        (the 5,000 a day per tenant is met by 429s, which hold the tenant until the day ends)."""
         return self._limits
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
