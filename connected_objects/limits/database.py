@@ -91,6 +91,14 @@ def _transient(exc: DBAPIError) -> bool:
     return code in ("40001", "40P01", 1213, 1205)
 
 
+class _Held(Exception):
+    """The scope is held: roll the reservation back."""
+
+    def __init__(self, hold: Hold) -> None:
+        super().__init__(hold.reason)
+        self.hold = hold
+
+
 class DatabaseLimits:
     """A :class:`~connected_objects.limits.LimitsStore` in the ``co_limit`` tables of ``engine``.
 
@@ -139,7 +147,10 @@ class DatabaseLimits:
     # -- rates ---------------------------------------------------------------------------------
 
     async def reserve(self, hold_key: str, rates: Sequence[Rate]) -> Reservation:
-        return await self._run(functools.partial(self._reserve, hold_key, list(rates)))
+        try:
+            return await self._run(functools.partial(self._reserve, hold_key, list(rates)))
+        except _Held as held:  # rolled back: a held scope takes no slot
+            return Reservation(held.hold.until - time.time(), held.hold)
 
     def _reserve(self, hold_key: str, rates: list[Rate], conn: Connection) -> Reservation:
         now = time.time()
@@ -172,7 +183,7 @@ class DatabaseLimits:
             if cost[name]:
                 wait_us = max(wait_us, tat - cost[name] + last[name] - now_us)
         if hold is not None:
-            return Reservation(hold.until - now, hold)
+            raise _Held(hold)
         return Reservation(max(0, wait_us) / _US)
 
     # -- concurrency -----------------------------------------------------------------------------
@@ -234,8 +245,8 @@ class DatabaseLimits:
             # MariaDB assigns left to right, each seeing the ones before: the reason first
             stmt = stmt.on_duplicate_key_update(
                 [
-                    (t.c.hold_reason, case((longer, new.hold_reason), else_=t.c.hold_reason)),
-                    (t.c.held_until, case((longer, new.held_until), else_=t.c.held_until)),
+                    ("hold_reason", case((longer, new.hold_reason), else_=t.c.hold_reason)),
+                    ("held_until", case((longer, new.held_until), else_=t.c.held_until)),
                 ]
             )
         else:

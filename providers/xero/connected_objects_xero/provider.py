@@ -113,9 +113,7 @@ class XeroProvider:
         self.marketplace = marketplace
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.base_url = base_url
-        self._limits = limits or Limits(
-            concurrency=CONCURRENCY, per_minute=PER_MINUTE, app_per_minute=APP_PER_MINUTE
-        )
+        self._limits = limits or Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE, app_per_minute=APP_PER_MINUTE)
         self.timeout = timeout
         self.client_id = client_id or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_ID", "")
         self._client_secret = client_secret or os.environ.get("CONNECTED_OBJECTS_XERO_CLIENT_SECRET", "")
