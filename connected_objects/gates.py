@@ -134,15 +134,15 @@ class ScopeGate:
             if self.wait() > 0:
                 yield False
                 return
-            reservation = await self.store.reserve(self.key, self._rates(operations, batch))
-            if reservation.hold is not None:
-                self._learn(reservation.hold)
-                yield False
-                return
-            if reservation.wait > 0:
-                await asyncio.sleep(reservation.wait)
+            # the lease first, then the rate slot: a request waiting for a lease after its slot would
+            # arrive late, bunched with the next ones, and a provider's window would see more than its quota
             token = await self._lease()
             try:
+                reservation = await self.store.reserve(self.key, self._rates(operations, batch))
+                if reservation.hold is not None:
+                    self._learn(reservation.hold)
+                elif reservation.wait > 0:
+                    await asyncio.sleep(reservation.wait)
                 if self.wait() > 0:
                     yield False
                     return

@@ -15,7 +15,9 @@ configured by:
     its keyword arguments as JSON (``base_url`` pointing at a fake served over
     loopback; ``limits`` as a JSON object becomes a :class:`~connected_objects.Limits`);
 ``CO_FLEET_LIMITS``
-    the limits store: ``memory``, ``database`` or a ``redis://`` URL.
+    the limits store: ``memory``, ``database`` or a ``redis://`` URL;
+``CO_FLEET_VAULT_KEY``
+    the key the connections' credentials are sealed with (:meth:`~connected_objects.Vault.generate_key`).
 
 Example::
 
@@ -51,6 +53,7 @@ from ..mapping import FieldMapping
 from ..provider import Limits
 from ..provider import Provider
 from ..retry import RetryPolicy
+from ..secrets import Vault
 
 __all__ = ["Base", "Contact", "Tenant", "hub_from_env", "make_hub", "provider_from_env"]
 
@@ -74,7 +77,12 @@ class Contact(Base):
 
 
 def make_hub(
-    engine: Engine, provider: Provider, *, limits_store: LimitsStore | str | None = None, timeout: float = 10.0
+    engine: Engine,
+    provider: Provider,
+    *,
+    limits_store: LimitsStore | str | None = None,
+    timeout: float = 10.0,
+    vault: Vault | None = None,
 ) -> Hub:
     """A hub pushing contacts to ``provider``; capture installed."""
     hub = Hub(
@@ -85,6 +93,7 @@ def make_hub(
         timeout=timeout,
         defer_delay=0.05,
         limits_store=limits_store,
+        vault=vault,
     )
     hub.install()
     return hub
@@ -104,4 +113,11 @@ def hub_from_env() -> Hub:
     """The hub for a worker process (see the module docstring for its environment)."""
     engine = create_engine(os.environ["CO_APP_DATABASE_URL"], pool_size=10, max_overflow=20)
     timeout = float(os.environ.get("CO_APP_TIMEOUT", "10"))
-    return make_hub(engine, provider_from_env(), limits_store=os.environ.get("CO_FLEET_LIMITS"), timeout=timeout)
+    key = os.environ.get("CO_FLEET_VAULT_KEY")
+    return make_hub(
+        engine,
+        provider_from_env(),
+        limits_store=os.environ.get("CO_FLEET_LIMITS"),
+        timeout=timeout,
+        vault=Vault([key]) if key else None,
+    )
