@@ -56,7 +56,7 @@ def main() -> None:
     p.set_defaults(backend="postgresql")
     args = p.parse_args()
     if args.quick:
-        args.window, args.per_window, args.windows = 2.0, 40, 4
+        args.window, args.per_window, args.windows = 4.0, 60, 3
     window, per_window = args.window, args.per_window
     per_tenant = per_window * args.windows
     with tempfile.TemporaryDirectory() as tmp:
