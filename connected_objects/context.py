@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import sessionmaker
 
     from .connected import ConnectSpec
+    from .limits import LimitsStore
     from .provider import Extras
     from .provider import Provider
     from .retry import RetryPolicy
@@ -65,6 +66,11 @@ class SyncContext(Protocol):
     @property
     def http_shards(self) -> int:
         """Keep-alive HTTP clients per worker."""
+        ...
+
+    @property
+    def limits_store(self) -> LimitsStore | None:
+        """Where workers share rate limits and holds (None: each worker in its own memory)."""
         ...
 
     def connection(self, session: Session) -> Connection:

@@ -37,6 +37,8 @@ from . import registry
 from .connected import ConnectSpec
 from .connected import specs_of
 from .exceptions import ConfigurationError
+from .limits import LimitsStore
+from .limits import from_setting
 from .provider import Extras
 from .provider import Provider
 from .provider import extras_of
@@ -71,6 +73,11 @@ class Hub:
         same one. httpcore's pool spends time quadratic in its number of
         connections (measured: 32 concurrent requests through one client run at
         40% of the rate of 8 clients), so a few smaller pools beat one big one.
+    :param limits_store: where workers keep the providers' rate and concurrency
+        limits and their holds after a 429 (:mod:`connected_objects.limits`):
+        None (each worker its own memory: one worker), ``"database"`` (the
+        ``co_limit`` tables: a fleet), a ``redis://`` URL, or a
+        :class:`~connected_objects.limits.LimitsStore`.
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class Hub:
         transport: httpx.AsyncBaseTransport | None = None,
         defer_delay: float = 1.0,
         http_shards: int = 8,
+        limits_store: LimitsStore | str | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.models = list(models)
@@ -94,6 +102,8 @@ class Hub:
         self.transport = transport
         self.defer_delay = defer_delay
         self.http_shards = max(1, http_shards)
+        self._limits_setting = limits_store
+        self._limits_store: LimitsStore | None = limits_store if not isinstance(limits_store, str) else None
         self._providers = {p.name: p for p in providers or ()}
         self._extras: dict[str, Extras] = {}
         self._specs: dict[tuple[str, str], ConnectSpec] = {}
@@ -114,6 +124,13 @@ class Hub:
         if not isinstance(bind, Engine):
             raise ConfigurationError("the hub's sessionmaker must be bound to an Engine: sessionmaker(engine)")
         return bind
+
+    @property
+    def limits_store(self) -> LimitsStore | None:
+        """The limits store workers share (None: each worker keeps its own, in memory)."""
+        if self._limits_store is None and isinstance(self._limits_setting, str):
+            self._limits_store = from_setting(self._limits_setting, self.engine)
+        return self._limits_store
 
     def connection(self, session: Session) -> Connection:
         """The session's connection for engine work (claims, pushes, applies).

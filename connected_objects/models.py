@@ -26,6 +26,13 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
 ``co_lock``
     named rows that workers lock (``SKIP LOCKED``) to take turns at a job, such
     as folding the journal.
+``co_limit``
+    the limits a fleet of workers shares (:class:`~connected_objects.limits.DatabaseLimits`):
+    per key (a scope, a provider's app), the theoretical arrival time of its
+    next request slot and the hold on it (until when, why).
+``co_limit_lease``
+    concurrency leases, one row per (key, slot below the cap), with the token
+    of the request holding it and when it expires.
 
 Example: create them directly for a quick experiment (applications use the
 migrations instead)::
@@ -35,8 +42,8 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_lock', 'co_outbox',
-     'co_outbox_scope']
+    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_limit', 'co_limit_lease',
+     'co_lock', 'co_outbox', 'co_outbox_scope']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).
@@ -76,6 +83,8 @@ __all__ = [
     "cursor",
     "inbox",
     "journal",
+    "limit",
+    "limit_lease",
     "lock",
     "metadata",
     "outbox",
@@ -296,3 +305,23 @@ lock = Table(
 @event.listens_for(lock, "after_create")
 def _add_locks(target: Table, connection: Any, **kw: Any) -> None:
     connection.execute(target.insert(), [{"name": name} for name in LOCKS])
+
+
+limit = Table(
+    "co_limit",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    #: The GCRA's theoretical arrival time: microseconds since the epoch after which the next slot is free.
+    Column("tat", BigInteger, nullable=False, default=0),
+    Column("held_until", UTCDateTime(), nullable=True),
+    Column("hold_reason", String(500), nullable=True),
+)
+
+limit_lease = Table(
+    "co_limit_lease",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+)

@@ -134,12 +134,15 @@ class Limits:
     :param batch_size: operations per batch call, where the provider has one (1: no batching).
     :param batches_per_minute: batch calls per minute per account, where the provider caps them
         apart (QuickBooks Online: 40). Each operation in a batch also counts toward ``per_minute``.
+    :param app_per_minute: requests per minute across every account of the provider, where the
+        provider caps the whole app (Xero: 10,000); kept fleet-wide by a shared limits store.
     """
 
     concurrency: int = 4
     per_minute: float | None = None
     batch_size: int = 1
     batches_per_minute: float | None = None
+    app_per_minute: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1:
@@ -148,6 +151,8 @@ class Limits:
             raise ValueError("Limits.per_minute must be positive or None")
         if self.batches_per_minute is not None and self.batches_per_minute <= 0:
             raise ValueError("Limits.batches_per_minute must be positive or None")
+        if self.app_per_minute is not None and self.app_per_minute <= 0:
+            raise ValueError("Limits.app_per_minute must be positive or None")
 
 
 @dataclass(frozen=True, slots=True)

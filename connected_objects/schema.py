@@ -34,7 +34,7 @@ Example::
     >>> with engine.connect() as conn:
     ...     schema.check(conn)
     ...     schema.current(conn)
-    'co_0004'
+    'co_0005'
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ claiming while those run, so a slow or rate-limited account never holds back
 the others. Requests go through a few shared keep-alive ``httpx.AsyncClient``
 pools (:attr:`Hub.http_shards`; a scope always uses the same one). Per scope, a
 :class:`ScopeGate` keeps to the provider's concurrency and rate limits, and
-after a 429 holds the scope until its ``Retry-After``. Leases are renewed
+after a 429 holds the scope until its ``Retry-After``; with a shared
+``Hub(limits_store=...)`` the whole fleet keeps to them together. Leases are renewed
 while work is in progress; a worker that dies simply stops renewing them, and
 another worker takes its changes over once they expire.
 
@@ -62,6 +63,8 @@ from .exceptions import PermanentError
 from .exceptions import RetryableError
 from .gates import ScopeGate
 from .inbox import StoredEvent
+from .limits import LimitsStore
+from .limits import MemoryLimits
 from .models import inbox as inbox_table
 from .models import outbox as outbox_table
 from .models import utcnow
@@ -142,6 +145,7 @@ class Worker:
         self.stats = WorkerStats()
         install_log_filter()  # our log lines and httpx's never carry a credential
         self._gates: dict[Scope, ScopeGate] = {}
+        self.limits: LimitsStore = hub.limits_store or MemoryLimits()  # nothing shared: this worker's own
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
 
     def __repr__(self) -> str:
@@ -150,7 +154,8 @@ class Worker:
     def _gate(self, scope: Scope) -> ScopeGate:
         gate = self._gates.get(scope)
         if gate is None:
-            gate = self._gates[scope] = ScopeGate(self.hub.provider(scope.provider).limits(scope))
+            limits = self.hub.provider(scope.provider).limits(scope)
+            gate = self._gates[scope] = ScopeGate(limits, self.limits, scope=scope)
         return gate
 
     def _claim(self, exclude: Sequence[Scope]) -> list[ClaimedChange]:
@@ -391,6 +396,9 @@ class Worker:
                 if self._in_flight:
                     await asyncio.gather(*self._in_flight, return_exceptions=True)
                     self._in_flight.clear()
+                for gate in self._gates.values():  # holds met here reach the store before we stop
+                    await gate.settle()
+                await self.limits.close()  # connections of this event loop; the store stays usable
         return self.stats
 
 

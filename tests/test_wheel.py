@@ -58,6 +58,8 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
     assert any(n.startswith("connected_objects/migrations/versions/co_0001") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0002") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0003") for n in names)
+    assert any(n.startswith("connected_objects/migrations/versions/co_0004") for n in names)
+    assert any(n.startswith("connected_objects/migrations/versions/co_0005") for n in names)
     assert not [n for n in names if "demo" in n or n.startswith("connected_objects_")], names
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True, env=env)
@@ -73,7 +75,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
         text=True,
         env=env,
     )
-    assert out.stdout.split()[0] == "co_0004"
+    assert out.stdout.split()[0] == "co_0005"
     assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout and "co_journal" in out.stdout
     demo = subprocess.run(
         [str(venv / "bin" / "connected-objects"), "demo"], cwd=tmp_path, capture_output=True, text=True, env=env

@@ -15,6 +15,10 @@ and ask for a fixture:
 ``empty_database_url``
     parametrised like ``engine``: the URL of a brand-new, empty database
     (for migration tests), dropped afterwards.
+``redis_url``
+    the URL of a Redis that answers (``CO_TEST_REDIS_URL``, by default
+    ``redis://127.0.0.1:6379/0``), for the Redis limits store; tests give
+    their keys a unique prefix.
 
 Where the servers come from, per backend:
 
@@ -25,8 +29,9 @@ Where the servers come from, per backend:
    A URL that is set but unreachable fails the tests: it never skips.
 2. Otherwise, if a Docker engine answers, testcontainers starts a server.
 3. Otherwise those tests skip, with a reason saying how to enable them, unless
-   ``CO_TEST_REQUIRE`` names the backend (``CO_TEST_REQUIRE=postgresql,mariadb``
-   in CI): then they fail.
+   ``CO_TEST_REQUIRE`` names the backend (``CO_TEST_REQUIRE=postgresql,mariadb,redis``
+   in CI): then they fail. Redis is the same: a Redis that does not answer
+   skips its tests, or fails them when ``CO_TEST_REQUIRE`` names ``redis``.
 
 Example (a test module)::
 
@@ -62,6 +67,7 @@ from ..models import metadata as co_metadata
 
 __all__ = [
     "BACKENDS",
+    "REDIS_URL",
     "StatementCounter",
     "count_statements",
     "create_database",
@@ -76,6 +82,10 @@ _EXAMPLE = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     "mariadb": "mariadb+pymysql://root@127.0.0.1:3306/test",
 }
+
+
+#: The Redis the tests use unless ``CO_TEST_REDIS_URL`` names another.
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _required(backend: str) -> bool:
@@ -276,6 +286,31 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield url
     finally:
         drop_database(server, name)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL that answers; skips (or fails, when ``CO_TEST_REQUIRE`` names ``redis``) otherwise."""
+    url = os.environ.get("CO_TEST_REDIS_URL") or REDIS_URL
+    shown = make_url(url.replace("redis://", "redis+x://", 1)).render_as_string(hide_password=True)
+    shown = shown.replace("redis+x://", "redis://", 1)
+    reason = (
+        f"Redis tests need a Redis at {shown}: start one (redis-server --port 6379 --save '' --appendonly no) "
+        "or set CO_TEST_REDIS_URL, with redis-py installed (pip install 'connected-objects[redis]')"
+    )
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        if _required("redis"):
+            pytest.fail(f"CO_TEST_REQUIRE names redis but {reason} ({type(exc).__name__})", pytrace=False)
+        pytest.skip(reason)
+    return url
 
 
 class StatementCounter:

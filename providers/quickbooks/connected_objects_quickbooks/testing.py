@@ -49,6 +49,7 @@ import hmac
 import json
 import re
 import time
+from collections import Counter
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -162,6 +163,26 @@ def _utc_now() -> dt.datetime:
 Reply = tuple[int, dict[str, Any]]
 
 
+class _InFlight:
+    """ASGI middleware counting a company's requests in flight (``/v3/company/{realm}/…``)."""
+
+    def __init__(self, app: Any, fake: FakeQuickBooks) -> None:
+        self.app, self.fake = app, fake
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        parts = str(scope.get("path", "")).split("/")
+        if scope["type"] != "http" or len(parts) < 4 or parts[1:3] != ["v3", "company"]:
+            await self.app(scope, receive, send)
+            return
+        realm, fake = parts[3], self.fake
+        fake.in_flight[realm] += 1
+        fake.max_in_flight[realm] = max(fake.max_in_flight[realm], fake.in_flight[realm])
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            fake.in_flight[realm] -= 1
+
+
 class FakeQuickBooks:
     """An in-process QuickBooks Online company API for tests (yours too).
 
@@ -183,6 +204,7 @@ class FakeQuickBooks:
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         from starlette.applications import Starlette
+        from starlette.middleware import Middleware
         from starlette.routing import Route
 
         self.tokens = set(tokens) if tokens is not None else None
@@ -199,14 +221,19 @@ class FakeQuickBooks:
         self._calls: dict[str, deque[float]] = {}
         self._batches: dict[str, deque[float]] = {}
         self._last: dt.datetime | None = None
+        #: requests being answered per company now, and the most there ever were (for assertions on
+        #: a client's concurrency; recorded, not refused)
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
         self.app = Starlette(
+            middleware=[Middleware(_InFlight, fake=self)],
             routes=[
                 Route("/v3/company/{realm}/batch", self._batch, methods=["POST"]),
                 Route("/v3/company/{realm}/cdc", self._cdc, methods=["GET"]),
                 Route("/v3/company/{realm}/query", self._query, methods=["GET"]),
                 Route("/v3/company/{realm}/{entity}", self._write, methods=["POST"]),
                 Route("/v3/company/{realm}/{entity}/{id}", self._read, methods=["GET"]),
-            ]
+            ],
         )
 
     # -- test helpers ---------------------------------------------------------------------

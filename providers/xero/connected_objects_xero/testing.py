@@ -217,6 +217,10 @@ class FakeXero:
         self._day: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._app: collections.deque[float] = collections.deque()
         self._in_flight: collections.Counter[str] = collections.Counter()
+        #: the most requests a tenant ever had being answered at once, and the wall-clock time of every
+        #: request that reached the limits (for assertions on a client's concurrency and holds)
+        self.max_in_flight: collections.Counter[str] = collections.Counter()
+        self.arrivals: list[float] = []
         self._last_ms = 0
         self._sequence = 0
         self.app = Starlette(
@@ -334,11 +338,13 @@ class FakeXero:
         tenant, refused = self._refuse(request)
         if refused is not None or tenant is None:
             return refused or Response(status_code=401)
+        self.arrivals.append(time.time())
         limited = self._throttle(tenant)
         if limited is not None:
             return limited
         self.calls[f"{request.method} {entity}"] += 1
         self._in_flight[tenant] += 1
+        self.max_in_flight[tenant] = max(self.max_in_flight[tenant], self._in_flight[tenant])
         try:
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
