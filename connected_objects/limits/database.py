@@ -1,7 +1,7 @@
 """Limits in the application's database, shared by every worker that uses it.
 
 :class:`DatabaseLimits` keeps the ``co_limit`` and ``co_limit_lease`` tables
-(migration ``co_0004``):
+(migration ``co_0005``):
 
 - a reservation is one statement on PostgreSQL and SQLite: an ``INSERT … ON
   CONFLICT DO UPDATE … RETURNING`` over every key of the request at once (the
