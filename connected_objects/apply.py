@@ -236,13 +236,13 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
     stats = ApplyStats()
     mapping: Any = spec.mapping
     references = dict(getattr(mapping, "references", {}) or {})
+    conflict = getattr(mapping, "conflict", "newest")
     new: list[Any] = []
     for fid, record in latest.items():
         link = batch.links.get(fid)
         obj = batch.rows.get(link.local_id) if link is not None and link.linked else None
         waiting = batch.unresolved.get(fid)
         edited = batch.pending.get(link.local_id) if link is not None else None
-        conflict = getattr(mapping, "conflict", "newest")
         what = decide(
             record, link=link, has_row=obj is not None, waiting=bool(waiting), edited_at=edited, conflict=conflict
         )

@@ -40,6 +40,8 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+import httpx
+
 from .exceptions import PermanentError
 from .exceptions import RemoteError
 from .exceptions import RetryableError
@@ -153,8 +155,6 @@ def failed(plan: Plan, exc: BaseException) -> Outcome:
         return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401, refused=True)
     if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
         return Outcome(plan, "retry", error=exc.message)
-    import httpx
-
     if isinstance(exc, httpx.HTTPError):
         return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
     return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
