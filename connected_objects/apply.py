@@ -45,7 +45,6 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy import inspect
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import capture
@@ -57,8 +56,8 @@ from .exceptions import ConnectedObjectsError
 from .exceptions import MissingReference
 from .hashing import content_hash
 from .inserts import add_new_rows
-from .models import outbox as outbox_table
 from .provider import RemoteRecord
+from .queue import CHANGES
 from .rows import load_rows
 from .rows import python_type
 from .scope import Scope
@@ -384,21 +383,10 @@ def _owner_value(spec: Any, owner_id: str) -> Any:
 def _pending_local_edits(session: Any, scope: Scope, local_type: str, local_ids: Sequence[str]) -> dict[str, Any]:
     if not local_ids:
         return {}
-    t = outbox_table
     found = journal.edited(session, scope, local_type, local_ids)  # captured, not folded into the outbox yet
-    ids = list(local_ids)
-    for start in range(0, len(ids), 5_000):  # under every backend's bound-parameter limit
-        query = select(t.c.local_id, t.c.updated_at).where(
-            t.c.provider == scope.provider,
-            t.c.marketplace == scope.marketplace,
-            t.c.account == scope.account,
-            t.c.local_type == local_type,
-            t.c.local_id.in_(ids[start : start + 5_000]),
-            t.c.state.in_(("pending", "in_flight")),
-        )
-        for lid, when in session.execute(query):
-            if lid not in found or when > found[lid]:
-                found[lid] = when
+    for lid, when in CHANGES.last_changed(session, scope, local_type, local_ids).items():
+        if lid not in found or when > found[lid]:
+            found[lid] = when
     return found
 
 

@@ -39,8 +39,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Connection
-from sqlalchemy import select
-from sqlalchemy import tuple_
 
 from . import connections
 from . import identity
@@ -53,7 +51,6 @@ from .exceptions import RetryableError
 from .gates import ScopeGate
 from .hashing import content_hash
 from .hashing import idempotency_key
-from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
 from .planning import Outcome
@@ -65,6 +62,7 @@ from .provider import BatchClient
 from .provider import BatchOperation
 from .provider import RemoteClient
 from .provider import RemoteRecord
+from .queue import CHANGES
 from .rows import load_rows
 from .scope import Scope
 from .states import WriteAction
@@ -192,19 +190,7 @@ def _queue_missing(
     conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: SyncContext
 ) -> list[outbox.Change]:
     """Changes to queue so that unlinked referenced rows get pushed (unless already queued)."""
-    t = outbox_table
-    queued = {
-        (lt, lid)
-        for lt, lid in conn.execute(
-            select(t.c.local_type, t.c.local_id).where(
-                t.c.provider == scope.provider,
-                t.c.marketplace == scope.marketplace,
-                t.c.account == scope.account,
-                tuple_(t.c.local_type, t.c.local_id).in_(list(missing)),
-                t.c.slot.is_not(None),
-            )
-        )
-    }
+    queued = CHANGES.queued(conn, scope, missing)
     changes = []
     for local_type, local_id in missing:
         spec = hub.spec(local_type, scope.provider)

@@ -8,6 +8,13 @@ duplicate delivery stores nothing new. Workers later :func:`claim` events and
 apply them (:mod:`connected_objects.apply`); failures retry with backoff and end
 ``dead``, like outbound changes. Applied events are deleted.
 
+Each row has a ``kind``: ``event`` (a provider's notification), ``import``
+(:func:`request_import`, a queued backfill) or ``parked`` (:func:`park`, a
+record waiting for its reference). These functions are the inbox's public
+face; the work is done by the queue component,
+:data:`connected_objects.queue.EVENTS` (the only code that queries
+``co_inbox``).
+
 Example::
 
     >>> from sqlalchemy import create_engine
@@ -26,27 +33,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Row
-from sqlalchemy import bindparam
-from sqlalchemy import delete
-from sqlalchemy import select
-from sqlalchemy import update
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from .db import DB
-from .db import connection_of
-from .models import inbox as t
-from .models import utcnow
 from .provider import RemoteRecord
-from .redaction import redact
+from .queue import EVENTS
+from .queue import InboundEvent
+from .queue import StoredEvent
 from .scope import Scope
-from .states import ChangeState
-from .states import EventKind
 from .values import dumps
 from .values import loads
 from .values import parse_datetime
@@ -72,87 +65,11 @@ __all__ = [
     "wake_parked",
 ]
 
-#: The payload of a queued backfill: a worker runs :func:`connected_objects.pull.pull` for its scope and entity.
+#: The payload of a queued backfill (its row's ``kind`` is ``import``): a worker runs
+#: :func:`connected_objects.pull.pull` for its scope and entity.
 IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
-#: How a parked record's payload starts (the rest is the record, see :func:`park`).
-_PARKED = b'{"connected_objects":"parked"'
-#: Dedupe keys of parked records start with this.
+#: Dedupe keys of parked records start with this (so they never meet a provider's event id).
 PARKED_PREFIX = "parked:"
-
-
-@dataclass(frozen=True, slots=True)
-class InboundEvent:
-    """One verified event to keep: about ``entity`` records of ``account`` (None: resolved later)."""
-
-    dedupe_key: str
-    account: str | None
-    entity: str | None
-    payload: bytes
-    content_type: str = "application/json"
-    #: Why it waits, shown as its last error (a parked record names its missing reference).
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An inbox row."""
-
-    id: int
-    provider: str
-    marketplace: str
-    account: str | None
-    entity: str | None
-    payload: bytes
-    attempts: int
-    state: ChangeState
-    last_error: str | None
-
-    @property
-    def scope(self) -> Scope | None:
-        return Scope(self.provider, self.marketplace, self.account) if self.account else None
-
-    def as_dict(self, *, payload_bytes: int = 0) -> dict[str, Any]:
-        """The event as JSON-ready values; ``payload_bytes`` of its payload (as text) when above 0."""
-        data: dict[str, Any] = {
-            "id": self.id,
-            "provider": self.provider,
-            "marketplace": self.marketplace,
-            "account": self.account,
-            "entity": self.entity,
-            "kind": self.kind,
-            "attempts": self.attempts,
-            "state": self.state,
-            "last_error": self.last_error,
-        }
-        if payload_bytes > 0:
-            data["payload"] = self.payload[:payload_bytes].decode("utf-8", "replace")
-            data["payload_bytes"] = len(self.payload)
-        return data
-
-    @property
-    def kind(self) -> EventKind:
-        """``event`` (a provider's notification), ``import`` (a queued backfill) or ``parked`` (a record
-        waiting for its reference)."""
-        if self.payload == IMPORT_PAYLOAD:
-            return "import"
-        if self.payload.startswith(_PARKED):
-            return "parked"
-        return "event"
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> StoredEvent:
-        m = row._mapping
-        return cls(
-            m["id"],
-            m["provider"],
-            m["marketplace"],
-            m["account"],
-            m["entity"],
-            bytes(m["payload"]),
-            m["attempts"],
-            m["state"],
-            m["last_error"],
-        )
 
 
 def digest_key(*parts: object) -> str:
@@ -162,54 +79,12 @@ def digest_key(*parts: object) -> str:
 
 def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent]) -> int:
     """Keep new events (one batched INSERT); returns how many were new."""
-    if not events:
-        return 0
-    conn = connection_of(db)
-    now = utcnow()
-    unique = {e.dedupe_key: e for e in events}
-    keys = list(unique)
-    existing = set(
-        conn.execute(
-            select(t.c.dedupe_key).where(
-                t.c.provider == provider, t.c.marketplace == marketplace, t.c.dedupe_key.in_(keys)
-            )
-        ).scalars()
-    )
-    rows = [
-        {
-            "provider": provider,
-            "marketplace": marketplace,
-            "account": e.account,
-            "entity": e.entity,
-            "dedupe_key": e.dedupe_key,
-            "content_type": e.content_type,
-            "payload": e.payload,
-            "last_error": e.note,
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for key, e in unique.items()
-        if key not in existing
-    ]
-    if not rows:
-        return 0
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt: Any = postgresql.insert(t).on_conflict_do_nothing()
-    elif name == "sqlite":
-        stmt = sqlite.insert(t).on_conflict_do_nothing()
-    else:
-        stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
-    conn.execute(stmt, rows)  # a concurrent duplicate delivery is ignored by the unique key
-    return len(rows)
+    return EVENTS.store(db, provider, marketplace, events)
 
 
 def request_import(db: DB, scope: Scope, entity: str) -> bool:
     """Queue a backfill of ``entity`` for ``scope`` (e.g. on a group's first sign-in); False if one is queued."""
-    event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD)
+    event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD, kind="import")
     return store(db, scope.provider, scope.marketplace, [event]) == 1
 
 
@@ -232,7 +107,7 @@ def park(db: DB, scope: Scope, records: Sequence[tuple[RemoteRecord, str]]) -> i
             "data": dict(record.data),
         }
         key = PARKED_PREFIX + digest_key(scope.account, record.entity, record.foreign_id, record.version)
-        events.append(InboundEvent(key, scope.account, record.entity, dumps(body), note=why))
+        events.append(InboundEvent(key, scope.account, record.entity, dumps(body), note=why, kind="parked"))
     return store(db, scope.provider, scope.marketplace, events)
 
 
@@ -251,114 +126,44 @@ def unpark(event: StoredEvent) -> RemoteRecord:
 
 def wake_parked(db: DB, scope: Scope) -> int:
     """Make the parked records of ``scope`` due now (a link was just made there); returns how many."""
-    now = utcnow()
-    result = connection_of(db).execute(
-        update(t)
-        .where(
-            t.c.provider == scope.provider,
-            t.c.marketplace == scope.marketplace,
-            t.c.account == scope.account,
-            t.c.state == "pending",
-            t.c.dedupe_key.startswith(PARKED_PREFIX),
-            t.c.next_attempt_at > now,
-        )
-        .values(next_attempt_at=now)
-    )
-    return int(result.rowcount)
+    return EVENTS.wake_parked(db, scope)
 
 
 def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:
     """Lease due events to ``worker`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB)."""
-    conn = connection_of(db)
-    now = utcnow()
-    due = ((t.c.state == "pending") & (t.c.next_attempt_at <= now)) | (
-        (t.c.state == "in_flight") & (t.c.lease_expires_at < now)
-    )
-    query = select(t.c.id).where(due).order_by(t.c.id).limit(limit)
-    if conn.dialect.name in ("postgresql", "mysql", "mariadb"):
-        query = query.with_for_update(skip_locked=True)
-    ids = list(conn.execute(query).scalars())
-    if not ids:
-        return []
-    conn.execute(
-        update(t)
-        .where(t.c.id.in_(ids))
-        .values(
-            state="in_flight",
-            attempts=t.c.attempts + 1,
-            lease_owner=worker,
-            lease_expires_at=now + dt.timedelta(seconds=lease),
-            updated_at=now,
-        )
-    )
-    return [StoredEvent.from_row(r) for r in conn.execute(select(t).where(t.c.id.in_(ids)).order_by(t.c.id))]
+    return EVENTS.claim(db, worker, limit=limit, lease=lease)
 
 
 def finish(db: DB, worker: str, ids: Sequence[int]) -> None:
     """Delete applied events still leased to ``worker``."""
-    if ids:
-        connection_of(db).execute(delete(t).where(t.c.id.in_(sorted(ids)), t.c.lease_owner == worker))
+    EVENTS.finish(db, worker, ids)
 
 
 def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str | None]]) -> None:
     """Put leased events back to wait: ``(id, next_attempt_at, error)`` each."""
-    if not items:
-        return
-    stmt = (
-        update(t)
-        .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker)
-        .values(
-            state="pending",
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=bindparam("_next"),
-            last_error=bindparam("_error"),
-            updated_at=utcnow(),
-        )
-    )
-    params = [{"_id": i, "_next": n, "_error": redact(e or "")[:4000]} for i, n, e in sorted(items)]
-    connection_of(db).execute(stmt, params)
+    EVENTS.reschedule(db, worker, items)
 
 
 def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
     """Mark leased events ``dead``: ``(id, error)`` each."""
-    if not items:
-        return
-    stmt = (
-        update(t)
-        .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker)
-        .values(
-            state="dead", lease_owner=None, lease_expires_at=None, last_error=bindparam("_error"), updated_at=utcnow()
-        )
-    )
-    connection_of(db).execute(stmt, [{"_id": i, "_error": redact(e)[:4000]} for i, e in sorted(items)])
+    EVENTS.bury(db, worker, items)
 
 
 def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[StoredEvent]:
     """Events for inspection, oldest first."""
-    query = select(t).order_by(t.c.id).limit(limit)
-    if state is not None:
-        query = query.where(t.c.state == state)
-    return [StoredEvent.from_row(r) for r in connection_of(db).execute(query)]
+    return EVENTS.list_items(db, state=state, limit=limit)
 
 
 def get(db: DB, event_id: int) -> StoredEvent | None:
     """One event, with its payload, or None."""
-    row = connection_of(db).execute(select(t).where(t.c.id == event_id)).first()
-    return StoredEvent.from_row(row) if row is not None else None
+    return EVENTS.get(db, event_id)
 
 
 def discard(db: DB, ids: Sequence[int]) -> int:
     """Delete dead events for good; returns how many."""
-    result = connection_of(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
-    return int(result.rowcount)
+    return EVENTS.discard(db, ids)
 
 
 def retry(db: DB, ids: Sequence[int]) -> int:
     """Apply dead events again now."""
-    result = connection_of(db).execute(
-        update(t)
-        .where(t.c.id.in_(list(ids)), t.c.state == "dead")
-        .values(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
-    )
-    return int(result.rowcount)
+    return EVENTS.retry(db, ids)

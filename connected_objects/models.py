@@ -20,7 +20,10 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
     *in-flight* change per (scope, local object), enforced by the ``slot``
     column (``'p'``, ``'f'`` or NULL once finished) in a unique key.
 ``co_inbox``
-    verified inbound events, unique on a provider-given or content-derived key.
+    verified inbound events, unique on a provider-given or content-derived key,
+    each of a ``kind``: ``event``, ``import`` (a queued backfill) or ``parked``
+    (a record waiting for its reference). Both are leased queues, read and
+    written only through :mod:`connected_objects.queue`.
 ``co_cursor``
     the position of each pull, per (scope, entity).
 ``co_lock``
@@ -88,6 +91,7 @@ __all__ = [
     "lock",
     "metadata",
     "outbox",
+    "outbox_scope",
     "utcnow",
 ]
 
@@ -264,12 +268,16 @@ inbox = Table(
     Column("account", String(128), nullable=True),
     Column("entity", String(64), nullable=True),
     Column("dedupe_key", String(191), nullable=False),
+    #: ``event``, ``import`` (a queued backfill) or ``parked`` (a record waiting for its reference) (co_0006).
+    Column("kind", String(8), nullable=False, server_default=text("'event'")),
     Column("content_type", String(100), nullable=True),
     Column("payload", _Blob, nullable=False),
     *_work_columns(),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "dedupe_key", name="uq_co_inbox_dedupe"),
     Index(None, "state", "next_attempt_at"),
+    # waking a scope's parked records reads them alone (co_0006)
+    Index(None, "kind", "provider", "marketplace", "account"),
 )
 
 cursor = Table(

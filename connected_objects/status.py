@@ -31,11 +31,10 @@ from sqlalchemy import select
 from . import journal
 from .db import DB
 from .db import connection_of
-from .inbox import PARKED_PREFIX
 from .models import connected_object
 from .models import connection
-from .models import inbox
-from .models import outbox
+from .queue import CHANGES
+from .queue import EVENTS
 from .scope import Scope
 
 __all__ = ["ScopeStatus", "status"]
@@ -93,13 +92,8 @@ def status(db: DB) -> list[ScopeStatus]:
             item.linked = n
         else:
             item.tombstoned += n
-    o = outbox
-    for p, m, a, state, n, last in conn.execute(
-        select(o.c.provider, o.c.marketplace, o.c.account, o.c.state, func.count(), func.max(o.c.last_error)).group_by(
-            o.c.provider, o.c.marketplace, o.c.account, o.c.state
-        )
-    ):
-        item = row(p, m, a)
+    for scope, state, n, last in CHANGES.counts(conn):
+        item = row(scope.provider, scope.marketplace, scope.account)
         if state == "pending":
             item.pending_changes += n
         elif state == "in_flight":
@@ -111,19 +105,13 @@ def status(db: DB) -> list[ScopeStatus]:
         item = row(scope.provider, scope.marketplace, scope.account)
         item.captured_changes = n
         item.pending_changes += n
-    i = inbox
-    parked = i.c.dedupe_key.startswith(PARKED_PREFIX)
-    for p, m, a, state, is_parked, n, last in conn.execute(
-        select(i.c.provider, i.c.marketplace, i.c.account, i.c.state, parked, func.count(), func.max(i.c.last_error))
-        .where(i.c.account.is_not(None))
-        .group_by(i.c.provider, i.c.marketplace, i.c.account, i.c.state, parked)
-    ):
-        item = row(p, m, a)
+    for scope, state, kind, n, last in EVENTS.counts(conn):
+        item = row(scope.provider, scope.marketplace, scope.account)
         if state == "dead":
             item.dead_events += n
         else:
             item.pending_events += n
-            if is_parked:
+            if kind == "parked":
                 item.parked_records += n
         item.last_error = item.last_error or last
     return [found[k] for k in sorted(found)]

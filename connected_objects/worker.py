@@ -46,8 +46,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import httpx
-from sqlalchemy import func
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from . import inbox
@@ -65,13 +63,13 @@ from .gates import ScopeGate
 from .inbox import StoredEvent
 from .limits import LimitsStore
 from .limits import MemoryLimits
-from .models import inbox as inbox_table
-from .models import outbox as outbox_table
 from .models import utcnow
 from .outbox import ClaimedChange
 from .provider import RemoteClient
 from .provider import RemoteRecord
 from .pull import pull
+from .queue import CHANGES
+from .queue import EVENTS
 from .redaction import install_log_filter
 from .scope import Scope
 
@@ -208,12 +206,12 @@ class Worker:
             if account is None or entity is None:
                 raise PermanentError("event names no account or entity; the provider must resolve them")
             scope = Scope(provider_name, marketplace, account)
-            imports = [e for e in group if e.payload == inbox.IMPORT_PAYLOAD]
+            imports = [e for e in group if e.kind == "import"]
             if imports:  # a queued backfill: pull the whole entity from its cursor
                 await pull(self.hub, scope, entity)
                 await asyncio.to_thread(self._events_done, [e.id for e in imports])
                 self.stats.applied += len(imports)
-                group = [e for e in group if e.payload != inbox.IMPORT_PAYLOAD]
+                group = [e for e in group if e.kind != "import"]
                 ids = [e.id for e in group]
                 if not group:
                     return
@@ -299,15 +297,10 @@ class Worker:
         candidates: list[dt.datetime] = []
         pending = 0
         with self.hub.session_factory() as session:
-            for t in (outbox_table, inbox_table):
-                query = select(func.min(t.c.next_attempt_at), func.min(t.c.lease_expires_at), func.count()).where(
-                    t.c.state.in_(("pending", "in_flight"))
-                )
-                if self.providers is not None:
-                    query = query.where(t.c.provider.in_(self.providers))
-                due, lease, count = session.execute(query).one()
+            for queue in (CHANGES, EVENTS):
+                count, due = queue.waiting(session, self.providers)
                 pending += count
-                candidates.extend(d for d in (due, lease) if d is not None)
+                candidates.extend(d for d in (due,) if d is not None)
             if journal.size(session):  # captured changes not folded in yet: the next claim does it
                 return 0.0
         if not pending:

@@ -1,0 +1,101 @@
+"""Outbox values: a :class:`Change` to record, and a :class:`ClaimedChange` as a worker sees it.
+
+Example::
+
+    >>> from connected_objects import Scope
+    >>> from connected_objects.queue.changes import Change
+    >>> Change(Scope("xero", "production", "t-1"), "Contacts", "customer", "7", "upsert").operation
+    'upsert'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from typing import NamedTuple
+
+from sqlalchemy import Row
+
+from ..scope import Scope
+from ..states import ChangeState
+from ..states import Operation
+from ..states import Slot
+
+__all__ = ["OPERATIONS", "Change", "ClaimedChange"]
+
+#: What a change can do.
+OPERATIONS = ("upsert", "delete")
+
+
+class Change(NamedTuple):
+    """A change to record: push ``(local_type, local_id)`` to ``(scope, entity)``."""
+
+    scope: Scope
+    entity: str
+    local_type: str
+    local_id: str
+    operation: Operation
+    origin: str | None = None
+    #: When the change happened (default: when it is written); the journal keeps each flush's time.
+    at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedChange:
+    """An outbox row as a worker (or an operator) sees it."""
+
+    id: int
+    scope: Scope
+    entity: str
+    local_type: str
+    local_id: str
+    operation: Operation
+    revision: int
+    attempts: int
+    state: ChangeState
+    slot: Slot | None
+    last_error: str | None
+    next_attempt_at: dt.datetime
+    lease_owner: str | None
+    #: How often the provider refused this object's write for good (part of the idempotency key).
+    refusals: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The change as JSON-ready values (the scope as ``provider/marketplace/account``, times in ISO 8601)."""
+        return {
+            "id": self.id,
+            "scope": str(self.scope),
+            "entity": self.entity,
+            "local_type": self.local_type,
+            "local_id": self.local_id,
+            "operation": self.operation,
+            "revision": self.revision,
+            "state": self.state,
+            "attempts": self.attempts,
+            "refusals": self.refusals,
+            "next_attempt_at": self.next_attempt_at.isoformat(),
+            "lease_owner": self.lease_owner,
+            "last_error": self.last_error,
+        }
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ClaimedChange:
+        """The change an outbox row holds."""
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            scope=Scope(m["provider"], m["marketplace"], m["account"]),
+            entity=m["entity"],
+            local_type=m["local_type"],
+            local_id=m["local_id"],
+            operation=m["operation"],
+            revision=m["revision"],
+            attempts=m["attempts"],
+            state=m["state"],
+            slot=m["slot"],
+            last_error=m["last_error"],
+            next_attempt_at=m["next_attempt_at"],
+            lease_owner=m["lease_owner"],
+            refusals=m["refusals"],
+        )

@@ -1,0 +1,134 @@
+"""The inbox as a leased queue: :class:`EventQueue` over ``co_inbox``, and its one instance :data:`EVENTS`.
+
+Besides the shared operations (:class:`~connected_objects.queue.leased.LeasedTable`)
+it keeps new events unique on ``(provider, marketplace, dedupe_key)`` (a
+duplicate delivery stores nothing) and wakes parked records. No module
+outside this package queries ``co_inbox``.
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import Scope
+    >>> from connected_objects.models import metadata
+    >>> from connected_objects.queue import EVENTS, InboundEvent
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> with engine.begin() as db:
+    ...     EVENTS.store(db, "memory", "test", [InboundEvent("k", "acme", "notes", b"{}", kind="import")] * 2)
+    ...     [(e.kind, e.attempts) for e in EVENTS.claim(db, "worker-1")]
+    1
+    [('import', 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from ..db import DB
+from ..db import connection_of
+from ..models import inbox as t
+from ..models import utcnow
+from ..scope import Scope
+from ..states import EventKind
+from .events import InboundEvent
+from .events import StoredEvent
+from .leased import LeasedTable
+
+__all__ = ["EVENTS", "EventQueue"]
+
+
+class EventQueue(LeasedTable[StoredEvent]):
+    """``co_inbox`` as a leased queue of :class:`~connected_objects.queue.events.StoredEvent`."""
+
+    def __init__(self) -> None:
+        super().__init__(t, StoredEvent.from_row)
+
+    def store(self, db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent]) -> int:
+        """Keep new events (one batched INSERT); returns how many were new."""
+        if not events:
+            return 0
+        conn = connection_of(db)
+        now = utcnow()
+        unique = {e.dedupe_key: e for e in events}
+        existing = set(
+            conn.execute(
+                select(t.c.dedupe_key).where(
+                    t.c.provider == provider, t.c.marketplace == marketplace, t.c.dedupe_key.in_(list(unique))
+                )
+            ).scalars()
+        )
+        rows = [
+            {
+                "provider": provider,
+                "marketplace": marketplace,
+                "account": e.account,
+                "entity": e.entity,
+                "dedupe_key": e.dedupe_key,
+                "kind": e.kind,
+                "content_type": e.content_type,
+                "payload": e.payload,
+                "last_error": e.note,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key, e in unique.items()
+            if key not in existing
+        ]
+        if not rows:
+            return 0
+        name = conn.dialect.name
+        if name == "postgresql":
+            stmt: Any = postgresql.insert(t).on_conflict_do_nothing()
+        elif name == "sqlite":
+            stmt = sqlite.insert(t).on_conflict_do_nothing()
+        else:
+            stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
+        conn.execute(stmt, rows)  # a concurrent duplicate delivery is ignored by the unique key
+        return len(rows)
+
+    def wake_parked(self, db: DB, scope: Scope) -> int:
+        """Make the parked records of ``scope`` due now (a link was just made there); returns how many."""
+        now = utcnow()
+        result = connection_of(db).execute(
+            update(t)
+            .where(
+                t.c.provider == scope.provider,
+                t.c.marketplace == scope.marketplace,
+                t.c.account == scope.account,
+                t.c.kind == "parked",
+                t.c.state == "pending",
+                t.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+        return int(result.rowcount)
+
+    def counts(self, db: DB) -> list[tuple[Scope, str, EventKind, int, str | None]]:
+        """Per scope, state and kind: how many events (those with an account), and the largest of their
+        last errors (for status pages)."""
+        query = (
+            select(
+                t.c.provider, t.c.marketplace, t.c.account, t.c.state, t.c.kind, func.count(), func.max(t.c.last_error)
+            )
+            .where(t.c.account.is_not(None))
+            .group_by(t.c.provider, t.c.marketplace, t.c.account, t.c.state, t.c.kind)
+        )
+        return [
+            (Scope(p, m, a), state, kind, int(n), last)
+            for p, m, a, state, kind, n, last in connection_of(db).execute(query)
+        ]
+
+
+#: The inbox.
+EVENTS = EventQueue()

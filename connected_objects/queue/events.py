@@ -1,0 +1,98 @@
+"""Inbox values: an :class:`InboundEvent` to keep, and a :class:`StoredEvent` as a worker sees it.
+
+Each inbox row has a ``kind`` (:data:`~connected_objects.states.EventKind`):
+``event`` (a provider's notification, decoded by its provider), ``import``
+(a queued backfill of one entity) or ``parked`` (a record kept until its
+reference is linked, see :func:`connected_objects.inbox.park`).
+
+Example::
+
+    >>> from connected_objects.queue.events import InboundEvent
+    >>> InboundEvent("evt-1", "acme", "contacts", b'{"id": "7"}').kind
+    'event'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+
+from ..scope import Scope
+from ..states import ChangeState
+from ..states import EventKind
+
+__all__ = ["InboundEvent", "StoredEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """One verified event to keep: about ``entity`` records of ``account`` (None: resolved later)."""
+
+    dedupe_key: str
+    account: str | None
+    entity: str | None
+    payload: bytes
+    content_type: str = "application/json"
+    #: Why it waits, shown as its last error (a parked record names its missing reference).
+    note: str | None = None
+    kind: EventKind = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An inbox row."""
+
+    id: int
+    provider: str
+    marketplace: str
+    account: str | None
+    entity: str | None
+    payload: bytes
+    attempts: int
+    state: ChangeState
+    last_error: str | None
+    #: ``event`` (a provider's notification), ``import`` (a queued backfill) or ``parked`` (a record
+    #: waiting for its reference).
+    kind: EventKind = "event"
+
+    @property
+    def scope(self) -> Scope | None:
+        """The event's scope, or None while its account is unknown."""
+        return Scope(self.provider, self.marketplace, self.account) if self.account else None
+
+    def as_dict(self, *, payload_bytes: int = 0) -> dict[str, Any]:
+        """The event as JSON-ready values; ``payload_bytes`` of its payload (as text) when above 0."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "provider": self.provider,
+            "marketplace": self.marketplace,
+            "account": self.account,
+            "entity": self.entity,
+            "kind": self.kind,
+            "attempts": self.attempts,
+            "state": self.state,
+            "last_error": self.last_error,
+        }
+        if payload_bytes > 0:
+            data["payload"] = self.payload[:payload_bytes].decode("utf-8", "replace")
+            data["payload_bytes"] = len(self.payload)
+        return data
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> StoredEvent:
+        """The event an inbox row holds."""
+        m = row._mapping
+        return cls(
+            m["id"],
+            m["provider"],
+            m["marketplace"],
+            m["account"],
+            m["entity"],
+            bytes(m["payload"]),
+            m["attempts"],
+            m["state"],
+            m["last_error"],
+            m["kind"],
+        )
