@@ -139,3 +139,41 @@ def test_no_module_imports_another_modules_private_names():
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 )
     assert offenders == []
+
+
+QUEUE_TABLES = {"outbox", "outbox_scope", "inbox"}
+#: The queue component, and the outbox and inbox modules built on it (DESIGN.md §10).
+QUEUE_OWNERS = {"queue", "outbox.py", "inbox.py", "models.py"}
+
+
+def queue_table_uses(source: str) -> list[str]:
+    """Where ``source`` reaches a queue table: importing it from ``models``, or ``models.<table>``.
+
+    >>> queue_table_uses("from .models import outbox as t\\nfrom .models import utcnow")
+    ['import outbox']
+    >>> queue_table_uses("from . import models\\nmodels.inbox.c.id")
+    ['models.inbox']
+    """
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] == "models":
+            found.extend(f"import {a.name}" for a in node.names if a.name in QUEUE_TABLES)
+        elif isinstance(node, ast.Attribute) and node.attr in QUEUE_TABLES and _is_models(node.value):
+            found.append(f"models.{node.attr}")
+    return found
+
+
+def _is_models(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "models"
+
+
+def test_only_the_queue_component_touches_the_queue_tables():
+    """``co_outbox``, ``co_outbox_scope`` and ``co_inbox`` are read and written by ``connected_objects.queue``
+    (and the outbox and inbox modules on it) alone; everyone else asks the queue."""
+    offenders = [
+        f"{path.relative_to(CORE.parent)}: {use}"
+        for path in sorted(CORE.rglob("*.py"))
+        if path.relative_to(CORE).parts[0] not in QUEUE_OWNERS and "migrations" not in path.parts
+        for use in queue_table_uses(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

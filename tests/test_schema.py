@@ -200,3 +200,40 @@ def test_co_0004_gives_existing_changes_their_scope_heads_and_parks_changes_behi
     assert when[("1", "p")].startswith("9999-01-01")  # parked behind its front change
     assert when[("2", "p")] == "2026-12-01 09:00:00"
     assert [(p, a, str(d)[:19]) for p, a, d in heads] == [("q", "a", "2026-12-01 09:00:00")]
+
+
+def test_co_0006_gives_existing_inbox_rows_their_kind(empty_database_url):
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from connected_objects import inbox
+
+    engine = create_engine(empty_database_url)
+    now = dt.datetime(2026, 12, 1, 9, 0, 0)
+    parked = b'{"connected_objects":"parked","entity":"Invoice","foreign_id":"9","version":null,"data":{}}'
+    rows = [  # what 0.4 wrote: a queued backfill, a parked record, a provider's event
+        ("import:acme:Invoice", b'{"connected_objects":"import"}'),
+        ("parked:abc", parked),
+        ("evt-1", b'{"eventNotifications":[]}'),
+    ]
+    try:
+        schema.upgrade(engine, "co_0005")
+        with engine.begin() as conn:
+            for key, payload in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO co_inbox (provider, marketplace, account, entity, dedupe_key, payload, state, "
+                        "attempts, next_attempt_at, created_at, updated_at) "
+                        "VALUES ('q', 'p', 'acme', 'Invoice', :key, :payload, 'pending', 0, :now, :now, :now)"
+                    ),
+                    {"key": key, "payload": payload, "now": now},
+                )
+        schema.upgrade(engine)
+        with engine.connect() as conn:
+            got = dict(conn.execute(text("SELECT dedupe_key, kind FROM co_inbox")).all())
+            kinds = {e.payload: e.kind for e in inbox.list_events(conn)}
+    finally:
+        engine.dispose()
+    assert got == {"import:acme:Invoice": "import", "parked:abc": "parked", "evt-1": "event"}
+    assert kinds[parked] == "parked"
