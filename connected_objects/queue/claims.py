@@ -15,7 +15,7 @@ its next due change.
 Per dialect, the fewest round trips it allows:
 
 PostgreSQL
-    one statement: the scope heads, the per-scope heads (``LATERAL``), the
+    one statement (after ``SET LOCAL jit = off``): the scope heads, the per-scope heads (``LATERAL``), the
     lock, the update (``UPDATE … RETURNING``) and the settled heads are CTEs of
     one prepared statement, with the scopes to skip as arrays.
 MariaDB and SQLite
@@ -98,13 +98,13 @@ WITH s AS (
     FROM s CROSS JOIN LATERAL (
         SELECT o.id, o.next_attempt_at FROM co_outbox o
         WHERE o.provider = s.provider AND o.marketplace = s.marketplace AND o.account = s.account
-          AND o.next_attempt_at <= %(now)s AND {_CLAIMABLE.format(now="%(now)s")} AND {_NOT_BEHIND_FRONT}
+          AND o.next_attempt_at <= %(now)s AND {_CLAIMABLE.format(now="%(now)s")}
         ORDER BY o.next_attempt_at, o.id LIMIT %(per_scope)s
     ) h
 ), picked AS (
     SELECT o.id FROM co_outbox o
     WHERE o.id IN (SELECT id FROM c ORDER BY depth, due_at, provider, marketplace, account LIMIT %(limit)s)
-      AND {_CLAIMABLE.format(now="%(now)s")}
+      AND {_CLAIMABLE.format(now="%(now)s")} AND {_NOT_BEHIND_FRONT}
     FOR UPDATE OF o SKIP LOCKED
 ), claimed AS (
     UPDATE co_outbox o SET slot = 'f', state = 'in_flight', attempts = o.attempts + 1, lease_owner = %(worker)s,
@@ -189,6 +189,9 @@ def _claim_postgresql(
         "xm": [x.marketplace for x in exclude],
         "xa": [x.account for x in exclude],
     }
+    # A claim is a few index seeks; JIT compiling it (the planner's costs can pass jit_above_cost with a
+    # large backlog) would cost more than running it. For this transaction only.
+    conn.exec_driver_sql("SET LOCAL jit = off")
     return list(conn.exec_driver_sql(_PG_CLAIM, params))
 
 
