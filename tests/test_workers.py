@@ -171,8 +171,8 @@ def assert_sandbox_matches_local(hub, sandbox: Sandbox) -> None:
         assert revisions == sorted(revisions), revisions
 
 
-def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(postgresql_engine: Engine, tmp_path: Path) -> None:
-    engine = postgresql_engine
+def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(server_engine: Engine, tmp_path: Path) -> None:
+    engine = server_engine
     Base.metadata.create_all(engine)
     rng = random.Random(20261127)
     sandbox = Sandbox(faults=Faults(rate=0.2, after_write=0.5, retry_after=0.05, timeout=1.0, seed=11))
