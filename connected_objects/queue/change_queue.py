@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sqlalchemy import Integer
@@ -63,6 +64,7 @@ from .changes import ClaimedChange
 from .leased import NEVER
 from .leased import LeasedTable
 from .leased import clip
+from .protocol import Queue
 from .protocol import Reschedule
 
 __all__ = ["CHANGES", "ChangeQueue"]
@@ -283,3 +285,6 @@ class ChangeQueue(LeasedTable[ClaimedChange]):
 
 #: The outbox.
 CHANGES = ChangeQueue()
+
+if TYPE_CHECKING:  # the outbox keeps the queue contract (checked by mypy)
+    _CONTRACT: Queue[ClaimedChange] = CHANGES

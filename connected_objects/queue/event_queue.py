@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sqlalchemy import func
@@ -41,6 +42,7 @@ from ..states import EventKind
 from .events import InboundEvent
 from .events import StoredEvent
 from .leased import LeasedTable
+from .protocol import Queue
 
 __all__ = ["EVENTS", "EventQueue"]
 
@@ -132,3 +134,6 @@ class EventQueue(LeasedTable[StoredEvent]):
 
 #: The inbox.
 EVENTS = EventQueue()
+
+if TYPE_CHECKING:  # the inbox keeps the queue contract (checked by mypy)
+    _CONTRACT: Queue[StoredEvent] = EVENTS

@@ -28,11 +28,13 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from typing import Any
 
 from ..models import utcnow
 from ..queue.leased import NEVER
 from ..queue.leased import clip
+from ..queue.protocol import Queue
 from ..queue.protocol import Reschedule
 from ..states import ChangeState
 
@@ -196,3 +198,7 @@ class MemoryQueue:
         with self._lock:
             live = [i.next_attempt_at for i in self._items.values() if i.state != "dead"]
         return len(live), min(live) if live else None
+
+
+if TYPE_CHECKING:  # the memory queue keeps the queue contract (checked by mypy)
+    _CONTRACT: Queue[MemoryItem] = MemoryQueue()
