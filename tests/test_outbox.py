@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 
 from connected_objects import Scope
 from connected_objects import outbox
@@ -56,3 +60,60 @@ def test_an_expired_lease_is_taken_over_and_the_scope_head_follows_the_leases(en
         assert outbox.claim(conn, "w3") == []
         count = conn.execute(select(func.count()).select_from(outbox_table)).scalar_one()
     assert count == 1
+
+
+def _waits_for_a_lock(engine, session_id):
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            query = "SELECT count(*) FROM pg_stat_activity WHERE pid = :id AND wait_event_type = 'Lock'"
+        else:
+            query = (
+                "SELECT count(*) FROM information_schema.innodb_trx "
+                "WHERE trx_mysql_thread_id = :id AND trx_state = 'LOCK WAIT'"
+            )
+        return conn.execute(text(query), {"id": session_id}).scalar_one() > 0
+
+
+def test_a_change_written_while_its_object_is_being_claimed_waits_behind_the_new_front(server_engine):
+    """The race a claim no longer checks for: the writer waits for the claim, sees the front, parks."""
+    engine = server_engine
+    with engine.begin() as conn:
+        outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")])
+    claimer = engine.connect()
+    [front] = outbox.claim(claimer, "w1")  # not committed yet: the change is still 'p' to everyone else
+    ids: list[int] = []
+    done: list[int] = []
+
+    def write() -> None:
+        with engine.begin() as conn:
+            pid = "SELECT pg_backend_pid()" if engine.dialect.name == "postgresql" else "SELECT CONNECTION_ID()"
+            ids.append(conn.execute(text(pid)).scalar_one())
+            done.append(outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")]))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    deadline = time.monotonic() + 30
+    while not (ids and _waits_for_a_lock(engine, ids[0])):  # the writer waits for the claim's lock
+        assert time.monotonic() < deadline and writer.is_alive(), "the writer did not wait for the claim"
+        time.sleep(0.01)
+    claimer.commit()
+    claimer.close()
+    writer.join(30)
+    assert done == [1]
+    with engine.begin() as conn:
+        assert outbox.claim(conn, "w2") == []  # parked behind the front the claim made
+        rows = {(c.slot, c.id == front.id) for c in outbox.list_changes(conn)}
+    assert rows == {("f", True), ("p", False)}
+
+
+def test_a_claim_skips_a_change_a_writer_holds_and_takes_it_coalesced_after(server_engine):
+    engine = server_engine
+    with engine.begin() as conn:
+        outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")])
+    with engine.begin() as writer:
+        outbox.enqueue(writer, [outbox.Change(BIG, "notes", "note", "1", "delete")])  # holds the next change
+        with engine.begin() as conn:
+            assert outbox.claim(conn, "w1") == []  # skipped, not waited for
+    with engine.begin() as conn:
+        [change] = outbox.claim(conn, "w1")
+    assert (change.operation, change.revision) == ("delete", 2)

@@ -6,8 +6,9 @@ oldest due changes through the outbox index
 ``(provider, marketplace, account, next_attempt_at, id)``, at most
 ``per_scope`` each, round-robin across scopes up to ``limit``: a scope with a
 million due changes never delays one with a single change beyond the next
-claim. A ``'p'`` change whose object has a front change is left out (it goes
-when the front leaves). The chosen rows are locked (``SKIP LOCKED``), moved to
+claim. A ``'p'`` change whose object has a front change is never due (writers
+park it behind the front, see :func:`connected_objects.queue.fronts.fronts`), so
+a claim looks at no other rows than those it takes. The chosen rows are locked (``SKIP LOCKED``), moved to
 the front slot, ``in_flight``, one more attempt counted, leased until
 ``now + lease`` (due again then), and each visited scope's head is settled to
 its next due change.
@@ -19,9 +20,9 @@ PostgreSQL
     lock, the update (``UPDATE … RETURNING``) and the settled heads are CTEs of
     one prepared statement, with the scopes to skip as arrays.
 MariaDB and SQLite
-    four: the due scopes; the per-scope heads as one ``UNION ALL``; the lock,
-    which reads every column the claimed change needs (no read-back); and the
-    update; then the heads are settled in one statement.
+    five: the due scopes; the per-scope heads as one ``UNION ALL``; the lock,
+    which reads every column the claimed change needs (no read-back); the
+    update; and the heads, settled in one statement.
 
 Statements are driver SQL built once (per number of scopes), so a claim
 spends its time in the database, not in building queries.
@@ -73,11 +74,6 @@ _CLAIMABLE = (
     "((o.slot IN ('p', 'f') AND o.state = 'pending') "
     "OR (o.slot = 'f' AND o.state = 'in_flight' AND o.lease_expires_at < {now}))"
 )
-_NOT_BEHIND_FRONT = (
-    "NOT (o.slot = 'p' AND EXISTS (SELECT 1 FROM co_outbox f WHERE f.provider = o.provider "
-    "AND f.marketplace = o.marketplace AND f.account = o.account AND f.local_type = o.local_type "
-    "AND f.local_id = o.local_id AND f.slot = 'f'))"
-)
 _RETURNED = (
     "id, provider, marketplace, account, entity, local_type, local_id, operation, revision, attempts, "
     "last_error, refusals"
@@ -104,7 +100,7 @@ WITH s AS (
 ), picked AS (
     SELECT o.id FROM co_outbox o
     WHERE o.id IN (SELECT id FROM c ORDER BY depth, due_at, provider, marketplace, account LIMIT %(limit)s)
-      AND {_CLAIMABLE.format(now="%(now)s")} AND {_NOT_BEHIND_FRONT}
+      AND {_CLAIMABLE.format(now="%(now)s")}
     FOR UPDATE OF o SKIP LOCKED
 ), claimed AS (
     UPDATE co_outbox o SET slot = 'f', state = 'in_flight', attempts = o.attempts + 1, lease_owner = %(worker)s,
@@ -200,7 +196,7 @@ def _heads_sql(ph: str, scopes: int) -> str:
     """The per-scope heads of ``scopes`` scopes as one ``UNION ALL`` (``ph``: the driver's placeholder)."""
     branch = (
         f"(SELECT o.id, {{n}} AS scope_no FROM co_outbox o WHERE o.provider = {ph} AND o.marketplace = {ph} "
-        f"AND o.account = {ph} AND o.next_attempt_at <= {ph} AND {_CLAIMABLE.format(now=ph)} AND {_NOT_BEHIND_FRONT} "
+        f"AND o.account = {ph} AND o.next_attempt_at <= {ph} AND {_CLAIMABLE.format(now=ph)} "
         f"ORDER BY o.next_attempt_at, o.id LIMIT {ph})"
     )
     if ph == "?":  # SQLite takes no parentheses around a compound member

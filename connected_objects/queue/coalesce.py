@@ -154,8 +154,9 @@ def write_changes(db: DB, changes: Iterable[Change]) -> int:
     conn = connection_of(db)
     objects = [(Scope(k[0], k[1], k[2]), k[3], k[4]) for k in latest]
     # Lock order, as in dispatch.complete: front changes, then next changes, then the scope heads.
-    # The fronts are read locked (FOR SHARE) first, so a front change being finished right now is
-    # waited for, and its next change is not parked behind a front that is gone.
+    # The objects' front and next changes are locked first (fronts.fronts), so a front being
+    # finished or a next change being claimed right now is waited for, and what is written here is
+    # parked behind the front it finds.
     fronts = find_fronts(conn, objects, lock=True)
     if conn.dialect.name == "postgresql":
         written = _write_postgresql(conn, latest)

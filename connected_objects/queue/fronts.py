@@ -46,7 +46,12 @@ __all__ = ["fronts", "hold_behind_fronts", "park", "release"]
 def fronts(db: DB, objects: Sequence[tuple[Scope, str, str]], *, lock: bool = False) -> set[tuple[Scope, str, str]]:
     """Which of ``objects`` have a front (``f``) change: per scope, lookups through the unique slot index.
 
-    ``lock`` reads them ``FOR SHARE`` (waiting for a front change being finished right now).
+    ``lock`` (a writer, about to write the objects' next changes) locks their front *and* next
+    changes ``FOR UPDATE``: it waits for a front change being finished right now (so no change is
+    parked behind a front that is gone) and for a next change being claimed right now (so it sees
+    that it became the front, and parks the change it writes behind it), and a claim skips the
+    next change it holds (``SKIP LOCKED``) until it has written. So a due next change never has a
+    front change, and claims need no look at other rows.
     """
     conn = connection_of(db)
     groups: dict[tuple[Scope, str], set[str]] = {}
@@ -56,17 +61,17 @@ def fronts(db: DB, objects: Sequence[tuple[Scope, str, str]], *, lock: bool = Fa
     for (scope, lt), lids in sorted(groups.items(), key=lambda item: (str(item[0][0]), item[0][1])):
         ordered = sorted(lids)
         for start in range(0, len(ordered), 1000):  # local_id = ANY(...): an index scan on the slot key
-            query = select(t.c.local_id).where(
+            query = select(t.c.local_id, t.c.slot).where(
                 t.c.provider == scope.provider,
                 t.c.marketplace == scope.marketplace,
                 t.c.account == scope.account,
                 t.c.local_type == lt,
                 t.c.local_id.in_(ordered[start : start + 1000]),
-                t.c.slot == "f",
+                t.c.slot.in_(("f", "p") if lock else ("f",)),
             )
             if lock and conn.dialect.name in ("postgresql", "mysql", "mariadb"):
-                query = query.with_for_update(read=True)
-            found.update((scope, lt, lid) for lid in conn.execute(query).scalars())
+                query = query.order_by(t.c.local_id, t.c.slot).with_for_update()
+            found.update((scope, lt, lid) for lid, slot in conn.execute(query) if slot == "f")
     return found
 
 
