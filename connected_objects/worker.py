@@ -300,7 +300,8 @@ class Worker:
             for queue in (CHANGES, EVENTS):
                 count, due = queue.waiting(session, self.providers)
                 pending += count
-                candidates.extend(d for d in (due,) if d is not None)
+                if due is not None:
+                    candidates.append(due)
             if journal.size(session):  # captured changes not folded in yet: the next claim does it
                 return 0.0
         if not pending:
