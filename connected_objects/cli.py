@@ -483,11 +483,7 @@ def worker(
         return stats
 
     stats = _run_worker(hub, run, telemetry)
-    if until_idle and stats.exit_code:
-        click.echo(
-            f"{stats.dead} changes and {stats.dead_events} events died (connected-objects changes list / events list)",
-            err=True,
-        )
+    if until_idle and stats.exit_code:  # the worker logged what died
         sys.exit(stats.exit_code)
 
 

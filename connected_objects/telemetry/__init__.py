@@ -8,7 +8,8 @@ One concept per module, each usable alone:
 - :mod:`~connected_objects.telemetry.tracing`: spans for claim, push, apply, pull and refresh,
   when the ``otel`` extra is installed (a no-op otherwise);
 - :mod:`~connected_objects.telemetry.metrics`: Prometheus metrics and the worker's
-  ``/metrics`` endpoint (``--metrics-port``), with the ``prometheus`` extra.
+  ``/metrics`` endpoint (``--metrics-port``), with the ``prometheus`` extra;
+- :mod:`~connected_objects.telemetry.sentry`: dead changes and events as Sentry events.
 
 The extras are imported only when used, so the core stays small. Example::
 
