@@ -80,7 +80,11 @@ def register(db: DB, name: str, *, host: str, pid: int, now: dt.datetime | None 
     now = now or utcnow()
     conn = connection_of(db)
     conn.execute(delete(t).where(t.c.id == name))
-    conn.execute(insert(t).values(id=name, host=host[:255], pid=pid, started_at=now, beat_at=now, holds={"changes": 0}))
+    conn.execute(
+        insert(t).values(
+            id=name, host=host[:255], pid=pid, started_at=now, beat_at=now, holds={"changes": 0, "scopes": []}
+        )
+    )
 
 
 def beat(db: DB, name: str, holds: dict[str, Any], *, host: str = "", pid: int = 0) -> None:

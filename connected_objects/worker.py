@@ -297,7 +297,6 @@ class Worker:
             when = utcnow() + dt.timedelta(seconds=delay)
             await asyncio.to_thread(self._events_later, ids, when, error)
 
-    @traced("connected_objects.apply", lambda self, scope, entity, group, http: {"scope": scope, "entity": entity})
     async def _apply_events(self, scope: Scope, entity: str, group: list[StoredEvent], http: httpx.AsyncClient) -> None:
         """Decode, fetch what is thin, apply with references fetched first; parked records wait on."""
         records: list[RemoteRecord] = []

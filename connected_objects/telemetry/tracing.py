@@ -14,7 +14,8 @@ The spans, each named ``connected_objects.<what>`` and carrying the scope as
 ``connected_objects.push``
     one write sent to a provider (or one batch call), with ``co.action``.
 ``connected_objects.apply``
-    applying a group of inbound events for one (scope, entity), with ``co.entity``.
+    applying a batch of remote records to local rows (from events or a pull), with
+    ``co.entity`` and ``co.records``.
 ``connected_objects.pull``
     one pull of an entity, with ``co.entity``.
 ``connected_objects.refresh``
