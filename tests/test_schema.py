@@ -200,3 +200,31 @@ def test_co_0004_gives_existing_changes_their_scope_heads_and_parks_changes_behi
     assert when[("1", "p")].startswith("9999-01-01")  # parked behind its front change
     assert when[("2", "p")] == "2026-12-01 09:00:00"
     assert [(p, a, str(d)[:19]) for p, a, d in heads] == [("q", "a", "2026-12-01 09:00:00")]
+
+
+def test_co_0007_adds_an_empty_worker_table_and_keeps_what_was_there(empty_database_url):
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from connected_objects import heartbeat
+    from connected_objects.health import check_schema
+
+    engine = create_engine(empty_database_url)
+    try:
+        schema.upgrade(engine, "co_0005")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO co_limit (name, tat) VALUES ('scope:q/p/a', 42)"))
+            with pytest.raises(SchemaOutOfDate, match="at revision co_0005"):
+                check_schema(conn)
+        schema.upgrade(engine)
+        with engine.begin() as conn:
+            check_schema(conn)
+            assert conn.execute(text("SELECT name, tat FROM co_limit")).all() == [("scope:q/p/a", 42)]
+            assert heartbeat.workers(conn) == []
+            heartbeat.register(conn, "w1", host="h", pid=7, now=dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc))
+            assert [w.pid for w in heartbeat.workers(conn)] == [7]
+        schema.downgrade(engine, "co_0005")
+        assert "co_worker" not in _co_tables(empty_database_url) and "co_limit" in _co_tables(empty_database_url)
+    finally:
+        engine.dispose()

@@ -19,11 +19,12 @@ Example::
     from connected_objects.telemetry.sentry import send_failures_to_sentry
 
     sentry_sdk.init(dsn="https://key@o0.ingest.sentry.io/0")
-    send_failures_to_sentry()
+    stop = send_failures_to_sentry()  # stop() undoes it
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import signals
@@ -72,11 +73,19 @@ def _event_dead(sender: Any, **kw: Any) -> None:
         _capture("event", sender, event.id, where, event.entity or "", kw.get("error") or "", row)
 
 
-def send_failures_to_sentry() -> None:
+def send_failures_to_sentry() -> Callable[[], None]:
     """Send every dead change and event to Sentry from now on (idempotent; call after ``sentry_sdk.init``).
+
+    Returns a function that stops it.
 
     :raises ConfigurationError: sentry-sdk is not installed (the message says what to install).
     """
     _sdk()
     signals.change_dead.connect(_change_dead, weak=False)
     signals.event_dead.connect(_event_dead, weak=False)
+
+    def stop() -> None:
+        signals.change_dead.disconnect(_change_dead)
+        signals.event_dead.disconnect(_event_dead)
+
+    return stop
