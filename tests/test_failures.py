@@ -147,3 +147,39 @@ def test_the_daemon_worker_on_an_empty_database_stops_with_the_command_to_run(em
     assert "the connected-objects tables are missing" in worker.stderr
     assert "connected-objects schema upgrade --url URL" in worker.stderr
     assert "Traceback" not in worker.stderr  # one line that says what to do
+
+
+def test_an_event_the_provider_cannot_decode_keeps_its_traceback_and_dies_loudly(hub, caplog):
+    """A provider's bug on the inbound side (its decode_event raises KeyError): retried a few times
+    with the traceback kept, then dead, logged at WARNING and sent as event-dead."""
+    from connected_objects import inbox
+    from connected_objects import signals
+    from connected_objects.inbox import InboundEvent
+
+    add_organization(hub, 1, ACME)
+    with hub.session_factory.begin() as s:
+        inbox.store(s, "sandbox", "test", [InboundEvent("e-1", "acme", "customers", b'{"no id": true}')])
+    seen = []
+
+    def on_dead(sender, **kw):
+        seen.append((sender, kw["event"].id, kw["error"].splitlines()[0]))
+
+    signals.event_dead.connect(on_dead)
+    try:
+        with caplog.at_level(logging.INFO, logger="connected_objects"):
+            stats = hub.drain(poll=0.02)
+    finally:
+        signals.event_dead.disconnect(on_dead)
+    assert (stats.dead_events, stats.exit_code) == (1, EXIT_DEAD)
+    with hub.session_factory() as s:
+        (event,) = inbox.list_events(s, state="dead")
+    assert event.attempts == hub.retry.max_unexpected
+    assert event.last_error.startswith("KeyError: 'id'\n") and "Traceback (most recent call last)" in event.last_error
+    assert seen == [("sandbox", event.id, "KeyError: 'id'")]
+    tracebacks = [r for r in caplog.records if r.exc_info and "raised an unexpected KeyError" in r.getMessage()]
+    assert len(tracebacks) == hub.retry.max_unexpected
+    dead = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and " is dead: " in r.getMessage()]
+    assert dead == [
+        f"event {event.id} is dead: sandbox/test/acme customers after {event.attempts} attempts: KeyError: 'id' "
+        f"(see it: connected-objects events show {event.id}; apply it again: connected-objects events retry {event.id})"
+    ]
