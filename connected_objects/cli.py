@@ -257,7 +257,7 @@ _app_option = click.option(
 # -- worker telemetry, workers and health (issue 13) -----------------------------------------
 
 #: What a kept traceback starts with (``changes show`` prints it readably on stderr).
-TRACEBACK_MARK = "Traceback (most recent call last)"
+_TRACEBACK_MARK = "Traceback (most recent call last)"
 
 
 def _worker_telemetry_options(fn: Any) -> Any:
@@ -578,7 +578,7 @@ def show_change(app_path: str, change_id: int) -> None:
             f"no change {change_id} (pushed changes are deleted); `connected-objects changes list` shows the ids"
         )
     _emit(change.as_dict(), indent=2)
-    if change.last_error and TRACEBACK_MARK in change.last_error:  # readable, and stdout stays JSON
+    if change.last_error and _TRACEBACK_MARK in change.last_error:  # readable, and stdout stays JSON
         click.echo(f"\nchange {change_id}, last error:\n{redact(change.last_error)}", err=True)
 
 

@@ -65,6 +65,7 @@ from .exceptions import DrainTimeout
 from .exceptions import PermanentError
 from .exceptions import RetryableError
 from .gates import ScopeGate
+from .health import backlog
 from .health import check_schema
 from .inbox import StoredEvent
 from .limits import LimitsStore
@@ -447,8 +448,6 @@ class Worker:
 
     def _stuck(self, timeout: float) -> str:
         """Why a drain is not done: what is left, and the last errors it met."""
-        from .health import backlog
-
         with self.hub.session_factory() as session:
             left = backlog(session)
             waiting = [c for c in outbox.list_changes(session, state="pending", limit=200) if c.last_error][:3]
