@@ -709,6 +709,8 @@ def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
     if event is None:
         raise click.ClickException(f"no event {event_id}; `connected-objects events list` shows the ids")
     _emit(event.as_dict(payload_bytes=payload_bytes), indent=2)
+    if event.last_error and _TRACEBACK_MARK in event.last_error:  # readable, and stdout stays JSON
+        click.echo(f"\nevent {event_id}, last error:\n{redact(event.last_error)}", err=True)
 
 
 @events.command(name="discard")

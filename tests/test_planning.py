@@ -108,6 +108,7 @@ def test_an_unexpected_exception_keeps_its_traceback_and_dies_after_fewer_attemp
         assert outcome.unexpected and outcome.status == "retry"
         assert outcome.error.startswith("KeyError: 'DisplayName'\n")
         assert "Traceback (most recent call last)" in outcome.error and "test_planning.py" in outcome.error
+        assert "at-0123456789abcdef" not in outcome.error  # the source line quoted a token: scrubbed
         book = ledger([outcome], now=NOW, retry=policy, defer_delay=1.0)
         assert bool(book.dead) is dead and bool(book.later) is not dead
     transient = failed(plan, RetryableError("HTTP 503", status=503))
