@@ -140,8 +140,8 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                 if missing and change.operation == "upsert":
                     to_enqueue.extend(_queue_missing(conn, scope, missing, hub))
                 epoch = max(change.refusals, refused.get((local_type, change.local_id), 0))
-                plans.append(
-                    plan_change(
+                try:
+                    plan = plan_change(
                         change,
                         scope=scope,
                         spec=spec,
@@ -152,7 +152,9 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                         epoch=epoch,
                         fold=fold,
                     )
-                )
+                except Exception as exc:  # a bug in the mapping: this change fails (traceback kept), not the batch
+                    plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)
+                plans.append(plan)
         session.rollback()
     return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at)
 
@@ -260,8 +262,9 @@ def _failed(plan: Plan, exc: BaseException, gate: ScopeGate, seconds: float | No
     if outcome.unexpected:
         c = plan.change
         log.error(
-            "pushing change %s (%s %s %s to %s) raised an unexpected %s (attempt %d; retried a few times, then "
+            "%s change %s (%s %s %s to %s) raised an unexpected %s (attempt %d; retried a few times, then "
             "dead); the traceback is kept on the change: connected-objects changes show %s",
+            "mapping" if plan.failure is not None else "pushing",
             c.id,
             c.operation,
             c.local_type,
@@ -322,6 +325,8 @@ async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate
 async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outcome:
     if plan.action in ("skip",):
         return Outcome(plan, "done")
+    if plan.failure is not None:  # planning raised: retried like any unexpected exception
+        return _failed(plan, plan.failure, gate)
     if plan.action == "dead":
         return Outcome(plan, "dead", error=plan.reason)
     if plan.action == "defer":

@@ -90,6 +90,8 @@ class Plan:
     reason: str | None = None
     #: Refusals of this object's writes so far: a refused write's next attempt gets a new key.
     epoch: int = 0
+    #: What planning raised (a mapping's bug): sent nowhere, the outcome is :func:`failed` with it.
+    failure: BaseException | None = None
 
 
 @dataclass

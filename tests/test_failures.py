@@ -13,11 +13,23 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import sessionmaker
 
 from connected_objects import ConnectedObjectsError
 from connected_objects import DrainTimeout
+from connected_objects import FieldMapping
+from connected_objects import Hub
+from connected_objects import RetryPolicy
 from connected_objects import Scope
+from connected_objects import connected
+from connected_objects import connections
 from connected_objects import outbox
+from connected_objects.testing import MemoryProvider
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import make_hub
@@ -183,3 +195,56 @@ def test_an_event_the_provider_cannot_decode_keeps_its_traceback_and_dies_loudly
         f"event {event.id} is dead: sandbox/test/acme customers after {event.attempts} attempts: KeyError: 'id' "
         f"(see it: connected-objects events show {event.id}; apply it again: connected-objects events retry {event.id})"
     ]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Org(_Base):
+    __tablename__ = "buggy_org"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class _BuggyMapping(FieldMapping):
+    """A mapping with a bug: it reads a key the row's data does not have."""
+
+    def to_remote(self, obj, refs):
+        return {"Name": {}["DisplayName"]}
+
+
+@connected("memory", entity="notes", mapping=_BuggyMapping({"text": "text"}), owner="org_id")
+class _Note(_Base):
+    __tablename__ = "buggy_note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("buggy_org.id"))
+    text: Mapped[str] = mapped_column(String(50))
+
+
+def test_a_mapping_bug_fails_its_change_only_with_the_traceback_kept(sqlite_engine, caplog):
+    """A to_remote that raises used to fail the whole batch, over and over, with no attempt counted."""
+    _Base.metadata.create_all(sqlite_engine)
+    remote = MemoryProvider()
+    app = Hub(
+        sessionmaker(sqlite_engine),
+        models=[_Note],
+        providers=[remote],
+        retry=RetryPolicy(base=0.01, factor=2.0, cap=0.05, max_attempts=6, max_unexpected=3),
+    )
+    app.install()
+    try:
+        with app.session_factory.begin() as s:
+            s.add(_Org(id=1))
+            s.flush()
+            connections.connect(s, "buggy_org", 1, Scope("memory", "test", "acme"))
+            s.add(_Note(id=1, org_id=1, text="a"))
+        with caplog.at_level(logging.WARNING, logger="connected_objects"):
+            stats = app.drain(poll=0.02, timeout=60)
+    finally:
+        app.uninstall()
+    assert (stats.dead, remote.creates) == (1, 0)
+    with sqlite_engine.connect() as conn:
+        (dead,) = outbox.list_changes(conn, state="dead")
+    assert dead.attempts == 3 and dead.last_error.startswith("KeyError: 'DisplayName'\n")
+    assert 'return {"Name": {}["DisplayName"]}' in dead.last_error  # the mapping's own line
+    assert sum("mapping change 1" in r.getMessage() and r.exc_info is not None for r in caplog.records) == 3
