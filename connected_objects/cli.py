@@ -303,9 +303,11 @@ def _worker_telemetry_options(fn: Any) -> Any:
 
 
 def _configure_worker_logs(telemetry: dict[str, Any]) -> None:
+    """Log to stderr as asked until the command ends (then the process's logging is as it was)."""
     from .telemetry import logs
 
-    logs.configure(telemetry["log_format"], str(telemetry["log_level"]).upper())
+    handler = logs.configure(telemetry["log_format"], str(telemetry["log_level"]).upper())
+    click.get_current_context().call_on_close(lambda: logs.reset(handler))
 
 
 def _run_worker(hub: Hub, run: Any, telemetry: dict[str, Any]) -> WorkerStats:

@@ -23,6 +23,7 @@ from connected_objects import oauth
 from connected_objects.pull import pull
 from connected_objects.telemetry.logs import JsonFormatter
 from connected_objects.telemetry.logs import configure
+from connected_objects.telemetry.logs import reset
 from connected_objects.telemetry.metrics import PrometheusMetrics
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
@@ -200,8 +201,8 @@ def test_token_refreshes_are_counted_and_traced(tokens, spans):  # noqa: F811 - 
 
 def test_json_log_lines_are_redacted_and_carry_the_traceback(capsys):
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level, logging.getLogger("httpx").level, logging.getLogger("httpcore").level)
-    configure("json", "INFO")
+    before = (list(root.handlers), root.level, logging.getLogger("httpx").level)
+    handler = configure("json", "INFO")
     try:
         log = logging.getLogger("connected_objects.test")
         try:
@@ -209,10 +210,8 @@ def test_json_log_lines_are_redacted_and_carry_the_traceback(capsys):
         except KeyError:
             log.exception("push failed", extra={"co_scope": "xero/production/t-1"})
     finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        logging.getLogger("httpx").setLevel(saved[2])
-        logging.getLogger("httpcore").setLevel(saved[3])
+        reset(handler)
+    assert (list(root.handlers), root.level, logging.getLogger("httpx").level) == before
     (line,) = capsys.readouterr().err.splitlines()
     item = json.loads(line)
     assert (item["level"], item["message"], item["scope"]) == ("ERROR", "push failed", "xero/production/t-1")

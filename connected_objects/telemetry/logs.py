@@ -31,7 +31,7 @@ from typing import Literal
 from ..redaction import RedactingFilter
 from ..redaction import redact
 
-__all__ = ["FORMATS", "TEXT_FORMAT", "JsonFormatter", "configure"]
+__all__ = ["FORMATS", "TEXT_FORMAT", "JsonFormatter", "configure", "reset"]
 
 #: The formats :func:`configure` takes.
 FORMATS = ("text", "json")
@@ -70,19 +70,36 @@ def configure(
 ) -> logging.Handler:
     """Send log records at ``level`` and above to stderr in ``fmt``; returns the handler.
 
-    Replaces the handlers of the root logger (a command's process owns its output).
+    Replaces the handler an earlier call installed (other handlers of the root logger stay).
     The ``quiet`` loggers (a line per request) log warnings only, unless ``level`` is DEBUG.
+    :func:`reset` undoes it.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; use one of {', '.join(FORMATS)}")
-    handler = logging.StreamHandler()
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        reset(old)
+    handler = _Handler([(root, root.level), *((logging.getLogger(n), logging.getLogger(n).level) for n in quiet)])
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for name in quiet:
         logging.getLogger(name).setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     return handler
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Our stderr handler, remembering the levels it changed."""
+
+    def __init__(self, previous: list[tuple[logging.Logger, int]]) -> None:
+        super().__init__()
+        self.previous = previous
+
+
+def reset(handler: logging.Handler) -> None:
+    """Remove a handler :func:`configure` installed and give back the levels it changed."""
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    for logger, level in getattr(handler, "previous", []):
+        logger.setLevel(level)
