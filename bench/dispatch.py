@@ -12,9 +12,12 @@ record created in the sandbox:
 - ``sequential_per_s``: what the old SDKs do: for each row, one POST, then store the remote id on the
   row and commit, one at a time.
 
-    uv run python bench/dispatch.py [--quick] [--backend sqlite|postgresql|mariadb]
+    uv run python bench/dispatch.py [--quick] [--backend sqlite|postgresql|mariadb] [--telemetry]
 
-The last line is one JSON object: pushes_per_s, raw_per_s, sequential_per_s and the ratios.
+The last line is one JSON object: pushes_per_s, raw_per_s, sequential_per_s and the ratios. With
+``--telemetry`` ours runs twice more, without and with Prometheus metrics and OpenTelemetry spans
+recorded (an SDK tracer provider whose exporter drops them), alternating, and ``telemetry_ratio``
+is the rate with over the rate without.
 """
 
 from __future__ import annotations
@@ -120,6 +123,35 @@ def sequential(url: str, n: int, tmp: str, backend: str) -> float:
         scratch.close()
 
 
+class _Drop:
+    """A span exporter that drops what it gets: the cost of recording spans, not of shipping them."""
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
+def with_telemetry() -> Any:
+    """Turn on spans (for the rest of the process) and return a metrics object to close."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from connected_objects.telemetry.metrics import PrometheusMetrics
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_Drop()))
+    trace.set_tracer_provider(provider)
+    return PrometheusMetrics()
+
+
 def ours(url: str, n: int, tmp: str, backend: str) -> tuple[float, int]:
     scratch = Scratch(backend, tmp)
     engine = scratch.engine()
@@ -160,6 +192,7 @@ def main() -> None:
         default=0.05,
         help="seconds each sandbox answer takes, like a provider across the internet (default 0.05)",
     )
+    p.add_argument("--telemetry", action="store_true", help="also measure with metrics and spans on")
     args = p.parse_args()
     n = 1_000 if args.quick else 5_000
     proc, url = start_sandbox(args.latency)
@@ -169,6 +202,11 @@ def main() -> None:
             raw_rate = asyncio.run(raw(url, n))
             our_rate, pushed = ours(url, n, tmp, args.backend)
             seq_rate = sequential(url, min(n, 200 if args.latency else 1_000), tmp, args.backend)
+            if args.telemetry:  # spans cannot be turned off again: off first, then on
+                plain = [ours(url, n, tmp, args.backend)[0] for _ in range(2)]
+                metrics = with_telemetry()
+                traced = [ours(url, n, tmp, args.backend)[0] for _ in range(2)]
+                metrics.close()
     finally:
         proc.terminate()
         proc.wait()
@@ -187,6 +225,15 @@ def main() -> None:
             "sequential_per_s": round(seq_rate, 1),
             "vs_raw": round(our_rate / raw_rate, 3),
             "vs_sequential": round(our_rate / seq_rate, 2),
+            **(
+                {
+                    "without_telemetry_per_s": round(max(plain), 1),
+                    "with_telemetry_per_s": round(max(traced), 1),
+                    "telemetry_ratio": round(max(traced) / max(plain), 3),
+                }
+                if args.telemetry
+                else {}
+            ),
         }
     )
 

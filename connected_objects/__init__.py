@@ -30,6 +30,7 @@ from .exceptions import CaptureError
 from .exceptions import ConfigurationError
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
+from .exceptions import DrainTimeout
 from .exceptions import DuplicateProvider
 from .exceptions import IdentityConflict
 from .exceptions import MissingReference
@@ -74,6 +75,7 @@ __all__ = [
     "ConflictError",
     "ConnectedObject",
     "ConnectedObjectsError",
+    "DrainTimeout",
     "DuplicateProvider",
     "FieldMapping",
     "Hub",

@@ -62,6 +62,7 @@ from .rows import load_rows
 from .rows import python_type
 from .scope import Scope
 from .states import ApplyDecision
+from .telemetry.tracing import traced
 from .values import to_column
 
 if TYPE_CHECKING:
@@ -155,6 +156,10 @@ def decide(
     return "create"
 
 
+@traced(
+    "connected_objects.apply",
+    lambda hub, scope, entity, records, **kw: {"scope": scope, "entity": entity, "records": len(records)},
+)
 def apply_records(
     hub: SyncContext,
     scope: Scope,

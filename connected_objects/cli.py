@@ -22,6 +22,16 @@ Run ``connected-objects --help`` for the list. The commands so far:
     the same for inbound events.
 ``status (--app ... | --database URL) [--json]``
     per scope: connected objects, queued/in-flight/dead changes and events, last error.
+``workers (--app ... | --database URL) [--json]``
+    the running workers, from their heartbeats: host, pid, last beat, what they hold.
+``health (--app ... | --database URL) [--stale-after S] [--max-due-age S] [--max-dead N]``
+    exit 0 when healthy, 1 when the schema is behind, no worker beat recently, the
+    oldest due change waited too long or items are dead (a Kubernetes probe).
+
+``worker`` takes ``--metrics-port N`` (Prometheus, ``connected-objects[prometheus]``),
+``--log-format json``, ``--heartbeat S`` and, with ``--until-idle``, ``--timeout S``; it
+exits 1 on an error (a schema that is behind, a timeout) and 3 when, with
+``--until-idle``, something died.
 
 Every error text and payload a command prints passes through
 :func:`~connected_objects.redaction.redact`, and log lines through its filter.
@@ -37,19 +47,23 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Connection
 from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
 
 from . import journal
 from . import outbox
@@ -60,6 +74,7 @@ from .hub import Hub
 from .provider import extras_of
 from .redaction import install_log_filter
 from .redaction import redact
+from .worker import WorkerStats
 
 __all__ = [
     "load_app",
@@ -239,6 +254,197 @@ _app_option = click.option(
 )
 
 
+# -- worker telemetry, workers and health (issue 13) -----------------------------------------
+
+#: What a kept traceback starts with (``changes show`` prints it readably on stderr).
+_TRACEBACK_MARK = "Traceback (most recent call last)"
+
+
+def _worker_telemetry_options(fn: Any) -> Any:
+    """The worker's observability flags: heartbeat, metrics endpoint, log format and level, timeout."""
+    options = [
+        click.option(
+            "--heartbeat",
+            default=10.0,
+            show_default=True,
+            help="Seconds between heartbeats in co_worker (connected-objects workers / health read them).",
+        ),
+        click.option(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="Serve Prometheus metrics on this port at /metrics (needs connected-objects[prometheus]).",
+        ),
+        click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics listen on."),  # noqa: S104
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Log lines on stderr as text, or one JSON object per line (redacted either way).",
+        ),
+        click.option(
+            "--log-level",
+            envvar="CONNECTED_OBJECTS_LOG_LEVEL",
+            default="INFO",
+            show_default=True,
+            help="DEBUG, INFO, WARNING or ERROR (or CONNECTED_OBJECTS_LOG_LEVEL).",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=None,
+            help="With --until-idle: give up after this many seconds, saying what is stuck (exit 1).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _configure_worker_logs(telemetry: dict[str, Any]) -> None:
+    """Log to stderr as asked until the command ends (then the process's logging is as it was)."""
+    from .telemetry import logs
+
+    handler = logs.configure(telemetry["log_format"], str(telemetry["log_level"]).upper())
+    click.get_current_context().call_on_close(lambda: logs.reset(handler))
+
+
+def _run_worker(hub: Hub, run: Any, telemetry: dict[str, Any]) -> WorkerStats:
+    """Run the worker's coroutine with its metrics endpoint; a library error becomes one line and exit 1."""
+    metrics = None
+    try:
+        if telemetry["metrics_port"] is not None:
+            from .telemetry.metrics import PrometheusMetrics
+
+            metrics = PrometheusMetrics(hub.engine)
+            port = metrics.serve(telemetry["metrics_port"], telemetry["metrics_host"])
+            logging.getLogger("connected_objects.worker").info(
+                "serving metrics at http://%s:%d/metrics", telemetry["metrics_host"], port
+            )
+        stats: WorkerStats = asyncio.run(run())
+        return stats
+    except ConnectedObjectsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # the metrics port is taken
+        raise click.ClickException(f"cannot serve metrics on port {telemetry['metrics_port']}: {exc}") from exc
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+@contextlib.contextmanager
+def _reading(app_path: str | None, url: str | None) -> Iterator[Connection]:
+    """A connection to the application's database, for read-only commands (never creates a file)."""
+    from sqlalchemy.engine import make_url
+
+    if app_path:
+        engine = load_app(app_path).engine
+    elif url:
+        parsed = make_url(url)
+        on_disk = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+        if on_disk and not os.path.exists(str(parsed.database)):
+            raise click.ClickException(f"no SQLite database at {parsed.database}; check --database")
+        engine = create_engine(url)
+    else:
+        raise click.UsageError("say where to look: --app mypkg.sync:hub or --database URL")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except DBAPIError as exc:
+        raise click.ClickException(f"cannot read the database: {redact(str(exc.orig))}") from exc
+    finally:
+        if not app_path:
+            engine.dispose()
+
+
+_where_options = [
+    click.option(
+        "--app", "app_path", envvar="CONNECTED_OBJECTS_APP", help="Import path of your Hub (or CONNECTED_OBJECTS_APP)."
+    ),
+    click.option(
+        "--database",
+        "url",
+        envvar="CONNECTED_OBJECTS_DATABASE_URL",
+        help="Or a database URL: only co_* tables are read.",
+    ),
+]
+
+
+def _where(fn: Any) -> Any:
+    for option in reversed(_where_options):
+        fn = option(fn)
+    return fn
+
+
+@main.command(name="workers")
+@_where
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per worker.")
+def workers_command(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """List the workers that registered in co_worker: host, pid, started, last beat, what they hold."""
+    from . import heartbeat
+    from .health import check_schema
+
+    with _reading(app_path, url) as conn:
+        try:
+            check_schema(conn)
+        except ConnectedObjectsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        found = heartbeat.workers(conn)
+    if as_json:
+        for w in found:
+            _emit(w.as_dict())
+        return
+    table = Table(title="connected-objects workers")
+    for col in ("name", "host", "pid", "started", "last beat", "changes held", "scopes"):
+        table.add_column(col)
+    for w in found:
+        scopes = w.holds.get("scopes") or []
+        table.add_row(
+            w.name,
+            w.host,
+            str(w.pid),
+            w.started_at.isoformat(timespec="seconds"),
+            f"{w.age():.1f} s ago",
+            str(w.holds.get("changes", 0)),
+            ", ".join(scopes[:3]) + (" ..." if len(scopes) > 3 else ""),
+        )
+    console.print(table)
+
+
+@main.command(name="health")
+@_where
+@click.option("--stale-after", default=60.0, show_default=True, help="Fail when no worker beat for this many seconds.")
+@click.option(
+    "--max-due-age", default=600.0, show_default=True, help="Fail when the oldest due change waited this many seconds."
+)
+@click.option("--max-dead", default=0, show_default=True, help="Fail when more changes and events than this are dead.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON object.")
+def health_command(
+    app_path: str | None, url: str | None, stale_after: float, max_due_age: float, max_dead: int, as_json: bool
+) -> None:
+    """Exit 0 when sync is healthy, 1 when not (or the database cannot be read); 2 on a usage error.
+
+    Checks the schema, the workers' heartbeats, the age of the oldest due change and the dead
+    items; usable as a Kubernetes liveness or readiness probe.
+    """
+    from .health import check as check_health
+
+    with _reading(app_path, url) as conn:
+        report = check_health(conn, stale_after=stale_after, max_due_age=max_due_age, max_dead=max_dead)
+    if as_json:
+        _emit_nested(report.as_dict())
+    else:
+        for c in report.checks:
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {redact(c.detail)}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _emit_nested(item: dict[str, Any]) -> None:
+    click.echo(redact(json.dumps(item)))
+
+
 @main.command()
 @_app_option
 @click.option("--batch", default=500, show_default=True, help="Changes claimed at once.")
@@ -246,23 +452,41 @@ _app_option = click.option(
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between claims when idle.")
 @click.option("--provider", "providers", multiple=True, help="Only push to this provider (repeatable).")
 @click.option("--until-idle", is_flag=True, help="Stop when no change is pending or in flight.")
-def worker(app_path: str, batch: int, lease: float, poll: float, providers: tuple[str, ...], until_idle: bool) -> None:
-    """Claim and push changes until interrupted (SIGINT/SIGTERM finish the work in progress)."""
-    level = os.environ.get("CONNECTED_OBJECTS_LOG_LEVEL")
-    if level:
-        logging.basicConfig(level=level.upper(), format="%(asctime)s %(process)d %(name)s %(message)s")
-    hub = load_app(app_path)
-    runner = hub.worker(batch=batch, lease=lease, poll=poll, providers=list(providers) or None)
+@_worker_telemetry_options
+def worker(
+    app_path: str,
+    batch: int,
+    lease: float,
+    poll: float,
+    providers: tuple[str, ...],
+    until_idle: bool,
+    **telemetry: Any,
+) -> None:
+    """Claim and push changes until interrupted (SIGINT/SIGTERM finish the work in progress).
 
-    async def run() -> None:
+    Exit codes: 0 done (or stopped by a signal); 1 an error, such as a schema
+    that is missing or behind (the message names the command to run) or an
+    --until-idle run that timed out; 2 a usage error; 3 (--until-idle) some
+    changes or events died in this run.
+    """
+    _configure_worker_logs(telemetry)
+    hub = load_app(app_path)
+    runner = hub.worker(
+        batch=batch, lease=lease, poll=poll, providers=list(providers) or None, heartbeat=telemetry["heartbeat"]
+    )
+
+    async def run() -> WorkerStats:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        stats = await runner.run(stop, until_idle=until_idle)
+        stats = await runner.run(stop, until_idle=until_idle, timeout=telemetry["timeout"])
         console.print(f"worker {runner.name}: {stats}")
+        return stats
 
-    asyncio.run(run())
+    stats = _run_worker(hub, run, telemetry)
+    if until_idle and stats.exit_code:  # the worker logged what died
+        sys.exit(stats.exit_code)
 
 
 @main.command(name="pull")
@@ -356,6 +580,8 @@ def show_change(app_path: str, change_id: int) -> None:
             f"no change {change_id} (pushed changes are deleted); `connected-objects changes list` shows the ids"
         )
     _emit(change.as_dict(), indent=2)
+    if change.last_error and _TRACEBACK_MARK in change.last_error:  # readable, and stdout stays JSON
+        click.echo(f"\nchange {change_id}, last error:\n{redact(change.last_error)}", err=True)
 
 
 @changes.command(name="retry")
@@ -485,6 +711,8 @@ def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
     if event is None:
         raise click.ClickException(f"no event {event_id}; `connected-objects events list` shows the ids")
     _emit(event.as_dict(payload_bytes=payload_bytes), indent=2)
+    if event.last_error and _TRACEBACK_MARK in event.last_error:  # readable, and stdout stays JSON
+        click.echo(f"\nevent {event_id}, last error:\n{redact(event.last_error)}", err=True)
 
 
 @events.command(name="discard")

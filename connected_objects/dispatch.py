@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ from .queue import CHANGES
 from .rows import load_rows
 from .scope import Scope
 from .states import WriteAction
+from .telemetry.tracing import span
 
 if TYPE_CHECKING:
     from .context import SyncContext
@@ -136,8 +138,8 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                 if missing and change.operation == "upsert":
                     to_enqueue.extend(_queue_missing(conn, scope, missing, hub))
                 epoch = max(change.refusals, refused.get((local_type, change.local_id), 0))
-                plans.append(
-                    plan_change(
+                try:
+                    plan = plan_change(
                         change,
                         scope=scope,
                         spec=spec,
@@ -148,7 +150,9 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                         epoch=epoch,
                         fold=fold,
                     )
-                )
+                except Exception as exc:  # a bug in the mapping: this change fails (traceback kept), not the batch
+                    plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)
+                plans.append(plan)
         session.rollback()
     return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at)
 
@@ -232,11 +236,32 @@ async def _send(plan: Plan, client: RemoteClient) -> RemoteRecord | None:
     raise AssertionError(plan.action)  # pragma: no cover
 
 
-def _failed(plan: Plan, exc: BaseException, gate: ScopeGate) -> Outcome:
-    """:func:`~connected_objects.planning.failed`, and a 429 holds the scope until its ``Retry-After``."""
+def _failed(plan: Plan, exc: BaseException, gate: ScopeGate, seconds: float | None = None) -> Outcome:
+    """:func:`~connected_objects.planning.failed`, and a 429 holds the scope until its ``Retry-After``;
+    an unexpected exception is logged with its traceback."""
     if isinstance(exc, RetryableError) and exc.status == 429:
         gate.hold(exc.retry_after, str(exc))
-    return failed(plan, exc)
+        if gate.scope is not None:
+            signals.scope_held.send(gate.scope.provider, scope=gate.scope, seconds=exc.retry_after, reason=str(exc))
+    outcome = failed(plan, exc)
+    outcome.seconds = seconds
+    if outcome.unexpected:
+        c = plan.change
+        log.error(
+            "%s change %s (%s %s %s to %s) raised an unexpected %s (attempt %d; retried a few times, then "
+            "dead); the traceback is kept on the change: connected-objects changes show %s",
+            "mapping" if plan.failure is not None else "pushing",
+            c.id,
+            c.operation,
+            c.local_type,
+            c.local_id,
+            c.scope,
+            type(exc).__name__,
+            c.attempts,
+            c.id,
+            exc_info=exc,
+        )
+    return outcome
 
 
 def _operation(plan: Plan) -> BatchOperation:
@@ -259,12 +284,15 @@ async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate
     async with gate.slot(len(plans), batch=True) as allowed:
         if not allowed:
             return [Outcome(p, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False) for p in plans]
+        started = time.perf_counter()
         try:
-            results = await client.batch([_operation(p) for p in plans])
+            with span("connected_objects.push", scope=plans[0].change.scope, action="batch", operations=len(plans)):
+                results = await client.batch([_operation(p) for p in plans])
             if len(results) != len(plans):
                 raise RetryableError(f"the batch call answered {len(results)} results for {len(plans)} operations")
         except Exception as exc:
-            return [_failed(p, exc, gate) for p in plans]
+            return [_failed(p, exc, gate, time.perf_counter() - started) for p in plans]
+        seconds = time.perf_counter() - started
     outcomes: list[Outcome | None] = []
     conflicts: list[int] = []
     for i, (plan, result) in enumerate(zip(plans, results, strict=True)):
@@ -272,9 +300,9 @@ async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate
             conflicts.append(i)
             outcomes.append(None)
         elif isinstance(result, BaseException):
-            outcomes.append(_failed(plan, result, gate))
+            outcomes.append(_failed(plan, result, gate, seconds))
         else:
-            outcomes.append(Outcome(plan, "done", record=result))
+            outcomes.append(Outcome(plan, "done", record=result, seconds=seconds))
     for i, out in zip(conflicts, await asyncio.gather(*(_run(plans[i], client, gate) for i in conflicts)), strict=True):
         outcomes[i] = out
     return [out for out in outcomes if out is not None]
@@ -283,6 +311,8 @@ async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate
 async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outcome:
     if plan.action in ("skip",):
         return Outcome(plan, "done")
+    if plan.failure is not None:  # planning raised: retried like any unexpected exception
+        return _failed(plan, plan.failure, gate)
     if plan.action == "dead":
         return Outcome(plan, "dead", error=plan.reason)
     if plan.action == "defer":
@@ -291,11 +321,13 @@ async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outc
         if not allowed:
             return Outcome(plan, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False)
         assert client is not None
+        started = time.perf_counter()
         try:
-            record = await _send(plan, client)
+            with span("connected_objects.push", scope=plan.change.scope, action=plan.action):
+                record = await _send(plan, client)
         except Exception as exc:
-            return _failed(plan, exc, gate)
-    return Outcome(plan, "done", record=record)
+            return _failed(plan, exc, gate, time.perf_counter() - started)
+    return Outcome(plan, "done", record=record, seconds=time.perf_counter() - started)
 
 
 async def _send_all(

@@ -16,6 +16,7 @@ says what to do next::
     │   └── DuplicateProvider         two plugins claim one name
     ├── IdentityConflict              a link would break the identity map's uniqueness
     ├── CaptureError                  a write on a connected model cannot be captured
+    ├── DrainTimeout                  drain() gave up waiting; the message says what is stuck
     └── RemoteError                   a provider's API refused or failed a call
         ├── RetryableError            try again later (timeouts, 5xx, 429)
         ├── ConflictError             stale version: refetch and re-apply
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectedObjectsError",
+    "DrainTimeout",
     "DuplicateProvider",
     "IdentityConflict",
     "MissingReference",
@@ -79,6 +81,10 @@ class ConfigurationError(ConnectedObjectsError):
 
 class SchemaOutOfDate(ConfigurationError):
     """The co_* tables are missing or older than this version of connected-objects."""
+
+
+class DrainTimeout(ConnectedObjectsError):
+    """Draining took longer than its timeout; the message says what is still waiting, and why."""
 
 
 class UnknownMarketplace(ConfigurationError):

@@ -37,6 +37,7 @@ from . import registry
 from .connected import ConnectSpec
 from .connected import specs_of
 from .exceptions import ConfigurationError
+from .exceptions import ConnectedObjectsError
 from .limits import LimitsStore
 from .limits import from_setting
 from .provider import Extras
@@ -202,10 +203,21 @@ class Hub:
 
         return Worker(self, **options)
 
-    def drain(self, **options: Any) -> WorkerStats:
+    def drain(self, *, timeout: float | None = 120.0, raise_on_dead: bool = False, **options: Any) -> WorkerStats:
         """Push every due change, wait out retries, and return when nothing is left to do.
 
-        Dead changes stay dead. Runs its own event loop; from async code use
-        ``await hub.worker().run(until_idle=True)``.
+        Dead changes stay dead; they are logged at WARNING, counted in the stats
+        (``stats.dead``, ``stats.dead_events``, ``stats.exit_code``) and, with
+        ``raise_on_dead``, raised as a :class:`~connected_objects.exceptions.ConnectedObjectsError`.
+        Runs its own event loop; from async code use ``await hub.worker().run(until_idle=True)``.
+
+        :param timeout: seconds before giving up with :class:`~connected_objects.exceptions.DrainTimeout`,
+            whose message says what is still waiting and the last errors it met (None: no limit).
         """
-        return asyncio.run(self.worker(**options).run(until_idle=True))
+        stats = asyncio.run(self.worker(**options).run(until_idle=True, timeout=timeout))
+        if raise_on_dead and stats.exit_code:
+            raise ConnectedObjectsError(
+                f"{stats.dead} changes and {stats.dead_events} events died while draining; "
+                "see them with connected-objects changes list / events list"
+            )
+        return stats

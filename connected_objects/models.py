@@ -36,6 +36,9 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
 ``co_limit_lease``
     concurrency leases, one row per (key, slot below the cap), with the token
     of the request holding it and when it expires.
+``co_worker``
+    one row per running worker (:mod:`connected_objects.heartbeat`): its name,
+    host, process id, when it started, its last heartbeat and what it holds.
 
 Example: create them directly for a quick experiment (applications use the
 migrations instead)::
@@ -46,7 +49,7 @@ migrations instead)::
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
     ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_limit', 'co_limit_lease',
-     'co_lock', 'co_outbox', 'co_outbox_scope']
+     'co_lock', 'co_outbox', 'co_outbox_scope', 'co_worker']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).
@@ -93,6 +96,7 @@ __all__ = [
     "outbox",
     "outbox_scope",
     "utcnow",
+    "worker",
 ]
 
 NAMING_CONVENTION = {
@@ -332,4 +336,18 @@ limit_lease = Table(
     Column("slot", Integer, primary_key=True, autoincrement=False),
     Column("token", String(64), nullable=True),
     Column("expires_at", UTCDateTime(), nullable=True),
+)
+
+#: Worker heartbeats (co_0007): one row per running worker, updated with one statement per beat.
+worker = Table(
+    "co_worker",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("beat_at", UTCDateTime(), nullable=False),
+    #: ``{"changes": n, "scopes": [...]}``: the changes in flight and (some of) their scopes.
+    Column("holds", JSON, nullable=True),
+    Index(None, "beat_at"),
 )

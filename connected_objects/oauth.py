@@ -56,6 +56,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from . import connections
+from . import signals
 from .db import DB
 from .db import connection_of
 from .exceptions import AuthorizationLost
@@ -69,6 +70,7 @@ from .provider import extras_of
 from .redaction import register_basic
 from .redaction import register_credentials
 from .scope import Scope
+from .telemetry.tracing import span
 
 if TYPE_CHECKING:
     import httpx
@@ -221,7 +223,8 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
             await asyncio.to_thread(session.commit)
             return creds
         try:
-            fresh, until = await refresh(scope, http, creds)
+            with span("connected_objects.refresh", scope=scope):
+                fresh, until = await refresh(scope, http, creds)
         except PermanentError as exc:
             reason = f"authorization lost, reconnect the account: {exc.message}"
 
@@ -230,9 +233,11 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
                 session.commit()
 
             await asyncio.to_thread(pause)
+            signals.token_refresh_failed.send(scope.provider, scope=scope, error=reason)
             raise AuthorizationLost(reason, status=exc.status) from None
-        except RemoteError:
+        except RemoteError as exc:
             await asyncio.to_thread(session.rollback)
+            signals.token_refresh_failed.send(scope.provider, scope=scope, error=exc.message)
             raise
 
         def save() -> None:
@@ -240,6 +245,7 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
             session.commit()
 
         await asyncio.to_thread(save)
+        signals.token_refreshed.send(scope.provider, scope=scope)
         return fresh
     finally:
         await asyncio.to_thread(session.close)

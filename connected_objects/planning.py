@@ -32,6 +32,7 @@ derived from the row, and a refusal renews it::
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ from .hashing import content_hash
 from .hashing import idempotency_key
 from .outbox import ClaimedChange
 from .provider import RemoteRecord
+from .redaction import redact
 from .retry import RetryPolicy
 from .scope import Scope
 from .states import Action
@@ -58,7 +60,17 @@ if TYPE_CHECKING:
     from .connected import ConnectSpec
     from .identity import ConnectedObject
 
-__all__ = ["Ledger", "Outcome", "Plan", "failed", "ledger", "plan_change", "write_key"]
+__all__ = [
+    "Ledger",
+    "Outcome",
+    "Plan",
+    "failed",
+    "final_status",
+    "ledger",
+    "plan_change",
+    "scrubbed_traceback",
+    "write_key",
+]
 
 #: ``fold_reference(entity, name, foreign_id)``: how a provider writes a reference in a payload.
 Fold = Callable[[str, str, str], Any]
@@ -78,6 +90,8 @@ class Plan:
     reason: str | None = None
     #: Refusals of this object's writes so far: a refused write's next attempt gets a new key.
     epoch: int = 0
+    #: What planning raised (a mapping's bug): sent nowhere, the outcome is :func:`failed` with it.
+    failure: BaseException | None = None
 
 
 @dataclass
@@ -94,6 +108,11 @@ class Outcome:
     unauthorized: bool = False
     #: The provider refused the write for good: nothing was written, the next attempt needs a new key.
     refused: bool = False
+    #: The send raised an unexpected exception (a bug): ``error`` holds its scrubbed traceback, and it
+    #: gets :attr:`RetryPolicy.max_unexpected` attempts.
+    unexpected: bool = False
+    #: Seconds the provider took to answer (None: nothing was sent).
+    seconds: float | None = None
 
 
 def write_key(epoch: int, *parts: object) -> str:
@@ -148,7 +167,8 @@ def plan_change(
 
 
 def failed(plan: Plan, exc: BaseException) -> Outcome:
-    """The outcome of a send that raised: retry (transient), dead (refused, or a bug in a mapping)."""
+    """The outcome of a send that raised: retry (transient, or an unexpected exception, which keeps its
+    traceback and gets fewer attempts), dead (refused)."""
     if isinstance(exc, RetryableError):
         return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
     if isinstance(exc, PermanentError):
@@ -157,7 +177,35 @@ def failed(plan: Plan, exc: BaseException) -> Outcome:
         return Outcome(plan, "retry", error=exc.message)
     if isinstance(exc, httpx.HTTPError):
         return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
-    return Outcome(plan, "dead", error=f"{type(exc).__name__}: {exc}")
+    return Outcome(plan, "retry", error=scrubbed_traceback(exc), unexpected=True)
+
+
+#: The longest traceback kept on a row (its end, where the error is, is kept).
+MAX_TRACEBACK = 8000
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """``Type: message`` on the first line, then the traceback, redacted and at most :data:`MAX_TRACEBACK` long.
+
+    >>> try:
+    ...     {}["Name"]
+    ... except KeyError as exc:
+    ...     text = scrubbed_traceback(exc)
+    >>> text.splitlines()[0], "Traceback (most recent call last)" in text
+    ("KeyError: 'Name'", True)
+    """
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    body = "".join(lines).rstrip()
+    if len(body) > MAX_TRACEBACK:
+        body = "... (start cut)\n" + body[-MAX_TRACEBACK:]
+    return redact(f"{type(exc).__name__}: {exc}\n\n{body}")
+
+
+def final_status(outcome: Outcome, retry: RetryPolicy) -> OutcomeStatus:
+    """What the :func:`ledger` makes of an outcome: a retry past its attempts is dead."""
+    if outcome.status == "retry" and retry.exhausted(outcome.plan.change.attempts, unexpected=outcome.unexpected):
+        return "dead"
+    return outcome.status
 
 
 #: A created record to link: ``(foreign_id, local_type, local_id, version, content_hash)``.
@@ -199,16 +247,17 @@ def ledger(
     out = Ledger()
     for outcome in outcomes:
         plan, change = outcome.plan, outcome.plan.change
-        if outcome.status == "done":
+        status = final_status(outcome, retry)
+        if status == "done":
             _done(out, outcome)
-        elif outcome.status == "dead" or (outcome.status == "retry" and retry.exhausted(change.attempts)):
+        elif status == "dead":
             error = outcome.error or "failed"
             out.dead.append((change.id, error))
             out.settled.add((change.local_type, change.local_id))
             if outcome.refused:
                 out.refusals[change.id] = plan.epoch + 1
             out.signals.append(("change-dead", {"change": change, "error": error}))
-        elif outcome.status == "retry":
+        elif status == "retry":
             when = now + dt.timedelta(seconds=retry.delay(change.attempts, retry_after=outcome.retry_after))
             out.later.append((change.id, when, outcome.error, True))
             out.signals.append(("push-failed", {"change": change, "error": outcome.error, "retry_at": when}))

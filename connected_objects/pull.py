@@ -39,6 +39,7 @@ from .apply import apply_fetching
 from .models import cursor as t
 from .models import utcnow
 from .scope import Scope
+from .telemetry.tracing import traced
 
 if TYPE_CHECKING:
     from .context import SyncContext
@@ -99,6 +100,7 @@ def save_cursor(session: Session, scope: Scope, entity: str, position: Any) -> N
     conn.execute(update(t).where(_where(scope, entity)).values(position=position, updated_at=now))
 
 
+@traced("connected_objects.pull", lambda hub, scope, entity, **kw: {"scope": scope, "entity": entity})
 async def pull(
     hub: SyncContext,
     scope: Scope,

@@ -3,7 +3,9 @@
 The n-th retry waits a random time between 0 and ``min(cap, base * factor**(n-1))``
 seconds ("full jitter", so many workers failing at once do not retry in
 step), but never less than a provider's ``Retry-After``. After
-``max_attempts`` attempts a change is dead.
+``max_attempts`` attempts a change is dead; after ``max_unexpected`` when
+what failed was an unexpected exception (a bug in a provider or a mapping,
+kept with its traceback), which rarely heals by waiting.
 
 Defaults follow the providers' own habits: base 5 s, factor 5, cap 6 h (QBO's
 longest webhook retry gap), 10 attempts.
@@ -21,6 +23,8 @@ Example::
     True
     >>> policy.exhausted(3)
     True
+    >>> policy.exhausted(2, unexpected=True), RetryPolicy().exhausted(3, unexpected=True)
+    (False, True)
 """
 
 from __future__ import annotations
@@ -39,10 +43,14 @@ class RetryPolicy:
     factor: float = 5.0
     cap: float = 6 * 3600.0
     max_attempts: int = 10
+    #: Attempts an unexpected exception (not a provider's refusal nor a transient error) gets.
+    max_unexpected: int = 3
 
     def __post_init__(self) -> None:
-        if self.base < 0 or self.factor < 1 or self.cap < 0 or self.max_attempts < 1:
-            raise ValueError("RetryPolicy needs base >= 0, factor >= 1, cap >= 0 and max_attempts >= 1")
+        if self.base < 0 or self.factor < 1 or self.cap < 0 or self.max_attempts < 1 or self.max_unexpected < 1:
+            raise ValueError(
+                "RetryPolicy needs base >= 0, factor >= 1, cap >= 0, max_attempts >= 1 and max_unexpected >= 1"
+            )
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait after the ``attempt``-th failed attempt."""
@@ -53,6 +61,6 @@ class RetryPolicy:
         jittered = (rng or random).uniform(0.0, self.ceiling(attempt))
         return max(jittered, retry_after or 0.0)
 
-    def exhausted(self, attempt: int) -> bool:
-        """Whether ``attempt`` attempts are all a change gets."""
-        return attempt >= self.max_attempts
+    def exhausted(self, attempt: int, *, unexpected: bool = False) -> bool:
+        """Whether ``attempt`` attempts are all a change gets (fewer when they met an unexpected exception)."""
+        return attempt >= (min(self.max_unexpected, self.max_attempts) if unexpected else self.max_attempts)

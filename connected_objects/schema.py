@@ -34,7 +34,7 @@ Example::
     >>> with engine.connect() as conn:
     ...     schema.check(conn)
     ...     schema.current(conn)
-    'co_0006'
+    'co_0007'
 """
 
 from __future__ import annotations

@@ -11,6 +11,23 @@ sender is the provider name; keyword arguments carry the details.
     ``change``, ``error`` (message), ``retry_at`` (aware datetime).
 ``change-dead``
     ``change``, ``error``.
+``event-dead``
+    ``event`` (:class:`~connected_objects.inbox.StoredEvent`), ``error``: an inbound event failed for good.
+``scope-held``
+    ``scope`` (:class:`~connected_objects.scope.Scope`), ``seconds``, ``reason``: a 429 holds the scope
+    back (sent by the worker that met it, when it met it).
+``token-refreshed``
+    ``scope``: a connection's access token was refreshed and stored.
+``token-refresh-failed``
+    ``scope``, ``error``: refreshing the access token failed (paused for good, or to be retried).
+
+``pushes-timed``
+    ``scope``, ``seconds`` (a list): how long the provider took to answer each write of one
+    dispatch round (sent by the worker after the round is recorded).
+
+Error texts are redacted (:mod:`~connected_objects.redaction`) before they
+are stored or sent. :mod:`connected_objects.telemetry` turns these into log lines and metrics;
+``docs/operations.md`` shows how to send ``change-dead`` and ``event-dead`` to Sentry.
 
 Example::
 
@@ -30,10 +47,25 @@ from __future__ import annotations
 
 from blinker import Namespace
 
-__all__ = ["change_dead", "change_pushed", "namespace", "push_failed"]
+__all__ = [
+    "change_dead",
+    "change_pushed",
+    "event_dead",
+    "namespace",
+    "push_failed",
+    "pushes_timed",
+    "scope_held",
+    "token_refresh_failed",
+    "token_refreshed",
+]
 
 namespace = Namespace()
 
 change_pushed = namespace.signal("change-pushed", doc="A change reached its provider.")
 push_failed = namespace.signal("push-failed", doc="A push failed and will be retried.")
 change_dead = namespace.signal("change-dead", doc="A change failed for good; see the dead changes.")
+pushes_timed = namespace.signal("pushes-timed", doc="How long the provider took to answer each write of a round.")
+event_dead = namespace.signal("event-dead", doc="An inbound event failed for good; see the dead events.")
+scope_held = namespace.signal("scope-held", doc="A 429 holds a scope back until its Retry-After.")
+token_refreshed = namespace.signal("token-refreshed", doc="A connection's access token was refreshed.")
+token_refresh_failed = namespace.signal("token-refresh-failed", doc="Refreshing a connection's access token failed.")

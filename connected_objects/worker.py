@@ -48,23 +48,30 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import DBAPIError
 
+from . import heartbeat
 from . import inbox
 from . import journal
 from . import oauth
 from . import outbox
+from . import signals
 from .apply import MissingReference
 from .apply import apply_fetching
 from .dispatch import dispatch
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
+from .exceptions import DrainTimeout
 from .exceptions import PermanentError
 from .exceptions import RetryableError
 from .gates import ScopeGate
+from .health import backlog
+from .health import check_schema
 from .inbox import StoredEvent
 from .limits import LimitsStore
 from .limits import MemoryLimits
 from .models import utcnow
 from .outbox import ClaimedChange
+from .planning import final_status
+from .planning import scrubbed_traceback
 from .provider import RemoteClient
 from .provider import RemoteRecord
 from .pull import pull
@@ -72,11 +79,14 @@ from .queue import CHANGES
 from .queue import EVENTS
 from .redaction import install_log_filter
 from .scope import Scope
+from .telemetry.failures import first_line
+from .telemetry.failures import log_failures
+from .telemetry.tracing import traced
 
 if TYPE_CHECKING:
     from .context import SyncContext
 
-__all__ = ["BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
+__all__ = ["EXIT_DEAD", "BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
 
 log = logging.getLogger("connected_objects.worker")
 
@@ -97,7 +107,12 @@ class _LazyClient:
 
 @dataclass
 class WorkerStats:
-    """What a worker did."""
+    """What a worker did.
+
+    ``dead`` counts the changes that died in this run (refused, or out of
+    attempts), ``dead_events`` the inbound events; :attr:`exit_code` is what
+    ``connected-objects worker --until-idle`` exits with.
+    """
 
     claimed: int = 0
     applied: int = 0
@@ -105,6 +120,16 @@ class WorkerStats:
     retried: int = 0
     deferred: int = 0
     dead: int = 0
+    dead_events: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing died, :data:`EXIT_DEAD` (3) when a change or an event did."""
+        return EXIT_DEAD if self.dead or self.dead_events else 0
+
+
+#: What ``connected-objects worker --until-idle`` exits with when a change or an event died.
+EXIT_DEAD = 3
 
 
 class Worker:
@@ -118,6 +143,9 @@ class Worker:
     :param poll: seconds between claims when there is nothing to do.
     :param max_tasks: scope tasks running at once.
     :param providers: only push to these providers.
+    :param heartbeat: seconds between heartbeats in ``co_worker`` (:mod:`~connected_objects.heartbeat`).
+    :param check_schema: refuse to start (:class:`~connected_objects.exceptions.SchemaOutOfDate`, naming
+        the command to run) unless the ``co_*`` tables are current.
     """
 
     def __init__(
@@ -131,6 +159,8 @@ class Worker:
         poll: float = 1.0,
         max_tasks: int = 64,
         providers: Sequence[str] | None = None,
+        heartbeat: float = 10.0,
+        check_schema: bool = True,
     ) -> None:
         self.hub = hub
         self.name = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -140,11 +170,15 @@ class Worker:
         self.poll = poll
         self.max_tasks = max_tasks
         self.providers = list(providers) if providers is not None else None
+        self.heartbeat = heartbeat
+        self.check_schema = check_schema
         self.stats = WorkerStats()
         install_log_filter()  # our log lines and httpx's never carry a credential
+        log_failures()  # every dead change and event is logged at WARNING
         self._gates: dict[Scope, ScopeGate] = {}
         self.limits: LimitsStore = hub.limits_store or MemoryLimits()  # nothing shared: this worker's own
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
+        self._timed_out = False
 
     def __repr__(self) -> str:
         return f"Worker(name={self.name!r}, batch={self.batch}, lease={self.lease})"
@@ -156,6 +190,7 @@ class Worker:
             gate = self._gates[scope] = ScopeGate(limits, self.limits, scope=scope)
         return gate
 
+    @traced("connected_objects.claim")
     def _claim(self, exclude: Sequence[Scope]) -> list[ClaimedChange]:
         with self.hub.session_factory() as session:
             conn = self.hub.connection(session)
@@ -172,6 +207,7 @@ class Worker:
             session.commit()
             return claimed
 
+    @traced("connected_objects.claim_events")
     def _claim_inbox(self) -> list[StoredEvent]:
         with self.hub.session_factory() as session:
             events = inbox.claim(session, self.name, limit=self.batch, lease=self.lease)
@@ -224,15 +260,41 @@ class Worker:
             httpx.HTTPError,
             DBAPIError,
         ) as exc:
-            attempts = max(e.attempts for e in group)
-            if self.hub.retry.exhausted(attempts):
-                await asyncio.to_thread(self._events_dead, ids, str(exc))
-            else:
-                when = utcnow() + dt.timedelta(seconds=self.hub.retry.delay(attempts))
-                await asyncio.to_thread(self._events_later, ids, when, str(exc))
-        except Exception as exc:
-            log.exception("applying %d events failed for good", len(ids))
-            await asyncio.to_thread(self._events_dead, ids, f"{type(exc).__name__}: {exc}")
+            await self._events_failed(group, ids, str(exc), unexpected=False)
+        except Exception as exc:  # a bug (in a provider, a mapping): kept with its traceback, retried a few times
+            log.exception(
+                "applying %d events of %s/%s %s raised an unexpected %s; the traceback is kept on the events "
+                "(connected-objects events show %s)",
+                len(ids),
+                provider_name,
+                marketplace,
+                entity,
+                type(exc).__name__,
+                ids[0] if ids else "",
+            )
+            await self._events_failed(group, ids, scrubbed_traceback(exc), unexpected=True)
+
+    async def _events_failed(self, group: list[StoredEvent], ids: list[int], error: str, *, unexpected: bool) -> None:
+        """Retry the events with backoff, or bury them (logged, ``event-dead`` sent) when out of attempts."""
+        wanted = set(ids)
+        attempts = max((e.attempts for e in group if e.id in wanted), default=0)
+        if self.hub.retry.exhausted(attempts, unexpected=unexpected):
+            await asyncio.to_thread(self._events_dead, ids, error)
+            self.stats.dead_events += len(ids)
+            for event in group:
+                if event.id in wanted:
+                    signals.event_dead.send(event.provider, event=event, error=error)
+        else:
+            delay = self.hub.retry.delay(attempts)
+            log.info(
+                "applying %d events failed (attempt %d), retrying in %.1f s: %s",
+                len(ids),
+                attempts,
+                delay,
+                first_line(error),
+            )
+            when = utcnow() + dt.timedelta(seconds=delay)
+            await asyncio.to_thread(self._events_later, ids, when, error)
 
     async def _apply_events(self, scope: Scope, entity: str, group: list[StoredEvent], http: httpx.AsyncClient) -> None:
         """Decode, fetch what is thin, apply with references fetched first; parked records wait on."""
@@ -320,25 +382,140 @@ class Worker:
                 "dispatching %d changes for %s failed; their leases will expire and be retried", len(changes), scope
             )
             return
+        timed = [out.seconds for out in outcomes if out.seconds is not None]
+        if timed:
+            signals.pushes_timed.send(scope.provider, scope=scope, seconds=timed)
+        retried: list[tuple[int, str]] = []
         for out in outcomes:
-            if out.status == "done":
+            status = final_status(out, self.hub.retry)
+            if status == "done":
                 self.stats.pushed += 1
-            elif out.status == "retry":
+            elif status == "retry":
                 self.stats.retried += 1
-            elif out.status == "defer":
+                retried.append((out.plan.change.attempts, out.error or "failed"))
+            elif status == "defer":
                 self.stats.deferred += 1
             else:
                 self.stats.dead += 1
+        if retried:  # one line per scope and round: while a provider is unreachable, each backoff shows
+            attempts = max(a for a, _ in retried)
+            log.warning(
+                "%d pushes to %s failed, backing off (attempt %d of %d, waiting up to %.1f s): %s",
+                len(retried),
+                scope,
+                attempts,
+                self.hub.retry.max_attempts,
+                self.hub.retry.ceiling(attempts),
+                first_line(retried[0][1]),
+                extra={"co_scope": str(scope), "co_error": first_line(retried[0][1])},
+            )
 
-    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> WorkerStats:
-        """Work until ``stop`` is set (or, with ``until_idle``, until no change is pending or in flight)."""
+    def _check_schema(self) -> None:
+        with self.hub.session_factory() as session:
+            check_schema(session.connection())
+
+    def _holds(self) -> dict[str, Any]:
+        scopes = sorted({str(scope) for scope, _ in self._in_flight.values()})
+        return {"changes": sum(len(ids) for _, ids in self._in_flight.values()), "scopes": scopes[:20]}
+
+    def _register(self) -> None:
+        with self.hub.session_factory.begin() as session:
+            heartbeat.prune(session)
+            heartbeat.register(session, self.name, host=socket.gethostname(), pid=os.getpid())
+
+    def _beat(self, holds: dict[str, Any]) -> None:
+        with self.hub.session_factory.begin() as session:
+            heartbeat.beat(session, self.name, holds, host=socket.gethostname(), pid=os.getpid())
+
+    def _unregister(self) -> None:
+        with self.hub.session_factory.begin() as session:
+            heartbeat.unregister(session, self.name)
+
+    async def _beating(self) -> None:
+        """Beat every :attr:`heartbeat` seconds until cancelled; a failed beat is logged and the next one tried."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await asyncio.to_thread(self._beat, self._holds())
+            except DBAPIError as exc:
+                log.warning("heartbeat of worker %s failed, trying again: %s", self.name, exc.orig)
+
+    def _stuck(self, timeout: float) -> str:
+        """Why a drain is not done: what is left, and the last errors it met."""
+        with self.hub.session_factory() as session:
+            left = backlog(session)
+            waiting = [c for c in outbox.list_changes(session, state="pending", limit=200) if c.last_error][:3]
+        parts = (
+            f"{left.outbox.get('pending', 0)} changes pending, {left.outbox.get('in_flight', 0)} in flight, "
+            f"{left.journal} captured flushes not folded in, {left.inbox.get('pending', 0)} events pending"
+        )
+        if waiting:
+            why = "; ".join(
+                f"change {c.id} to {c.scope} (attempt {c.attempts}): {first_line(c.last_error)}" for c in waiting
+            )
+        else:
+            why = "no change has failed: they wait on a hold, a reference or a slow provider"
+        return (
+            f"drain gave up after {timeout:g} s: {parts}. Last errors: {why}. Fix the cause (the provider's "
+            "base_url, the connection's credentials), or give it longer: drain(timeout=...)"
+        )
+
+    async def run(
+        self, stop: asyncio.Event | None = None, *, until_idle: bool = False, timeout: float | None = None
+    ) -> WorkerStats:
+        """Work until ``stop`` is set (or, with ``until_idle``, until no change is pending or in flight).
+
+        Checks the schema first (unless ``check_schema=False``), registers the worker in
+        ``co_worker`` and beats every :attr:`heartbeat` seconds until it stops.
+
+        :param timeout: with ``until_idle``, give up after this many seconds.
+        :raises SchemaOutOfDate: the ``co_*`` tables are missing or behind (the message names the command).
+        :raises DrainTimeout: ``timeout`` passed with work left (the message says what waits, and why).
+        """
         stop = stop or asyncio.Event()
+        if self.check_schema:
+            await asyncio.to_thread(self._check_schema)
+        beating: asyncio.Task[None] | None = None
+        try:
+            await asyncio.to_thread(self._register)
+            beating = asyncio.create_task(self._beating())
+        except DBAPIError as exc:
+            log.warning("worker %s cannot register in co_worker, running without heartbeats: %s", self.name, exc.orig)
+        deadline = time.monotonic() + timeout if until_idle and timeout is not None else None
+        self._timed_out = False
+        try:
+            stats = await self._loop(stop, until_idle=until_idle, deadline=deadline)
+        finally:
+            if beating is not None:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+                try:
+                    await asyncio.to_thread(self._unregister)
+                except DBAPIError as exc:
+                    log.warning("worker %s could not remove its co_worker row: %s", self.name, exc.orig)
+        if self._timed_out:
+            raise DrainTimeout(await asyncio.to_thread(self._stuck, timeout or 0.0))
+        if until_idle and stats.exit_code:
+            log.warning(
+                "worker %s is idle; %d changes and %d events died in this run "
+                "(connected-objects changes list / events list)",
+                self.name,
+                stats.dead,
+                stats.dead_events,
+            )
+        return stats
+
+    async def _loop(self, stop: asyncio.Event, *, until_idle: bool, deadline: float | None) -> WorkerStats:
         last_renew = time.monotonic()
         failed_claims = 0
         async with contextlib.AsyncExitStack() as stack:
             http = [await stack.enter_async_context(self.hub.http_client()) for _ in range(self.hub.http_shards)]
             try:
                 while not stop.is_set():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._timed_out = True
+                        break
                     applied = await self._apply_inbox(http)
                     busy = [scope for scope, _ in self._in_flight.values()]
                     claimed: list[ClaimedChange] = []

@@ -85,13 +85,34 @@ def test_references_wait_fold_and_deletes_need_a_live_link():
     [
         (PermanentError("Duplicate Name Exists Error", status=400), "dead", True),
         (RetryableError("HTTP 503", status=503), "retry", False),
-        (KeyError("DisplayName"), "dead", False),
+        (KeyError("DisplayName"), "retry", False),  # unexpected: retried a few times (issue 13)
     ],
 )
 def test_failures_are_classified(error, status, refused):
     plan = plan_change(change(), scope=SCOPE, spec=SPEC, link=None, row=ROW)
     outcome = failed(plan, error)
     assert (outcome.status, outcome.refused) == (status, refused)
+
+
+def test_an_unexpected_exception_keeps_its_traceback_and_dies_after_fewer_attempts():
+    """Issue 13: a provider's KeyError is retried like a transient error, up to max_unexpected, with
+    the scrubbed traceback as the error."""
+    try:
+        {"token": "Bearer at-0123456789abcdef"}["DisplayName"]
+    except KeyError as exc:
+        error = exc
+    policy = RetryPolicy(max_attempts=10, max_unexpected=3)
+    for attempts, dead in ((1, False), (2, False), (3, True)):
+        plan = plan_change(change(attempts=attempts), scope=SCOPE, spec=SPEC, link=None, row=ROW)
+        outcome = failed(plan, error)
+        assert outcome.unexpected and outcome.status == "retry"
+        assert outcome.error.startswith("KeyError: 'DisplayName'\n")
+        assert "Traceback (most recent call last)" in outcome.error and "test_planning.py" in outcome.error
+        assert "at-0123456789abcdef" not in outcome.error  # the source line quoted a token: scrubbed
+        book = ledger([outcome], now=NOW, retry=policy, defer_delay=1.0)
+        assert bool(book.dead) is dead and bool(book.later) is not dead
+    transient = failed(plan, RetryableError("HTTP 503", status=503))
+    assert not ledger([transient], now=NOW, retry=policy, defer_delay=1.0).dead  # attempt 3 of 10: not yet
 
 
 def test_the_ledger_counts_a_refusal_into_the_key_and_settles_the_object():

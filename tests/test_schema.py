@@ -237,3 +237,31 @@ def test_co_0006_gives_existing_inbox_rows_their_kind(empty_database_url):
         engine.dispose()
     assert got == {"import:acme:Invoice": "import", "parked:abc": "parked", "evt-1": "event"}
     assert kinds[parked] == "parked"
+
+
+def test_co_0007_adds_an_empty_worker_table_and_keeps_what_was_there(empty_database_url):
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from connected_objects import heartbeat
+    from connected_objects.health import check_schema
+
+    engine = create_engine(empty_database_url)
+    try:
+        schema.upgrade(engine, "co_0005")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO co_limit (name, tat) VALUES ('scope:q/p/a', 42)"))
+            with pytest.raises(SchemaOutOfDate, match="at revision co_0005"):
+                check_schema(conn)
+        schema.upgrade(engine)
+        with engine.begin() as conn:
+            check_schema(conn)
+            assert conn.execute(text("SELECT name, tat FROM co_limit")).all() == [("scope:q/p/a", 42)]
+            assert heartbeat.workers(conn) == []
+            heartbeat.register(conn, "w1", host="h", pid=7, now=dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc))
+            assert [w.pid for w in heartbeat.workers(conn)] == [7]
+        schema.downgrade(engine, "co_0005")
+        assert "co_worker" not in _co_tables(empty_database_url) and "co_limit" in _co_tables(empty_database_url)
+    finally:
+        engine.dispose()

@@ -145,9 +145,12 @@ def test_drain_says_what_is_wrong_instead_of_looping_when_claims_keep_failing(tm
 
     from connected_objects import ConnectedObjectsError
     from connected_objects import Hub
+    from connected_objects import SchemaOutOfDate
 
     engine = create_engine(f"sqlite:///{tmp_path / 'no-schema.sqlite'}")  # our tables were never created
     hub = Hub(sessionmaker(engine), models=[])
-    with pytest.raises(ConnectedObjectsError, match="schema upgraded"):
+    with pytest.raises(SchemaOutOfDate, match="tables are missing.*schema upgrade"):  # checked first (issue 13)
         hub.drain(poll=0.01)
+    with pytest.raises(ConnectedObjectsError, match="schema upgraded"):  # unchecked: claims fail, and it says so
+        hub.drain(poll=0.01, check_schema=False)
     engine.dispose()

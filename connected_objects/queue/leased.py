@@ -231,6 +231,19 @@ class LeasedTable(Generic[ItemT]):
         result = connection_of(db).execute(delete(t).where(t.c.id.in_(sorted(ids)), t.c.state == "dead"))
         return int(result.rowcount)
 
+    def depths(self, db: DB) -> dict[str, int]:
+        """How many items are in each state (one grouped query; for health checks and metrics)."""
+        t = self.table
+        rows = connection_of(db).execute(select(t.c.state, func.count()).group_by(t.c.state))
+        return {state: int(n) for state, n in rows}
+
+    def oldest_due(self, db: DB, now: dt.datetime) -> dt.datetime | None:
+        """When the longest-waiting item that is due by ``now`` became due (``None`` if none is)."""
+        t = self.table
+        return connection_of(db).scalar(  # type: ignore[no-any-return]
+            select(func.min(t.c.next_attempt_at)).where(t.c.state == "pending", t.c.next_attempt_at <= now)
+        )
+
     def waiting(self, db: DB, providers: Sequence[str] | None = None) -> tuple[int, dt.datetime | None]:
         """How many items are waiting or leased (of ``providers``' scopes only, if given), and when the
         first of them is due (a leased one: when its lease runs out)."""

@@ -1,5 +1,8 @@
 """An in-memory provider: remote records in a dict, with real idempotency and versions.
 
+``MemoryProvider(raise_on_write=KeyError("DisplayName"))`` behaves like a
+provider with a bug instead: every write raises that exception.
+
 It behaves like a well-mannered remote API: a create with an idempotency key it
 has seen returns the first result instead of creating again, every write bumps
 the record's version, and an update with a stale version raises
@@ -46,8 +49,16 @@ class MemoryProvider:
 
     api_version = API_VERSION
 
-    def __init__(self, name: str = "memory", entities: Collection[str] = ("notes", "contacts", "invoices")) -> None:
+    def __init__(
+        self,
+        name: str = "memory",
+        entities: Collection[str] = ("notes", "contacts", "invoices"),
+        *,
+        raise_on_write: BaseException | None = None,
+    ) -> None:
         self.name = name
+        #: Raised by every write, as a provider with a bug would (e.g. a ``KeyError`` reading its answer).
+        self.raise_on_write = raise_on_write
         self.entities = frozenset(entities)
         self.records: dict[Key, dict[str, Any]] = {}
         self.versions: dict[Key, int] = {}
@@ -83,6 +94,8 @@ class MemoryClient:
         )
 
     def _check(self, entity: str) -> None:
+        if self.provider.raise_on_write is not None:
+            raise self.provider.raise_on_write
         if entity not in self.provider.entities:
             raise PermanentError(f"unknown entity {entity!r}", status=400)
 

@@ -1,0 +1,149 @@
+"""Health (issue 13): heartbeats in co_worker, ``connected-objects workers`` and ``health``.
+
+The probe fails while the only worker is stopped (SIGSTOP) and passes again once it resumes;
+every wait polls the command with a deadline, with the heartbeat and staleness made small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine
+from sqlalchemy import update
+
+from connected_objects import heartbeat
+from connected_objects import outbox
+from connected_objects import schema
+from connected_objects.cli import main
+from connected_objects.models import outbox as outbox_table
+from connected_objects.models import utcnow
+from connected_objects.testing.databases import count_statements
+from connected_objects.testing.invoicing import Customer
+
+from .conftest import ACME
+from .conftest import add_organization
+
+
+def health(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connected_objects", "health", "--database", url, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def until(what: str, check, timeout: float = 90.0):
+    """Poll ``check()`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs POSIX job-control signals")
+def test_health_fails_while_the_worker_is_stopped_and_passes_when_it_resumes(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "CO_APP_DATABASE_URL": url, "CO_APP_SANDBOX_URL": "http://unused"}
+    args = ["worker", "--app", "connected_objects.testing.invoicing:hub_from_env", "--heartbeat", "0.2"]
+    worker = subprocess.Popen([sys.executable, "-m", "connected_objects", *args], env=env, stderr=subprocess.PIPE)
+    probe = ("--stale-after", "1.5")
+    try:
+        healthy = until("a first heartbeat", lambda: (r := health(url, *probe)).returncode == 0 and r)
+        assert "ok   workers: last beat" in healthy.stdout
+        listed = CliRunner().invoke(main, ["workers", "--database", url, "--json"])
+        assert listed.exit_code == 0, listed.output
+        (row,) = [json.loads(line) for line in listed.output.splitlines()]
+        assert row["pid"] == worker.pid and row["holds"] == {"changes": 0, "scopes": []}
+
+        os.kill(worker.pid, signal.SIGSTOP)
+        stale = until("the probe to notice", lambda: (r := health(url, *probe)).returncode == 1 and r)
+        assert "FAIL workers:" in stale.stdout and "is a worker running?" in stale.stdout
+
+        os.kill(worker.pid, signal.SIGCONT)
+        until("the worker to beat again", lambda: health(url, *probe).returncode == 0)
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err.decode()
+    gone = health(url, *probe)  # a worker that stops removes its row
+    assert gone.returncode == 1 and "no worker has registered" in gone.stdout
+
+
+def test_health_names_dead_items_and_an_old_backlog(engine, hub):
+    url = engine.url.render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        heartbeat.register(conn, "w1", host="h", pid=1)
+    ok = CliRunner().invoke(main, ["health", "--database", url])
+    assert ok.exit_code == 0, ok.output
+    add_organization(hub, 1, ACME)
+    with hub.session_factory.begin() as s:
+        s.add_all([Customer(id=1, organization_id=1, name="a"), Customer(id=2, organization_id=1, name="b")])
+    captured = CliRunner().invoke(main, ["health", "--database", url, "--max-due-age", "0", "--json"])
+    report = json.loads(captured.output)
+    assert captured.exit_code == 1 and not report["ok"]
+    assert [c["name"] for c in report["checks"] if not c["ok"]] == ["backlog"]  # captured, not folded in yet
+    with hub.session_factory.begin() as s:  # fold in; one change due an hour ago, one dead
+        from connected_objects import journal
+
+        journal.absorb(hub.connection(s))
+    with engine.begin() as conn:
+        first, second = outbox.list_changes(conn)
+        hour_ago = utcnow() - dt.timedelta(hours=1)
+        conn.execute(update(outbox_table).where(outbox_table.c.id == first.id).values(next_attempt_at=hour_ago))
+        conn.execute(update(outbox_table).where(outbox_table.c.id == second.id).values(state="dead", slot=None))
+        heartbeat.beat(conn, "w1", {"changes": 0})
+    failed = CliRunner().invoke(main, ["health", "--database", url])
+    assert failed.exit_code == 1
+    assert "FAIL backlog: oldest due change waited 360" in failed.output  # 3600.x s
+    assert "FAIL dead: 1 dead changes, 0 dead events" in failed.output
+    lenient = CliRunner().invoke(main, ["health", "--database", url, "--max-due-age", "7200", "--max-dead", "1"])
+    assert lenient.exit_code == 0, lenient.output
+
+
+def test_health_fails_when_the_schema_is_behind(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    schema.upgrade(engine, "co_0005")  # released before co_worker existed
+    engine.dispose()
+    behind = CliRunner().invoke(main, ["health", "--database", url])
+    assert behind.exit_code == 1
+    assert "FAIL schema: the connected-objects tables are at revision co_0005" in behind.output
+    engine = create_engine(url)
+    schema.upgrade(engine)
+    with engine.begin() as conn:
+        heartbeat.register(conn, "w1", host="h", pid=1)
+    engine.dispose()
+    assert CliRunner().invoke(main, ["health", "--database", url]).exit_code == 0
+
+
+def test_read_only_commands_create_no_database_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'typo.sqlite'}"
+    for command in ("health", "workers"):
+        result = CliRunner().invoke(main, [command, "--database", url])
+        assert result.exit_code == 1 and "no SQLite database at" in result.output
+    assert not (tmp_path / "typo.sqlite").exists()
+
+
+def test_a_beat_is_one_statement_and_brings_back_a_pruned_row(sqlite_engine):
+    with sqlite_engine.begin() as conn:
+        heartbeat.register(conn, "w1", host="h", pid=1)
+    with count_statements(sqlite_engine) as counter, sqlite_engine.begin() as conn:
+        heartbeat.beat(conn, "w1", {"changes": 3, "scopes": ["a/b/c"]})
+    assert counter.count == 1
+    with sqlite_engine.begin() as conn:
+        heartbeat.unregister(conn, "w1")
+        heartbeat.beat(conn, "w1", {"changes": 1}, host="h", pid=1)
+        assert [(w.name, w.holds) for w in heartbeat.workers(conn)] == [("w1", {"changes": 1})]
