@@ -23,7 +23,11 @@ mix with an application's ``alembic_version``. Don't combine the two modes on
 one database.
 
 Either way, :func:`check` at start-up refuses to run against an out-of-date
-schema and names the command that fixes it.
+schema and names the command that fixes it; :meth:`Hub.install()
+<connected_objects.hub.Hub.install>` calls it. A database whose ``co_*``
+tables were made with ``connected_objects.models.metadata.create_all`` (as test
+fixtures do) records no revision; :func:`check` accepts it when every table and
+column is there.
 
 Example::
 
@@ -39,6 +43,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from importlib.resources import as_file
 from importlib.resources import files
 from pathlib import Path
@@ -52,6 +57,7 @@ from sqlalchemy import inspect
 from sqlalchemy import text
 
 from .exceptions import SchemaOutOfDate
+from .models import metadata
 
 __all__ = [
     "BRANCH_LABEL",
@@ -107,11 +113,17 @@ def _config(connection: Connection | None = None) -> Config:
 
 def head() -> str:
     """The newest revision this version of connected-objects ships."""
+    return _revisions()[0]
+
+
+@functools.cache
+def _revisions() -> tuple[str, frozenset[str]]:
+    """The head and every revision we ship (read once: the files do not change under a running process)."""
     script = ScriptDirectory.from_config(_config())
     heads = script.get_heads()
     if len(heads) != 1:  # pragma: no cover - a packaging bug
         raise SchemaOutOfDate(f"connected-objects ships {len(heads)} migration heads; reinstall the package")
-    return heads[0]
+    return heads[0], frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def current(connection: Connection) -> str | None:
@@ -120,7 +132,7 @@ def current(connection: Connection) -> str | None:
     Looks in ``co_alembic_version`` (standalone mode) and in the application's
     ``alembic_version`` (branch mode).
     """
-    ours = {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+    ours = _revisions()[1]
     tables = set(inspect(connection).get_table_names())
     for table in (VERSION_TABLE, "alembic_version"):
         if table in tables:
@@ -139,11 +151,29 @@ def check(connection: Connection) -> None:
     wanted = head()
     if found == wanted:
         return
+    if found is None and _made_from_metadata(connection):
+        return
     state = "are missing" if found is None else f"are at revision {found}"
     raise SchemaOutOfDate(
         f"the connected-objects tables {state}; this version needs {wanted}. Run 'alembic upgrade heads' "
         "if your Alembic version_locations include connected_objects.migrations:versions, otherwise call "
         "connected_objects.schema.upgrade(engine) or run 'connected-objects schema upgrade --url URL'."
+    )
+
+
+def _made_from_metadata(connection: Connection) -> bool:
+    """Whether every co_* table and column exists although no revision is recorded.
+
+    That is a database made with ``connected_objects.models.metadata.create_all``
+    (test fixtures do it: faster than migrating); it has what this version needs.
+    """
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
+    if not set(metadata.tables) <= tables:
+        return False
+    return all(
+        {c.name for c in table.columns} <= {c["name"] for c in inspector.get_columns(name)}
+        for name, table in metadata.tables.items()
     )
 
 
