@@ -197,7 +197,7 @@ class Hub:
         and (``database=True``, when the session factory is bound to an engine)
         that the ``co_*`` tables are up to date.
         """
-        known = sorted({*self._providers, *registry.names()})
+        known = self.provider_names()
         for spec in self._specs.values():
             where = f"{spec.model.__name__} is @connected to {spec.provider!r}"
             if spec.provider not in known:
@@ -230,6 +230,10 @@ class Hub:
         """The provider called ``name``: given to the hub, else from the registry."""
         found = self._providers.get(name)
         return found if found is not None else registry.get(name)
+
+    def provider_names(self) -> list[str]:
+        """Every provider name this hub can use: given to it or registered, sorted; imports nothing."""
+        return sorted({*self._providers, *registry.names()})
 
     def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
         """How rows of ``local_type`` sync to ``provider``, or None."""
@@ -279,7 +283,7 @@ class Hub:
         """
         from .worker import Worker
 
-        known = sorted({*self._providers, *registry.names()})
+        known = self.provider_names()
         for name in options.get("providers") or ():
             if name not in known:
                 raise ProviderNotFound(name, tuple(known), where=f"worker(providers=[{name!r}])")
