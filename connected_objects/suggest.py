@@ -15,6 +15,8 @@ Example::
     " Did you mean 'Invoice'?"
     >>> did_you_mean("zzz", ["Customer", "Invoice"])
     ''
+    >>> closest("hbu", ["Hub", "hub"]), closest("CUSTOMER", ["customer"])
+    ('hub', 'customer')
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ __all__ = ["closest", "did_you_mean"]
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
-    """The candidate most like ``word`` (case-insensitively), or None when none is close."""
+    """The candidate most like ``word`` (as spelled, else case-insensitively), or None when none is close."""
+    pool = list(candidates)
+    exact = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if exact:
+        return exact[0]
     by_folded: dict[str, str] = {}
-    for candidate in candidates:
+    for candidate in pool:
         by_folded.setdefault(candidate.casefold(), candidate)
     found = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
     return by_folded[found[0]] if found else None
