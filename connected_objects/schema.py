@@ -5,17 +5,27 @@ inside the package as ``connected_objects.migrations``, on a branch labelled
 ``connected_objects``. There are two ways to run them; pick one per database.
 
 **With your own Alembic** (recommended): add our versions to your
-``version_locations`` and upgrade all heads. :func:`snippet` prints this::
+``version_locations`` and upgrade all heads. :func:`snippet` prints this, for
+a project made with ``alembic init alembic``::
 
-    # alembic.ini, [alembic] section
+    # alembic.ini, [alembic] section: set these two (alembic init wrote path_separator = os;
+    # replace that line, our location has a colon)
     path_separator = space
     version_locations = %(here)s/alembic/versions connected_objects.migrations:versions
 
-    # env.py
+    # alembic/env.py: replace target_metadata = None with
     import connected_objects.models
     target_metadata = [Base.metadata, connected_objects.models.metadata]
 
-    $ alembic upgrade heads
+    # then, in the shell: our tables, then your first revision (a branch of its own)
+    alembic upgrade heads
+    alembic revision --autogenerate --head base --branch-label app --version-path alembic/versions -m "app tables"
+    alembic upgrade heads
+
+Your own revisions live on their own branch (label ``app`` above): the first
+starts at ``base``; later ones continue it with ``alembic revision
+--autogenerate --head app@head -m ...``. ``alembic upgrade heads`` applies both
+branches; ``alembic check`` is clean afterwards.
 
 **Without Alembic**: call :func:`upgrade` at start-up. It runs our revisions
 alone, recording them in their own table ``co_alembic_version`` so they never
@@ -61,6 +71,7 @@ from .models import metadata
 
 __all__ = [
     "BRANCH_LABEL",
+    "FIRST_REVISION",
     "VERSION_LOCATION",
     "VERSION_TABLE",
     "check",
@@ -78,6 +89,10 @@ BRANCH_LABEL = "connected_objects"
 VERSION_LOCATION = "connected_objects.migrations:versions"
 #: The version table :func:`upgrade` uses when the application has no Alembic of its own.
 VERSION_TABLE = "co_alembic_version"
+#: The command that makes an application's first own revision, a branch next to ours.
+FIRST_REVISION = (
+    'alembic revision --autogenerate --head base --branch-label app --version-path alembic/versions -m "app tables"'
+)
 
 
 def location() -> Path:
@@ -87,17 +102,25 @@ def location() -> Path:
 
 
 def snippet() -> str:
-    """The configuration to paste into an application's Alembic set-up."""
+    """The configuration to paste into an Alembic project made with ``alembic init alembic``.
+
+    Each ``key = value`` line of the ``alembic.ini`` part *sets* that key: ``alembic init``
+    already writes ``path_separator = os``, which must become ``space`` (a second
+    ``path_separator`` line would make the file unreadable).
+    """
     return (
-        "# alembic.ini, [alembic] section (keep path_separator = space: our location has a colon)\n"
+        "# alembic.ini, [alembic] section: set these two (alembic init wrote path_separator = os;\n"
+        "# replace that line, our location has a colon)\n"
         "path_separator = space\n"
         f"version_locations = %(here)s/alembic/versions {VERSION_LOCATION}\n"
         "\n"
-        "# env.py\n"
+        "# alembic/env.py: replace target_metadata = None with\n"
         "import connected_objects.models\n"
         "target_metadata = [Base.metadata, connected_objects.models.metadata]\n"
         "\n"
-        "# then, in the shell\n"
+        "# then, in the shell: our tables, then your first revision (a branch of its own)\n"
+        "alembic upgrade heads\n"
+        f"{FIRST_REVISION}\n"
         "alembic upgrade heads\n"
     )
 
