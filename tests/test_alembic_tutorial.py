@@ -148,3 +148,8 @@ def test_alembic_init_snippet_upgrade_first_revision_check(tmp_path: Path, backe
     finally:
         if cleanup:
             drop_database(server_url(backend), cleanup)
+
+
+def test_the_quickstart_shows_the_snippet_as_printed() -> None:
+    quickstart = (Path(__file__).resolve().parents[1] / "docs" / "quickstart.md").read_text()
+    assert f"$ connected-objects schema snippet\n{schema.snippet()}```" in quickstart
