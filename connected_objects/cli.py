@@ -33,8 +33,9 @@ check``/``upgrade``) take ``--app`` or ``--database URL``
 (``CONNECTED_OBJECTS_DATABASE_URL``); ``--url`` is still accepted there.
 
 **Errors and exit codes.** A mistake is one line saying what to do, never a
-traceback: ``0`` success; ``1`` the command could not do its job (the schema
-is behind: the line names the migration command; the database refused);
+traceback: ``0`` success; ``1`` the command could not do its job (a start-up
+check of the application failed; the schema is behind: the line names the
+migration command; the database refused);
 ``2`` a usage error (an unknown option or value, a bad ``--scope``, an
 unknown provider, with the closest name suggested, an ``--app`` that cannot
 be imported, a SQLite file that does not exist). Only ``schema upgrade``
@@ -361,8 +362,8 @@ def load_app(path: str) -> Hub:
                 "run the command from your project's directory, or check the spelling"
             ) from exc
         raise UserError(f"--app {path!r}: importing {module_name} failed: {exc}; install what it imports") from exc
-    except ConnectedObjectsError as exc:  # a start-up check in the application's own modules
-        raise UserError(f"--app {path!r}: {exc}") from exc
+    except ConnectedObjectsError as exc:  # a start-up check in the application's own modules: exit 1, as hub.check()
+        raise click.ClickException(f"importing {module_name}: {exc}") from exc
     for part in attr.split("."):
         found = getattr(target, part, None)
         if found is None:

@@ -184,8 +184,8 @@ def connect(
     if missing and not (credentials is None and existing is not None and existing._mapping["has_credentials"]):
         raise ConfigurationError(
             f"{scope.provider} connections need credentials {', '.join(needed)}; {scope} is missing "
-            f"{', '.join(missing)}. Pass connect(..., credentials={{{', '.join(f'{k!r}: ...' for k in needed)}}}, "
-            "vault=...) with what the provider's OAuth flow returned."
+            f"{', '.join(missing)}. Pass them to connect() as credentials=, with vault=, as the provider's "
+            "OAuth flow returned them."
         )
     sealed = vault.seal(credentials) if credentials is not None and vault is not None else None
     now = utcnow()

@@ -180,7 +180,7 @@ def check(connection: Connection) -> None:
     raise SchemaOutOfDate(
         f"the connected-objects tables {state}; this version needs {wanted}. Run 'alembic upgrade heads' "
         "if your Alembic version_locations include connected_objects.migrations:versions, otherwise call "
-        "connected_objects.schema.upgrade(engine) or run 'connected-objects schema upgrade --url URL'."
+        "connected_objects.schema.upgrade(engine) or run 'connected-objects schema upgrade --database URL'."
     )
 
 

@@ -206,3 +206,21 @@ def test_until_idle_shows_progress_on_a_terminal(project: Path) -> None:
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))  # colours and cursor moves
     assert "until idle:" in text and "pushed" in text, text
     assert "pushed=20" in text
+
+
+def test_the_application_s_start_up_mistakes_are_one_line_exit_1(project: Path) -> None:
+    seed(project)
+    sync = (project / "myapp" / "sync.py").read_text()
+    (project / "myapp" / "typo.py").write_text(
+        sync.replace('FieldMapping({"name": "Name"})', 'FieldMapping({"nmae": "Name"})')
+    )
+    (project / "myapp" / "unknown.py").write_text(sync.replace('@connected("memory"', '@connected("memroy"'))
+    one_line_error(
+        run(project, "worker", "--app", "myapp.typo", "--until-idle"), 1, "importing myapp.typo", "Did you mean 'name'?"
+    )
+    one_line_error(
+        run(project, "worker", "--app", "myapp.unknown", "--until-idle"),
+        1,
+        "@connected to 'memroy'",
+        "Did you mean 'memory'?",
+    )
