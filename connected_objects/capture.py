@@ -31,6 +31,7 @@ Example::
     >>> from connected_objects.connected import connected
     >>> from connected_objects.mapping import FieldMapping
     >>> from connected_objects.models import metadata, outbox
+    >>> from connected_objects.testing import MemoryProvider
     >>> class Base(DeclarativeBase): pass
     >>> class Org(Base):
     ...     __tablename__ = "org"
@@ -47,7 +48,7 @@ Example::
     >>> capture.install(Session)
     >>> with Session.begin() as s:
     ...     s.add(Org(id=1))
-    ...     _ = connections.connect(s, "org", 1, Scope("memory", "test", "acme"))
+    ...     _ = connections.connect(s, "org", 1, Scope("memory", "test", "acme"), provider=MemoryProvider())
     ...     s.add(Note(id=5, org_id=1, text="hello"))
     >>> with Session.begin() as s:  # what a worker does before it claims
     ...     journal.absorb(s)

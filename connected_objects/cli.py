@@ -11,7 +11,7 @@ Run ``connected-objects --help`` for the list. The commands so far:
     the installed provider plugins, their distributions and versions.
 ``schema location | snippet | check | upgrade``
     where our migrations live, what to paste into an Alembic set-up, and
-    checking or upgrading a database given by ``--url``.
+    checking or upgrading a database given by ``--database``.
 ``worker --app mypkg.sync:hub``
     claim and push changes until interrupted (``--until-idle`` to stop when done).
 ``pull --app ... --scope provider/marketplace/account --entity E``
@@ -20,7 +20,7 @@ Run ``connected-objects --help`` for the list. The commands so far:
     inspect dead (or any) changes and send them again or drop them.
 ``events list | show | retry | discard``
     the same for inbound events.
-``status (--app ... | --database URL) [--json]``
+``status [--json]``
     per scope: connected objects, queued/in-flight/dead changes and events, last error.
 ``workers (--app ... | --database URL) [--json]``
     the running workers, from their heartbeats: host, pid, last beat, what they hold.
@@ -33,15 +33,32 @@ Run ``connected-objects --help`` for the list. The commands so far:
 exits 1 on an error (a schema that is behind, a timeout) and 3 when, with
 ``--until-idle``, something died.
 
+**Where to look.** Commands that run your code take ``--app``: an import path
+``package.module:hub`` to a :class:`~connected_objects.hub.Hub` or to a
+function returning one; ``--app package.module`` means ``package.module:hub``.
+The current directory is on ``sys.path`` for it, as with uvicorn, celery and
+flask; ``CONNECTED_OBJECTS_APP`` may hold it instead. Commands that only read
+or change the ``co_*`` tables (``status``, ``changes``, ``events``, ``schema
+check``/``upgrade``) take ``--app`` or ``--database URL``
+(``CONNECTED_OBJECTS_DATABASE_URL``); ``--url`` is still accepted there.
+
+**Errors and exit codes.** A mistake is one line saying what to do, never a
+traceback: ``0`` success; ``1`` the command could not do its job (a start-up
+check of the application failed; the schema is behind: the line names the
+migration command; the database refused);
+``2`` a usage error (an unknown option or value, a bad ``--scope``, an
+unknown provider, with the closest name suggested, an ``--app`` that cannot
+be imported, a SQLite file that does not exist). Only ``schema upgrade``
+creates a database: every other command refuses a SQLite URL to a missing
+file and leaves no file behind.
+
 Every error text and payload a command prints passes through
 :func:`~connected_objects.redaction.redact`, and log lines through its filter.
 
-The app is an import path to a :class:`~connected_objects.hub.Hub` or to a
-function returning one; ``CONNECTED_OBJECTS_APP`` may hold it instead.
-
 Example::
 
-    $ connected-objects schema check --url sqlite:///app.sqlite
+    $ connected-objects schema check --database sqlite:///app.sqlite
+    Error: no SQLite database at /srv/app/app.sqlite; check --database ..., or create it with ...
 """
 
 from __future__ import annotations
@@ -54,31 +71,50 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from collections.abc import Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import URL
 from sqlalchemy import Connection
+from sqlalchemy import Engine
 from sqlalchemy import create_engine
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import NoSuchModuleError
 
 from . import journal
 from . import outbox
 from . import registry
 from . import schema
+from .db import DB
 from .exceptions import ConnectedObjectsError
+from .exceptions import ProviderNotFound
 from .hub import Hub
 from .provider import extras_of
 from .redaction import install_log_filter
 from .redaction import redact
+from .scope import Scope
+from .suggest import did_you_mean
 from .worker import WorkerStats
 
 __all__ = [
+    "DATABASE_ENV",
+    "UserError",
+    "database_option",
     "load_app",
     "main",
+    "open_db",
+    "open_engine",
+    "parse_scope",
+    "ready_app",
 ]
 
 console = Console()
@@ -112,6 +148,25 @@ class _Commands(click.Group):
                 return _broken(cmd_name, f"{origin} declares {ep.value!r} as {cmd_name!r}: not a click command")
             return found
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a library error or a database refusal becomes one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except ConnectedObjectsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except DBAPIError as exc:
+            first = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
+            raise click.ClickException(
+                f"the database refused: {redact(first)}. Check the database URL, and the schema: "
+                "connected-objects schema check --database URL"
+            ) from exc
+
+
+class UserError(click.ClickException):
+    """A usage error, shown as one ``Error: ...`` line (exit code 2), without click's usage banner."""
+
+    exit_code = 2
 
 
 def _broken(name: str, message: str) -> click.Command:
@@ -193,26 +248,92 @@ def snippet() -> None:
     click.echo(schema.snippet(), nl=False)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+DATABASE_ENV = "CONNECTED_OBJECTS_DATABASE_URL"
+
+
+def _alias(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["connected_objects.database"] = value
+
+
+def _database(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    alias = ctx.meta.get("connected_objects.database")
+    explicit = ctx.get_parameter_source("database") == click.core.ParameterSource.COMMANDLINE
+    return value if explicit or alias is None else alias
+
+
+def database_option(help: str = "SQLAlchemy database URL (or CONNECTED_OBJECTS_DATABASE_URL).") -> Callable[[F], F]:
+    """``--database URL`` (the one name across commands), with ``--url`` as a hidden alias."""
+
+    def decorate(f: F) -> F:
+        f = click.option("--database", "database", envvar=DATABASE_ENV, metavar="URL", callback=_database, help=help)(f)
+        return click.option("--url", hidden=True, expose_value=False, is_eager=True, callback=_alias)(f)
+
+    return decorate
+
+
+def _missing_sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names, when it does not exist (None: not SQLite, in memory, or there)."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    name = url.database or ""
+    if name in ("", ":memory:") or name.startswith("file:") or url.query.get("mode") == "memory":
+        return None
+    path = Path(name)
+    return None if path.exists() else path.resolve()
+
+
+def _parse_url(text: str, option: str = "--database") -> URL:
+    try:
+        return make_url(text)
+    except ArgumentError:
+        raise UserError(
+            f"{option}: {redact(text)!r} is not a database URL; write it like sqlite:///app.sqlite "
+            "or postgresql+psycopg://user@host/dbname"
+        ) from None
+
+
+def _require_file(url: URL, where: str) -> None:
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        shown = url.render_as_string(hide_password=True)
+        raise UserError(
+            f"no SQLite database at {missing} ({where}); check the path (relative to {Path.cwd()}), "
+            f"or create it with: connected-objects schema upgrade --database {shown}"
+        )
+
+
+def open_engine(text: str, *, create: bool = False, option: str = "--database") -> Engine:
+    """An engine for a URL given on the command line; a missing SQLite file is refused unless ``create``."""
+    url = _parse_url(text, option)
+    if not create:
+        _require_file(url, option)
+    try:
+        return create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise UserError(f"{option}: cannot use {url.render_as_string(hide_password=True)}: {exc}") from exc
+
+
 @schema_group.command()
-@click.option("--url", envvar="CONNECTED_OBJECTS_DATABASE_URL", required=True, help="SQLAlchemy database URL.")
-def check(url: str) -> None:
-    """Exit non-zero unless the co_* tables are up to date."""
-    engine = create_engine(url)
+@database_option()
+def check(database: str | None) -> None:
+    """Exit non-zero unless the co_* tables are up to date (creates nothing)."""
+    engine = open_engine(_required(database))
     try:
         with engine.connect() as conn:
             schema.check(conn)
         click.echo(f"up to date ({schema.head()})")
-    except ConnectedObjectsError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
 
 
 @schema_group.command()
-@click.option("--url", envvar="CONNECTED_OBJECTS_DATABASE_URL", required=True, help="SQLAlchemy database URL.")
-def upgrade(url: str) -> None:
-    """Apply our migrations (standalone mode, version table co_alembic_version)."""
-    engine = create_engine(url)
+@database_option()
+def upgrade(database: str | None) -> None:
+    """Apply our migrations (standalone mode, version table co_alembic_version); creates a SQLite file."""
+    engine = open_engine(_required(database), create=True)
     try:
         schema.upgrade(engine)
         click.echo(f"upgraded to {schema.head()}")
@@ -220,29 +341,114 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
+def _required(database: str | None) -> str:
+    if not database:
+        raise UserError("say which database: --database URL (or CONNECTED_OBJECTS_DATABASE_URL)")
+    return database
+
+
+def _on_path(directory: str) -> None:
+    """Put ``directory`` first on ``sys.path``, as ``python -m`` and uvicorn/celery/flask do for --app."""
+    if directory not in sys.path and not (directory == os.getcwd() and "" in sys.path):
+        sys.path.insert(0, directory)
+
+
 def load_app(path: str) -> Hub:
-    """Import ``module:attribute`` and return the Hub it names (calling it if it is a factory)."""
+    """Import ``module:attribute`` (``module`` alone: ``module:hub``) and return the Hub it names.
+
+    The current directory is searched first. A function is called to make the hub.
+    """
     module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise click.BadParameter(f"{path!r} is not an import path like 'mypkg.sync:hub'", param_hint="--app")
+    attr = attr or "hub"
+    if not module_name or module_name.startswith(".") or not all(part.isidentifier() for part in attr.split(".")):
+        raise UserError(f"--app {path!r} is not an import path like 'mypkg.sync:hub' (or 'mypkg.sync')")
+    _on_path(os.getcwd())
     try:
         target: object = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"cannot import {path!r}: {exc}", param_hint="--app") from exc
+    except ModuleNotFoundError as exc:
+        parts = module_name.split(".")
+        if exc.name in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:
+            raise UserError(
+                f"--app {path!r}: cannot import {module_name}: no module named {exc.name!r} in {os.getcwd()} "
+                "or on sys.path; "
+                "run the command from your project's directory, or check the spelling"
+            ) from exc
+        raise UserError(f"--app {path!r}: importing {module_name} failed: {exc}; install what it imports") from exc
+    except ConnectedObjectsError as exc:  # a start-up check in the application's own modules: exit 1, as hub.check()
+        raise click.ClickException(f"importing {module_name}: {exc}") from exc
+    for part in attr.split("."):
+        found = getattr(target, part, None)
+        if found is None:
+            names = [n for n in dir(target) if not n.startswith("_")]
+            raise UserError(
+                f"--app {path!r}: {module_name} has no {part!r}.{did_you_mean(part, names)} "
+                f"Name your Hub: --app {module_name}:NAME"
+            )
+        target = found
     if not isinstance(target, Hub) and callable(target):
         try:
             target = target()
         except TypeError as exc:
-            raise click.BadParameter(
-                f"{path!r} must be a Hub or a function taking no arguments: {exc}", param_hint="--app"
-            ) from exc
+            raise UserError(f"--app {path!r} must be a Hub or a function taking no arguments: {exc}") from exc
     if not isinstance(target, Hub):
-        raise click.BadParameter(
-            f"{path!r} is not a connected_objects Hub (got {type(target).__name__})", param_hint="--app"
-        )
+        raise UserError(f"--app {path!r} is not a connected_objects Hub (got {type(target).__name__})")
     return target
+
+
+def ready_app(path: str, *, check: bool = True) -> Hub:
+    """:func:`load_app`, with its database file required and, with ``check``, :meth:`Hub.check` run."""
+    hub = load_app(path)
+    bind = hub.session_factory.kw.get("bind")
+    if isinstance(bind, Engine):
+        _require_file(bind.url, f"the engine of --app {path}")
+    if check:
+        hub.check()
+    return hub
+
+
+@contextlib.contextmanager
+def open_db(app_path: str | None, database: str | None, *, begin: bool = False) -> Iterator[DB]:
+    """A session of ``--app``'s hub or a connection to ``--database``, after checking the schema.
+
+    Creates nothing; ``begin`` commits at the end (the commands that change rows).
+    """
+    if app_path:
+        hub = ready_app(app_path, check=False)
+        with hub.session_factory() as session:
+            schema.check(hub.connection(session))
+            yield session
+            if begin:
+                session.commit()
+        return
+    if not database:
+        raise UserError("say where to look: --app mypkg.sync:hub or --database URL")
+    engine = open_engine(database)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name in ("mysql", "mariadb"):
+                conn = conn.execution_options(isolation_level="READ COMMITTED")
+            schema.check(conn)
+            yield conn
+            if begin:
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def parse_scope(text: str, hub: Hub | None = None) -> Scope:
+    """``provider/marketplace/account`` as a Scope; a bad string (or, given the hub, an unknown provider)
+    is a :class:`UserError`."""
+    parts = text.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise UserError(f"--scope {text!r} is not provider/marketplace/account, e.g. xero/production/TENANT-ID")
+    try:
+        scope = Scope(*parts)
+    except ValueError as exc:
+        raise UserError(f"--scope {text!r}: {exc}") from exc
+    known = hub.provider_names() if hub is not None else []
+    if hub is not None and scope.provider not in known:
+        raise UserError(f"--scope {text!r}: {ProviderNotFound(scope.provider, tuple(known))}")
+    return scope
 
 
 _app_option = click.option(
@@ -250,7 +456,13 @@ _app_option = click.option(
     "app_path",
     envvar="CONNECTED_OBJECTS_APP",
     required=True,
-    help="Import path of your Hub, e.g. mypkg.sync:hub (or CONNECTED_OBJECTS_APP).",
+    help="Import path of your Hub, e.g. mypkg.sync:hub or mypkg.sync (or CONNECTED_OBJECTS_APP).",
+)
+_app_or_database = click.option(
+    "--app",
+    "app_path",
+    envvar="CONNECTED_OBJECTS_APP",
+    help="Import path of your Hub (or CONNECTED_OBJECTS_APP); or give --database.",
 )
 
 
@@ -334,20 +546,14 @@ def _run_worker(hub: Hub, run: Any, telemetry: dict[str, Any]) -> WorkerStats:
 
 
 @contextlib.contextmanager
-def _reading(app_path: str | None, url: str | None) -> Iterator[Connection]:
-    """A connection to the application's database, for read-only commands (never creates a file)."""
-    from sqlalchemy.engine import make_url
-
+def _reading(app_path: str | None, database: str | None) -> Iterator[Connection]:
+    """A connection for the read-only operator commands: no schema check (``health`` reports it), no file created."""
     if app_path:
-        engine = load_app(app_path).engine
-    elif url:
-        parsed = make_url(url)
-        on_disk = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
-        if on_disk and not os.path.exists(str(parsed.database)):
-            raise click.ClickException(f"no SQLite database at {parsed.database}; check --database")
-        engine = create_engine(url)
+        engine = ready_app(app_path, check=False).engine
+    elif database:
+        engine = open_engine(database)
     else:
-        raise click.UsageError("say where to look: --app mypkg.sync:hub or --database URL")
+        raise UserError("say where to look: --app mypkg.sync:hub or --database URL")
     try:
         with engine.connect() as conn:
             yield conn
@@ -358,34 +564,19 @@ def _reading(app_path: str | None, url: str | None) -> Iterator[Connection]:
             engine.dispose()
 
 
-_where_options = [
-    click.option(
-        "--app", "app_path", envvar="CONNECTED_OBJECTS_APP", help="Import path of your Hub (or CONNECTED_OBJECTS_APP)."
-    ),
-    click.option(
-        "--database",
-        "url",
-        envvar="CONNECTED_OBJECTS_DATABASE_URL",
-        help="Or a database URL: only co_* tables are read.",
-    ),
-]
-
-
 def _where(fn: Any) -> Any:
-    for option in reversed(_where_options):
-        fn = option(fn)
-    return fn
+    return _app_or_database(database_option("Or a database URL: only co_* tables are read.")(fn))
 
 
 @main.command(name="workers")
 @_where
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per worker.")
-def workers_command(app_path: str | None, url: str | None, as_json: bool) -> None:
+def workers_command(app_path: str | None, database: str | None, as_json: bool) -> None:
     """List the workers that registered in co_worker: host, pid, started, last beat, what they hold."""
     from . import heartbeat
     from .health import check_schema
 
-    with _reading(app_path, url) as conn:
+    with _reading(app_path, database) as conn:
         try:
             check_schema(conn)
         except ConnectedObjectsError as exc:
@@ -421,7 +612,7 @@ def workers_command(app_path: str | None, url: str | None, as_json: bool) -> Non
 @click.option("--max-dead", default=0, show_default=True, help="Fail when more changes and events than this are dead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON object.")
 def health_command(
-    app_path: str | None, url: str | None, stale_after: float, max_due_age: float, max_dead: int, as_json: bool
+    app_path: str | None, database: str | None, stale_after: float, max_due_age: float, max_dead: int, as_json: bool
 ) -> None:
     """Exit 0 when sync is healthy, 1 when not (or the database cannot be read); 2 on a usage error.
 
@@ -430,7 +621,7 @@ def health_command(
     """
     from .health import check as check_health
 
-    with _reading(app_path, url) as conn:
+    with _reading(app_path, database) as conn:
         report = check_health(conn, stale_after=stale_after, max_due_age=max_due_age, max_dead=max_dead)
     if as_json:
         _emit_nested(report.as_dict())
@@ -470,23 +661,77 @@ def worker(
     changes or events died in this run.
     """
     _configure_worker_logs(telemetry)
-    hub = load_app(app_path)
-    runner = hub.worker(
-        batch=batch, lease=lease, poll=poll, providers=list(providers) or None, heartbeat=telemetry["heartbeat"]
-    )
+    hub = ready_app(app_path)
+    try:
+        runner = hub.worker(
+            batch=batch, lease=lease, poll=poll, providers=list(providers) or None, heartbeat=telemetry["heartbeat"]
+        )
+    except ProviderNotFound as exc:
+        raise UserError(f"--provider: {exc}") from exc
+    progress = _worker_progress(runner) if until_idle else contextlib.nullcontext()
 
     async def run() -> WorkerStats:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        stats = await runner.run(stop, until_idle=until_idle, timeout=telemetry["timeout"])
+        with progress:
+            stats = await runner.run(stop, until_idle=until_idle, timeout=telemetry["timeout"])
         console.print(f"worker {runner.name}: {stats}")
         return stats
 
     stats = _run_worker(hub, run, telemetry)
     if until_idle and stats.exit_code:  # the worker logged what died
         sys.exit(stats.exit_code)
+
+
+@contextlib.contextmanager
+def _worker_progress(runner: Any) -> Iterator[None]:
+    """On a terminal, a live line of what ``runner`` has done so far (on stderr; nothing when piped)."""
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield
+        return
+    from rich.progress import Progress
+    from rich.progress import SpinnerColumn
+    from rich.progress import TextColumn
+    from rich.progress import TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True, refresh_per_second=8) as bar:
+        task = bar.add_task("until idle:", detail="starting")
+
+        def show() -> str:
+            s = runner.stats
+            return f"{s.pushed} pushed, {s.applied} applied, {s.retried} retried, {s.deferred} deferred, {s.dead} dead"
+
+        bar.update(task, detail=show())
+        updater = _Ticker(lambda: bar.update(task, detail=show()))
+        with updater:
+            yield
+
+
+class _Ticker:
+    """Calls ``tick`` a few times a second from a thread while the ``with`` block runs."""
+
+    def __init__(self, tick: Callable[[], None], every: float = 0.125) -> None:
+        import threading
+
+        self.tick, self.every, self.done = tick, every, threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="connected-objects-progress", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.done.wait(self.every):
+            self.tick()
+
+    def __enter__(self) -> _Ticker:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        self.tick()
 
 
 @main.command(name="pull")
@@ -501,13 +746,10 @@ def pull_command(app_path: str, scope_text: str, entity: str) -> None:
     from rich.progress import TimeElapsedColumn
 
     from .pull import pull
-    from .scope import Scope
 
-    parts = scope_text.split("/")
-    if len(parts) != 3:
-        raise click.BadParameter("use provider/marketplace/account", param_hint="--scope")
-    hub = load_app(app_path)
-    scope = Scope(*parts)
+    parse_scope(scope_text)  # a malformed --scope fails before the app is imported
+    hub = ready_app(app_path)
+    scope = parse_scope(scope_text, hub)
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -534,20 +776,19 @@ def changes() -> None:
 
 
 @changes.command(name="list")
-@_app_option
+@_app_or_database
+@database_option()
 @click.option("--state", type=click.Choice(["pending", "in_flight", "dead"]), default="dead", show_default=True)
 @click.option("--limit", default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
+def list_changes(app_path: str | None, database: str | None, state: str, limit: int, as_json: bool) -> None:
     """List changes (dead ones by default) with their last error."""
-    hub = load_app(app_path)
-    if state == "pending":
-        with hub.session_factory() as session:  # fold in what was captured, as a worker would
-            while journal.absorb(hub.connection(session)):
-                session.commit()
-            session.commit()
-    with hub.session_factory() as session:
-        found = outbox.list_changes(session, state=state, limit=limit)
+    with open_db(app_path, database) as db:
+        if state == "pending":  # fold in what was captured, as a worker would
+            while journal.absorb(db):
+                db.commit()
+            db.commit()
+        found = outbox.list_changes(db, state=state, limit=limit)
     if as_json:
         for c in found:
             _emit(c.as_dict())
@@ -569,12 +810,13 @@ def list_changes(app_path: str, state: str, limit: int, as_json: bool) -> None:
 
 
 @changes.command(name="show")
-@_app_option
+@_app_or_database
+@database_option()
 @click.argument("change_id", type=int)
-def show_change(app_path: str, change_id: int) -> None:
+def show_change(app_path: str | None, database: str | None, change_id: int) -> None:
     """Print one change as JSON, with its whole last error."""
-    with load_app(app_path).session_factory() as session:
-        change = outbox.get(session, change_id)
+    with open_db(app_path, database) as db:
+        change = outbox.get(db, change_id)
     if change is None:
         raise click.ClickException(
             f"no change {change_id} (pushed changes are deleted); `connected-objects changes list` shows the ids"
@@ -585,51 +827,37 @@ def show_change(app_path: str, change_id: int) -> None:
 
 
 @changes.command(name="retry")
-@_app_option
+@_app_or_database
+@database_option()
 @click.argument("ids", nargs=-1, type=int, required=True)
-def retry_changes(app_path: str, ids: tuple[int, ...]) -> None:
+def retry_changes(app_path: str | None, database: str | None, ids: tuple[int, ...]) -> None:
     """Send dead changes again."""
-    hub = load_app(app_path)
-    with hub.session_factory.begin() as session:
-        count = outbox.retry(session, list(ids))
+    with open_db(app_path, database, begin=True) as db:
+        count = outbox.retry(db, list(ids))
     click.echo(f"{count} change(s) queued again")
 
 
 @changes.command(name="discard")
-@_app_option
+@_app_or_database
+@database_option()
 @click.argument("ids", nargs=-1, type=int, required=True)
-def discard_changes(app_path: str, ids: tuple[int, ...]) -> None:
+def discard_changes(app_path: str | None, database: str | None, ids: tuple[int, ...]) -> None:
     """Drop dead changes for good."""
-    hub = load_app(app_path)
-    with hub.session_factory.begin() as session:
-        count = outbox.discard(session, list(ids))
+    with open_db(app_path, database, begin=True) as db:
+        count = outbox.discard(db, list(ids))
     click.echo(f"{count} change(s) discarded")
 
 
 @main.command(name="status")
-@click.option(
-    "--app", "app_path", envvar="CONNECTED_OBJECTS_APP", help="Import path of your Hub (or CONNECTED_OBJECTS_APP)."
-)
-@click.option(
-    "--database", "url", envvar="CONNECTED_OBJECTS_DATABASE_URL", help="Or a database URL: only co_* tables are read."
-)
+@_app_or_database
+@database_option("Or a database URL: only co_* tables are read (or CONNECTED_OBJECTS_DATABASE_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per scope.")
-def status_command(app_path: str | None, url: str | None, as_json: bool) -> None:
+def status_command(app_path: str | None, database: str | None, as_json: bool) -> None:
     """Per scope: connected objects, pending/in-flight/dead changes and events, last error."""
     from .status import status
 
-    if app_path:
-        with load_app(app_path).session_factory() as session:
-            rows = status(session)
-    elif url:
-        engine = create_engine(url)
-        try:
-            with engine.connect() as conn:
-                rows = status(conn)
-        finally:
-            engine.dispose()
-    else:
-        raise click.UsageError("say where to look: --app mypkg.sync:hub or --database URL")
+    with open_db(app_path, database) as db:
+        rows = status(db)
     if as_json:
         for item in rows:
             _emit(item.as_dict())
@@ -672,42 +900,44 @@ def events() -> None:
 
 
 @events.command(name="list")
-@_app_option
+@_app_or_database
+@database_option()
 @click.option("--state", type=click.Choice(["pending", "in_flight", "dead"]), default="dead", show_default=True)
 @click.option("--limit", default=100, show_default=True)
-def list_events(app_path: str, state: str, limit: int) -> None:
+def list_events(app_path: str | None, database: str | None, state: str, limit: int) -> None:
     """List inbound events (dead ones by default) as JSON lines, without their payloads."""
     from . import inbox
 
-    hub = load_app(app_path)
-    with hub.session_factory() as session:
-        for e in inbox.list_events(session, state=state, limit=limit):
-            _emit(e.as_dict())
+    with open_db(app_path, database) as db:
+        found = inbox.list_events(db, state=state, limit=limit)
+    for e in found:
+        _emit(e.as_dict())
 
 
 @events.command(name="retry")
-@_app_option
+@_app_or_database
+@database_option()
 @click.argument("ids", nargs=-1, type=int, required=True)
-def retry_events(app_path: str, ids: tuple[int, ...]) -> None:
+def retry_events(app_path: str | None, database: str | None, ids: tuple[int, ...]) -> None:
     """Apply dead events again."""
     from . import inbox
 
-    hub = load_app(app_path)
-    with hub.session_factory.begin() as session:
-        count = inbox.retry(session, list(ids))
+    with open_db(app_path, database, begin=True) as db:
+        count = inbox.retry(db, list(ids))
     click.echo(f"{count} event(s) queued again")
 
 
 @events.command(name="show")
-@_app_option
+@_app_or_database
+@database_option()
 @click.argument("event_id", type=int)
 @click.option("--payload-bytes", default=2000, show_default=True, help="How much of the payload to print.")
-def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
+def show_event(app_path: str | None, database: str | None, event_id: int, payload_bytes: int) -> None:
     """Print one event as JSON, with the start of its payload."""
     from . import inbox
 
-    with load_app(app_path).session_factory() as session:
-        event = inbox.get(session, event_id)
+    with open_db(app_path, database) as db:
+        event = inbox.get(db, event_id)
     if event is None:
         raise click.ClickException(f"no event {event_id}; `connected-objects events list` shows the ids")
     _emit(event.as_dict(payload_bytes=payload_bytes), indent=2)
@@ -716,14 +946,15 @@ def show_event(app_path: str, event_id: int, payload_bytes: int) -> None:
 
 
 @events.command(name="discard")
-@_app_option
+@_app_or_database
+@database_option()
 @click.argument("ids", nargs=-1, type=int, required=True)
-def discard_events(app_path: str, ids: tuple[int, ...]) -> None:
+def discard_events(app_path: str | None, database: str | None, ids: tuple[int, ...]) -> None:
     """Drop dead events for good."""
     from . import inbox
 
-    with load_app(app_path).session_factory.begin() as session:
-        count = inbox.discard(session, list(ids))
+    with open_db(app_path, database, begin=True) as db:
+        count = inbox.discard(db, list(ids))
     click.echo(f"{count} event(s) discarded")
 
 

@@ -18,9 +18,22 @@ own owner (an ``Organization`` connected as a Connec! organization).
 ``owner_type`` names the owner's local type (default: the table referenced by
 the owner attribute's foreign key, else ``"organization"``).
 
-The decorator only records a :class:`ConnectSpec` on the class
-(``__connected__``); nothing happens until capture is installed on a session
-factory (:mod:`connected_objects.capture`).
+The decorator records a :class:`ConnectSpec` on the class
+(``__connected__``); nothing is captured until capture is installed on a
+session factory (:mod:`connected_objects.capture`).
+
+**What is checked when.** At decoration time, everything the class itself can
+answer: the class is mapped, the owner attribute exists, and every attribute
+the mapping reads (its ``fields``, a ready-made mapping's named attributes,
+each reference's attribute) exists on the model — a typo fails the import of
+your models module, naming the closest attribute. What needs the providers
+waits for :meth:`Hub.install() <connected_objects.hub.Hub.install>` (or
+:meth:`Hub.check() <connected_objects.hub.Hub.check>`): that the provider is
+registered, that it declares the entity, and that each reference's local type
+is a model connected to the same provider. So a models module may be imported
+before the providers are registered (a test registering a fake, a plugin
+loaded late), and still fails at start-up, not at the first push
+(see the second example).
 
 Example::
 
@@ -40,6 +53,19 @@ Example::
     ...     text = mapped_column(String(100))
     >>> [(s.provider, s.entity, s.owner_type, s.local_type) for s in specs_of(Note)]
     [('memory', 'notes', 'org', 'note')]
+
+A mapping naming an attribute the model lacks fails at once::
+
+    >>> @connected("memory", entity="notes", mapping=FieldMapping({"txt": "text"}), owner="org_id")
+    ... class Typo(Base):
+    ...     __tablename__ = "typo"
+    ...     id = mapped_column(Integer, primary_key=True)
+    ...     org_id = mapped_column(ForeignKey("org.id"))
+    ...     text = mapped_column(String(100))
+    Traceback (most recent call last):
+    ...
+    connected_objects.exceptions.ConfigurationError: Typo: the mapping for 'memory' entity 'notes' reads
+    attribute 'txt', which Typo does not have. Did you mean 'text'? Fix the name in the mapping, ...
 """
 
 from __future__ import annotations
@@ -56,6 +82,7 @@ from .exceptions import ConfigurationError
 from .identity import local_key
 from .identity import local_type_name
 from .mapping import Mapping
+from .suggest import did_you_mean
 
 __all__ = ["ConnectSpec", "connected", "specs_of"]
 
@@ -130,7 +157,10 @@ def connected(
         resolved_owner_type = owner_type
         if owner is not None:
             if owner not in mapper.attrs:
-                raise ConfigurationError(f"{model.__name__}: owner attribute {owner!r} is not a mapped attribute")
+                raise ConfigurationError(
+                    f"{model.__name__}: owner attribute {owner!r} is not a mapped attribute."
+                    f"{did_you_mean(owner, mapper.attrs.keys())} Name the column holding the owner's id."
+                )
             if resolved_owner_type is None:
                 column = mapper.columns.get(owner)
                 fks = list(column.foreign_keys) if column is not None else []
@@ -139,6 +169,7 @@ def connected(
             resolved_owner_type = resolved_owner_type or local_type
         if any(spec.provider == provider for spec in model.__dict__.get(_ATTR, ())):
             raise ConfigurationError(f"{model.__name__} is already connected to {provider!r}; declare it once")
+        _check_attributes(model, mapper, provider, entity, mapping)
         pk_attributes = tuple(mapper.get_property_by_column(col).key for col in mapper.primary_key)
         fields = frozenset(getattr(mapping, "fields", ()) or ())
         if owner is not None and fields:
@@ -158,3 +189,19 @@ def connected(
         return model
 
     return decorate
+
+
+def _check_attributes(model: type, mapper: Mapper[Any], provider: str, entity: str, mapping: Mapping) -> None:
+    """Every attribute ``mapping`` reads exists on ``model``: its fields and its references' attributes."""
+    references = getattr(mapping, "references", None) or {}
+    wanted = [*sorted(getattr(mapping, "fields", ()) or ()), *(ref.attribute for ref in references.values())]
+    for name in dict.fromkeys(wanted):
+        if not isinstance(name, str) or hasattr(model, name):
+            continue
+        names = mapper.all_orm_descriptors.keys()  # iterating the mapping itself gives descriptors
+        known = [key for key in names if not key.startswith("_")]
+        raise ConfigurationError(
+            f"{model.__name__}: the mapping for {provider!r} entity {entity!r} reads attribute {name!r}, "
+            f"which {model.__name__} does not have.{did_you_mean(name, known)} "
+            "Fix the name in the mapping, or add the column."
+        )

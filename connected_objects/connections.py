@@ -5,6 +5,14 @@ marketplace M". Captured changes of every row owned by the organization go to
 each of its active connections; inbound events for the scope land on it.
 A scope belongs to one owner at most (``co_connection`` is unique on the scope).
 
+:func:`connect` checks the scope's provider before writing anything: it must
+be known (given as ``provider=``, given to the :class:`~connected_objects.Hub`
+whose session factory made ``db``, or registered), else
+:class:`~connected_objects.exceptions.ProviderNotFound` names the closest
+known name; and the credentials must hold every key the provider declares in
+``required_credentials`` (QuickBooks and Xero: ``access_token``), else
+:class:`~connected_objects.exceptions.ConfigurationError` names the missing keys.
+
 Credentials are sealed with a :class:`~connected_objects.secrets.Vault` before
 they reach the table. ``directions`` switches entities per direction:
 ``{"Invoice": "push"}`` (also ``"pull"``, ``"both"``, the default, and ``"off"``).
@@ -12,19 +20,30 @@ they reach the table. ``directions`` switches entities per direction:
 Example::
 
     >>> from sqlalchemy import create_engine
-    >>> from connected_objects import Scope, connections
+    >>> from connected_objects import Scope, connections, registry
     >>> from connected_objects.models import metadata
     >>> from connected_objects.secrets import Vault
+    >>> from connected_objects.testing import MemoryProvider
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> vault = Vault([Vault.generate_key()])
+    >>> registry.register("memory", MemoryProvider)  # or installed, or given to your Hub
     >>> with engine.begin() as db:
-    ...     c = connections.connect(db, "organization", 7, Scope("xero", "production", "t-1"),
+    ...     c = connections.connect(db, "organization", 7, Scope("memory", "production", "t-1"),
     ...                             credentials={"refresh_token": "r"}, vault=vault)
-    ...     found = connections.for_owners(db, "xero", "organization", [7])
+    ...     found = connections.for_owners(db, "memory", "organization", [7])
     ...     secret = connections.credentials(db, c.scope, vault)
     >>> c.status, [x.scope.account for x in found["7"]], secret
     ('active', ['t-1'], {'refresh_token': 'r'})
+
+A typo in the provider name is refused before anything is written::
+
+    >>> with engine.begin() as db:
+    ...     connections.connect(db, "organization", 8, Scope("memroy", "production", "t-2"))
+    Traceback (most recent call last):
+    ...
+    connected_objects.exceptions.ProviderNotFound: no provider named 'memroy'. Did you mean 'memory'? ...
+    >>> registry.deregister("memory")
 """
 
 from __future__ import annotations
@@ -40,13 +59,17 @@ from sqlalchemy import and_
 from sqlalchemy import select
 from sqlalchemy import update
 
+from . import registry
 from .db import DB
 from .db import connection_of
 from .exceptions import ConfigurationError
+from .exceptions import ProviderNotFound
 from .identity import LocalId
 from .identity import local_key
 from .models import connection as t
 from .models import utcnow
+from .provider import Provider
+from .provider import required_credentials
 from .redaction import redact
 from .scope import Scope
 from .secrets import Vault
@@ -55,6 +78,7 @@ from .states import ConnectionStatus
 __all__ = [
     "CACHE_KEY",
     "DIRECTIONS",
+    "PROVIDERS_KEY",
     "ConnectionInfo",
     "connect",
     "credentials",
@@ -67,6 +91,9 @@ __all__ = [
 DIRECTIONS = ("both", "push", "pull", "off")
 #: ``Session.info`` key under which capture caches connections for one transaction.
 CACHE_KEY = "connected_objects.connections"
+#: ``Session.info`` key under which a :class:`~connected_objects.Hub` leaves its providers (name → provider)
+#: on the sessions of its factory, so :func:`connect` knows providers given to the hub alone.
+PROVIDERS_KEY = "connected_objects.providers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,22 +158,37 @@ def connect(
     vault: Vault | None = None,
     settings: Mapping[str, Any] | None = None,
     directions: Mapping[str, str] | None = None,
+    provider: Provider | None = None,
 ) -> ConnectionInfo:
     """Connect an owner to a scope, or refresh and re-activate its existing connection.
 
+    :param provider: the scope's provider, when neither the registry nor the
+        hub that made ``db`` knows it (by default it is looked up there).
+    :raises ProviderNotFound: no provider of that name is known (the message
+        names the closest one).
     :raises ConfigurationError: the scope is connected to another owner, a
-        direction is unknown, or credentials are given without a vault.
+        direction is unknown, credentials are given without a vault, or they
+        lack a key the provider requires.
     """
     for entity, direction in (directions or {}).items():
         if direction not in DIRECTIONS:
             raise ConfigurationError(f"direction {direction!r} for {entity!r} is not one of {', '.join(DIRECTIONS)}")
     if credentials is not None and vault is None:
         raise ConfigurationError("credentials are stored encrypted: pass vault=Vault(...) to connect()")
+    needed = required_credentials(_provider_for(db, scope, provider))
     conn = connection_of(db)
     owner = local_key(owner_id)
+    stored = t.c.credentials.is_not(None).label("has_credentials")
+    existing = conn.execute(select(*[*_COLUMNS, stored]).where(_where_scope(scope))).first()
+    missing = [key for key in needed if (credentials or {}).get(key) in (None, "")]
+    if missing and not (credentials is None and existing is not None and existing._mapping["has_credentials"]):
+        raise ConfigurationError(
+            f"{scope.provider} connections need credentials {', '.join(needed)}; {scope} is missing "
+            f"{', '.join(missing)}. Pass them to connect() as credentials=, with vault=, as the provider's "
+            "OAuth flow returned them."
+        )
     sealed = vault.seal(credentials) if credentials is not None and vault is not None else None
     now = utcnow()
-    existing = conn.execute(select(*_COLUMNS).where(_where_scope(scope))).first()
     values: dict[str, Any] = {"status": "active", "status_reason": None, "failures": 0, "updated_at": now}
     if sealed is not None:
         values["credentials"] = sealed
@@ -177,6 +219,23 @@ def connect(
     result = get(conn, scope)
     assert result is not None
     return result
+
+
+def _provider_for(db: DB, scope: Scope, given: Provider | None) -> Provider:
+    """The scope's provider: ``given``, else the hub's (through the session's info), else the registry's."""
+    if given is not None:
+        if given.name != scope.provider:
+            raise ConfigurationError(f"provider={given.name!r} was given for a scope of {scope.provider!r}")
+        return given
+    info = getattr(db, "info", None)
+    hub_providers: Mapping[str, Provider] = (info.get(PROVIDERS_KEY) if isinstance(info, dict) else None) or {}
+    found = hub_providers.get(scope.provider)
+    if found is not None:
+        return found
+    names = registry.names()
+    if scope.provider in names:
+        return registry.get(scope.provider)
+    raise ProviderNotFound(scope.provider, tuple(sorted({*names, *hub_providers})))
 
 
 def get(db: DB, scope: Scope) -> ConnectionInfo | None:

@@ -41,6 +41,7 @@ provider's error page that echoes our request cannot carry a token out::
 from __future__ import annotations
 
 from .redaction import redact
+from .suggest import closest
 
 __all__ = [
     "AuthorizationLost",
@@ -102,15 +103,22 @@ class ProviderError(ConnectedObjectsError):
 class ProviderNotFound(ProviderError, LookupError):
     """No provider is registered under that name."""
 
-    def __init__(self, provider: str, available: tuple[str, ...] = ()) -> None:
+    def __init__(self, provider: str, available: tuple[str, ...] = (), *, where: str | None = None) -> None:
         known = ", ".join(available) or "none"
-        super().__init__(
-            provider,
-            f"no provider named {provider!r} (entry-point group "
-            f"'connected_objects.providers'; installed: {known}). Install its "
-            f"distribution, e.g. 'uv add connected-objects-{provider}', or call "
-            f"connected_objects.registry.register({provider!r}, ...).",
-        )
+        self.available = available
+        self.suggestion = closest(provider, available)
+        if self.suggestion is not None:
+            message = (
+                f"no provider named {provider!r}. Did you mean {self.suggestion!r}? (installed or registered: {known})"
+            )
+        else:
+            message = (
+                f"no provider named {provider!r} (entry-point group "
+                f"'connected_objects.providers'; installed: {known}). Install its "
+                f"distribution, e.g. 'uv add connected-objects-{provider}', or call "
+                f"connected_objects.registry.register({provider!r}, ...)."
+            )
+        super().__init__(provider, f"{where}: {message}" if where else message)
 
 
 class ProviderLoadError(ProviderError):

@@ -17,6 +17,33 @@ Example::
     'memory'
     >>> hub
     Hub(models=[], providers=['memory'])
+
+**Start-up checks.** :meth:`Hub.install` first runs :meth:`Hub.check`, so a
+mistake fails when the application starts, with the fix in the message, not
+as rows that silently never sync: every provider named by a ``@connected``
+model is known (given to the hub or registered; the closest name is
+suggested), declares the model's entity, and every reference points at a local
+type connected to the same provider; and the ``co_*`` tables are at the
+version this release needs (:func:`connected_objects.schema.check` raises
+:class:`~connected_objects.exceptions.SchemaOutOfDate` naming the migration
+command). These run at ``install()``, not when the hub is built or the models
+are decorated, so modules may be imported before providers are registered;
+what a model can answer alone (its mapped attributes) is checked at
+decoration time (:mod:`connected_objects.connected`).
+
+    >>> from sqlalchemy import ForeignKey, Integer
+    >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
+    >>> from connected_objects import FieldMapping, connected
+    >>> class Base(DeclarativeBase): pass
+    >>> @connected("memroy", entity="notes", mapping=FieldMapping({"id": "Id"}))
+    ... class Note(Base):
+    ...     __tablename__ = "note"
+    ...     id = mapped_column(Integer, primary_key=True)
+    >>> Hub(sessionmaker(create_engine("sqlite://")), models=[Note], providers=[MemoryProvider()]).check()
+    Traceback (most recent call last):
+    ...
+    connected_objects.exceptions.ProviderNotFound: Note is @connected to 'memroy': no provider named 'memroy'.
+    Did you mean 'memory'? ...
 """
 
 from __future__ import annotations
@@ -34,10 +61,13 @@ from sqlalchemy.orm import sessionmaker
 
 from . import capture
 from . import registry
+from . import schema
 from .connected import ConnectSpec
 from .connected import specs_of
+from .connections import PROVIDERS_KEY
 from .exceptions import ConfigurationError
 from .exceptions import ConnectedObjectsError
+from .exceptions import ProviderNotFound
 from .limits import LimitsStore
 from .limits import from_setting
 from .provider import Extras
@@ -45,6 +75,7 @@ from .provider import Provider
 from .provider import extras_of
 from .retry import RetryPolicy
 from .secrets import Vault
+from .suggest import did_you_mean
 from .web.core import DEFAULT_MAX_BODY
 from .web.core import Route
 from .web.core import WebhookApp
@@ -108,6 +139,8 @@ class Hub:
         self._providers = {p.name: p for p in providers or ()}
         self._extras: dict[str, Extras] = {}
         self._specs: dict[tuple[str, str], ConnectSpec] = {}
+        # Sessions of this factory carry the hub's providers, so connections.connect() knows them too.
+        session_factory.kw.setdefault("info", {}).setdefault(PROVIDERS_KEY, {}).update(self._providers)
         for model in self.models:
             specs = specs_of(model)
             if not specs:
@@ -143,9 +176,52 @@ class Hub:
             return session.connection(execution_options={"isolation_level": "READ COMMITTED"})
         return session.connection()
 
-    def install(self) -> None:
-        """Install change capture on the session factory."""
+    def install(self, *, check: bool = True) -> None:
+        """Check the configuration and the schema (:meth:`check`), then install change capture.
+
+        :param check: ``False`` skips :meth:`check` (when the database is not
+            reachable yet where the application is imported, say); call it later.
+        :raises ProviderNotFound: a model is connected to an unknown provider.
+        :raises SchemaOutOfDate: the ``co_*`` tables are missing or behind.
+        :raises ConfigurationError: an unknown entity or reference.
+        """
+        if check:
+            self.check()
         capture.install(self.session_factory)
+
+    def check(self, *, database: bool = True) -> None:
+        """Refuse a configuration that could not sync, naming the fix.
+
+        Checks that every ``@connected`` provider is known (suggesting the
+        closest name), that it declares the model's entity, that every
+        reference's local type is connected to the same provider in this hub,
+        and (``database=True``, when the session factory is bound to an engine)
+        that the ``co_*`` tables are up to date.
+        """
+        known = self.provider_names()
+        for spec in self._specs.values():
+            where = f"{spec.model.__name__} is @connected to {spec.provider!r}"
+            if spec.provider not in known:
+                raise ProviderNotFound(spec.provider, tuple(known), where=where)
+            entities = sorted(self.provider(spec.provider).entities)
+            if spec.entity not in entities:
+                raise ConfigurationError(
+                    f"{where} with entity={spec.entity!r}, which {spec.provider} does not declare."
+                    f"{did_you_mean(spec.entity, entities)} Its entities: {', '.join(entities)}."
+                )
+            connected_types = sorted(local for local, provider in self._specs if provider == spec.provider)
+            for name, ref in (getattr(spec.mapping, "references", None) or {}).items():
+                if (ref.local_type, spec.provider) not in self._specs:
+                    raise ConfigurationError(
+                        f"{where}: its reference {name!r} points at local type {ref.local_type!r}, and no model "
+                        f"of that type is connected to {spec.provider} in this hub."
+                        f"{did_you_mean(ref.local_type, connected_types)} "
+                        f"Connected types: {', '.join(connected_types)}; a local type is the table name."
+                    )
+        bind = self.session_factory.kw.get("bind")
+        if database and isinstance(bind, Engine):
+            with bind.connect() as connection:
+                schema.check(connection)
 
     def uninstall(self) -> None:
         """Remove change capture from the session factory."""
@@ -155,6 +231,10 @@ class Hub:
         """The provider called ``name``: given to the hub, else from the registry."""
         found = self._providers.get(name)
         return found if found is not None else registry.get(name)
+
+    def provider_names(self) -> list[str]:
+        """Every provider name this hub can use: given to it or registered, sorted; imports nothing."""
+        return sorted({*self._providers, *registry.names()})
 
     def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
         """How rows of ``local_type`` sync to ``provider``, or None."""
@@ -198,8 +278,16 @@ class Hub:
         return httpx.AsyncClient(**kwargs)
 
     def worker(self, **options: Any) -> Worker:
-        """A :class:`~connected_objects.worker.Worker` for this hub (options as in its constructor)."""
+        """A :class:`~connected_objects.worker.Worker` for this hub (options as in its constructor).
+
+        :raises ProviderNotFound: ``providers=`` names a provider that is not known.
+        """
         from .worker import Worker
+
+        known = self.provider_names()
+        for name in options.get("providers") or ():
+            if name not in known:
+                raise ProviderNotFound(name, tuple(known), where=f"worker(providers=[{name!r}])")
 
         return Worker(self, **options)
 

@@ -6,7 +6,8 @@ plugin needs one line of imports and no knowledge of the core's layout:
 
 - the contract: :class:`Provider`, :class:`RemoteClient` and the optional
   extras (:class:`BatchClient`, :class:`ReferenceFolder`,
-  :class:`EventDecoder`, :class:`WebhookProvider`, :class:`TokenRefresher`),
+  :class:`EventDecoder`, :class:`WebhookProvider`, :class:`TokenRefresher`,
+  :class:`CredentialsDeclarer`),
   the values they exchange (:class:`RemoteRecord`, :class:`Page`,
   :class:`Limits`, :class:`BatchOperation`, :class:`Scope`) and the
   :class:`ProviderContext` its routes get;
@@ -60,6 +61,7 @@ from .oauth import refresh_grant
 from .provider import API_VERSION
 from .provider import BatchClient
 from .provider import BatchOperation
+from .provider import CredentialsDeclarer
 from .provider import EventDecoder
 from .provider import Extras
 from .provider import Limits
@@ -92,6 +94,7 @@ __all__ = [
     "BatchOperation",
     "ConfigurationError",
     "ConflictError",
+    "CredentialsDeclarer",
     "EventDecoder",
     "Extras",
     "HTTPError",

@@ -41,14 +41,22 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
 - :class:`WebhookProvider`: ``routes(context)``, inbound HTTP routes, given a
   :class:`ProviderContext` (the session factory and what is synced);
 - :class:`TokenRefresher`: ``refresh_token(scope, http, credentials)``, for
-  OAuth 2.0 connections the core refreshes before they expire.
+  OAuth 2.0 connections the core refreshes before they expire;
+- :class:`CredentialsDeclarer`: ``required_credentials``, the keys a
+  connection's credentials must hold; :func:`~connected_objects.connections.connect`
+  refuses a connection without them, naming the missing keys
+  (:func:`required_credentials` reads it, ``()`` when not declared).
 
-    >>> from connected_objects.provider import extras_of
+    >>> from connected_objects.provider import extras_of, required_credentials
     >>> class Folding(Echo):
     ...     def fold_reference(self, entity, name, foreign_id):
     ...         return {"value": foreign_id}
     >>> extras_of(Folding()).names, extras_of(Echo()).names
     (('fold_reference',), ())
+    >>> class Tokens(Echo):
+    ...     required_credentials = ("access_token",)
+    >>> required_credentials(Tokens()), required_credentials(Echo())
+    (('access_token',), ())
 
 This module does no I/O and imports no provider.
 """
@@ -85,6 +93,7 @@ __all__ = [
     "API_VERSION",
     "BatchClient",
     "BatchOperation",
+    "CredentialsDeclarer",
     "EventDecoder",
     "Extras",
     "Limits",
@@ -97,6 +106,7 @@ __all__ = [
     "TokenRefresher",
     "WebhookProvider",
     "extras_of",
+    "required_credentials",
 ]
 
 #: The contract version this core implements; a provider must declare the same.
@@ -286,6 +296,24 @@ class TokenRefresher(Protocol):
         :class:`~connected_objects.exceptions.RetryableError` when the token endpoint is down.
         """
         ...
+
+
+@runtime_checkable
+class CredentialsDeclarer(Protocol):
+    """A provider that says which credential keys every connection needs (checked at ``connect``)."""
+
+    @property
+    def required_credentials(self) -> Collection[str]:
+        """Keys that ``connections.connect(..., credentials=...)`` must be given, non-empty."""
+        ...
+
+
+def required_credentials(provider: object) -> tuple[str, ...]:
+    """The credential keys ``provider`` declares as required, sorted; ``()`` when it declares none."""
+    if not isinstance(provider, CredentialsDeclarer):
+        return ()
+    declared = provider.required_credentials
+    return (declared,) if isinstance(declared, str) else tuple(sorted(declared))
 
 
 @dataclass(frozen=True, slots=True)

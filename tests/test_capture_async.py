@@ -20,6 +20,7 @@ from connected_objects.models import outbox
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Organization
+from connected_objects.testing.sandbox import SandboxProvider
 
 from .conftest import ACME
 
@@ -40,7 +41,8 @@ def test_async_session_changes_are_captured(tmp_path):
             async with maker() as s:
                 s.add(Organization(id=1, name="o"))
                 await s.flush()
-                await s.run_sync(lambda sync: connections.connect(sync, "organization", 1, ACME))
+                sandbox = SandboxProvider("http://sandbox")  # no Hub here: name the provider to connect()
+                await s.run_sync(lambda sync: connections.connect(sync, "organization", 1, ACME, provider=sandbox))
                 s.add(Customer(id=1, organization_id=1, name="async"))
                 await s.commit()
             async with maker() as s:

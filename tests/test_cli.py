@@ -100,9 +100,14 @@ def test_a_broken_command_fails_alone_with_its_distribution_named(site: Path) ->
 def test_schema_check_fails_then_upgrade_fixes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'app.sqlite'}"
     runner = CliRunner()
-    failed = runner.invoke(main, ["schema", "check", "--url", url])
+    missing = runner.invoke(main, ["schema", "check", "--database", url])
+    assert missing.exit_code == 2 and "no SQLite database at" in missing.output
+    assert "connected-objects schema upgrade --database" in missing.output
+    assert not (tmp_path / "app.sqlite").exists()  # checking creates nothing
+    (tmp_path / "app.sqlite").touch()  # a database without our tables
+    failed = runner.invoke(main, ["schema", "check", "--database", url])
     assert failed.exit_code == 1 and "connected-objects schema upgrade" in failed.output
-    assert runner.invoke(main, ["schema", "upgrade", "--url", url]).exit_code == 0
+    assert runner.invoke(main, ["schema", "upgrade", "--url", url]).exit_code == 0  # the old spelling still works
     ok = runner.invoke(main, ["schema", "check", "--url", url])
     assert ok.exit_code == 0 and "up to date" in ok.output
 

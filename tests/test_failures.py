@@ -157,7 +157,7 @@ def test_the_daemon_worker_on_an_empty_database_stops_with_the_command_to_run(em
     )
     assert worker.returncode == 1, worker.stderr
     assert "the connected-objects tables are missing" in worker.stderr
-    assert "connected-objects schema upgrade --url URL" in worker.stderr
+    assert "connected-objects schema upgrade --database URL" in worker.stderr
     assert "Traceback" not in worker.stderr  # one line that says what to do
 
 

@@ -133,7 +133,7 @@ def test_read_only_commands_create_no_database_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'typo.sqlite'}"
     for command in ("health", "workers"):
         result = CliRunner().invoke(main, [command, "--database", url])
-        assert result.exit_code == 1 and "no SQLite database at" in result.output
+        assert result.exit_code == 2 and "no SQLite database at" in result.output  # a usage error (cli.py)
     assert not (tmp_path / "typo.sqlite").exists()
 
 

@@ -24,7 +24,10 @@ Example::
     >>> from sqlalchemy import create_engine
     >>> from connected_objects.testing.fleet import Contact, make_hub
     >>> from connected_objects.testing import MemoryProvider
-    >>> hub = make_hub(create_engine("sqlite://"), MemoryProvider())
+    >>> from connected_objects import schema
+    >>> engine = create_engine("sqlite://")
+    >>> schema.upgrade(engine)  # make_hub installs capture, which checks the co_* tables
+    >>> hub = make_hub(engine, MemoryProvider())
     >>> sorted(spec.provider for spec in Contact.__connected__)
     ['quickbooks', 'xero']
     >>> hub.uninstall()

@@ -16,10 +16,13 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects.testing.invoicing import Base, Invoice, make_hub
+    >>> from connected_objects import schema
     >>> engine = create_engine("sqlite://")
+    >>> schema.upgrade(engine)  # make_hub installs capture, which checks the co_* tables
     >>> hub = make_hub(engine, "http://sandbox")
     >>> [spec.entity for spec in Invoice.__connected__]
     ['invoices']
+    >>> hub.uninstall()
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -131,11 +132,16 @@ class MaestranoProvider:
     :param sso_secret: the key binding a sign-in to its browser (default:
         ``CONNECTED_OBJECTS_MAESTRANO_SSO_SECRET``, else derived per marketplace).
     :param limits: replaces Connec!'s pace per group (:data:`LIMITS`).
+    :param extra_entities: Connec! collections synced beyond the ones declared here
+        (the client speaks any collection: ``["sales_orders", "payments"]``); a
+        ``@connected`` model on an undeclared entity fails ``Hub.install()``.
     """
 
     name = "maestrano"
     api_version = API_VERSION
     entities = frozenset({"organizations", "people", "items", "invoices", "users", "groups"})
+    #: None per connection: each marketplace's API credentials are in its configuration.
+    required_credentials: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -149,7 +155,11 @@ class MaestranoProvider:
         initial_import: Sequence[str] = (),
         sso_secret: str | bytes | None = None,
         limits: Limits | None = None,
+        extra_entities: Collection[str] = (),
     ) -> None:
+        if isinstance(extra_entities, str):
+            raise ConfigurationError(f"extra_entities takes a list of collections, e.g. [{extra_entities!r}]")
+        self.entities = type(self).entities | frozenset(extra_entities)
         if marketplaces is None:
             marketplaces = Marketplaces.from_env() if Marketplaces.env_variable() else Marketplaces()
         self._marketplaces = marketplaces

@@ -126,7 +126,7 @@ def two_marketplaces(engine):
     hub = Hub(
         sessionmaker(engine, expire_on_commit=False),
         models=[Invoice, Customer, Sale],
-        providers=[MaestranoProvider(MARKETPLACES)],
+        providers=[MaestranoProvider(MARKETPLACES, extra_entities=["sales_orders"])],
         transport=httpx.ASGITransport(connec.app),
     )
     hub.install()

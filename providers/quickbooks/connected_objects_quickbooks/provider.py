@@ -108,6 +108,8 @@ class QuickBooksProvider:
     name = "quickbooks"
     api_version = API_VERSION
     entities = frozenset(ENTITIES)
+    #: Each connection holds the OAuth 2.0 tokens of one company (``refresh_token`` too, to stay connected).
+    required_credentials = ("access_token",)
 
     def __init__(
         self,

@@ -116,6 +116,8 @@ class XeroProvider:
     name = "xero"
     api_version = API_VERSION
     entities = frozenset(ENTITIES)
+    #: Each connection holds the OAuth 2.0 tokens of one tenant (``refresh_token`` too, to stay connected).
+    required_credentials = ("access_token",)
 
     def __init__(
         self,
