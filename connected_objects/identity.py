@@ -76,6 +76,7 @@ __all__ = [
     "LocalType",
     "link",
     "link_many",
+    "links_of",
     "local_key",
     "local_type_name",
     "relink",
@@ -510,3 +511,13 @@ def tombstone_many(db: DB, ids: Collection[int]) -> None:
     """Tombstone links by id (their remote records were deleted)."""
     if ids:
         connection_of(db).execute(update(t).where(t.c.id.in_(list(ids))).values(status="deleted", updated_at=utcnow()))
+
+
+def links_of(db: DB, local_type: LocalType, local_id: LocalId) -> list[ConnectedObject]:
+    """Every link of one local row, in every scope, live or tombstoned (one SELECT on the local index)."""
+    stmt = (
+        select(t)
+        .where(t.c.local_type == local_type_name(local_type), t.c.local_id == local_key(local_id))
+        .order_by(t.c.provider, t.c.marketplace, t.c.account)
+    )
+    return [ConnectedObject.from_row(row) for row in connection_of(db).execute(stmt)]

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy import bindparam
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
@@ -58,15 +59,19 @@ __all__ = [
     "StoredEvent",
     "bury",
     "claim",
+    "count_by_scope",
     "digest_key",
     "discard",
+    "discard_where",
     "finish",
     "get",
     "list_events",
+    "page_events",
     "park",
     "request_import",
     "reschedule",
     "retry",
+    "retry_where",
     "store",
     "unpark",
     "wake_parked",
@@ -361,4 +366,63 @@ def retry(db: DB, ids: Sequence[int]) -> int:
         .where(t.c.id.in_(list(ids)), t.c.state == "dead")
         .values(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
     )
+    return int(result.rowcount)
+
+
+# --- operator queries (the admin pages): keyset pages, counts, bulk retry and discard --------------------------
+
+
+def _filter(scope: Scope | None, error: str | None) -> list[Any]:
+    where: list[Any] = []
+    if scope is not None:
+        where += [t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account]
+    if error:
+        where.append(t.c.last_error.contains(error, autoescape=True))
+    return where
+
+
+def page_events(
+    db: DB,
+    *,
+    state: str = "dead",
+    scope: Scope | None = None,
+    error: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[StoredEvent]:
+    """One page of events in ``state`` with their payloads, oldest first, after ``after_id`` (keyset,
+    one query through the ``(state, id)`` index); ``error`` is a substring of the last error."""
+    query = select(t).where(t.c.state == state, *_filter(scope, error)).order_by(t.c.id).limit(limit)
+    if after_id is not None:
+        query = query.where(t.c.id > after_id)
+    return [StoredEvent.from_row(r) for r in connection_of(db).execute(query)]
+
+
+def count_by_scope(db: DB) -> dict[Scope, dict[str, int]]:
+    """Events per scope and state (one ``GROUP BY``; events not resolved to an account yet are left out)."""
+    found: dict[Scope, dict[str, int]] = {}
+    query = (
+        select(t.c.provider, t.c.marketplace, t.c.account, t.c.state, func.count())
+        .where(t.c.account.is_not(None))
+        .group_by(t.c.provider, t.c.marketplace, t.c.account, t.c.state)
+    )
+    for p, m, a, state, n in connection_of(db).execute(query):
+        found.setdefault(Scope(p, m, a), {})[state] = int(n)
+    return found
+
+
+def retry_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Apply again every dead event in ``scope`` whose last error contains ``error`` (one statement)."""
+    now = utcnow()
+    result = connection_of(db).execute(
+        update(t)
+        .where(t.c.state == "dead", *_filter(scope, error))
+        .values(state="pending", attempts=0, next_attempt_at=now, updated_at=now)
+    )
+    return int(result.rowcount)
+
+
+def discard_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Delete every dead event in ``scope`` whose last error contains ``error`` (one statement)."""
+    result = connection_of(db).execute(delete(t).where(t.c.state == "dead", *_filter(scope, error)))
     return int(result.rowcount)

@@ -93,18 +93,24 @@ __all__ = [
     "Change",
     "ClaimedChange",
     "bury",
+    "changes_of",
     "claim",
     "clear_dead",
+    "count_by_scope",
     "dead_refusals",
     "discard",
+    "discard_where",
     "enqueue",
     "finish",
     "get",
     "list_changes",
+    "oldest_due",
+    "page_changes",
     "release",
     "renew_leases",
     "reschedule",
     "retry",
+    "retry_where",
     "wake",
     "write_changes",
 ]
@@ -832,3 +838,106 @@ def discard(db: DB, ids: Sequence[int]) -> int:
     """Delete dead changes for good; returns how many."""
     result = connection_of(db).execute(delete(t).where(t.c.id.in_(list(ids)), t.c.state == "dead"))
     return int(result.rowcount)
+
+
+# --- operator queries (the admin pages, explain): keyset pages, counts, bulk retry and discard -----------------
+
+
+def _dead_filter(scope: Scope | None, error: str | None) -> list[Any]:
+    where: list[Any] = []
+    if scope is not None:
+        where.append(_in_scope(scope))
+    if error:
+        where.append(t.c.last_error.contains(error, autoescape=True))
+    return where
+
+
+def page_changes(
+    db: DB,
+    *,
+    state: str = "dead",
+    scope: Scope | None = None,
+    error: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[ClaimedChange]:
+    """One page of changes in ``state``, oldest first, after ``after_id`` (keyset: one query through the
+    ``(state, id)`` index, as fast on the millionth page as on the first); ``error`` is a substring of
+    the last error."""
+    stmt = select(t).where(t.c.state == state, *_dead_filter(scope, error)).order_by(t.c.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(t.c.id > after_id)
+    return [ClaimedChange.from_row(r) for r in connection_of(db).execute(stmt)]
+
+
+def count_by_scope(db: DB) -> dict[Scope, dict[str, int]]:
+    """Changes per scope and state (one ``GROUP BY``)."""
+    found: dict[Scope, dict[str, int]] = {}
+    query = select(t.c.provider, t.c.marketplace, t.c.account, t.c.state, func.count()).group_by(
+        t.c.provider, t.c.marketplace, t.c.account, t.c.state
+    )
+    for p, m, a, state, n in connection_of(db).execute(query):
+        found.setdefault(Scope(p, m, a), {})[state] = int(n)
+    return found
+
+
+def oldest_due(db: DB, scopes: Sequence[Scope]) -> dict[Scope, dt.datetime]:
+    """Per scope, when its longest-waiting due change became due (scopes with none are left out).
+
+    Each scope is one seek on the scope's due-order index (parked and dead changes stand far in the future).
+    """
+    if not scopes:
+        return {}
+    now = utcnow()
+    firsts = []
+    for n, scope in enumerate(scopes):
+        first = (
+            select(literal(n).label("scope_no"), t.c.next_attempt_at)
+            .where(_in_scope(scope), t.c.state == "pending", t.c.next_attempt_at <= now)
+            .order_by(t.c.next_attempt_at)
+            .limit(1)
+            .subquery()
+        )
+        firsts.append(select(first))
+    found = connection_of(db).execute(union_all(*firsts) if len(firsts) > 1 else firsts[0])
+    return {scopes[n]: when for n, when in found}
+
+
+def retry_where(db: DB, *, scope: Scope | None = None, error: str | None = None, batch: int = 500) -> int:
+    """:func:`retry` every dead change in ``scope`` whose last error contains ``error``; returns how many.
+
+    Works through them in keyset batches of ``batch`` (a fixed number of statements per batch), so
+    retrying a million dead changes holds no million-row list in memory.
+    """
+    total = 0
+    after: int | None = None
+    conn = connection_of(db)
+    while True:
+        stmt = select(t.c.id).where(t.c.state == "dead", *_dead_filter(scope, error)).order_by(t.c.id).limit(batch)
+        if after is not None:
+            stmt = stmt.where(t.c.id > after)
+        ids = list(conn.execute(stmt).scalars())
+        if not ids:
+            return total
+        total += retry(conn, ids)
+        after = ids[-1]
+
+
+def discard_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Delete every dead change in ``scope`` whose last error contains ``error`` (one statement)."""
+    result = connection_of(db).execute(delete(t).where(t.c.state == "dead", *_dead_filter(scope, error)))
+    return int(result.rowcount)
+
+
+def changes_of(db: DB, local_type: str, local_id: str, scopes: Collection[Scope]) -> list[ClaimedChange]:
+    """The changes (pending, in flight, dead) of one local row in ``scopes``, through the slot key."""
+    if not scopes:
+        return []
+    keys = [(s.provider, s.marketplace, s.account) for s in sorted(scopes, key=str)]
+    stmt = (
+        select(t)
+        .where(tuple_(t.c.provider, t.c.marketplace, t.c.account).in_(keys))
+        .where(t.c.local_type == local_type, t.c.local_id == local_id)
+        .order_by(t.c.id)
+    )
+    return [ClaimedChange.from_row(r) for r in connection_of(db).execute(stmt)]
