@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Collection
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import tuple_
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
@@ -398,14 +400,20 @@ def page_events(
     return [StoredEvent.from_row(r) for r in connection_of(db).execute(query)]
 
 
-def count_by_scope(db: DB) -> dict[Scope, dict[str, int]]:
-    """Events per scope and state (one ``GROUP BY``; events not resolved to an account yet are left out)."""
+def count_by_scope(db: DB, scopes: Collection[Scope] | None = None) -> dict[Scope, dict[str, int]]:
+    """Events per scope and state (one ``GROUP BY``; events not resolved to an account yet are left out),
+    of ``scopes`` only when given."""
     found: dict[Scope, dict[str, int]] = {}
     query = (
         select(t.c.provider, t.c.marketplace, t.c.account, t.c.state, func.count())
         .where(t.c.account.is_not(None))
         .group_by(t.c.provider, t.c.marketplace, t.c.account, t.c.state)
     )
+    if scopes is not None:
+        if not scopes:
+            return found
+        keys = [(s.provider, s.marketplace, s.account) for s in sorted(scopes, key=str)]
+        query = query.where(tuple_(t.c.provider, t.c.marketplace, t.c.account).in_(keys))
     for p, m, a, state, n in connection_of(db).execute(query):
         found.setdefault(Scope(p, m, a), {})[state] = int(n)
     return found

@@ -870,12 +870,17 @@ def page_changes(
     return [ClaimedChange.from_row(r) for r in connection_of(db).execute(stmt)]
 
 
-def count_by_scope(db: DB) -> dict[Scope, dict[str, int]]:
-    """Changes per scope and state (one ``GROUP BY``)."""
+def count_by_scope(db: DB, scopes: Collection[Scope] | None = None) -> dict[Scope, dict[str, int]]:
+    """Changes per scope and state (one ``GROUP BY``), of ``scopes`` only when given (through the scope index)."""
     found: dict[Scope, dict[str, int]] = {}
     query = select(t.c.provider, t.c.marketplace, t.c.account, t.c.state, func.count()).group_by(
         t.c.provider, t.c.marketplace, t.c.account, t.c.state
     )
+    if scopes is not None:
+        if not scopes:
+            return found
+        keys = [(s.provider, s.marketplace, s.account) for s in sorted(scopes, key=str)]
+        query = query.where(tuple_(t.c.provider, t.c.marketplace, t.c.account).in_(keys))
     for p, m, a, state, n in connection_of(db).execute(query):
         found.setdefault(Scope(p, m, a), {})[state] = int(n)
     return found
