@@ -206,3 +206,26 @@ def test_a_keyset_page_is_one_query_served_by_the_state_id_index(hub, app):
             sql = stmt.order_by(outbox_table.c.id).limit(10).compile(hub.engine, compile_kwargs={"literal_binds": True})
             plan = "\n".join(r[0] for r in db.exec_driver_sql(f"EXPLAIN {sql}"))
         assert "ix_co_outbox_state_id" in plan and "Sort" not in plan, plan
+
+
+def test_the_scopes_page_shows_counts_oldest_due_and_the_rate_limit_hold(hub, app):
+    import asyncio
+    import time
+
+    from connected_objects.hub import Hub
+    from connected_objects.limits import scope_key
+
+    dead_changes(hub, 2)
+    with hub.engine.begin() as db:
+        outbox.enqueue(db, [outbox.Change(ACME, "invoices", "invoice", "99", "upsert")])
+    shared = Hub(hub.session_factory, models=hub.models, providers=[], limits_store="database")
+    asyncio.run(shared.limits_store.hold(scope_key(ACME), time.time() + 90, "429 from the provider: Retry-After 90"))
+    page = get(admin_app(shared, authorize=allow), "/scopes")
+    assert page.status == 200
+    row = re.search(rb"<tr>\s*<td>sandbox/test/acme</td>.*?</tr>", page.body, re.S).group(0)
+    cells = re.findall(rb"<td[^>]*>(.*?)</td>", row, re.S)
+    assert [c.strip() for c in cells[2:5]] == [b"1", b"0", b'<a href="/admin/changes?scope=sandbox/test/acme">2</a>']
+    assert cells[6].strip().endswith(b" s")  # the oldest due change's age
+    assert b"429 from the provider: Retry-After 90" in cells[7]
+    without = get(app, "/scopes")  # per-worker memory limits: no hold is known here, and the page says so
+    assert b"kept in each worker" in without.body

@@ -60,6 +60,10 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path) -> Non
     assert any(n.startswith("connected_objects/migrations/versions/co_0003") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0004") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0005") for n in names)
+    assert any(n.startswith("connected_objects/migrations/versions/co_0009") for n in names)
+    # the admin pages' templates and stylesheet travel with the code
+    assert "connected_objects/admin/templates/changes.html" in names
+    assert "connected_objects/admin/static/admin.css" in names
     assert not [n for n in names if "demo" in n or n.startswith("connected_objects_")], names
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True, env=env)
