@@ -189,6 +189,16 @@ def test_dead_events_show_their_payload_and_retry(hub, app):
     post(app, "/events", {"action": "retry", "id": [event.id], "csrf": token}, cookie)
     with hub.engine.connect() as db:
         assert inbox.count_by_scope(db)[ACME] == {"pending": 1}
+    with hub.engine.begin() as db:  # dead again, with a second one of another error
+        inbox.store(db, "sandbox", "test", [inbox.InboundEvent("e2", "acme", "invoices", b"{}")])
+        claimed = inbox.claim(db, "w")
+        inbox.bury(db, "w", [(e.id, "no such customer" if e.id == event.id else "bad date") for e in claimed])
+    answer = post(app, "/events", {"action": "retry-all", "error": "customer", "csrf": token}, cookie)
+    assert dict(answer.headers)["location"] == "/admin/events?error=customer&did=retried&n=1"
+    answer = post(app, "/events", {"action": "discard-all", "scope": str(ACME), "csrf": token}, cookie)
+    assert dict(answer.headers)["location"] == "/admin/events?scope=sandbox%2Ftest%2Facme&did=discarded&n=1"
+    with hub.engine.connect() as db:
+        assert inbox.count_by_scope(db)[ACME] == {"pending": 1}  # the retried one waits; the other is gone
 
 
 def test_a_keyset_page_is_one_query_served_by_the_state_id_index(hub, app):
@@ -229,3 +239,20 @@ def test_the_scopes_page_shows_counts_oldest_due_and_the_rate_limit_hold(hub, ap
     assert b"429 from the provider: Retry-After 90" in cells[7]
     without = get(app, "/scopes")  # per-worker memory limits: no hold is known here, and the page says so
     assert b"kept in each worker" in without.body
+
+
+def test_without_jinja2_building_the_admin_names_the_extra(hub):
+    import sys
+
+    from connected_objects.admin import rendering
+    from connected_objects.exceptions import ConfigurationError
+
+    rendering.environment.cache_clear()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setitem(sys.modules, "jinja2", None)  # as if it were not installed
+            with pytest.raises(ConfigurationError, match=r"pip install 'connected-objects\[admin\]'"):
+                admin_app(hub, authorize=allow)
+    finally:
+        rendering.environment.cache_clear()
+    assert admin_app(hub, authorize=allow) is not None
