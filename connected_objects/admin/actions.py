@@ -7,7 +7,32 @@ events, keyset batches through :func:`connected_objects.outbox.retry` for
 changes (its folding rules stay the one place they live). The CSRF check runs
 before any of these (:class:`~connected_objects.admin.app.AdminApp`).
 
-Example: see :func:`connected_objects.admin.admin_app`.
+Example: the browser's CSRF cookie and its form token, then "retry all" of one error::
+
+    >>> import re
+    >>> from sqlalchemy import create_engine
+    >>> from sqlalchemy.orm import sessionmaker
+    >>> from connected_objects import Scope, outbox
+    >>> from connected_objects.admin import admin_app
+    >>> from connected_objects.hub import Hub
+    >>> from connected_objects.models import metadata
+    >>> from connected_objects.web import Request
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> s = Scope("xero", "production", "t-1")
+    >>> with engine.begin() as db:
+    ...     _ = outbox.enqueue(db, [outbox.Change(s, "Contacts", "customer", "1", "upsert")])
+    ...     [c] = outbox.claim(db, "w")
+    ...     _ = outbox.bury(db, "w", [(c.id, "ValidationException: Name is required")])
+    >>> admin = admin_app(Hub(sessionmaker(engine), models=[]), authorize=lambda request: True)
+    >>> page = admin.handle(Request("GET", "/changes", {}, b""))
+    >>> cookie = dict(page.headers)["set-cookie"].split(";")[0]
+    >>> token = re.search(rb'name="csrf" value="(\\w+)"', page.body).group(1).decode()
+    >>> form = f"action=retry-all&error=Name+is+required&csrf={token}".encode()
+    >>> headers = {"cookie": cookie, "content-type": "application/x-www-form-urlencoded"}
+    >>> done = admin.handle(Request("POST", "/changes", headers, form))
+    >>> done.status, dict(done.headers)["location"]
+    (303, '/admin/changes?error=Name+is+required&did=retried&n=1')
 """
 
 from __future__ import annotations

@@ -6,7 +6,28 @@ shown to know whether a next page exists. Error texts and payloads pass
 through :func:`~connected_objects.redaction.redact`; credentials are never
 read (connections are listed without them).
 
-Example: see :func:`connected_objects.admin.admin_app`.
+Example: the dead changes of one scope, a page of two, then the next::
+
+    >>> from sqlalchemy import create_engine
+    >>> from sqlalchemy.orm import sessionmaker
+    >>> from connected_objects import Scope, outbox
+    >>> from connected_objects.admin import admin_app
+    >>> from connected_objects.hub import Hub
+    >>> from connected_objects.models import metadata
+    >>> from connected_objects.web import Request
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> s = Scope("xero", "production", "t-1")
+    >>> with engine.begin() as db:
+    ...     _ = outbox.enqueue(db, [outbox.Change(s, "Contacts", "customer", str(i), "upsert") for i in range(3)])
+    ...     claimed = outbox.claim(db, "w")
+    ...     _ = outbox.bury(db, "w", [(c.id, "ValidationException: Name is required") for c in claimed])
+    >>> admin = admin_app(Hub(sessionmaker(engine), models=[]), authorize=lambda request: True)
+    >>> page = admin.handle(Request("GET", "/changes", {}, b"", query="scope=xero/production/t-1&limit=2"))
+    >>> page.body.count(b"Name is required"), b'after=2">Next page' in page.body
+    (2, True)
+    >>> admin.handle(Request("GET", "/changes", {}, b"", query="limit=2&after=2")).body.count(b"Name is required")
+    1
 """
 
 from __future__ import annotations
