@@ -20,6 +20,8 @@ Run ``connected-objects --help`` for the list. The commands so far:
     inspect dead (or any) changes and send them again or drop them.
 ``events list | show | retry | discard``
     the same for inbound events.
+``explain --app ... MODEL ID [--json]``
+    why one row is or isn't synced: its links, changes, last errors, next attempt, one sentence.
 ``status [--json]``
     per scope: connected objects, queued/in-flight/dead changes and events, last error.
 ``workers (--app ... | --database URL) [--json]``
@@ -956,6 +958,43 @@ def discard_events(app_path: str | None, database: str | None, ids: tuple[int, .
     with open_db(app_path, database, begin=True) as db:
         count = inbox.discard(db, list(ids))
     click.echo(f"{count} event(s) discarded")
+
+
+# --- explain: why is this row (not) synced? ---------------------------------------------------------------------
+
+
+@main.command(name="explain")
+@_app_option
+@click.argument("model_name", metavar="MODEL")
+@click.argument("key", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole explanation as JSON.")
+def explain_command(app_path: str, model_name: str, key: str, as_json: bool) -> None:
+    """Why the MODEL row with primary key ID is or isn't synced (MODEL: a class name of the hub's
+    models, or module:Class): its links, pending and dead changes, next attempt, in one sentence."""
+    from .exceptions import ConfigurationError
+    from .explain import explain
+    from .explain import find_model
+    from .explain import primary_key
+
+    hub = load_app(app_path)
+    try:
+        model = find_model(hub, model_name)
+        found = explain(hub, model, primary_key(model, key))
+    except ConfigurationError as exc:
+        raise click.ClickException(redact(str(exc))) from None
+    if as_json:
+        _emit(found.as_dict(), indent=2)
+        return
+    click.echo(f"{found.model} {found.local_id}: {found.sentence}")
+    for item in found.scopes:
+        link = f"{item.link.entity} {item.link.foreign_id} ({item.link.status})" if item.link else "not linked"
+        click.echo(f"  {item.scope}: {item.sentence}")
+        click.echo(f"    connection {item.connection or 'none'}; {link}")
+        for change in item.changes:
+            error = f": {redact(change.last_error)}" if change.last_error else ""
+            click.echo(f"    change {change.id} {change.operation} {change.state}, attempt {change.attempts}{error}")
+        if item.next_attempt_at is not None:
+            click.echo(f"    next attempt at {item.next_attempt_at.isoformat()}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,6 +85,7 @@ __all__ = [
     "disconnect",
     "for_owners",
     "get",
+    "page",
     "set_status",
 ]
 
@@ -285,3 +286,11 @@ def credentials(db: DB, scope: Scope, vault: Vault | None) -> dict[str, Any]:
     if vault is None:
         raise ConfigurationError(f"the connection of {scope} has stored credentials; configure a Vault to read them")
     return vault.open(token)
+
+
+def page(db: DB, *, after_id: int | None = None, limit: int = 50) -> list[ConnectionInfo]:
+    """One page of connections (without their credentials) in id order, after ``after_id`` (keyset)."""
+    stmt = select(*_COLUMNS).order_by(t.c.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(t.c.id > after_id)
+    return [ConnectionInfo.from_row(row) for row in connection_of(db).execute(stmt)]

@@ -54,9 +54,11 @@ from sqlalchemy import Row
 from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import inspect
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import tuple_
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
@@ -74,8 +76,10 @@ __all__ = [
     "ConnectedObject",
     "LocalId",
     "LocalType",
+    "last_sync_times",
     "link",
     "link_many",
+    "links_of",
     "local_key",
     "local_type_name",
     "relink",
@@ -510,3 +514,29 @@ def tombstone_many(db: DB, ids: Collection[int]) -> None:
     """Tombstone links by id (their remote records were deleted)."""
     if ids:
         connection_of(db).execute(update(t).where(t.c.id.in_(list(ids))).values(status="deleted", updated_at=utcnow()))
+
+
+def links_of(db: DB, local_type: LocalType, local_id: LocalId) -> list[ConnectedObject]:
+    """Every link of one local row, in every scope, live or tombstoned (one SELECT on the local index)."""
+    stmt = (
+        select(t)
+        .where(t.c.local_type == local_type_name(local_type), t.c.local_id == local_key(local_id))
+        .order_by(t.c.provider, t.c.marketplace, t.c.account)
+    )
+    return [ConnectedObject.from_row(row) for row in connection_of(db).execute(stmt)]
+
+
+def last_sync_times(db: DB, scopes: Collection[Scope]) -> dict[Scope, tuple[datetime | None, datetime | None]]:
+    """Per scope, the last push and the last pull of any of its links (one ``GROUP BY`` over those scopes)."""
+    if not scopes:
+        return {}
+    keys = [(s.provider, s.marketplace, s.account) for s in sorted(scopes, key=str)]
+    stmt = (
+        select(t.c.provider, t.c.marketplace, t.c.account, func.max(t.c.last_push_at), func.max(t.c.last_pull_at))
+        .where(tuple_(t.c.provider, t.c.marketplace, t.c.account).in_(keys))
+        .group_by(t.c.provider, t.c.marketplace, t.c.account)
+    )
+    found: dict[Scope, tuple[datetime | None, datetime | None]] = {}
+    for p, m, a, pushed, pulled in connection_of(db).execute(stmt):
+        found[Scope(p, m, a)] = (pushed, pulled)  # max() keeps the column's type: aware UTC
+    return found

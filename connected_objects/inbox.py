@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Collection
 from collections.abc import Sequence
 
 from .db import DB
@@ -39,6 +40,7 @@ from .provider import RemoteRecord
 from .queue import EVENTS
 from .queue import InboundEvent
 from .queue import StoredEvent
+from .queue import operator
 from .scope import Scope
 from .values import dumps
 from .values import loads
@@ -51,15 +53,19 @@ __all__ = [
     "StoredEvent",
     "bury",
     "claim",
+    "count_by_scope",
     "digest_key",
     "discard",
+    "discard_where",
     "finish",
     "get",
     "list_events",
+    "page_events",
     "park",
     "request_import",
     "reschedule",
     "retry",
+    "retry_where",
     "store",
     "unpark",
     "wake_parked",
@@ -167,3 +173,35 @@ def discard(db: DB, ids: Sequence[int]) -> int:
 def retry(db: DB, ids: Sequence[int]) -> int:
     """Apply dead events again now."""
     return EVENTS.retry(db, ids)
+
+
+# -- what operators ask (the admin pages): see connected_objects.queue.operator -------------------------------
+
+
+def page_events(
+    db: DB,
+    *,
+    state: str = "dead",
+    scope: Scope | None = None,
+    error: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[StoredEvent]:
+    """One page of events in ``state`` with their payloads, oldest first, after ``after_id`` (keyset);
+    ``error`` is a substring of the last error."""
+    return operator.page(db, EVENTS, state=state, scope=scope, error=error, after_id=after_id, limit=limit)
+
+
+def count_by_scope(db: DB, scopes: Collection[Scope] | None = None) -> dict[Scope, dict[str, int]]:
+    """Events per scope and state (events not resolved to an account yet are left out)."""
+    return operator.count_by_scope(db, EVENTS, scopes)
+
+
+def retry_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Apply again every dead event in ``scope`` whose last error contains ``error`` (one statement)."""
+    return operator.retry_events_where(db, EVENTS, scope=scope, error=error)
+
+
+def discard_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Delete every dead event in ``scope`` whose last error contains ``error`` (one statement)."""
+    return operator.discard_where(db, EVENTS, scope=scope, error=error)

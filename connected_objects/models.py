@@ -246,6 +246,7 @@ outbox = Table(
     *_work_columns(),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),
+    Index(None, "state", "id"),  # keyset pages of dead changes (co_0008)
     Index(None, "state", "next_attempt_at"),
     # a claim reads one scope's due changes oldest first: an index seek, whatever the backlog (co_0004)
     Index(None, "provider", "marketplace", "account", "next_attempt_at", "id"),
@@ -279,6 +280,7 @@ inbox = Table(
     *_work_columns(),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "dedupe_key", name="uq_co_inbox_dedupe"),
+    Index(None, "state", "id"),  # keyset pages of dead events (co_0008)
     Index(None, "state", "next_attempt_at"),
     # waking a scope's parked records reads them alone (co_0006)
     Index(None, "kind", "provider", "marketplace", "account"),

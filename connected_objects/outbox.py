@@ -60,24 +60,31 @@ from .db import DB
 from .queue import CHANGES
 from .queue import Change
 from .queue import ClaimedChange
+from .queue import operator
 from .scope import Scope
 
 __all__ = [
     "Change",
     "ClaimedChange",
     "bury",
+    "changes_of",
     "claim",
     "clear_dead",
+    "count_by_scope",
     "dead_refusals",
     "discard",
+    "discard_where",
     "enqueue",
     "finish",
     "get",
     "list_changes",
+    "oldest_due",
+    "page_changes",
     "release",
     "renew_leases",
     "reschedule",
     "retry",
+    "retry_where",
     "wake",
     "write_changes",
 ]
@@ -206,3 +213,45 @@ def get(db: DB, change_id: int) -> ClaimedChange | None:
 def discard(db: DB, ids: Sequence[int]) -> int:
     """Delete dead changes for good; returns how many."""
     return CHANGES.discard(db, ids)
+
+
+# -- what operators ask (the admin pages, explain): see connected_objects.queue.operator ----------------------
+
+
+def page_changes(
+    db: DB,
+    *,
+    state: str = "dead",
+    scope: Scope | None = None,
+    error: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[ClaimedChange]:
+    """One page of changes in ``state``, oldest first, after ``after_id`` (keyset: as fast on the
+    millionth page as on the first); ``error`` is a substring of the last error."""
+    return operator.page(db, CHANGES, state=state, scope=scope, error=error, after_id=after_id, limit=limit)
+
+
+def count_by_scope(db: DB, scopes: Collection[Scope] | None = None) -> dict[Scope, dict[str, int]]:
+    """Changes per scope and state (one ``GROUP BY``), of ``scopes`` only when given."""
+    return operator.count_by_scope(db, CHANGES, scopes)
+
+
+def oldest_due(db: DB, scopes: Sequence[Scope]) -> dict[Scope, dt.datetime]:
+    """Per scope, when its longest-waiting due change became due (scopes with none are left out)."""
+    return operator.oldest_due_by_scope(db, CHANGES, scopes)
+
+
+def retry_where(db: DB, *, scope: Scope | None = None, error: str | None = None, batch: int = 500) -> int:
+    """:func:`retry` every dead change in ``scope`` whose last error contains ``error``; returns how many."""
+    return operator.retry_changes_where(db, CHANGES, scope=scope, error=error, batch=batch)
+
+
+def discard_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Delete every dead change in ``scope`` whose last error contains ``error`` (one statement)."""
+    return operator.discard_where(db, CHANGES, scope=scope, error=error)
+
+
+def changes_of(db: DB, local_type: str, local_id: str, scopes: Collection[Scope]) -> list[ClaimedChange]:
+    """The changes (pending, in flight, dead) of one local row in ``scopes``."""
+    return operator.changes_of(db, CHANGES, local_type, local_id, scopes)

@@ -9,6 +9,11 @@ import os
 COOKIE = "session"
 
 
+def key() -> bytes:
+    """The application's signing key (``INVOICING_SECRET``)."""
+    return _key()
+
+
 def _key() -> bytes:
     return os.environ.get("INVOICING_SECRET", "change-me-in-production").encode()
 

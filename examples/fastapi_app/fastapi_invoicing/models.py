@@ -1,4 +1,4 @@
-"""The application's own tables: organizations, their users, and invoices synced to Connec!."""
+"""The application's own tables: organizations, their users, and the customers and invoices synced to Connec!."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from connected_objects import FieldMapping
+from connected_objects import Reference
 from connected_objects import connected
 
 
@@ -29,17 +30,31 @@ class User(Base):
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"))
 
 
+# A customer is an organization at Connec! (its customer companies).
+@connected("maestrano", entity="organizations", mapping=FieldMapping({"name": "name"}), owner="organization_id")
+class Customer(Base):
+    __tablename__ = "customer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    name: Mapped[str] = mapped_column(String(100))
+
+
 # Every committed insert, update or delete of an invoice goes to each Connec! group its
-# organization is connected to (through the organization's co_connection rows).
+# organization is connected to (through the organization's co_connection rows). An invoice
+# of a customer waits until that customer is at Connec! (its reference).
 @connected(
     "maestrano",
     entity="invoices",
-    mapping=FieldMapping({"number": "title", "total_cents": "amount"}),
+    mapping=FieldMapping(
+        {"number": "title", "total_cents": "amount"},
+        references={"organization_id": Reference("customer_id", "customer")},
+    ),
     owner="organization_id",
 )
 class Invoice(Base):
     __tablename__ = "invoice"
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
     number: Mapped[str] = mapped_column(String(40))
     total_cents: Mapped[int] = mapped_column(default=0)

@@ -24,6 +24,7 @@ from connected_objects import Hub
 
 from .login import COOKIE
 from .login import session_cookie
+from .models import Customer
 from .models import Invoice
 from .models import Organization
 from .models import User
@@ -38,6 +39,6 @@ def hub() -> Hub:
         Organization, User, landing="/invoices", cookie=lambda uid: f"{COOKIE}={session_cookie(uid)}; HttpOnly; Path=/"
     )
     provider = MaestranoProvider(Marketplaces.from_env(), sso=sign_in, initial_import=["invoices"])
-    made = Hub(sessionmaker(engine, expire_on_commit=False), models=[Invoice], providers=[provider])
+    made = Hub(sessionmaker(engine, expire_on_commit=False), models=[Customer, Invoice], providers=[provider])
     made.install()
     return made

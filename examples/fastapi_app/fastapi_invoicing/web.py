@@ -1,12 +1,18 @@
-"""The FastAPI application: its own pages, and connected-objects' Maestrano routes mounted.
+"""The FastAPI application: its own pages, connected-objects' Maestrano routes and its admin pages mounted.
 
 Run it (after ``alembic upgrade heads``)::
 
     uvicorn fastapi_invoicing.web:app
+
+The admin pages (``/admin``: connections, what is stuck and why, retry and
+discard) are behind the application's own sign-in: a signed-in member sees
+them, anyone else gets 403.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import cache
 from typing import Any
 
@@ -16,9 +22,13 @@ from fastapi import HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from connected_objects.admin import admin_app
+from connected_objects.admin.security import cookie_value
 from connected_objects.web import ASGIAdapter
+from connected_objects.web import Request
 
 from .login import COOKIE
+from .login import key
 from .login import user_from_cookie
 from .models import Invoice
 from .models import User
@@ -68,5 +78,26 @@ async def maestrano_routes(scope: dict[str, Any], receive: Any, send: Any) -> No
     await _maestrano()(scope, receive, send)
 
 
+def signed_in(request: Request) -> bool:
+    """The admin's authorization: the application's own login (a valid session cookie of a known user)."""
+    user_id = user_from_cookie(cookie_value(request, COOKIE))
+    if user_id is None:
+        return False
+    with hub().session_factory() as session:
+        return session.get(User, user_id) is not None
+
+
+@cache
+def _admin() -> ASGIAdapter:
+    secret = hmac.new(key(), b"connected-objects admin csrf", hashlib.sha256).digest()
+    return ASGIAdapter(admin_app(hub(), authorize=signed_in, path="/admin", secret=secret))
+
+
+async def admin_routes(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """connected-objects' admin pages under /admin/…"""
+    await _admin()(scope, receive, send)
+
+
+app.mount("/admin", admin_routes)
 # mounted last and at the root: the routes carry their own prefix; the hub is made on first use
 app.mount("/", maestrano_routes)

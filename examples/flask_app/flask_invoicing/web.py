@@ -1,12 +1,17 @@
-"""The Flask application, with connected-objects' Maestrano routes in front of it.
+"""The Flask application, with connected-objects' Maestrano routes and admin pages in front of it.
 
 Run it (after ``alembic upgrade heads``)::
 
     flask --app flask_invoicing.web:application run
+
+The admin pages (``/admin``) are behind the application's own sign-in (Flask's
+signed session): a signed-in member sees them, anyone else gets 403.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import cache
 from typing import Any
@@ -19,6 +24,9 @@ from flask import session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 
+from connected_objects.admin import admin_app
+from connected_objects.admin.security import cookie_value
+from connected_objects.web import Request
 from connected_objects.web import WSGIAdapter
 
 from .models import Invoice
@@ -69,9 +77,32 @@ def _maestrano() -> WSGIAdapter:
     return WSGIAdapter(hub().webhooks())
 
 
+def signed_in(request: Request) -> bool:
+    """The admin's authorization: the application's own login (Flask's signed session of a known user)."""
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    value = cookie_value(request, app.config["SESSION_COOKIE_NAME"])
+    if serializer is None or not value:
+        return False
+    try:
+        user_id = serializer.loads(value).get("user_id")
+    except Exception:  # a forged or stale cookie: itsdangerous' BadSignature and friends
+        return False
+    with hub().session_factory() as db:
+        return isinstance(user_id, int) and db.get(User, user_id) is not None
+
+
+@cache
+def _admin() -> WSGIAdapter:
+    secret = hmac.new(str(app.secret_key).encode(), b"connected-objects admin csrf", hashlib.sha256).digest()
+    return WSGIAdapter(admin_app(hub(), authorize=signed_in, path="/admin", secret=secret))
+
+
 def application(environ: dict[str, Any], start_response: Any) -> Any:
     """The WSGI entry point: /mno-enterprise/… to connected-objects (SSO, metadata, account
-    webhooks, Connec! notifications), everything else to Flask."""
-    if environ.get("PATH_INFO", "").startswith("/mno-enterprise/"):
+    webhooks, Connec! notifications), /admin/… to its admin pages, everything else to Flask."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/mno-enterprise/"):
         return _maestrano()(environ, start_response)
+    if path == "/admin" or path.startswith("/admin/"):
+        return _admin()({**environ, "SCRIPT_NAME": "/admin", "PATH_INFO": path[6:] or "/"}, start_response)
     return app.wsgi_app(environ, start_response)
