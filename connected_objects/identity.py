@@ -142,6 +142,31 @@ class ConnectedObject:
         )
 
 
+#: The columns a :class:`ConnectedObject` holds, in the order of its fields after ``scope``.
+_FIELDS = (
+    t.c.entity,
+    t.c.foreign_id,
+    t.c.local_type,
+    t.c.local_id,
+    t.c.remote_version,
+    t.c.content_hash,
+    t.c.status,
+    t.c.last_push_at,
+    t.c.last_pull_at,
+    t.c.meta,
+)
+
+
+def _select_links() -> Any:
+    """A SELECT of what :func:`_links_of` reads: the id, then :data:`_FIELDS` (no timestamps, no errors)."""
+    return select(t.c.id, *_FIELDS)
+
+
+def _links_of(rows: Iterable[Any], scope: Scope) -> list[ConnectedObject]:
+    """The links in rows of :func:`_select_links`, all in ``scope``."""
+    return [ConnectedObject(row[0], scope, *row[1:]) for row in rows]
+
+
 def local_key(local_id: LocalId) -> str:
     """The string stored in ``local_id`` for a primary key (composite keys are joined)."""
     if isinstance(local_id, tuple):
@@ -312,11 +337,12 @@ def _select_foreign(
     ids = list(dict.fromkeys(foreign_ids))
     found: dict[str, ConnectedObject] = {}
     for start in range(0, len(ids), _CHUNK):
-        stmt = select(t).where(_in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK]))
+        stmt = _select_links().where(
+            _in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK])
+        )
         if fresh:
             stmt = _fresh_select(conn, stmt)
-        for row in conn.execute(stmt):
-            obj = ConnectedObject.from_row(row, scope)
+        for obj in _links_of(conn.execute(stmt).all(), scope):
             found[obj.foreign_id] = obj
     return found
 
@@ -360,11 +386,12 @@ def resolve_many_local(
     keys = list(dict.fromkeys(local_key(i) for i in local_ids))
     found: dict[str, ConnectedObject] = {}
     for start in range(0, len(keys), _CHUNK):
-        stmt = select(t).where(_in_scope(scope), t.c.local_type == name, t.c.local_id.in_(keys[start : start + _CHUNK]))
+        stmt = _select_links().where(
+            _in_scope(scope), t.c.local_type == name, t.c.local_id.in_(keys[start : start + _CHUNK])
+        )
         if not include_deleted:
             stmt = stmt.where(t.c.status == "linked")
-        for row in conn.execute(stmt):
-            obj = ConnectedObject.from_row(row, scope)
+        for obj in _links_of(conn.execute(stmt).all(), scope):
             found[obj.local_id] = obj
     return found
 
