@@ -21,6 +21,18 @@ webhook, a pull or a fetch) and, in one transaction:
    :func:`~connected_objects.capture.applying`, so the change is not echoed
    back to this scope but still reaches the row's other connections.
 
+New and changed rows of a *plain* model (:func:`connected_objects.direct.writable`:
+nothing of the application listens to its mapper, attributes or the
+session's flush, and it has SQLAlchemy's own constructor) are written with
+Core statements, one ``executemany`` per batch, and their changes recorded
+with :func:`~connected_objects.capture.record_written`: the same rows (column
+defaults and ``onupdate`` apply) and the same captured changes, without
+building ORM objects; mapper events do not fire for them because nothing
+listens. Other models, and remote deletes, go through the unit of work, so
+constructors, validators and events run. A content hash is stored only
+where every value the payload reads is known (not after a callable or
+server default, or an ``onupdate``), so a push is never skipped wrongly.
+
 The mapping converts the data: ``mapping.to_local(data)`` returns attribute
 values (:class:`~connected_objects.mapping.FieldMapping` has it), which are
 converted to each mapped column's type (:func:`connected_objects.values.to_column`:
