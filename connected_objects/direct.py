@@ -67,6 +67,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 
+from .bulk import executemany
+
 __all__ = ["insert_rows", "instance", "unknown_after_insert", "unknown_after_update", "update_rows", "writable"]
 
 #: SQLite's largest rowid; past it SQLite picks free keys at random.
@@ -240,7 +242,7 @@ def update_rows(session: Session, model: type, rows: Sequence[dict[str, Any]]) -
             .values({columns[k].key: bindparam(f"_v_{k}") for k in keys})
         )
         names = {**{k: f"_v_{k}" for k in keys}, **{k: f"_pk_{k}" for k in pk}}
-        conn.execute(stmt, [{names[k]: v for k, v in row.items()} for row in group])
+        executemany(conn, stmt, [{names[k]: v for k, v in row.items()} for row in group])
 
 
 _NONE = object()
@@ -278,4 +280,4 @@ def _params(columns: dict[str, Column[Any]], row: dict[str, Any], skip: str = ""
 
 def _execute_grouped(conn: Any, stmt: Any, columns: dict[str, Column[Any]], rows: Sequence[dict[str, Any]]) -> None:
     for group in _groups(rows):
-        conn.execute(stmt, [_params(columns, row) for row in group])
+        executemany(conn, stmt, [_params(columns, row) for row in group])

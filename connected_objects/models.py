@@ -146,6 +146,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("connected-objects stores aware datetimes only; pass tzinfo=timezone.utc")
         return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # Rows written together share their timestamps: remember the last value read.
+        inner = super().result_processor(dialect, coltype)
+        memo: list[tuple[Any, Any]] = [(None, None)]
+
+        def process(value: Any) -> Any:
+            last_in, last_out = memo[0]
+            if value is None or value == last_in:
+                return None if value is None else last_out
+            out = inner(value) if inner is not None else value
+            memo[0] = (value, out)
+            return out
+
+        return process
+
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
