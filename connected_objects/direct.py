@@ -66,6 +66,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import configure_mappers
 
 from .bulk import executemany
 
@@ -168,16 +169,24 @@ def unknown_after_update(model: type) -> frozenset[str]:
 
 
 def instance(model: type, values: dict[str, Any]) -> Any:
-    """A detached ``model`` object holding ``values`` (no constructor runs; nothing loads)."""
-    manager = _managers.get(model)
-    if manager is None:
-        manager = _managers[model] = inspect(model).class_manager
+    """A detached ``model`` object holding ``values``: no constructor runs, and reading anything else
+    that would load (a relationship, a deferred column) raises instead of guessing."""
+    found = _managers.get(model)
+    if found is None:
+        configure_mappers()  # new_instance() skips the constructor, which would configure them
+        mapper: Mapper[Any] = inspect(model)
+        found = _managers[model] = (
+            mapper.class_manager,
+            mapper.identity_key_from_primary_key((None,) * len(mapper.primary_key)),
+        )
+    manager, key = found
     obj = manager.new_instance()
+    manager.state_getter()(obj).key = key  # detached, not transient: lazy loads raise DetachedInstanceError
     obj.__dict__.update(values)
     return obj
 
 
-_managers: dict[type, Any] = {}
+_managers: dict[type, tuple[Any, Any]] = {}
 
 
 def insert_rows(session: Session, model: type, rows: Sequence[dict[str, Any]]) -> None:

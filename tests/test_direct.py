@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm import validates
 
@@ -114,10 +115,28 @@ class Note(_Base):
     saved = mapped_column(String(20), default="new", onupdate="changed")
 
 
+class ShopMapping(FieldMapping):
+    """A payload that reads a relationship (which the applier's rows do not hold)."""
+
+    def to_remote(self, obj: Any, refs: Any) -> dict[str, Any]:
+        payload = super().to_remote(obj, refs)
+        payload["shop"] = obj.shop.id if obj.shop is not None else None
+        return payload
+
+
+@connected("sandbox", entity="pins", mapping=ShopMapping({"text": "text"}), owner="shop_id")
+class Pin(_Base):
+    __tablename__ = "direct_pin"
+    id = mapped_column(Integer, primary_key=True)
+    shop_id = mapped_column(ForeignKey("direct_shop.id"))
+    text = mapped_column(String(40))
+    shop = relationship(Shop)
+
+
 @pytest.fixture
 def notes_hub(engine: Engine) -> Iterator[Hub]:
     _Base.metadata.create_all(engine)
-    app = Hub(sessionmaker(engine), models=[Note], providers=[SandboxProvider("http://unused")])
+    app = Hub(sessionmaker(engine), models=[Note, Pin], providers=[SandboxProvider("http://unused")])
     app.install()
     with app.session_factory.begin() as s:
         s.add(Shop(id=1))
@@ -156,6 +175,19 @@ def test_written_rows_get_their_defaults_and_onupdate_and_no_wrong_hash(notes_hu
     assert columns == [(f"second {i}", 3, "made by default", "changed") for i in range(5)]
     # "saved" came from onupdate, which the applier did not compute: no hash, so the next push is never skipped
     assert set(hashes.values()) == {None}, hashes
+
+
+def test_a_payload_reading_what_the_row_does_not_hold_gets_no_hash_rather_than_a_wrong_one(notes_hub):
+    pins = [RemoteRecord("pins", str(i), {"text": f"pin {i}"}, version="1") for i in range(3)]
+    apply_records(notes_hub, ACME, "pins", pins)
+    with notes_hub.session_factory() as s:
+        links = identity.resolve_many(s, ACME, "pins", [str(i) for i in range(3)])
+        rows = {str(p.id): p for p in s.scalars(select(Pin))}
+        spec = Pin.__connected__[0]  # type: ignore[attr-defined]
+        for link in links.values():
+            assert rows[link.local_id].shop is not None
+            real = content_hash(spec.mapping.to_remote(rows[link.local_id], {}))
+            assert link.content_hash in (None, real)
 
 
 def test_an_app_listening_to_its_model_gets_the_unit_of_work(hub, org):
