@@ -22,6 +22,9 @@ flush; workers fold the journal into ``co_outbox`` and push after commit.
   without capture. Core ``connection.execute()`` and raw SQL are invisible.
 - Inside :func:`applying`, changes are not sent back to the scope (or
   provider) they came from; they still go everywhere else.
+- Rows the applier writes with Core statements (:mod:`connected_objects.direct`)
+  are recorded by :func:`record_written`, as a flush of the same change would
+  be, under the same rules.
 
 Example::
 
