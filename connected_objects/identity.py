@@ -66,6 +66,7 @@ from sqlalchemy.orm import Mapper
 from .bulk import executemany
 from .db import DB
 from .db import connection_of
+from .db import one_of
 from .exceptions import IdentityConflict
 from .models import connected_object as t
 from .models import utcnow
@@ -339,7 +340,7 @@ def _select_foreign(
     found: dict[str, ConnectedObject] = {}
     for start in range(0, len(ids), _CHUNK):
         stmt = _select_links().where(
-            _in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK])
+            _in_scope(scope), t.c.entity == entity, one_of(conn, t.c.foreign_id, ids[start : start + _CHUNK])
         )
         if fresh:
             stmt = _fresh_select(conn, stmt)
@@ -470,7 +471,7 @@ def store_created(
                 delete(t).where(
                     _in_scope(scope),
                     t.c.local_type == local_type,
-                    t.c.local_id.in_(ids[start : start + _CHUNK]),
+                    one_of(conn, t.c.local_id, ids[start : start + _CHUNK]),
                     t.c.status == "deleted",
                 )
             )
@@ -493,7 +494,7 @@ def _linked_locals(
     found: dict[str, tuple[str, str]] = {}
     for start in range(0, len(ids), _CHUNK):
         stmt = select(t.c.foreign_id, t.c.local_type, t.c.local_id).where(
-            _in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK])
+            _in_scope(scope), t.c.entity == entity, one_of(conn, t.c.foreign_id, ids[start : start + _CHUNK])
         )
         for foreign_id, local_type, local_id in conn.execute(_fresh_select(conn, stmt)):
             found[foreign_id] = (local_type, local_id)

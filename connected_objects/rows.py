@@ -39,6 +39,8 @@ from sqlalchemy import select
 from sqlalchemy import tuple_
 from sqlalchemy.orm import Session
 
+from .db import one_of
+
 if TYPE_CHECKING:
     from .connected import ConnectSpec
 
@@ -80,14 +82,15 @@ def load_values(session: Session, spec: ConnectSpec, ids: Sequence[str]) -> dict
     keys = [key for key, _ in attrs]
     pk_at = [keys.index(mapper.get_property_by_column(c).key) for c in pk]
     kind = python_type(pk[0])
+    conn = session.connection(bind_arguments={"mapper": mapper})
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = list(ids[start : start + CHUNK])
         if len(pk) == 1:
-            where = pk[0].in_([kind(i) for i in chunk])
+            where = one_of(conn, pk[0], [kind(i) for i in chunk])
         else:
             where = tuple_(*pk).in_([tuple(i.split("\x1f")) for i in chunk])
-        for row in session.execute(select(*(c for _, c in attrs)).where(where)):
+        for row in conn.execute(select(*(c for _, c in attrs)).where(where)).all():
             values = dict(zip(keys, row, strict=True))
             if len(pk_at) == 1:
                 found[str(row[pk_at[0]])] = values
