@@ -3,10 +3,11 @@
 Baseline: the approach of the old connector frameworks: for each record, look up its id-map row, then
 its local row, create or update it, and write the id-map row (a handful of statements per record).
 Ours: :func:`connected_objects.apply.apply_records` on the whole batch: one identity lookup, one load
-of linked rows per model, one batched insert of new links, whatever the batch size. New local rows
-are inserted by the ORM, which SQLAlchemy pages (1,000 rows per statement on PostgreSQL and MariaDB);
-on SQLite :func:`connected_objects.inserts.add_new_rows` gives them their keys in one block, so they
-take two INSERTs and a SELECT (SQLAlchemy alone would send one INSERT per row there).
+of linked rows per model, one batched insert of new links, whatever the batch size. The bench's model
+is plain, so its new and changed rows are written with Core statements
+(:mod:`connected_objects.direct`): one ``executemany`` for the updates, and for new rows
+``INSERT … RETURNING`` paged by SQLAlchemy (1,000 rows per statement) on PostgreSQL and MariaDB or, on
+SQLite, two INSERTs and a SELECT (the first row, the largest key, the others with the following keys).
 
 Each side ingests a first batch of N new records, then the same N records again with a new version
 (updates). The statement count of ours is measured for a batch of N and of N/10.

@@ -21,6 +21,18 @@ webhook, a pull or a fetch) and, in one transaction:
    :func:`~connected_objects.capture.applying`, so the change is not echoed
    back to this scope but still reaches the row's other connections.
 
+New and changed rows of a *plain* model (:func:`connected_objects.direct.writable`:
+nothing of the application listens to its mapper, attributes or the
+session's flush, and it has SQLAlchemy's own constructor) are written with
+Core statements, one ``executemany`` per batch, and their changes recorded
+with :func:`~connected_objects.capture.record_written`: the same rows (column
+defaults and ``onupdate`` apply) and the same captured changes, without
+building ORM objects; mapper events do not fire for them because nothing
+listens. Other models, and remote deletes, go through the unit of work, so
+constructors, validators and events run. A content hash is stored only
+where every value the payload reads is known (not after a callable or
+server default, or an ``onupdate``), so a push is never skipped wrongly.
+
 The mapping converts the data: ``mapping.to_local(data)`` returns attribute
 values (:class:`~connected_objects.mapping.FieldMapping` has it), which are
 converted to each mapped column's type (:func:`connected_objects.values.to_column`:
@@ -49,6 +61,7 @@ from sqlalchemy.orm import Session
 
 from . import capture
 from . import connections
+from . import direct
 from . import identity
 from . import inbox
 from . import journal
@@ -59,11 +72,12 @@ from .inserts import add_new_rows
 from .provider import RemoteRecord
 from .queue import CHANGES
 from .rows import load_rows
+from .rows import load_values
 from .rows import python_type
 from .scope import Scope
 from .states import ApplyDecision
 from .telemetry.tracing import traced
-from .values import to_column
+from .values import converter
 
 if TYPE_CHECKING:
     from .context import SyncContext
@@ -204,14 +218,21 @@ class _Batch:
     """What :func:`apply_records` read for one batch, and what it does."""
 
     links: dict[str, identity.ConnectedObject]
+    #: Linked local rows by local id: objects, or ``{attribute: value}`` when ``direct``.
     rows: dict[str, Any]
     pending: dict[str, Any]
     ref_ids: dict[tuple[str, str], Any]
     unresolved: dict[str, list[tuple[str, str]]]
     owner_value: Any
     columns: dict[str, Any]
-    created: list[tuple[RemoteRecord, Any]] = field(default_factory=list)
-    synced: list[tuple[identity.ConnectedObject, RemoteRecord, Any]] = field(default_factory=list)
+    #: The model may be written with Core statements (:func:`connected_objects.direct.writable`).
+    direct: bool = False
+    #: New rows to link, ``(record, local id, content hash)``, and links to store, ``(link, record, content hash)``.
+    created: list[tuple[RemoteRecord, str, str | None]] = field(default_factory=list)
+    synced: list[tuple[identity.ConnectedObject, RemoteRecord, str | None]] = field(default_factory=list)
+    #: The same for rows written through the unit of work: their keys and values are known after the flush.
+    flushed_created: list[tuple[RemoteRecord, Any]] = field(default_factory=list)
+    flushed_synced: list[tuple[identity.ConnectedObject, RemoteRecord, Any]] = field(default_factory=list)
     tombstones: list[int] = field(default_factory=list)
     parked: list[tuple[RemoteRecord, str]] = field(default_factory=list)
 
@@ -224,14 +245,16 @@ def _read(
     live = [link.local_id for link in links.values() if link.linked]
     references = dict(getattr(spec.mapping, "references", {}) or {})
     ref_ids, unresolved = _resolve_reference_ids(hub, session, scope, references, latest.values())
+    plain = direct.writable(session, spec.model, (), allowed=capture.listeners())
     return _Batch(
         links=links,
-        rows=load_rows(session, spec, live),
+        rows=load_values(session, spec, live) if plain else load_rows(session, spec, live),
         pending=_pending_local_edits(session, scope, spec.local_type, live),
         ref_ids=ref_ids,
         unresolved=unresolved,
         owner_value=_owner_value(spec, owner_id),
         columns=_column_types(spec.model),
+        direct=plain,
     )
 
 
@@ -241,25 +264,24 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
     mapping: Any = spec.mapping
     references = dict(getattr(mapping, "references", {}) or {})
     conflict = getattr(mapping, "conflict", "newest")
-    new: list[Any] = []
+    creates: list[tuple[RemoteRecord, dict[str, Any]]] = []
+    updates: list[tuple[identity.ConnectedObject, RemoteRecord, dict[str, Any]]] = []
+    doomed: list[str] = []
     for fid, record in latest.items():
         link = batch.links.get(fid)
-        obj = batch.rows.get(link.local_id) if link is not None and link.linked else None
+        row = batch.rows.get(link.local_id) if link is not None and link.linked else None
         waiting = batch.unresolved.get(fid)
         edited = batch.pending.get(link.local_id) if link is not None else None
         what = decide(
-            record, link=link, has_row=obj is not None, waiting=bool(waiting), edited_at=edited, conflict=conflict
+            record, link=link, has_row=row is not None, waiting=bool(waiting), edited_at=edited, conflict=conflict
         )
         if what in ("skip", "keep_local"):
             stats.skipped += 1
         elif what == "delete":
             assert link is not None
             batch.tombstones.append(link.id)
-            policy = getattr(mapping, "on_remote_delete", "delete")
-            if obj is not None and policy == "delete":
-                session.delete(obj)
-            elif obj is not None and callable(policy):
-                policy(obj)  # e.g. a soft delete: obj.archived = True
+            if row is not None:
+                doomed.append(link.local_id)
             stats.deleted += 1
         elif what == "park":  # kept in the inbox until its reference is linked; never dropped
             batch.parked.append((record, "waiting for " + ", ".join(f"{e} {f}" for e, f in waiting or ())))
@@ -270,29 +292,150 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
                 values[ref.attribute] = None if foreign in (None, "") else batch.ref_ids[(ref.local_type, str(foreign))]
             if what == "update":
                 assert link is not None
-                for key, value in values.items():
-                    setattr(obj, key, value)
-                batch.synced.append((link, record, obj))
+                updates.append((link, record, values))
                 stats.updated += 1
             else:
                 if spec.owner is not None:
                     values[spec.owner] = batch.owner_value
-                obj = spec.model(**values)
-                new.append(obj)
-                batch.created.append((record, obj))
+                creates.append((record, values))
                 stats.created += 1
-    add_new_rows(session, spec.model, new)
+    if batch.direct and _direct_fits(session, spec, batch, creates, updates):
+        _write_direct(session, spec, batch, creates, updates)
+        objects = load_rows(session, spec, doomed) if doomed else {}
+    else:
+        objects = batch.rows
+        if batch.direct:  # the rows were read as values: read them as objects
+            objects = load_rows(session, spec, [link.local_id for link, _, _ in updates] + doomed)
+        _write_orm(session, spec, batch, objects, creates, updates)
+    policy = getattr(mapping, "on_remote_delete", "delete")
+    for local_id in doomed:
+        obj = objects.get(local_id)
+        if obj is not None and policy == "delete":
+            session.delete(obj)
+        elif obj is not None and callable(policy):
+            policy(obj)  # e.g. a soft delete: obj.archived = True
     return stats
+
+
+def _direct_fits(
+    session: Session,
+    spec: Any,
+    batch: _Batch,
+    creates: Sequence[tuple[RemoteRecord, dict[str, Any]]],
+    updates: Sequence[tuple[identity.ConnectedObject, RemoteRecord, dict[str, Any]]],
+) -> bool:
+    """Whether every value is a column of the model's table, and no update moves a primary key."""
+    keys: set[str] = set()
+    for _, values in creates:
+        keys.update(values)
+    for _, _, values in updates:
+        keys.update(values)
+    if not direct.writable(session, spec.model, keys, allowed=capture.listeners()):
+        return False
+    pk = [name for name in spec.pk_attributes if name in keys]
+    for link, _, values in updates:
+        row = batch.rows[link.local_id]
+        if any(name in values and values[name] != row[name] for name in pk):
+            return False
+    return True
+
+
+def _write_orm(
+    session: Session,
+    spec: Any,
+    batch: _Batch,
+    objects: Mapping[str, Any],
+    creates: Sequence[tuple[RemoteRecord, dict[str, Any]]],
+    updates: Sequence[tuple[identity.ConnectedObject, RemoteRecord, dict[str, Any]]],
+) -> None:
+    """Through the unit of work: constructors, ``setattr``, mapper events, capture at flush."""
+    for link, record, values in updates:
+        obj = objects[link.local_id]
+        for key, value in values.items():
+            setattr(obj, key, value)
+        batch.flushed_synced.append((link, record, obj))
+    new = []
+    for record, values in creates:
+        obj = spec.model(**values)
+        new.append(obj)
+        batch.flushed_created.append((record, obj))
+    add_new_rows(session, spec.model, new)
+
+
+def _write_direct(
+    session: Session,
+    spec: Any,
+    batch: _Batch,
+    creates: Sequence[tuple[RemoteRecord, dict[str, Any]]],
+    updates: Sequence[tuple[identity.ConnectedObject, RemoteRecord, dict[str, Any]]],
+) -> None:
+    """With Core statements (:mod:`connected_objects.direct`), capture recorded here: the same rows and changes.
+
+    Each row's content hash is taken from its values as written; where the database or a callable
+    fills in a value the payload may read (a callable default, ``onupdate``), the hash is left out,
+    so the next push of the row is never skipped as "the same".
+    """
+    model = spec.model
+    watch: frozenset[str] | None = spec.fields or None  # None: the payload may read any attribute
+    hashing = _hasher(spec, model)
+    written: list[tuple[str, Mapping[str, Any], Collection[str] | None]] = []
+    pk = spec.pk_attributes
+    if creates:
+        direct.insert_rows(session, model, [values for _, values in creates])
+        known: dict[frozenset[str], bool] = {}
+        for record, values in creates:
+            shape = frozenset(values)
+            hashable = known.get(shape)
+            if hashable is None:
+                later = direct.unknown_after_insert(model, shape)
+                hashable = known[shape] = not later if watch is None else later.isdisjoint(watch)
+            local_id = identity.local_key(values[pk[0]] if len(pk) == 1 else tuple(values[k] for k in pk))
+            batch.created.append((record, local_id, hashing(values) if hashable else None))
+            written.append((local_id, values, None))
+    if updates:
+        onupdate = direct.unknown_after_update(model)
+        stale = bool(onupdate) if watch is None else not onupdate.isdisjoint(watch)
+        changes = []
+        for link, record, values in updates:
+            row = batch.rows[link.local_id]
+            changed = [key for key, value in values.items() if row[key] != value]
+            merged = {**row, **values}
+            if changed:  # the key and the values given (as the unit of work, nothing for an unchanged row)
+                changes.append({**{name: row[name] for name in pk}, **values})
+                written.append((link.local_id, merged, changed))
+            batch.synced.append((link, record, None if changed and stale else hashing(merged)))
+        direct.update_rows(session, model, changes)
+    capture.record_written(session, model, written)
+
+
+def _hasher(spec: Any, model: Any) -> Callable[[dict[str, Any]], str | None]:
+    """:func:`_hash` of rows given as values: one detached object (:func:`connected_objects.direct.instance`)
+    takes each row's values in turn, so ``to_remote`` reads them as attributes."""
+    if getattr(spec.mapping, "references", None):
+        return lambda values: None  # as _hash: references are resolved at push time
+    scratch = direct.instance(model, {})
+    state = scratch.__dict__
+    held: set[str] = set()
+
+    def digest(values: dict[str, Any]) -> str | None:
+        for key in held.difference(values):
+            del state[key]
+        state.update(values)
+        held.clear()
+        held.update(values)
+        return _hash(spec, scratch)
+
+    return digest
 
 
 def _write(conn: Connection, scope: Scope, entity: str, spec: Any, batch: _Batch, stats: ApplyStats) -> None:
     """The identity-map rows of the batch, and its parked records, in the same transaction."""
-    identity.store_synced(conn, [(link.id, r.version, _hash(spec, o)) for link, r, o in batch.synced], pushed=False)
+    batch.synced.extend((link, r, _hash(spec, o)) for link, r, o in batch.flushed_synced)
+    batch.created.extend((r, spec.local_id(o) or "", _hash(spec, o)) for r, o in batch.flushed_created)
+    identity.store_synced(conn, [(link.id, r.version, digest) for link, r, digest in batch.synced], pushed=False)
     identity.tombstone_many(conn, batch.tombstones)
     if batch.created:
-        items = [
-            (r.foreign_id, spec.local_type, spec.local_id(o) or "", r.version, _hash(spec, o)) for r, o in batch.created
-        ]
+        items = [(r.foreign_id, spec.local_type, local_id, r.version, digest) for r, local_id, digest in batch.created]
         conflicts = identity.store_created(conn, scope, entity, items)
         if conflicts:
             raise ConnectedObjectsError(f"{len(conflicts)} {entity} records of {scope} are linked elsewhere")
@@ -431,19 +574,26 @@ def _resolve_reference_ids(
 
 
 def _column_types(model: Any) -> dict[str, Any]:
-    """Each mapped column attribute's SQL type, by attribute name."""
-    return {attr.key: attr.columns[0].type for attr in inspect(model).column_attrs if len(attr.columns) == 1}
+    """Each mapped column attribute's conversion from remote values (:func:`~connected_objects.values.converter`),
+    by attribute name; attributes whose values pass through as they are are left out."""
+    found = {}
+    for attr in inspect(model).column_attrs:
+        if len(attr.columns) == 1:
+            convert = converter(attr.columns[0].type)
+            if convert is not None:
+                found[attr.key] = convert
+    return found
 
 
 def _to_columns(columns: Mapping[str, Any], values: Mapping[str, Any], model: Any) -> dict[str, Any]:
     """Remote values converted to their columns' types (a bad value says which attribute)."""
     out = dict(values)
     for key, value in values.items():
-        kind = columns.get(key)
-        if kind is None or value is None:
+        convert = columns.get(key)
+        if convert is None or value is None:
             continue
         try:
-            out[key] = to_column(kind, value)
+            out[key] = convert(value)
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise ConnectedObjectsError(f"{model.__name__}.{key}: cannot store {value!r}: {exc}") from exc
     return out

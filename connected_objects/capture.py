@@ -22,6 +22,9 @@ flush; workers fold the journal into ``co_outbox`` and push after commit.
   without capture. Core ``connection.execute()`` and raw SQL are invisible.
 - Inside :func:`applying`, changes are not sent back to the scope (or
   provider) they came from; they still go everywhere else.
+- Rows the applier writes with Core statements (:mod:`connected_objects.direct`)
+  are recorded by :func:`record_written`, as a flush of the same change would
+  be, under the same rules.
 
 Example::
 
@@ -61,7 +64,9 @@ Example::
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,7 +95,17 @@ from .models import connected_object as links_table
 from .models import connection as connection_table
 from .scope import Scope
 
-__all__ = ["ORIGIN_KEY", "SKIP_OPTION", "applying", "install", "installed", "uninstall"]
+__all__ = [
+    "ORIGIN_KEY",
+    "SKIP_OPTION",
+    "applying",
+    "capturing",
+    "install",
+    "installed",
+    "listeners",
+    "record_written",
+    "uninstall",
+]
 
 #: ``Session.info`` key naming the scope (or provider) whose record is being applied.
 ORIGIN_KEY = "connected_objects.origin"
@@ -138,6 +153,40 @@ def uninstall(target: Any) -> None:
     for name, fn in _LISTENERS:
         if event.contains(where, name, fn):
             event.remove(where, name, fn)
+
+
+def capturing(session: Session) -> bool:
+    """Whether capture is installed on ``session`` (or the factory that made it)."""
+    return any(fn is _after_flush for fn in session.dispatch.after_flush)
+
+
+def listeners() -> tuple[Any, ...]:
+    """The functions :func:`install` adds (so a check for foreign listeners can leave them out)."""
+    return tuple(fn for _, fn in _LISTENERS)
+
+
+def record_written(
+    session: Session, model: type, rows: Sequence[tuple[str, Mapping[str, Any], Collection[str] | None]]
+) -> None:
+    """Capture rows of ``model`` written with Core statements, as a flush of the same change would.
+
+    Each item is ``(local_id, values, changed)``: the row's values after the write (its owner
+    attribute at least) and the attributes the write changed, None for a new row. An update that
+    changed none of a spec's fields is not captured for it; inside :func:`applying` nothing goes
+    back to the origin. Does nothing where capture is not installed.
+    """
+    if not capturing(session):
+        return
+    items: list[tuple[ConnectSpec, str, str | None, str]] = []
+    for spec in _specs(model):
+        fields = spec.fields
+        for local_id, values, changed in rows:
+            if changed is not None and fields and fields.isdisjoint(changed):
+                continue
+            owner = values.get(spec.owner) if spec.owner is not None else local_id
+            items.append((spec, local_id, None if owner is None else str(owner), "upsert"))
+    if items:
+        _record(session, items)
 
 
 def installed(target: Any) -> bool:

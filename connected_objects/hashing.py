@@ -31,10 +31,13 @@ from typing import Any
 __all__ = ["content_hash", "idempotency_key"]
 
 
+#: One encoder for every hash (``json.dumps`` with options would build one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(payload: Mapping[str, Any]) -> str:
     """A stable SHA-256 of a payload (keys sorted, non-JSON values as strings)."""
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(_ENCODER.encode(payload).encode()).hexdigest()
 
 
 def idempotency_key(*parts: object) -> str:

@@ -65,8 +65,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapper
 
+from .bulk import executemany
 from .db import DB
 from .db import connection_of
+from .db import one_of
 from .exceptions import IdentityConflict
 from .models import connected_object as t
 from .models import utcnow
@@ -144,6 +146,31 @@ class ConnectedObject:
             last_pull_at=m["last_pull_at"],
             meta=m["meta"],
         )
+
+
+#: The columns a :class:`ConnectedObject` holds, in the order of its fields after ``scope``.
+_FIELDS = (
+    t.c.entity,
+    t.c.foreign_id,
+    t.c.local_type,
+    t.c.local_id,
+    t.c.remote_version,
+    t.c.content_hash,
+    t.c.status,
+    t.c.last_push_at,
+    t.c.last_pull_at,
+    t.c.meta,
+)
+
+
+def _select_links() -> Any:
+    """A SELECT of what :func:`_links_of` reads: the id, then :data:`_FIELDS` (no timestamps, no errors)."""
+    return select(t.c.id, *_FIELDS)
+
+
+def _links_of(rows: Iterable[Any], scope: Scope) -> list[ConnectedObject]:
+    """The links in rows of :func:`_select_links`, all in ``scope``."""
+    return [ConnectedObject(row[0], scope, *row[1:]) for row in rows]
 
 
 def local_key(local_id: LocalId) -> str:
@@ -316,11 +343,12 @@ def _select_foreign(
     ids = list(dict.fromkeys(foreign_ids))
     found: dict[str, ConnectedObject] = {}
     for start in range(0, len(ids), _CHUNK):
-        stmt = select(t).where(_in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK]))
+        stmt = _select_links().where(
+            _in_scope(scope), t.c.entity == entity, one_of(conn, t.c.foreign_id, ids[start : start + _CHUNK])
+        )
         if fresh:
             stmt = _fresh_select(conn, stmt)
-        for row in conn.execute(stmt):
-            obj = ConnectedObject.from_row(row, scope)
+        for obj in _links_of(conn.execute(stmt).all(), scope):
             found[obj.foreign_id] = obj
     return found
 
@@ -364,11 +392,12 @@ def resolve_many_local(
     keys = list(dict.fromkeys(local_key(i) for i in local_ids))
     found: dict[str, ConnectedObject] = {}
     for start in range(0, len(keys), _CHUNK):
-        stmt = select(t).where(_in_scope(scope), t.c.local_type == name, t.c.local_id.in_(keys[start : start + _CHUNK]))
+        stmt = _select_links().where(
+            _in_scope(scope), t.c.local_type == name, t.c.local_id.in_(keys[start : start + _CHUNK])
+        )
         if not include_deleted:
             stmt = stmt.where(t.c.status == "linked")
-        for row in conn.execute(stmt):
-            obj = ConnectedObject.from_row(row, scope)
+        for obj in _links_of(conn.execute(stmt).all(), scope):
             found[obj.local_id] = obj
     return found
 
@@ -446,7 +475,7 @@ def store_created(
                 delete(t).where(
                     _in_scope(scope),
                     t.c.local_type == local_type,
-                    t.c.local_id.in_(ids[start : start + _CHUNK]),
+                    one_of(conn, t.c.local_id, ids[start : start + _CHUNK]),
                     t.c.status == "deleted",
                 )
             )
@@ -454,7 +483,9 @@ def store_created(
         _link_row(scope, entity, fid, lt, lid, version, digest, now, last_push_at=now)
         for fid, lt, lid, version, digest in items
     ]
-    conn.execute(_insert_ignoring_duplicates(conn), rows)
+    written = executemany(conn, _insert_ignoring_duplicates(conn), rows)
+    if conn.dialect.name == "sqlite" and written == len(rows):
+        return []  # SQLite counts the rows an executemany inserted: all of them, so none is linked elsewhere
     found = _linked_locals(conn, scope, entity, [fid for fid, _, _, _, _ in items])
     return [item for item in items if found.get(item[0]) != (item[1], item[2])]
 
@@ -467,7 +498,7 @@ def _linked_locals(
     found: dict[str, tuple[str, str]] = {}
     for start in range(0, len(ids), _CHUNK):
         stmt = select(t.c.foreign_id, t.c.local_type, t.c.local_id).where(
-            _in_scope(scope), t.c.entity == entity, t.c.foreign_id.in_(ids[start : start + _CHUNK])
+            _in_scope(scope), t.c.entity == entity, one_of(conn, t.c.foreign_id, ids[start : start + _CHUNK])
         )
         for foreign_id, local_type, local_id in conn.execute(_fresh_select(conn, stmt)):
             found[foreign_id] = (local_type, local_id)
@@ -499,7 +530,7 @@ def store_synced(
         )
     )
     now = utcnow()
-    connection_of(db).execute(stmt, [{"_id": i, "_version": v, "_hash": h, "_when": now} for i, v, h in items])
+    executemany(connection_of(db), stmt, [{"_id": i, "_version": v, "_hash": h, "_when": now} for i, v, h in items])
 
 
 def tombstone_scope(db: DB, scope: Scope) -> int:

@@ -126,25 +126,48 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     impl = DateTime
     cache_ok = True
 
-    # The outbox writes the same "now" into many rows at once: remember the last conversion.
-    _last: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
-
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime())
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        # The outbox and the identity map write the same "now" into many rows at once:
+        # remember the last conversion, the driver's formatting included (one tuple, swapped whole).
+        inner = super().bind_processor(dialect)
+        memo: list[tuple[Any, Any]] = [(None, None)]
+
+        def process(value: Any) -> Any:
+            last_in, last_out = memo[0]
+            if value is last_in:
+                return last_out
+            out = inner(value) if inner is not None else value
+            memo[0] = (value, out)
+            return out
+
+        return process
+
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        last_in, last_out = self._last
-        if value is last_in:
-            return last_out
         if value.tzinfo is None:
             raise ValueError("connected-objects stores aware datetimes only; pass tzinfo=timezone.utc")
-        out = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        self._last = (value, out)
-        return out
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # Rows written together share their timestamps: remember the last value read.
+        inner = super().result_processor(dialect, coltype)
+        memo: list[tuple[Any, Any]] = [(None, None)]
+
+        def process(value: Any) -> Any:
+            last_in, last_out = memo[0]
+            if value is None or value == last_in:
+                return None if value is None else last_out
+            out = inner(value) if inner is not None else value
+            memo[0] = (value, out)
+            return out
+
+        return process
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:

@@ -34,14 +34,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sqlalchemy import Column
 from sqlalchemy import select
 from sqlalchemy import tuple_
 from sqlalchemy.orm import Session
 
+from .db import one_of
+
 if TYPE_CHECKING:
     from .connected import ConnectSpec
 
-__all__ = ["load_rows", "python_type"]
+__all__ = ["load_rows", "load_values", "python_type"]
 
 #: Ids per ``SELECT … IN``.
 CHUNK = 1_000
@@ -64,6 +67,35 @@ def load_rows(session: Session, spec: ConnectSpec, ids: Sequence[str]) -> dict[s
             key = spec.local_id(obj)
             if key is not None:
                 found[key] = obj
+    return found
+
+
+def load_values(session: Session, spec: ConnectSpec, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """:func:`load_rows` without objects: each row's column attributes as ``{attribute: value}``, by local id."""
+    mapper: Any = spec.model.__mapper__  # type: ignore[attr-defined]
+    pk = list(mapper.primary_key)
+    attrs = [
+        (a.key, a.columns[0])
+        for a in mapper.column_attrs
+        if len(a.columns) == 1 and isinstance(a.columns[0], Column) and a.columns[0].table is mapper.local_table
+    ]
+    keys = [key for key, _ in attrs]
+    pk_at = [keys.index(mapper.get_property_by_column(c).key) for c in pk]
+    kind = python_type(pk[0])
+    conn = session.connection(bind_arguments={"mapper": mapper})
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = list(ids[start : start + CHUNK])
+        if len(pk) == 1:
+            where = one_of(conn, pk[0], [kind(i) for i in chunk])
+        else:
+            where = tuple_(*pk).in_([tuple(i.split("\x1f")) for i in chunk])
+        for row in conn.execute(select(*(c for _, c in attrs)).where(where)).all():
+            values = dict(zip(keys, row, strict=True))
+            if len(pk_at) == 1:
+                found[str(row[pk_at[0]])] = values
+            else:
+                found["\x1f".join(str(row[i]) for i in pk_at)] = values
     return found
 
 

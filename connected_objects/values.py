@@ -13,7 +13,8 @@ This module is the one place where the two meet:
   takes them.
 - :func:`loads` reads JSON with every non-integer number as a ``Decimal``, so
   an amount arrives with the digits the provider sent.
-- :func:`to_column` turns a decoded remote value into what a mapped column
+- :func:`to_column` (and :func:`converter`, the same for many values of one
+  column) turns a decoded remote value into what a mapped column
   holds: a ``Decimal`` for ``Numeric``, a ``float`` for ``Float``, a ``date``
   from ``"2026-11-30"``, an aware ``datetime`` from ISO 8601 or the
   ``/Date(1573755038314+0000)/`` form Xero uses, a ``UUID``, an enum member by
@@ -40,6 +41,9 @@ and back into a column's type::
     Decimal('19.99')
     >>> to_column(Date(), "2026-12-31")
     datetime.date(2026, 12, 31)
+    >>> from connected_objects.values import converter
+    >>> converter(Numeric(12, 2))(19.99)
+    Decimal('19.99')
 """
 
 from __future__ import annotations
@@ -50,12 +54,13 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import types as sqltypes
 
-__all__ = ["dumps", "encode", "loads", "parse_datetime", "to_column"]
+__all__ = ["converter", "dumps", "encode", "loads", "parse_datetime", "to_column"]
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -135,9 +140,7 @@ def to_column(column_type: Any, value: Any) -> Any:
     """
     if value is None:
         return None
-    kind = column_type.type if hasattr(column_type, "type") else column_type
-    if isinstance(kind, sqltypes.TypeDecorator):
-        kind = kind.impl_instance if hasattr(kind, "impl_instance") else kind.impl
+    kind = _impl(column_type)
     if isinstance(kind, sqltypes.Enum) and kind.enum_class is not None:
         return value if isinstance(value, kind.enum_class) else kind.enum_class(value)
     if isinstance(kind, sqltypes.Boolean) or isinstance(value, bool):
@@ -169,3 +172,36 @@ def to_column(column_type: Any, value: Any) -> Any:
     if isinstance(kind, sqltypes.String) and isinstance(value, (Decimal, int, float)):
         return str(value)
     return value
+
+
+def _impl(column_type: Any) -> Any:
+    kind = column_type.type if hasattr(column_type, "type") else column_type
+    if isinstance(kind, sqltypes.TypeDecorator):
+        kind = kind.impl_instance if hasattr(kind, "impl_instance") else kind.impl
+    return kind
+
+
+def converter(column_type: Any) -> Callable[[Any], Any] | None:
+    """:func:`to_column` for one column, its type looked at once: a function of a value that is not None,
+    or None where every value passes through as it is."""
+    kind = _impl(column_type)
+    if isinstance(kind, sqltypes.Enum) and kind.enum_class is not None:
+        members = kind.enum_class
+        return lambda value: value if isinstance(value, members) else members(value)
+    if isinstance(kind, sqltypes.Boolean):
+        return None
+    if isinstance(kind, sqltypes.Float):
+        return lambda value: value if value.__class__ is float or isinstance(value, bool) else float(value)
+    if isinstance(kind, sqltypes.Numeric):
+        return lambda value: value if isinstance(value, (Decimal, bool)) else Decimal(str(value))
+    if isinstance(kind, sqltypes.Integer):
+        return lambda value: value if isinstance(value, int) else int(Decimal(str(value)))
+    if isinstance(kind, (sqltypes.DateTime, sqltypes.Date, sqltypes.Uuid)):
+        return lambda value: to_column(kind, value)
+    if isinstance(kind, sqltypes.String):
+        return lambda value: (
+            str(value)
+            if value.__class__ is not str and isinstance(value, (Decimal, int, float)) and not isinstance(value, bool)
+            else value
+        )
+    return None
