@@ -20,10 +20,10 @@ Example::
     >>> from connected_objects import Scope, connections
     >>> from connected_objects.explain import explain
     >>> from connected_objects.testing.invoicing import Base, Customer, Invoice, Organization, make_hub
-    >>> engine = create_engine("sqlite://")
-    >>> hub = make_hub(engine, "http://sandbox.invalid")
     >>> from connected_objects.models import metadata
+    >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine); Base.metadata.create_all(engine)
+    >>> hub = make_hub(engine, "http://sandbox.invalid")
     >>> with hub.session_factory.begin() as session:
     ...     _ = connections.connect(session.connection(), "organization", 1, Scope("sandbox", "test", "acme"))
     ...     session.add(Organization(id=1, name="Acme"))
