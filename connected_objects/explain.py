@@ -25,7 +25,7 @@ Example::
     >>> metadata.create_all(engine); Base.metadata.create_all(engine)
     >>> hub = make_hub(engine, "http://sandbox.invalid")
     >>> with hub.session_factory.begin() as session:
-    ...     _ = connections.connect(session.connection(), "organization", 1, Scope("sandbox", "test", "acme"))
+    ...     _ = connections.connect(session, "organization", 1, Scope("sandbox", "test", "acme"))
     ...     session.add(Organization(id=1, name="Acme"))
     ...     session.add(Customer(id=7, organization_id=1, name="Ada"))
     ...     session.add(Invoice(id=42, organization_id=1, customer_id=7, number="INV-42"))
