@@ -78,6 +78,7 @@ __all__ = [
     "LINK_STATES",
     "LOCKS",
     "UTCDateTime",
+    "authorization",
     "connected_object",
     "connection",
     "cursor",
@@ -324,4 +325,29 @@ limit_lease = Table(
     Column("slot", Integer, primary_key=True, autoincrement=False),
     Column("token", String(64), nullable=True),
     Column("expires_at", UTCDateTime(), nullable=True),
+)
+
+
+#: Authorizations under way ("Connect an account", co_0008): one row per started authorization, found by
+#: the SHA-256 of its ``state`` nonce and bound to the browser by the SHA-256 of its cookie. ``stage``
+#: goes ``started`` → ``chosen`` (a Xero grant waiting for the user to pick tenants: its tokens sealed
+#: here) → ``done``; each step is one conditional UPDATE, so a replayed ``state`` finds nothing to do.
+authorization = Table(
+    "co_authorization",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("state_hash", String(64), nullable=False),
+    Column("binding_hash", String(64), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("owner_type", String(128), nullable=False),
+    Column("owner_id", String(255), nullable=False),
+    Column("stage", String(12), nullable=False, default="started"),
+    Column("verifier", _Blob, nullable=True),
+    Column("tokens", _Blob, nullable=True),
+    Column("token_expires_at", UTCDateTime(), nullable=True),
+    Column("accounts", JSON, nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("state_hash", name="uq_co_authorization_state_hash"),
+    Index(None, "expires_at"),
 )

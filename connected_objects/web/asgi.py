@@ -88,5 +88,6 @@ class ASGIAdapter:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        request = Request(scope.get("method", "GET"), path, headers, b"".join(chunks))
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        request = Request(scope.get("method", "GET"), path, headers, b"".join(chunks), query=query)
         return await asyncio.to_thread(self.app.handle, request)

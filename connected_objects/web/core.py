@@ -82,6 +82,8 @@ class Request:
     headers: Mapping[str, str]
     body: bytes
     params: Mapping[str, str] = field(default_factory=dict)
+    #: The raw query string (without ``?``), as the adapter received it.
+    query: str = ""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header by case-insensitive name."""
@@ -208,7 +210,9 @@ class WebhookApp:
                 return HTTPError(413, f"body larger than {self.max_body} bytes").response()
             if not route.accepts(params):
                 return route.refusal
-            return route.handler(Request(request.method, request.path, request.headers, request.body, params))
+            return route.handler(
+                Request(request.method, request.path, request.headers, request.body, params, request.query)
+            )
         if allowed:
             return HTTPError(405, "method not allowed", [("allow", ", ".join(sorted(set(allowed))))]).response()
         return _NOT_FOUND

@@ -29,6 +29,8 @@ _REASONS = {
     200: "OK",
     201: "Created",
     202: "Accepted",
+    302: "Found",
+    303: "See Other",
     204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
@@ -77,4 +79,5 @@ class WSGIAdapter:
         prefix = environ.get("SCRIPT_NAME", "")
         if prefix and path.startswith(prefix + "/"):  # some servers and test clients keep the mount prefix
             path = path[len(prefix) :]
-        return self.app.handle(Request(environ.get("REQUEST_METHOD", "GET"), path, headers, body))
+        query = str(environ.get("QUERY_STRING", ""))
+        return self.app.handle(Request(environ.get("REQUEST_METHOD", "GET"), path, headers, body, query=query))
