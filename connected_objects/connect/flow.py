@@ -52,6 +52,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -127,6 +128,7 @@ class ConnectFlow:
     :param choose: decides which granted accounts to connect; without it the user
         picks whenever a grant covers more than one.
     :param max_age: seconds an authorization may take (at most 600).
+    :param clock: the time ``state`` values are signed and checked against (tests move it).
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class ConnectFlow:
         landing: str = "/",
         choose: ChooseHook | None = None,
         max_age: int = MAX_AGE,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if hub.vault is None:
             raise ConfigurationError("connecting accounts stores OAuth tokens sealed: give the Hub a vault=Vault(...)")
@@ -159,6 +162,7 @@ class ConnectFlow:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.landing = landing
         self.max_age = max_age
+        self.clock = clock
         self.secure = self.base_url.startswith("https://")
         self._connectors: dict[str, AccountConnector] = {}
         for name in providers:
@@ -247,7 +251,7 @@ class ConnectFlow:
             "client_id": auth.client_id,
             "redirect_uri": self.redirect_uri(name),
             "scope": " ".join(auth.scopes),
-            "state": sign_state(self._key, name, nonce),
+            "state": sign_state(self._key, name, nonce, now=self.clock()),
             **auth.params,
         }
         if challenge:
@@ -257,7 +261,7 @@ class ConnectFlow:
         return Response(302, (("location", location), ("set-cookie", cookie), ("cache-control", "no-store")))
 
     def _check(self, name: str, state: str | None, request: Request, stage: str) -> pending.Pending:
-        nonce = verify_state(self._key, name, state, max_age=self.max_age)
+        nonce = verify_state(self._key, name, state, max_age=self.max_age, now=self.clock())
         with self.hub.session_factory() as session:
             found = pending.find(session, nonce)
         if found is None or found.provider != name:
