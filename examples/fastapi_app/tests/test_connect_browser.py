@@ -141,5 +141,9 @@ def test_connect_quickbooks_and_xero_in_a_browser_then_disconnect(postgres_url, 
                 page.close()
         finally:
             sync.hub().uninstall()
+            sync.hub().engine.dispose()  # its pooled connections close here, not in a later test's gc
+            sync.hub.cache_clear()  # the next test makes its own, from its environment
+            sync.connect_flow.cache_clear()
+            web._routes.cache_clear()
     assert sorted(i["DocNumber"] for i in qbo.live(REALM, "Invoice").values()) == ["INV-1", "INV-2"]  # not INV-3
     assert sorted(i["InvoiceNumber"] for i in xero.live("tenant-initech", "Invoices").values()) == ["INV-2", "INV-3"]
