@@ -33,6 +33,10 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
 ``co_limit_lease``
     concurrency leases, one row per (key, slot below the cap), with the token
     of the request holding it and when it expires.
+``co_authorization``
+    "Connect an account" under way (:mod:`connected_objects.connect`): per
+    started OAuth authorization, the hashes of its state nonce and browser
+    binding, the owner, the stage, and the sealed PKCE verifier and tokens.
 
 Example: create them directly for a quick experiment (applications use the
 migrations instead)::
@@ -42,8 +46,8 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_limit', 'co_limit_lease',
-     'co_lock', 'co_outbox', 'co_outbox_scope']
+    ['co_authorization', 'co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_limit',
+     'co_limit_lease', 'co_lock', 'co_outbox', 'co_outbox_scope']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).

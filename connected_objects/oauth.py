@@ -231,14 +231,46 @@ async def revoke_token(
 
 
 def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.datetime, vault: Vault | None) -> None:
-    """Store refreshed credentials, sealed, with the access token's expiry. The caller commits."""
+    """Store refreshed credentials, sealed, with the access token's expiry. The caller commits.
+
+    Credentials carrying a ``grant`` id (one consent covering several accounts: the Xero
+    organisations a user picked at once, :mod:`connected_objects.connect`) share their tokens: the
+    other connections of the same owner and grant get the new tokens too, since the old refresh
+    token stops working once rotated.
+    """
     if vault is None:
         raise ConfigurationError("OAuth credentials are stored encrypted: give the Hub a vault=Vault(...)")
-    connection_of(db).execute(
-        update(t)
-        .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
-        .values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at, updated_at=utcnow())
-    )
+    conn = connection_of(db)
+    where = (t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+    conn.execute(
+        update(t).where(*where).values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at,
+                                        updated_at=utcnow())
+    )  # fmt: skip
+    grant = credentials.get("grant")
+    if not grant:
+        return
+    owner = conn.execute(select(t.c.owner_type, t.c.owner_id).where(*where)).first()
+    if owner is None:
+        return
+    siblings = conn.execute(
+        select(t.c.id, t.c.credentials).where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            t.c.owner_type == owner.owner_type,
+            t.c.owner_id == owner.owner_id,
+            t.c.account != scope.account,
+            t.c.status != "revoked",
+            t.c.credentials.is_not(None),
+        )
+    ).all()
+    shared = {k: credentials[k] for k in ("access_token", "refresh_token") if credentials.get(k)}
+    for row in siblings:  # the few organisations of one owner, on a refresh: not a hot path
+        theirs = vault.open(row.credentials)
+        if theirs.get("grant") == grant:
+            conn.execute(
+                update(t).where(t.c.id == row.id).values(credentials=vault.seal({**theirs, **shared}),
+                                                          token_expires_at=expires_at, updated_at=utcnow())
+            )  # fmt: skip
 
 
 def expire(db: DB, scope: Scope) -> None:
@@ -292,11 +324,12 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
 
         def lock() -> tuple[dict[str, Any], dt.datetime | None]:
             conn = hub.connection(session)
-            conn.execute(  # the row lock: one refresh per connection at a time
+            same = t.c.account == scope.account
+            if creds.get("grant") and info is not None:  # a shared grant: lock every connection it may cover
+                same = (t.c.owner_type == info.owner_type) & (t.c.owner_id == info.owner_id)
+            conn.execute(  # the row lock: one refresh per connection (per shared grant) at a time
                 update(t)
-                .where(
-                    t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
-                )
+                .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, same)
                 .values(updated_at=utcnow())
             )
             return connections.credentials(conn, scope, hub.vault), _expiry(conn, scope)

@@ -391,3 +391,28 @@ def test_disconnect_of_xero_removes_the_tenant_connection_and_revokes_the_grant(
     assert world.identity.removed == ["tenant-acme"] and world.identity.revocations == 1
     with world.hub.session_factory() as s:
         assert connections.get(s, Scope("xero", "production", "tenant-acme")).status == "revoked"
+
+
+def test_two_xero_tenants_of_one_grant_share_its_refreshed_tokens(world):
+    """Xero rotates refresh tokens: the connections of one grant get the new tokens together, so a
+    refresh for one tenant never strands the other with a spent refresh token."""
+    with world.browser() as browser:
+        location = start(browser, "xero")
+        state = parse_qs(urlsplit(location).query)["state"][0]
+        browser.get(consent(browser, location))
+        picked = browser.post("/connect/xero/choose", data={"state": state, "account": list(TENANTS)})
+        assert picked.status_code == 303
+    scopes = [Scope("xero", "production", tenant) for tenant in TENANTS]
+    with world.hub.session_factory.begin() as s:
+        for scope in scopes:
+            oauth.expire(s, scope)
+        s.add(Customer(id=1, org_id=1, name="Acme"))
+    world.drain()
+    assert world.identity.refreshes == 1 and world.identity.refused == 0
+    with world.hub.session_factory() as s:
+        held = [connections.credentials(s, scope, world.hub.vault) for scope in scopes]
+        statuses = {connections.get(s, scope).status for scope in scopes}
+    assert statuses == {"active"} and held[0]["refresh_token"] == held[1]["refresh_token"]
+    assert held[0]["connection_id"] != held[1]["connection_id"]
+    for tenant in TENANTS:
+        assert [c["Name"] for c in world.xero.live(tenant, "Contacts").values()] == ["Acme"]
