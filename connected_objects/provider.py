@@ -43,6 +43,12 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
 - :class:`TokenRefresher`: ``refresh_token(scope, http, credentials)``, for
   OAuth 2.0 connections the core refreshes before they expire.
 
+A provider may also declare its entities as data, an
+:class:`~connected_objects.entities.EntityCatalog` in ``entity_catalog``
+(:class:`EntityDeclarations`; read with
+:func:`~connected_objects.entities.catalog_of`): its client, its fake and the
+conformance suite read it, and ``entities`` is then ``entity_catalog.names``.
+
     >>> from connected_objects.provider import extras_of
     >>> class Folding(Echo):
     ...     def fold_reference(self, entity, name, foreign_id):
@@ -78,6 +84,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import sessionmaker
 
     from .connected import ConnectSpec
+    from .entities import EntityCatalog
     from .exceptions import RemoteError
     from .web.core import Route
 
@@ -85,6 +92,7 @@ __all__ = [
     "API_VERSION",
     "BatchClient",
     "BatchOperation",
+    "EntityDeclarations",
     "EventDecoder",
     "Extras",
     "Limits",
@@ -285,6 +293,16 @@ class TokenRefresher(Protocol):
         token is refused (``invalid_grant``), a
         :class:`~connected_objects.exceptions.RetryableError` when the token endpoint is down.
         """
+        ...
+
+
+@runtime_checkable
+class EntityDeclarations(Protocol):
+    """A provider whose entities are declared as data (path, id and version fields, delete style, …)."""
+
+    @property
+    def entity_catalog(self) -> EntityCatalog:
+        """Every entity it syncs, writable and read only; ``entities`` is its ``names``."""
         ...
 
 

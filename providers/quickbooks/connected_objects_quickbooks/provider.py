@@ -50,6 +50,7 @@ from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteRecord
 from connected_objects import Scope
+from connected_objects.entities import EntityCatalog
 from connected_objects.oauth import refresh_grant
 from connected_objects.provider import ProviderContext
 from connected_objects.redaction import register_basic
@@ -63,8 +64,8 @@ from connected_objects.web.core import Route
 from connected_objects.web.core import hmac_matches
 
 from .client import BATCH_SIZE
-from .client import ENTITIES
 from .client import QuickBooksClient
+from .entities import ENTITIES
 from .webhooks import parse
 
 __all__ = ["BASE_URLS", "LIMITS", "TOKEN_URL", "QuickBooksProvider"]
@@ -82,7 +83,8 @@ LIMITS = Limits(concurrency=10, per_minute=500, batch_size=BATCH_SIZE, batches_p
 
 
 class QuickBooksProvider:
-    """QuickBooks Online: Customer, Item and Invoice.
+    """QuickBooks Online: the entities of :data:`~connected_objects_quickbooks.entities.ENTITIES`
+    (Customer, Vendor, Item, Invoice, Payment, CreditMemo, Bill; Account and TaxCode read only).
 
     Every argument is keyword-only; one left out (or ``None``) is read from
     ``CONNECTED_OBJECTS_QUICKBOOKS_<NAME>`` where the table in
@@ -101,13 +103,16 @@ class QuickBooksProvider:
     :param token_url: Intuit's OAuth 2.0 token endpoint.
     :param webhook_verifier: the app's webhook verifier token (without one every
         delivery is refused with 404).
+    :param catalog: the entities synced (default :data:`~connected_objects_quickbooks.entities.ENTITIES`;
+        ``ENTITIES.with_(EntitySpec(...))`` adds one without a change to the client).
     :param environment: deprecated name of ``marketplace``.
     :param rate_scale: deprecated: multiplies :data:`LIMITS`' rates; pass ``limits=`` instead.
     """
 
     name = "quickbooks"
     api_version = API_VERSION
-    entities = frozenset(ENTITIES)
+    entities: frozenset[str] = ENTITIES.names
+    entity_catalog: EntityCatalog = ENTITIES
 
     def __init__(
         self,
@@ -121,9 +126,12 @@ class QuickBooksProvider:
         client_secret: str | None = None,
         token_url: str | None = None,
         webhook_verifier: str | None = None,
+        catalog: EntityCatalog | None = None,
         environment: str | None = None,
         rate_scale: float | None = None,
     ) -> None:
+        if catalog is not None:
+            self.entity_catalog, self.entities = catalog, catalog.names
         marketplace = renamed("marketplace", marketplace, "environment", environment)
         self.marketplace = setting(marketplace, self.name, "marketplace", "production")
         default_url = BASE_URLS.get(self.marketplace, PRODUCTION)
@@ -159,7 +167,12 @@ class QuickBooksProvider:
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> QuickBooksClient:
         token = credentials.get("access_token")
         return QuickBooksClient(
-            http, self.base_url, scope.account, token if isinstance(token, str) else "", timeout=self.timeout
+            http,
+            self.base_url,
+            scope.account,
+            token if isinstance(token, str) else "",
+            timeout=self.timeout,
+            catalog=self.entity_catalog,
         )
 
     async def refresh_token(
@@ -191,7 +204,7 @@ class QuickBooksProvider:
                 raise HTTPError(404, "QuickBooks webhooks are not configured (no verifier token)")
             if not hmac_matches(self._verifier, request.body, request.header("intuit-signature")):
                 raise HTTPError(401, "bad intuit-signature")
-            events = parse(request.body)
+            events = parse(request.body, self.entity_catalog)
             stored = 0
             if events:
                 with context.session_factory.begin() as session:
