@@ -23,7 +23,9 @@ An :class:`EntitySpec` says:
 - ``feed``: the entity's name in the provider's change feed or webhooks (QBO's
   CDC entity, Xero's event category), where it differs;
 - ``status_field``: the field whose value says a record is gone, where there is one;
-- ``read_params``: query parameters a list or fetch of it always carries.
+- ``read_params``: query parameters a list or fetch of it always carries;
+- ``nested``: fields written through their own sub-resource after the record
+  itself (``{path}/{id}/{field}``: Xero's credit note ``Allocations``).
 
 :attr:`EntityCatalog.names` is the plain set of entity names (a provider's
 ``entities``); a provider exposes its catalog as ``entity_catalog``
@@ -102,6 +104,7 @@ class EntitySpec:
     feed: str | None = None
     status_field: str | None = None
     read_params: Mapping[str, str] = field(default_factory=dict)
+    nested: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.path or not self.id_field:
