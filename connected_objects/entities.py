@@ -20,6 +20,8 @@ An :class:`EntitySpec` says:
 - ``writable``: False for an entity that is read only (pulled, never written):
   :meth:`EntityCatalog.writable` refuses a write to it with
   :class:`ReadOnlyEntity` before any request is sent;
+- ``updatable``: False for one that is created and deleted but never edited
+  (a Xero payment): an update is refused the same way;
 - ``feed``: the entity's name in the provider's change feed or webhooks (QBO's
   CDC entity, Xero's event category), where it differs;
 - ``status_field``: the field whose value says a record is gone, where there is one;
@@ -101,6 +103,7 @@ class EntitySpec:
     required: tuple[str, ...] = ()
     references: Mapping[str, str] = field(default_factory=dict)
     writable: bool = True
+    updatable: bool = True
     feed: str | None = None
     status_field: str | None = None
     read_params: Mapping[str, str] = field(default_factory=dict)
@@ -172,13 +175,19 @@ class EntityCatalog:
         """The spec of ``name`` for a write (``action``: create, update, delete, …).
 
         :raises UnknownEntity: when it is not declared.
-        :raises ReadOnlyEntity: when it is read only.
+        :raises ReadOnlyEntity: when it is read only (or, for an update, not updatable).
         """
         spec = self[name]
         if not spec.writable:
             raise ReadOnlyEntity(
                 f"{name} is read only here: it is pulled, never written ({action} refused before any request was sent)",
                 code="read-only",
+            )
+        if action == "update" and not spec.updatable:
+            raise ReadOnlyEntity(
+                f"{name} records cannot be edited at the provider: delete the record and create a new one "
+                "(update refused before any request was sent)",
+                code="not-updatable",
             )
         return spec
 

@@ -11,7 +11,8 @@ the delete style says what a delete does (xero_accounting.yaml, reference §3.2)
 - ``Invoices`` and ``CreditNotes``: ``void``: a draft or submitted one is
   ``DELETED``, an authorised one ``VOIDED``; a paid one cannot be either;
 - ``Payments``: ``delete``, by posting ``Status: DELETED`` (Xero's Payments
-  docs: "Delete a payment": a payment is never edited, only deleted);
+  docs, "Deleting a payment": a payment is never edited, only deleted, so it
+  is declared ``updatable=False``);
 - ``Items``: ``delete``, Xero's one real ``DELETE /Items/{ItemID}``.
 
 ``Accounts`` and ``TaxRates`` are read only: pulled (to pick an account code
@@ -91,6 +92,7 @@ ENTITIES: Final = EntityCatalog(
             id_field="PaymentID",
             version_field="UpdatedDateUTC",
             required=("Invoice", "Account", "Amount"),
+            updatable=False,
             references={"Invoice": "Invoices", "Account": "Accounts"},
             status_field="Status",
         ),
@@ -106,6 +108,7 @@ ENTITIES: Final = EntityCatalog(
             feed="CREDITNOTE",
             status_field="Status",
             nested=("Allocations",),
+            read_params={"Statuses": ",".join(INVOICE_STATUSES)},
         ),
     ]
 )
