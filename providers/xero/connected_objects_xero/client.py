@@ -149,6 +149,13 @@ def record_from_xero(entity: str, body: Mapping[str, Any], catalog: EntityCatalo
         if isinstance(value, Mapping) and value.get(target_id):
             # the reference as the bare id our identity map links, the inverse of XeroProvider.fold_reference
             data[name] = str(value[target_id])
+    for nested in spec.nested:  # a reference inside the first entry of a nested list (an allocation's Invoice)
+        entries = body.get(nested)
+        first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], Mapping) else {}
+        for name, target in spec.references.items():
+            value = first.get(name)
+            if name not in data and isinstance(value, Mapping) and value.get(catalog[target].id_field):
+                data[name] = str(value[catalog[target].id_field])
     return RemoteRecord(
         entity,
         foreign_id,
