@@ -141,6 +141,7 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
     from connected_objects.models import journal as journal_table
     from connected_objects.models import metadata as co_metadata
     from connected_objects.models import outbox
+    from connected_objects.testing.sandbox import SandboxProvider
 
     class Base(DeclarativeBase):
         pass
@@ -175,7 +176,9 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
             with connected_maker.begin() as s:
                 s.add(Organization(id=1))
                 s.flush()
-                connections.connect(s, "organization", 1, Scope("sandbox", "bench", "acme"))
+                connections.connect(
+                    s, "organization", 1, Scope("sandbox", "bench", "acme"), provider=SandboxProvider("http://unused")
+                )
             queues = (journal_table, outbox)
             figures = compare(Side(plain_maker, Plain), Side(connected_maker, Connected, queues), rows, repeat)
             # every row really became one change, and folds into one outbox row each
