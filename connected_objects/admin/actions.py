@@ -37,6 +37,7 @@ Example: the browser's CSRF cookie and its form token, then "retry all" of one e
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from .. import connections
@@ -57,42 +58,34 @@ def _back(config: AdminConfig, page: str, form: Form, did: str, n: int) -> Respo
     return config.redirect(f"/{page}?{urlencode(query)}")
 
 
-def act_on_changes(config: AdminConfig, request: Request) -> Response:
-    """``action`` = ``retry`` / ``discard`` (the ``id`` values) or ``retry-all`` / ``discard-all`` (the filters)."""
+def _act(config: AdminConfig, request: Request, queue: Any, page: str) -> Response:
+    """Run the form's ``action`` on ``queue`` (the :mod:`~connected_objects.outbox` or :mod:`~connected_objects.inbox`
+    module: both offer retry, discard, retry_where and discard_where) and go back to ``page``."""
     form = Form.of_body(request)
     action = form.text("action")
     scope, error = form.scope("scope"), form.text("error")
     with config.database() as db:
         if action == "retry":
-            n = outbox.retry(db, _ids(form))
+            n = queue.retry(db, _ids(form))
         elif action == "discard":
-            n = outbox.discard(db, _ids(form))
+            n = queue.discard(db, _ids(form))
         elif action == "retry-all":
-            n = outbox.retry_where(db, scope=scope, error=error)
+            n = queue.retry_where(db, scope=scope, error=error)
         elif action == "discard-all":
-            n = outbox.discard_where(db, scope=scope, error=error)
+            n = queue.discard_where(db, scope=scope, error=error)
         else:
             raise HTTPError(400, "action must be retry, discard, retry-all or discard-all")
-    return _back(config, "changes", form, "retried" if action.startswith("retry") else "discarded", n)
+    return _back(config, page, form, "retried" if action.startswith("retry") else "discarded", int(n))
+
+
+def act_on_changes(config: AdminConfig, request: Request) -> Response:
+    """``action`` = ``retry`` / ``discard`` (the ``id`` values) or ``retry-all`` / ``discard-all`` (the filters)."""
+    return _act(config, request, outbox, "changes")
 
 
 def act_on_events(config: AdminConfig, request: Request) -> Response:
     """As :func:`act_on_changes`, for dead events."""
-    form = Form.of_body(request)
-    action = form.text("action")
-    scope, error = form.scope("scope"), form.text("error")
-    with config.database() as db:
-        if action == "retry":
-            n = inbox.retry(db, _ids(form))
-        elif action == "discard":
-            n = inbox.discard(db, _ids(form))
-        elif action == "retry-all":
-            n = inbox.retry_where(db, scope=scope, error=error)
-        elif action == "discard-all":
-            n = inbox.discard_where(db, scope=scope, error=error)
-        else:
-            raise HTTPError(400, "action must be retry, discard, retry-all or discard-all")
-    return _back(config, "events", form, "retried" if action.startswith("retry") else "discarded", n)
+    return _act(config, request, inbox, "events")
 
 
 def disconnect(config: AdminConfig, request: Request) -> Response:
