@@ -576,11 +576,10 @@ def _where(fn: Any) -> Any:
 def workers_command(app_path: str | None, database: str | None, as_json: bool) -> None:
     """List the workers that registered in co_worker: host, pid, started, last beat, what they hold."""
     from . import heartbeat
-    from .health import check_schema
 
     with _reading(app_path, database) as conn:
         try:
-            check_schema(conn)
+            schema.check(conn)
         except ConnectedObjectsError as exc:
             raise click.ClickException(str(exc)) from exc
         found = heartbeat.workers(conn)

@@ -5,7 +5,7 @@ its exit code (0 healthy, 1 not), so it serves as a Kubernetes probe or a
 cron alert. It fails when:
 
 - **schema**: the ``co_*`` tables are missing or behind this version
-  (:func:`check_schema`; tables made by ``metadata.create_all`` count as
+  (:func:`connected_objects.schema.check`; tables made by ``metadata.create_all`` count as
   current);
 - **workers**: no worker beat within ``stale_after`` seconds (``co_worker``,
   see :mod:`connected_objects.heartbeat`);
@@ -41,9 +41,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy import func
-from sqlalchemy import inspect
 from sqlalchemy import select
 
 from . import heartbeat
@@ -52,12 +50,11 @@ from .db import DB
 from .db import connection_of
 from .exceptions import SchemaOutOfDate
 from .models import journal
-from .models import metadata
 from .models import utcnow
 from .queue import CHANGES
 from .queue import EVENTS
 
-__all__ = ["Backlog", "Check", "Health", "backlog", "check", "check_schema"]
+__all__ = ["Backlog", "Check", "Health", "backlog", "check"]
 
 
 @dataclass(frozen=True)
@@ -101,20 +98,6 @@ class Backlog:
         return max(0.0, ((now or utcnow()) - self.oldest_due).total_seconds())
 
 
-def check_schema(conn: Connection) -> None:
-    """:func:`connected_objects.schema.check`, except that tables made by ``metadata.create_all`` (every
-    ``co_*`` table there, no revision recorded) count as current.
-
-    :raises SchemaOutOfDate: naming the command to run.
-    """
-    try:
-        schema.check(conn)
-    except SchemaOutOfDate:
-        if schema.current(conn) is None and set(metadata.tables) <= set(inspect(conn).get_table_names()):
-            return  # made with metadata.create_all (tests, experiments): nothing to upgrade from
-        raise
-
-
 def backlog(db: DB, now: dt.datetime | None = None) -> Backlog:
     """Outbox and inbox depth by state, journal rows, and the oldest due change (four queries)."""
     conn = connection_of(db)
@@ -138,7 +121,7 @@ def check(
     now = now or utcnow()
     report = Health()
     try:
-        check_schema(conn)
+        schema.check(conn)
     except SchemaOutOfDate as exc:
         report.checks.append(Check("schema", False, exc.message))
         return report

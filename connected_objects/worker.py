@@ -53,6 +53,7 @@ from . import inbox
 from . import journal
 from . import oauth
 from . import outbox
+from . import schema
 from . import signals
 from .apply import MissingReference
 from .apply import apply_fetching
@@ -64,7 +65,6 @@ from .exceptions import PermanentError
 from .exceptions import RetryableError
 from .gates import ScopeGate
 from .health import backlog
-from .health import check_schema
 from .inbox import StoredEvent
 from .limits import LimitsStore
 from .limits import MemoryLimits
@@ -412,7 +412,7 @@ class Worker:
 
     def _check_schema(self) -> None:
         with self.hub.session_factory() as session:
-            check_schema(session.connection())
+            schema.check(session.connection())
 
     def _holds(self) -> dict[str, Any]:
         scopes = sorted({str(scope) for scope, _ in self._in_flight.values()})

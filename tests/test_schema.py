@@ -245,7 +245,6 @@ def test_co_0007_adds_an_empty_worker_table_and_keeps_what_was_there(empty_datab
     from sqlalchemy import text
 
     from connected_objects import heartbeat
-    from connected_objects.health import check_schema
 
     engine = create_engine(empty_database_url)
     try:
@@ -253,10 +252,10 @@ def test_co_0007_adds_an_empty_worker_table_and_keeps_what_was_there(empty_datab
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO co_limit (name, tat) VALUES ('scope:q/p/a', 42)"))
             with pytest.raises(SchemaOutOfDate, match="at revision co_0005"):
-                check_schema(conn)
+                schema.check(conn)
         schema.upgrade(engine)
         with engine.begin() as conn:
-            check_schema(conn)
+            schema.check(conn)
             assert conn.execute(text("SELECT name, tat FROM co_limit")).all() == [("scope:q/p/a", 42)]
             assert heartbeat.workers(conn) == []
             heartbeat.register(conn, "w1", host="h", pid=7, now=dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc))
