@@ -39,6 +39,10 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
 ``co_worker``
     one row per running worker (:mod:`connected_objects.heartbeat`): its name,
     host, process id, when it started, its last heartbeat and what it holds.
+``co_authorization``
+    "Connect an account" under way (:mod:`connected_objects.connect`): per
+    started OAuth authorization, the hashes of its state nonce and browser
+    binding, the owner, the stage, and the sealed PKCE verifier and tokens.
 
 Example: create them directly for a quick experiment (applications use the
 migrations instead)::
@@ -48,8 +52,8 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_limit', 'co_limit_lease',
-     'co_lock', 'co_outbox', 'co_outbox_scope', 'co_worker']
+    ['co_authorization', 'co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal', 'co_limit',
+     'co_limit_lease', 'co_lock', 'co_outbox', 'co_outbox_scope', 'co_worker']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).
@@ -84,6 +88,7 @@ __all__ = [
     "LINK_STATES",
     "LOCKS",
     "UTCDateTime",
+    "authorization",
     "connected_object",
     "connection",
     "cursor",
@@ -375,4 +380,28 @@ worker = Table(
     #: ``{"changes": n, "scopes": [...]}``: the changes in flight and (some of) their scopes.
     Column("holds", JSON, nullable=True),
     Index(None, "beat_at"),
+)
+
+#: Authorizations under way ("Connect an account", co_0009): one row per started authorization, found by
+#: the SHA-256 of its ``state`` nonce and bound to the browser by the SHA-256 of its cookie. ``stage``
+#: goes ``started`` → ``chosen`` (a Xero grant waiting for the user to pick tenants: its tokens sealed
+#: here) → ``done``; each step is one conditional UPDATE, so a replayed ``state`` finds nothing to do.
+authorization = Table(
+    "co_authorization",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("state_hash", String(64), nullable=False),
+    Column("binding_hash", String(64), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("owner_type", String(128), nullable=False),
+    Column("owner_id", String(255), nullable=False),
+    Column("stage", String(12), nullable=False, default="started"),
+    Column("verifier", _Blob, nullable=True),
+    Column("tokens", _Blob, nullable=True),
+    Column("token_expires_at", UTCDateTime(), nullable=True),
+    Column("accounts", JSON, nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("state_hash", name="uq_co_authorization_state_hash"),
+    Index(None, "expires_at"),
 )

@@ -81,10 +81,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthorizationLost",
     "Refresher",
+    "code_grant",
     "expire",
     "fresh_credentials",
     "needs_refresh",
     "refresh_grant",
+    "revoke_token",
     "store",
 ]
 
@@ -147,15 +149,130 @@ async def refresh_grant(
     return fresh, expires_at
 
 
+async def code_grant(
+    http: httpx.AsyncClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None = None,
+) -> tuple[dict[str, Any], dt.datetime]:
+    """The authorization-code exchange (RFC 6749 §4.1.3; RFC 7636 §4.5 with a verifier), with HTTP
+    Basic client authentication as QuickBooks Online and Xero take it: the tokens and when the
+    access token expires. The code, the verifier and every token are redacted from errors.
+
+    :raises PermanentError: the code was refused (``invalid_grant``: reused, expired, another
+        ``redirect_uri``; ``invalid_client``).
+    :raises RetryableError: the token endpoint failed or timed out.
+    """
+    import httpx
+
+    from .http import json_body
+    from .http import raise_for_response
+    from .http import transport_error
+
+    register_basic(client_id, client_secret)
+    register_credentials({"code": code, "code_verifier": code_verifier or ""})
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier:
+        form["code_verifier"] = code_verifier
+    try:
+        response = await http.post(
+            token_url, data=form, auth=httpx.BasicAuth(client_id, client_secret), headers={"Accept": "application/json"}
+        )
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, what="authorization code exchange") from exc
+    if response.status_code in (400, 401):
+        try:
+            error = str(response.json().get("error", "invalid_grant"))
+        except ValueError:
+            error = "invalid_grant"
+        raise PermanentError(f"the token endpoint refused the authorization code: {error}", status=response.status_code)
+    raise_for_response(response, what="authorization code exchange")
+    body = json_body(response, what="authorization code exchange")
+    tokens = {"access_token": body["access_token"]}
+    if body.get("refresh_token"):
+        tokens["refresh_token"] = body["refresh_token"]
+    register_credentials(tokens)
+    return tokens, utcnow() + dt.timedelta(seconds=float(body.get("expires_in", 1800)))
+
+
+async def revoke_token(
+    http: httpx.AsyncClient,
+    revoke_url: str,
+    client_id: str,
+    client_secret: str,
+    token: str,
+    *,
+    as_json: bool = False,
+) -> None:
+    """Token revocation (RFC 7009 §2.1) with HTTP Basic client authentication: a form ``token=…``,
+    or ``{"token": …}`` as JSON where the provider takes that (Intuit).
+
+    :raises PermanentError: the endpoint refused the request (400/401: an unknown client, a bad body).
+    :raises RetryableError: the endpoint failed or timed out; the grant may still be live.
+    """
+    import httpx
+
+    from .http import raise_for_response
+    from .http import transport_error
+
+    register_basic(client_id, client_secret)
+    register_credentials({"token": token})
+    body: dict[str, Any] = {"json": {"token": token}} if as_json else {"data": {"token": token}}
+    try:
+        response = await http.post(
+            revoke_url, auth=httpx.BasicAuth(client_id, client_secret), headers={"Accept": "application/json"}, **body
+        )
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, what="token revocation") from exc
+    if response.status_code in (400, 401):
+        raise PermanentError("the revocation endpoint refused the request", status=response.status_code)
+    raise_for_response(response, what="token revocation")
+
+
 def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.datetime, vault: Vault | None) -> None:
-    """Store refreshed credentials, sealed, with the access token's expiry. The caller commits."""
+    """Store refreshed credentials, sealed, with the access token's expiry. The caller commits.
+
+    Credentials carrying a ``grant`` id (one consent covering several accounts: the Xero
+    organisations a user picked at once, :mod:`connected_objects.connect`) share their tokens: the
+    other connections of the same owner and grant get the new tokens too, since the old refresh
+    token stops working once rotated.
+    """
     if vault is None:
         raise ConfigurationError("OAuth credentials are stored encrypted: give the Hub a vault=Vault(...)")
-    connection_of(db).execute(
-        update(t)
-        .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
-        .values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at, updated_at=utcnow())
-    )
+    conn = connection_of(db)
+    where = (t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+    conn.execute(
+        update(t).where(*where).values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at,
+                                        updated_at=utcnow())
+    )  # fmt: skip
+    grant = credentials.get("grant")
+    if not grant:
+        return
+    owner = conn.execute(select(t.c.owner_type, t.c.owner_id).where(*where)).first()
+    if owner is None:
+        return
+    siblings = conn.execute(
+        select(t.c.id, t.c.credentials).where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            t.c.owner_type == owner.owner_type,
+            t.c.owner_id == owner.owner_id,
+            t.c.account != scope.account,
+            t.c.status != "revoked",
+            t.c.credentials.is_not(None),
+        )
+    ).all()
+    shared = {k: credentials[k] for k in ("access_token", "refresh_token") if credentials.get(k)}
+    for row in siblings:  # the few organisations of one owner, on a refresh: not a hot path
+        theirs = vault.open(row.credentials)
+        if theirs.get("grant") == grant:
+            conn.execute(
+                update(t).where(t.c.id == row.id).values(credentials=vault.seal({**theirs, **shared}),
+                                                          token_expires_at=expires_at, updated_at=utcnow())
+            )  # fmt: skip
 
 
 def expire(db: DB, scope: Scope) -> None:
@@ -209,11 +326,12 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
 
         def lock() -> tuple[dict[str, Any], dt.datetime | None]:
             conn = hub.connection(session)
-            conn.execute(  # the row lock: one refresh per connection at a time
+            same = t.c.account == scope.account
+            if creds.get("grant") and info is not None:  # a shared grant: lock every connection it may cover
+                same = (t.c.owner_type == info.owner_type) & (t.c.owner_id == info.owner_id)
+            conn.execute(  # the row lock: one refresh per connection (per shared grant) at a time
                 update(t)
-                .where(
-                    t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account
-                )
+                .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, same)
                 .values(updated_at=utcnow())
             )
             return connections.credentials(conn, scope, hub.vault), _expiry(conn, scope)

@@ -46,6 +46,10 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
   connection's credentials must hold; :func:`~connected_objects.connections.connect`
   refuses a connection without them, naming the missing keys
   (:func:`required_credentials` reads it, ``()`` when not declared).
+- :class:`AccountConnector`: ``authorization()``, ``exchange_code(...)``,
+  ``granted_accounts(...)`` and ``revoke(...)``, for providers whose users
+  connect an account through the OAuth 2.0 authorization-code flow
+  (:mod:`connected_objects.connect`).
 
     >>> from connected_objects.provider import extras_of, required_credentials
     >>> class Folding(Echo):
@@ -91,11 +95,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_VERSION",
+    "AccountConnector",
+    "Authorization",
     "BatchClient",
     "BatchOperation",
     "CredentialsDeclarer",
     "EventDecoder",
     "Extras",
+    "GrantedAccount",
     "Limits",
     "Page",
     "Provider",
@@ -317,6 +324,69 @@ def required_credentials(provider: object) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Authorization:
+    """Where and how a provider's users grant access (RFC 6749 §4.1.1).
+
+    :param authorize_url: the provider's authorization endpoint.
+    :param client_id: the application's OAuth 2.0 client id.
+    :param scopes: the scopes asked for, sent space-separated.
+    :param pkce: whether the provider takes PKCE (RFC 7636, ``S256``).
+    :param params: further query parameters of the authorization request.
+    """
+
+    authorize_url: str
+    client_id: str
+    scopes: Sequence[str]
+    pkce: bool = False
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedAccount:
+    """One account a grant gives access to: a QuickBooks company, a Xero organisation.
+
+    :param scope: where its connection lives.
+    :param name: what the user knows it by (shown when they pick).
+    :param credentials: kept with the tokens, sealed (Xero: the connection id to remove on disconnect).
+    """
+
+    scope: Scope
+    name: str | None = None
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class AccountConnector(Protocol):
+    """A provider whose users connect an account through the OAuth 2.0 authorization-code flow."""
+
+    def authorization(self) -> Authorization:
+        """The authorization endpoint, client id, scopes and whether PKCE is taken."""
+        ...
+
+    async def exchange_code(
+        self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> tuple[dict[str, Any], datetime]:
+        """The tokens an authorization code is worth, and when the access token expires.
+
+        Raise :class:`~connected_objects.exceptions.PermanentError` when the code is refused.
+        """
+        ...
+
+    async def granted_accounts(
+        self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]
+    ) -> Sequence[GrantedAccount]:
+        """The accounts the grant covers (``callback`` is the redirect's query: QuickBooks' ``realmId``)."""
+        ...
+
+    async def revoke(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any], *, whole_grant: bool
+    ) -> None:
+        """Undo the connection at the provider (the user disconnected); ``whole_grant``: no other
+        connection shares its tokens, so revoke them too (else only this account's link)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Extras:
     """The optional parts one provider implements, as bound methods (None where absent)."""
 
@@ -326,11 +396,15 @@ class Extras:
     refresh_token: (
         Callable[[Scope, httpx.AsyncClient, Mapping[str, Any]], Awaitable[tuple[dict[str, Any], datetime]]] | None
     ) = None
+    #: The provider itself when it connects accounts through OAuth (:class:`AccountConnector`).
+    connector: AccountConnector | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         """The extras present, in declaration order."""
-        return tuple(n for n in ("fold_reference", "decode_event", "routes", "refresh_token") if getattr(self, n))
+        return tuple(
+            n for n in ("fold_reference", "decode_event", "routes", "refresh_token", "connector") if getattr(self, n)
+        )
 
 
 def extras_of(provider: object) -> Extras:
@@ -340,4 +414,5 @@ def extras_of(provider: object) -> Extras:
         decode_event=provider.decode_event if isinstance(provider, EventDecoder) else None,
         routes=provider.routes if isinstance(provider, WebhookProvider) else None,
         refresh_token=provider.refresh_token if isinstance(provider, TokenRefresher) else None,
+        connector=provider if isinstance(provider, AccountConnector) else None,
     )

@@ -80,7 +80,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path, dist: 
     assert any(n.startswith("connected_objects/migrations/versions/co_0003") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0004") for n in names)
     assert any(n.startswith("connected_objects/migrations/versions/co_0005") for n in names)
-    assert any(n.startswith("connected_objects/migrations/versions/co_0008") for n in names)
+    assert any(n.startswith("connected_objects/migrations/versions/co_0009") for n in names)
     # the admin pages' templates and stylesheet travel with the code
     assert "connected_objects/admin/templates/changes.html" in names
     assert "connected_objects/admin/static/admin.css" in names
@@ -98,7 +98,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path, dist: 
         text=True,
         env=env,
     )
-    assert out.stdout.split()[0] == "co_0008"
+    assert out.stdout.split()[0] == "co_0009"
     assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout and "co_journal" in out.stdout
     demo = subprocess.run(
         [str(venv / "bin" / "connected-objects"), "demo"], cwd=tmp_path, capture_output=True, text=True, env=env

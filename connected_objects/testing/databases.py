@@ -29,9 +29,10 @@ Where the servers come from, per backend:
    A URL that is set but unreachable fails the tests: it never skips.
 2. Otherwise, if a Docker engine answers, testcontainers starts a server.
 3. Otherwise those tests skip, with a reason saying how to enable them, unless
-   ``CO_TEST_REQUIRE`` names the backend (``CO_TEST_REQUIRE=postgresql,mariadb,redis``
+   ``CO_TEST_REQUIRE`` names the backend (``CO_TEST_REQUIRE=postgresql,mariadb,redis,chromium``
    in CI): then they fail. Redis is the same: a Redis that does not answer
-   skips its tests, or fails them when ``CO_TEST_REQUIRE`` names ``redis``.
+   skips its tests, or fails them when ``CO_TEST_REQUIRE`` names ``redis``; and
+   so is Chromium for the browser tests (:mod:`connected_objects.testing.browser`).
 
 Example (a test module)::
 

@@ -1,4 +1,5 @@
-"""The FastAPI application: its own pages, connected-objects' Maestrano routes and its admin pages mounted.
+"""The FastAPI application: its own pages, connected-objects' Maestrano routes, "Connect to
+QuickBooks / Xero" and its admin pages mounted.
 
 Run it (after ``alembic upgrade heads``)::
 
@@ -19,19 +20,24 @@ from typing import Any
 from fastapi import Cookie
 from fastapi import FastAPI
 from fastapi import HTTPException
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from connected_objects import connections
 from connected_objects.admin import admin_app
 from connected_objects.admin.security import cookie_value
 from connected_objects.web import ASGIAdapter
 from connected_objects.web import Request
+from connected_objects.web import WebhookApp
 
 from .login import COOKIE
 from .login import key
 from .login import user_from_cookie
 from .models import Invoice
 from .models import User
+from .pages import settings_page
+from .sync import connect_flow
 from .sync import hub
 
 app = FastAPI(title="Invoicing")
@@ -68,14 +74,31 @@ def create_invoice(body: NewInvoice, session_cookie: str | None = Cookie(None, a
         return {"id": invoice.id, "number": invoice.number}
 
 
+@app.get("/settings", response_class=HTMLResponse)
+def settings(session_cookie: str | None = Cookie(None, alias=COOKIE)) -> str:
+    """The organization's connections, with "Connect to QuickBooks", "Connect to Xero" and "Disconnect"."""
+    with hub().session_factory() as session:
+        user = _member(session, session_cookie)
+        org = user.organization_id
+        assert org is not None
+        found = {
+            name: connections.for_owners(session, name, "organization", [str(org)], include_revoked=True)
+            for name in ("quickbooks", "xero")
+        }
+    return settings_page(connect_flow(), ("organization", org), {n: f.get(str(org), []) for n, f in found.items()})
+
+
 @cache
-def _maestrano() -> ASGIAdapter:
-    return ASGIAdapter(hub().webhooks())
+def _routes() -> ASGIAdapter:
+    # the Maestrano routes (SSO, metadata, webhooks, Connec! notifications) and "Connect to …" under /connect/…
+    oauth = connect_flow().routes() if hub().vault is not None else []  # no vault keys: no OAuth connections
+    return ASGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
 
 
 async def maestrano_routes(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """SSO, metadata, account webhooks and Connec! notifications under /mno-enterprise/{marketplace}/…"""
-    await _maestrano()(scope, receive, send)
+    """SSO, metadata, account webhooks and Connec! notifications under /mno-enterprise/{marketplace}/…,
+    and the OAuth routes of "Connect to QuickBooks / Xero" under /connect/{provider}/…"""
+    await _routes()(scope, receive, send)
 
 
 def signed_in(request: Request) -> bool:

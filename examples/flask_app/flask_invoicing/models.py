@@ -1,6 +1,11 @@
-"""The application's own tables: organizations, their users, and invoices synced to Connec!."""
+"""The application's own tables: organizations, their users, and invoices synced to Connec!,
+QuickBooks Online and Xero (to every account the organization connected)."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
@@ -29,6 +34,30 @@ class User(Base):
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"))
 
 
+class QuickBooksInvoice:
+    """An invoice as QuickBooks takes it: billed to the company's walk-in customer, one line."""
+
+    fields = frozenset({"number", "total_cents"})
+    references: Mapping[str, Any] = {}
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        customer = os.environ.get("INVOICING_QUICKBOOKS_CUSTOMER", "1")  # set per deployment
+        line = {"Amount": obj.total_cents / 100, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {}}
+        return {"DocNumber": obj.number, "CustomerRef": {"value": customer}, "Line": [line]}
+
+
+class XeroInvoice:
+    """A sales invoice (``ACCREC``) to the organisation's walk-in contact, one line."""
+
+    fields = frozenset({"number", "total_cents"})
+    references: Mapping[str, Any] = {}
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        contact = os.environ.get("INVOICING_XERO_CONTACT", "")  # set per deployment
+        line = {"Description": obj.number, "Quantity": 1, "UnitAmount": obj.total_cents / 100}
+        return {"Type": "ACCREC", "InvoiceNumber": obj.number, "Contact": {"ContactID": contact}, "LineItems": [line]}
+
+
 # Every committed insert, update or delete of an invoice goes to each Connec! group its
 # organization is connected to (through the organization's co_connection rows).
 @connected(
@@ -37,6 +66,8 @@ class User(Base):
     mapping=FieldMapping({"number": "title", "total_cents": "amount"}),
     owner="organization_id",
 )
+@connected("quickbooks", entity="Invoice", mapping=QuickBooksInvoice(), owner="organization_id")
+@connected("xero", entity="Invoices", mapping=XeroInvoice(), owner="organization_id")
 class Invoice(Base):
     __tablename__ = "invoice"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -24,13 +24,17 @@ from flask import session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 
+from connected_objects import connections
 from connected_objects.admin import admin_app
 from connected_objects.admin.security import cookie_value
 from connected_objects.web import Request
+from connected_objects.web import WebhookApp
 from connected_objects.web import WSGIAdapter
 
 from .models import Invoice
 from .models import User
+from .pages import settings_page
+from .sync import connect_flow
 from .sync import hub
 
 app = Flask(__name__)
@@ -42,6 +46,22 @@ def login_cookie(user_id: int) -> str:
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
     return f"{app.config['SESSION_COOKIE_NAME']}={serializer.dumps({'user_id': user_id})}; HttpOnly; Path=/"
+
+
+def user_of_cookie(cookie_header: str | None) -> int | None:
+    """The user id in Flask's signed session cookie, or None (missing, forged)."""
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    name = app.config["SESSION_COOKIE_NAME"]
+    for part in (cookie_header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            try:
+                user_id = serializer.loads(value).get("user_id")
+            except Exception:  # a forged or stale cookie signs nobody in
+                return None
+            return user_id if isinstance(user_id, int) else None
+    return None
 
 
 def _member(db: Any) -> User:
@@ -72,9 +92,25 @@ def create_invoice() -> Any:
         return jsonify({"id": invoice.id, "number": invoice.number}), 201
 
 
+@app.get("/settings")
+def settings() -> Any:
+    """The organization's connections, with "Connect to QuickBooks", "Connect to Xero" and "Disconnect"."""
+    with hub().session_factory() as db:
+        user = _member(db)
+        org = user.organization_id
+        assert org is not None
+        found = {
+            name: connections.for_owners(db, name, "organization", [str(org)], include_revoked=True)
+            for name in ("quickbooks", "xero")
+        }
+    return settings_page(connect_flow(), ("organization", org), {n: f.get(str(org), []) for n, f in found.items()})
+
+
 @cache
 def _maestrano() -> WSGIAdapter:
-    return WSGIAdapter(hub().webhooks())
+    # the Maestrano routes and "Connect to …" under /connect/… (only with vault keys: tokens are sealed)
+    oauth = connect_flow().routes() if hub().vault is not None else []
+    return WSGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
 
 
 def signed_in(request: Request) -> bool:
@@ -98,10 +134,11 @@ def _admin() -> WSGIAdapter:
 
 
 def application(environ: dict[str, Any], start_response: Any) -> Any:
-    """The WSGI entry point: /mno-enterprise/… to connected-objects (SSO, metadata, account
-    webhooks, Connec! notifications), /admin/… to its admin pages, everything else to Flask."""
+    """The WSGI entry point: /mno-enterprise/… (SSO, metadata, account webhooks, Connec!
+    notifications) and /connect/… (Connect to QuickBooks / Xero) to connected-objects,
+    /admin/… to its admin pages, everything else to Flask."""
     path = environ.get("PATH_INFO", "")
-    if path.startswith("/mno-enterprise/"):
+    if path.startswith(("/mno-enterprise/", "/connect/")):
         return _maestrano()(environ, start_response)
     if path == "/admin" or path.startswith("/admin/"):
         return _admin()({**environ, "SCRIPT_NAME": "/admin", "PATH_INFO": path[6:] or "/"}, start_response)

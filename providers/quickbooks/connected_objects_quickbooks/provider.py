@@ -50,7 +50,11 @@ from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteRecord
 from connected_objects import Scope
+from connected_objects.oauth import code_grant
 from connected_objects.oauth import refresh_grant
+from connected_objects.oauth import revoke_token
+from connected_objects.provider import Authorization
+from connected_objects.provider import GrantedAccount
 from connected_objects.provider import ProviderContext
 from connected_objects.redaction import register_basic
 from connected_objects.redaction import register_secrets
@@ -67,7 +71,7 @@ from .client import ENTITIES
 from .client import QuickBooksClient
 from .webhooks import parse
 
-__all__ = ["BASE_URLS", "LIMITS", "TOKEN_URL", "QuickBooksProvider"]
+__all__ = ["AUTHORIZE_URL", "BASE_URLS", "LIMITS", "REVOKE_URL", "SCOPES", "TOKEN_URL", "QuickBooksProvider"]
 
 #: Intuit's API hosts, per marketplace: developer.intuit.com, "Create basic requests"
 #: (…/qbo/docs/get-started/create-a-request, "Get baseURLs"); the client appends ``/v3/company/…``.
@@ -77,6 +81,13 @@ BASE_URLS: Mapping[str, str] = {
 }
 PRODUCTION = BASE_URLS["production"]
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"  # noqa: S105 - a URL, not a secret
+#: Intuit's authorization endpoint and revocation endpoint (developer.intuit.com, "Set up OAuth 2.0",
+#: …/qbo/docs/develop/authentication-and-authorization/oauth-2.0; the discovery document
+#: developer.api.intuit.com/.well-known/openid_configuration lists both).
+AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
+REVOKE_URL = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
+#: The Accounting API's scope (same page, "Learn about scopes").
+SCOPES = ("com.intuit.quickbooks.accounting",)
 #: Intuit's per-company limits: 500 requests and 40 batch calls a minute, 10 at once, 30 a batch.
 LIMITS = Limits(concurrency=10, per_minute=500, batch_size=BATCH_SIZE, batches_per_minute=40)
 
@@ -99,6 +110,9 @@ class QuickBooksProvider:
     :param client_id: the app's OAuth 2.0 client id.
     :param client_secret: the app's OAuth 2.0 client secret.
     :param token_url: Intuit's OAuth 2.0 token endpoint.
+    :param authorize_url: Intuit's authorization endpoint ("Connect to QuickBooks").
+    :param revoke_url: Intuit's token revocation endpoint ("Disconnect").
+    :param scopes: the scopes asked for (default: the Accounting API's).
     :param webhook_verifier: the app's webhook verifier token (without one every
         delivery is refused with 404).
     :param environment: deprecated name of ``marketplace``.
@@ -122,6 +136,9 @@ class QuickBooksProvider:
         client_id: str | None = None,
         client_secret: str | None = None,
         token_url: str | None = None,
+        authorize_url: str | None = None,
+        revoke_url: str | None = None,
+        scopes: tuple[str, ...] = SCOPES,
         webhook_verifier: str | None = None,
         environment: str | None = None,
         rate_scale: float | None = None,
@@ -140,6 +157,9 @@ class QuickBooksProvider:
         self.client_id = setting(client_id, self.name, "client_id", "", legacy=["QBO_CLIENT_ID"])
         self._client_secret = setting(client_secret, self.name, "client_secret", "", legacy=["QBO_CLIENT_SECRET"])
         self.token_url = setting(token_url, self.name, "token_url", TOKEN_URL, legacy=["QBO_TOKEN_URL"])
+        self.authorize_url = setting(authorize_url, self.name, "authorize_url", AUTHORIZE_URL)
+        self.revoke_url = setting(revoke_url, self.name, "revoke_url", REVOKE_URL)
+        self.scopes = tuple(scopes)
         self._verifier = setting(webhook_verifier, self.name, "webhook_verifier", "", legacy=["QBO_WEBHOOK_VERIFIER"])
         register_basic(self.client_id, self._client_secret, owner=self)  # never quoted in an error or a log
         register_secrets(self._verifier, owner=self)
@@ -168,6 +188,34 @@ class QuickBooksProvider:
         self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dt.datetime]:
         return await refresh_grant(http, self.token_url, self.client_id, self._client_secret, credentials)
+
+    def authorization(self) -> Authorization:
+        """Intuit's consent page. Intuit documents no PKCE for confidential web apps, so none is sent;
+        the client secret authenticates the exchange."""
+        return Authorization(self.authorize_url, self.client_id, self.scopes, pkce=False)
+
+    async def exchange_code(
+        self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """The code for tokens at Intuit's token endpoint (HTTP Basic client authentication)."""
+        return await code_grant(http, self.token_url, self.client_id, self._client_secret, code, redirect_uri)
+
+    async def granted_accounts(
+        self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]
+    ) -> list[GrantedAccount]:
+        """The company is the callback's ``realmId`` (one per grant); none when it is missing or not a realm id."""
+        realm = callback.get("realmId", "")
+        if not (realm.isascii() and realm.isdigit() and len(realm) <= 32):
+            return []
+        return [GrantedAccount(Scope(self.name, self.marketplace, realm), name=f"QuickBooks company {realm}")]
+
+    async def revoke(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any], *, whole_grant: bool = True
+    ) -> None:
+        """Intuit's revoke endpoint takes JSON ``{"token": …}``; a grant covers one company, so it always ends."""
+        token = credentials.get("refresh_token") or credentials.get("access_token")
+        if token:
+            await revoke_token(http, self.revoke_url, self.client_id, self._client_secret, str(token), as_json=True)
 
     def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
         """A reference goes out as QBO's ``{"value": id}`` (``CustomerRef``, ``ItemRef``, …)."""

@@ -56,9 +56,12 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+from connected_objects.testing.oauth import FakeAuthorizationServer
+from connected_objects.testing.oauth import Grant
+
 from .client import CDC_MAX
 
-__all__ = ["FakeQuickBooks", "qbo_delivery"]
+__all__ = ["FakeIntuitOAuth", "FakeQuickBooks", "qbo_delivery"]
 
 _PATHS = {"customer": "Customer", "item": "Item", "invoice": "Invoice"}
 #: Name-list entities of the sandbox: made inactive, never deleted; queries leave inactive ones out by default.
@@ -208,6 +211,9 @@ class FakeQuickBooks:
         from starlette.routing import Route
 
         self.tokens = set(tokens) if tokens is not None else None
+        #: per company, the only access tokens it accepts (set by :class:`FakeIntuitOAuth`; a company
+        #: not listed accepts any token of :attr:`tokens`)
+        self.tokens_of: dict[str, set[str]] = {}
         self.per_minute, self.batches_per_minute, self.window = per_minute, batches_per_minute, window
         self.clock = clock
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -293,7 +299,10 @@ class FakeQuickBooks:
 
     def _authorised(self, request: Any) -> bool:
         header = request.headers.get("authorization", "")
-        return header.startswith("Bearer ") and (self.tokens is None or header[7:] in self.tokens)
+        if not header.startswith("Bearer ") or (self.tokens is not None and header[7:] not in self.tokens):
+            return False
+        realm = str(request.path_params.get("realm", ""))
+        return realm not in self.tokens_of or header[7:] in self.tokens_of[realm]
 
     def _throttle(self, realm: str, items: int, batch: bool) -> bool:
         now = time.monotonic()
@@ -646,3 +655,63 @@ def qbo_delivery(
     key = verifier if valid else "not-the-verifier"
     signature = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
     return body, {"content-type": "application/json", "intuit-signature": signature}
+
+
+class FakeIntuitOAuth(FakeAuthorizationServer):
+    """Intuit's OAuth 2.0 server in front of a :class:`FakeQuickBooks`: ``/connect/oauth2`` (the consent
+    page: the user picks one company), ``/oauth2/v1/tokens/bearer`` and ``/v2/oauth2/tokens/revoke``.
+
+    As Intuit documents (developer.intuit.com, "Set up OAuth 2.0"): the redirect back carries
+    ``code``, ``state`` and ``realmId``, the company the user picked; the token endpoint takes HTTP
+    Basic client authentication; the revoke endpoint takes JSON ``{"token": …}`` with the same
+    authentication and ends the grant. No PKCE is documented, so a challenge is ignored. The company
+    API accepts exactly the access tokens issued here for that company, and none once revoked.
+
+    >>> qbo = FakeQuickBooks()
+    >>> intuit = FakeIntuitOAuth("client", "secret", qbo, companies={"9130": "Sandbox Company"})
+    >>> credentials = intuit.issue()
+    >>> credentials["access_token"] in qbo.tokens, qbo.tokens_of["9130"] == {credentials["access_token"]}
+    (True, True)
+    """
+
+    authorize_path = "/connect/oauth2"
+    token_path = "/oauth2/v1/tokens/bearer"  # noqa: S105 - a path
+    revoke_path = "/v2/oauth2/tokens/revoke"
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        qbo: FakeQuickBooks,
+        *,
+        companies: dict[str, str],
+        redirect_uris: Iterable[str] | None = None,
+        expires_in: int = 3600,
+    ) -> None:
+        super().__init__(
+            client_id,
+            client_secret,
+            expires_in=expires_in,
+            accounts=companies,
+            single=True,
+            redirect_uris=list(redirect_uris) if redirect_uris is not None else None,
+            revoke_json=True,
+            callback=lambda grant: {"realmId": grant.accounts[0]} if grant.accounts else {},
+        )
+        if qbo.tokens is None:
+            qbo.tokens = set()
+        self.qbo = qbo
+        self.on_issue = self._issued
+        self.on_revoke = self._revoked
+
+    def _issued(self, grant: Grant, token: str) -> None:
+        assert self.qbo.tokens is not None
+        self.qbo.tokens.add(token)
+        for realm in grant.accounts:
+            self.qbo.tokens_of.setdefault(realm, set()).add(token)
+
+    def _revoked(self, grant: Grant) -> None:
+        assert self.qbo.tokens is not None
+        self.qbo.tokens -= grant.access
+        for realm in grant.accounts:
+            self.qbo.tokens_of.get(realm, set()).difference_update(grant.access)

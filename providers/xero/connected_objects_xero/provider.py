@@ -56,7 +56,15 @@ from connected_objects import Limits
 from connected_objects import RemoteClient
 from connected_objects import Scope
 from connected_objects import inbox
+from connected_objects.exceptions import PermanentError
+from connected_objects.http import json_body
+from connected_objects.http import raise_for_response
+from connected_objects.http import transport_error
+from connected_objects.oauth import code_grant
 from connected_objects.oauth import refresh_grant
+from connected_objects.oauth import revoke_token
+from connected_objects.provider import Authorization
+from connected_objects.provider import GrantedAccount
 from connected_objects.provider import ProviderContext
 from connected_objects.redaction import register_basic
 from connected_objects.redaction import register_secrets
@@ -74,12 +82,28 @@ from .client import ENTITIES
 from .client import XeroClient
 from .client import host_root
 
-__all__ = ["LIMITS", "TOKEN_URL", "WEBHOOK_KEY_VARIABLE", "XeroProvider", "parse_events"]
+__all__ = [
+    "AUTHORIZE_URL",
+    "LIMITS",
+    "REVOKE_URL",
+    "SCOPES",
+    "TOKEN_URL",
+    "WEBHOOK_KEY_VARIABLE",
+    "XeroProvider",
+    "parse_events",
+]
 
 #: Where :class:`XeroProvider` finds the webhook key when it is not given one.
 WEBHOOK_KEY_VARIABLE = variable("xero", "webhook_key")
 #: Xero's OAuth 2.0 token endpoint.
 TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 - a URL, not a secret
+#: Xero's authorization and revocation endpoints (developer.xero.com/documentation/guides/oauth2/auth-flow
+#: and …/oauth2/pkce-flow: "https://login.xero.com/identity/connect/authorize?response_type=code&…
+#: &code_challenge=…&code_challenge_method=S256"; revocation: xero-node 4.10.1 ``revokeToken()``).
+AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
+REVOKE_URL = "https://identity.xero.com/connect/revocation"
+#: What the Accounting sync needs; ``offline_access`` is what yields a refresh token (same pages, "Scopes").
+SCOPES = ("openid", "profile", "email", "offline_access", "accounting.transactions", "accounting.contacts")
 #: Webhook event categories we sync, and their entity.
 CATEGORIES: Mapping[str, str] = {"CONTACT": "Contacts", "INVOICE": "Invoices"}
 #: Xero's published per-tenant limits.
@@ -109,6 +133,9 @@ class XeroProvider:
     :param client_id: the app's OAuth 2.0 client id.
     :param client_secret: the app's OAuth 2.0 client secret.
     :param token_url: Xero's OAuth 2.0 token endpoint.
+    :param authorize_url: Xero's authorization endpoint ("Connect to Xero").
+    :param revoke_url: Xero's token revocation endpoint ("Disconnect").
+    :param scopes: the scopes asked for (default :data:`SCOPES`).
     :param webhook_key: the app's webhook signing key (without one every delivery
         is refused with 401).
     """
@@ -130,6 +157,9 @@ class XeroProvider:
         client_id: str | None = None,
         client_secret: str | None = None,
         token_url: str | None = None,
+        authorize_url: str | None = None,
+        revoke_url: str | None = None,
+        scopes: tuple[str, ...] = SCOPES,
         webhook_key: str | None = None,
     ) -> None:
         self.marketplace = setting(marketplace, self.name, "marketplace", "production")
@@ -140,6 +170,9 @@ class XeroProvider:
         self.client_id = setting(client_id, self.name, "client_id", "")
         self._client_secret = setting(client_secret, self.name, "client_secret", "")
         self.token_url = setting(token_url, self.name, "token_url", TOKEN_URL)
+        self.authorize_url = setting(authorize_url, self.name, "authorize_url", AUTHORIZE_URL)
+        self.revoke_url = setting(revoke_url, self.name, "revoke_url", REVOKE_URL)
+        self.scopes = tuple(scopes)
         self._webhook_key = setting(webhook_key, self.name, "webhook_key", "")
         register_basic(self.client_id, self._client_secret, owner=self)  # never quoted in an error or a log
         register_secrets(self._webhook_key, owner=self)
@@ -169,6 +202,62 @@ class XeroProvider:
         """A new access token (and Xero's rotated refresh token); the core calls this once per connection
         at a time, under the connection's row lock (:mod:`connected_objects.oauth`)."""
         return await refresh_grant(http, self.token_url, self.client_id, self._client_secret, credentials)
+
+    def authorization(self) -> Authorization:
+        """Xero's consent page, with PKCE (Xero takes ``code_challenge_method=S256``)."""
+        return Authorization(self.authorize_url, self.client_id, self.scopes, pkce=True)
+
+    async def exchange_code(
+        self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """The code (and PKCE verifier) for tokens at Xero's token endpoint (HTTP Basic client authentication)."""
+        return await code_grant(
+            http, self.token_url, self.client_id, self._client_secret, code, redirect_uri, code_verifier
+        )
+
+    async def granted_accounts(
+        self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]
+    ) -> list[GrantedAccount]:
+        """The organisations the user connected: ``GET /connections`` (Xero-OpenAPI ``xero-identity.yaml``:
+        ``id``, ``tenantId``, ``tenantType``, ``tenantName``); only ``ORGANISATION`` tenants serve the
+        Accounting API. Each keeps its connection ``id``, to remove it on disconnect."""
+        headers = {"Authorization": f"Bearer {credentials.get('access_token', '')}", "Accept": "application/json"}
+        try:
+            response = await http.get(f"{self.base_url}/connections", headers=headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what="Xero connections") from exc
+        raise_for_response(response, what="Xero connections")
+        found = json_body(response, what="Xero connections")
+        return [
+            GrantedAccount(
+                Scope(self.name, self.marketplace, str(c["tenantId"])),
+                name=str(c.get("tenantName") or c["tenantId"]),
+                credentials={"connection_id": str(c["id"])},
+            )
+            for c in found if isinstance(c, dict) and c.get("tenantType") == "ORGANISATION" and c.get("tenantId")
+        ]  # fmt: skip
+
+    async def revoke(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any], *, whole_grant: bool = True
+    ) -> None:
+        """Remove the tenant's connection (``DELETE /connections/{id}``, 204), then, when no other
+        connection shares the grant, revoke the refresh token, which ends the grant's other links too."""
+        connection_id = credentials.get("connection_id")
+        if connection_id:
+            headers = {"Authorization": f"Bearer {credentials.get('access_token', '')}"}
+            try:
+                response = await http.delete(
+                    f"{self.base_url}/connections/{connection_id}", headers=headers, timeout=self.timeout
+                )
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, what="Xero connection removal") from exc
+            if response.status_code not in (401, 404):  # gone already, or the token is: revocation follows
+                raise_for_response(response, what="Xero connection removal")
+            elif not whole_grant:
+                raise PermanentError("Xero refused to remove the connection", status=response.status_code)
+        token = credentials.get("refresh_token")
+        if whole_grant and token:
+            await revoke_token(http, self.revoke_url, self.client_id, self._client_secret, str(token))
 
     def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
         """An invoice's ``Contact`` goes out as ``{"ContactID": …}``; other references as the bare id."""

@@ -77,13 +77,15 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connected_objects.testing.oauth import FakeAuthorizationServer
+from connected_objects.testing.oauth import Grant
 from connected_objects.testing.sandbox import ResetResponse
 
 from .client import ENTITIES
 from .client import GONE
 from .client import parse_xero_date
 
-__all__ = ["FakeXero", "intent_to_receive", "sign", "webhook_delivery", "xero_event"]
+__all__ = ["FakeXero", "FakeXeroIdentity", "intent_to_receive", "sign", "webhook_delivery", "xero_event"]
 
 BASE_PATH = "/api.xro/2.0"
 #: Webhook event categories by entity.
@@ -227,8 +229,12 @@ class FakeXero:
             routes=[
                 Route(BASE_PATH + "/{entity}", self._collection, methods=["GET", "PUT", "POST"]),
                 Route(BASE_PATH + "/{entity}/{id}", self._item, methods=["GET", "POST"]),
+                Route("/connections", self._connections, methods=["GET"]),
+                Route("/connections/{id}", self._disconnect, methods=["DELETE"]),
             ]
         )
+        #: the identity server whose grants ``/connections`` lists (set by :class:`FakeXeroIdentity`).
+        self.identity: FakeXeroIdentity | None = None
 
     def __repr__(self) -> str:
         return f"FakeXero(tenants={sorted({t for t, _, _ in self.records})!r})"
@@ -269,6 +275,32 @@ class FakeXero:
         body, headers = webhook_delivery(events, webhook_key, valid=valid, sequence=self._sequence)
         self._sequence += max(0, len(events) - 1)
         return body, headers
+
+    # -- the connections endpoint (xero-identity.yaml) ---------------------------------------
+
+    def _grant_of(self, request: Request) -> Grant | None:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        return self.identity.grant_of(token) if self.identity is not None and token else None
+
+    async def _connections(self, request: Request) -> Response:
+        # GET /connections: the tenants the token's grant covers, each with its connection id
+        # (Xero-OpenAPI xero-identity.yaml, Connection: id, authEventId, tenantId, tenantType, tenantName)
+        grant = self._grant_of(request)
+        if grant is None or self.identity is None:
+            problem = {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": "AuthenticationUnsuccessful"}
+            return JSONResponse(problem, 401)
+        return JSONResponse(self.identity.connections(grant))
+
+    async def _disconnect(self, request: Request) -> Response:
+        # DELETE /connections/{id}: 204, the tenant leaves the grant; an unknown id is 404 (xero-identity.yaml)
+        grant = self._grant_of(request)
+        if grant is None or self.identity is None:
+            problem = {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": "AuthenticationUnsuccessful"}
+            return JSONResponse(problem, 401)
+        if not self.identity.remove(grant, request.path_params["id"]):
+            return JSONResponse({"message": "Resource not found"}, 404)
+        return Response(status_code=204)
 
     # -- limits, auth and faults -------------------------------------------------------------
 
@@ -530,3 +562,85 @@ class FakeXero:
             return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", entity: [record]})
 
         return await self._handle(request, work)
+
+
+class FakeXeroIdentity(FakeAuthorizationServer):
+    """Xero's identity server in front of a :class:`FakeXero`: ``/identity/connect/authorize`` (the
+    consent page: the user ticks the organisations to connect), ``/connect/token`` and
+    ``/connect/revocation``; the tenants granted are what ``GET /connections`` on the API lists.
+
+    As Xero documents (developer.xero.com/documentation/guides/oauth2/auth-flow, …/pkce-flow): the
+    redirect back carries ``code`` and ``state`` only (the tenants come from ``/connections``);
+    PKCE ``S256`` is honoured; the token endpoint takes HTTP Basic client authentication;
+    revocation takes a form ``token=…`` with the same authentication and removes every connection
+    of the grant (xero-node 4.10.1 ``revokeToken()``). Each granted tenant accepts the grant's latest
+    access token, and no token once its connection is removed or the grant revoked.
+
+    >>> xero = FakeXero()
+    >>> identity = FakeXeroIdentity("client", "secret", xero, tenants={"t-1": "Acme", "t-2": "Initech"})
+    >>> credentials = identity.issue()
+    >>> [c["tenantName"] for c in identity.connections(identity.grant_of(credentials["access_token"]))]
+    ['Acme', 'Initech']
+    """
+
+    authorize_path = "/identity/connect/authorize"
+    token_path = "/connect/token"  # noqa: S105 - a path
+    revoke_path = "/connect/revocation"
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        xero: FakeXero,
+        *,
+        tenants: dict[str, str],
+        redirect_uris: Sequence[str] | None = None,
+        expires_in: int = 1800,
+    ) -> None:
+        super().__init__(
+            client_id,
+            client_secret,
+            expires_in=expires_in,
+            accounts=tenants,
+            redirect_uris=redirect_uris,
+            pkce=True,
+        )
+        self.xero = xero
+        xero.identity = self
+        self._links: dict[tuple[str, str], str] = {}  # (grant, tenant) -> connection id
+        self.removed: list[str] = []  # tenants whose connection was removed through DELETE /connections/{id}
+        self.on_issue = self._issued
+        self.on_revoke = self._revoked
+
+    def connections(self, grant: Grant) -> list[dict[str, Any]]:
+        """What ``GET /connections`` answers for a grant."""
+        return [
+            {
+                "id": self._links.setdefault((grant.id, tenant), str(uuid.uuid4())),
+                "authEventId": grant.id,
+                "tenantId": tenant,
+                "tenantType": "ORGANISATION",
+                "tenantName": self.accounts.get(tenant, tenant),
+                "createdDateUtc": "2026-12-02T00:00:00.0000000",
+                "updatedDateUtc": "2026-12-02T00:00:00.0000000",
+            }
+            for tenant in grant.accounts
+        ]
+
+    def remove(self, grant: Grant, connection_id: str) -> bool:
+        """``DELETE /connections/{id}``: the tenant leaves the grant and refuses its tokens."""
+        for (gid, tenant), cid in list(self._links.items()):
+            if gid == grant.id and cid == connection_id and tenant in grant.accounts:
+                grant.accounts.remove(tenant)
+                self.xero.tokens[tenant] = "removed:" + uuid.uuid4().hex
+                self.removed.append(tenant)
+                return True
+        return False
+
+    def _issued(self, grant: Grant, token: str) -> None:
+        for tenant in grant.accounts:
+            self.xero.tokens[tenant] = token
+
+    def _revoked(self, grant: Grant) -> None:
+        for tenant in grant.accounts:
+            self.xero.tokens[tenant] = "revoked:" + uuid.uuid4().hex

@@ -1,0 +1,42 @@
+"""The settings page: the organization's accounts, "Connect to QuickBooks", "Connect to Xero", "Disconnect"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from html import escape
+
+from connected_objects.connect import ConnectFlow
+from connected_objects.connect import Owner
+from connected_objects.connections import ConnectionInfo
+
+LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
+
+
+def settings_page(flow: ConnectFlow, owner: Owner, found: Mapping[str, Sequence[ConnectionInfo]]) -> str:
+    """The HTML of the page (every value escaped)."""
+    sections = []
+    for name, label in LABELS.items():
+        rows = []
+        for c in found.get(name, []):
+            form = ""
+            if c.status != "revoked":
+                form = (
+                    f'<form method="post" action="{escape(flow.disconnect_path(name))}" style="display:inline">'
+                    f'<input type="hidden" name="account" value="{escape(c.scope.account)}">'
+                    f'<input type="hidden" name="token" value="{escape(flow.form_token(owner))}">'
+                    f'<button type="submit">Disconnect {escape(c.scope.account)}</button></form>'
+                )
+            rows.append(
+                f'<li data-account="{escape(c.scope.account)}" data-status="{escape(c.status)}">'
+                f"{escape(c.scope.account)}: <strong>{escape(c.status)}</strong> {form}</li>"
+            )
+        button = "Reconnect" if any(c.status == "paused" for c in found.get(name, [])) else "Connect"
+        sections.append(
+            f"<h2>{label}</h2><ul>{''.join(rows) or '<li>not connected</li>'}</ul>"
+            f'<p><a class="button" href="{escape(flow.start_path(name))}">{button} to {label}</a></p>'
+        )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Settings</title></head>'
+        f"<body><h1>Connected accounts</h1>{''.join(sections)}</body></html>"
+    )
