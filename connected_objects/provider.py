@@ -51,6 +51,12 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
   connect an account through the OAuth 2.0 authorization-code flow
   (:mod:`connected_objects.connect`).
 
+A provider may also declare its entities as data, an
+:class:`~connected_objects.entities.EntityCatalog` in ``entity_catalog``
+(:class:`EntityDeclarations`; read with
+:func:`~connected_objects.entities.catalog_of`): its client, its fake and the
+conformance suite read it, and ``entities`` is then ``entity_catalog.names``.
+
     >>> from connected_objects.provider import extras_of, required_credentials
     >>> class Folding(Echo):
     ...     def fold_reference(self, entity, name, foreign_id):
@@ -90,6 +96,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import sessionmaker
 
     from .connected import ConnectSpec
+    from .entities import EntityCatalog
     from .exceptions import RemoteError
     from .web.core import Route
 
@@ -100,6 +107,7 @@ __all__ = [
     "BatchClient",
     "BatchOperation",
     "CredentialsDeclarer",
+    "EntityDeclarations",
     "EventDecoder",
     "Extras",
     "GrantedAccount",
@@ -383,6 +391,16 @@ class AccountConnector(Protocol):
     ) -> None:
         """Undo the connection at the provider (the user disconnected); ``whole_grant``: no other
         connection shares its tokens, so revoke them too (else only this account's link)."""
+        ...
+
+
+@runtime_checkable
+class EntityDeclarations(Protocol):
+    """A provider whose entities are declared as data (path, id and version fields, delete style, …)."""
+
+    @property
+    def entity_catalog(self) -> EntityCatalog:
+        """Every entity it syncs, writable and read only; ``entities`` is its ``names``."""
         ...
 
 

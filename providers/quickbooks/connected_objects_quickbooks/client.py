@@ -9,9 +9,14 @@ with the original response, so a retried create is never a second customer).
   fields we do not map are left alone; a stale ``SyncToken`` (Fault 5010)
   raises :class:`~connected_objects.exceptions.ConflictError` and the
   dispatcher refetches and re-applies.
-- Deletes: an ``Invoice`` is deleted (``operation=delete``); a ``Customer`` or
-  an ``Item`` cannot be, so it is made inactive (``Active: false``), and an
-  inactive record reads back as deleted.
+- Which entities exist, where they live and how each is deleted is read from
+  their declarations (:data:`~connected_objects_quickbooks.entities.ENTITIES`,
+  or the ``catalog`` given): a transaction (``Invoice``, ``Payment``, …) is
+  deleted (``operation=delete``); a name list (``Customer``, ``Item``, …) cannot
+  be, so it is made inactive (``Active: false``), and an inactive record reads
+  back as deleted. A write to a read-only entity (``Account``, ``TaxCode``) is
+  refused with :class:`~connected_objects.entities.ReadOnlyEntity` before any
+  request is sent.
 - The change feed is Change Data Capture (``/cdc``), which QBO answers for the
   last 30 days only: the first pull, and a cursor older than
   :data:`CDC_WINDOW` (29 days), read through the query API instead, ordered by
@@ -59,6 +64,8 @@ from connected_objects import PermanentError
 from connected_objects import RemoteError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
+from connected_objects.entities import EntityCatalog
+from connected_objects.entities import EntitySpec
 from connected_objects.hashing import idempotency_key
 from connected_objects.http import json_body
 from connected_objects.http import retry_after
@@ -66,6 +73,8 @@ from connected_objects.http import transport_error
 from connected_objects.provider import BatchOperation
 from connected_objects.values import dumps
 from connected_objects.values import loads
+
+from .entities import ENTITIES
 
 __all__ = [
     "BATCH_SIZE",
@@ -78,10 +87,6 @@ __all__ = [
     "fault_error",
 ]
 
-#: The entities this client syncs, by their QBO names.
-ENTITIES = ("Customer", "Item", "Invoice")
-#: Entities QBO deletes; the others are made inactive instead.
-DELETABLE = frozenset({"Invoice"})
 MINOR_VERSION = 75
 #: Items per ``/batch`` call (Intuit: at most 30).
 BATCH_SIZE = 30
@@ -157,6 +162,12 @@ def record_from_qbo(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
     meta = body.get("MetaData") or {}
     deleted = body.get("status") == "Deleted" or body.get("Active") is False
     data = {k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData", "sparse", "domain", "status")}
+    for line in body.get("Line") or ():
+        # a payment's links (``Line[].LinkedTxn[{"TxnId", "TxnType": "Invoice"}]``) as ``Linked<TxnType>``: the
+        # bare id of the first transaction of each type, a reference like any other
+        for linked in (line.get("LinkedTxn") or ()) if isinstance(line, Mapping) else ():
+            if isinstance(linked, Mapping) and linked.get("TxnId") is not None and linked.get("TxnType"):
+                data.setdefault(f"Linked{linked['TxnType']}", str(linked["TxnId"]))
     for key, value in data.items():
         if key.endswith("Ref") and isinstance(value, Mapping) and value.get("value") is not None:
             # a reference (``CustomerRef: {"value": "58", "name": …}``) as the bare id the identity map
@@ -178,6 +189,7 @@ class QuickBooksClient:
     :param base_url: the API host root, without a path (``https://quickbooks.api.intuit.com``,
         a fake's URL in tests); requests go to ``{base_url}/v3/company/{realm}/…``.
     :param timeout: seconds per request (None: the shared client's).
+    :param catalog: the entities it syncs (default :data:`~connected_objects_quickbooks.entities.ENTITIES`).
     """
 
     def __init__(
@@ -189,8 +201,10 @@ class QuickBooksClient:
         *,
         clock: Callable[[], dt.datetime] = _utc_now,
         timeout: float | None = None,
+        catalog: EntityCatalog = ENTITIES,
     ) -> None:
         self.http = http
+        self.catalog = catalog
         self.clock = clock
         self.timeout = timeout
         self.realm = realm
@@ -227,28 +241,31 @@ class QuickBooksClient:
         return body
 
     async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
-        body = await self._call("POST", entity.lower(), f"create {entity}", requestid=idempotency_key, json=payload)
+        spec = self.catalog.writable(entity, "create")
+        body = await self._call("POST", spec.path, f"create {entity}", requestid=idempotency_key, json=payload)
         return record_from_qbo(entity, body[entity])
 
     async def update(
         self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str
     ) -> RemoteRecord:
+        spec = self.catalog.writable(entity, "update")
         if version is None:  # QBO needs the SyncToken: read it
             version = await self._sync_token(entity, foreign_id)
         sparse = {**payload, "Id": foreign_id, "SyncToken": version, "sparse": True}
         body = await self._call(
-            "POST", entity.lower(), f"update {entity} {foreign_id}", requestid=idempotency_key, json=sparse
+            "POST", spec.path, f"update {entity} {foreign_id}", requestid=idempotency_key, json=sparse
         )
         return record_from_qbo(entity, body[entity])
 
     async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None:
         what = f"delete {entity} {foreign_id}"
+        spec = self.catalog.writable(entity, "delete")
         try:
             token = version if version is not None else await self._sync_token(entity, foreign_id)
-            if entity in DELETABLE:
+            if spec.delete != "deactivate":
                 await self._call(
                     "POST",
-                    entity.lower(),
+                    spec.path,
                     what,
                     requestid=idempotency_key,
                     params={"operation": "delete"},
@@ -267,9 +284,11 @@ class QuickBooksClient:
         return found[0].version
 
     async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
+        spec = self.catalog[entity]
+
         async def one(fid: str) -> RemoteRecord | None:
             try:
-                body = await self._call("GET", f"{entity.lower()}/{fid}", f"fetch {entity} {fid}")
+                body = await self._call("GET", f"{spec.path}/{fid}", f"fetch {entity} {fid}")
             except PermanentError as exc:
                 if exc.status == 404:
                     return None
@@ -284,6 +303,7 @@ class QuickBooksClient:
         if len(operations) > BATCH_SIZE:
             raise ValueError(f"a QBO batch takes at most {BATCH_SIZE} items, not {len(operations)}")
         items = []
+        specs: dict[str, EntitySpec] = {op.entity: self.catalog.writable(op.entity, op.action) for op in operations}
         for n, op in enumerate(operations):
             if op.action == "create":
                 items.append({"bId": str(n), "operation": "create", op.entity: dict(op.payload or {})})
@@ -291,7 +311,7 @@ class QuickBooksClient:
                 body = {**(op.payload or {}), "Id": op.foreign_id, "SyncToken": op.version, "sparse": True}
                 items.append({"bId": str(n), "operation": "update", op.entity: body})
             elif op.action == "delete" and op.version is not None:
-                if op.entity in DELETABLE:
+                if specs[op.entity].delete != "deactivate":
                     body = {"Id": op.foreign_id, "SyncToken": op.version}
                     items.append({"bId": str(n), "operation": "delete", op.entity: body})
                 else:
@@ -329,6 +349,7 @@ class QuickBooksClient:
         read through the query API a page at a time); no cursor, or one older than :data:`CDC_WINDOW`,
         is read through the query API, since CDC refuses a ``changedSince`` over 30 days old.
         """
+        self.catalog[entity]  # an undeclared entity is refused before any request
         position = dict(cursor) if isinstance(cursor, Mapping) else {}
         since = str(position.get("since") or "")
         seen_at_since = set(position.get("ids") or [])
@@ -340,8 +361,9 @@ class QuickBooksClient:
         if stamp is None or stamp < now - CDC_WINDOW:  # first pull, or a cursor CDC would refuse
             return await self._query_page(entity, since, 1, seen_at_since, _iso(now))
         try:
+            feed = self.catalog[entity].feed_name
             body = await self._call(
-                "GET", "cdc", f"changes of {entity}", params={"entities": entity, "changedSince": since}
+                "GET", "cdc", f"changes of {entity}", params={"entities": feed, "changedSince": since}
             )
         except PermanentError as exc:
             if exc.status != 400 or "changedSince" not in exc.message:
@@ -351,7 +373,7 @@ class QuickBooksClient:
         objects: list[Mapping[str, Any]] = []
         for response in body.get("CDCResponse") or []:
             for query in response.get("QueryResponse") or []:
-                objects.extend(query.get(entity) or [])
+                objects.extend(query.get(feed) or [])
         if len(objects) >= CDC_MAX:  # maybe cut short: read the same window in pages instead
             return await self._query_page(entity, since, 1, seen_at_since, _iso(now))
         return self._page(entity, objects, since, seen_at_since, more=False)
@@ -359,11 +381,11 @@ class QuickBooksClient:
     async def _query_page(self, entity: str, since: str, start: int, seen_at_since: set[str], began: str) -> Page:
         """One page of the query API, oldest change first; ``began``: when this read of the window started."""
         conditions = [f"MetaData.LastUpdatedTime >= '{since}'"] if since else []
-        if entity in NAME_LISTS:  # a query answers active records only unless asked: deactivations are our deletes
+        if self.catalog[entity].delete == "deactivate":  # a query answers active records only unless asked
             conditions.append("Active IN (true,false)")
         where = f" where {' AND '.join(conditions)}" if conditions else ""
         query = (
-            f"select * from {entity}{where}"
+            f"select * from {self.catalog[entity].feed_name}{where}"
             f" orderby MetaData.LastUpdatedTime startposition {start} maxresults {PAGE_SIZE}"
         )
         body = await self._call("GET", "query", f"query of {entity}", params={"query": query})

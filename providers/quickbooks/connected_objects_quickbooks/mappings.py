@@ -1,4 +1,4 @@
-"""Ready-made mappings for QuickBooks Online: Customer, Item and Invoice.
+"""Ready-made mappings for QuickBooks Online: Customer, Vendor, Item, Invoice, Payment, CreditMemo and Bill.
 
 Name your attributes; the mapping builds the payload QuickBooks documents and
 reads it back. Attributes you do not name are left out of both directions::
@@ -26,7 +26,21 @@ reads it back. Attributes you do not name are left out of both directions::
   ``item`` (an item id of the company, or a function of the row), or give
   ``lines=`` (an attribute holding a list, or a function of the row; see
   :mod:`connected_objects.readymade`). ``TotalAmt`` is computed by QuickBooks
-  from the lines, so it is never sent; inbound it fills ``total``.
+  from the lines, so it is never sent; inbound it fills ``total``, and
+  ``Balance`` (what is still owed, 0 once paid) fills ``balance=``.
+- :class:`VendorMapping`: a ``Vendor``, named like a customer (``DisplayName``
+  is unique across customers, vendors and employees).
+- :class:`PaymentMapping`: a ``Payment`` of one invoice: ``CustomerRef``,
+  ``TotalAmt`` (the amount received), ``TxnDate`` and a line applying it to
+  the invoice (``LinkedTxn`` ``TxnType: Invoice``); with ``credit_memo=`` and
+  ``credit=`` a second line spends a credit memo on the same invoice (a
+  payment of 0 with a credit applies a credit note alone). QuickBooks refuses
+  more than the invoice's open balance.
+- :class:`CreditMemoMapping`: a ``CreditMemo``, shaped like an invoice; inbound
+  ``Balance`` is the credit left.
+- :class:`BillMapping`: a ``Bill`` from a vendor: ``VendorRef``, ``DocNumber``,
+  ``TxnDate``, ``DueDate`` and expense lines (``AccountBasedExpenseLineDetail``
+  with the expense ``AccountRef``: give the account id, or a function of the row).
 
 Values go out as they are (``Decimal`` amounts exact, ``date`` as
 ``YYYY-MM-DD``) and come back as QuickBooks writes them; the applier converts
@@ -69,7 +83,15 @@ from connected_objects.readymade import read_lines
 from connected_objects.readymade import stored_lines
 from connected_objects.readymade import value_of
 
-__all__ = ["CustomerMapping", "InvoiceMapping", "ItemMapping"]
+__all__ = [
+    "BillMapping",
+    "CreditMemoMapping",
+    "CustomerMapping",
+    "InvoiceMapping",
+    "ItemMapping",
+    "PaymentMapping",
+    "VendorMapping",
+]
 
 
 class CustomerMapping(ReadyMapping):
@@ -165,6 +187,7 @@ class InvoiceMapping(ReadyMapping):
     :param description: the attribute giving a one-line invoice's line description.
     :param lines: the lines (an attribute or a function of the row); inbound, an attribute
         gets them back as dicts, a function's lines are not read back.
+    :param balance: the attribute that gets ``Balance`` inbound (what is still owed; 0 once paid).
     """
 
     def __init__(
@@ -179,10 +202,12 @@ class InvoiceMapping(ReadyMapping):
         description: str | None = None,
         memo: str | None = None,
         lines: Lines | None = None,
+        balance: str | None = None,
         on_remote_delete: Any = "delete",
         conflict: str = "newest",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        self.balance = balance  # read only: QuickBooks computes it (never sent, not watched)
         if lines is None and total is None:
             raise ValueError("a QuickBooks invoice needs a line: pass total=<amount attribute> or lines=...")
         if lines is None and item is None:
@@ -232,6 +257,8 @@ class InvoiceMapping(ReadyMapping):
         values = self._local(data)
         if self.total is not None and "TotalAmt" in data:
             values[self.total] = data["TotalAmt"]
+        if self.balance is not None and "Balance" in data:
+            values[self.balance] = data["Balance"]
         if isinstance(self.lines, str) and "Line" in data:
             back = [_line_back(line) for line in data["Line"] or ()]
             values[self.lines] = stored_lines(line for line in back if line is not None)
@@ -254,3 +281,150 @@ def _line_back(line: Mapping[str, Any]) -> dict[str, Any] | None:
     if isinstance(ref, Mapping) and ref.get("value") is not None:
         out["item"] = str(ref["value"])
     return out
+
+
+class VendorMapping(CustomerMapping):
+    """A QuickBooks ``Vendor`` (someone you buy from), named like a customer: ``name`` → ``DisplayName``."""
+
+
+class CreditMemoMapping(InvoiceMapping):
+    """A QuickBooks ``CreditMemo``: an invoice's shape (customer, number, date, lines); inbound ``balance``
+    gets the credit not spent yet. A payment with ``credit_memo=`` spends it on an invoice."""
+
+
+class PaymentMapping(ReadyMapping):
+    """A QuickBooks ``Payment`` of one invoice.
+
+    :param customer: the reference to the paying customer (required by QuickBooks; the invoice's customer).
+    :param invoice: the reference to the invoice paid.
+    :param amount: the amount received (``TotalAmt``), applied to the invoice.
+    :param date: the attribute giving ``TxnDate``.
+    :param credit_memo: a reference to a credit memo spent on the same invoice, with ``credit=``
+        (the attribute giving how much of it): the invoice line applies ``amount + credit``.
+    :param memo: the attribute giving ``PrivateNote``.
+    """
+
+    def __init__(
+        self,
+        *,
+        customer: Reference,
+        invoice: Reference,
+        amount: str,
+        date: str | None = None,
+        credit_memo: Reference | None = None,
+        credit: str | None = None,
+        memo: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if (credit_memo is None) != (credit is None):
+            raise ValueError("pass credit_memo= and credit= together: which credit memo, and how much of it")
+        self.references = {"CustomerRef": customer, "LinkedInvoice": invoice}
+        if credit_memo is not None:
+            self.references["LinkedCreditMemo"] = credit_memo
+        self.amount, self.credit = amount, credit
+        pairs = {"TxnDate": date, "PrivateNote": memo}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values(), amount, credit)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        amount = getattr(obj, self.amount)
+        credit = getattr(obj, self.credit) if self.credit is not None else None
+        invoice = refs.get("LinkedInvoice")
+        if invoice is None:
+            raise ValueError("a QuickBooks payment applies to an invoice: this row's invoice is not set")
+        applied = amount + credit if credit else amount
+        lines = [{"Amount": applied, "LinkedTxn": [{"TxnId": invoice, "TxnType": "Invoice"}]}]
+        if credit and refs.get("LinkedCreditMemo"):
+            lines.append(
+                {"Amount": credit, "LinkedTxn": [{"TxnId": refs["LinkedCreditMemo"], "TxnType": "CreditMemo"}]}
+            )
+        return {"CustomerRef": refs.get("CustomerRef"), "TotalAmt": amount, **self._renamed(obj), "Line": lines}
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._local(data)
+        if "TotalAmt" in data:
+            values[self.amount] = data["TotalAmt"]
+        if self.credit is not None:
+            spent = [
+                line.get("Amount")
+                for line in data.get("Line") or ()
+                if any(t.get("TxnType") == "CreditMemo" for t in line.get("LinkedTxn") or ())
+            ]
+            values[self.credit] = spent[0] if spent else None
+        return values
+
+
+class BillMapping(ReadyMapping):
+    """A QuickBooks ``Bill``: what a vendor charged you.
+
+    :param vendor: the reference to the vendor row (required by QuickBooks).
+    :param account: the expense account of its lines (``AccountRef``): an id, or a function of the row.
+    :param total: the amount attribute of a one-line bill; inbound it gets ``TotalAmt``.
+    :param lines: the lines (an attribute or a function of the row), as for invoices.
+    :param balance: the attribute that gets ``Balance`` inbound (still to pay).
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: Reference,
+        account: Option,
+        number: str | None = None,
+        date: str | None = None,
+        due: str | None = None,
+        total: str | None = None,
+        description: str | None = None,
+        lines: Lines | None = None,
+        balance: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if lines is None and total is None:
+            raise ValueError("a QuickBooks bill needs a line: pass total=<amount attribute> or lines=...")
+        if not account:
+            raise ValueError("a QuickBooks bill line needs its expense account: pass account=<account id>")
+        self.references = {"VendorRef": vendor}
+        self.account, self.total, self.description, self.lines, self.balance = (
+            account,
+            total,
+            description,
+            lines,
+            balance,
+        )
+        pairs = {"DocNumber": number, "TxnDate": date, "DueDate": due}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values(), total, description, lines)
+        if callable(lines):
+            self.fields = frozenset()
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        if self.lines is not None:
+            lines = read_lines(obj, self.lines)
+        else:
+            assert self.total is not None
+            one: dict[str, Any] = {"amount": getattr(obj, self.total)}
+            if self.description is not None and getattr(obj, self.description) is not None:
+                one["description"] = getattr(obj, self.description)
+            lines = [one]
+        if not lines:
+            raise ValueError("a QuickBooks bill needs at least one line; this row has none")
+        out = []
+        for line in lines:
+            account = line.get("account") or value_of(obj, self.account)
+            entry: dict[str, Any] = {"DetailType": "AccountBasedExpenseLineDetail", "Amount": line["amount"]}
+            if "description" in line:
+                entry["Description"] = line["description"]
+            entry["AccountBasedExpenseLineDetail"] = {"AccountRef": {"value": str(account)}}
+            out.append(entry)
+        return {"VendorRef": refs.get("VendorRef"), **self._renamed(obj), "Line": out}
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._local(data)
+        if self.total is not None and "TotalAmt" in data:
+            values[self.total] = data["TotalAmt"]
+        if self.balance is not None and "Balance" in data:
+            values[self.balance] = data["Balance"]
+        return values

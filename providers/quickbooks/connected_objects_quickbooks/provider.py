@@ -50,6 +50,7 @@ from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteRecord
 from connected_objects import Scope
+from connected_objects.entities import EntityCatalog
 from connected_objects.oauth import code_grant
 from connected_objects.oauth import refresh_grant
 from connected_objects.oauth import revoke_token
@@ -67,8 +68,8 @@ from connected_objects.web.core import Route
 from connected_objects.web.core import hmac_matches
 
 from .client import BATCH_SIZE
-from .client import ENTITIES
 from .client import QuickBooksClient
+from .entities import ENTITIES
 from .webhooks import parse
 
 __all__ = ["AUTHORIZE_URL", "BASE_URLS", "LIMITS", "REVOKE_URL", "SCOPES", "TOKEN_URL", "QuickBooksProvider"]
@@ -93,7 +94,8 @@ LIMITS = Limits(concurrency=10, per_minute=500, batch_size=BATCH_SIZE, batches_p
 
 
 class QuickBooksProvider:
-    """QuickBooks Online: Customer, Item and Invoice.
+    """QuickBooks Online: the entities of :data:`~connected_objects_quickbooks.entities.ENTITIES`
+    (Customer, Vendor, Item, Invoice, Payment, CreditMemo, Bill; Account and TaxCode read only).
 
     Every argument is keyword-only; one left out (or ``None``) is read from
     ``CONNECTED_OBJECTS_QUICKBOOKS_<NAME>`` where the table in
@@ -115,13 +117,16 @@ class QuickBooksProvider:
     :param scopes: the scopes asked for (default: the Accounting API's).
     :param webhook_verifier: the app's webhook verifier token (without one every
         delivery is refused with 404).
+    :param catalog: the entities synced (default :data:`~connected_objects_quickbooks.entities.ENTITIES`;
+        ``ENTITIES.with_(EntitySpec(...))`` adds one without a change to the client).
     :param environment: deprecated name of ``marketplace``.
     :param rate_scale: deprecated: multiplies :data:`LIMITS`' rates; pass ``limits=`` instead.
     """
 
     name = "quickbooks"
     api_version = API_VERSION
-    entities = frozenset(ENTITIES)
+    entities: frozenset[str] = ENTITIES.names
+    entity_catalog: EntityCatalog = ENTITIES
     #: Each connection holds the OAuth 2.0 tokens of one company (``refresh_token`` too, to stay connected).
     required_credentials = ("access_token",)
 
@@ -140,9 +145,12 @@ class QuickBooksProvider:
         revoke_url: str | None = None,
         scopes: tuple[str, ...] = SCOPES,
         webhook_verifier: str | None = None,
+        catalog: EntityCatalog | None = None,
         environment: str | None = None,
         rate_scale: float | None = None,
     ) -> None:
+        if catalog is not None:
+            self.entity_catalog, self.entities = catalog, catalog.names
         marketplace = renamed("marketplace", marketplace, "environment", environment)
         self.marketplace = setting(marketplace, self.name, "marketplace", "production")
         default_url = BASE_URLS.get(self.marketplace, PRODUCTION)
@@ -181,7 +189,12 @@ class QuickBooksProvider:
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> QuickBooksClient:
         token = credentials.get("access_token")
         return QuickBooksClient(
-            http, self.base_url, scope.account, token if isinstance(token, str) else "", timeout=self.timeout
+            http,
+            self.base_url,
+            scope.account,
+            token if isinstance(token, str) else "",
+            timeout=self.timeout,
+            catalog=self.entity_catalog,
         )
 
     async def refresh_token(
@@ -241,7 +254,7 @@ class QuickBooksProvider:
                 raise HTTPError(404, "QuickBooks webhooks are not configured (no verifier token)")
             if not hmac_matches(self._verifier, request.body, request.header("intuit-signature")):
                 raise HTTPError(401, "bad intuit-signature")
-            events = parse(request.body)
+            events = parse(request.body, self.entity_catalog)
             stored = 0
             if events:
                 with context.session_factory.begin() as session:

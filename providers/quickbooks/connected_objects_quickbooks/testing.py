@@ -1,10 +1,20 @@
 """A QuickBooks Online sandbox: the same routes, payloads, faults, signatures and limits, in process.
 
 :class:`FakeQuickBooks` is an ASGI app (``.app``) that behaves like the parts of
-the Accounting API the provider uses: ``/v3/company/{realm}/{customer|item|invoice}``
-(create, sparse update with ``SyncToken``, ``operation=delete`` for invoices only),
-``GET …/{entity}/{id}``, ``/query``, ``/cdc``, ``/batch``. Each rule cites its
-public source where it is modelled; in short:
+the Accounting API the provider uses: ``/v3/company/{realm}/{path}`` for every
+entity its catalog declares (:data:`~connected_objects_quickbooks.entities.ENTITIES`
+unless given one: create, sparse update with ``SyncToken``,
+``operation=delete`` for transactions; name lists are made inactive; read-only
+entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
+``/batch``. Each rule cites its public source where it is modelled; in short:
+
+- the declaration's required fields (Fault 2020) and references (a ``…Ref``
+  naming no live record of a writable entity is Fault 2500);
+- ``TotalAmt`` and ``Balance`` are computed from the lines (invoices, credit
+  memos, bills); a payment's lines link invoices and credit memos
+  (``LinkedTxn``), each applying at most the open balance, for the payment's
+  own customer, and no more in all than its ``TotalAmt`` (Fault 6000); a
+  payment written or deleted moves the balances of what it links;
 
 - ``requestid`` replays the first answer; a stale ``SyncToken`` is Fault 5010;
   a taken ``DisplayName`` Fault 6240; a missing required field Fault 2020
@@ -53,19 +63,23 @@ from collections import Counter
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from connected_objects.entities import EntityCatalog
 from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.oauth import Grant
 
 from .client import CDC_MAX
+from .entities import ENTITIES
 
 __all__ = ["FakeIntuitOAuth", "FakeQuickBooks", "qbo_delivery"]
 
-_PATHS = {"customer": "Customer", "item": "Item", "invoice": "Invoice"}
-#: Name-list entities of the sandbox: made inactive, never deleted; queries leave inactive ones out by default.
-_NAME_LISTS = frozenset({"Customer", "Item"})
+#: Transactions whose total the fake computes from their lines, and whose open balance payments reduce.
+_TOTALLED = frozenset({"Invoice", "CreditMemo", "Bill"})
+#: What a payment's ``LinkedTxn`` may name: the invoices it pays and the credit memos it spends.
+_PAYABLE = ("Invoice", "CreditMemo")
 #: Customer name parts; at least one is needed (DisplayName is built from the others when it is missing).
 _NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
 #: How far back CDC answers: "CDC operations can track changes within the last 30 days"
@@ -195,6 +209,8 @@ class FakeQuickBooks:
     :param window: the length of "a minute" in seconds; tests shrink it.
     :param clock: the company's "now" (default: the real UTC time); records are stamped from it, and
         CDC's 30 days count back from it. Settable: ``qbo.clock = lambda: …``, or :meth:`travel`.
+    :param catalog: the entities served (default :data:`~connected_objects_quickbooks.entities.ENTITIES`):
+        a declaration added there is served, checked and fed through CDC with no other change.
     """
 
     def __init__(
@@ -205,6 +221,7 @@ class FakeQuickBooks:
         batches_per_minute: int = 40,
         window: float = 60.0,
         clock: Callable[[], dt.datetime] = _utc_now,
+        catalog: EntityCatalog = ENTITIES,
     ) -> None:
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
@@ -216,6 +233,7 @@ class FakeQuickBooks:
         self.tokens_of: dict[str, set[str]] = {}
         self.per_minute, self.batches_per_minute, self.window = per_minute, batches_per_minute, window
         self.clock = clock
+        self.catalog = catalog
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.creates = 0
         self.throttled = 0
@@ -285,17 +303,105 @@ class FakeQuickBooks:
     def _insert(self, realm: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         rid = str(len(self.records) + 1)
         record = {**body, "Id": rid, "SyncToken": "-1", "MetaData": {}}
-        if entity in _NAME_LISTS:
+        if self._name_list(entity):
             record.setdefault("Active", True)
         if entity == "Customer" and not record.get("DisplayName"):
             parts = [str(record[p]) for p in _NAME_PARTS if record.get(p)]
             if parts:
                 record["DisplayName"] = " ".join(parts)
+        self._total(realm, entity, record)
         self._stamp(record)
         record["MetaData"]["CreateTime"] = record["MetaData"]["LastUpdatedTime"]
         self.records[(realm, entity, rid)] = record
         self.creates += 1
+        if entity == "Payment":
+            self._rebalance(realm, _links(record))
         return record
+
+    def _name_list(self, entity: str) -> bool:
+        """A name list (Customer, Item, …): made inactive, never deleted; left out of queries when inactive."""
+        return entity in self.catalog and self.catalog[entity].delete == "deactivate"
+
+    def _total(self, realm: str, entity: str, record: dict[str, Any]) -> None:
+        """``TotalAmt`` from the lines, ``Balance`` what no payment has applied yet (QBO computes both: they are
+        read-only in Intuit's invoice, credit memo and bill references, "TotalAmt ... calculated by QuickBooks")."""
+        if entity not in _TOTALLED:
+            return
+        lines = [li for li in record.get("Line") or () if isinstance(li, dict)]
+        total = sum(
+            (_money(li.get("Amount")) for li in lines if li.get("DetailType") != "SubTotalLineDetail"), Decimal(0)
+        )
+        record["TotalAmt"] = float(total)
+        applied = self._applied(realm, entity, str(record.get("Id", "")))
+        record["Balance"] = float(total - applied)
+        if entity == "CreditMemo":
+            record["RemainingCredit"] = record["Balance"]
+
+    def _applied(self, realm: str, txn_type: str, txn_id: str, *, without: str | None = None) -> Decimal:
+        """What live payments (but ``without``) apply to one invoice or credit memo."""
+        total = Decimal(0)
+        for (g, e, rid), payment in self.records.items():
+            if g != realm or e != "Payment" or payment.get("status") == "Deleted" or rid == without:
+                continue
+            for amount, kind, linked in _applications(payment):
+                if kind == txn_type and linked == txn_id:
+                    total += amount
+        return total
+
+    def _rebalance(self, realm: str, links: Iterable[tuple[str, str]]) -> None:
+        """Recompute the balance of the invoices and credit memos a payment links; each changed one is stamped
+        (a payment applied changes its invoice: a new SyncToken, and it shows in CDC)."""
+        for kind, txn_id in set(links):
+            record = self.records.get((realm, kind, txn_id))
+            if record is None:
+                continue
+            before = record.get("Balance")
+            self._total(realm, kind, record)
+            if record.get("Balance") != before:
+                self._stamp(record)
+
+    def _payment_refused(self, realm: str, record: dict[str, Any], rid: str | None) -> Reply | None:
+        """A payment's lines, checked against what they link (Intuit's Payment reference,
+        developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/payment: each ``Line`` has an
+        ``Amount`` and a ``LinkedTxn`` naming an Invoice or a CreditMemo; TotalAmt is the amount received)."""
+        customer = record.get("CustomerRef")
+        customer_id = str(customer.get("value")) if isinstance(customer, dict) else ""
+        applied, credited = Decimal(0), Decimal(0)
+        for amount, kind, txn_id in _applications(record, strict=True):
+            if kind not in _PAYABLE:
+                return _fault(
+                    400, "2010", f"LinkedTxn.TxnType {kind} is not supported: link an Invoice or a CreditMemo"
+                )
+            target = self.records.get((realm, kind, txn_id))
+            if target is None or target.get("status") == "Deleted":
+                return _fault(400, "2500", f"Invalid Reference Id : LinkedTxn {kind} {txn_id} is unknown")
+            ref = target.get("CustomerRef")
+            if not isinstance(ref, dict) or str(ref.get("value")) != customer_id:
+                # a payment applies only to its own customer's transactions (Intuit's nimisha84 in
+                # IntuitDeveloper/SampleApp-CRUD-.Net #16: "applied only when it is for same customer")
+                return _fault(400, "6000", f"{kind} {txn_id} belongs to another customer than this payment's")
+            open_amount = _money(target.get("TotalAmt")) - self._applied(realm, kind, txn_id, without=rid)
+            if amount > open_amount:
+                # QBO refuses a line that applies more than the transaction's open balance; its exact words are not
+                # quoted publicly, so the fake says what it checks, as a business validation fault (6000 and up,
+                # reference §3.1 "Error format")
+                return _fault(
+                    400,
+                    "6000",
+                    f"The amount applied ({amount}) exceeds the open balance of {kind} {txn_id} ({open_amount})",
+                )
+            if kind == "Invoice":
+                applied += amount
+            else:
+                credited += amount
+        received = _money(record.get("TotalAmt"))
+        if received < 0 or applied - credited > received:
+            return _fault(
+                400,
+                "6000",
+                f"The payment applies {applied - credited} to invoices (less credits) but received only {received}",
+            )
+        return None
 
     def _authorised(self, request: Any) -> bool:
         header = request.headers.get("authorization", "")
@@ -321,16 +427,28 @@ class FakeQuickBooks:
 
     def _invalid(self, realm: str, entity: str, record: dict[str, Any], rid: str | None) -> Reply | None:
         """The fault QBO answers for a record (as it would be saved) missing what it needs; None if none."""
-        if entity == "Customer":
+        spec = self.catalog[entity]
+        for field, target in spec.references.items():
+            # a reference names a live record (Fault 2500, "Invalid Reference Id"; reference §3.1); the company's
+            # own lists the fake does not model in full (accounts, tax codes: read-only entities) are taken on trust
+            ref = record.get(field)
+            checked = target in self.catalog and self.catalog[target].writable
+            if isinstance(ref, dict) and checked and not self.live(realm, target).get(str(ref.get("value"))):
+                return _fault(400, "2500", f"Invalid Reference Id : {field} is missing or unknown")
+        for field in spec.required:  # the declaration's required fields (Fault 2020)
+            if record.get(field) in (None, "", [], {}):
+                return _missing(field)
+        if entity in ("Customer", "Vendor"):
             # DisplayName, or one of the name parts it is built from, is required; DisplayName must be unique
-            # (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/customer; reference §3.1)
+            # across customers, vendors and employees (developer.intuit.com .../all-entities/customer and /vendor;
+            # reference §3.1)
             name = record.get("DisplayName") or " ".join(str(record[p]) for p in _NAME_PARTS if record.get(p))
             if not name:
                 return _missing("DisplayName")
             if any(
                 r.get("DisplayName") == name and r["Id"] != rid
                 for (g, e, _), r in self.records.items()
-                if g == realm and e == entity
+                if g == realm and e in ("Customer", "Vendor")
             ):
                 return _fault(
                     400,
@@ -358,10 +476,6 @@ class FakeQuickBooks:
             # developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice, as quoted in
             # mcohen01/node-quickbooks #156); a SalesItemLineDetail line needs its SalesItemLineDetail
             # (ruckus/quickbooks-ruby #220)
-            ref = record.get("CustomerRef")
-            value = str(ref.get("value")) if isinstance(ref, dict) else ""
-            if not self.live(realm, "Customer").get(value):
-                return _fault(400, "2500", "Invalid Reference Id : CustomerRef is missing or unknown")
             lines = record.get("Line")
             if not isinstance(lines, list) or not lines:
                 return _missing("Line")
@@ -374,12 +488,27 @@ class FakeQuickBooks:
                     line.get("SalesItemLineDetail"), dict
                 ):
                     return _missing("Line.SalesItemLineDetail")
+        if entity in ("CreditMemo", "Bill"):
+            # each line needs its DetailType and Amount, as an invoice's (Intuit's credit memo and bill references)
+            for line in record.get("Line") or ():
+                if not isinstance(line, dict) or not line.get("DetailType"):
+                    return _missing("Line.DetailType")
+                if line.get("Amount") is None:
+                    return _missing("Line.Amount")
+        if entity == "Payment":
+            return self._payment_refused(realm, record, rid)
         return None
 
     def _apply(self, realm: str, entity: str, operation: str, body: Any) -> Reply:
         """One create, sparse update or delete; the status and body QBO would answer."""
         if not isinstance(body, dict):
             return _fault(400, "2010", "Request has invalid or unsupported property")
+        if entity not in self.catalog:
+            return _fault(400, "2010", f"unsupported entity {entity}")
+        if not self.catalog[entity].writable:
+            # TaxCode "is read-only" (Intuit's TaxCode reference; tax codes are made through TaxService); the
+            # sandbox treats every entity declared read only the same way
+            return _fault(400, "2000", f"Operation {operation.title()} is not supported for {entity}")
         if operation == "create":
             refused = self._invalid(realm, entity, body, None)
             if refused is not None:
@@ -396,10 +525,12 @@ class FakeQuickBooks:
             # a stale SyncToken: Fault 5010 (reference §3.1, routablehq/python-quickbooks #127)
             return _fault(400, "5010", "Stale Object Error")
         if operation == "delete":
-            if entity not in ("Invoice",):  # name lists have no delete (reference §3.1)
+            if self._name_list(entity):  # name lists have no delete (reference §3.1)
                 return _fault(400, "2000", f"Operation Delete is not supported for {entity}")
             record["status"] = "Deleted"
             self._stamp(record)
+            if entity == "Payment":  # what it applied is open again
+                self._rebalance(realm, _links(record))
             return 200, {entity: {"Id": rid, "status": "Deleted", "domain": "QBO"}}
         kept = {k: record[k] for k in ("Id", "SyncToken", "MetaData")}
         # sparse: only the fields sent change; otherwise a full replace (reference §3.1 "Sparse updates")
@@ -408,9 +539,13 @@ class FakeQuickBooks:
         refused = self._invalid(realm, entity, after, rid)
         if refused is not None:
             return refused
+        linked_before = _links(record) if entity == "Payment" else []
         record.clear()
         record.update(after)
+        self._total(realm, entity, record)
         self._stamp(record)
+        if entity == "Payment":
+            self._rebalance(realm, [*linked_before, *_links(record)])
         return 200, {entity: record}
 
     # -- routes ---------------------------------------------------------------------------
@@ -436,7 +571,8 @@ class FakeQuickBooks:
         if refused is not None:
             return refused
         realm, path = request.path_params["realm"], request.path_params["entity"]
-        entity = _PATHS.get(path)
+        found = self.catalog.by_path(path)
+        entity = found.name if found is not None else None
         if entity is None:
             return JSONResponse(_fault(400, "2010", f"unsupported entity {path}")[1], status_code=400)
         key = (realm, request.query_params.get("requestid") or "")
@@ -463,7 +599,8 @@ class FakeQuickBooks:
         if refused is not None:
             return refused
         realm, path, rid = (request.path_params[k] for k in ("realm", "entity", "id"))
-        entity = _PATHS.get(path, "")
+        found = self.catalog.by_path(path)
+        entity = found.name if found is not None else ""
         record = self.records.get((realm, entity, rid))
         if record is None or record.get("status") == "Deleted":
             status, body = _fault(400, "610", "Object Not Found")
@@ -528,7 +665,7 @@ class FakeQuickBooks:
         parsed = _QUERY.match(statement)
         if parsed is None:
             return self._unparsable(statement)
-        entity = next((e for e in _PATHS.values() if e.lower() == parsed["entity"].lower()), None)
+        entity = next((s.name for s in self.catalog if s.feed_name.lower() == parsed["entity"].lower()), None)
         if entity is None:
             return self._unparsable(statement)
         tests: list[Callable[[dict[str, Any]], bool]] = []
@@ -555,7 +692,7 @@ class FakeQuickBooks:
                 tests.append(partial(_id_is, str(term["value"])))
             else:
                 return self._unparsable(statement)
-        if entity in _NAME_LISTS and not active_asked:
+        if self._name_list(entity) and not active_asked:
             # a query answers active name-list records only unless its where clause asks for inactive ones:
             # "SELECT * FROM Customer" "retrieves all active customers" (Intuit blog, "Deep dive: SQL queries",
             # 2017-02-08); the idiom for both is "Active IN (true, false)"
@@ -606,13 +743,37 @@ class FakeQuickBooks:
             return JSONResponse(replay, status_code=status)
         answers = []
         for item in items:
-            entity = next((k for k in item if k in _PATHS.values()), "")
+            entity = next((k for k in item if k in self.catalog), "")
             status, answer = self._apply(realm, entity, str(item.get("operation")), item.get(entity))
             answers.append({"bId": item.get("bId"), **answer})
         reply = {"BatchItemResponse": answers}
         if key[1]:
             self._replies[key] = (200, reply)
         return JSONResponse(reply)
+
+
+def _money(value: Any) -> Decimal:
+    """An amount as QBO's JSON carries it (a number, or a numeric string), exactly; 0 when it is not one."""
+    try:
+        return Decimal(str(value)) if value is not None and not isinstance(value, bool) else Decimal(0)
+    except ArithmeticError:
+        return Decimal(0)
+
+
+def _applications(payment: dict[str, Any], *, strict: bool = False) -> list[tuple[Decimal, str, str]]:
+    """``(amount, TxnType, TxnId)`` per transaction a payment's lines link."""
+    out = []
+    for line in payment.get("Line") or ():
+        if not isinstance(line, dict):
+            continue
+        for linked in line.get("LinkedTxn") or ():
+            if isinstance(linked, dict) and (linked.get("TxnId") is not None or strict):
+                out.append((_money(line.get("Amount")), str(linked.get("TxnType")), str(linked.get("TxnId"))))
+    return out
+
+
+def _links(payment: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(kind, txn_id) for _, kind, txn_id in _applications(payment)]
 
 
 def qbo_delivery(

@@ -27,19 +27,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from connected_objects.entities import EntityCatalog
 from connected_objects.inbox import InboundEvent
 from connected_objects.inbox import digest_key
 from connected_objects.web.body import read_json
 from connected_objects.web.core import HTTPError
 
+from .entities import ENTITIES
+
 __all__ = ["parse"]
 
-_NAMES = {"customer": "Customer", "item": "Item", "invoice": "Invoice"}
 
-
-def _event(realm: Any, name: Any, entity_id: Any, operation: Any, when: Any, key: str | None) -> InboundEvent | None:
-    entity = _NAMES.get(str(name).lower())
-    if entity is None:  # an entity we do not sync (Account, Payment, …): acknowledged, not stored
+def _event(
+    names: dict[str, str], realm: Any, name: Any, entity_id: Any, operation: Any, when: Any, key: str | None
+) -> InboundEvent | None:
+    entity = names.get(str(name).lower())
+    if entity is None:  # an entity not declared (Employee, Estimate, …): acknowledged, not stored
         return None
     if (
         not isinstance(realm, (str, int))
@@ -55,13 +58,16 @@ def _event(realm: Any, name: Any, entity_id: Any, operation: Any, when: Any, key
     return InboundEvent(dedupe_key=dedupe[:191], account=str(realm), entity=entity, payload=payload)
 
 
-def parse(body: bytes) -> list[InboundEvent]:
+def parse(body: bytes, catalog: EntityCatalog = ENTITIES) -> list[InboundEvent]:
     """The events a verified delivery carries; :class:`HTTPError` 400 when it is neither format.
+
+    Events name entities by their CDC name (any case); those ``catalog`` does not declare are left out.
 
     The body is read with the shared bounded reader (:func:`~connected_objects.web.body.read_json`):
     too deep, too big or not strict JSON raises its ``UnreadableBody``, which the web core answers 400.
     """
     document = read_json(body)
+    names = {spec.feed_name.lower(): spec.name for spec in catalog}
     found: list[InboundEvent | None] = []
     if isinstance(document, list):  # CloudEvents
         for item in document:
@@ -73,6 +79,7 @@ def parse(body: bytes) -> list[InboundEvent]:
             event_id = item.get("id")
             found.append(
                 _event(
+                    names,
                     item.get("intuitaccountid"),
                     parts[1],
                     item.get("intuitentityid"),
@@ -94,6 +101,7 @@ def parse(body: bytes) -> list[InboundEvent]:
                     raise HTTPError(400, "each entity change is an object")
                 found.append(
                     _event(
+                        names,
                         notification.get("realmId"),
                         e.get("name"),
                         e.get("id"),

@@ -159,7 +159,7 @@ def test_customer_item_and_invoice_reach_quickbooks_in_its_shapes_and_come_back(
     [(invoice_id, invoice)] = qbo.live(REALM, "Invoice").items()
     assert invoice["CustomerRef"] == {"value": customer_id}
     assert (invoice["DocNumber"], invoice["TxnDate"], invoice["DueDate"]) == ("INV-1", "2026-11-30", "2026-12-30")
-    assert "TotalAmt" not in invoice  # QuickBooks computes it
+    assert (invoice["TotalAmt"], invoice["Balance"]) == (1234567.89, 1234567.89)  # computed from the lines
     assert invoice["Line"] == [
         {
             "DetailType": "SalesItemLineDetail",

@@ -7,6 +7,7 @@ from dataclasses import replace
 import httpx
 import pytest
 from connected_objects_quickbooks import QuickBooksProvider
+from connected_objects_quickbooks.entities import ENTITIES
 from connected_objects_quickbooks.provider import LIMITS
 from connected_objects_quickbooks.testing import FakeQuickBooks
 from connected_objects_quickbooks.testing import qbo_delivery
@@ -40,8 +41,14 @@ def make_provider(**kw) -> QuickBooksProvider:
     return QuickBooksProvider(base_url="http://qbo.test", webhook_verifier=VERIFIER, **kw)
 
 
+LINE = {"Amount": 10, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {}}
+
+
 class TestQuickBooks(ProviderConformance):
+    """The contract for every writable entity QuickBooks declares; Account and TaxCode refuse writes."""
+
     entity = "Customer"
+    catalog = ENTITIES
 
     @pytest.fixture
     def setup(self, sqlite_engine):
@@ -64,6 +71,38 @@ class TestQuickBooks(ProviderConformance):
 
     def seed(self, setup, count):
         self.qbo.seed(REALM, "Customer", [{"DisplayName": f"Seeded {i}"} for i in range(count)])
+
+    def _one(self, entity, body):
+        [rid] = self.qbo.seed(REALM, entity, [body])
+        return {"value": rid}
+
+    def sample_of(self, setup, entity, n):
+        if entity == "Customer":
+            return self.sample(n)
+        if entity == "Vendor":
+            return {"DisplayName": f"Vendor {n}"}
+        if entity == "Item":
+            return {"Name": f"Item {n}", "Type": "Service", "IncomeAccountRef": {"value": "1"}}
+        if entity == "Bill":
+            return {"VendorRef": self._one("Vendor", {"DisplayName": f"Supplier {n}"}), "Line": [LINE]}
+        customer = self._one("Customer", {"DisplayName": f"Buyer {n}"})
+        if entity == "Payment":  # pays an invoice of its customer
+            invoice = self._one("Invoice", {"CustomerRef": customer, "Line": [LINE]})
+            linked = [{"TxnId": invoice["value"], "TxnType": "Invoice"}]
+            return {"CustomerRef": customer, "TotalAmt": 4, "Line": [{"Amount": 4, "LinkedTxn": linked}]}
+        return {"CustomerRef": customer, "Line": [LINE]}  # Invoice, CreditMemo
+
+    def changed_of(self, entity, payload):
+        if entity == "Customer":
+            return self.changed(payload)
+        if entity in ("Vendor",):
+            return {**payload, "DisplayName": payload["DisplayName"] + " (edited)"}
+        if entity == "Item":
+            return {**payload, "Name": payload["Name"] + " (edited)"}
+        return {**payload, "PrivateNote": "edited"}
+
+    def seed_of(self, setup, entity, count):
+        self.qbo.seed(REALM, entity, [{"Name": f"Seeded {i}", "DisplayName": f"Seeded {i}"} for i in range(count)])
 
     def delivery(self, setup, foreign_id, valid):
         body, headers = qbo_delivery(VERIFIER, REALM, "Customer", foreign_id, valid=valid)

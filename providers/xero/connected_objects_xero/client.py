@@ -1,4 +1,4 @@
-"""The Xero Accounting API client: one tenant's ``Contacts`` and ``Invoices``.
+"""The Xero Accounting API client: one tenant's entities, as their declarations say.
 
 A :class:`XeroClient` is made per scope; ``scope.account`` is the Xero tenant
 id. Every request goes through the shared ``httpx.AsyncClient`` with
@@ -12,10 +12,19 @@ What the Xero API is like, and what this client does about it:
 - bodies are wrapped in the entity's name: ``{"Contacts": [{...}]}``, and so
   are answers; ``PUT /Contacts`` creates, ``POST /Contacts/{id}`` updates
   (only the fields sent: an update is partial);
-- there is no DELETE: :meth:`XeroClient.delete` archives a contact
-  (``ContactStatus: ARCHIVED``) and deletes a draft or submitted invoice
-  (``Status: DELETED``) or voids an authorised one (``Status: VOIDED``);
-  archived, deleted and voided records come back with ``deleted=True``;
+- which entities exist, where they live, their id fields and how each is
+  deleted are read from their declarations (the ``catalog``); a write to a
+  read-only one (``Accounts``, ``TaxRates``) is refused with
+  :class:`~connected_objects.entities.ReadOnlyEntity` before any request;
+- there is no DELETE for most: :meth:`XeroClient.delete` archives a contact
+  (``ContactStatus: ARCHIVED``), deletes a draft or submitted invoice or credit
+  note (``Status: DELETED``) or voids an authorised one (``Status: VOIDED``),
+  deletes a payment by posting ``Status: DELETED``, and sends a real
+  ``DELETE`` for an item; archived, deleted and voided records come back with
+  ``deleted=True``;
+- references go out as objects (``{"InvoiceID": …}``, folded by the provider)
+  and come back as the bare id; a credit note's ``Allocations`` are sent after
+  it to ``PUT /CreditNotes/{id}/Allocations`` (its declaration's ``nested``);
 - the version is ``UpdatedDateUTC`` (``/Date(1573755038314+0000)/``), as an
   ISO timestamp; Xero has no conditional update, so a version never goes
   stale (last write wins, see :class:`~connected_objects_xero.XeroProvider`);
@@ -54,11 +63,15 @@ from connected_objects import Page
 from connected_objects import PermanentError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
+from connected_objects.entities import EntityCatalog
+from connected_objects.entities import EntitySpec
 from connected_objects.http import json_body
 from connected_objects.http import raise_for_response
 from connected_objects.http import retry_after
 from connected_objects.http import transport_error
 from connected_objects.values import dumps
+
+from .entities import ENTITIES
 
 __all__ = [
     "API_PATH",
@@ -81,11 +94,6 @@ PAGE_SIZE: Final = 100
 FETCH_CHUNK: Final = 50
 #: Xero's ``Idempotency-Key`` takes at most 128 characters.
 MAX_IDEMPOTENCY_KEY: Final = 128
-#: Each entity's id field.
-ENTITIES: Final[Mapping[str, str]] = {"Contacts": "ContactID", "Invoices": "InvoiceID"}
-#: Every invoice status. Listed in reads because Xero may leave DELETED invoices
-#: out of a list by default (the docs are unclear): asking for all is the safe choice.
-INVOICE_STATUSES: Final = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
 #: Statuses that mean "gone" for the identity map.
 GONE: Final = frozenset({"ARCHIVED", "DELETED", "VOIDED"})
 #: How far before the newest change seen the feed asks again: covers a server
@@ -122,23 +130,32 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def record_from_xero(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
-    """A Xero contact or invoice as a :class:`RemoteRecord` (version: its ``UpdatedDateUTC``).
+def record_from_xero(entity: str, body: Mapping[str, Any], catalog: EntityCatalog = ENTITIES) -> RemoteRecord:
+    """A Xero record as a :class:`RemoteRecord` (version: its ``UpdatedDateUTC``).
 
-    An invoice's ``Contact`` object becomes its ``ContactID``, so the applier resolves it like
-    any other reference.
+    Each declared reference (an invoice's ``Contact``, a payment's ``Invoice``) becomes the bare
+    id of what it names, so the applier resolves it like any other reference.
     """
-    id_field = ENTITIES[entity]
+    spec = catalog[entity]
+    id_field = spec.id_field
     foreign_id = body.get(id_field)
     if not isinstance(foreign_id, str) or not foreign_id:
         raise PermanentError(f"a Xero {entity} record came back without its {id_field}")
-    when = parse_xero_date(body.get("UpdatedDateUTC"))
-    status = body.get("ContactStatus") if entity == "Contacts" else body.get("Status")
+    when = parse_xero_date(body.get(spec.version_field or "UpdatedDateUTC"))
+    status = body.get(spec.status_field) if spec.status_field else None
     data = {k: v for k, v in body.items() if k != id_field}
-    contact = data.get("Contact")
-    if entity == "Invoices" and isinstance(contact, Mapping) and contact.get("ContactID"):
-        # the reference as the bare id our identity map links, the inverse of XeroProvider.fold_reference
-        data["Contact"] = str(contact["ContactID"])
+    for name, target in spec.references.items():
+        value, target_id = data.get(name), catalog[target].id_field
+        if isinstance(value, Mapping) and value.get(target_id):
+            # the reference as the bare id our identity map links, the inverse of XeroProvider.fold_reference
+            data[name] = str(value[target_id])
+    for nested in spec.nested:  # a reference inside the first entry of a nested list (an allocation's Invoice)
+        entries = body.get(nested)
+        first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], Mapping) else {}
+        for name, target in spec.references.items():
+            value = first.get(name)
+            if name not in data and isinstance(value, Mapping) and value.get(catalog[target].id_field):
+                data[name] = str(value[catalog[target].id_field])
     return RemoteRecord(
         entity,
         foreign_id,
@@ -147,6 +164,31 @@ def record_from_xero(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
         updated_at=when,
         deleted=status in GONE,
     )
+
+
+def _noun(entity: str) -> str:
+    """``CreditNotes`` as "credit note"."""
+    return re.sub(r"(?<!^)([A-Z])", r" \1", entity).lower().removesuffix("s")
+
+
+def _split(spec: EntitySpec, payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The payload without its ``nested`` fields, and those fields (each a list of entries)."""
+    own = {k: v for k, v in payload.items() if k not in spec.nested}
+    nested = {k: list(payload[k]) for k in spec.nested if isinstance(payload.get(k), list) and payload[k]}
+    return own, nested
+
+
+def _same_allocation(wanted: Any, have: Any) -> bool:
+    """Whether an entry already on the record is the one wanted: the same document and amount."""
+    if not isinstance(wanted, Mapping) or not isinstance(have, Mapping):
+        return False
+
+    def key(entry: Mapping[str, Any]) -> tuple[Any, str]:
+        target = entry.get("Invoice")
+        target_id = target.get("InvoiceID") if isinstance(target, Mapping) else target
+        return target_id, f"{float(entry.get('Amount') or 0):.2f}"
+
+    return key(wanted) == key(have)
 
 
 def _validation_messages(body: Any) -> list[str]:
@@ -233,6 +275,7 @@ class XeroClient:
         ``{base_url}/api.xro/2.0/…``. A URL that already ends with ``/api.xro/2.0`` (the form
         this argument took in 0.1) is still taken, and deprecated.
     :param timeout: seconds per request (None: the shared client's).
+    :param catalog: the entities it syncs (default :data:`~connected_objects_xero.entities.ENTITIES`).
     """
 
     def __init__(
@@ -243,6 +286,7 @@ class XeroClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float | None = None,
+        catalog: EntityCatalog = ENTITIES,
     ) -> None:
         if not access_token:
             raise PermanentError(f"no Xero access token for tenant {tenant_id!r}: connect the tenant again")
@@ -250,6 +294,7 @@ class XeroClient:
         self.tenant_id = tenant_id
         self.base_url = host_root(base_url)
         self.timeout = timeout
+        self.catalog = catalog
         self._headers = {
             "Authorization": f"Bearer {access_token}",
             "xero-tenant-id": tenant_id,
@@ -287,14 +332,13 @@ class XeroClient:
         raise_for_xero(response, what=what)
         return json_body(response, what=what) if response.content else {}
 
-    def _entity(self, entity: str) -> str:
-        if entity not in ENTITIES:
-            raise PermanentError(f"Xero entity {entity!r} is not supported (supported: {', '.join(ENTITIES)})")
-        return ENTITIES[entity]
+    def _entity(self, entity: str, action: str | None = None) -> EntitySpec:
+        """The declaration of ``entity``; for a write (``action``), refused if it is read only."""
+        return self.catalog[entity] if action is None else self.catalog.writable(entity, action)
 
-    def _one(self, entity: str, body: Any, what: str) -> RemoteRecord:
+    def _one(self, entity: str, body: Any, what: str, *, wrapper: str | None = None) -> RemoteRecord:
         """The single record of a write's answer; element-level validation errors are permanent."""
-        items = body.get(entity) if isinstance(body, Mapping) else None
+        items = body.get(wrapper or self._entity(entity).path) if isinstance(body, Mapping) else None
         if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], Mapping):
             raise RetryableError(f"{what}: Xero answered without the {entity} record")
         item = items[0]
@@ -306,54 +350,103 @@ class XeroClient:
                 status=400,
                 code="ValidationException",
             )
-        return record_from_xero(entity, item)
+        if wrapper is not None:
+            return RemoteRecord(entity, "", dict(item))
+        return record_from_xero(entity, item, self.catalog)
 
     async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
-        self._entity(entity)
+        spec = self._entity(entity, "create")
         what = f"create {entity}"
-        body = await self._call("PUT", entity, what, idempotency_key=idempotency_key, json={entity: [dict(payload)]})
-        return self._one(entity, body, what)
+        own, nested = _split(spec, payload)
+        body = await self._call("PUT", spec.path, what, idempotency_key=idempotency_key, json={spec.path: [own]})
+        made = self._one(entity, body, what)
+        return await self._write_nested(spec, made, nested, idempotency_key)
+
+    async def _write_nested(
+        self, spec: EntitySpec, record: RemoteRecord, nested: Mapping[str, list[Any]], idempotency_key: str
+    ) -> RemoteRecord:
+        """Send the ``nested`` fields not on ``record`` yet to their sub-resource; the record read back after."""
+        sent = False
+        for field, wanted in nested.items():
+            have = record.data.get(field) or []
+            missing = [entry for entry in wanted if not any(_same_allocation(entry, h) for h in have)]
+            if not missing:
+                continue
+            what = f"{field} of {spec.name} {record.foreign_id}"
+            path = f"{spec.path}/{record.foreign_id}/{field}"
+            body = await self._call(
+                "PUT", path, what, idempotency_key=f"{idempotency_key}/{field}", json={field: missing}
+            )
+            answered = body.get(field) if isinstance(body, Mapping) else None
+            for entry in answered if isinstance(answered, list) else []:
+                messages = _validation_messages(entry)
+                if messages:
+                    raise PermanentError(
+                        f"{what} failed validation: {'; '.join(messages)}", status=400, code="ValidationException"
+                    )
+            sent = True
+        if not sent:
+            return record
+        again = await self.fetch(spec.name, [record.foreign_id])
+        return again[0] if again else record
 
     async def update(
         self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str
     ) -> RemoteRecord:
         # Xero has no conditional update (no If-Match, no version in the body): ``version`` cannot be sent.
-        id_field = self._entity(entity)
+        spec = self._entity(entity, "update")
         what = f"update {entity} {foreign_id}"
+        own, nested = _split(spec, payload)
         body = await self._call(
             "POST",
-            f"{entity}/{foreign_id}",
+            f"{spec.path}/{foreign_id}",
             what,
             idempotency_key=idempotency_key,
-            json={entity: [{**payload, id_field: foreign_id}]},
+            json={spec.path: [{**own, spec.id_field: foreign_id}]},
         )
-        return self._one(entity, body, what)
+        return await self._write_nested(spec, self._one(entity, body, what), nested, idempotency_key)
 
     async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None:
-        """Archive a contact; delete a draft or submitted invoice, void an authorised one."""
-        id_field = self._entity(entity)
+        """As the declaration says: archive (a contact), void (an invoice or a credit note: a draft or submitted
+        one is deleted, an authorised one voided), delete (a payment: ``Status: DELETED``; an item: ``DELETE``)."""
+        spec = self._entity(entity, "delete")
+        id_field, status_field = spec.id_field, spec.status_field or "Status"
         what = f"delete {entity} {foreign_id}"
-        if entity == "Contacts":
-            change = {id_field: foreign_id, "ContactStatus": "ARCHIVED"}
+        if spec.delete == "archive":
+            change = {id_field: foreign_id, status_field: "ARCHIVED"}
+        elif spec.delete == "delete" and spec.status_field is None:  # a real DELETE (Items)
+            try:
+                await self._call("DELETE", f"{spec.path}/{foreign_id}", what, idempotency_key=idempotency_key)
+            except PermanentError as exc:
+                if exc.status != 404:
+                    raise
+            return
+        elif spec.delete == "delete":
+            change = {id_field: foreign_id, status_field: "DELETED"}
         else:
             found = await self.fetch(entity, [foreign_id])
             if not found:
                 return  # never there, or gone: what we wanted
-            status = found[0].data.get("Status")
+            status = found[0].data.get(status_field)
             if status in ("DELETED", "VOIDED"):
                 return
             if status in ("DRAFT", "SUBMITTED"):
-                change = {id_field: foreign_id, "Status": "DELETED"}
+                change = {id_field: foreign_id, status_field: "DELETED"}
             elif status == "AUTHORISED":
-                change = {id_field: foreign_id, "Status": "VOIDED"}
+                change = {id_field: foreign_id, status_field: "VOIDED"}
             else:
                 raise PermanentError(
-                    f"{what}: a {status} invoice cannot be deleted or voided in Xero; remove its payments first",
+                    f"{what}: a {status} {_noun(entity)} cannot be deleted or voided in Xero; remove its payments "
+                    "and allocations first",
                     code="not-deletable",
                 )
         try:
             await self._call(
-                "POST", f"{entity}/{foreign_id}", what, idempotency_key=idempotency_key, json={entity: [change]}
+                "POST",
+                f"{spec.path}/{foreign_id}",
+                what,
+                idempotency_key=idempotency_key,
+                json={spec.path: [change]},
             )
         except PermanentError as exc:
             if exc.status != 404:
@@ -361,20 +454,15 @@ class XeroClient:
 
     async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
         """The records that exist among ``foreign_ids``, archived, deleted and voided ones included."""
-        self._entity(entity)
+        spec = self._entity(entity)
         wanted = sorted(set(foreign_ids))
         records: list[RemoteRecord] = []
         for start in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[start : start + FETCH_CHUNK]
-            params = {**self._read_params(entity), "IDs": ",".join(chunk), "page": 1}
-            body = await self._call("GET", entity, f"fetch {entity}", params=params)
-            records.extend(record_from_xero(entity, item) for item in body.get(entity) or [])
+            params = {**spec.read_params, "IDs": ",".join(chunk), "page": 1}
+            body = await self._call("GET", spec.path, f"fetch {entity}", params=params)
+            records.extend(record_from_xero(entity, item, self.catalog) for item in body.get(spec.path) or [])
         return records
-
-    def _read_params(self, entity: str) -> dict[str, Any]:
-        if entity == "Contacts":
-            return {"includeArchived": "true"}  # archived contacts are left out of lists otherwise
-        return {"Statuses": ",".join(INVOICE_STATUSES)}
 
     async def changes(self, entity: str, cursor: Any) -> Page:
         """Records modified since the cursor's ``since``, oldest first, at most 100 a page.
@@ -387,7 +475,7 @@ class XeroClient:
         already delivered is dropped here. The page only goes past 1 when a whole
         page carries nothing newer than ``since``.
         """
-        self._entity(entity)
+        spec = self._entity(entity)
         position = cursor if isinstance(cursor, Mapping) else {}
         since_text = position.get("since")
         since = parse_xero_date(since_text) if since_text else None
@@ -397,10 +485,10 @@ class XeroClient:
         if since is not None:
             asked = (since - FEED_OVERLAP).replace(tzinfo=None)
             headers["If-Modified-Since"] = asked.isoformat(timespec="milliseconds")
-        params = {**self._read_params(entity), "page": page, "order": "UpdatedDateUTC ASC"}
-        body = await self._call("GET", entity, f"changes of {entity}", headers=headers, params=params)
-        items = body.get(entity) or []
-        raw = [record_from_xero(entity, item) for item in items]
+        params = {**spec.read_params, "page": page, "order": "UpdatedDateUTC ASC"}
+        body = await self._call("GET", spec.path, f"changes of {entity}", headers=headers, params=params)
+        items = body.get(spec.path) or []
+        raw = [record_from_xero(entity, item, self.catalog) for item in items]
         fresh = [
             r
             for r in raw

@@ -1,4 +1,4 @@
-"""Ready-made mappings for Xero: Contacts and Invoices.
+"""Ready-made mappings for Xero: Contacts, Items, Invoices, Payments and CreditNotes.
 
 Name your attributes; the mapping builds the payload Xero documents and reads
 it back. Attributes you do not name are left out of both directions::
@@ -25,7 +25,19 @@ it back. Attributes you do not name are left out of both directions::
   so it is never sent; inbound it fills ``total``. Xero needs a description on
   every line: a one-line invoice uses ``description=``'s attribute, else the
   invoice number. An ``AUTHORISED`` invoice also needs each line's account:
-  pass ``account=`` (a code, or a function of the row).
+  pass ``account=`` (a code, or a function of the row). Inbound, ``AmountDue``
+  (0 once paid) fills ``amount_due=``.
+- :class:`ItemMapping`: ``Code`` (required), ``Name``, ``Description`` and the
+  sales price (``SalesDetails.UnitPrice``).
+- :class:`PaymentMapping`: a payment of one invoice: ``Invoice`` (an
+  ``AUTHORISED`` one; the provider folds the id into ``{"InvoiceID": id}``),
+  ``Account`` (the bank account's ``Code``), ``Amount`` (at most the invoice's
+  ``AmountDue``) and ``Date``. Xero never edits a payment: an edited row's
+  update is refused, delete the payment and make a new one.
+- :class:`CreditNoteMapping`: a credit note (``ACCRECCREDIT`` unless you say
+  ``ACCPAYCREDIT``), shaped like an invoice; with ``invoice=`` and
+  ``allocated=`` it is allocated to that invoice once written
+  (``PUT /CreditNotes/{id}/Allocations``; it must be ``AUTHORISED``).
 
 Values go out as they are (``Decimal`` amounts exact, ``date`` as
 ``YYYY-MM-DD``); Xero answers dates as ``/Date(…)/``, which the applier reads
@@ -62,7 +74,7 @@ from connected_objects.readymade import read_lines
 from connected_objects.readymade import stored_lines
 from connected_objects.readymade import value_of
 
-__all__ = ["ContactMapping", "InvoiceMapping"]
+__all__ = ["ContactMapping", "CreditNoteMapping", "InvoiceMapping", "ItemMapping", "PaymentMapping"]
 
 #: Invoice types the ready-made mapping makes: a sales invoice, or a bill.
 TYPES = ("ACCREC", "ACCPAY")
@@ -110,7 +122,12 @@ class InvoiceMapping(ReadyMapping):
         function of the row); Xero requires it once an invoice is ``AUTHORISED``.
     :param lines: the lines (an attribute or a function of the row); inbound, an attribute
         gets them back as dicts, a function's lines are not read back.
+    :param amount_due: the attribute that gets ``AmountDue`` inbound (0 once paid).
     """
+
+    #: The ``Type`` values this mapping makes, and what it calls the document in errors.
+    types: tuple[str, ...] = TYPES
+    kind = "invoice"
 
     def __init__(
         self,
@@ -126,12 +143,14 @@ class InvoiceMapping(ReadyMapping):
         description: str | None = None,
         account: Option | None = None,
         lines: Lines | None = None,
+        amount_due: str | None = None,
         on_remote_delete: Any = "delete",
         conflict: str = "newest",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
-        if type not in TYPES:
-            raise ValueError(f"type={type!r}: a Xero invoice is ACCREC (sales) or ACCPAY (a bill)")
+        self.amount_due = amount_due  # read only: Xero computes it (never sent, not watched)
+        if type not in self.types:
+            raise ValueError(f"type={type!r}: a Xero {self.kind} is {' or '.join(self.types)}")
         if lines is None and total is None:
             raise ValueError("a Xero invoice needs a line: pass total=<amount attribute> or lines=...")
         self.references = {"Contact": contact}
@@ -186,6 +205,8 @@ class InvoiceMapping(ReadyMapping):
         values = self._local(data)
         if self.total is not None and "Total" in data:
             values[self.total] = data["Total"]
+        if self.amount_due is not None and "AmountDue" in data:
+            values[self.amount_due] = data["AmountDue"]
         if isinstance(self.lines, str) and "LineItems" in data:
             values[self.lines] = stored_lines(_line_back(line) for line in data["LineItems"] or ())
         return values
@@ -202,3 +223,123 @@ def _line_back(line: Mapping[str, Any]) -> dict[str, Any]:
         "item_code": "ItemCode",
     }
     return {mine: line[theirs] for mine, theirs in pairs.items() if line.get(theirs) is not None}
+
+
+class ItemMapping(ReadyMapping):
+    """A Xero ``Item``: ``code`` → ``Code`` is required; ``price`` is its sales unit price."""
+
+    def __init__(
+        self,
+        *,
+        code: str,
+        name: str | None = None,
+        description: str | None = None,
+        price: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        pairs = {"Code": code, "Name": name, "Description": description}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self.price = price
+        self._watch(*self.renames.values(), price)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        payload = self._renamed(obj)
+        if self.price is not None and getattr(obj, self.price) is not None:
+            payload["SalesDetails"] = {"UnitPrice": getattr(obj, self.price)}
+        return payload
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._local(data)
+        if self.price is not None and isinstance(data.get("SalesDetails"), Mapping):
+            values[self.price] = data["SalesDetails"].get("UnitPrice")
+        return values
+
+
+class PaymentMapping(ReadyMapping):
+    """A Xero payment of one invoice.
+
+    :param invoice: the reference to the invoice paid (an ``AUTHORISED`` one at Xero).
+    :param account: the ``Code`` of the bank account it is paid into (a code, or a function of the row).
+    :param amount: the amount attribute (at most what the invoice has due).
+    :param date: the attribute giving ``Date``.
+    :param reference: the attribute giving ``Reference``.
+    """
+
+    def __init__(
+        self,
+        *,
+        invoice: Reference,
+        account: Option,
+        amount: str,
+        date: str | None = None,
+        reference: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if not account:
+            raise ValueError("a Xero payment goes into a bank account: pass account=<account code>")
+        self.references = {"Invoice": invoice}
+        self.account, self.amount = account, amount
+        pairs = {"Amount": amount, "Date": date, "Reference": reference}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values())
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        if refs.get("Invoice") is None:
+            raise ValueError("a Xero payment pays an invoice: this row's invoice is not set")
+        account = {"Code": str(value_of(obj, self.account))}
+        return {"Invoice": refs.get("Invoice"), "Account": account, **self._renamed(obj)}
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self._local(data)
+
+
+class CreditNoteMapping(InvoiceMapping):
+    """A Xero credit note, shaped like an invoice (``contact``, ``number``, ``total`` or ``lines``, ``status``).
+
+    :param type: ``ACCRECCREDIT`` (a sales credit note, the default) or ``ACCPAYCREDIT``.
+    :param invoice: the reference to the invoice it is allocated to, with ``allocated=`` (the
+        attribute giving how much): sent after the credit note to its ``Allocations``.
+    :param allocated: the amount allocated to ``invoice``.
+    :param allocated_on: the attribute giving the allocation's date (default: the credit note's ``date``).
+    """
+
+    types = ("ACCRECCREDIT", "ACCPAYCREDIT")
+    kind = "credit note"
+
+    def __init__(
+        self,
+        *,
+        contact: Reference,
+        type: str = "ACCRECCREDIT",
+        invoice: Reference | None = None,
+        allocated: str | None = None,
+        allocated_on: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(contact=contact, type=type, **options)
+        if (invoice is None) != (allocated is None):
+            raise ValueError("pass invoice= and allocated= together: which invoice, and how much of the credit")
+        self.allocated, self.allocated_on = allocated, allocated_on or options.get("date")
+        if invoice is not None:
+            self.references = {**self.references, "Invoice": invoice}
+        self._watch(allocated, allocated_on)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        payload = super().to_remote(obj, refs)
+        amount = getattr(obj, self.allocated) if self.allocated is not None else None
+        if amount and refs.get("Invoice"):
+            allocation: dict[str, Any] = {"Invoice": {"InvoiceID": refs["Invoice"]}, "Amount": amount}
+            if self.allocated_on is not None and getattr(obj, self.allocated_on) is not None:
+                allocation["Date"] = getattr(obj, self.allocated_on)
+            payload["Allocations"] = [allocation]
+        return payload
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = super().to_local(data)
+        if self.allocated is not None and isinstance(data.get("Allocations"), list):
+            values[self.allocated] = sum(a.get("Amount") or 0 for a in data["Allocations"]) or None
+        return values

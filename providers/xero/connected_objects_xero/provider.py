@@ -56,6 +56,7 @@ from connected_objects import Limits
 from connected_objects import RemoteClient
 from connected_objects import Scope
 from connected_objects import inbox
+from connected_objects.entities import EntityCatalog
 from connected_objects.exceptions import PermanentError
 from connected_objects.http import json_body
 from connected_objects.http import raise_for_response
@@ -78,9 +79,9 @@ from connected_objects.web.core import hmac_matches
 from connected_objects.web.core import parse_json_object
 
 from .client import DEFAULT_BASE_URL
-from .client import ENTITIES
 from .client import XeroClient
 from .client import host_root
+from .entities import ENTITIES
 
 __all__ = [
     "AUTHORIZE_URL",
@@ -104,8 +105,8 @@ AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 REVOKE_URL = "https://identity.xero.com/connect/revocation"
 #: What the Accounting sync needs; ``offline_access`` is what yields a refresh token (same pages, "Scopes").
 SCOPES = ("openid", "profile", "email", "offline_access", "accounting.transactions", "accounting.contacts")
-#: Webhook event categories we sync, and their entity.
-CATEGORIES: Mapping[str, str] = {"CONTACT": "Contacts", "INVOICE": "Invoices"}
+#: Webhook event categories (each entity's declared ``feed``), and their entity.
+CATEGORIES: Mapping[str, str] = {spec.feed: spec.name for spec in ENTITIES if spec.feed}
 #: Xero's published per-tenant limits.
 CONCURRENCY, PER_MINUTE = 5, 60
 #: Calls a minute across every tenant of one app (developer.xero.com/documentation/guides/oauth2/limits;
@@ -116,7 +117,8 @@ LIMITS = Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE, app_per_minute=A
 
 
 class XeroProvider:
-    """Xero's Accounting API: Contacts and Invoices, per tenant.
+    """Xero's Accounting API, per tenant: the entities of :data:`~connected_objects_xero.entities.ENTITIES`
+    (Contacts, Items, Invoices, Payments, CreditNotes; Accounts and TaxRates read only).
 
     Every argument is keyword-only; one left out (or ``None``) is read from
     ``CONNECTED_OBJECTS_XERO_<NAME>`` where the table in ``providers/README.md``
@@ -138,11 +140,14 @@ class XeroProvider:
     :param scopes: the scopes asked for (default :data:`SCOPES`).
     :param webhook_key: the app's webhook signing key (without one every delivery
         is refused with 401).
+    :param catalog: the entities synced (default :data:`~connected_objects_xero.entities.ENTITIES`;
+        ``ENTITIES.with_(EntitySpec(...))`` adds one without a change to the client).
     """
 
     name = "xero"
     api_version = API_VERSION
-    entities = frozenset(ENTITIES)
+    entities: frozenset[str] = ENTITIES.names
+    entity_catalog: EntityCatalog = ENTITIES
     #: Each connection holds the OAuth 2.0 tokens of one tenant (``refresh_token`` too, to stay connected).
     required_credentials = ("access_token",)
 
@@ -161,7 +166,10 @@ class XeroProvider:
         revoke_url: str | None = None,
         scopes: tuple[str, ...] = SCOPES,
         webhook_key: str | None = None,
+        catalog: EntityCatalog | None = None,
     ) -> None:
+        if catalog is not None:
+            self.entity_catalog, self.entities = catalog, catalog.names
         self.marketplace = setting(marketplace, self.name, "marketplace", "production")
         self.base_url = host_root(setting(base_url, self.name, "base_url", DEFAULT_BASE_URL))
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -194,6 +202,7 @@ class XeroProvider:
             token if isinstance(token, str) else "",
             base_url=self.base_url,
             timeout=self.timeout,
+            catalog=self.entity_catalog,
         )
 
     async def refresh_token(
@@ -260,8 +269,11 @@ class XeroProvider:
             await revoke_token(http, self.revoke_url, self.client_id, self._client_secret, str(token))
 
     def fold_reference(self, entity: str, name: str, foreign_id: str) -> Any:
-        """An invoice's ``Contact`` goes out as ``{"ContactID": …}``; other references as the bare id."""
-        return {"ContactID": foreign_id} if name == "Contact" else foreign_id
+        """A declared reference goes out as an object of its target's id (an invoice's ``Contact`` as
+        ``{"ContactID": …}``, a payment's ``Invoice`` as ``{"InvoiceID": …}``); any other as the bare id."""
+        catalog = self.entity_catalog
+        target = catalog[entity].references.get(name) if entity in catalog else None
+        return {catalog[target].id_field: foreign_id} if target is not None else foreign_id
 
     def decode_event(self, entity: str, payload: bytes) -> str:
         """A stored webhook event: the id of the record to fetch (Xero's events carry no data)."""
@@ -274,8 +286,11 @@ class XeroProvider:
             key = self._webhook_key
             if not key or not hmac_matches(key, request.body, request.header("x-xero-signature")):
                 return Response.empty(401)
+            categories = {spec.feed: spec.name for spec in self.entity_catalog if spec.feed}
             events = parse_events(
-                parse_json_object(request), lambda entity: context.spec_for(self.name, entity) is not None
+                parse_json_object(request),
+                lambda entity: context.spec_for(self.name, entity) is not None,
+                categories,
             )
             if events:
                 with context.session_factory.begin() as session:
@@ -285,8 +300,10 @@ class XeroProvider:
         return [Route("POST", f"{self.prefix}/webhooks", receive)]
 
 
-def parse_events(body: Mapping[str, Any], wanted: Callable[[str], bool]) -> list[inbox.InboundEvent]:
-    """One inbox event per CONTACT or INVOICE event of a synced entity, filed under its tenant.
+def parse_events(
+    body: Mapping[str, Any], wanted: Callable[[str], bool], categories: Mapping[str, str] = CATEGORIES
+) -> list[inbox.InboundEvent]:
+    """One inbox event per event of a synced entity (its category in ``categories``), filed under its tenant.
 
     The dedupe key is what the event says (tenant, category, type, resource,
     time): Xero gives events no id, and a redelivery repeats them byte for byte.
@@ -301,7 +318,7 @@ def parse_events(body: Mapping[str, Any], wanted: Callable[[str], bool]) -> list
         fields = {k: event.get(k) for k in ("tenantId", "resourceId", "eventCategory", "eventType")}
         if not all(isinstance(v, str) and v and len(v) <= 128 for v in fields.values()):
             raise HTTPError(400, f"events[{n}] needs string tenantId, resourceId, eventCategory and eventType")
-        entity = CATEGORIES.get(str(fields["eventCategory"]))
+        entity = categories.get(str(fields["eventCategory"]))
         if entity is None or not wanted(entity):
             continue  # SUBSCRIPTION, CREDITNOTE, or an entity this application does not sync
         key = inbox.digest_key(*fields.values(), event.get("eventDateUtc"))

@@ -1,9 +1,24 @@
 """A fake Xero for tests (ours and yours): the Accounting API's routes, shapes, limits and webhooks.
 
 :class:`FakeXero` is a Starlette app (:attr:`FakeXero.app`) serving, under
-``/api.xro/2.0``, ``PUT``/``POST``/``GET /Contacts`` and ``/Invoices`` and
-``GET``/``POST /{entity}/{id}``, per tenant (the ``xero-tenant-id`` header),
+``/api.xro/2.0``, ``PUT``/``POST``/``GET /{path}`` and ``GET``/``POST
+/{path}/{id}`` for every entity its catalog declares
+(:data:`~connected_objects_xero.entities.ENTITIES` unless given one; writes
+to a read-only one are refused), ``DELETE /Items/{id}`` and ``PUT
+/CreditNotes/{id}/Allocations``, per tenant (the ``xero-tenant-id`` header),
 behind a bearer token. It behaves like Xero where a client can get it wrong:
+
+- a declaration's required fields and references (to a live record of a
+  writable entity) are checked;
+- invoices and credit notes carry ``Total``, ``AmountDue``, ``AmountPaid``,
+  ``AmountCredited`` (``RemainingCredit`` for a credit note); a payment is made
+  against an ``AUTHORISED`` invoice only, for no more than its ``AmountDue``;
+  one that clears it makes it ``PAID``; a payment is never edited, only
+  deleted (``Status: DELETED``), which opens the invoice again; an invoice with
+  a payment or a credit note allocated cannot be edited; a credit note is
+  allocated to an invoice of its contact (``PUT /CreditNotes/{id}/Allocations``)
+  once ``AUTHORISED``, for no more than its remaining credit and the invoice's
+  amount due;
 
 - bodies and answers are wrapped (``{"Contacts": [...]}``), dates are
   ``/Date(ms+0000)/``, ``UpdatedDateUTC`` moves forward on every write;
@@ -69,6 +84,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from starlette.applications import Starlette
@@ -77,19 +93,21 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connected_objects.entities import EntityCatalog
+from connected_objects.entities import EntitySpec
 from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.oauth import Grant
 from connected_objects.testing.sandbox import ResetResponse
 
-from .client import ENTITIES
 from .client import GONE
 from .client import parse_xero_date
+from .entities import ENTITIES
 
 __all__ = ["FakeXero", "FakeXeroIdentity", "intent_to_receive", "sign", "webhook_delivery", "xero_event"]
 
 BASE_PATH = "/api.xro/2.0"
-#: Webhook event categories by entity.
-CATEGORIES = {"Contacts": "CONTACT", "Invoices": "INVOICE"}
+#: Webhook event categories by entity (each declaration's ``feed``).
+CATEGORIES = {spec.name: spec.feed for spec in ENTITIES if spec.feed}
 FAULTS = ("500", "reset", "429-minute", "429-day", "429-concurrent", "429-appminute")
 #: Invoice status changes Xero allows through an update (others are validation errors): a draft or submitted
 #: invoice is DELETED, an authorised one VOIDED (reference §3.2 "No DELETE endpoint"; xero_accounting.yaml).
@@ -164,6 +182,38 @@ def _line_item_problems(invoice: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+#: Documents with a total and an amount due (and a DRAFT → AUTHORISED → PAID life).
+_DOCUMENTS = frozenset({"Invoices", "CreditNotes"})
+_BLANK: tuple[Any, ...] = (None, "", [], {})
+
+
+def _money(value: Any) -> Decimal:
+    """An amount as it arrives (a number or a numeric string), exactly; 0 when it is not one."""
+    try:
+        return Decimal(str(value)) if value is not None and not isinstance(value, bool) else Decimal(0)
+    except ArithmeticError:
+        return Decimal(0)
+
+
+def _target(element: Mapping[str, Any]) -> str | None:
+    """The InvoiceID a payment or an allocation names."""
+    invoice = element.get("Invoice")
+    value = invoice.get("InvoiceID") if isinstance(invoice, Mapping) else None
+    return str(value) if value else None
+
+
+def _status_change_problems(element: Mapping[str, Any], existing: Mapping[str, Any] | None, kind: str) -> list[str]:
+    """A draft or submitted document may be DELETED, an authorised one VOIDED; nothing else goes there."""
+    new_status = element.get("Status")
+    if (
+        existing is not None
+        and new_status in _GONE_FROM
+        and existing.get("Status") not in (new_status, *_GONE_FROM[new_status])
+    ):
+        return [f"{kind} not of valid status for modification to {new_status}"]
+    return []
+
+
 @dataclass
 class _Fault:
     kind: str
@@ -178,6 +228,8 @@ class FakeXero:
     :param window: the length of Xero's "minute" in seconds; the day is 1,440 of them.
     :param latency: seconds each answer takes (to make concurrency observable).
     :param clock: the time source of the rate windows (``time.monotonic``).
+    :param catalog: the entities served (default :data:`~connected_objects_xero.entities.ENTITIES`): a
+        declaration added there is served and checked with no other change.
     """
 
     def __init__(
@@ -192,8 +244,10 @@ class FakeXero:
         per_day: int = 5000,
         concurrent: int = 5,
         app_per_minute: int = 10_000,
+        catalog: EntityCatalog = ENTITIES,
     ) -> None:
         self.tokens = dict(tokens or {})
+        self.catalog = catalog
         self.window = window
         self.latency = latency
         self.clock = clock
@@ -228,7 +282,8 @@ class FakeXero:
         self.app = Starlette(
             routes=[
                 Route(BASE_PATH + "/{entity}", self._collection, methods=["GET", "PUT", "POST"]),
-                Route(BASE_PATH + "/{entity}/{id}", self._item, methods=["GET", "POST"]),
+                Route(BASE_PATH + "/{entity}/{id}", self._item, methods=["GET", "POST", "DELETE"]),
+                Route(BASE_PATH + "/{entity}/{id}/{nested}", self._nested, methods=["PUT"]),
                 Route("/connections", self._connections, methods=["GET"]),
                 Route("/connections/{id}", self._disconnect, methods=["DELETE"]),
             ]
@@ -248,15 +303,16 @@ class FakeXero:
 
     def live(self, tenant: str, entity: str) -> dict[str, dict[str, Any]]:
         """The tenant's records that are not archived, deleted or voided, by id."""
+        status = self.catalog[entity].status_field or "Status"
         return {
             rid: rec
             for (t, e, rid), rec in self.records.items()
-            if t == tenant and e == entity and rec.get("ContactStatus", rec.get("Status")) not in GONE
+            if t == tenant and e == entity and rec.get(status) not in GONE
         }
 
     def seed(self, tenant: str, entity: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
         """Create records directly (no HTTP, no limits), as another app would; returns their ids."""
-        return [self._store(tenant, entity, dict(item), None)[ENTITIES[entity]] for item in items]
+        return [self._store(tenant, entity, dict(item), None)[self.catalog[entity].id_field] for item in items]
 
     def inject(self, kind: str, *, times: int = 1, after_write: bool = False) -> None:
         """Fail the next ``times`` API requests with ``kind`` (one of :data:`FAULTS`).
@@ -383,9 +439,14 @@ class FakeXero:
             fault = self._faults.popleft() if self._faults else None
             if fault is not None and not fault.after_write:
                 return self._fault(fault.kind)
-            if entity not in ENTITIES:
+            spec = self.catalog.by_path(entity)
+            if spec is None:
                 return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
-            response = await work(request, tenant, entity)
+            if request.method != "GET" and not spec.writable:
+                # Accounts and TaxRates are read only in this sandbox (the library never writes them): a write is
+                # answered as a validation error rather than modelled
+                return JSONResponse(self._validation([({}, [f"{spec.name} are read only in this sandbox"])]), 400)
+            response = await work(request, tenant, spec.name)
             if fault is not None:
                 return self._fault(fault.kind)
             response.headers.update(self._remaining(tenant))
@@ -396,33 +457,95 @@ class FakeXero:
     # -- records ----------------------------------------------------------------------------
 
     def _store(self, tenant: str, entity: str, element: dict[str, Any], existing: dict[str, Any] | None) -> Any:
-        id_field = ENTITIES[entity]
+        spec = self.catalog[entity]
+        id_field = spec.id_field
         if existing is None:
             record = {**element, id_field: str(uuid.uuid4())}
             if entity == "Contacts":
                 record.setdefault("ContactStatus", "ACTIVE")
-            else:
+            elif entity in _DOCUMENTS:
                 record.setdefault("Status", "DRAFT")
                 record.setdefault("LineAmountTypes", "Exclusive")
+            elif entity == "Payments":
+                record.setdefault("Status", "AUTHORISED")  # a payment is made authorised (Xero's Payments docs)
             event = "CREATE"
         else:
             record = {**existing, **element, id_field: existing[id_field]}
             event = "UPDATE"
-        if entity == "Invoices":
-            lines = record.get("LineItems") or []
-            total = sum(float(li.get("Quantity", 1)) * float(li.get("UnitAmount", 0)) for li in lines)
-            record["SubTotal"] = record["Total"] = round(total, 2)
+        if entity in _DOCUMENTS:
+            self._total(record)
         record["UpdatedDateUTC"] = self._tick()
         self.records[(tenant, entity, record[id_field])] = record
-        self.events.append(xero_event(tenant, CATEGORIES[entity], record[id_field], event))
+        if spec.feed:
+            self.events.append(xero_event(tenant, spec.feed, record[id_field], event))
+        if entity == "Payments":
+            invoice = _target(record)
+            if invoice is not None:
+                self._settle(tenant, invoice)
         return record
+
+    @staticmethod
+    def _total(record: dict[str, Any]) -> None:
+        """Total from the line items; what is due after payments and credit notes (Xero computes these:
+        xero_accounting.yaml, Invoice.Total/AmountDue/AmountPaid/AmountCredited are read only)."""
+        lines = record.get("LineItems") or []
+        total = sum(
+            (_money(li.get("Quantity", 1)) * _money(li.get("UnitAmount", 0)) for li in lines if isinstance(li, dict)),
+            Decimal(0),
+        )
+        total = total.quantize(Decimal("0.01"))
+        paid, credited = _money(record.get("AmountPaid", 0)), _money(record.get("AmountCredited", 0))
+        record["SubTotal"] = record["Total"] = float(total)
+        record["AmountPaid"], record["AmountCredited"] = float(paid), float(credited)
+        record["AmountDue"] = float(total - paid - credited)
+        if "CreditNoteID" in record:
+            record["RemainingCredit"] = float(total - credited)
+
+    def _settle(self, tenant: str, invoice_id: str) -> None:
+        """An invoice's AmountPaid from its live payments; fully paid is PAID, and back to AUTHORISED when a
+        payment is deleted (Xero's Payments docs: "Deleting a payment ... the invoice is no longer paid")."""
+        invoice = self.records.get((tenant, "Invoices", invoice_id))
+        if invoice is None:
+            return
+        payments = [
+            p
+            for (t, e, _), p in self.records.items()
+            if t == tenant and e == "Payments" and p.get("Status") != "DELETED" and _target(p) == invoice_id
+        ]
+        invoice["AmountPaid"] = float(sum((_money(p.get("Amount")) for p in payments), Decimal(0)))
+        invoice["Payments"] = [{"PaymentID": p["PaymentID"], "Amount": p.get("Amount")} for p in payments]
+        self._total(invoice)
+        self._close(invoice)
+        invoice["UpdatedDateUTC"] = self._tick()
+        self.events.append(xero_event(tenant, "INVOICE", invoice_id, "UPDATE"))
+
+    @staticmethod
+    def _close(document: dict[str, Any]) -> None:
+        """Nothing left due (or no credit left): PAID; something due again: AUTHORISED."""
+        left = document.get("RemainingCredit", document.get("AmountDue"))
+        if document.get("Status") == "AUTHORISED" and _money(left) == 0:
+            document["Status"] = "PAID"
+        elif document.get("Status") == "PAID" and _money(left) > 0:
+            document["Status"] = "AUTHORISED"
 
     def _problems(
         self, tenant: str, entity: str, element: Mapping[str, Any], existing: Mapping[str, Any] | None
     ) -> list[str]:
         problems = []
         merged = {**(existing or {}), **element}
-        if entity == "Contacts":
+        spec = self.catalog[entity]
+        problems.extend(self._declared_problems(tenant, spec, merged))
+        if entity == "Payments":
+            problems.extend(self._payment_problems(tenant, element, existing))
+        elif entity == "CreditNotes":
+            # Type ACCRECCREDIT (a sales credit note) or ACCPAYCREDIT (xero_accounting.yaml, CreditNote.Type)
+            if merged.get("Type") not in ("ACCRECCREDIT", "ACCPAYCREDIT"):
+                problems.append("Credit Note Type must be specified (ACCRECCREDIT or ACCPAYCREDIT).")
+            problems.extend(_line_item_problems(merged))
+            problems.extend(_status_change_problems(element, existing, "Credit Note"))
+        elif entity not in ("Contacts", "Invoices"):
+            pass
+        elif entity == "Contacts":
             # Name is required and unique among active contacts (xero_accounting.yaml, Contact.Name; reference §3.2)
             name = merged.get("Name")
             if not isinstance(name, str) or not name.strip():
@@ -445,18 +568,109 @@ class FakeXero:
             if not contact_id or (tenant, "Contacts", contact_id) not in self.records:
                 problems.append("A Contact must be specified for this type of transaction")
             problems.extend(_line_item_problems(merged))
-            new_status = element.get("Status")
-            if (
-                existing is not None
-                and new_status in _GONE_FROM
-                and existing.get("Status") not in (new_status, *_GONE_FROM[new_status])
+            if existing is not None and (
+                _money(existing.get("AmountPaid", 0)) > 0 or _money(existing.get("AmountCredited", 0)) > 0
             ):
-                problems.append(f"Invoice not of valid status for modification to {new_status}")
+                # a paid (or credited) invoice is not editable: Xero's words, as quoted by public integrations
+                # that handle them (Fooman Connect, the CiviCRM Xero extension)
+                problems.append("This document cannot be edited as it has a payment or credit note allocated to it.")
+            else:
+                problems.extend(_status_change_problems(element, existing, "Invoice"))
         if self.invalid is not None:
             extra = self.invalid(entity, merged)
             if extra:
                 problems.append(extra)
         return problems
+
+    def _declared_problems(self, tenant: str, spec: EntitySpec, merged: Mapping[str, Any]) -> list[str]:
+        """The declaration's required fields, and references naming a live record of a writable entity."""
+        problems = [f"{name} is required for {spec.name}." for name in spec.required if merged.get(name) in _BLANK]
+        for name, target in spec.references.items():
+            value = merged.get(name)
+            if not isinstance(value, Mapping) or target not in self.catalog or not self.catalog[target].writable:
+                continue  # absent, or a list the sandbox takes on trust (accounts, tax rates)
+            target_id = value.get(self.catalog[target].id_field)
+            worded_below = spec.name == "Invoices" and name == "Contact"  # the invoice rule words it
+            if (not target_id or (tenant, target, target_id) not in self.records) and not worded_below:
+                problems.append(f"{name} {target_id or '(none)'} was not found.")
+        return problems
+
+    def _payment_problems(
+        self, tenant: str, element: Mapping[str, Any], existing: Mapping[str, Any] | None
+    ) -> list[str]:
+        """Xero's rules for a payment, in its own words (as quoted by public integrations and Xero's Java SDK
+        tests, e.g. XeroAPI/Xero-Java's PaymentsApi tests: "Payment amount exceeds the amount outstanding on
+        this document")."""
+        if existing is not None:
+            # a payment is never edited: "you can only delete a payment" by posting Status DELETED
+            # (developer.xero.com/documentation/api/accounting/payments, "Deleting a payment")
+            if set(element) - {"PaymentID", "Status"} or element.get("Status") not in ("DELETED", None):
+                return ["Payments cannot be edited: delete it (Status DELETED) and make a new one."]
+            return []
+        invoice_id = _target(element)
+        invoice = self.records.get((tenant, "Invoices", invoice_id or ""))
+        if invoice is None:
+            return []  # the declared reference check words it
+        if invoice.get("Status") != "AUTHORISED":
+            return ["Payments can only be made against Authorised documents"]
+        amount = _money(element.get("Amount"))
+        if amount <= 0:
+            return ["The payment amount must be greater than zero."]
+        if amount > _money(invoice.get("AmountDue")):
+            return ["Payment amount exceeds the amount outstanding on this document"]
+        account = element.get("Account")
+        if not isinstance(account, Mapping) or not (account.get("Code") or account.get("AccountID")):
+            return ["An Account (Code or AccountID) must be specified for the payment."]
+        return []
+
+    def _allocate(
+        self, tenant: str, note: dict[str, Any], allocations: list[Any]
+    ) -> list[tuple[dict[str, Any], list[str]]]:
+        """Check, then apply, a credit note's allocations; the refused ones with their problems."""
+        refused, planned = [], []
+        remaining = _money(note.get("RemainingCredit"))
+        for allocation in allocations:
+            problems = []
+            invoice_id = _target(allocation) if isinstance(allocation, dict) else None
+            invoice = self.records.get((tenant, "Invoices", invoice_id or ""))
+            amount = _money(allocation.get("Amount")) if isinstance(allocation, dict) else Decimal(0)
+            # an AUTHORISED credit note only, to an AUTHORISED invoice of the same contact, for no more than the
+            # credit left or the amount due (xero_accounting.yaml, createCreditNoteAllocation; Xero's Credit Notes
+            # docs, "Allocating a credit note")
+            if note.get("Status") != "AUTHORISED":
+                problems.append("Credit notes can only be allocated once they are AUTHORISED.")
+            if invoice is None or invoice.get("Status") != "AUTHORISED":
+                problems.append("Credit notes can only be allocated to AUTHORISED invoices.")
+            elif (invoice.get("Contact") or {}).get("ContactID") != (note.get("Contact") or {}).get("ContactID"):
+                problems.append("The credit note and the invoice belong to different contacts.")
+            elif amount <= 0 or amount > remaining or amount > _money(invoice.get("AmountDue")):
+                problems.append("The amount allocated exceeds the credit left or the amount due on the invoice.")
+            if problems:
+                refused.append((dict(allocation) if isinstance(allocation, dict) else {}, problems))
+            else:
+                remaining -= amount
+                planned.append((invoice, amount, allocation))
+        if refused:
+            return refused
+        for invoice, amount, allocation in planned:
+            assert invoice is not None
+            invoice["AmountCredited"] = float(_money(invoice.get("AmountCredited", 0)) + amount)
+            self._total(invoice)
+            self._close(invoice)
+            invoice["UpdatedDateUTC"] = self._tick()
+            note["AmountCredited"] = float(_money(note.get("AmountCredited", 0)) + amount)
+            note.setdefault("Allocations", []).append(
+                {
+                    "Amount": float(amount),
+                    "Date": allocation.get("Date"),
+                    "Invoice": {"InvoiceID": invoice["InvoiceID"]},
+                }
+            )
+            self.events.append(xero_event(tenant, "INVOICE", invoice["InvoiceID"], "UPDATE"))
+        self._total(note)
+        self._close(note)
+        note["UpdatedDateUTC"] = self._tick()
+        return []
 
     @staticmethod
     def _validation(elements: list[tuple[dict[str, Any], list[str]]]) -> dict[str, Any]:
@@ -482,7 +696,7 @@ class FakeXero:
         elements = body.get(entity) if isinstance(body, dict) else None
         if not isinstance(elements, list) or not all(isinstance(e, dict) for e in elements):
             return JSONResponse({"Message": f'Expected {{"{entity}": [...]}}'}, 400)
-        id_field = ENTITIES[entity]
+        id_field = self.catalog[entity].id_field
         plan: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for element in elements:
             if request.method == "PUT":  # PUT only creates
@@ -521,10 +735,10 @@ class FakeXero:
         mine = [rec for (t, e, _), rec in self.records.items() if t == tenant and e == entity]
         if params.get("IDs"):
             wanted = set(params["IDs"].split(","))
-            mine = [r for r in mine if r[ENTITIES[entity]] in wanted]
+            mine = [r for r in mine if r[self.catalog[entity].id_field] in wanted]
         if entity == "Contacts" and params.get("includeArchived", "").lower() != "true":
             mine = [r for r in mine if r.get("ContactStatus") != "ARCHIVED"]
-        if entity == "Invoices":
+        if entity in _DOCUMENTS:
             statuses = set(params["Statuses"].split(",")) if params.get("Statuses") else None
             mine = [r for r in mine if (r["Status"] in statuses if statuses else r["Status"] != "DELETED")]
         since = parse_xero_date(request.headers.get("if-modified-since"))
@@ -556,10 +770,46 @@ class FakeXero:
             rid = request.path_params["id"]
             if request.method == "POST":
                 return await self._write(request, tenant, entity, rid)
+            if request.method == "DELETE":
+                # only Items have a real DELETE (developer.xero.com/documentation/api/accounting/items, "DELETE
+                # Items"); anything else is answered not found
+                if entity != "Items" or (tenant, entity, rid) not in self.records:
+                    return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+                del self.records[(tenant, entity, rid)]
+                return Response(status_code=204)
             record = self.records.get((tenant, entity, rid))
             if record is None:
                 return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
             return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", entity: [record]})
+
+        return await self._handle(request, work)
+
+    async def _nested(self, request: Request) -> Response:
+        """``PUT /CreditNotes/{id}/Allocations``: allocate a credit note to invoices."""
+
+        async def work(request: Request, tenant: str, entity: str) -> Response:
+            rid, nested = request.path_params["id"], request.path_params["nested"]
+            note = self.records.get((tenant, entity, rid))
+            if nested not in self.catalog[entity].nested or note is None:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            key = request.headers.get("idempotency-key")
+            if key is not None and (tenant, key) in self._answers:
+                status, body = self._answers[(tenant, key)]
+                return JSONResponse(body, status)
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                return JSONResponse({"Message": "The request body is not valid JSON"}, 400)
+            entries = body.get(nested) if isinstance(body, dict) else None
+            if not isinstance(entries, list) or not entries:
+                return JSONResponse({"Message": f'Expected {{"{nested}": [...]}}'}, 400)
+            refused = self._allocate(tenant, note, entries)
+            answer: tuple[int, Any] = (
+                (400, self._validation(refused)) if refused else (200, {"Status": "OK", nested: entries})
+            )
+            if key is not None:
+                self._answers[(tenant, key)] = answer
+            return JSONResponse(answer[1], answer[0])
 
         return await self._handle(request, work)
 

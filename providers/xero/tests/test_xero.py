@@ -16,6 +16,7 @@ import pytest
 from connected_objects_xero import XeroClient
 from connected_objects_xero import XeroProvider
 from connected_objects_xero.client import xero_date
+from connected_objects_xero.entities import ENTITIES
 from connected_objects_xero.testing import FakeXero
 from connected_objects_xero.testing import intent_to_receive
 from connected_objects_xero.testing import webhook_delivery
@@ -94,7 +95,10 @@ class Invoice(Base):
 
 
 class TestXero(ProviderConformance):
+    """The contract for every writable entity Xero declares; Accounts and TaxRates refuse writes."""
+
     entity = "Contacts"
+    catalog = ENTITIES
     # Xero has no conditional update: an update is applied whatever the version (last write wins)
     has_versions = False
 
@@ -127,9 +131,40 @@ class TestXero(ProviderConformance):
         body, headers = webhook_delivery([xero_event(TENANT, "CONTACT", foreign_id)], KEY, valid=valid)
         return "/xero/webhooks", body, headers
 
+    def _contact(self, n):
+        [contact] = self.xero.seed(TENANT, "Contacts", [{"Name": f"Buyer {n} {len(self.xero.records)}"}])
+        return {"ContactID": contact}
+
+    def sample_of(self, setup, entity, n):
+        line = {"Description": "Hours", "Quantity": 1, "UnitAmount": 100}
+        if entity == "Contacts":
+            return self.sample(n)
+        if entity == "Items":
+            return {"Code": f"ITEM-{n}", "Name": f"Item {n}"}
+        if entity == "Payments":  # against an authorised invoice, for less than it is due
+            invoice = {"Type": "ACCREC", "Contact": self._contact(n), "Status": "AUTHORISED", "LineItems": [line]}
+            [invoice_id] = self.xero.seed(TENANT, "Invoices", [invoice])
+            payment = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": 10}
+            return {**payment, "Date": "2026-11-30"}
+        kind = "ACCREC" if entity == "Invoices" else "ACCRECCREDIT"
+        return {"Type": kind, "Contact": self._contact(n), "LineItems": [line]}
+
+    def changed_of(self, entity, payload):
+        if entity == "Contacts":
+            return self.changed(payload)
+        if entity == "Items":
+            return {**payload, "Name": payload["Name"] + " (edited)"}
+        return {**payload, "Reference": "edited"}
+
+    def seed_of(self, setup, entity, count):
+        self.xero.seed(TENANT, entity, [{"Name": f"Seeded {i}", "Code": f"S{i}"} for i in range(count)])
+
 
 class TestXeroInvoices(TestXero):
+    """Invoices' own webhook category (the whole contract runs for them in :class:`TestXero`)."""
+
     entity = "Invoices"
+    catalog = None
 
     @pytest.fixture
     def setup(self, sqlite_engine):

@@ -1,0 +1,114 @@
+"""The Xero Accounting API entities, declared as data: one :class:`~connected_objects.entities.EntitySpec` each.
+
+:data:`ENTITIES` is what :class:`~connected_objects_xero.XeroProvider` syncs,
+what :class:`~connected_objects_xero.client.XeroClient` sends where, and what
+:class:`~connected_objects_xero.testing.FakeXero` serves and checks. Each lives
+at ``/api.xro/2.0/{path}``, is wrapped in its path's name (``{"Payments": [...]}``)
+and versioned by ``UpdatedDateUTC``. Xero has no DELETE for most of them, so
+the delete style says what a delete does (xero_accounting.yaml, reference §3.2):
+
+- ``Contacts``: ``archive`` (``ContactStatus: ARCHIVED``);
+- ``Invoices`` and ``CreditNotes``: ``void``: a draft or submitted one is
+  ``DELETED``, an authorised one ``VOIDED``; a paid one cannot be either;
+- ``Payments``: ``delete``, by posting ``Status: DELETED`` (Xero's Payments
+  docs, "Deleting a payment": a payment is never edited, only deleted, so it
+  is declared ``updatable=False``);
+- ``Items``: ``delete``, Xero's one real ``DELETE /Items/{ItemID}``.
+
+``Accounts`` and ``TaxRates`` are read only: pulled (to pick an account code
+or a tax type), never written by this library. References are objects on the
+wire (``{"ContactID": …}``, ``{"InvoiceID": …}``) and bare ids in a
+:class:`~connected_objects.RemoteRecord`. A credit note's ``Allocations`` are
+written after it, through ``PUT /CreditNotes/{id}/Allocations`` (``nested``).
+
+Example::
+
+    >>> from connected_objects_xero.entities import ENTITIES
+    >>> sorted(ENTITIES.names)
+    ['Accounts', 'Contacts', 'CreditNotes', 'Invoices', 'Items', 'Payments', 'TaxRates']
+    >>> ENTITIES["Payments"].references, ENTITIES["Payments"].delete
+    ({'Invoice': 'Invoices', 'Account': 'Accounts'}, 'delete')
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from connected_objects.entities import EntityCatalog
+from connected_objects.entities import EntitySpec
+
+__all__ = ["ENTITIES", "INVOICE_STATUSES"]
+
+#: Every invoice (and credit note) status. Listed in reads because Xero may leave DELETED ones out of a list
+#: by default (the docs are unclear): asking for all is the safe choice.
+INVOICE_STATUSES: Final = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
+
+#: Every entity the provider syncs, references first.
+ENTITIES: Final = EntityCatalog(
+    [
+        EntitySpec(
+            "Accounts",
+            path="Accounts",
+            id_field="AccountID",
+            version_field="UpdatedDateUTC",
+            delete="archive",
+            writable=False,
+            status_field="Status",
+        ),
+        EntitySpec(
+            "TaxRates", path="TaxRates", id_field="TaxType", delete="archive", writable=False, status_field="Status"
+        ),
+        # Name is required (xero_accounting.yaml, Contact.Name); archived contacts are listed only when asked
+        EntitySpec(
+            "Contacts",
+            path="Contacts",
+            id_field="ContactID",
+            version_field="UpdatedDateUTC",
+            delete="archive",
+            required=("Name",),
+            feed="CONTACT",
+            status_field="ContactStatus",
+            read_params={"includeArchived": "true"},
+        ),
+        # Code is required (xero_accounting.yaml, Item: required [Code])
+        EntitySpec("Items", path="Items", id_field="ItemID", version_field="UpdatedDateUTC", required=("Code",)),
+        # Type and Contact are required (xero_accounting.yaml, Invoice; reference §3.2)
+        EntitySpec(
+            "Invoices",
+            path="Invoices",
+            id_field="InvoiceID",
+            version_field="UpdatedDateUTC",
+            delete="void",
+            required=("Type", "Contact"),
+            references={"Contact": "Contacts"},
+            feed="INVOICE",
+            status_field="Status",
+            read_params={"Statuses": ",".join(INVOICE_STATUSES)},
+        ),
+        # Invoice, Account and Amount are required (xero_accounting.yaml, Payment; Xero's Payments docs)
+        EntitySpec(
+            "Payments",
+            path="Payments",
+            id_field="PaymentID",
+            version_field="UpdatedDateUTC",
+            required=("Invoice", "Account", "Amount"),
+            updatable=False,
+            references={"Invoice": "Invoices", "Account": "Accounts"},
+            status_field="Status",
+        ),
+        # Type (ACCRECCREDIT or ACCPAYCREDIT) and Contact are required (xero_accounting.yaml, CreditNote)
+        EntitySpec(
+            "CreditNotes",
+            path="CreditNotes",
+            id_field="CreditNoteID",
+            version_field="UpdatedDateUTC",
+            delete="void",
+            required=("Type", "Contact"),
+            references={"Contact": "Contacts", "Invoice": "Invoices"},
+            feed="CREDITNOTE",
+            status_field="Status",
+            nested=("Allocations",),
+            read_params={"Statuses": ",".join(INVOICE_STATUSES)},
+        ),
+    ]
+)
