@@ -17,6 +17,8 @@ exit) at the first step that did not do what it says:
    to QuickBooks Online and Xero gets its customer pushed first, then the
    invoice that points at it, in each (the expired QuickBooks OAuth token
    refreshed once on the way);
+   the invoice is paid in QuickBooks: a webhook marks it paid locally and the
+   payment reaches Xero, where nothing is left due;
 5. a Connec! webhook creates an invoice locally;
 6. a pull backfills a few hundred records, with a progress bar;
 7. Connec! goes down for two requests; the push retries and recovers;
@@ -42,7 +44,6 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
@@ -50,13 +51,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from connected_objects_quickbooks import mappings as qbo_maps
+from connected_objects_xero import mappings as xero_maps
 from rich.console import Console
 from rich.progress import BarColumn
 from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
 from rich.progress import TextColumn
 from rich.table import Table
+from sqlalchemy import Date
 from sqlalchemy import ForeignKey
+from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import create_engine
 from sqlalchemy import func
@@ -89,6 +94,7 @@ MARKETPLACES = {
     "partner": ("Globex", "cld-globex", "hank@globex.example"),
 }
 PLAN = Decimal("49.00")
+QBO_VERIFIER = "demo-intuit-verifier"
 
 
 class DemoFailure(ConnectedObjectsError):
@@ -134,28 +140,8 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(100))
 
 
-class QuickBooksInvoice:
-    """A mapping that builds QBO's nested shape: the customer as a ``CustomerRef``, the amount as a line."""
-
-    def __init__(self) -> None:
-        self.fields = frozenset({"number", "amount", "customer_id"})
-        self.references = {"CustomerRef": Reference("customer_id", "demo_customer")}
-
-    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
-        line = {"Amount": obj.amount / 100, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {}}
-        return {"DocNumber": obj.number, "CustomerRef": {"value": refs.get("CustomerRef")}, "Line": [line]}
-
-
-class XeroInvoice:
-    """A sales invoice (``ACCREC``) with one line; the provider folds ``Contact`` into ``{"ContactID": …}``."""
-
-    def __init__(self) -> None:
-        self.fields = frozenset({"number", "amount", "customer_id"})
-        self.references = {"Contact": Reference("customer_id", "demo_customer")}
-
-    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
-        line = {"Description": obj.number, "Quantity": 1, "UnitAmount": obj.amount / 100}
-        return {"Type": "ACCREC", "InvoiceNumber": obj.number, "Contact": refs.get("Contact"), "LineItems": [line]}
+CUSTOMER = Reference("customer_id", "demo_customer")
+INVOICE = Reference("invoice_id", "demo_invoice")
 
 
 @connected(
@@ -165,17 +151,60 @@ class XeroInvoice:
     owner="organization_id",
     owner_type="demo_organization",
 )
+# the ready-made mappings: one line billed as item 1 in QuickBooks (its Balance read back), an authorised
+# sales invoice on account 200 in Xero (its AmountDue read back)
 @connected(
-    "quickbooks", entity="Invoice", mapping=QuickBooksInvoice(), owner="organization_id", owner_type="demo_organization"
+    "quickbooks",
+    entity="Invoice",
+    mapping=qbo_maps.InvoiceMapping(customer=CUSTOMER, number="number", total="total", item="1", balance="balance"),
+    owner="organization_id",
+    owner_type="demo_organization",
 )
-@connected("xero", entity="Invoices", mapping=XeroInvoice(), owner="organization_id", owner_type="demo_organization")
+@connected(
+    "xero",
+    entity="Invoices",
+    mapping=xero_maps.InvoiceMapping(
+        contact=CUSTOMER, number="number", total="total", status="status", account="200", amount_due="due"
+    ),
+    owner="organization_id",
+    owner_type="demo_organization",
+)
 class Invoice(Base):
     __tablename__ = "demo_invoice"
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("demo_organization.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("demo_customer.id"))
     number: Mapped[str] = mapped_column(String(40))
-    amount: Mapped[int] = mapped_column(default=0)
+    amount: Mapped[int] = mapped_column(default=0)  # in cents, as Connec! takes it
+    total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))  # QuickBooks and Xero take amounts
+    status: Mapped[str] = mapped_column(String(20), default="AUTHORISED")  # Xero takes payments on these only
+    balance: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))  # QuickBooks' Balance: 0 once paid
+    due: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))  # Xero's AmountDue
+
+
+# A payment recorded in QuickBooks comes in, and goes out to Xero against the same invoice.
+@connected(
+    "quickbooks",
+    entity="Payment",
+    mapping=qbo_maps.PaymentMapping(customer=CUSTOMER, invoice=INVOICE, amount="amount", date="paid_on"),
+    owner="organization_id",
+    owner_type="demo_organization",
+)
+@connected(
+    "xero",
+    entity="Payments",
+    mapping=xero_maps.PaymentMapping(invoice=INVOICE, account="090", amount="amount", date="paid_on"),
+    owner="organization_id",
+    owner_type="demo_organization",
+)
+class Payment(Base):
+    __tablename__ = "demo_payment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("demo_organization.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("demo_customer.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("demo_invoice.id"))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    paid_on: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class LocalBill(Base):
@@ -261,6 +290,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
                 client_id=intuit.client_id,
                 client_secret=intuit.client_secret,
                 token_url=f"{intuit_url}/token",
+                webhook_verifier=QBO_VERIFIER,
             )
             xero_url = running.enter_context(serve(xero.app))
             xero_provider = XeroProvider(base_url=xero_url, webhook_key="demo-xero-webhook-key")
@@ -274,7 +304,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
             maestrano = MaestranoProvider(lambda: holder["m"], sso=sign_in, initial_import=["invoices"])
             hub = Hub(
                 sessionmaker(engine, expire_on_commit=False),
-                models=[Invoice, Customer],
+                models=[Invoice, Customer, Payment],
                 providers=[maestrano, quickbooks, xero_provider],
                 vault=Vault([Vault.generate_key()]),
                 retry=RetryPolicy(base=0.05, cap=0.2, max_attempts=8),
@@ -294,7 +324,7 @@ def run(path: Path, console: Console | None = None) -> Summary:
                 configs.append(config)
             holder["m"] = Marketplaces.from_config({"marketplaces": configs})
             story = _Story(console, hub, holder["m"], idps, connec, billing, web, summary)
-            story.qbo, story.intuit, story.xero = qbo, intuit, xero
+            story.qbo, story.intuit, story.xero, story.qbo_url = qbo, intuit, xero, qbo_url
             story.play()
         summary.scopes = [
             (str(s.scope), s.connection or "-", s.linked, s.pending_changes + s.dead_changes)
@@ -349,6 +379,7 @@ class _Story:
         self.qbo: Any = None
         self.xero: Any = None
         self.intuit: Any = None
+        self.qbo_url = ""
 
     def play(self) -> None:
         steps = [
@@ -357,6 +388,7 @@ class _Story:
             ("A worker runs each group's first Connec! import", self.first_import),
             ("Invoices created locally are pushed to their marketplace's Connec!", self.push),
             ("A direct customer on QuickBooks Online and Xero: customer first, then the invoice", self.quickbooks),
+            ("The invoice is paid in QuickBooks: paid locally, and the payment reaches Xero", self.payment),
             ("A Connec! webhook creates an invoice locally", self.webhook),
             ("A pull backfills the second group's history", self.backfill),
             ("Connec! fails twice; the push retries and recovers", self.fault),
@@ -372,6 +404,10 @@ class _Story:
 
     def scope(self, key: str) -> Scope:
         return Scope("maestrano", key, MARKETPLACES[key][1])
+
+    def payment_ids(self) -> list[int]:
+        with self.hub.session_factory() as s:
+            return list(s.scalars(select(Payment.id)))
 
     def invoices(self, key: str) -> dict[int, str]:
         with self.hub.session_factory() as s:
@@ -467,7 +503,16 @@ class _Story:
             )
         with self.hub.session_factory.begin() as s:
             s.add(Customer(id=1, organization_id=self.orgs["direct"], name="Wayne Enterprises"))
-            s.add(Invoice(id=4001, organization_id=self.orgs["direct"], customer_id=1, number="INI-4001", amount=9900))
+            s.add(
+                Invoice(
+                    id=4001,
+                    organization_id=self.orgs["direct"],
+                    customer_id=1,
+                    number="INI-4001",
+                    amount=9900,
+                    total=Decimal("99.00"),
+                )
+            )
         self.hub.drain()
         self.hub.drain()  # the invoice waited for its customer, pushed in the first round
         customers = self.qbo.live(realm, "Customer")
@@ -488,6 +533,53 @@ class _Story:
         (xero_invoice,) = xero_invoices.values()
         check(xero_invoice["Contact"]["ContactID"] == contact_id, "the Xero invoice does not point at its contact")
         _say(self.console, f"Xero: contact {contact_id[:8]}…, then invoice INI-4001 → it")
+
+    def payment(self) -> None:
+        from connected_objects_quickbooks.testing import qbo_delivery
+
+        realm = "9130354"
+        ((qbo_invoice, invoice),) = self.qbo.live(realm, "Invoice").items()
+        # the bookkeeper records the customer's payment in QuickBooks (its API, validated as QuickBooks does)
+        made = httpx.post(
+            f"{self.qbo_url}/v3/company/{realm}/payment",
+            params={"requestid": "demo-bookkeeper-payment"},
+            headers={"Authorization": "Bearer bookkeeper"},
+            json={
+                "CustomerRef": invoice["CustomerRef"],
+                "TotalAmt": 99.00,
+                "TxnDate": "2026-12-01",
+                "Line": [{"Amount": 99.00, "LinkedTxn": [{"TxnId": qbo_invoice, "TxnType": "Invoice"}]}],
+            },
+        )
+        check(made.status_code == 200, f"QuickBooks refused the payment: {made.text[:200]}")
+        # QuickBooks notifies the payment, and the invoice whose Balance it moved
+        for entity, rid in (("Payment", made.json()["Payment"]["Id"]), ("Invoice", qbo_invoice)):
+            body, headers = qbo_delivery(QBO_VERIFIER, realm, entity, rid)
+            answer = self.web.post("/quickbooks/production/webhooks", content=body, headers=headers)
+            check(answer.status_code == 200, f"the QuickBooks {entity} webhook answered {answer.status_code}")
+        self.hub.drain()
+        self.hub.drain()  # the payment waits for nothing, but its push to Xero comes after it is applied
+        with self.hub.session_factory() as s:
+            local = s.get(Invoice, 4001)
+            payments = s.scalars(select(Payment)).all()
+        check(local is not None and local.balance == 0, "INI-4001 is not paid locally")
+        check(
+            [(p.invoice_id, p.amount) for p in payments] == [(4001, Decimal("99.00"))],
+            f"the payments here are {[(p.invoice_id, p.amount) for p in payments]}",
+        )
+        ((xero_invoice_id, xero_invoice),) = self.xero.live("tenant-initech", "Invoices").items()
+        xero_payments = list(self.xero.live("tenant-initech", "Payments").values())
+        check(
+            [(p["Invoice"]["InvoiceID"], p["Amount"]) for p in xero_payments] == [(xero_invoice_id, 99.0)],
+            "the payment did not reach Xero against INI-4001",
+        )
+        check(
+            (xero_invoice["AmountDue"], xero_invoice["Status"]) == (0, "PAID"),
+            f"Xero still has {xero_invoice['AmountDue']} due on INI-4001 ({xero_invoice['Status']})",
+        )
+        self.summary.received += 1
+        _say(self.console, "QuickBooks: payment of 99.00 on INI-4001 → webhook → paid here (balance 0)")
+        _say(self.console, "Xero: the payment pushed against INI-4001, which is now PAID with nothing due")
 
     def webhook(self) -> None:
         from connected_objects_maestrano.testing import connec_delivery
@@ -646,10 +738,11 @@ class _Story:
                 for entity, local_type, ids in (
                     ("Customer", "demo_customer", ["1"]),
                     ("Invoice", "demo_invoice", ["4001"]),
+                    ("Payment", "demo_payment", [str(p) for p in self.payment_ids()]),
                 )
                 for link in identity.resolve_many_local(s, qbo_scope, local_type, ids).values()
             }
-        qbo_remote = {(e, rid) for e in ("Customer", "Invoice") for rid in self.qbo.live(realm, e)}
+        qbo_remote = {(e, rid) for e in ("Customer", "Invoice", "Payment") for rid in self.qbo.live(realm, e)}
         table.add_row(
             str(qbo_scope),
             "active",
@@ -662,12 +755,14 @@ class _Story:
             xero_scope = Scope("xero", "production", "tenant-initech")
             xero_linked = {
                 link.foreign_id
-                for local_type, ids in (("demo_customer", ["1"]), ("demo_invoice", ["4001"]))
+                for local_type, ids in (
+                    ("demo_customer", ["1"]),
+                    ("demo_invoice", ["4001"]),
+                    ("demo_payment", [str(p) for p in self.payment_ids()]),
+                )
                 for link in identity.resolve_many_local(s, xero_scope, local_type, ids).values()
             }
-        xero_remote = set(self.xero.live("tenant-initech", "Contacts")) | set(
-            self.xero.live("tenant-initech", "Invoices")
-        )
+        xero_remote = {rid for e in ("Contacts", "Invoices", "Payments") for rid in self.xero.live("tenant-initech", e)}
         ok = xero_linked == xero_remote
         table.add_row(
             str(xero_scope),

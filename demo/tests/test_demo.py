@@ -31,9 +31,9 @@ def test_the_demo_checks_out_and_status_reads_its_database(tmp_path, monkeypatch
     assert (acme["connection"], acme["linked"], acme["pending_changes"], acme["dead_changes"]) == ("active", 13, 0, 0)
     # Globex: deleted through the account webhook; 301 invoices, group, user and period tombstoned
     assert (globex["connection"], globex["linked"], globex["tombstoned"]) == ("revoked", 0, 304)
-    # Initech on QuickBooks Online: its customer and its invoice
-    assert rows["quickbooks/production/9130354"]["linked"] == 2
-    assert rows["xero/production/tenant-initech"]["linked"] == 2
+    # Initech on QuickBooks Online and Xero: its customer, its invoice and the payment of it
+    assert rows["quickbooks/production/9130354"]["linked"] == 3
+    assert rows["xero/production/tenant-initech"]["linked"] == 3
 
 
 def test_the_demo_fails_loudly_when_a_step_does_not_do_what_it_says(tmp_path, monkeypatch):
@@ -56,5 +56,5 @@ def test_the_demo_fails_loudly_when_a_step_does_not_do_what_it_says(tmp_path, mo
 
 def test_run_returns_what_it_did(tmp_path):
     summary = run(tmp_path / "demo.sqlite", Console(file=io.StringIO()))
-    assert (summary.pushed, summary.received, summary.dead) == (11, 304, 0)
+    assert (summary.pushed, summary.received, summary.dead) == (12, 305, 0)
     assert summary.retried > 0 and (summary.billed_remote, summary.billed_local) == (2, 1)

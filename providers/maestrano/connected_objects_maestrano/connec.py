@@ -9,11 +9,22 @@ create is an upsert at Connec!, never a duplicate. Bodies are wrapped in the
 entity's key (``{"invoices": {...}}``). The change feed pages with ``$top`` /
 ``$skip`` over ``$filter=updated_at gt '…'``.
 
+The client speaks any collection (``extra_entities``), and reads what its
+``catalog`` (:data:`~connected_objects_maestrano.entities.ENTITIES` unless
+given one) declares: a create, update or delete of a read-only collection
+(``tax_codes``, ``accounts``) is refused with
+:class:`~connected_objects.entities.ReadOnlyEntity` before any request is
+sent, and in a batch that one operation fails alone.
+
 Example::
 
-    >>> from connected_objects_maestrano.connec import connec_id
+    >>> from connected_objects_maestrano.connec import connec_id, record_from_connec
     >>> connec_id([{"provider": "my-app", "realm": "cld-1", "id": "7"}, {"provider": "connec", "id": "a1"}])
     'a1'
+    >>> paid = {"id": [{"provider": "connec", "id": "inv-1"}], "class": "Invoice", "applied_amount": 40}
+    >>> payment = {"id": "pay-1", "payment_lines": [{"amount": 40, "linked_transactions": [paid]}]}
+    >>> record_from_connec("payments", payment).data["linked_invoice_id"]
+    'inv-1'
 """
 
 from __future__ import annotations
@@ -32,12 +43,16 @@ from connected_objects import PermanentError
 from connected_objects import RemoteError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
+from connected_objects.entities import EntityCatalog
+from connected_objects.entities import ReadOnlyEntity
 from connected_objects.http import json_body
 from connected_objects.http import raise_for_response
 from connected_objects.http import transport_error
 from connected_objects.provider import BatchOperation
 from connected_objects.values import dumps
 
+from .entities import ENTITIES
+from .entities import LINKED_INVOICE
 from .marketplaces import Marketplace
 
 __all__ = ["BATCH_SIZE", "ConnecClient", "connec_id", "fold", "record_from_connec"]
@@ -73,8 +88,31 @@ def _is_id_array(value: Any) -> bool:
     )
 
 
+def _linked_invoice(body: Mapping[str, Any]) -> str | None:
+    """The Connec! id of the first invoice a payment's lines settle, or None.
+
+    A payment links what it pays inside its lines: ``payment_lines[].linked_transactions[]`` of
+    ``{id, class: "Invoice", applied_amount}`` (maestrano/connector-shopify,
+    app/models/entities/sub_entities/payment_mapper.rb), the id an id array like any reference
+    (its ``id_references`` include ``payment_lines/linked_transactions/id``).
+    """
+    for line in body.get("payment_lines") or ():
+        for linked in (line.get("linked_transactions") or ()) if isinstance(line, Mapping) else ():
+            if not isinstance(linked, Mapping) or linked.get("class") != "Invoice" or not linked.get("id"):
+                continue
+            try:
+                return connec_id(linked["id"])
+            except PermanentError:
+                continue  # an id array without a Connec! id: not one we can link
+    return None
+
+
 def record_from_connec(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
-    """A Connec! entity as a :class:`RemoteRecord` (version: its ``updated_at``)."""
+    """A Connec! entity as a :class:`RemoteRecord` (version: its ``updated_at``).
+
+    References (``organization_id``, …) become bare Connec! ids; a payment also gets
+    ``linked_invoice_id``, the invoice its lines settle (:data:`~connected_objects_maestrano.entities.LINKED_INVOICE`).
+    """
     updated = body.get("updated_at")
     when = None
     if isinstance(updated, str):
@@ -85,6 +123,9 @@ def record_from_connec(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
     # references (organization_id, item_id, …) arrive as id arrays too: unfold them to Connec! ids, the
     # ids our identity map links, so the applier resolves them like any other reference
     data = {k: (connec_id(v) if _is_id_array(v) else v) for k, v in body.items() if k not in ("id", "group_id")}
+    linked = _linked_invoice(body)
+    if linked is not None:
+        data.setdefault(LINKED_INVOICE, linked)
     return RemoteRecord(
         entity,
         connec_id(body.get("id")),
@@ -113,15 +154,29 @@ def _batch_result(op: BatchOperation, result: Any) -> RemoteRecord | RemoteError
 
 
 class ConnecClient:
-    """Calls to Connec! for one group of one marketplace."""
+    """Calls to Connec! for one group of one marketplace.
 
-    def __init__(self, http: httpx.AsyncClient, marketplace: Marketplace, group_id: str, *, app: str) -> None:
+    :param catalog: the collections declared (default :data:`~connected_objects_maestrano.entities.ENTITIES`);
+        writes to a read-only one are refused before any request. Collections it does not declare
+        are spoken to as they are.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        marketplace: Marketplace,
+        group_id: str,
+        *,
+        app: str,
+        catalog: EntityCatalog = ENTITIES,
+    ) -> None:
         if not marketplace.connec.host:
             raise PermanentError(f"marketplace {marketplace.key!r} has no connec.host configured")
         self.http = http
         self.marketplace = marketplace
         self.group_id = group_id
         self.app = app
+        self.catalog = catalog
         self.host = marketplace.connec.host.rstrip("/")
         self.base = f"{self.host}/{marketplace.connec.base_path.strip('/')}/{group_id}"
         self._auth = httpx.BasicAuth(marketplace.api.id, marketplace.api.key)
@@ -150,11 +205,22 @@ class ConnecClient:
         raise_for_response(response, what=what)
         return json_body(response, what=what) if response.content else {}
 
+    def _may_write(self, entity: str, action: str) -> None:
+        """Refuse a write to a collection declared read only (:class:`ReadOnlyEntity`), before any request.
+
+        A Maestrano connector never writes an entity it declares ``can_write_connec?`` false, nor updates one
+        declared ``can_update_connec?`` false (maestrano-connector-rails,
+        app/models/maestrano/connector/rails/concerns/entity.rb); an undeclared collection is written as asked.
+        """
+        if entity in self.catalog:
+            self.catalog.writable(entity, action)
+
     def _ours(self, idempotency_key: str) -> list[dict[str, str]]:
         """Our external id for a create: Connec! upserts a retried create onto the first one."""
         return [{"provider": self.app, "realm": self.group_id, "id": idempotency_key}]
 
     async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
+        self._may_write(entity, "create")
         body = await self._call(
             "POST", entity, f"create {entity}", json={entity: {**payload, "id": self._ours(idempotency_key)}}
         )
@@ -165,13 +231,23 @@ class ConnecClient:
 
         Each answer carries its own status: 200/201 gives the record, a 404 on
         a delete is a delete already done, anything else becomes that
-        operation's error, classified like a single call's.
+        operation's error, classified like a single call's. A write to a
+        read-only collection is that operation's :class:`ReadOnlyEntity`, and is
+        not sent.
         """
         if len(operations) > BATCH_SIZE:
             raise ValueError(f"a Connec! batch takes at most {BATCH_SIZE} operations, not {len(operations)}")
         prefix = f"/{self.marketplace.connec.base_path.strip('/')}/{self.group_id}"
+        refused: dict[int, RemoteError] = {}
+        sent: list[BatchOperation] = []
         ops = []
-        for op in operations:
+        for n, op in enumerate(operations):
+            try:
+                self._may_write(op.entity, op.action)
+            except ReadOnlyEntity as exc:
+                refused[n] = exc
+                continue
+            sent.append(op)
             if op.action == "create":
                 params = {op.entity: {**(op.payload or {}), "id": self._ours(op.idempotency_key)}}
                 ops.append({"method": "post", "url": f"{prefix}/{op.entity}", "params": params})
@@ -183,22 +259,28 @@ class ConnecClient:
                 ops.append({"method": "delete", "url": f"{prefix}/{op.entity}/{op.foreign_id}", "params": {}})
             else:
                 raise ValueError(f"unknown batch action {op.action!r}")
-        what = f"batch of {len(ops)}"
-        body = await self._call("POST", "", what, url=f"{self.host}/batch", json={"sequential": True, "ops": ops})
-        results = body.get("results")
-        if not isinstance(results, list) or len(results) != len(operations):
-            raise RetryableError(f"{what}: Connec! answered {len(results or [])} results for {len(operations)} ops")
-        return [_batch_result(op, result) for op, result in zip(operations, results, strict=True)]
+        answers: list[RemoteRecord | RemoteError | None] = []
+        if ops:
+            what = f"batch of {len(ops)}"
+            body = await self._call("POST", "", what, url=f"{self.host}/batch", json={"sequential": True, "ops": ops})
+            results = body.get("results")
+            if not isinstance(results, list) or len(results) != len(ops):
+                raise RetryableError(f"{what}: Connec! answered {len(results or [])} results for {len(ops)} ops")
+            answers = [_batch_result(op, result) for op, result in zip(sent, results, strict=True)]
+        done = iter(answers)
+        return [refused[n] if n in refused else next(done) for n in range(len(operations))]
 
     async def update(
         self, entity: str, foreign_id: str, payload: Mapping[str, Any], *, version: str | None, idempotency_key: str
     ) -> RemoteRecord:
+        self._may_write(entity, "update")
         body = await self._call(
             "PUT", f"{entity}/{foreign_id}", f"update {entity} {foreign_id}", json={entity: dict(payload)}
         )
         return record_from_connec(entity, body[entity])
 
     async def delete(self, entity: str, foreign_id: str, *, version: str | None, idempotency_key: str) -> None:
+        self._may_write(entity, "delete")
         try:
             await self._call("DELETE", f"{entity}/{foreign_id}", f"delete {entity} {foreign_id}")
         except PermanentError as exc:

@@ -1,4 +1,4 @@
-"""Ready-made mappings for Connec!: organizations, people, items and invoices.
+"""Ready-made mappings for Connec!: organizations, people, items, invoices and payments; tax codes and accounts read.
 
 Name your attributes; the mapping builds the entity Connec! stores and reads it
 back. Attributes you do not name are left out of both directions::
@@ -12,6 +12,10 @@ back. Attributes you do not name are left out of both directions::
                                       date="issued_on", due="due_on", total="total"))
     class Invoice(Base): ...
 
+    @connected("maestrano", entity="payments", owner="organization_id",
+               mapping=PaymentMapping(invoice=Reference("invoice_id", "invoice"), amount="amount", date="paid_on"))
+    class Payment(Base): ...
+
 The shapes are those of the Connec! API as the Maestrano connectors map them
 (``maestrano/connector-shopify``'s mappers): nested ``email: {address}`` and
 ``phone: {landline}``; an item's ``sale_price: {net_amount}``; an invoice's
@@ -19,7 +23,9 @@ The shapes are those of the Connec! API as the Maestrano connectors map them
 (``CUSTOMER`` for a sales invoice, ``SUPPLIER`` for a bill), ``status``,
 ``amount: {total_amount, currency}`` and ``lines`` with ``description``,
 ``quantity``, ``unit_price: {net_amount}``, ``total_price: {net_amount}`` and
-``item_id``.
+``item_id``; a payment's ``transaction_date``, ``type`` and ``payment_lines``
+of ``{amount, linked_transactions: [{id, class: "Invoice", applied_amount}]}``
+(``payment_mapper.rb``).
 
 - :class:`OrganizationMapping`: a customer (``is_customer``) or supplier company.
 - :class:`PersonMapping`: a contact, optionally at an organization.
@@ -28,6 +34,10 @@ The shapes are those of the Connec! API as the Maestrano connectors map them
   invoice, or give ``lines=`` (an attribute holding a list, or a function of
   the row; see :mod:`connected_objects.readymade`); a line's ``item`` is the
   item's Connec! id.
+- :class:`PaymentMapping`: a payment of one invoice, for its whole amount.
+- :class:`TaxCodeMapping` and :class:`AccountMapping`: read only (``tax_codes``
+  and ``accounts`` are pulled, never written): a local row is a copy of
+  Connec!'s, and a local edit of one is refused, never pushed.
 
 References (``organization_id``, ``person_id``) are the bare Connec! id in the
 payload; the provider folds them into id arrays. Values go out as they are
@@ -39,7 +49,7 @@ Example::
     >>> from decimal import Decimal
     >>> from types import SimpleNamespace
     >>> from connected_objects import Reference
-    >>> from connected_objects_maestrano.mappings import InvoiceMapping
+    >>> from connected_objects_maestrano.mappings import InvoiceMapping, PaymentMapping
     >>> mapping = InvoiceMapping(organization=Reference("customer_id", "customer"), number="number", total="total")
     >>> row = SimpleNamespace(customer_id=7, number="INV-1", total=Decimal("120.00"))
     >>> payload = mapping.to_remote(row, {"organization_id": "c41"})
@@ -50,6 +60,15 @@ Example::
     ('INV-1', 1, {'net_amount': Decimal('120.00')}, {'net_amount': Decimal('120.00')})
     >>> mapping.to_local({"transaction_number": "INV-1", "amount": {"total_amount": Decimal("150.00")}})
     {'number': 'INV-1', 'total': Decimal('150.00')}
+    >>> paying = PaymentMapping(invoice=Reference("invoice_id", "invoice"), amount="amount", date="paid_on")
+    >>> paid = paying.to_remote(SimpleNamespace(invoice_id=1, amount=Decimal("40.00"), paid_on="2026-12-01"),
+    ...                         {"linked_invoice_id": "inv-9"})
+    >>> paid["type"], paid["transaction_date"], paid["payment_lines"][0]["amount"]
+    ('CUSTOMER', '2026-12-01', Decimal('40.00'))
+    >>> paid["payment_lines"][0]["linked_transactions"]
+    [{'id': [{'provider': 'connec', 'id': 'inv-9'}], 'class': 'Invoice', 'applied_amount': Decimal('40.00')}]
+    >>> paying.to_local({"transaction_date": "2026-12-02", "payment_lines": paid["payment_lines"]})
+    {'paid_on': '2026-12-02', 'amount': Decimal('40.00')}
 """
 
 from __future__ import annotations
@@ -57,6 +76,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from connected_objects.entities import ReadOnlyEntity
 from connected_objects.mapping import Reference
 from connected_objects.readymade import Lines
 from connected_objects.readymade import ReadyMapping
@@ -65,8 +85,17 @@ from connected_objects.readymade import stored_lines
 
 from .connec import connec_id
 from .connec import fold
+from .entities import LINKED_INVOICE
 
-__all__ = ["InvoiceMapping", "ItemMapping", "OrganizationMapping", "PersonMapping"]
+__all__ = [
+    "AccountMapping",
+    "InvoiceMapping",
+    "ItemMapping",
+    "OrganizationMapping",
+    "PaymentMapping",
+    "PersonMapping",
+    "TaxCodeMapping",
+]
 
 
 class _Nested(ReadyMapping):
@@ -286,3 +315,153 @@ def _line_back(line: Mapping[str, Any]) -> dict[str, Any]:
     if line.get("item_id"):
         out["item"] = connec_id(line["item_id"])
     return out
+
+
+class PaymentMapping(_Nested):
+    """A Connec! payment of one invoice, for its whole ``amount``.
+
+    The payment has one line, ``payment_lines: [{amount, linked_transactions: [{id, class: "Invoice",
+    applied_amount}]}]``, the shape Maestrano's connectors send (maestrano/connector-shopify,
+    app/models/entities/sub_entities/payment_mapper.rb); the invoice's id there is an id array, folded here
+    (nested, so not folded by the provider). Inbound, the invoice is the first one the lines settle
+    (``linked_invoice_id``) and ``amount`` that line's amount.
+
+    :param invoice: the reference to the invoice paid.
+    :param amount: the amount paid, applied in full to the invoice.
+    :param date: the attribute giving ``transaction_date``.
+    :param number: the attribute giving ``transaction_number``.
+    :param person: the reference to the person who paid (``person_id``).
+    :param organization: the reference to the organization that paid (``organization_id``).
+    :param type: ``CUSTOMER`` (a payment received, the default) or ``SUPPLIER`` (one made).
+    :param currency: the attribute giving ``amount.currency``.
+    """
+
+    def __init__(
+        self,
+        *,
+        invoice: Reference,
+        amount: str,
+        date: str | None = None,
+        number: str | None = None,
+        person: Reference | None = None,
+        organization: Reference | None = None,
+        type: str = "CUSTOMER",
+        currency: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "newest",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        if type not in ("CUSTOMER", "SUPPLIER"):
+            raise ValueError(f"type={type!r}: a Connec! payment is CUSTOMER (received) or SUPPLIER (made)")
+        self.references[LINKED_INVOICE] = invoice
+        if person is not None:
+            self.references["person_id"] = person
+        if organization is not None:
+            self.references["organization_id"] = organization
+        self.type, self.amount = type, amount
+        pairs = {"transaction_date": date, "transaction_number": number}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._set_nested({("amount", "currency"): currency})
+        self._watch(*self.renames.values(), amount, currency)
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        invoice = refs.get(LINKED_INVOICE)
+        if invoice is None:
+            raise ValueError("a Connec! payment here settles an invoice: this row's invoice is not set")
+        amount = getattr(obj, self.amount)
+        linked = {"id": fold(invoice), "class": "Invoice", "applied_amount": amount}
+        payload = self._nested_out(obj, {**self._renamed(obj), "type": self.type})
+        for name in ("person_id", "organization_id"):
+            if name in self.references:
+                payload[name] = refs.get(name)
+        payload["payment_lines"] = [{"amount": amount, "linked_transactions": [linked]}]
+        return payload
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = self._nested_in(data, self._local(data))
+        for line in data.get("payment_lines") or ():
+            if not isinstance(line, Mapping):
+                continue
+            linked = line.get("linked_transactions") or ()
+            if any(isinstance(t, Mapping) and t.get("class") == "Invoice" for t in linked) and "amount" in line:
+                values[self.amount] = line["amount"]
+                break
+        return values
+
+
+class _PulledOnly(ReadyMapping):
+    """A mapping of a collection this library reads and never writes: :meth:`to_remote` refuses."""
+
+    entity: str
+
+    def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
+        raise ReadOnlyEntity(
+            f"{self.entity} is read only here: it is pulled from Connec!, never written; "
+            f"treat {type(obj).__name__} rows as a copy (this local change is not pushed)",
+            code="read-only",
+        )
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self._local(data)
+
+
+class TaxCodeMapping(_PulledOnly):
+    """A Connec! tax code, read: ``name``, ``reference``, ``sale_tax_rate``, ``tax_type``, ``status``.
+
+    The attributes a Maestrano application shows of a tax code (maestrano/transac,
+    src/transac/components/transactions/transactions.service.coffee, ``formatChanges``).
+    """
+
+    entity = "tax_codes"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        reference: str | None = None,
+        rate: str | None = None,
+        tax_type: str | None = None,
+        status: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "remote",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        pairs = {"name": name, "reference": reference, "sale_tax_rate": rate, "tax_type": tax_type, "status": status}
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values())
+
+
+class AccountMapping(_PulledOnly):
+    """A Connec! account of the chart, read: ``name``, ``code``, ``reference``, ``description``,
+    ``currency``, ``status``.
+
+    The attributes a Maestrano application shows of an account (maestrano/transac,
+    src/transac/components/transactions/transactions.service.coffee, ``formatChanges``; the same
+    ``code``, ``name``, ``description``, ``currency`` and ``status`` as mno-php's ``MnoSoaBaseAccount``).
+    """
+
+    entity = "accounts"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        code: str | None = None,
+        reference: str | None = None,
+        description: str | None = None,
+        currency: str | None = None,
+        status: str | None = None,
+        on_remote_delete: Any = "delete",
+        conflict: str = "remote",
+    ) -> None:
+        super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
+        pairs = {
+            "name": name,
+            "code": code,
+            "reference": reference,
+            "description": description,
+            "currency": currency,
+            "status": status,
+        }
+        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
+        self._watch(*self.renames.values())

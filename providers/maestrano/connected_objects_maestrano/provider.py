@@ -73,6 +73,7 @@ from connected_objects import UnknownMarketplace
 from connected_objects import connections
 from connected_objects import identity
 from connected_objects import inbox
+from connected_objects.entities import EntityCatalog
 from connected_objects.provider import ProviderContext
 from connected_objects.redaction import register_secrets
 from connected_objects.settings import setting
@@ -88,6 +89,7 @@ from .connec import BATCH_SIZE
 from .connec import ConnecClient
 from .connec import fold
 from .connec import record_from_connec
+from .entities import ENTITIES
 from .marketplaces import Marketplace
 from .marketplaces import Marketplaces
 from .sso import SsoGroup
@@ -132,14 +134,21 @@ class MaestranoProvider:
     :param sso_secret: the key binding a sign-in to its browser (default:
         ``CONNECTED_OBJECTS_MAESTRANO_SSO_SECRET``, else derived per marketplace).
     :param limits: replaces Connec!'s pace per group (:data:`LIMITS`).
-    :param extra_entities: Connec! collections synced beyond the ones declared here
-        (the client speaks any collection: ``["sales_orders", "payments"]``); a
-        ``@connected`` model on an undeclared entity fails ``Hub.install()``.
+    :param extra_entities: Connec! collections synced beyond the ones declared in
+        :data:`~connected_objects_maestrano.entities.ENTITIES` (the client speaks any
+        collection: ``["sales_orders", "credit_notes"]``); a ``@connected`` model on an
+        undeclared entity fails ``Hub.install()``.
+
+    Its ``entities`` are the declared collections (:attr:`entity_catalog`), plus
+    ``users`` and ``groups`` (the identity map's links of single sign-on and the
+    account webhooks, not Connec! collections), plus ``extra_entities``.
     """
 
     name = "maestrano"
     api_version = API_VERSION
-    entities = frozenset({"organizations", "people", "items", "invoices", "users", "groups"})
+    #: The Connec! collections declared as data; writes to the read-only ones are refused before any request.
+    entity_catalog: EntityCatalog = ENTITIES
+    entities: frozenset[str] = ENTITIES.names | {"users", "groups"}
     #: None per connection: each marketplace's API credentials are in its configuration.
     required_credentials: tuple[str, ...] = ()
 
@@ -197,7 +206,9 @@ class MaestranoProvider:
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
         """A Connec! client for the scope's group, with the scope's marketplace credentials."""
-        return ConnecClient(http, self.marketplaces.get(scope.marketplace), scope.account, app=self.app)
+        return ConnecClient(
+            http, self.marketplaces.get(scope.marketplace), scope.account, app=self.app, catalog=self.entity_catalog
+        )
 
     def decode_event(self, entity: str, payload: bytes) -> RemoteRecord:
         """A stored Connec! notification record (notifications carry full records)."""

@@ -3,7 +3,12 @@
 :class:`FakeDevPlatform` serves ``GET /api/config/v1/marketplaces`` behind HTTP
 Basic auth, and can be switched down or made to answer garbage, to exercise the
 last-good fallback. :func:`marketplace_config` makes a realistic marketplace
-entry (the developer platform's shape) for tests.
+entry (the developer platform's shape) for tests. :class:`FakeConnec` serves
+the Connec! API for any collection, and checks what its catalog
+(:data:`~connected_objects_maestrano.entities.ENTITIES` unless given one)
+declares: a write to a read-only collection (``tax_codes``, ``accounts``) or
+one without a required field (an organization's ``name``, a person's
+``last_name``) is refused with a 400 and Connec!'s ``errors`` list.
 
 Example::
 
@@ -24,6 +29,10 @@ import json
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
+
+from connected_objects.entities import EntityCatalog
+
+from .entities import ENTITIES
 
 __all__ = [
     "FakeBilling",
@@ -115,13 +124,35 @@ class FakeConnec:
     operations in order and answers a status and body per operation;
     :attr:`calls` counts requests per route (``"batch"``, ``"POST"``, …), and
     :attr:`invalid`, when set, may refuse a write with a validation message.
+
+    It serves any collection; for those its ``catalog`` declares, a write to a
+    read-only one is refused, and so is a create or an update that leaves a
+    required field blank (the record as it would be stored is checked, since
+    Connec! merges an update into the record). A payment is not checked against
+    its invoice's balance: no public source documents Connec! doing so.
+
+    Example::
+
+        >>> import asyncio, httpx
+        >>> fake = FakeConnec({"app-1": "key-1"})
+        >>> async def post(entity, record):
+        ...     transport = httpx.ASGITransport(fake.app)
+        ...     async with httpx.AsyncClient(transport=transport, auth=("app-1", "key-1")) as http:
+        ...         answer = await http.post(f"http://connec.test/api/v2/cld-1/{entity}", json={entity: record})
+        ...         return answer.status_code, answer.json()
+        >>> status, body = asyncio.run(post("organizations", {"email": {"address": "ap@acme.example"}}))
+        >>> status, body["errors"][0]["title"]
+        (400, "Name can't be blank")
+        >>> asyncio.run(post("tax_codes", {"name": "GST"}))[0], asyncio.run(post("organizations", {"name": "Acme"}))[0]
+        (400, 201)
     """
 
-    def __init__(self, credentials: dict[str, str]) -> None:
+    def __init__(self, credentials: dict[str, str], *, catalog: EntityCatalog = ENTITIES) -> None:
         from starlette.applications import Starlette
         from starlette.routing import Route as StarletteRoute
 
         self.credentials = dict(credentials)
+        self.catalog = catalog
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.auth_seen: dict[str, set[str]] = {}
         self.creates = 0
@@ -154,11 +185,14 @@ class FakeConnec:
             return None
         return user if self.credentials.get(user) == password and password else None
 
-    def seed(self, group: str, entity: str, items: Iterable[dict[str, Any]]) -> None:
-        """Records made by another application."""
+    def seed(self, group: str, entity: str, items: Iterable[dict[str, Any]]) -> list[str]:
+        """Records made by another application (any collection, read-only ones too, unchecked); their ids."""
+        made = []
         for data in items:
             rid = f"c{len(self.records) + 1}"
             self.records[(group, entity, rid)] = {**data, "id": rid, "updated_at": self._tick()}
+            made.append(rid)
+        return made
 
     def view(self, group: str, entity: str, rid: str) -> dict[str, Any]:
         record = dict(self.records[(group, entity, rid)])
@@ -267,8 +301,36 @@ class FakeConnec:
             {"errors": [{"title": "Service Unavailable"}]}, status_code=503, headers={"Retry-After": "0"}
         )
 
+    def _refusal(self, entity: str) -> tuple[int, dict[str, Any]] | None:
+        """A write to a collection declared read only: refused, and nothing changes.
+
+        Connec! itself stores what an application posts to ``tax_codes`` or ``accounts`` (they are writable
+        collections of Maestrano's own Connec! sandbox, maestrano/mno-api-sandbox,
+        app/controllers/connec/api/v2/resources_controller.rb, ACCEPTED_RESOURCES); they are read only in this
+        sandbox because this library declares them so and never writes them. The answer has Connec!'s error
+        shape (below), not a documented Connec! refusal.
+        """
+        if entity in self.catalog and not self.catalog[entity].writable:
+            return _errors(400, f"{entity} are read only in this sandbox")
+        return None
+
+    def _missing(self, entity: str, record: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """A record without one of its declaration's required fields (their sources: ``entities.py``): 400,
+        one error per field in Rails' presence-validation words ("Last name can't be blank"), the
+        ``full_messages`` Maestrano's Connec! sandbox answers a refused write with (mno-api-sandbox
+        resources_controller.rb, ``create``/``update``: ``process_errors(entity.errors.full_messages, 400)``)."""
+        if entity not in self.catalog:
+            return None
+        blank = [name for name in self.catalog[entity].required if record.get(name) in (None, "", [], {})]
+        if not blank:
+            return None
+        return _errors(400, *(f"{name.replace('_', ' ').capitalize()} can't be blank" for name in blank))
+
     def _write(self, method: str, group: str, entity: str, rid: str | None, params: Any) -> tuple[int, dict[str, Any]]:
         """One create (POST), update (PUT) or delete (DELETE): the status and the body to answer."""
+        refused = self._refusal(entity)
+        if refused is not None:
+            return refused
         if method == "DELETE" and rid is not None:
             record = self.records.get((group, entity, rid))
             if record is None:
@@ -289,6 +351,9 @@ class FakeConnec:
             if record is None:
                 return 404, {"errors": [{"title": "Not found"}]}
             body.pop("id", None)
+            missing = self._missing(entity, {**record, **body})
+            if missing is not None:
+                return missing
             record.update(body, updated_at=self._tick())
             return 200, {entity: self.view(group, entity, rid)}
         # ids are arrays of provider-scoped ids; a create naming a known external id updates that record
@@ -296,12 +361,28 @@ class FakeConnec:
         external = [i for i in body.pop("id", []) or [] if isinstance(i, dict)]
         for (g, e, known), record in self.records.items():
             if g == group and e == entity and any(x in record.get("external_ids", []) for x in external):
+                missing = self._missing(entity, {**record, **body})
+                if missing is not None:
+                    return missing
                 record.update(body, updated_at=self._tick())  # an upsert by external id
                 return 200, {entity: self.view(group, entity, known)}
+        missing = self._missing(entity, body)
+        if missing is not None:
+            return missing
         rid = f"c{len(self.records) + 1}"
         self.records[(group, entity, rid)] = {**body, "id": rid, "external_ids": external, "updated_at": self._tick()}
         self.creates += 1
         return 201, {entity: self.view(group, entity, rid)}
+
+
+def _errors(status: int, *titles: str) -> tuple[int, dict[str, Any]]:
+    """Connec!'s error answer: ``{"errors": [{status, code, title, detail}]}``, one entry per problem, as
+    Maestrano's Connec! sandbox formats them (mno-api-sandbox resources_controller.rb, ``process_errors``)."""
+    entries = [
+        {"status": str(status), "code": "-".join(t.lower().replace("'", "-").split()), "title": t, "detail": t}
+        for t in titles
+    ]
+    return status, {"errors": entries}
 
 
 def connec_delivery(

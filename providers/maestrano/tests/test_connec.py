@@ -1,4 +1,5 @@
-"""Connec!: the conformance suite, and two marketplaces that never see each other's data or credentials."""
+"""Connec!: the conformance suite for every declared collection, and two marketplaces that never see each other's
+data or credentials."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import httpx
 import pytest
 from connected_objects_maestrano import MaestranoProvider
 from connected_objects_maestrano import Marketplaces
+from connected_objects_maestrano.connec import ConnecClient
+from connected_objects_maestrano.connec import fold
+from connected_objects_maestrano.entities import ENTITIES
 from connected_objects_maestrano.testing import FakeConnec
 from connected_objects_maestrano.testing import connec_delivery
 from connected_objects_maestrano.testing import marketplace_config
@@ -21,13 +25,17 @@ from sqlalchemy.orm import sessionmaker
 
 from connected_objects import FieldMapping
 from connected_objects import Hub
+from connected_objects import PermanentError
 from connected_objects import Reference
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
 from connected_objects import identity
 from connected_objects import outbox
+from connected_objects.entities import ReadOnlyEntity
+from connected_objects.entities import catalog_of
 from connected_objects.models import inbox as inbox_table
+from connected_objects.provider import BatchOperation
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web import ASGIAdapter
@@ -87,7 +95,10 @@ connected(
 
 
 class TestConnec(ProviderConformance):
+    """The contract for every writable collection declared; tax codes and accounts are pulled and refuse writes."""
+
     entity = "invoices"
+    catalog = ENTITIES
     has_versions = False
 
     @pytest.fixture
@@ -117,6 +128,27 @@ class TestConnec(ProviderConformance):
         record = {"id": [{"provider": "connec", "id": foreign_id}], "group_id": "cld-1", "title": "x"}
         body, headers = connec_delivery({"invoices": [record]}, m.api.id, m.api.key if valid else "forged")
         return f"/mno-enterprise/{A}/connec/receive", body, headers
+
+    def sample_of(self, setup, entity, n):
+        if entity == "organizations":
+            return {"name": f"Org {n}", "is_customer": True}
+        if entity == "people":
+            return {"first_name": "Ada", "last_name": f"Lovelace {n}"}
+        if entity == "items":
+            return {"name": f"Item {n}", "code": f"I-{n}", "sale_price": {"net_amount": 10}}
+        if entity == "payments":  # of an invoice another application made
+            [invoice] = self.connec.seed("cld-1", "invoices", [{"title": f"PAID-{n}", "amount": 100}])
+            linked = {"id": fold(invoice), "class": "Invoice", "applied_amount": 40}
+            return {"type": "CUSTOMER", "payment_lines": [{"amount": 40, "linked_transactions": [linked]}]}
+        return self.sample(n)
+
+    def changed_of(self, entity, payload):
+        edits = {"organizations": "name", "people": "last_name", "items": "name", "invoices": "title"}
+        field = edits.get(entity, "transaction_number")
+        return {**payload, field: f"{payload.get(field, '')} (edited)"}
+
+    def seed_of(self, setup, entity, count):
+        self.connec.seed("cld-1", entity, [{"name": f"Seeded {i}", "last_name": f"L{i}"} for i in range(count)])
 
 
 @pytest.fixture
@@ -286,3 +318,101 @@ def test_a_notification_record_without_an_id_refuses_the_delivery_and_stores_not
     assert response.status_code == 400 and "invoices[1] needs an id" in response.text
     with hub.session_factory() as s:
         assert s.execute(select(inbox_table)).all() == []
+
+
+def run_client(connec: FakeConnec, step, *, group: str = "cld-1"):
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(connec.app)) as http:
+            return await step(ConnecClient(http, MARKETPLACES.get(A), group, app="test-app"))
+
+    return asyncio.run(go())
+
+
+def test_the_provider_declares_its_collections_and_keeps_users_groups_and_extras():
+    provider = MaestranoProvider(MARKETPLACES, extra_entities=["sales_orders"])
+    assert catalog_of(provider) is ENTITIES
+    assert provider.entities == ENTITIES.names | {"users", "groups", "sales_orders"}
+    assert {"payments", "tax_codes", "accounts"} <= MaestranoProvider.entities
+    assert {spec.path for spec in ENTITIES} == set(ENTITIES.names)  # /api/v2/{group}/tax_codes
+    assert {spec.name for spec in ENTITIES.read_only} == {"tax_codes", "accounts"}
+
+
+def test_a_required_field_left_blank_is_refused_as_connec_words_it():
+    connec = FakeConnec(CREDENTIALS)
+
+    async def step(client):
+        with pytest.raises(PermanentError) as nameless:
+            await client.create("organizations", {"email": {"address": "a@b.example"}}, idempotency_key="k1")
+        person = await client.create("people", {"first_name": "Ada", "last_name": "Lovelace"}, idempotency_key="k2")
+        # an update is merged into the record: leaving last_name out keeps it, blanking it is refused
+        kept = await client.update("people", person.foreign_id, {"first_name": "A."}, version=None, idempotency_key="3")
+        with pytest.raises(PermanentError) as blanked:
+            await client.update("people", person.foreign_id, {"last_name": ""}, version=None, idempotency_key="k4")
+        return nameless.value, kept, blanked.value
+
+    nameless, kept, blanked = run_client(connec, step)
+    assert nameless.status == 400 and "Name can't be blank" in nameless.message
+    assert kept.data["last_name"] == "Lovelace" and kept.data["first_name"] == "A."
+    assert blanked.status == 400 and "Last name can't be blank" in blanked.message
+    assert connec.creates == 1 and [r["last_name"] for r in connec.live("cld-1", "people").values()] == ["Lovelace"]
+
+
+def test_the_sandbox_refuses_a_write_to_a_read_only_collection_in_connecs_error_shape():
+    connec = FakeConnec(CREDENTIALS)
+    [code] = connec.seed("cld-1", "tax_codes", [{"name": "GST", "sale_tax_rate": 10}])
+    m = MARKETPLACES.get(A)
+
+    async def go():
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(connec.app), auth=(m.api.id, m.api.key), base_url="http://connec.test"
+        ) as http:
+            posted = await http.post("/api/v2/cld-1/tax_codes", json={"tax_codes": {"name": "VAT"}})
+            put = await http.put(f"/api/v2/cld-1/tax_codes/{code}", json={"tax_codes": {"name": "GST 2"}})
+            deleted = await http.delete(f"/api/v2/cld-1/accounts/{code}")
+            listed = await http.get("/api/v2/cld-1/tax_codes")
+            return posted, put, deleted, listed
+
+    posted, put, deleted, listed = asyncio.run(go())
+    assert [r.status_code for r in (posted, put, deleted)] == [400, 400, 400]
+    [error] = posted.json()["errors"]
+    assert error["status"] == "400" and error["title"] == "tax_codes are read only in this sandbox"
+    assert [t["name"] for t in listed.json()["tax_codes"]] == ["GST"] and connec.creates == 0
+
+
+def test_a_batch_refuses_the_read_only_operation_alone_and_sends_the_rest():
+    connec = FakeConnec(CREDENTIALS)
+    operations = [
+        BatchOperation("create", "tax_codes", payload={"name": "VAT"}, idempotency_key="b1"),
+        BatchOperation("create", "organizations", payload={"name": "Acme"}, idempotency_key="b2"),
+        BatchOperation("delete", "accounts", foreign_id="a1", idempotency_key="b3"),
+    ]
+
+    async def step(client):
+        mixed = await client.batch(operations)
+        sent = dict(connec.calls)
+        only_refused = await client.batch([operations[0]])
+        return mixed, sent, only_refused
+
+    (refused, made, gone), sent, (alone,) = run_client(connec, step)
+    assert isinstance(refused, ReadOnlyEntity) and isinstance(gone, ReadOnlyEntity)
+    assert "tax_codes is read only" in refused.message and "accounts is read only" in gone.message
+    assert made.data["name"] == "Acme"
+    assert sent == {"batch": 1} and connec.calls == {"batch": 1}  # a batch of refusals only sends nothing
+    assert isinstance(alone, ReadOnlyEntity)
+
+
+def test_a_payment_reads_back_the_invoice_its_lines_settle():
+    connec = FakeConnec(CREDENTIALS)
+    [invoice] = connec.seed("cld-1", "invoices", [{"title": "INV-1", "amount": 100}])
+    line = {"amount": 250, "linked_transactions": [{"id": fold(invoice), "class": "Invoice", "applied_amount": 250}]}
+
+    async def step(client):
+        made = await client.create("payments", {"type": "CUSTOMER", "payment_lines": [line]}, idempotency_key="p1")
+        [fetched] = await client.fetch("payments", [made.foreign_id])
+        return made, fetched
+
+    made, fetched = run_client(connec, step)
+    assert made.data["linked_invoice_id"] == fetched.data["linked_invoice_id"] == invoice
+    # more than the invoice's amount is taken: no public source documents Connec! checking a payment against
+    # its invoice's balance, so the sandbox does not invent that rule
+    assert connec.live("cld-1", "payments")[made.foreign_id]["payment_lines"][0]["amount"] == 250

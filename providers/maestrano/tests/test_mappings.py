@@ -6,15 +6,20 @@ import asyncio
 import base64
 import datetime as dt
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from connected_objects_maestrano import MaestranoProvider
 from connected_objects_maestrano import Marketplaces
+from connected_objects_maestrano.connec import fold
+from connected_objects_maestrano.mappings import AccountMapping
 from connected_objects_maestrano.mappings import InvoiceMapping
 from connected_objects_maestrano.mappings import OrganizationMapping
+from connected_objects_maestrano.mappings import PaymentMapping
 from connected_objects_maestrano.mappings import PersonMapping
+from connected_objects_maestrano.mappings import TaxCodeMapping
 from connected_objects_maestrano.testing import FakeConnec
 from connected_objects_maestrano.testing import marketplace_config
 from sqlalchemy import Date
@@ -31,8 +36,10 @@ from connected_objects import Reference
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
+from connected_objects import identity
 from connected_objects import outbox
 from connected_objects import pull
+from connected_objects.entities import ReadOnlyEntity
 
 GROUP = "cld-1"
 SCOPE = Scope("maestrano", "maestrano", GROUP)
@@ -96,6 +103,34 @@ class Invoice(Base):
     total: Mapped[Decimal] = mapped_column(Numeric(12, 2))
 
 
+@owned("payments", PaymentMapping(invoice=Reference("invoice_id", "cm_invoice"), amount="amount", date="paid_on"))
+class Payment(Base):
+    __tablename__ = "cm_payment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("cm_tenant.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("cm_invoice.id"))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    paid_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+@owned("tax_codes", TaxCodeMapping(name="name", rate="rate"))
+class TaxCode(Base):
+    __tablename__ = "cm_tax_code"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("cm_tenant.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    rate: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
+
+
+@owned("accounts", AccountMapping(name="name", code="code"))
+class Account(Base):
+    __tablename__ = "cm_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("cm_tenant.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str | None] = mapped_column(String(20))
+
+
 @pytest.fixture
 def group(sqlite_engine):
     Base.metadata.create_all(sqlite_engine)
@@ -104,7 +139,7 @@ def group(sqlite_engine):
     config["connec"]["host"] = HOST
     hub = Hub(
         sessionmaker(sqlite_engine, expire_on_commit=False),
-        models=[Customer, Contact, Invoice],
+        models=[Customer, Contact, Invoice, Payment, TaxCode, Account],
         providers=[MaestranoProvider(Marketplaces.from_config({"marketplaces": [config]}))],
         transport=httpx.ASGITransport(connec.app),
     )
@@ -196,3 +231,71 @@ def test_lines_carry_their_item_as_an_id_array():
     assert line["total_price"] == {"net_amount": Decimal("100")}
     with pytest.raises(ValueError, match="addressed to someone"):
         InvoiceMapping(total="total")
+
+
+def test_a_payment_reaches_connec_linked_to_its_invoice_and_comes_back(group):
+    hub, connec = group
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=1, tenant_id=1, name="Acme"))
+        s.add(Invoice(id=1, tenant_id=1, customer_id=1, number="INV-1", issued_on=dt.date(2026, 11, 1), total=100))
+        s.add(Payment(id=1, tenant_id=1, invoice_id=1, amount=Decimal("40.00"), paid_on=dt.date(2026, 11, 30)))
+    for _ in range(3):  # the payment waits for its invoice, which waits for its organization
+        hub.drain()
+    with hub.session_factory() as s:
+        assert outbox.list_changes(s, state="dead") == []
+    [invoice_id] = connec.live(GROUP, "invoices")
+    [(payment_id, payment)] = connec.live(GROUP, "payments").items()
+    assert (payment["type"], payment["transaction_date"]) == ("CUSTOMER", "2026-11-30")
+    assert payment["payment_lines"] == [
+        {"amount": 40.0, "linked_transactions": [{"id": fold(invoice_id), "class": "Invoice", "applied_amount": 40.0}]}
+    ]
+
+    paid = {"id": fold(invoice_id), "class": "Invoice", "applied_amount": 45.5}
+    line = {"amount": 45.5, "linked_transactions": [paid]}
+    edit_in_connec(connec, "payments", payment_id, {"payment_lines": [line], "transaction_date": "2026-12-01"})
+    stats = asyncio.run(pull(hub, SCOPE, "payments"))
+    assert stats.updated == 1
+    with hub.session_factory() as s:
+        row = s.get(Payment, 1)
+        assert (row.amount, row.paid_on, row.invoice_id) == (Decimal("45.50"), dt.date(2026, 12, 1), 1)
+
+
+def test_tax_codes_and_accounts_are_pulled_and_a_local_edit_is_never_pushed(group):
+    hub, connec = group
+    [gst] = connec.seed(GROUP, "tax_codes", [{"name": "GST", "sale_tax_rate": 10.0, "tax_type": "OUTPUT"}])
+    connec.seed(GROUP, "accounts", [{"name": "Sales", "code": "200", "currency": "AUD"}])
+    assert asyncio.run(pull(hub, SCOPE, "tax_codes")).created == 1
+    assert asyncio.run(pull(hub, SCOPE, "accounts")).created == 1
+    with hub.session_factory() as s:
+        link = identity.resolve(s, SCOPE, "tax_codes", gst)
+        assert link is not None
+        code = s.get(TaxCode, int(link.local_id))
+        assert (code.name, code.rate) == ("GST", Decimal("10.000"))
+        [account] = s.query(Account).all()
+        assert (account.name, account.code) == ("Sales", "200")
+
+    with hub.session_factory.begin() as s:
+        s.get(TaxCode, code.id).name = "GST (renamed here)"
+    hub.drain()
+    with hub.session_factory() as s:
+        [dead] = outbox.list_changes(s, state="dead")
+    assert "tax_codes is read only here" in (dead.last_error or "")
+    assert [t["name"] for t in connec.live(GROUP, "tax_codes").values()] == ["GST"]
+    assert connec.calls.get("POST", 0) + connec.calls.get("PUT", 0) + connec.calls.get("batch", 0) == 0
+
+
+def test_payment_and_read_only_mappings_refuse_what_connec_cannot_hold():
+    mapping = PaymentMapping(invoice=Reference("invoice_id", "invoice"), amount="amount", type="SUPPLIER")
+    row = SimpleNamespace(invoice_id=None, amount=Decimal("5"))
+    with pytest.raises(ValueError, match="settles an invoice"):
+        mapping.to_remote(row, {"linked_invoice_id": None})
+    assert mapping.to_remote(row, {"linked_invoice_id": "i1"})["type"] == "SUPPLIER"
+    with pytest.raises(ValueError, match="CUSTOMER"):
+        PaymentMapping(invoice=Reference("invoice_id", "invoice"), amount="amount", type="REFUND")
+    assert mapping.to_local({"payment_lines": [{"amount": 3, "linked_transactions": []}]}) == {}
+    with pytest.raises(ReadOnlyEntity, match="accounts is read only"):
+        AccountMapping(name="name").to_remote(SimpleNamespace(name="Sales"), {})
+    assert TaxCodeMapping(name="name", rate="rate").to_local({"name": "GST", "sale_tax_rate": 10}) == {
+        "name": "GST",
+        "rate": 10,
+    }

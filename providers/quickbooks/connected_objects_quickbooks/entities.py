@@ -86,7 +86,6 @@ ENTITIES: Final = EntityCatalog(
             required=("CustomerRef", "TotalAmt"),
             references={"CustomerRef": "Customer", "LinkedInvoice": "Invoice", "LinkedCreditMemo": "CreditMemo"},
         ),
-        # CustomerRef and at least one Line (developer.intuit.com .../all-entities/creditmemo)
         # CustomerRef and at least one Line (developer.intuit.com .../all-entities/creditmemo); it is set against
         # an invoice by a payment linking both (a zero TotalAmt payment: Intuit's "apply a credit memo" guidance)
         qbo_entity("CreditMemo", required=("CustomerRef", "Line"), references={"CustomerRef": "Customer"}),

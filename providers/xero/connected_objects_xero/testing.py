@@ -468,6 +468,11 @@ class FakeXero:
                 record.setdefault("LineAmountTypes", "Exclusive")
             elif entity == "Payments":
                 record.setdefault("Status", "AUTHORISED")  # a payment is made authorised (Xero's Payments docs)
+            elif spec.delete == "void" and spec.status_field:
+                # any other voidable document starts as a draft, as invoices and credit notes do (a quote
+                # too: developer.xero.com/documentation/api/accounting/quotes; QuoteStatusCodes in
+                # xero_accounting.yaml start at DRAFT)
+                record.setdefault(spec.status_field, "DRAFT")
             event = "CREATE"
         else:
             record = {**existing, **element, id_field: existing[id_field]}
