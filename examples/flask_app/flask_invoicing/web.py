@@ -133,6 +133,13 @@ def _admin() -> WSGIAdapter:
     return WSGIAdapter(admin_app(hub(), authorize=signed_in, path="/admin", secret=secret))
 
 
+def reset() -> None:
+    """Forget the hub, the connect flow and the mounted routes (made again from the environment on
+    first use): for tests that change the environment between runs."""
+    for made in (hub, connect_flow, _maestrano, _admin):
+        made.cache_clear()
+
+
 def application(environ: dict[str, Any], start_response: Any) -> Any:
     """The WSGI entry point: /mno-enterprise/… (SSO, metadata, account webhooks, Connec!
     notifications) and /connect/… (Connect to QuickBooks / Xero) to connected-objects,
