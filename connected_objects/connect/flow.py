@@ -35,7 +35,9 @@ Example (FastAPI; the owner hook reads the application's own login)::
 
     flow = ConnectFlow(hub, providers=["quickbooks", "xero"], owner=current_organization,
                        base_url="https://app.example", secret=os.environ["APP_SECRET"], landing="/settings")
-    app.mount("/connect", ASGIAdapter(flow.app()))   # register https://app.example/connect/xero/callback
+    # the routes carry their prefix (/connect/…): mount them at the root, beside the hub's webhooks
+    app.mount("/", ASGIAdapter(WebhookApp([*hub.webhooks().routes, *flow.routes()])))
+    # and register https://app.example/connect/quickbooks/callback (…/xero/callback) with the provider
 
 The core does the flow; the provider only declares its endpoints::
 
