@@ -91,7 +91,8 @@ def settings(session_cookie: str | None = Cookie(None, alias=COOKIE)) -> str:
 @cache
 def _maestrano() -> ASGIAdapter:
     # the Maestrano routes (SSO, metadata, webhooks, Connec! notifications) and "Connect to …" under /connect/…
-    oauth = connect_flow().routes() if hub().vault is not None else []  # no vault keys: no OAuth connections
+    flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
+    oauth = flow.routes() if flow is not None else []
     return ASGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
 
 

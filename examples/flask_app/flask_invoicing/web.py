@@ -109,7 +109,8 @@ def settings() -> Any:
 @cache
 def _maestrano() -> WSGIAdapter:
     # the Maestrano routes and "Connect to …" under /connect/… (only with vault keys: tokens are sealed)
-    oauth = connect_flow().routes() if hub().vault is not None else []
+    flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
+    oauth = flow.routes() if flow is not None else []
     return WSGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
 
 
