@@ -113,40 +113,14 @@ async def refresh_grant(
     :raises PermanentError: the grant was refused (``invalid_grant``, ``invalid_client``).
     :raises RetryableError: the token endpoint failed or timed out.
     """
-    import httpx
-
-    from .http import json_body
-    from .http import raise_for_response
-    from .http import transport_error
-
     register_basic(client_id, client_secret)  # an echoing error page must not show them
     register_credentials(credentials)
     refresh = credentials.get("refresh_token")
     if not refresh:
         raise PermanentError("no refresh token is stored for this connection")
-    try:
-        response = await http.post(
-            token_url,
-            data={"grant_type": "refresh_token", "refresh_token": str(refresh)},
-            auth=httpx.BasicAuth(client_id, client_secret),
-            headers={"Accept": "application/json"},
-        )
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, what="token refresh") from exc
-    if response.status_code in (400, 401):  # the OAuth error body names the cause; it holds no token
-        try:
-            error = str(response.json().get("error", "invalid_grant"))
-        except ValueError:
-            error = "invalid_grant"
-        raise PermanentError(f"the token endpoint refused the refresh: {error}", status=response.status_code)
-    raise_for_response(response, what="token refresh")
-    body = json_body(response, what="token refresh")
-    fresh = {**credentials, "access_token": body["access_token"]}
-    if body.get("refresh_token"):
-        fresh["refresh_token"] = body["refresh_token"]
-    register_credentials(fresh)
-    expires_at = utcnow() + dt.timedelta(seconds=float(body.get("expires_in", 1800)))
-    return fresh, expires_at
+    form = {"grant_type": "refresh_token", "refresh_token": str(refresh)}
+    tokens, expires_at = await _token_request(http, token_url, client_id, client_secret, form, "refresh")
+    return {**credentials, **tokens}, expires_at
 
 
 async def code_grant(
@@ -166,31 +140,40 @@ async def code_grant(
         ``redirect_uri``; ``invalid_client``).
     :raises RetryableError: the token endpoint failed or timed out.
     """
+    register_basic(client_id, client_secret)
+    register_credentials({"code": code, "code_verifier": code_verifier or ""})
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier:
+        form["code_verifier"] = code_verifier
+    return await _token_request(http, token_url, client_id, client_secret, form, "authorization code")
+
+
+async def _token_request(
+    http: httpx.AsyncClient, token_url: str, client_id: str, client_secret: str, form: dict[str, str], grant: str
+) -> tuple[dict[str, Any], dt.datetime]:
+    """POST ``form`` to the token endpoint with Basic client authentication: the access token (and
+    the refresh token, when one is issued), registered as secrets, and when the access token expires."""
     import httpx
 
     from .http import json_body
     from .http import raise_for_response
     from .http import transport_error
 
-    register_basic(client_id, client_secret)
-    register_credentials({"code": code, "code_verifier": code_verifier or ""})
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-    if code_verifier:
-        form["code_verifier"] = code_verifier
+    what = "token refresh" if grant == "refresh" else f"{grant} exchange"
     try:
         response = await http.post(
             token_url, data=form, auth=httpx.BasicAuth(client_id, client_secret), headers={"Accept": "application/json"}
         )
     except httpx.HTTPError as exc:
-        raise transport_error(exc, what="authorization code exchange") from exc
-    if response.status_code in (400, 401):
+        raise transport_error(exc, what=what) from exc
+    if response.status_code in (400, 401):  # the OAuth error body names the cause; it holds no token
         try:
             error = str(response.json().get("error", "invalid_grant"))
         except ValueError:
             error = "invalid_grant"
-        raise PermanentError(f"the token endpoint refused the authorization code: {error}", status=response.status_code)
-    raise_for_response(response, what="authorization code exchange")
-    body = json_body(response, what="authorization code exchange")
+        raise PermanentError(f"the token endpoint refused the {grant}: {error}", status=response.status_code)
+    raise_for_response(response, what=what)
+    body = json_body(response, what=what)
     tokens = {"access_token": body["access_token"]}
     if body.get("refresh_token"):
         tokens["refresh_token"] = body["refresh_token"]

@@ -35,7 +35,9 @@ Example (FastAPI; the owner hook reads the application's own login)::
 
     flow = ConnectFlow(hub, providers=["quickbooks", "xero"], owner=current_organization,
                        base_url="https://app.example", secret=os.environ["APP_SECRET"], landing="/settings")
-    app.mount("/connect", ASGIAdapter(flow.app()))   # register https://app.example/connect/xero/callback
+    # the routes carry their prefix (/connect/…): mount them at the root, beside the hub's webhooks
+    app.mount("/", ASGIAdapter(WebhookApp([*hub.webhooks().routes, *flow.routes()])))
+    # and register https://app.example/connect/quickbooks/callback (…/xero/callback) with the provider
 
 The core does the flow; the provider only declares its endpoints::
 
@@ -149,7 +151,9 @@ class ConnectFlow:
             raise ConfigurationError("connecting accounts stores OAuth tokens sealed: give the Hub a vault=Vault(...)")
         raw = secret.encode() if isinstance(secret, str) else secret
         if len(raw) < 16:
-            raise ConfigurationError("ConnectFlow(secret=...) must be at least 16 bytes; use a random value")
+            raise ConfigurationError("the ConnectFlow secret must be at least 16 bytes; use a random value")
+        if isinstance(providers, str):
+            raise ConfigurationError(f"ConnectFlow(providers=...) takes a list of names, e.g. [{providers!r}]")
         if not 0 < max_age <= MAX_AGE:
             raise ConfigurationError(f"ConnectFlow(max_age=...) must be between 1 and {MAX_AGE} seconds")
         register_secrets(raw.decode("utf-8", "replace"), owner=self)
@@ -171,10 +175,20 @@ class ConnectFlow:
                 raise ConfigurationError(
                     f"provider {name!r} does not connect accounts through OAuth (no AccountConnector methods)"
                 )
+            if not found.authorization().client_id:
+                raise ConfigurationError(
+                    f"provider {name!r} has no OAuth client id: give it a client_id and a client_secret, or set "
+                    f"CONNECTED_OBJECTS_{name.upper()}_CLIENT_ID and CONNECTED_OBJECTS_{name.upper()}_CLIENT_SECRET"
+                )
             self._connectors[name] = found
 
     def __repr__(self) -> str:
         return f"ConnectFlow(providers={sorted(self._connectors)!r}, prefix={self.prefix!r})"
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers whose accounts this flow connects, in the order given."""
+        return tuple(self._connectors)
 
     # -- what the application uses --------------------------------------------------------
 

@@ -76,11 +76,16 @@ def current_organization(request: Request) -> tuple[str, int] | None:
 
 
 @cache
-def connect_flow() -> ConnectFlow:
-    """ "Connect to QuickBooks" and "Connect to Xero": the OAuth routes under ``/connect``."""
+def connect_flow() -> ConnectFlow | None:
+    """ "Connect to QuickBooks" and "Connect to Xero": the OAuth routes under ``/connect``, for the
+    providers whose OAuth app is configured (``CONNECTED_OBJECTS_QUICKBOOKS_CLIENT_ID``, ``…_XERO_…``);
+    None without vault keys (tokens are stored sealed) or without any."""
+    names = [n for n in ("quickbooks", "xero") if os.environ.get(f"CONNECTED_OBJECTS_{n.upper()}_CLIENT_ID")]
+    if hub().vault is None or not names:
+        return None
     return ConnectFlow(
         hub(),
-        providers=["quickbooks", "xero"],
+        providers=names,
         owner=current_organization,
         base_url=os.environ.get("INVOICING_URL", "http://127.0.0.1:8000"),
         secret=hmac.new(key(), b"connected-objects connect", hashlib.sha256).digest(),

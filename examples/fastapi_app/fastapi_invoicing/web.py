@@ -89,16 +89,17 @@ def settings(session_cookie: str | None = Cookie(None, alias=COOKIE)) -> str:
 
 
 @cache
-def _routes() -> ASGIAdapter:
+def _maestrano() -> ASGIAdapter:
     # the Maestrano routes (SSO, metadata, webhooks, Connec! notifications) and "Connect to …" under /connect/…
-    oauth = connect_flow().routes() if hub().vault is not None else []  # no vault keys: no OAuth connections
+    flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
+    oauth = flow.routes() if flow is not None else []
     return ASGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
 
 
 async def maestrano_routes(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """SSO, metadata, account webhooks and Connec! notifications under /mno-enterprise/{marketplace}/…,
     and the OAuth routes of "Connect to QuickBooks / Xero" under /connect/{provider}/…"""
-    await _routes()(scope, receive, send)
+    await _maestrano()(scope, receive, send)
 
 
 def signed_in(request: Request) -> bool:
@@ -119,6 +120,13 @@ def _admin() -> ASGIAdapter:
 async def admin_routes(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """connected-objects' admin pages under /admin/…"""
     await _admin()(scope, receive, send)
+
+
+def reset() -> None:
+    """Forget the hub, the connect flow and the mounted routes (made again from the environment on
+    first use): for tests that change the environment between runs."""
+    for made in (hub, connect_flow, _maestrano, _admin):
+        made.cache_clear()
 
 
 app.mount("/admin", admin_routes)

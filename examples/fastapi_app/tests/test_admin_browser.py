@@ -113,9 +113,7 @@ def site(browser: Any) -> Iterator[Site]:
         from fastapi_invoicing.models import Organization
         from fastapi_invoicing.models import User
 
-        sync.hub.cache_clear()
-        web._admin.cache_clear()
-        web._maestrano.cache_clear()
+        web.reset()
         with sync.hub().session_factory.begin() as session:
             session.add_all([Organization(id=1, name="Acme"), Organization(id=2, name="Globex")])
             session.flush()
@@ -134,9 +132,7 @@ def site(browser: Any) -> Iterator[Site]:
                 made.engine.dispose()
                 sync.hub().uninstall()
                 sync.hub().engine.dispose()
-                sync.hub.cache_clear()
-                web._admin.cache_clear()
-                web._maestrano.cache_clear()
+                web.reset()
     drop_database(server, name)
 
 

@@ -95,9 +95,7 @@ def test_connect_quickbooks_and_xero_in_a_browser_then_disconnect(postgres_url, 
         monkeypatch.setenv("INVOICING_URL", app_url)
         intuit.redirect_uris = {f"{app_url}/connect/quickbooks/callback"}
         identity.redirect_uris = {f"{app_url}/connect/xero/callback"}
-        sync.hub.cache_clear()
-        sync.connect_flow.cache_clear()
-        web._routes.cache_clear()
+        web.reset()
         try:
             with chromium() as browser:
                 browser.add_cookies([{"name": "session", "value": session_cookie(1), "url": app_url}])
@@ -142,8 +140,6 @@ def test_connect_quickbooks_and_xero_in_a_browser_then_disconnect(postgres_url, 
         finally:
             sync.hub().uninstall()
             sync.hub().engine.dispose()  # its pooled connections close here, not in a later test's gc
-            sync.hub.cache_clear()  # the next test makes its own, from its environment
-            sync.connect_flow.cache_clear()
-            web._routes.cache_clear()
+            web.reset()  # the next test makes its own, from its environment
     assert sorted(i["DocNumber"] for i in qbo.live(REALM, "Invoice").values()) == ["INV-1", "INV-2"]  # not INV-3
     assert sorted(i["InvoiceNumber"] for i in xero.live("tenant-initech", "Invoices").values()) == ["INV-2", "INV-3"]

@@ -38,8 +38,9 @@ def test_the_app_signs_in_through_sso_and_its_invoices_reach_connec(tmp_path, mo
     connec.seed("cld-7", "invoices", [{"title": "ALREADY-THERE", "amount": 500}])
     from fastapi_invoicing import sync
     from fastapi_invoicing.web import app
+    from fastapi_invoicing.web import reset
 
-    sync.hub.cache_clear()  # made from this test's environment, on first use
+    reset()  # the hub and routes are made from this test's environment, on first use
     with serve(connec.app) as connec_url, serve(app) as app_url:
         market = marketplace_config(KEY, idp_certificate=idp.certificate)
         market["connec"]["host"] = connec_url

@@ -13,10 +13,13 @@ from connected_objects.connections import ConnectionInfo
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
 
 
-def settings_page(flow: ConnectFlow, owner: Owner, found: Mapping[str, Sequence[ConnectionInfo]]) -> str:
+def settings_page(flow: ConnectFlow | None, owner: Owner, found: Mapping[str, Sequence[ConnectionInfo]]) -> str:
     """The HTML of the page (every value escaped)."""
     sections = []
     for name, label in LABELS.items():
+        if flow is None or name not in flow.providers:
+            sections.append(f"<h2>{label}</h2><p>Connecting {label} accounts is not configured here.</p>")
+            continue
         rows = []
         for c in found.get(name, []):
             form = ""

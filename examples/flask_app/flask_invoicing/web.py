@@ -109,7 +109,8 @@ def settings() -> Any:
 @cache
 def _maestrano() -> WSGIAdapter:
     # the Maestrano routes and "Connect to …" under /connect/… (only with vault keys: tokens are sealed)
-    oauth = connect_flow().routes() if hub().vault is not None else []
+    flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
+    oauth = flow.routes() if flow is not None else []
     return WSGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
 
 
@@ -131,6 +132,13 @@ def signed_in(request: Request) -> bool:
 def _admin() -> WSGIAdapter:
     secret = hmac.new(str(app.secret_key).encode(), b"connected-objects admin csrf", hashlib.sha256).digest()
     return WSGIAdapter(admin_app(hub(), authorize=signed_in, path="/admin", secret=secret))
+
+
+def reset() -> None:
+    """Forget the hub, the connect flow and the mounted routes (made again from the environment on
+    first use): for tests that change the environment between runs."""
+    for made in (hub, connect_flow, _maestrano, _admin):
+        made.cache_clear()
 
 
 def application(environ: dict[str, Any], start_response: Any) -> Any:

@@ -35,8 +35,7 @@ def test_the_flask_example_serves_the_admin_and_retry_pushes_a_fixed_row(tmp_pat
     from flask_invoicing.models import Organization
     from flask_invoicing.models import User
 
-    sync.hub.cache_clear()
-    web._admin.cache_clear()
+    web.reset()
     with serve(connec.app) as connec_url, serve_wsgi(web.application) as app_url, chromium() as browser:
         market = marketplace_config(KEY)
         market["connec"]["host"] = connec_url
@@ -71,6 +70,5 @@ def test_the_flask_example_serves_the_admin_and_retry_pushes_a_fixed_row(tmp_pat
         assert "No dead changes." in page.inner_text("main")
         page.close()
         hub.uninstall()
-    sync.hub.cache_clear()
-    web._admin.cache_clear()
+    web.reset()
     assert [r["amount"] for r in connec.live("cld-7", "invoices").values()] == [900]

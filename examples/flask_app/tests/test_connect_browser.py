@@ -78,9 +78,7 @@ def test_connect_quickbooks_in_a_browser_push_then_disconnect(tmp_path, monkeypa
         monkeypatch.setenv("CONNECTED_OBJECTS_QUICKBOOKS_REVOKE_URL", intuit.url(intuit_url, intuit.revoke_path))
         monkeypatch.setenv("INVOICING_URL", app_url)
         intuit.redirect_uris = {f"{app_url}/connect/quickbooks/callback"}
-        sync.hub.cache_clear()
-        sync.connect_flow.cache_clear()
-        web._maestrano.cache_clear()
+        web.reset()
         web.app.secret_key = "a browser test secret of the flask app"
         session_value = web.login_cookie(1).split(";", 1)[0].split("=", 1)[1]
         try:
@@ -109,8 +107,6 @@ def test_connect_quickbooks_in_a_browser_push_then_disconnect(tmp_path, monkeypa
         finally:
             sync.hub().uninstall()
             sync.hub().engine.dispose()  # its pooled connections close here, not in a later test's gc
-            sync.hub.cache_clear()  # the next test makes its own, from its environment
-            sync.connect_flow.cache_clear()
-            web._maestrano.cache_clear()
+            web.reset()  # the next test makes its own, from its environment
     assert intuit.revocations == 1 and not qbo.tokens_of[REALM]
     assert [i["DocNumber"] for i in qbo.live(REALM, "Invoice").values()] == ["F-1"]  # not F-2
