@@ -59,6 +59,7 @@ from sqlalchemy import and_
 from sqlalchemy import select
 from sqlalchemy import update
 
+from . import outbox
 from . import registry
 from .db import DB
 from .db import connection_of
@@ -216,6 +217,8 @@ def connect(
                 f"{scope} is already connected to {found.owner_type} {found.owner_id!r}; disconnect it there first"
             )
         conn.execute(update(t).where(t.c.id == found.id).values(**values))
+        if found.status != "active":  # reactivated (reconnected): what waited for it goes now
+            outbox.resume(conn, scope)
     _forget_cache(db)
     result = get(conn, scope)
     assert result is not None

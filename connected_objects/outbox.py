@@ -146,6 +146,11 @@ def wake(db: DB, due: Mapping[Scope, dt.datetime]) -> None:
     CHANGES.wake(db, due)
 
 
+def resume(db: DB, scope: Scope) -> int:
+    """The waiting changes of ``scope`` are due now: its connection was reactivated (reconnected)."""
+    return CHANGES.resume(db, scope)
+
+
 def renew_leases(db: DB, worker: str, ids: Sequence[int], lease: float = 60.0) -> int:
     """Extend ``worker``'s leases on ``ids``; returns how many it renewed (locked rows are skipped, not waited for)."""
     return CHANGES.renew(db, worker, ids, lease)

@@ -38,10 +38,12 @@ from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
 from connected_objects import oauth
+from connected_objects import outbox as outbox_module
 from connected_objects.connect import ConnectFlow
 from connected_objects.models import authorization
 from connected_objects.models import connection
 from connected_objects.models import outbox
+from connected_objects.models import utcnow
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import ASGIAdapter
 from connected_objects.web.core import Request
@@ -351,6 +353,9 @@ def test_reconnecting_a_paused_connection_pushes_its_waiting_changes(world):
         assert connect_quickbooks(world, browser).status_code == 303  # "Reconnect"
     with world.hub.session_factory() as s:
         assert connections.get(s, scope).status == "active"
+        # the change is due now, not at the end of the minute a paused scope's changes are put off by
+        due = outbox_module.oldest_due(s, [scope])
+        assert scope in due and due[scope] <= utcnow()
     world.drain()
     assert [c["DisplayName"] for c in world.qbo.live(REALM, "Customer").values()] == ["Waiting"]
 

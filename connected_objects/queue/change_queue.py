@@ -154,6 +154,27 @@ class ChangeQueue(LeasedTable[ClaimedChange]):
         params = [{"_id": i, "_error": clip(e), "_refusals": refused.get(i)} for i, e in sorted(items)]
         return int(connection_of(db).execute(stmt, params).rowcount)
 
+    def resume(self, db: DB, scope: Scope) -> int:
+        """Make the waiting changes of ``scope`` due now (its connection is active again); returns how many.
+
+        A paused connection's changes are deferred a minute at a time; reconnecting it
+        should not leave them waiting out that minute. Parked changes (behind a front
+        change of their object) stay parked.
+        """
+        now = utcnow()
+        done = (
+            connection_of(db)
+            .execute(
+                update(t)
+                .where(_in_scope(scope), t.c.state == "pending", t.c.next_attempt_at > now, t.c.next_attempt_at < NEVER)
+                .values(next_attempt_at=now)
+            )
+            .rowcount
+        )
+        if done:
+            heads.wake(db, {scope: now})
+        return int(done)
+
     def retry(self, db: DB, ids: Sequence[int]) -> int:
         """Send dead changes again now; returns how many were revived.
 
