@@ -980,7 +980,7 @@ def explain_command(app_path: str, model_name: str, key: str, as_json: bool) -> 
         model = find_model(hub, model_name)
         found = explain(hub, model, primary_key(model, key))
     except ConfigurationError as exc:
-        raise click.ClickException(redact(str(exc))) from None
+        raise UserError(redact(str(exc))) from None  # a model or key the hub does not have: usage
     if as_json:
         _emit(found.as_dict(), indent=2)
         return

@@ -99,33 +99,35 @@ MAX_REMEMBERED = 10_000
 
 
 class _Registry:
-    """Secret values known to this process: owned ones live as long as their owner, others in a bounded LRU."""
+    """Secret values known to this process: owned ones live as long as their owner, others in a bounded LRU.
+
+    The look-up index (values by their first :data:`MIN_SECRET_LENGTH` characters) is kept up to date
+    value by value, so registering or forgetting one costs the same with ten or ten thousand known.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._owned: dict[str, int] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._version = 0
-        self._index: tuple[int, dict[str, tuple[str, ...]]] = (-1, {})
+        self._index: dict[str, tuple[str, ...]] = {}
 
     def add(self, values: Iterable[str], owner: object | None) -> None:
         variants = {v for value in values for v in _variants(value)}
         if not variants:
             return
         with self._lock:
-            before = len(self._recent), len(self._owned)
             if owner is None:
                 for v in variants:
                     self._recent[v] = None
                     self._recent.move_to_end(v)
+                    self._indexed(v)
                 while len(self._recent) > MAX_REMEMBERED:
-                    self._recent.popitem(last=False)
+                    self._forget(self._recent.popitem(last=False)[0])
             else:
                 for v in variants:
                     self._owned[v] = self._owned.get(v, 0) + 1
+                    self._indexed(v)
                 weakref.finalize(owner, self._release, frozenset(variants))
-            if (len(self._recent), len(self._owned)) != before or len(self._recent) == MAX_REMEMBERED:
-                self._version += 1  # the set changed: the pattern is rebuilt on next use
 
     def _release(self, variants: frozenset[str]) -> None:
         with self._lock:
@@ -135,20 +137,29 @@ class _Registry:
                     self._owned[v] = left
                 else:
                     self._owned.pop(v, None)
-            self._version += 1
+                    self._forget(v)
 
-    def index(self) -> dict[str, tuple[str, ...]]:
+    def _indexed(self, value: str) -> None:
+        """Add ``value`` to its bucket (longest first); the bucket is replaced, never changed in place."""
+        key = value[:MIN_SECRET_LENGTH]
+        bucket = self._index.get(key, ())
+        if value not in bucket:
+            self._index[key] = tuple(sorted((*bucket, value), key=len, reverse=True))
+
+    def _forget(self, value: str) -> None:
+        """Take ``value`` out of the index once neither an owner nor the recent list holds it."""
+        if value in self._owned or value in self._recent:
+            return
+        key = value[:MIN_SECRET_LENGTH]
+        rest = tuple(v for v in self._index.get(key, ()) if v != value)
+        if rest:
+            self._index[key] = rest
+        else:
+            self._index.pop(key, None)
+
+    def index(self) -> Mapping[str, tuple[str, ...]]:
         """Known values by their first :data:`MIN_SECRET_LENGTH` characters, longest first."""
-        version, built = self._index
-        if version == self._version:
-            return built
-        with self._lock:
-            found: dict[str, list[str]] = {}
-            for value in set(self._owned) | set(self._recent):
-                found.setdefault(value[:MIN_SECRET_LENGTH], []).append(value)
-            built = {k: tuple(sorted(v, key=len, reverse=True)) for k, v in found.items()}
-            self._index = (self._version, built)
-        return built
+        return self._index
 
 
 def _replace_known(text: str, index: Mapping[str, tuple[str, ...]]) -> str:

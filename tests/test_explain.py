@@ -85,6 +85,6 @@ def test_the_explain_command(sqlite_engine, sandbox, org, monkeypatch, tmp_path)
     as_json = CliRunner().invoke(main, ["explain", *app, "connected_objects.testing.invoicing:Invoice", "42", "--json"])
     assert json.loads(as_json.output)["scopes"][0]["missing"] == ["Customer 7"]
     wrong = CliRunner().invoke(main, ["explain", *app, "Nope", "1"])
-    assert wrong.exit_code != 0 and "has no connected model called 'Nope' (it has: Customer, Invoice)" in wrong.output
+    assert wrong.exit_code == 2 and "has no connected model called 'Nope' (it has: Customer, Invoice)" in wrong.output
     bad_key = CliRunner().invoke(main, ["explain", *app, "Invoice", "x"])
-    assert bad_key.exit_code != 0 and "'x' is not a valid Invoice key (int)" in bad_key.output
+    assert bad_key.exit_code == 2 and "'x' is not a valid Invoice key (int)" in bad_key.output
