@@ -83,6 +83,7 @@ __all__ = [
     "release",
     "renew_leases",
     "reschedule",
+    "resume",
     "retry",
     "retry_where",
     "wake",
