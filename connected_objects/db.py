@@ -40,10 +40,24 @@ from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-__all__ = ["DB", "connection_of", "one_of"]
+__all__ = ["DB", "connection_of", "is_conflict", "one_of"]
 
 #: Where the library's reads and writes go: a session (joining its transaction) or a connection.
 DB: TypeAlias = Session | Connection
+
+
+#: SQLSTATEs and MySQL/MariaDB error numbers of a transaction the server chose to roll back (a deadlock,
+#: a serialization failure, a lock wait timeout): running it again is the documented remedy.
+_CONFLICTS = frozenset({"40001", "40P01", 1213, 1205})
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (a DBAPI error) says the server rolled the transaction back to break a deadlock."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and getattr(orig, "args", None):
+        code = orig.args[0]
+    return code in _CONFLICTS
 
 
 def connection_of(db: DB) -> Connection:

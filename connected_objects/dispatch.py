@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from . import connections
 from . import identity
@@ -47,6 +48,7 @@ from . import oauth
 from . import outbox
 from . import signals
 from .connected import ConnectSpec
+from .db import is_conflict
 from .exceptions import ConflictError
 from .exceptions import RetryableError
 from .gates import ScopeGate
@@ -454,7 +456,14 @@ async def dispatch(
                 Outcome(o.plan, "retry", error=o.error) if o.unauthorized and o.status == "dead" else o
                 for o in outcomes
             ]
-    sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)
+    for attempt in range(1, 4):  # the server broke a deadlock by rolling this back: nothing of it was written
+        try:
+            sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)
+            break
+        except DBAPIError as exc:
+            if attempt == 3 or not is_conflict(exc):
+                raise
+            log.warning("recording the outcomes for %s met a deadlock; recording them again: %s", scope, exc.orig)
     for signal, sender, kwargs in sends:
         signal.send(sender, **kwargs)
     return outcomes

@@ -217,3 +217,51 @@ def test_order_per_object_is_kept(hub, org, sandbox, concurrency):
     (history,) = sandbox.history.values()
     revisions = [p["revision"] for p in history]
     assert revisions == sorted(revisions) and revisions[-1] == 5
+
+
+def test_outcomes_rolled_back_to_break_a_deadlock_are_recorded_again_at_once(hub, org, sandbox, monkeypatch):
+    """The server rolls back the transaction recording a push to break a deadlock (MariaDB 1213): it is
+    recorded again at once, not left for its lease (a minute) to expire and the push to be sent twice."""
+    import pymysql
+    from sqlalchemy.exc import OperationalError
+
+    from connected_objects import dispatch
+
+    real = dispatch.complete
+    calls = []
+
+    def deadlocked_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE co_outbox ...", {}, pymysql.err.OperationalError(1213, "Deadlock found"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "complete", deadlocked_once)
+    org(hub, 1, ACME)
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=1, organization_id=1, name="Ada"))
+    hub.drain()
+    assert len(calls) == 2
+    with hub.session_factory() as s:
+        assert s.scalar(select(outbox_table.c.id)) is None  # recorded: nothing left in flight
+    assert len(sandbox.writes) == 1  # sent once: not again after an expired lease
+    assert sandbox.creates == 1 and sandbox.duplicates() == 0
+
+
+def test_only_a_server_rolled_back_transaction_counts_as_a_conflict():
+    import pymysql
+    from sqlalchemy.exc import OperationalError
+
+    from connected_objects.db import is_conflict
+
+    def error(orig):
+        return OperationalError("SELECT 1", {}, orig)
+
+    assert is_conflict(error(pymysql.err.OperationalError(1213, "Deadlock found")))
+    assert is_conflict(error(pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")))
+    assert not is_conflict(error(pymysql.err.OperationalError(2003, "Can't connect to MySQL server")))
+
+    class PgError(Exception):
+        sqlstate = "40P01"
+
+    assert is_conflict(error(PgError()))
