@@ -28,19 +28,33 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import random
+import time
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 from typing import TypeAlias
+from typing import TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import literal_column
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-__all__ = ["DB", "connection_of", "is_conflict", "one_of"]
+__all__ = ["DB", "connection_of", "is_conflict", "is_transient", "one_of", "patiently", "patiently_async"]
+
+log = logging.getLogger("connected_objects.db")
+
+T = TypeVar("T")
 
 #: Where the library's reads and writes go: a session (joining its transaction) or a connection.
 DB: TypeAlias = Session | Connection
@@ -58,6 +72,79 @@ def is_conflict(exc: BaseException) -> bool:
     if code is None and getattr(orig, "args", None):
         code = orig.args[0]
     return code in _CONFLICTS
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unavailable for now (a connection refused, cut or timed out, a
+    server restarting, a deadlock broken by the server), so the same work can simply be tried again."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or is_conflict(exc):
+        return True
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        # SQLite says OperationalError for a missing table too: only a busy or locked file is passing
+        text = str(exc.orig).lower()
+        return "locked" in text or "busy" in text
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+#: The longest wait between two tries of a database that is unavailable.
+MAX_BACKOFF = 5.0
+
+
+def _backoff(tries: int) -> float:
+    """Exponential backoff with full jitter: 0.05 s, 0.1 s, ... up to :data:`MAX_BACKOFF`."""
+    return random.uniform(0.0, min(MAX_BACKOFF, 0.05 * 2**tries))
+
+
+def patiently(work: Callable[[], T], *, what: str, patience: float) -> T:
+    """``work()``, tried again with backoff while the database is unavailable (:func:`is_transient`), for
+    at most ``patience`` seconds; then (or on any other error) its error is raised.
+
+    >>> patiently(lambda: 42, what="answering", patience=1.0)
+    42
+    """
+    deadline = time.monotonic() + patience
+    tries = 0
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            wait = _backoff(tries)
+            if not is_transient(exc) or time.monotonic() + wait > deadline:
+                raise
+            _log_wait(what, exc, wait, tries)
+            time.sleep(wait)
+            tries += 1
+
+
+async def patiently_async(work: Callable[[], T], *, what: str, patience: float) -> T:
+    """:func:`patiently`, with ``work`` run in a thread and the waits on the event loop."""
+    deadline = time.monotonic() + patience
+    tries = 0
+    while True:
+        try:
+            return await asyncio.to_thread(work)
+        except Exception as exc:
+            wait = _backoff(tries)
+            if not is_transient(exc) or time.monotonic() + wait > deadline:
+                raise
+            _log_wait(what, exc, wait, tries)
+            await asyncio.sleep(wait)
+            tries += 1
+
+
+def _log_wait(what: str, exc: BaseException, wait: float, tries: int) -> None:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.log(
+        logging.WARNING if tries % 10 == 0 else logging.DEBUG,  # a long outage: one line in ten
+        "%s: the database is unavailable (%s); trying again in %.2f s",
+        what,
+        reason[0] if reason else type(exc).__name__,
+        wait,
+    )
 
 
 def connection_of(db: DB) -> Connection:

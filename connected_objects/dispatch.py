@@ -50,7 +50,7 @@ from . import oauth
 from . import outbox
 from . import signals
 from .connected import ConnectSpec
-from .db import is_conflict
+from .db import patiently_async
 from .exceptions import ConflictError
 from .exceptions import RetryableError
 from .gates import ScopeGate
@@ -547,9 +547,18 @@ async def dispatch(
     changes: Sequence[ClaimedChange],
     http: httpx.AsyncClient,
     gate: ScopeGate,
+    *,
+    patience: float = 120.0,
 ) -> list[Outcome]:
-    """Prepare, send and record one scope's claimed changes; send signals after commit."""
-    prepared = await asyncio.to_thread(prepare, hub, scope, changes)
+    """Prepare, send and record one scope's claimed changes; send signals after commit.
+
+    While the database is unavailable, preparing and recording are tried again with backoff for up to
+    ``patience`` seconds each: the outcomes of writes already sent are recorded once it is back, rather
+    than left to expire with their leases and be sent again.
+    """
+    prepared = await patiently_async(
+        lambda: prepare(hub, scope, changes), what=f"preparing {len(changes)} changes for {scope}", patience=patience
+    )
     provider = hub.provider(scope.provider)
     writes = any(p.action in ("create", "update", "delete") for p in prepared.plans)
     held: Outcome | None = None
@@ -579,14 +588,12 @@ async def dispatch(
                 Outcome(o.plan, "retry", error=o.error) if o.unauthorized and o.status == "dead" else o
                 for o in outcomes
             ]
-    for attempt in range(1, 4):  # the server broke a deadlock by rolling this back: nothing of it was written
-        try:
-            sends = await asyncio.to_thread(complete, hub, worker, scope, prepared, outcomes)
-            break
-        except DBAPIError as exc:
-            if attempt == 3 or not is_conflict(exc):
-                raise
-            log.warning("recording the outcomes for %s met a deadlock; recording them again: %s", scope, exc.orig)
+    # a deadlock the server broke by rolling this back, or a lost connection: nothing of it was written
+    sends = await patiently_async(
+        lambda: complete(hub, worker, scope, prepared, outcomes),
+        what=f"recording {len(outcomes)} outcomes for {scope}",
+        patience=patience,
+    )
     for signal, sender, kwargs in sends:
         signal.send(sender, **kwargs)
     return outcomes

@@ -65,6 +65,7 @@ from . import schema
 from .connected import ConnectSpec
 from .connected import specs_of
 from .connections import PROVIDERS_KEY
+from .db import patiently
 from .exceptions import ConfigurationError
 from .exceptions import ConnectedObjectsError
 from .exceptions import ProviderNotFound
@@ -111,6 +112,8 @@ class Hub:
         None (each worker its own memory: one worker), ``"database"`` (the
         ``co_limit`` tables: a fleet), a ``redis://`` URL, or a
         :class:`~connected_objects.limits.LimitsStore`.
+    :param db_patience: seconds :meth:`check` waits for a database that is unavailable (restarting, a
+        connection cut) before it fails; the worker has its own, longer patience.
     """
 
     def __init__(
@@ -126,8 +129,10 @@ class Hub:
         defer_delay: float = 1.0,
         http_shards: int = 8,
         limits_store: LimitsStore | str | None = None,
+        db_patience: float = 30.0,
     ) -> None:
         self.session_factory = session_factory
+        self.db_patience = db_patience
         self.models = list(models)
         self.vault = vault
         self.retry = retry or RetryPolicy()
@@ -221,8 +226,13 @@ class Hub:
                     )
         bind = self.session_factory.kw.get("bind")
         if database and isinstance(bind, Engine):
-            with bind.connect() as connection:
-                schema.check(connection)
+            engine = bind
+
+            def check_schema() -> None:
+                with engine.connect() as connection:
+                    schema.check(connection)
+
+            patiently(check_schema, what="checking the co_* tables", patience=self.db_patience)
 
     def uninstall(self) -> None:
         """Remove change capture from the session factory."""

@@ -57,6 +57,8 @@ from . import schema
 from . import signals
 from .apply import MissingReference
 from .apply import apply_fetching
+from .db import is_transient
+from .db import patiently_async
 from .dispatch import dispatch
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
@@ -162,6 +164,9 @@ class Worker:
     :param heartbeat: seconds between heartbeats in ``co_worker`` (:mod:`~connected_objects.heartbeat`).
     :param check_schema: refuse to start (:class:`~connected_objects.exceptions.SchemaOutOfDate`, naming
         the command to run) unless the ``co_*`` tables are current.
+    :param db_patience: seconds the worker waits, retrying with backoff, for a database that is
+        unavailable (restarting, connections cut) at start-up, claim, prepare and record before it
+        gives up on that step; outcomes of writes already sent are recorded once it is back.
     """
 
     def __init__(
@@ -177,6 +182,7 @@ class Worker:
         providers: Sequence[str] | None = None,
         heartbeat: float = 10.0,
         check_schema: bool = True,
+        db_patience: float = 300.0,
     ) -> None:
         self.hub = hub
         self.name = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -188,6 +194,7 @@ class Worker:
         self.providers = list(providers) if providers is not None else None
         self.heartbeat = heartbeat
         self.check_schema = check_schema
+        self.db_patience = db_patience
         self.stats = WorkerStats()
         install_log_filter()  # our log lines and httpx's never carry a credential
         log_failures()  # every dead change and event is logged at WARNING
@@ -418,7 +425,9 @@ class Worker:
     async def _group(self, scope: Scope, changes: list[ClaimedChange], clients: list[httpx.AsyncClient]) -> None:
         http = clients[hash(scope) % len(clients)]
         try:
-            outcomes = await dispatch(self.hub, self.name, scope, changes, http, self._gate(scope))
+            outcomes = await dispatch(
+                self.hub, self.name, scope, changes, http, self._gate(scope), patience=self.db_patience
+            )
         except Exception:
             log.exception(
                 "dispatching %d changes for %s failed; their leases will expire and be retried", len(changes), scope
@@ -516,10 +525,10 @@ class Worker:
         """
         stop = stop or asyncio.Event()
         if self.check_schema:
-            await asyncio.to_thread(self._check_schema)
+            await patiently_async(self._check_schema, what="checking the co_* tables", patience=self.db_patience)
         beating: asyncio.Task[None] | None = None
         try:
-            await asyncio.to_thread(self._register)
+            await patiently_async(self._register, what="registering in co_worker", patience=self.db_patience)
             beating = asyncio.create_task(self._beating())
         except DBAPIError as exc:
             log.warning("worker %s cannot register in co_worker, running without heartbeats: %s", self.name, exc.orig)
@@ -551,6 +560,7 @@ class Worker:
     async def _loop(self, stop: asyncio.Event, *, until_idle: bool, deadline: float | None) -> WorkerStats:
         last_renew = time.monotonic()
         failed_claims = 0
+        failing_since: float | None = None
         async with contextlib.AsyncExitStack() as stack:
             http = [await stack.enter_async_context(self.hub.http_client()) for _ in range(self.hub.http_shards)]
             try:
@@ -564,17 +574,24 @@ class Worker:
                     if len(self._in_flight) < self.max_tasks:
                         try:
                             claimed = await asyncio.to_thread(self._claim, busy if len(busy) <= 100 else [])
-                        except DBAPIError as exc:  # a deadlock or a lost connection: try again shortly
+                        except DBAPIError as exc:  # a deadlock or a lost connection: try again with backoff
                             failed_claims += 1
-                            if until_idle and failed_claims >= 5:  # not passing: say so instead of looping
+                            if failing_since is None:
+                                failing_since = time.monotonic()
+                            given_up = (
+                                time.monotonic() - failing_since > self.db_patience
+                                if is_transient(exc)
+                                else failed_claims >= 5
+                            )
+                            if until_idle and given_up:  # not passing: say so instead of looping
                                 raise ConnectedObjectsError(
                                     f"claiming changes failed {failed_claims} times in a row ({exc.orig}); "
                                     "is the database reachable, its schema upgraded (connected-objects schema check)?"
                                 ) from exc
                             log.warning("claiming changes failed, retrying: %s", exc.orig)
-                            await _wait(stop, self.poll)
+                            await _wait(stop, min(5.0, max(self.poll, 0.05 * 2 ** min(failed_claims, 7))))
                             continue
-                        failed_claims = 0
+                        failed_claims, failing_since = 0, None
                     self.stats.claimed += len(claimed)
                     groups: dict[Scope, list[ClaimedChange]] = {}
                     for change in claimed:
@@ -598,7 +615,9 @@ class Worker:
                             self._in_flight.pop(task, None)
                         continue
                     if until_idle:
-                        wait = await asyncio.to_thread(self._work_left)
+                        wait = await patiently_async(
+                            self._work_left, what="looking for work left", patience=self.db_patience
+                        )
                         if wait is None:
                             break
                         # a due change may sit behind a front change still waiting: never spin
