@@ -440,7 +440,11 @@ async def _send_all(
         for i, plan in enumerate(plans):
             if plan.change.id in held:
                 outcomes[i] = Outcome(
-                    plan, "retry", error="the write could not be recorded before sending it; nothing was sent"
+                    plan,
+                    "defer",
+                    error="the write could not be recorded before sending it; nothing was sent",
+                    retry_after=1.0,
+                    count_attempt=False,
                 )
         batches = [[i for i in b if outcomes[i] is None] for b in batches]
         batches = [b for b in batches if b]
