@@ -276,7 +276,10 @@ class FakeAuthorizationServer:
         self.valid.discard(token)  # rotation: the old refresh token is spent
         self.refreshes += 1
         grant = self._by_token.get(token)
-        fresh = self.issue() if grant is None or grant.bare else self.issue(grant)
+        if grant is not None and grant.bare:  # a new bare grant, of the same accounts
+            grant = self._grant(list(grant.accounts))
+            grant.bare = True
+        fresh = self.issue(grant)
         return JSONResponse({**fresh, "token_type": "Bearer", "expires_in": self.expires_in})
 
     def _exchange(self, form: Mapping[str, str]) -> Any:
