@@ -967,6 +967,10 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
             grant.bare = True
         return super().issue(grant)
 
+    def reissue(self, grant: Grant) -> dict[str, str]:
+        """A refresh of a token made without consent stays bound to the same company."""
+        return self.issue(realm=grant.accounts[0]) if grant.accounts else self.issue()
+
     def _issued(self, grant: Grant, token: str) -> None:
         self.qbo.bind(token, *grant.accounts)
 
