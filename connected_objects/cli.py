@@ -978,7 +978,7 @@ def explain_command(app_path: str, model_name: str, key: str, as_json: bool) -> 
     hub = load_app(app_path)
     try:
         model = find_model(hub, model_name)
-        found = explain(hub, model, primary_key(model, key))
+        found = explain(hub, model, primary_key(model, key, hub.engine.dialect.name))
     except ConfigurationError as exc:
         raise UserError(redact(str(exc))) from None  # a model or key the hub does not have: usage
     if as_json:

@@ -36,7 +36,6 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -146,31 +145,53 @@ class Explanation:
 
 
 def find_model(hub: Hub, name: str) -> type:
-    """A connected model by ``module:Class`` or by the class name (or table name) of one of the hub's models.
+    """One of the hub's connected models, by class name, table name or ``module:Class``.
+
+    The name usually comes from outside (a URL's query, a command line), so it is only ever
+    *compared* with the hub's own ``@connected`` models: nothing is imported, whatever it names.
+    ``module:Class`` must be a model's ``__module__`` and ``__qualname__``; a relative or empty
+    part (``..:x``, ``.x:y``, ``:x``) is refused.
 
     :raises ConfigurationError: naming the models the hub knows.
     """
+    known = ", ".join(sorted(m.__name__ for m in hub.models)) or "none"
     if ":" in name:
         module_name, _, attr = name.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"cannot import {name!r}: {exc}") from None
-        if not isinstance(found, type) or not specs_of(found):
-            raise ConfigurationError(f"{name} is not a model decorated with @connected")
-        return found
+        parts = module_name.split(".")
+        if not attr or not all(p.isidentifier() for p in parts) or not all(p.isidentifier() for p in attr.split(".")):
+            raise ConfigurationError(
+                f"{name!r} is not module:Class with an absolute module and a class name (the hub has: {known})"
+            )
+        for model in hub.models:
+            if (model.__module__, model.__qualname__) == (module_name, attr) and specs_of(model):
+                return model
+        raise ConfigurationError(f"{name!r} is not one of the hub's connected models (it has: {known})")
     for model in hub.models:
-        if name in (model.__name__, local_type_name(model)):
+        if name and name in (model.__name__, local_type_name(model)):
             return model
-    known = ", ".join(sorted(m.__name__ for m in hub.models)) or "none"
     raise ConfigurationError(f"the hub has no connected model called {name!r} (it has: {known}); or give module:Class")
 
 
-def primary_key(model: type, text: str) -> Any:
-    """``text`` as the model's primary key value: converted to the key column's Python type, and for
-    a composite key split on commas.
+def _int_bits(column: Any, dialect: str | None) -> int:
+    """How wide an integer key column is: SMALLINT 16, INTEGER 32, BIGINT 64 bits on the servers;
+    SQLite's INTEGER holds 64 bits whatever the declared type."""
+    from sqlalchemy import types
 
-    :raises ConfigurationError: when it does not convert.
+    kind = column.type
+    if isinstance(kind, types.BigInteger) or dialect == "sqlite":
+        return 64
+    if isinstance(kind, types.SmallInteger):
+        return 16
+    return 32
+
+
+def primary_key(model: type, text: str, dialect: str | None = None) -> Any:
+    """``text`` as the model's primary key value: converted to the key column's Python type, and for
+    a composite key split on commas. An integer outside its column's range (a 20-digit id) is refused
+    here rather than by the database driver; ``dialect`` (the engine's ``dialect.name``) says how wide
+    an ``Integer`` column is (SQLite's are 64-bit).
+
+    :raises ConfigurationError: when it does not convert, or is out of range.
     """
     columns: list[Any] = list(inspect(model).primary_key)
     parts = text.split(",") if len(columns) > 1 else [text]
@@ -182,10 +203,19 @@ def primary_key(model: type, text: str) -> Any:
             kind = column.type.python_type
         except NotImplementedError:
             kind = str
+        if kind is int and len(part.strip()) > 40:
+            raise ConfigurationError(f"{part[:40]!r}... is not a valid {model.__name__} key (int)")
         try:
-            values.append(kind(part) if kind is not str else part)
+            value = kind(part) if kind is not str else part
         except (TypeError, ValueError):
             raise ConfigurationError(f"{part!r} is not a valid {model.__name__} key ({kind.__name__})") from None
+        if kind is int:
+            bits = _int_bits(column, dialect)
+            if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+                raise ConfigurationError(
+                    f"{part!r} is out of range for {model.__name__}'s key (a {bits}-bit integer column)"
+                )
+        values.append(value)
     return values[0] if len(values) == 1 else tuple(values)
 
 

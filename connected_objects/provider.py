@@ -396,7 +396,15 @@ class AccountConnector(Protocol):
     async def granted_accounts(
         self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]
     ) -> Sequence[GrantedAccount]:
-        """The accounts the grant covers (``callback`` is the redirect's query: QuickBooks' ``realmId``)."""
+        """The accounts the grant covers, **as the provider answers them for these credentials**.
+
+        ``callback`` is the redirect's query string (QuickBooks' ``realmId``): the browser's word,
+        which anyone can edit. It may say which account to ask about, never which account is
+        granted: confirm every account with the provider using the new access token (Xero: its
+        ``GET /connections``; QuickBooks: reading that realm's ``CompanyInfo``) and raise
+        :class:`~connected_objects.exceptions.PermanentError` when the provider refuses, so that
+        nothing is stored.
+        """
         ...
 
     async def revoke(

@@ -4,6 +4,7 @@ keyset pages, retry/discard (selected and all), disconnect, explain; on every ba
 from __future__ import annotations
 
 import re
+import sys
 from urllib.parse import urlencode
 
 import pytest
@@ -15,6 +16,8 @@ from connected_objects import inbox
 from connected_objects import outbox
 from connected_objects.admin import admin_app
 from connected_objects.admin.security import COOKIE
+from connected_objects.admin.security import SECURE_COOKIE
+from connected_objects.exceptions import ConfigurationError
 from connected_objects.models import connection as connection_table
 from connected_objects.models import outbox as outbox_table
 from connected_objects.secrets import Vault
@@ -256,3 +259,78 @@ def test_without_jinja2_building_the_admin_names_the_extra(hub):
     finally:
         rendering.environment.cache_clear()
     assert admin_app(hub, authorize=allow) is not None
+
+
+def test_a_csrf_token_is_bound_to_the_signed_in_user_as_well_as_the_cookie(hub):
+    """Two staff members behind one browser cookie (a shared machine, a planted nonce): the token on
+    one's page does not act for the other."""
+    ids = dead_changes(hub, 2)
+    both = admin_app(
+        hub,
+        authorize=lambda request: request.header("x-user") in ("staff", "ops"),
+        user=lambda request: request.header("x-user"),
+        secret=b"k" * 32,
+    )
+    cookie, token = session_of(both)  # staff's page
+    before = _tables(hub)
+    assert post(both, "/changes", {"action": "discard", "id": ids[:1], "csrf": token}, cookie, user="ops").status == 403
+    assert _tables(hub) == before
+    assert post(both, "/changes", {"action": "discard", "id": ids[:1], "csrf": token}, cookie).status == 303
+
+
+def test_over_https_the_csrf_cookie_is_host_prefixed(hub):
+    secure = admin_app(hub, authorize=allow, path="/admin", secret=b"k" * 32, secure_cookie=True)
+    page = get(secure, "/changes")
+    set_cookie = dict(page.headers)["set-cookie"]
+    assert set_cookie.startswith(f"{SECURE_COOKIE}=") and "; Path=/;" in set_cookie and "; Secure" in set_cookie
+    nonce = set_cookie.split(";")[0].partition("=")[2]
+    token = re.search(rb'name="csrf" value="([0-9a-f]+)"', page.body).group(1).decode()
+    headers = {"x-user": "staff", "content-type": "application/x-www-form-urlencoded"}
+    body = urlencode({"action": "discard-all", "csrf": token}).encode()
+    plain = dict(headers, cookie=f"{COOKIE}={nonce}")  # the unprefixed name, which a subdomain could set
+    assert secure.handle(Request("POST", "/changes", plain, body)).status == 403
+    prefixed = dict(headers, cookie=f"{SECURE_COOKIE}={nonce}")
+    assert secure.handle(Request("POST", "/changes", prefixed, body)).status == 303
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "data:text/html,<script>x</script>",
+        "//evil.example/x",
+        "vbscript:x",
+    ],
+)
+def test_a_reconnect_link_that_is_not_http_or_a_path_is_not_rendered(hub, app, link):
+    linked = admin_app(hub, authorize=allow, reconnect_url=lambda c: link)
+    page = get(linked, "/connections")
+    assert page.status == 200 and b"Reconnect" not in page.body
+    fine = admin_app(hub, authorize=allow, reconnect_url=lambda c: "https://app.example/connect/sandbox/start")
+    assert b'href="https://app.example/connect/sandbox/start"' in get(fine, "/connections").body
+
+
+def test_the_admin_path_must_be_a_path(hub):
+    with pytest.raises(ConfigurationError, match="must be a path"):
+        admin_app(hub, authorize=allow, path="javascript:alert(1)//")
+
+
+@pytest.mark.parametrize(
+    "model", ["json.tool:main", "connected_objects.testing.never_imported:Invoice", "..:x", ".x:y", ":x", "x:"]
+)
+def test_explain_never_imports_what_the_request_names(hub, app, model):
+    module = model.partition(":")[0]
+    loaded = set(sys.modules)
+    page = get(app, "/explain", urlencode({"model": model, "id": "1"}))
+    assert page.status == 400, page.body
+    assert b"connected models" in page.body or b"module:Class" in page.body
+    assert set(sys.modules) == loaded and (not module or module.startswith(".") or module not in sys.modules)
+
+
+def test_explain_takes_module_class_of_the_hubs_own_models_and_refuses_out_of_range_ids(hub, app):
+    named = get(app, "/explain", urlencode({"model": f"{Invoice.__module__}:Invoice", "id": "42"}))
+    assert named.status == 200
+    for key in ("9" * 20, "-" + "9" * 20, "1" + "0" * 40):
+        page = get(app, "/explain", urlencode({"model": "Invoice", "id": key}))
+        assert page.status == 400 and (b"out of range" in page.body or b"not a valid" in page.body), page.body

@@ -8,11 +8,13 @@ tests in the examples drive a real Chromium through the same steps.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,15 +42,15 @@ from connected_objects import connections
 from connected_objects import oauth
 from connected_objects import outbox as outbox_module
 from connected_objects.connect import ConnectFlow
-from connected_objects.models import authorization
 from connected_objects.models import connection
-from connected_objects.models import outbox
+from connected_objects.models import metadata as co_metadata
 from connected_objects.models import utcnow
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import ASGIAdapter
 from connected_objects.web.core import Request
 
 REALM = "9130354"
+OTHER_REALM = "4620816"  # another company: the attacker's own, in the realmId tests
 TENANTS = {"tenant-acme": "Acme Ltd", "tenant-initech": "Initech"}
 SECRET = "a test secret of the application, long enough"
 
@@ -71,6 +73,15 @@ class Customer(Base):  # fmt: skip
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column()
     name: Mapped[str] = mapped_column(String(100))
+
+
+def login_session(request: Request) -> str | None:
+    """The test application's session id: a cookie set at sign-in (a real app's session store has it)."""
+    for part in (request.header("cookie") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "sid" and value:
+            return value
+    return None
 
 
 def signed_in(request: Request) -> tuple[str, int] | None:
@@ -103,17 +114,20 @@ class World:
     identity: FakeXeroIdentity
     now: list[float]
 
-    def browser(self, org: int | None = 1) -> httpx.Client:
+    def browser(self, org: int | None = 1, sid: str | None = None) -> httpx.Client:
         client = httpx.Client(base_url=self.app_url, timeout=10)
         if org is not None:
             client.cookies.set("org", str(org))
+            client.cookies.set("sid", sid or secrets.token_urlsafe(16))
         return client
 
     def snapshot(self) -> dict[str, list[Any]]:
+        """Every co_* table and every table of the application, row by row."""
+        tables = [*co_metadata.sorted_tables, *Base.metadata.sorted_tables]
         with self.engine.connect() as conn:
             return {
-                t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in (connection, authorization, outbox, Customer.__table__)
+                t.name: [tuple(r) for r in conn.execute(select(t).order_by(*(t.primary_key.columns or t.columns)))]
+                for t in tables
             }
 
     def drain(self) -> None:
@@ -142,7 +156,9 @@ def world(engine: Engine) -> Iterator[World]:
     with engine.begin() as conn:
         conn.execute(Org.__table__.insert(), [{"id": 1}, {"id": 2}])
     qbo = FakeQuickBooks()
-    intuit = FakeIntuitOAuth("qbo-client", "qbo-secret-7f3a", qbo, companies={REALM: "Sandbox Company"})
+    intuit = FakeIntuitOAuth(
+        "qbo-client", "qbo-secret-7f3a", qbo, companies={REALM: "Sandbox Company", OTHER_REALM: "Attacker Ltd"}
+    )
     xero = FakeXero()
     identity = FakeXeroIdentity("xero-client", "xero-secret-9c1d", xero, tenants=TENANTS)
     late = _Late()
@@ -180,6 +196,7 @@ def world(engine: Engine) -> Iterator[World]:
             hub,
             providers=["quickbooks", "xero"],
             owner=signed_in,
+            session=login_session,
             base_url=app_url,
             secret=SECRET,
             landing="/settings",
@@ -209,9 +226,87 @@ def start(browser: httpx.Client, provider: str) -> str:
     return str(started.headers["location"])
 
 
-def connect_quickbooks(world: World, browser: httpx.Client) -> httpx.Response:
-    back = consent(browser, start(browser, "quickbooks"))
+def connect_quickbooks(world: World, browser: httpx.Client, realm: str = REALM) -> httpx.Response:
+    back = consent(browser, start(browser, "quickbooks"), account=realm)
     return browser.get(back)
+
+
+def form_token(world: World, browser: httpx.Client, org: int = 1) -> str:
+    """The disconnect form's token as the application's settings page renders it for this browser."""
+    return world.flow.form_token(("cx_org", org), str(browser.cookies["sid"]))
+
+
+def _with_realm(url: str, realm: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return parts._replace(query=urlencode({**query, "realmId": realm})).geturl()
+
+
+def test_a_realm_id_edited_in_the_callback_is_refused_and_the_real_owner_connects_later(world):
+    """Organisation 1 consents for its own company, then edits ``realmId`` to organisation 2's company
+    (whose token cannot read): Intuit does not confirm it, so nothing at all is written; organisation 2
+    then connects its company as usual."""
+    with world.browser(org=1) as attacker:
+        back = consent(attacker, start(attacker, "quickbooks"), account=OTHER_REALM)
+        assert parse_qs(urlsplit(back).query)["realmId"] == [OTHER_REALM]
+        before = world.snapshot()
+        refused = attacker.get(_with_realm(back, REALM))
+    assert refused.status_code == 400, refused.text
+    assert "did not confirm" in refused.text and "Start again" in refused.text
+    assert world.snapshot() == before
+    with world.browser(org=2) as owner:
+        landed = connect_quickbooks(world, owner, REALM)
+    assert landed.status_code == 303, landed.text
+    with world.hub.session_factory() as s:
+        info = connections.get(s, Scope("quickbooks", "production", REALM))
+        assert connections.get(s, Scope("quickbooks", "production", OTHER_REALM)) is None
+    assert info is not None and (info.owner_type, info.owner_id, info.status) == ("cx_org", "2", "active")
+
+
+def test_a_company_connected_to_another_owner_is_a_409_that_does_not_name_it(world):
+    with world.browser(org=1) as first:
+        assert connect_quickbooks(world, first).status_code == 303
+    with world.browser(org=2) as second:
+        before = world.snapshot()
+        refused = connect_quickbooks(world, second)
+    assert refused.status_code == 409, refused.text
+    assert "connected to another account in this application" in refused.text
+    assert "cx_org" not in refused.text and world.snapshot()[connection.name] == before[connection.name]
+
+
+def test_the_connect_pages_carry_the_security_headers(world):
+    with world.browser() as browser:
+        location = start(browser, "xero")
+        picker = browser.get(consent(browser, location))
+        refused = browser.get(_tamper(consent(browser, start(browser, "quickbooks"))))
+    assert (picker.status_code, refused.status_code) == (200, 400)
+    for page in (picker, refused):
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_a_disconnect_token_works_in_its_own_session_only_and_expires(world):
+    scope = Scope("quickbooks", "production", REALM)
+    with world.browser(sid="session-one") as browser:
+        assert connect_quickbooks(world, browser).status_code == 303
+        token = form_token(world, browser)
+    before = world.snapshot()
+    with world.browser(sid="session-two") as later:  # the same owner signed in again: another session
+        assert later.post("/connect/quickbooks/disconnect", data={"account": REALM, "token": token}).status_code == 403
+    with world.browser(sid="session-one") as browser:
+        world.now[0] += world.flow.form_max_age + 1
+        expired = browser.post("/connect/quickbooks/disconnect", data={"account": REALM, "token": token})
+        assert expired.status_code == 403 and "expired" in expired.text
+        assert world.snapshot() == before and world.intuit.revocations == 0
+        done = browser.post(
+            "/connect/quickbooks/disconnect", data={"account": REALM, "token": form_token(world, browser)}
+        )
+    assert done.status_code == 303 and world.intuit.revocations == 1
+    with world.hub.session_factory() as s:
+        assert connections.get(s, scope).status == "revoked"
 
 
 def test_connect_quickbooks_stores_the_tokens_sealed_and_the_worker_pushes_with_them(world):
@@ -367,7 +462,7 @@ def test_disconnect_revokes_at_intuit_and_stops_pushes_nothing_deleted(world):
         with world.hub.session_factory.begin() as s:
             s.add(Customer(id=1, org_id=1, name="Before"))
         world.drain()
-        token = world.flow.form_token(("cx_org", 1))
+        token = form_token(world, browser)
         assert (
             browser.post("/connect/quickbooks/disconnect", data={"account": REALM, "token": "forged"}).status_code
             == 403
@@ -390,7 +485,7 @@ def test_disconnect_of_xero_removes_the_tenant_connection_and_revokes_the_grant(
         state = parse_qs(urlsplit(location).query)["state"][0]
         browser.get(consent(browser, location))
         assert browser.post("/connect/xero/choose", data={"state": state, "account": "tenant-acme"}).status_code == 303
-        token = world.flow.form_token(("cx_org", 1))
+        token = form_token(world, browser)
         done = browser.post("/connect/xero/disconnect", data={"account": "tenant-acme", "token": token})
     assert done.status_code == 303
     assert world.identity.removed == ["tenant-acme"] and world.identity.revocations == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from click.testing import CliRunner
 
@@ -88,3 +89,25 @@ def test_the_explain_command(sqlite_engine, sandbox, org, monkeypatch, tmp_path)
     assert wrong.exit_code == 2 and "has no connected model called 'Nope' (it has: Customer, Invoice)" in wrong.output
     bad_key = CliRunner().invoke(main, ["explain", *app, "Invoice", "x"])
     assert bad_key.exit_code == 2 and "'x' is not a valid Invoice key (int)" in bad_key.output
+
+
+def test_the_explain_command_never_imports_what_it_is_given(sqlite_engine, sandbox, org, monkeypatch):
+    """MODEL is compared with the hub's own @connected models, never imported; a relative or empty name
+    and an id out of the key column's range are usage errors (exit 2), not tracebacks."""
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+
+    Base.metadata.create_all(sqlite_engine)
+    make_hub(sqlite_engine, "http://sandbox.invalid").uninstall()
+    monkeypatch.setenv("CO_APP_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CO_APP_SANDBOX_URL", "http://sandbox.invalid")
+    app = ["--app", "connected_objects.testing.invoicing:hub_from_env"]
+    assert "json.tool" not in sys.modules
+    for model in ("json.tool:main", "..:x", ".x:y", ":x", "x:"):
+        out = CliRunner().invoke(main, ["explain", *app, model, "1"])
+        assert out.exit_code == 2, (model, out.output)
+        assert "Traceback" not in out.output and ("connected models" in out.output or "module:Class" in out.output)
+    assert "json.tool" not in sys.modules
+    for key in ("9" * 20, "-" + "9" * 20):
+        out = CliRunner().invoke(main, ["explain", *app, "--", "Invoice", key])
+        assert out.exit_code == 2 and "out of range" in out.output, out.output

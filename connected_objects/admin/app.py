@@ -32,6 +32,7 @@ import secrets
 from collections.abc import Callable
 
 from ..connections import ConnectionInfo
+from ..exceptions import ConfigurationError
 from ..hub import Hub
 from ..redaction import redact
 from ..web.core import HTTPError
@@ -43,11 +44,12 @@ from . import actions
 from . import pages
 from .config import AdminConfig
 from .forms import Form
+from .links import is_relative_path
 from .rendering import environment
 from .rendering import render
-from .security import COOKIE
 from .security import Authorize
 from .security import CsrfTokens
+from .security import User
 from .security import cookie_value
 from .security import secured
 
@@ -119,7 +121,13 @@ class AdminApp(WebhookApp):
             token = Form.of_body(request).text("csrf")
         except HTTPError:
             return False
-        return self.config.tokens.valid(cookie_value(request, COOKIE), token)
+        config = self.config
+        try:
+            user = config.user_of(request)
+        except Exception:
+            logger.exception("the admin's user hook failed; the form is refused")
+            return False
+        return config.tokens.valid(cookie_value(request, config.cookie), token, user)
 
     def _error(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
         body = render("error.html", status=status, message=redact(message), base=self.config.base)
@@ -134,6 +142,7 @@ def admin_app(
     secret: bytes | str | None = None,
     reconnect_url: Callable[[ConnectionInfo], str | None] | None = None,
     secure_cookie: bool = False,
+    user: User | None = None,
 ) -> AdminApp:
     """The admin pages for ``hub``, to mount at ``path``.
 
@@ -144,9 +153,16 @@ def admin_app(
         application the same one. None: a random key for this process (tokens then do not survive a
         restart or cross processes).
     :param reconnect_url: ``reconnect_url(connection) -> str | None``, the application's connect flow
-        for a connection (None, or a None answer: no reconnect link).
-    :param secure_cookie: mark the CSRF cookie ``Secure`` (serve the admin over HTTPS).
+        for a connection (None, or a None answer: no reconnect link). Only an ``http(s)`` URL or a
+        relative path is rendered (:func:`~connected_objects.admin.links.safe_link`).
+    :param secure_cookie: the admin is served over HTTPS: the CSRF cookie is ``__Host-co_admin_csrf``
+        (``Secure``, ``Path=/``).
+    :param user: ``user(request) -> str | None``, the signed-in user's id: each form's CSRF token is
+        bound to it as well as to the browser's cookie (give it; without it only to the cookie).
+    :raises ConfigurationError: ``path`` is not a path on this site (``/admin``).
     """
+    if path and not (path.startswith("/") and is_relative_path(path)):
+        raise ConfigurationError(f"admin_app(path=...) must be a path on this site such as '/admin', not {path!r}")
     key = secret.encode() if isinstance(secret, str) else secret
     config = AdminConfig(
         hub,
@@ -155,5 +171,6 @@ def admin_app(
         path.rstrip("/"),
         reconnect_url,
         secure_cookie,
+        user,
     )
     return AdminApp(config)

@@ -23,8 +23,10 @@ from ..web.core import Request
 from ..web.core import Response
 from .rendering import render
 from .security import COOKIE
+from .security import SECURE_COOKIE
 from .security import Authorize
 from .security import CsrfTokens
+from .security import User
 from .security import cookie_value
 
 __all__ = ["MAX_PAGE", "PAGE", "AdminConfig", "page_size"]
@@ -49,6 +51,17 @@ class AdminConfig:
     base: str
     reconnect_url: Callable[[ConnectionInfo], str | None] | None = None
     secure_cookie: bool = False
+    #: Who is signed in (the CSRF tokens are bound to it); None: tokens are bound to the cookie only.
+    user: User | None = None
+
+    @property
+    def cookie(self) -> str:
+        """The CSRF cookie's name: ``__Host-`` prefixed when served over HTTPS."""
+        return SECURE_COOKIE if self.secure_cookie else COOKIE
+
+    def user_of(self, request: Request) -> str | None:
+        """The signed-in user of ``request`` by the application's hook (None without one)."""
+        return None if self.user is None else self.user(request)
 
     @contextmanager
     def database(self) -> Iterator[Connection]:
@@ -59,15 +72,17 @@ class AdminConfig:
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         """Template ``template`` as an HTML response, with the CSRF token for its forms (and its cookie
         when the browser has none yet)."""
-        nonce = cookie_value(request, COOKIE)
+        nonce = cookie_value(request, self.cookie)
         headers = [("content-type", "text/html; charset=utf-8")]
         if not nonce:
             nonce = self.tokens.new_nonce()
-            secure = "; Secure" if self.secure_cookie else ""
-            headers.append(
-                ("set-cookie", f"{COOKIE}={nonce}; Path={self.base or '/'}; HttpOnly; SameSite=Strict{secure}")
-            )
-        body = render(template, base=self.base, csrf=self.tokens.token(nonce), **context)
+            if self.secure_cookie:  # __Host-: Secure, Path=/, no Domain, or the browser drops it
+                attributes = "Path=/; HttpOnly; SameSite=Strict; Secure"
+            else:
+                attributes = f"Path={self.base or '/'}; HttpOnly; SameSite=Strict"
+            headers.append(("set-cookie", f"{self.cookie}={nonce}; {attributes}"))
+        csrf = self.tokens.token(nonce, self.user_of(request))
+        body = render(template, base=self.base, csrf=csrf, **context)
         return Response(status, tuple(headers), body)
 
     def redirect(self, path: str) -> Response:

@@ -50,6 +50,7 @@ from . import sources
 from .config import AdminConfig
 from .config import page_size
 from .forms import Form
+from .links import safe_link
 from .rendering import stylesheet
 
 __all__ = [
@@ -93,7 +94,7 @@ def connections_page(config: AdminConfig, request: Request) -> Response:
     items = []
     for c in shown:
         pushed, pulled = times.get(c.scope, (None, None))
-        link = config.reconnect_url(c) if config.reconnect_url is not None else None
+        link = safe_link(config.reconnect_url(c)) if config.reconnect_url is not None else None
         items.append(
             {
                 "id": c.id,
@@ -233,7 +234,7 @@ def explain_page(config: AdminConfig, request: Request) -> Response:
     if name and key:
         try:
             model = find_model(config.hub, name)
-            found = explain(config.hub, model, primary_key(model, key))
+            found = explain(config.hub, model, primary_key(model, key, config.hub.engine.dialect.name))
         except ConfigurationError as exc:
             context["problem"] = redact(str(exc))
             return config.page(request, "explain.html", status=400, **context, **_common(form))

@@ -2,10 +2,15 @@
 
 The admin pages are **denied by default**: without an application-supplied
 ``authorize(request) -> bool`` every request is answered 403. Forms carry a
-CSRF token bound to the browser: a random nonce in a ``SameSite=Strict``,
-``HttpOnly`` cookie, and in the form its HMAC under the admin's secret (a
-*signed double-submit* token). A POST whose token does not match its cookie is
-refused with 403 before any handler runs, so nothing changes. Every response
+CSRF token bound to the browser *and* to the signed-in user: a random nonce in
+a ``SameSite=Strict``, ``HttpOnly`` cookie, and in the form the HMAC under the
+admin's secret of that nonce and of the user the application's ``user`` hook
+names (a *signed double-submit* token). A token taken from another user's page,
+or sent with another browser's cookie, does not match. Over HTTPS
+(``secure_cookie=True``) the cookie is ``__Host-co_admin_csrf``: ``Secure``,
+``Path=/`` and no ``Domain``, so no sibling subdomain can plant a nonce of its
+choosing. A POST whose token does not match is refused with 403 before any
+handler runs, so nothing changes. Every response
 gets the security headers: a content security policy without inline scripts
 or styles, no framing, no referrer beyond the origin, no sniffing, no caching.
 
@@ -15,6 +20,9 @@ Example::
     >>> tokens = CsrfTokens(b"k" * 32)
     >>> nonce = tokens.new_nonce()
     >>> tokens.valid(nonce, tokens.token(nonce)), tokens.valid(nonce, "forged"), tokens.valid(None, "x")
+    (True, False, False)
+    >>> mine = tokens.token(nonce, user="ada")
+    >>> tokens.valid(nonce, mine, user="ada"), tokens.valid(nonce, mine, user="bob"), tokens.valid(nonce, mine)
     (True, False, False)
 """
 
@@ -30,13 +38,17 @@ from http.cookies import SimpleCookie
 from ..web.core import Request
 from ..web.core import Response
 
-__all__ = ["COOKIE", "SECURITY_HEADERS", "Authorize", "CsrfTokens", "cookie_value", "secured"]
+__all__ = ["COOKIE", "SECURE_COOKIE", "SECURITY_HEADERS", "Authorize", "CsrfTokens", "User", "cookie_value", "secured"]
 
 #: The cookie holding the CSRF nonce.
 COOKIE = "co_admin_csrf"
+#: Its name over HTTPS: the ``__Host-`` prefix makes browsers take it only ``Secure``, ``Path=/``, host-only.
+SECURE_COOKIE = f"__Host-{COOKIE}"
 
 #: The application's decision: may this request see the admin pages? (None: nobody may.)
 Authorize = Callable[[Request], bool]
+#: Who is signed in on this request (the application's user id), to bind CSRF tokens to; None: nobody known.
+User = Callable[[Request], str | None]
 
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     (
@@ -52,7 +64,8 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 
 
 class CsrfTokens:
-    """Signed double-submit tokens: ``token(nonce)`` is the nonce's HMAC-SHA256 under ``key``."""
+    """Signed double-submit tokens: ``token(nonce, user)`` is the HMAC-SHA256 under ``key`` of the
+    cookie's nonce and the signed-in user."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
@@ -66,14 +79,16 @@ class CsrfTokens:
     def new_nonce() -> str:
         return secrets.token_urlsafe(32)
 
-    def token(self, nonce: str) -> str:
-        return hmac.new(self._key, nonce.encode(), hashlib.sha256).hexdigest()
+    def token(self, nonce: str, user: str | None = None) -> str:
+        message = f"connected-objects admin csrf\0{nonce}\0{user or ''}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def valid(self, nonce: str | None, token: str | None) -> bool:
-        """Whether ``token`` (from the form) belongs to ``nonce`` (from the cookie); constant time."""
+    def valid(self, nonce: str | None, token: str | None, user: str | None = None) -> bool:
+        """Whether ``token`` (from the form) belongs to ``nonce`` (from the cookie) and ``user`` (signed
+        in now); constant time."""
         if not nonce or not token:
             return False
-        return hmac.compare_digest(self.token(nonce).encode(), token.encode())
+        return hmac.compare_digest(self.token(nonce, user).encode(), token.encode("utf-8", "replace"))
 
 
 def cookie_value(request: Request, name: str) -> str | None:

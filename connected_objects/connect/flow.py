@@ -15,26 +15,36 @@ scopes, a signed ``state`` bound to this browser by a cookie
 (:mod:`~connected_objects.connect.state`) and, where the provider takes it,
 PKCE. *Callback* checks the state, the cookie and that the same owner is
 signed in, exchanges the code (the provider's ``exchange_code``: RFC 6749
-§4.1.3 with the client authentication it documents), asks which accounts the
-grant covers (QuickBooks: the callback's ``realmId``; Xero: its
-``connections`` endpoint) and then, in one transaction, creates each
+§4.1.3 with the client authentication it documents), asks the provider, with
+the new access token, which accounts the grant covers (QuickBooks: the
+callback's ``realmId`` is only a question, confirmed by reading that company's
+``CompanyInfo``; Xero: its ``connections`` endpoint) — the query string is
+never trusted to name an account — and then, in one transaction, creates each
 connection — or reactivates it: a connection paused after a refused refresh is
 ``active`` again with the new tokens, and its waiting changes are pushed by
 the next worker pass — with the tokens sealed by the vault and their expiry.
 When the grant covers several accounts and the ``choose`` hook does not decide,
 the user picks on a small page (each pick its own connection). *Disconnect*
 calls the provider's ``revoke`` and marks the connection ``revoked``: capture
-stops sending its changes; nothing is deleted.
+stops sending its changes; nothing is deleted. Its form carries
+:meth:`ConnectFlow.form_token`, bound to the owner *and* to the signed-in
+session (the application's ``session`` hook) and valid for ``form_max_age``
+seconds (an hour by default): a token copied from another session, or kept
+past its hour, is refused.
 
 A refused step — a tampered, expired or replayed ``state``, another browser, a
-refused code (reused, another ``redirect_uri``), denied consent — answers a
-4xx page naming what to do, and writes nothing. No page, log line or error
-shows a token, a code or a secret.
+refused code (reused, another ``redirect_uri``), denied consent, an account the
+provider does not confirm for the new token — answers a 4xx page naming what to
+do, and writes nothing. An account already connected to another owner is a 409
+that says only that (never who). No page, log line or error shows a token, a
+code or a secret; every answer carries ``Referrer-Policy: no-referrer`` and
+``Cache-Control: no-store`` (the callback's URL holds the code).
 
 Example (FastAPI; the owner hook reads the application's own login)::
 
     flow = ConnectFlow(hub, providers=["quickbooks", "xero"], owner=current_organization,
-                       base_url="https://app.example", secret=os.environ["APP_SECRET"], landing="/settings")
+                       session=login_session_id, base_url="https://app.example",
+                       secret=os.environ["APP_SECRET"], landing="/settings")
     # the routes carry their prefix (/connect/…): mount them at the root, beside the hub's webhooks
     app.mount("/", ASGIAdapter(WebhookApp([*hub.webhooks().routes, *flow.routes()])))
     # and register https://app.example/connect/quickbooks/callback (…/xero/callback) with the provider
@@ -100,7 +110,7 @@ if TYPE_CHECKING:
     from ..hub import Hub
     from ..secrets import Vault
 
-__all__ = ["ChooseHook", "ConnectFlow", "Owner", "OwnerHook"]
+__all__ = ["ChooseHook", "ConnectFlow", "Owner", "OwnerHook", "SessionHook"]
 
 log = logging.getLogger("connected_objects.connect")
 
@@ -108,12 +118,24 @@ log = logging.getLogger("connected_objects.connect")
 Owner = tuple[str, LocalId]
 #: The application's answer to "who is signed in on this request?" (None: nobody, or not allowed).
 OwnerHook = Callable[[Request], Owner | None]
+#: The application's identifier of the signed-in session on a request (its session id, or the value of
+#: its session cookie), or None; disconnect forms are bound to it.
+SessionHook = Callable[[Request], str | None]
 #: The application's choice among the granted accounts (None: let the user pick on the page).
 ChooseHook = Callable[[tuple[str, str], Sequence[GrantedAccount]], Sequence[GrantedAccount] | None]
 
 _LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
 _ERROR_CODE = re.compile(r"^[a-z_]{1,40}$")
 _BINDING = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+#: Seconds a disconnect form's token is good for, by default.
+FORM_MAX_AGE = 3600
+#: What every answer of the flow carries besides its own headers: never cached, never a referrer
+#: (the callback's URL holds the authorization code).
+_NO_TRACE = (("cache-control", "no-store"), ("referrer-policy", "no-referrer"))
+
+
+def _redirect(status: int, location: str, *extra: tuple[str, str]) -> Response:
+    return Response(status, (("location", location), *extra, *_NO_TRACE))
 
 
 class ConnectFlow:
@@ -129,6 +151,9 @@ class ConnectFlow:
     :param landing: where the browser goes once connected or disconnected.
     :param choose: decides which granted accounts to connect; without it the user
         picks whenever a grant covers more than one.
+    :param session: the hook naming the signed-in session of a request (its session id);
+        disconnect forms are bound to it. Without it :meth:`form_token` refuses to make one.
+    :param form_max_age: seconds a disconnect form's token is good for.
     :param max_age: seconds an authorization may take (at most 600).
     :param clock: the time ``state`` values are signed and checked against (tests move it).
     """
@@ -144,6 +169,8 @@ class ConnectFlow:
         prefix: str = "/connect",
         landing: str = "/",
         choose: ChooseHook | None = None,
+        session: SessionHook | None = None,
+        form_max_age: int = FORM_MAX_AGE,
         max_age: int = MAX_AGE,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -162,6 +189,8 @@ class ConnectFlow:
         self._key = hmac.new(raw, b"connected-objects connect", hashlib.sha256).digest()
         self._owner = owner
         self._choose = choose
+        self._session = session
+        self.form_max_age = form_max_age
         self.base_url = base_url.rstrip("/")
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.landing = landing
@@ -209,10 +238,38 @@ class ConnectFlow:
         """Where a "Disconnect" form posts (fields ``account`` and ``token``)."""
         return f"{self.prefix}/{provider}/disconnect"
 
-    def form_token(self, owner: Owner) -> str:
-        """The ``token`` field of this owner's disconnect forms (a cross-site form has none)."""
-        message = f"disconnect\0{owner[0]}\0{local_key(owner[1])}".encode()
+    def form_token(self, owner: Owner, session: str) -> str:
+        """The ``token`` field of this owner's disconnect forms in this signed-in ``session`` (what the
+        ``session`` hook answers for the page's request): ``<issued>.<mac>``, good for ``form_max_age``
+        seconds, in this session only. A cross-site form has none.
+
+        :raises ConfigurationError: the flow has no ``session`` hook to check it against, or ``session``
+            is empty.
+        """
+        if self._session is None:
+            raise ConfigurationError(
+                "disconnect forms are bound to the signed-in session: give ConnectFlow(session=...) a hook "
+                "returning the request's session id"
+            )
+        if not session:
+            raise ConfigurationError("form_token(owner, session) needs the signed-in session's id")
+        issued = str(int(self.clock()))
+        return f"{issued}.{self._form_mac(owner, session, issued)}"
+
+    def _form_mac(self, owner: Owner, session: str, issued: str) -> str:
+        bound = hashlib.sha256(session.encode()).hexdigest()
+        message = f"disconnect\0{owner[0]}\0{local_key(owner[1])}\0{bound}\0{issued}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def _form_ok(self, owner: Owner, request: Request, token: str) -> bool:
+        session = self._session(request) if self._session is not None else None
+        issued, _, mac = token.partition(".")
+        if not session or not (issued.isascii() and issued.isdigit()) or len(mac) != 64:
+            return False
+        if not hmac.compare_digest(self._form_mac(owner, session, issued).encode(), mac.encode("utf-8", "replace")):
+            return False
+        age = self.clock() - int(issued)
+        return -60 <= age <= self.form_max_age
 
     def routes(self) -> list[Route]:
         """The four routes, to add to a :class:`~connected_objects.web.core.WebhookApp`."""
@@ -272,7 +329,7 @@ class ConnectFlow:
             query.update(code_challenge=challenge, code_challenge_method="S256")
         location = auth.authorize_url + ("&" if "?" in auth.authorize_url else "?") + urlencode(query, quote_via=quote)
         cookie = binding_cookie(binding, secure=self.secure, max_age=self.max_age)
-        return Response(302, (("location", location), ("set-cookie", cookie), ("cache-control", "no-store")))
+        return _redirect(302, location, ("set-cookie", cookie))
 
     def _check(self, name: str, state: str | None, request: Request, stage: str) -> pending.Pending:
         nonce = verify_state(self._key, name, state, max_age=self.max_age, now=self.clock())
@@ -351,7 +408,7 @@ class ConnectFlow:
         async with self.hub.http_client() as http:
             tokens, expires_at = await connector.exchange_code(http, code, self.redirect_uri(name), verifier)
             accounts = await connector.granted_accounts(http, tokens, query)
-        return tokens, expires_at, accounts
+        return tokens, expires_at, [a for a in accounts if a.scope.provider == name]
 
     def _decide(self, owner: tuple[str, str], accounts: Sequence[GrantedAccount]) -> Sequence[GrantedAccount] | None:
         if self._choose is not None:
@@ -402,9 +459,16 @@ class ConnectFlow:
         except StateRefused as exc:
             return self._refuse(name, 400, str(exc))
         except ConfigurationError as exc:  # the account belongs to another owner of this application
-            return self._refuse(name, 409, exc.args[0] if exc.args else "this account is connected elsewhere")
+            # said to the user without naming that owner (nor anything else about it); the log has it
+            log.info("connecting %s refused: %s", name, redact(str(exc)))
+            return refusal(
+                409,
+                self._label(name),
+                f"this {self._label(name)} account is already connected to another account in this application",
+                again=self.start_path(name),
+            )
         log.info("connected %s for %s %s: %d account(s)", name, found.owner[0], found.owner[1], len(chosen))
-        return Response(303, (("location", self.landing), ("cache-control", "no-store")))
+        return _redirect(303, self.landing)
 
     def _store(
         self,
@@ -428,8 +492,10 @@ class ConnectFlow:
             return refusal(401, label, "sign in to the application first")
         form = parse_qs(request.body.decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0]
-        if not hmac.compare_digest(token.encode(), self.form_token(owner).encode()):
-            return self._refuse(name, 403, "this disconnect form did not come from the application")
+        if not self._form_ok(owner, request, token):
+            return self._refuse(
+                name, 403, "this disconnect form did not come from this session, or it expired: reload the page"
+            )
         account = (form.get("account") or [""])[0]
         key = local_key(owner[1])
         with self.hub.session_factory() as session:
@@ -452,7 +518,7 @@ class ConnectFlow:
         with self.hub.session_factory.begin() as session:
             connections.disconnect(session, info.scope, "disconnected by the user")
         log.info("disconnected %s", info.scope)
-        return Response(303, (("location", self.landing), ("cache-control", "no-store")))
+        return _redirect(303, self.landing)
 
     async def _revoke(self, name: str, scope: Scope, *, whole_grant: bool) -> None:
         async with self.hub.http_client() as http:

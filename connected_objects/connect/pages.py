@@ -22,12 +22,18 @@ from ..web.core import Response
 __all__ = ["page", "picker", "refusal"]
 
 _STYLE = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}"
-#: Pages are never framed nor cached, and run no script.
+#: Pages are never framed, sniffed nor cached, send no referrer (they sit at the callback URL, which
+#: holds the authorization code), and run no script: the admin pages' headers.
 _HEADERS = (
     ("content-type", "text/html; charset=utf-8"),
     ("cache-control", "no-store"),
     ("x-frame-options", "DENY"),
-    ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
 )
 
 

@@ -170,6 +170,11 @@ class FakeAuthorizationServer:
         self.on_issue(grant, access)
         return {"access_token": access, "refresh_token": refresh}
 
+    def reissue(self, grant: Grant) -> dict[str, str]:
+        """What a refresh of a bare grant's token issues: a bare :meth:`issue` (a fake that binds bare
+        tokens to an account overrides it to keep that account)."""
+        return self.issue()
+
     def revoke(self, token: str) -> None:
         """The user disconnected the app at the provider: the token's grant ends."""
         grant = self._by_token.get(token)
@@ -276,7 +281,7 @@ class FakeAuthorizationServer:
         self.valid.discard(token)  # rotation: the old refresh token is spent
         self.refreshes += 1
         grant = self._by_token.get(token)
-        fresh = self.issue() if grant is None or grant.bare else self.issue(grant)
+        fresh = self.issue() if grant is None else self.reissue(grant) if grant.bare else self.issue(grant)
         return JSONResponse({**fresh, "token_type": "Bearer", "expires_in": self.expires_in})
 
     def _exchange(self, form: Mapping[str, str]) -> Any:

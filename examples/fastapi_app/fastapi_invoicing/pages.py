@@ -13,8 +13,11 @@ from connected_objects.connections import ConnectionInfo
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
 
 
-def settings_page(flow: ConnectFlow | None, owner: Owner, found: Mapping[str, Sequence[ConnectionInfo]]) -> str:
-    """The HTML of the page (every value escaped)."""
+def settings_page(
+    flow: ConnectFlow | None, owner: Owner, found: Mapping[str, Sequence[ConnectionInfo]], session: str
+) -> str:
+    """The HTML of the page (every value escaped); ``session`` is the signed-in session, which the
+    disconnect forms' tokens are bound to."""
     sections = []
     for name, label in LABELS.items():
         if flow is None or name not in flow.providers:
@@ -27,7 +30,7 @@ def settings_page(flow: ConnectFlow | None, owner: Owner, found: Mapping[str, Se
                 form = (
                     f'<form method="post" action="{escape(flow.disconnect_path(name))}" style="display:inline">'
                     f'<input type="hidden" name="account" value="{escape(c.scope.account)}">'
-                    f'<input type="hidden" name="token" value="{escape(flow.form_token(owner))}">'
+                    f'<input type="hidden" name="token" value="{escape(flow.form_token(owner, session))}">'
                     f'<button type="submit">Disconnect {escape(c.scope.account)}</button></form>'
                 )
             rows.append(

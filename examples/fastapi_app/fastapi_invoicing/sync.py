@@ -64,6 +64,13 @@ def hub() -> Hub:
     return made
 
 
+def current_session(request: Request) -> str | None:
+    """The session hook of "Connect to …": the signed-in session's cookie (disconnect forms are bound to it)."""
+    cookies = dict(p.strip().partition("=")[::2] for p in (request.header("cookie") or "").split(";") if "=" in p)
+    value = cookies.get(COOKIE)
+    return value if user_from_cookie(value) is not None else None
+
+
 def current_organization(request: Request) -> tuple[str, int] | None:
     """The owner hook of "Connect to …": the signed-in user's organization (None: nobody signed in)."""
     cookies = dict(p.strip().partition("=")[::2] for p in (request.header("cookie") or "").split(";") if "=" in p)
@@ -87,6 +94,7 @@ def connect_flow() -> ConnectFlow | None:
         hub(),
         providers=names,
         owner=current_organization,
+        session=current_session,
         base_url=os.environ.get("INVOICING_URL", "http://127.0.0.1:8000"),
         secret=hmac.new(key(), b"connected-objects connect", hashlib.sha256).digest(),
         landing="/settings",

@@ -85,7 +85,8 @@ def settings(session_cookie: str | None = Cookie(None, alias=COOKIE)) -> str:
             name: connections.for_owners(session, name, "organization", [str(org)], include_revoked=True)
             for name in ("quickbooks", "xero")
         }
-    return settings_page(connect_flow(), ("organization", org), {n: f.get(str(org), []) for n, f in found.items()})
+    linked = {n: f.get(str(org), []) for n, f in found.items()}
+    return settings_page(connect_flow(), ("organization", org), linked, session=session_cookie or "")
 
 
 @cache
@@ -102,6 +103,12 @@ async def maestrano_routes(scope: dict[str, Any], receive: Any, send: Any) -> No
     await _maestrano()(scope, receive, send)
 
 
+def admin_user(request: Request) -> str | None:
+    """Who is signed in (the admin binds its forms' CSRF tokens to it)."""
+    user_id = user_from_cookie(cookie_value(request, COOKIE))
+    return None if user_id is None else str(user_id)
+
+
 def signed_in(request: Request) -> bool:
     """The admin's authorization: the application's own login (a valid session cookie of a known user)."""
     user_id = user_from_cookie(cookie_value(request, COOKIE))
@@ -114,7 +121,7 @@ def signed_in(request: Request) -> bool:
 @cache
 def _admin() -> ASGIAdapter:
     secret = hmac.new(key(), b"connected-objects admin csrf", hashlib.sha256).digest()
-    return ASGIAdapter(admin_app(hub(), authorize=signed_in, path="/admin", secret=secret))
+    return ASGIAdapter(admin_app(hub(), authorize=signed_in, user=admin_user, path="/admin", secret=secret))
 
 
 async def admin_routes(scope: dict[str, Any], receive: Any, send: Any) -> None:

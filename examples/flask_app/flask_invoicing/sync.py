@@ -70,6 +70,22 @@ def current_organization(request: Request) -> tuple[str, int] | None:
         return ("organization", user.organization_id) if user is not None and user.organization_id else None
 
 
+def current_session(request: Request) -> str | None:
+    """The session hook of "Connect to …": Flask's signed session cookie of a signed-in user (disconnect
+    forms are bound to it)."""
+    from .web import app
+    from .web import user_of_cookie
+
+    if user_of_cookie(request.header("cookie")) is None:
+        return None
+    name = app.config["SESSION_COOKIE_NAME"]
+    for part in (request.header("cookie") or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def _app_secret() -> bytes:
     return os.environ.get("INVOICING_SECRET", "change-me-in-production").encode()  # Flask's secret_key too
 
@@ -86,6 +102,7 @@ def connect_flow() -> ConnectFlow | None:
         hub(),
         providers=names,
         owner=current_organization,
+        session=current_session,
         base_url=os.environ.get("INVOICING_URL", "http://127.0.0.1:8000"),
         secret=hmac.new(_app_secret(), b"connected-objects connect", hashlib.sha256).digest(),
         landing="/settings",

@@ -103,7 +103,9 @@ def settings() -> Any:
             name: connections.for_owners(db, name, "organization", [str(org)], include_revoked=True)
             for name in ("quickbooks", "xero")
         }
-    return settings_page(connect_flow(), ("organization", org), {n: f.get(str(org), []) for n, f in found.items()})
+    linked = {n: f.get(str(org), []) for n, f in found.items()}
+    current = request.cookies.get(app.config["SESSION_COOKIE_NAME"], "")
+    return settings_page(connect_flow(), ("organization", org), linked, session=current)
 
 
 @cache
@@ -112,6 +114,12 @@ def _maestrano() -> WSGIAdapter:
     flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
     oauth = flow.routes() if flow is not None else []
     return WSGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
+
+
+def admin_user(request: Request) -> str | None:
+    """Who is signed in (the admin binds its forms' CSRF tokens to it)."""
+    user_id = user_of_cookie(request.header("cookie"))
+    return None if user_id is None else str(user_id)
 
 
 def signed_in(request: Request) -> bool:
@@ -131,7 +139,7 @@ def signed_in(request: Request) -> bool:
 @cache
 def _admin() -> WSGIAdapter:
     secret = hmac.new(str(app.secret_key).encode(), b"connected-objects admin csrf", hashlib.sha256).digest()
-    return WSGIAdapter(admin_app(hub(), authorize=signed_in, path="/admin", secret=secret))
+    return WSGIAdapter(admin_app(hub(), authorize=signed_in, user=admin_user, path="/admin", secret=secret))
 
 
 def reset() -> None:

@@ -48,9 +48,13 @@ import httpx
 
 from connected_objects import API_VERSION
 from connected_objects import Limits
+from connected_objects import PermanentError
 from connected_objects import RemoteRecord
 from connected_objects import Scope
 from connected_objects.entities import EntityCatalog
+from connected_objects.http import json_body
+from connected_objects.http import raise_for_response
+from connected_objects.http import transport_error
 from connected_objects.oauth import code_grant
 from connected_objects.oauth import refresh_grant
 from connected_objects.oauth import revoke_token
@@ -68,6 +72,7 @@ from connected_objects.web.core import Route
 from connected_objects.web.core import hmac_matches
 
 from .client import BATCH_SIZE
+from .client import MINOR_VERSION
 from .client import QuickBooksClient
 from .entities import ENTITIES
 from .webhooks import parse
@@ -216,11 +221,45 @@ class QuickBooksProvider:
     async def granted_accounts(
         self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]
     ) -> list[GrantedAccount]:
-        """The company is the callback's ``realmId`` (one per grant); none when it is missing or not a realm id."""
+        """The company this grant covers, as Intuit confirms it: never the callback's word alone.
+
+        Intuit's redirect back names the company in ``realmId``, but that is the browser's query
+        string: anyone can edit it. So the realm is only a question put to Intuit: the new access
+        token reads that company's ``CompanyInfo``
+        (``GET /v3/company/{realmId}/companyinfo/{realmId}``). Intuit answers a token issued for
+        another company 403 (Fault 3100, ``AuthorizationFailed``) or 401: the grant does not cover
+        it, and :class:`~connected_objects.exceptions.PermanentError` says so (the flow then stores
+        nothing). A missing or malformed ``realmId`` is no company at all.
+
+        :raises PermanentError: Intuit refused the token for that company.
+        :raises RetryableError: Intuit could not be reached, or failed.
+        """
         realm = callback.get("realmId", "")
         if not (realm.isascii() and realm.isdigit() and len(realm) <= 32):
             return []
-        return [GrantedAccount(Scope(self.name, self.marketplace, realm), name=f"QuickBooks company {realm}")]
+        token = credentials.get("access_token")
+        headers = {"Authorization": f"Bearer {token if isinstance(token, str) else ''}", "Accept": "application/json"}
+        url = f"{self.base_url}/v3/company/{realm}/companyinfo/{realm}"
+        what = "QuickBooks CompanyInfo"
+        try:
+            response = await http.get(
+                url, params={"minorversion": str(MINOR_VERSION)}, headers=headers, timeout=self.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what=what) from exc
+        if response.status_code in (401, 403, 404):
+            raise PermanentError(
+                f"Intuit did not confirm that this grant covers company {realm} (HTTP {response.status_code})",
+                status=response.status_code,
+            )
+        raise_for_response(response, what=what)
+        info = json_body(response, what=what)
+        company = info.get("CompanyInfo") if isinstance(info, dict) else None
+        if not isinstance(company, dict):
+            raise PermanentError(f"Intuit's answer for company {realm} holds no CompanyInfo")
+        name = company.get("CompanyName")
+        label = name if isinstance(name, str) and name else f"QuickBooks company {realm}"
+        return [GrantedAccount(Scope(self.name, self.marketplace, realm), name=label)]
 
     async def revoke(
         self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any], *, whole_grant: bool = True

@@ -27,7 +27,10 @@ entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
   ``Id``; anything else is Fault 4000) and leaves inactive customers and items
   out unless the query asks for them (``Active IN (true,false)``);
 - a refused bearer token is a 401 in QBO's lower-case ``fault.error[]``
-  envelope (code 3200); per-company limits (requests and batch calls per
+  envelope (code 3200); a good token used on a company it was not issued for
+  is a 403 in the same envelope (code 3100, ``ApplicationAuthorizationFailed``);
+  ``GET /v3/company/{realm}/companyinfo/{realm}`` answers the company's
+  ``CompanyInfo``; per-company limits (requests and batch calls per
   window, items metered like calls) are 429 with Fault 3001.
 
 Its clock (:attr:`FakeQuickBooks.clock`, the real UTC time unless set, or moved
@@ -146,6 +149,41 @@ def _authentication_failed() -> Reply:
     }
 
 
+def _authorization_failed() -> Reply:
+    """QBO's 403 for a valid token used on a company its grant does not cover: code 3100, type SERVICE.
+
+    The body as Intuit's API answers it, quoted in intuit/oauth-jsclient #2 (a token used with
+    another realmId: ``message=AuthorizationFailed; errorCode=003100; statusCode=403``) and, with
+    the ``ApplicationAuthorizationFailed`` wording used here, in frappe/erpnext #29161 and
+    consolibyte/quickbooks-php #166; Intuit's help article "3100 message=AuthorizationFailed"
+    (help.developer.intuit.com) names a realm the token was not issued for as a cause.
+    """
+    return 403, {
+        "warnings": None,
+        "intuitObject": None,
+        "fault": {
+            "error": [
+                {
+                    "message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+                    "detail": None,
+                    "code": "3100",
+                    "element": None,
+                }
+            ],
+            "type": "SERVICE",
+        },
+        "report": None,
+        "queryResponse": None,
+        "batchItemResponse": [],
+        "attachableResponse": [],
+        "syncErrorResponse": None,
+        "requestId": None,
+        "time": int(time.time() * 1000),
+        "status": None,
+        "cdcresponse": [],
+    }
+
+
 def _instant(value: str) -> dt.datetime | None:
     """An ISO 8601 instant as QBO takes it (``Z``, an offset, or none: UTC); None if it is not one."""
     try:
@@ -203,7 +241,9 @@ class _InFlight:
 class FakeQuickBooks:
     """An in-process QuickBooks Online company API for tests (yours too).
 
-    :param tokens: access tokens it accepts (None: any bearer token).
+    :param tokens: access tokens it accepts (None: any bearer token). A token listed here and not
+        bound to a company (:meth:`bind`) reads every company; one bound reads only its own.
+    :param companies: ``{realm: company name}`` for ``CompanyInfo`` (any other realm: "Company <realm>").
     :param per_minute: requests (batch items count one each) per ``window`` per company.
     :param batches_per_minute: batch calls per ``window`` per company.
     :param window: the length of "a minute" in seconds; tests shrink it.
@@ -217,6 +257,7 @@ class FakeQuickBooks:
         self,
         *,
         tokens: Iterable[str] | None = None,
+        companies: dict[str, str] | None = None,
         per_minute: int = 500,
         batches_per_minute: int = 40,
         window: float = 60.0,
@@ -231,6 +272,10 @@ class FakeQuickBooks:
         #: per company, the only access tokens it accepts (set by :class:`FakeIntuitOAuth`; a company
         #: not listed accepts any token of :attr:`tokens`)
         self.tokens_of: dict[str, set[str]] = {}
+        #: per access token, the companies it was issued for (:meth:`bind`); a bound token used on
+        #: another company is answered 403, Fault 3100, as Intuit answers it
+        self.realms_of: dict[str, set[str]] = {}
+        self.companies: dict[str, str] = dict(companies or {})
         self.per_minute, self.batches_per_minute, self.window = per_minute, batches_per_minute, window
         self.clock = clock
         self.catalog = catalog
@@ -255,12 +300,21 @@ class FakeQuickBooks:
                 Route("/v3/company/{realm}/batch", self._batch, methods=["POST"]),
                 Route("/v3/company/{realm}/cdc", self._cdc, methods=["GET"]),
                 Route("/v3/company/{realm}/query", self._query, methods=["GET"]),
+                Route("/v3/company/{realm}/companyinfo/{id}", self._company_info, methods=["GET"]),
                 Route("/v3/company/{realm}/{entity}", self._write, methods=["POST"]),
                 Route("/v3/company/{realm}/{entity}/{id}", self._read, methods=["GET"]),
             ],
         )
 
     # -- test helpers ---------------------------------------------------------------------
+
+    def bind(self, token: str, *realms: str) -> None:
+        """Accept ``token`` for ``realms`` only, as Intuit does for a token issued on a consent to them."""
+        if self.tokens is not None:
+            self.tokens.add(token)
+        self.realms_of.setdefault(token, set()).update(realms)
+        for realm in realms:
+            self.tokens_of.setdefault(realm, set()).add(token)
 
     def live(self, realm: str, entity: str) -> dict[str, dict[str, Any]]:
         """Records of a company that are not deleted or inactive, by Id."""
@@ -403,12 +457,20 @@ class FakeQuickBooks:
             )
         return None
 
-    def _authorised(self, request: Any) -> bool:
+    def _refusal(self, request: Any) -> Reply | None:
+        """None when the bearer token may read the company of the path; else Intuit's answer: 401
+        (Fault 3200) for a token it does not take, 403 (Fault 3100) for a good token of another company."""
         header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or (self.tokens is not None and header[7:] not in self.tokens):
-            return False
+        token = header[7:]
+        if not header.startswith("Bearer ") or (self.tokens is not None and token not in self.tokens):
+            return _authentication_failed()
         realm = str(request.path_params.get("realm", ""))
-        return realm not in self.tokens_of or header[7:] in self.tokens_of[realm]
+        bound = self.realms_of.get(token)
+        if bound is not None and realm not in bound:
+            return _authorization_failed()
+        if realm in self.tokens_of and token not in self.tokens_of[realm]:
+            return _authorization_failed() if bound is not None else _authentication_failed()
+        return None
 
     def _throttle(self, realm: str, items: int, batch: bool) -> bool:
         now = time.monotonic()
@@ -553,9 +615,9 @@ class FakeQuickBooks:
     async def _guarded(self, request: Any, items: int = 1, batch: bool = False) -> Any:
         from starlette.responses import JSONResponse
 
-        if not self._authorised(request):
-            status, body = _authentication_failed()
-            return JSONResponse(body, status_code=status)
+        refused = self._refusal(request)
+        if refused is not None:
+            return JSONResponse(refused[1], status_code=refused[0])
         realm = request.path_params["realm"]
         if self._throttle(realm, items, batch):
             # 500 requests a minute and 40 batch calls a minute per company, answered 429 with Fault 3001
@@ -606,6 +668,30 @@ class FakeQuickBooks:
             status, body = _fault(400, "610", "Object Not Found")
             return JSONResponse(body, status_code=status)
         return JSONResponse({entity: record})
+
+    async def _company_info(self, request: Any) -> Any:
+        # GET /v3/company/{realmId}/companyinfo/{realmId}: the company's settings (developer.intuit.com,
+        # Accounting API reference, "CompanyInfo": "Read company information", the id is the realm id)
+        from starlette.responses import JSONResponse
+
+        refused = await self._guarded(request)
+        if refused is not None:
+            return refused
+        realm = request.path_params["realm"]
+        if request.path_params["id"] != realm:
+            status, body = _fault(400, "610", "Object Not Found")
+            return JSONResponse(body, status_code=status)
+        name = self.companies.get(realm, f"Company {realm}")
+        info = {
+            "CompanyName": name,
+            "LegalName": name,
+            "Country": "US",
+            "domain": "QBO",
+            "Id": "1",
+            "SyncToken": "0",
+            "MetaData": {"CreateTime": "2026-01-01T00:00:00-08:00"},
+        }
+        return JSONResponse({"CompanyInfo": info, "time": self.clock().isoformat()})
 
     async def _cdc(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
@@ -826,13 +912,18 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
     ``code``, ``state`` and ``realmId``, the company the user picked; the token endpoint takes HTTP
     Basic client authentication; the revoke endpoint takes JSON ``{"token": …}`` with the same
     authentication and ends the grant. No PKCE is documented, so a challenge is ignored. The company
-    API accepts exactly the access tokens issued here for that company, and none once revoked.
+    API accepts exactly the access tokens issued here for that company, and none once revoked; a
+    token of one company used on another is refused 403 (Fault 3100), so a ``realmId`` edited in the
+    redirect back names a company the token cannot read. :meth:`issue` without a grant (a token made
+    without the consent page, for tests) is bound to the first company, or to ``realm``.
 
     >>> qbo = FakeQuickBooks()
-    >>> intuit = FakeIntuitOAuth("client", "secret", qbo, companies={"9130": "Sandbox Company"})
+    >>> intuit = FakeIntuitOAuth("client", "secret", qbo, companies={"9130": "Sandbox Company", "4620": "Other"})
     >>> credentials = intuit.issue()
     >>> credentials["access_token"] in qbo.tokens, qbo.tokens_of["9130"] == {credentials["access_token"]}
     (True, True)
+    >>> qbo.realms_of[credentials["access_token"]], qbo.realms_of[intuit.issue(realm="4620")["access_token"]]
+    ({'9130'}, {'4620'})
     """
 
     authorize_path = "/connect/oauth2"
@@ -861,18 +952,32 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
         )
         if qbo.tokens is None:
             qbo.tokens = set()
+        for realm, name in companies.items():
+            qbo.companies.setdefault(realm, name)
         self.qbo = qbo
         self.on_issue = self._issued
         self.on_revoke = self._revoked
 
+    def issue(self, grant: Grant | None = None, *, realm: str | None = None) -> dict[str, str]:
+        """Credentials for one company, as a consent to it would give them: ``grant``'s, or without
+        one a new grant of ``realm`` (default: the first company). Intuit grants one company a consent."""
+        if grant is None:
+            chosen = realm if realm is not None else next(iter(self.accounts), None)
+            grant = self._grant([chosen] if chosen is not None else [])
+            grant.bare = True
+        return super().issue(grant)
+
+    def reissue(self, grant: Grant) -> dict[str, str]:
+        """A refresh of a token made without consent stays bound to the same company."""
+        return self.issue(realm=grant.accounts[0]) if grant.accounts else self.issue()
+
     def _issued(self, grant: Grant, token: str) -> None:
-        assert self.qbo.tokens is not None
-        self.qbo.tokens.add(token)
-        for realm in grant.accounts:
-            self.qbo.tokens_of.setdefault(realm, set()).add(token)
+        self.qbo.bind(token, *grant.accounts)
 
     def _revoked(self, grant: Grant) -> None:
         assert self.qbo.tokens is not None
         self.qbo.tokens -= grant.access
         for realm in grant.accounts:
             self.qbo.tokens_of.get(realm, set()).difference_update(grant.access)
+        for token in grant.access:
+            self.qbo.realms_of.pop(token, None)

@@ -258,3 +258,36 @@ def test_a_customer_needs_a_name_part_and_a_display_name_of_its_own(qbo):
             ),
         )
     assert taken.value.code == "6240"
+
+
+def company(qbo: FakeQuickBooks, realm: str, path: str, token: str, **params: str) -> httpx.Response:
+    """``GET /v3/company/{realm}/{path}`` with ``token``."""
+
+    async def main() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(qbo.app), base_url=BASE) as http:
+            return await http.get(
+                f"/v3/company/{realm}/{path}", params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+
+    return asyncio.run(main())
+
+
+def test_a_token_reads_the_companies_it_was_issued_for_only():
+    """Intuit binds an access token to the company consented to: another company's data is a 403,
+    Fault 3100 (intuit/oauth-jsclient #2); a token it never issued is a 401, Fault 3200."""
+    from connected_objects_quickbooks.testing import FakeIntuitOAuth
+
+    qbo = FakeQuickBooks()
+    intuit = FakeIntuitOAuth("client", "secret", qbo, companies={REALM: "Mine", "4620": "Someone else's"})
+    mine = intuit.issue(realm=REALM)["access_token"]
+    own = company(qbo, REALM, "companyinfo/" + REALM, mine)
+    assert own.status_code == 200 and own.json()["CompanyInfo"]["CompanyName"] == "Mine"
+    other = company(qbo, "4620", "companyinfo/4620", mine)
+    assert other.status_code == 403
+    fault = other.json()["fault"]
+    assert (fault["type"], fault["error"][0]["code"]) == ("SERVICE", "3100")
+    assert "ApplicationAuthorizationFailed" in fault["error"][0]["message"]
+    assert company(qbo, "4620", "query", mine, query="select * from Customer").status_code == 403
+    assert company(qbo, "4620", "companyinfo/4620", "never-issued").status_code == 401
+    unbound = FakeQuickBooks(tokens={TOKEN})  # a token made without the consent page reads any company
+    assert company(unbound, "4620", "companyinfo/4620", TOKEN).status_code == 200
