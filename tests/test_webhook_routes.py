@@ -169,19 +169,24 @@ ROUTES: dict[str, RouteCase] = {
 JSON_ROUTES = [name for name, case in ROUTES.items() if case.json_body]
 
 
-@pytest.fixture
-def app(sqlite_engine):
-    """Every provider's routes in one hub on SQLite, with a group, a user and a connection to act on."""
-    Base.metadata.create_all(sqlite_engine)
+def every_provider() -> list[Any]:
+    """One of each provider with webhook routes, configured with this module's secrets."""
     marketplaces = Marketplaces.from_config(
         {"marketplaces": [marketplace_config(MARKET, idp_certificate=idp().certificate)]}
     )
-    providers = [
+    return [
         QuickBooksProvider(base_url="http://qbo.test", webhook_verifier=VERIFIER),
         XeroProvider(webhook_key=XERO_KEY),
         MaestranoProvider(marketplaces, sso=NeverSignedIn()),  # type: ignore[arg-type]
         SandboxProvider("http://sandbox", webhook_secret=SANDBOX_SECRET),
     ]
+
+
+@pytest.fixture
+def app(sqlite_engine):
+    """Every provider's routes in one hub on SQLite, with a group, a user and a connection to act on."""
+    Base.metadata.create_all(sqlite_engine)
+    providers = every_provider()
     hub = Hub(sessionmaker(sqlite_engine), models=[Customer], providers=providers)
     scope = Scope("maestrano", MARKET, "cld-1")
     with hub.session_factory.begin() as s:
@@ -528,15 +533,7 @@ def unreliable(engine):
         link = CuttableLink(engine.url.host or "127.0.0.1", engine.url.port or 0)
         hub_engine = create_engine(engine.url.set(host="127.0.0.1", port=link.port))
         cut, mend = link.cut, link.mend
-    marketplaces = Marketplaces.from_config(
-        {"marketplaces": [marketplace_config(MARKET, idp_certificate=idp().certificate)]}
-    )
-    providers = [
-        QuickBooksProvider(base_url="http://qbo.test", webhook_verifier=VERIFIER),
-        XeroProvider(webhook_key=XERO_KEY),
-        MaestranoProvider(marketplaces, sso=NeverSignedIn()),  # type: ignore[arg-type]
-        SandboxProvider("http://sandbox", webhook_secret=SANDBOX_SECRET),
-    ]
+    providers = every_provider()
     hub = Hub(sessionmaker(hub_engine), models=[Customer], providers=providers)
 
     def stored() -> int:

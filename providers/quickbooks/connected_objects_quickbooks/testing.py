@@ -123,20 +123,20 @@ def _missing(field: str) -> Reply:
 
 def _authentication_failed() -> Reply:
     """QBO's 401, in its lower-case envelope (as quoted in routablehq/python-quickbooks #250)."""
-    return 401, {
+    return 401, _envelope(
+        "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+        "3200",
+        "AUTHENTICATION",
+        detail="Token expired or revoked",
+    )
+
+
+def _envelope(message: str, code: str, kind: str, *, detail: str | None = None) -> dict[str, Any]:
+    """The lower-case envelope QBO answers authentication and authorization failures in."""
+    return {
         "warnings": None,
         "intuitObject": None,
-        "fault": {
-            "error": [
-                {
-                    "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                    "detail": "Token expired or revoked",
-                    "code": "3200",
-                    "element": None,
-                }
-            ],
-            "type": "AUTHENTICATION",
-        },
+        "fault": {"error": [{"message": message, "detail": detail, "code": code, "element": None}], "type": kind},
         "report": None,
         "queryResponse": None,
         "batchItemResponse": [],
@@ -158,30 +158,7 @@ def _authorization_failed() -> Reply:
     consolibyte/quickbooks-php #166; Intuit's help article "3100 message=AuthorizationFailed"
     (help.developer.intuit.com) names a realm the token was not issued for as a cause.
     """
-    return 403, {
-        "warnings": None,
-        "intuitObject": None,
-        "fault": {
-            "error": [
-                {
-                    "message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
-                    "detail": None,
-                    "code": "3100",
-                    "element": None,
-                }
-            ],
-            "type": "SERVICE",
-        },
-        "report": None,
-        "queryResponse": None,
-        "batchItemResponse": [],
-        "attachableResponse": [],
-        "syncErrorResponse": None,
-        "requestId": None,
-        "time": int(time.time() * 1000),
-        "status": None,
-        "cdcresponse": [],
-    }
+    return 403, _envelope("message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403", "3100", "SERVICE")
 
 
 def _instant(value: str) -> dt.datetime | None:
