@@ -90,6 +90,7 @@ class DatabaseProxy:
     def __init__(self, host: str, port: int, *, listen: str = "127.0.0.1", seed: int | None = None) -> None:
         self.target = (host, port)
         self._listener = socket.create_server((listen, 0))
+        self._listener.settimeout(0.2)  # accept() wakes up to see stop(): closing a socket does not wake it
         self.host, self.port = listen, int(self._listener.getsockname()[1])
         self._rng = random.Random(seed)
         self._pairs: set[_Pair] = set()
@@ -166,11 +167,11 @@ class DatabaseProxy:
     def chaos(
         self,
         *,
-        every: tuple[float, float] = (0.1, 0.5),
-        cut_all: float = 0.3,
-        share: float = 0.5,
-        stall: float = 0.1,
-        stall_for: tuple[float, float] = (0.2, 1.0),
+        every: tuple[float, float] = (0.2, 0.6),
+        cut_all: float = 0.1,
+        share: float = 0.3,
+        stall: float = 0.05,
+        stall_for: tuple[float, float] = (0.1, 0.5),
         limit: int | None = None,
     ) -> None:
         """Until :meth:`calm`: every ``every`` seconds (drawn uniformly), cut or stall.
@@ -215,8 +216,11 @@ class DatabaseProxy:
         while not self._stopped.is_set():
             try:
                 client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return  # stopped
+            client.settimeout(None)
             if self.in_outage:
                 self.refused += 1
                 client.close()
