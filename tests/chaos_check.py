@@ -134,10 +134,13 @@ def check(engine: Engine, hub: Hub, books: Books, plan: Plan, report: ChaosRepor
     x.writes_received, x.writes_sent = books.xero_faults.received, books.xero_faults.sent
     live = set(customers) | set(invoices)
     for provider, findings in (("quickbooks", q), ("xero", x)):
+        made, rewritten = _history(books, provider)
         creates = sum(1 for ref in live if plan.created_remotely.get(ref) != provider)
-        updates = sum(1 for ref in plan.updated if ref in live)
+        # an update made before the create went out travels with it: needed only if the record was rewritten
+        updates = sum(1 for ref in plan.updated if ref in live and ref in rewritten)
         updates += sum(1 for ref, (where, _) in plan.edited.items() if where != provider and ref in live)
-        findings.writes_needed = creates + updates + len(plan.deleted)
+        deletes = sum(1 for ref in plan.deleted if ref in made)  # a row deleted before its create needs nothing
+        findings.writes_needed = creates + updates + deletes
 
     # -- queues and the identity map ----------------------------------------------------------
     with engine.connect() as conn:
@@ -189,6 +192,26 @@ def _compare(
             findings.undeleted[entity].append(f"{ref} x{len(found[ref])}")
         else:
             findings.orphans[entity].append(f"{ref} x{len(found[ref])}")
+
+
+def _history(books: Books, provider: str) -> tuple[set[str], set[str]]:
+    """The refs with a record at the provider (live or not), and those whose record was written after its create."""
+    made: set[str] = set()
+    rewritten: set[str] = set()
+    if provider == "quickbooks":
+        for (_, entity, _), r in books.qbo.records.items():
+            ref = str(r.get("Notes" if entity == "Customer" else "PrivateNote"))
+            made.add(ref)
+            if int(r.get("SyncToken") or 0) > 0:
+                rewritten.add(ref)
+        return made, rewritten
+    updated = {e["resourceId"] for e in books.xero.events if e["eventType"] == "UPDATE"}
+    for (_, entity, rid), r in books.xero.records.items():
+        ref = str(r.get("ContactNumber" if entity == "Contacts" else "Reference"))
+        made.add(ref)
+        if rid in updated:
+            rewritten.add(ref)
+    return made, rewritten
 
 
 def _ref(record: dict[str, Any], field: str, key: str) -> str:

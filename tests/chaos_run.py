@@ -274,7 +274,7 @@ def run(engine: Engine, size: Size, tmp: Path, *, backend: str = "") -> ChaosRep
             local.uninstall()
             hooks_engine.dispose()
     check(engine, local, books, plan, report)
-    report.webhooks_unacknowledged = plan.unacknowledged
+    report.webhooks_unacknowledged, report.webhooks_skipped = plan.unacknowledged, plan.skipped_webhooks
     report.seconds = time.monotonic() - began
     (tmp / "report.json").write_text(json.dumps(report.figures(), indent=1))
     return report

@@ -128,8 +128,10 @@ class ChaosReport:
     duplicate_links: list[str] = field(default_factory=list)
     #: dead changes' and events' last errors (examples), to say why
     dead_errors: list[str] = field(default_factory=list)
-    #: webhook deliveries our endpoint never acknowledged (after the sender's retries)
+    #: webhook deliveries our endpoint never acknowledged (after the sender's retries); edits not made
+    #: because their customer never reached the provider
     webhooks_unacknowledged: int = 0
+    webhooks_skipped: int = 0
 
     def provider(self, name: str) -> ProviderFindings:
         """The findings of one provider (made on first use)."""
@@ -188,6 +190,7 @@ class ChaosReport:
             "inbox_left": sum(self.inbox_left.values()),
             "duplicate_links": len(self.duplicate_links),
             "webhooks_unacknowledged": self.webhooks_unacknowledged,
+            "webhooks_skipped": self.webhooks_skipped,
         }
         for name, findings in sorted(self.providers.items()):
             for key, value in findings.counts().items():
