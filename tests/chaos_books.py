@@ -50,7 +50,7 @@ __all__ = ["QBO", "VERIFIER", "WEBHOOK_KEY", "XERO", "Base", "ChaosCustomer", "C
 
 QBO = Scope("quickbooks", "production", "9130354")
 XERO = Scope("xero", "production", "tenant-chaos")
-QBO_TOKEN, XERO_TOKEN = "qbo-token", "xero-token"  # noqa: S105 - the fakes' test tokens
+QBO_TOKEN, XERO_TOKEN = "qbo-token", "xero-token"
 VERIFIER, WEBHOOK_KEY = "chaos-verifier", "chaos-webhook-key"
 INCOME_ITEM = "1"  # the QuickBooks item invoices bill (taken on trust by the fake)
 SALES_ACCOUNT = "200"  # the Xero account code of invoice lines

@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # chaos_books: importable by the worker processes too
 
-from chaos_run import Size  # noqa: E402
-from chaos_run import run  # noqa: E402
+from chaos_run import Size
+from chaos_run import run
 
 
 def test_nothing_twice_and_nothing_lost_under_chaos(server_engine: Engine, tmp_path: Path) -> None:

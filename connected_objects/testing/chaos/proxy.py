@@ -42,6 +42,7 @@ Example: an echo server behind the proxy; a cut closes the client's socket::
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
@@ -70,10 +71,8 @@ class _Pair:
                 return False
             self.closed = True
         for sock in (self.client, self.server):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         return True
 
@@ -216,7 +215,7 @@ class DatabaseProxy:
         while not self._stopped.is_set():
             try:
                 client, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return  # stopped
