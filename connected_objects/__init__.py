@@ -34,6 +34,7 @@ from .exceptions import DrainTimeout
 from .exceptions import DuplicateProvider
 from .exceptions import IdentityConflict
 from .exceptions import MissingReference
+from .exceptions import NotApplied
 from .exceptions import PermanentError
 from .exceptions import ProviderError
 from .exceptions import ProviderLoadError
@@ -82,6 +83,7 @@ __all__ = [
     "IdentityConflict",
     "Limits",
     "MissingReference",
+    "NotApplied",
     "Page",
     "PermanentError",
     "Provider",

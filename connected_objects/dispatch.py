@@ -31,6 +31,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +68,7 @@ from .provider import BatchOperation
 from .provider import RemoteClient
 from .provider import RemoteRecord
 from .queue import CHANGES
+from .queue.changes import InDoubt
 from .rows import load_rows
 from .scope import Scope
 from .states import WriteAction
@@ -78,6 +81,7 @@ __all__ = [
     "Outcome",
     "Plan",
     "complete",
+    "compose",
     "content_hash",
     "dispatch",
     "idempotency_key",
@@ -120,7 +124,9 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
             by_type.setdefault(change.local_type, []).append(change)
         plans: list[Plan] = []
         to_enqueue: list[outbox.Change] = []
-        refused = outbox.dead_refusals(conn, scope, {(c.local_type, c.local_id) for c in changes})
+        dead = CHANGES.dead_of(conn, scope, {(c.local_type, c.local_id) for c in changes})
+        loaded: list[tuple[list[ClaimedChange], Any, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+        wanted: set[tuple[str, str]] = set()
         for local_type, group in by_type.items():
             spec = hub.spec(local_type, scope.provider)
             if spec is None:
@@ -135,11 +141,23 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
             upserts = [c.local_id for c in group if c.operation == "upsert"]
             rows = load_rows(session, spec, upserts) if upserts else {}
             refs = _resolve_references(conn, scope, spec, rows)
+            for _ids, missing in refs.values():
+                wanted.update(missing)
+            loaded.append((group, spec, links, rows, refs))
+        # the referenced rows not linked yet: queued already, dead (their dependants are blocked), or to queue
+        queued = CHANGES.queued(conn, scope, wanted)
+        dead_refs = {
+            obj: found.last_error or "refused" for obj, found in CHANGES.dead_of(conn, scope, wanted - queued).items()
+        }
+        to_enqueue.extend(_queue_missing(scope, wanted - queued - set(dead_refs), hub))
+        for group, spec, links, rows, refs in loaded:
             for change in group:
+                obj = (change.local_type, change.local_id)
                 ref_ids, missing = refs.get(change.local_id, ({}, []))
-                if missing and change.operation == "upsert":
-                    to_enqueue.extend(_queue_missing(conn, scope, missing, hub))
-                epoch = max(change.refusals, refused.get((local_type, change.local_id), 0))
+                holder = dead.get(obj)
+                epoch = max(change.refusals, holder.refusals if holder is not None else 0)
+                # a write in doubt is repeated before anything else: this change's own, or a dead change's
+                in_doubt = change.in_doubt or (holder.in_doubt if holder is not None else None)
                 try:
                     plan = plan_change(
                         change,
@@ -148,9 +166,11 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                         link=links.get(change.local_id),
                         row=rows.get(change.local_id),
                         refs=ref_ids,
-                        missing=missing,
+                        missing=missing if change.operation == "upsert" else (),
                         epoch=epoch,
                         fold=fold,
+                        in_doubt=in_doubt,
+                        dead_references=dead_refs,
                     )
                 except Exception as exc:  # a bug in the mapping: this change fails (traceback kept), not the batch
                     plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)
@@ -192,48 +212,56 @@ def _resolve_references(
     return result
 
 
-def _queue_missing(
-    conn: Connection, scope: Scope, missing: Sequence[tuple[str, str]], hub: SyncContext
-) -> list[outbox.Change]:
-    """Changes to queue so that unlinked referenced rows get pushed (unless already queued)."""
-    queued = CHANGES.queued(conn, scope, missing)
+def _queue_missing(scope: Scope, missing: Collection[tuple[str, str]], hub: SyncContext) -> list[outbox.Change]:
+    """Changes to queue so that unlinked referenced rows, neither queued nor dead, get pushed."""
     changes = []
-    for local_type, local_id in missing:
+    for local_type, local_id in sorted(missing):
         spec = hub.spec(local_type, scope.provider)
-        if (local_type, local_id) not in queued and spec is not None:
+        if spec is not None:
             changes.append(outbox.Change(scope, spec.entity, local_type, local_id, "upsert"))
     return changes
 
 
-async def _send(plan: Plan, client: RemoteClient) -> RemoteRecord | None:
+async def _send(plan: Plan, client: RemoteClient, *, stale: bool = False) -> RemoteRecord | None:
+    """One write on its own; a stale version (now, or ``stale`` already met in a batch call) is refetched."""
     assert plan.spec is not None
     entity = plan.spec.entity
     if plan.action == "create":
         assert plan.payload is not None
         return await client.create(entity, plan.payload, idempotency_key=plan.key)
-    if plan.action == "update":
-        assert plan.payload is not None and plan.link is not None
+    assert plan.link is not None
+    if not stale:
         try:
-            return await client.update(
-                entity, plan.link.foreign_id, plan.payload, version=plan.link.remote_version, idempotency_key=plan.key
-            )
+            return await _write(plan, client, _sent_version(plan), plan.key)
         except ConflictError:
-            # Someone changed the record since we last saw it: take their version and re-apply
-            # our mapped fields on top (fields we do not map are left as they are remotely).
-            fresh = await client.fetch(entity, [plan.link.foreign_id])
-            if not fresh:
-                raise
-            version = fresh[0].version
-            return await client.update(
-                entity,
-                plan.link.foreign_id,
-                plan.payload,
-                version=version,
-                idempotency_key=idempotency_key(plan.key, version),
-            )
+            pass
+    # Someone changed the record since we last saw it: take their version and write again. An update
+    # re-applies our mapped fields on top (fields we do not map are left as they are remotely); a delete
+    # deletes the version that is there now.
+    fresh = await client.fetch(entity, [plan.link.foreign_id])
+    if not fresh:
+        if plan.action == "delete":
+            return None  # gone already: what a delete wants
+        raise ConflictError(f"{entity} {plan.link.foreign_id} changed and could not be read again")
+    version = fresh[0].version
+    return await _write(plan, client, version, idempotency_key(plan.key, version))
+
+
+def _sent_version(plan: Plan) -> str | None:
+    """The version a write goes out with: the one its call in doubt carried, else the link's."""
+    if plan.call is not None and plan.call.action != "create":
+        return plan.call.version
+    return plan.link.remote_version if plan.link is not None else None
+
+
+async def _write(plan: Plan, client: RemoteClient, version: str | None, key: str) -> RemoteRecord | None:
+    assert plan.spec is not None and plan.link is not None
+    entity, foreign_id = plan.spec.entity, plan.link.foreign_id
+    if plan.action == "update":
+        assert plan.payload is not None
+        return await client.update(entity, foreign_id, plan.payload, version=version, idempotency_key=key)
     if plan.action == "delete":
-        assert plan.link is not None
-        await client.delete(entity, plan.link.foreign_id, version=plan.link.remote_version, idempotency_key=plan.key)
+        await client.delete(entity, foreign_id, version=version, idempotency_key=key)
         return None
     raise AssertionError(plan.action)  # pragma: no cover
 
@@ -267,7 +295,7 @@ def _failed(plan: Plan, exc: BaseException, gate: ScopeGate, seconds: float | No
 
 
 def _operation(plan: Plan) -> BatchOperation:
-    assert plan.spec is not None and plan.action in ("create", "update", "delete")
+    assert plan.spec is not None and plan.action in ("create", "update", "delete") and plan.call is not None
     link = plan.link
     action: WriteAction = plan.action
     return BatchOperation(
@@ -276,20 +304,23 @@ def _operation(plan: Plan) -> BatchOperation:
         plan.key,
         payload=plan.payload,
         foreign_id=link.foreign_id if link is not None else None,
-        version=link.remote_version if link is not None else None,
+        version=_sent_version(plan),
+        slot=plan.call.slot,
     )
 
 
 async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate) -> list[Outcome]:
-    """Send writes as one batch call; an operation that met a conflict is retried on its own
-    (refetch and re-apply), like any single update."""
+    """Send writes as one batch call, under the call's key, each at its slot; an update or delete that met a
+    conflict is written again on its own after a refetch, like any single write."""
+    call = plans[0].call
+    assert call is not None
     async with gate.slot(len(plans), batch=True) as allowed:
         if not allowed:
             return [Outcome(p, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False) for p in plans]
         started = time.perf_counter()
         try:
             with span("connected_objects.push", scope=plans[0].change.scope, action="batch", operations=len(plans)):
-                results = await client.batch([_operation(p) for p in plans])
+                results = await client.batch([_operation(p) for p in plans], key=call.key)
             if len(results) != len(plans):
                 raise RetryableError(f"the batch call answered {len(results)} results for {len(plans)} operations")
         except Exception as exc:
@@ -298,19 +329,20 @@ async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate
     outcomes: list[Outcome | None] = []
     conflicts: list[int] = []
     for i, (plan, result) in enumerate(zip(plans, results, strict=True)):
-        if isinstance(result, ConflictError) and plan.action == "update":
+        if isinstance(result, ConflictError) and plan.action in ("update", "delete"):
             conflicts.append(i)
             outcomes.append(None)
         elif isinstance(result, BaseException):
             outcomes.append(_failed(plan, result, gate, seconds))
         else:
             outcomes.append(Outcome(plan, "done", record=result, seconds=seconds))
-    for i, out in zip(conflicts, await asyncio.gather(*(_run(plans[i], client, gate) for i in conflicts)), strict=True):
+    redone = await asyncio.gather(*(_run(plans[i], client, gate, stale=True) for i in conflicts))
+    for i, out in zip(conflicts, redone, strict=True):
         outcomes[i] = out
     return [out for out in outcomes if out is not None]
 
 
-async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outcome:
+async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate, *, stale: bool = False) -> Outcome:
     if plan.action in ("skip",):
         return Outcome(plan, "done")
     if plan.failure is not None:  # planning raised: retried like any unexpected exception
@@ -326,35 +358,123 @@ async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate) -> Outc
         started = time.perf_counter()
         try:
             with span("connected_objects.push", scope=plan.change.scope, action=plan.action):
-                record = await _send(plan, client)
+                record = await _send(plan, client, stale=stale)
         except Exception as exc:
             return _failed(plan, exc, gate, time.perf_counter() - started)
     return Outcome(plan, "done", record=record, seconds=time.perf_counter() - started)
 
 
-async def _send_all(
-    plans: Sequence[Plan], client: RemoteClient | None, gate: ScopeGate, batch_size: int
-) -> list[Outcome]:
-    """Every plan's outcome, in order: writes in batch calls of ``batch_size`` where the client
-    can batch, everything else one by one, all concurrently under the scope's gate."""
-    writes = [i for i, p in enumerate(plans) if p.action in ("create", "update", "delete")]
-    if batch_size < 2 or len(writes) < 2 or not isinstance(client, BatchClient):
-        return list(await asyncio.gather(*(_run(p, client, gate) for p in plans)))
-    outcomes: list[Outcome | None] = [None] * len(plans)
+_WRITES = ("create", "update", "delete")
 
-    async def batch(indexes: list[int], batch_client: BatchClient) -> None:
-        for i, out in zip(indexes, await _run_batch([plans[i] for i in indexes], batch_client, gate), strict=True):
+
+def compose(plans: Sequence[Plan], *, batch_size: int, batching: bool) -> tuple[list[list[int]], list[InDoubt]]:
+    """Group the writes of ``plans`` into calls: the batch calls (lists of plan indexes), and the writes that
+    are new and must be recorded in doubt before they leave.
+
+    A write in doubt goes out in the very call it went out in before (the same key; in a batch, at the same
+    slot), whatever else this claim holds. New writes fill batch calls of ``batch_size`` where the client
+    batches, under a new key each; every one of them, and every new create sent alone, is recorded in doubt.
+    Writes not in a batch call go alone (their ``plan.call`` says how, when it matters).
+    """
+    batches: dict[str, list[int]] = {}
+    fresh: list[int] = []
+    for i, plan in enumerate(plans):
+        if plan.action not in _WRITES:
+            continue
+        if plan.call is not None:
+            if plan.call.slot is not None:
+                batches.setdefault(plan.call.key, []).append(i)
+        else:
+            fresh.append(i)
+    marks: list[InDoubt] = []
+    if batching and len(fresh) >= 2:
+        for start in range(0, len(fresh), batch_size):
+            key = uuid.uuid4().hex  # recorded before it is sent: it need not be derived from anything
+            chunk = fresh[start : start + batch_size]
+            for slot, i in enumerate(chunk):
+                plans[i].call = _in_doubt(plans[i], key, slot)
+                marks.append(plans[i].call)  # type: ignore[arg-type]
+            batches[key] = chunk
+    else:
+        for i in fresh:
+            if plans[i].action == "create":
+                plans[i].call = _in_doubt(plans[i], plans[i].key, None)
+                marks.append(plans[i].call)  # type: ignore[arg-type]
+    for indexes in batches.values():
+        indexes.sort(key=lambda i: plans[i].call.slot or 0)  # type: ignore[union-attr]
+    return list(batches.values()), marks
+
+
+def _in_doubt(plan: Plan, key: str, slot: int | None) -> InDoubt:
+    assert plan.spec is not None and plan.action in ("create", "update", "delete")
+    link = plan.link
+    action: WriteAction = plan.action
+    return InDoubt(
+        plan.change.id,
+        action,
+        plan.spec.entity,
+        key,
+        slot=slot,
+        payload=plan.payload,
+        foreign_id=link.foreign_id if link is not None else None,
+        version=link.remote_version if link is not None else None,
+    )
+
+
+async def _send_all(
+    hub: SyncContext,
+    worker: str,
+    plans: Sequence[Plan],
+    client: RemoteClient | None,
+    gate: ScopeGate,
+    batch_size: int,
+) -> list[Outcome]:
+    """Every plan's outcome, in order: writes in batch calls where the client can batch (see :func:`compose`),
+    everything else one by one, all concurrently under the scope's gate. New writes are recorded in doubt
+    first; if that cannot be done, they wait and nothing of them is sent."""
+    batching = batch_size >= 2 and isinstance(client, BatchClient)
+    batches, marks = compose(plans, batch_size=batch_size, batching=batching)
+    outcomes: list[Outcome | None] = [None] * len(plans)
+    if marks and not await asyncio.to_thread(_mark, hub, worker, marks):
+        held = {m.change_id for m in marks}
+        for i, plan in enumerate(plans):
+            if plan.change.id in held:
+                outcomes[i] = Outcome(
+                    plan, "retry", error="the write could not be recorded before sending it; nothing was sent"
+                )
+        batches = [[i for i in b if outcomes[i] is None] for b in batches]
+        batches = [b for b in batches if b]
+
+    async def batch(indexes: list[int]) -> None:
+        assert isinstance(client, BatchClient)
+        for i, out in zip(indexes, await _run_batch([plans[i] for i in indexes], client, gate), strict=True):
             outcomes[i] = out
 
     async def single(i: int) -> None:
         outcomes[i] = await _run(plans[i], client, gate)
 
-    written = set(writes)
+    batched = {i for b in batches for i in b}
     await asyncio.gather(
-        *(batch(writes[start : start + batch_size], client) for start in range(0, len(writes), batch_size)),
-        *(single(i) for i in range(len(plans)) if i not in written),
+        *(batch(indexes) for indexes in batches),
+        *(single(i) for i in range(len(plans)) if i not in batched and outcomes[i] is None),
     )
     return [out for out in outcomes if out is not None]
+
+
+def _mark(hub: SyncContext, worker: str, marks: Sequence[InDoubt]) -> bool:
+    """Record ``marks`` in doubt, committed; False when the database or a lost lease prevents it."""
+    try:
+        with hub.session_factory() as session:
+            conn = hub.connection(session)
+            if CHANGES.mark_in_doubt(conn, worker, marks) != len(marks):
+                session.rollback()
+                log.warning("a lease was lost before %d writes were sent; they are left to their new owner", len(marks))
+                return False
+            session.commit()
+            return True
+    except DBAPIError as exc:
+        log.warning("recording %d writes before sending them failed; they wait: %s", len(marks), exc.orig)
+        return False
 
 
 def complete(
@@ -395,6 +515,7 @@ def complete(
         identity.store_synced(conn, book.synced)
         identity.tombstone_many(conn, book.tombstones)
         outbox.finish(conn, worker, book.finished)
+        CHANGES.forget_in_doubt(conn, book.forget)
         outbox.reschedule(conn, worker, book.later)
         outbox.bury(conn, worker, book.dead, refusals=book.refusals)
         outbox.clear_dead(conn, scope, book.settled, keep=[i for i, _ in book.dead])
@@ -413,6 +534,8 @@ def complete(
             outbox.wake(conn, {scope: min(due)})
         if prepared.enqueue:
             outbox.enqueue(conn, prepared.enqueue)
+        if book.created:  # a record linked here may be what a blocked change waits for
+            CHANGES.unblock(conn, scope)
         session.commit()
     return [(signals.namespace.signal(name), scope.provider, kwargs) for name, kwargs in book.signals]
 
@@ -447,7 +570,7 @@ async def dispatch(
             for p in prepared.plans
         ]
     else:
-        outcomes = await _send_all(prepared.plans, client, gate, provider.limits(scope).batch_size)
+        outcomes = await _send_all(hub, worker, prepared.plans, client, gate, provider.limits(scope).batch_size)
         if hub.extras(scope.provider).refresh_token is not None and any(o.unauthorized for o in outcomes):
             # a token refused before its time (revoked, clock skew): refresh it and try again,
             # rather than killing the changes; repeated refusals still end dead after the retries

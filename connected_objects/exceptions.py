@@ -53,6 +53,7 @@ __all__ = [
     "DuplicateProvider",
     "IdentityConflict",
     "MissingReference",
+    "NotApplied",
     "PermanentError",
     "ProviderError",
     "ProviderLoadError",
@@ -172,6 +173,11 @@ class RetryableError(RemoteError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=status, code=code)
+
+
+class NotApplied(RetryableError):
+    """The provider answered that it did not apply this write (a batch call's answer without it): it can be
+    sent again as a new call, with nothing to fear from a duplicate."""
 
 
 class ConflictError(RemoteError):

@@ -77,6 +77,7 @@ from .retry import RetryPolicy
 from .secrets import Vault
 from .suggest import did_you_mean
 from .web.core import DEFAULT_MAX_BODY
+from .web.core import RETRY_AFTER
 from .web.core import Route
 from .web.core import WebhookApp
 
@@ -254,20 +255,21 @@ class Hub:
                 return spec
         return None
 
-    def webhooks(self, *, max_body: int = DEFAULT_MAX_BODY) -> WebhookApp:
+    def webhooks(self, *, max_body: int = DEFAULT_MAX_BODY, retry_after: int = RETRY_AFTER) -> WebhookApp:
         """Every inbound route of the hub's providers, as one sans-I/O app.
 
         Serve it with :class:`~connected_objects.web.ASGIAdapter` or
         :class:`~connected_objects.web.WSGIAdapter`. A provider contributes
         routes by satisfying :class:`~connected_objects.provider.WebhookProvider`:
         ``routes(context)`` gets this hub as its :class:`~connected_objects.provider.ProviderContext`.
+        A delivery the database could not store is answered 503 with ``Retry-After: retry_after``.
         """
         routes: list[Route] = []
         for name in sorted({provider for _, provider in self._specs} | set(self._providers)):
             make = self.extras(name).routes
             if make is not None:
                 routes.extend(make(self))
-        return WebhookApp(routes, max_body=max_body)
+        return WebhookApp(routes, max_body=max_body, retry_after=retry_after)
 
     def http_client(self) -> httpx.AsyncClient:
         """A new client for one worker shard: keep-alive, pooled, with the hub's timeout."""

@@ -271,6 +271,8 @@ outbox = Table(
     Column("origin", String(64), nullable=True),
     #: How often the provider refused this object's write for good; part of the idempotency key (co_0003).
     Column("refusals", Integer, nullable=False, server_default=text("0")),
+    #: The write sent for this change whose outcome is not known yet: repeated as the same call (co_0010).
+    Column("in_doubt", Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=True),
     *_work_columns(),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),

@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from .exceptions import NotApplied
 from .exceptions import PermanentError
 from .exceptions import RemoteError
 from .exceptions import RetryableError
@@ -50,6 +51,8 @@ from .hashing import content_hash
 from .hashing import idempotency_key
 from .outbox import ClaimedChange
 from .provider import RemoteRecord
+from .queue.changes import InDoubt
+from .queue.leased import BLOCKED
 from .redaction import redact
 from .retry import RetryPolicy
 from .scope import Scope
@@ -92,6 +95,13 @@ class Plan:
     epoch: int = 0
     #: What planning raised (a mapping's bug): sent nowhere, the outcome is :func:`failed` with it.
     failure: BaseException | None = None
+    #: The call this write is part of: a write in doubt repeated, or (once composed) a new one.
+    call: InDoubt | None = None
+    #: The write repeated is another change's (a dead change of the same object whose write is in
+    #: doubt): once it is known, this change is due again to do its own work.
+    adopted: bool = False
+    #: A deferral on a reference whose push is dead: nothing makes it due but a record linked in its scope.
+    blocked: bool = False
 
 
 @dataclass
@@ -113,6 +123,8 @@ class Outcome:
     unexpected: bool = False
     #: Seconds the provider took to answer (None: nothing was sent).
     seconds: float | None = None
+    #: The provider says this write was not applied: it is no longer in doubt, the next attempt is a new call.
+    forget: bool = False
 
 
 def write_key(epoch: int, *parts: object) -> str:
@@ -131,10 +143,20 @@ def plan_change(
     missing: Sequence[tuple[str, str]] = (),
     epoch: int = 0,
     fold: Fold | None = None,
+    in_doubt: InDoubt | None = None,
+    dead_references: Mapping[tuple[str, str], str] | None = None,
 ) -> Plan:
     """The plan for one change, from its identity-map ``link`` (live or tombstoned, or None), its current
-    ``row`` (None: deleted since), its resolved references and the referenced rows not linked yet."""
+    ``row`` (None: deleted since), its resolved references and the referenced rows not linked yet.
+
+    A write ``in_doubt`` (sent, outcome unknown: the change's own, or a dead change's of the same
+    object) is repeated exactly as it was sent before anything else is done for the object, even when
+    the row is gone since: its record must be known before it can be deleted. A referenced row whose
+    push is dead (``dead_references``: its error) blocks the change; nothing is sent for it.
+    """
     live = link if link is not None and link.linked else None
+    if in_doubt is not None:
+        return _repeat(change, in_doubt, spec=spec, live=live, epoch=epoch)
     if change.operation == "delete":
         if live is None:
             return Plan(change, "skip", spec=spec)
@@ -143,6 +165,12 @@ def plan_change(
     if row is None:  # deleted since; its delete change follows
         return Plan(change, "skip", spec=spec)
     if missing:
+        dead = dead_references or {}
+        blockers = [(lt, lid) for lt, lid in missing if (lt, lid) in dead]
+        if blockers:
+            reason = "; ".join(f"waiting for {lt} {lid}, whose push is dead: {dead[(lt, lid)]}" for lt, lid in blockers)
+            reason += " (it goes on when that change is retried, connected-objects changes retry, or its row is edited)"
+            return Plan(change, "defer", spec=spec, reason=reason, blocked=True)
         reason = "waiting for " + ", ".join(f"{lt} {lid}" for lt, lid in missing)
         return Plan(change, "defer", spec=spec, reason=reason)
     ref_ids = dict(refs or {})
@@ -166,9 +194,32 @@ def plan_change(
     return Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest, epoch=epoch)
 
 
+def _repeat(change: ClaimedChange, call: InDoubt, *, spec: Any, live: ConnectedObject | None, epoch: int) -> Plan:
+    """The plan that repeats a write in doubt exactly as it was sent."""
+    adopted = call.change_id != change.id
+    if call.action != "create" and (live is None or live.foreign_id != call.foreign_id):
+        # an update or delete of a record whose link is gone since: nothing left to learn from it
+        return Plan(change, "skip", spec=spec, call=call, adopted=adopted)
+    digest = content_hash(call.payload) if call.payload is not None else None
+    return Plan(
+        change,
+        call.action,
+        spec=spec,
+        payload=dict(call.payload) if call.payload is not None else None,
+        link=live if call.action != "create" else None,
+        key=call.key,
+        digest=digest,
+        epoch=epoch,
+        call=call,
+        adopted=adopted,
+    )
+
+
 def failed(plan: Plan, exc: BaseException) -> Outcome:
     """The outcome of a send that raised: retry (transient, or an unexpected exception, which keeps its
     traceback and gets fewer attempts), dead (refused)."""
+    if isinstance(exc, NotApplied):
+        return Outcome(plan, "retry", error=exc.message, retry_after=0.0, forget=True, count_attempt=False)
     if isinstance(exc, RetryableError):
         return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
     if isinstance(exc, PermanentError):
@@ -231,6 +282,8 @@ class Ledger:
     refusals: dict[int, int] = field(default_factory=dict)
     #: Objects pushed or dead now: their older dead changes go.
     settled: set[tuple[str, str]] = field(default_factory=set)
+    #: Changes whose write is known not to have been applied: no longer in doubt.
+    forget: list[int] = field(default_factory=list)
     #: ``(signal name, keyword arguments)`` in order.
     signals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -248,7 +301,14 @@ def ledger(
     for outcome in outcomes:
         plan, change = outcome.plan, outcome.plan.change
         status = final_status(outcome, retry)
-        if status == "done":
+        if outcome.forget:
+            out.forget.append(change.id)
+        if status == "done" and plan.adopted:
+            # another change's write in doubt is known now (linked below); this change does its own work next
+            _done(out, outcome)
+            out.finished.remove(change.id)
+            out.later.append((change.id, now, None, False))
+        elif status == "done":
             _done(out, outcome)
         elif status == "dead":
             error = outcome.error or "failed"
@@ -261,6 +321,8 @@ def ledger(
             when = now + dt.timedelta(seconds=retry.delay(change.attempts, retry_after=outcome.retry_after))
             out.later.append((change.id, when, outcome.error, True))
             out.signals.append(("push-failed", {"change": change, "error": outcome.error, "retry_at": when}))
+        elif plan.blocked:  # waits for a dead reference: due again when a record is linked in its scope
+            out.later.append((change.id, BLOCKED, outcome.error, False))
         else:  # defer: not a failure, the attempt is given back
             delay = (60.0 if paused else defer_delay) if outcome.retry_after is None else outcome.retry_after
             out.later.append((change.id, now + dt.timedelta(seconds=delay), outcome.error, False))
@@ -274,12 +336,12 @@ def _done(out: Ledger, outcome: Outcome) -> None:
     foreign_id = None
     if plan.action == "create" and outcome.record is not None:
         entity = plan.spec.entity if plan.spec is not None else change.entity
-        # No content hash for a create: its key is derived from the row, so the answer may be the
-        # provider's replay of an earlier attempt that carried older data. Not knowing what the
-        # remote holds, we let the next change push for real.
+        # The content hash of what this call carried: a create is marked in doubt before it is sent and
+        # repeated with that very payload until its outcome is known, so the answer is never a replay of
+        # an older payload (a later edit has its own change, parked behind this one).
         record = outcome.record
         out.created.setdefault(entity, []).append(
-            (record.foreign_id, change.local_type, change.local_id, record.version, None)
+            (record.foreign_id, change.local_type, change.local_id, record.version, plan.digest)
         )
         out.creates[(record.foreign_id, change.local_id)] = outcome
         foreign_id = record.foreign_id

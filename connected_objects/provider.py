@@ -190,6 +190,8 @@ class BatchOperation:
     payload: Mapping[str, Any] | None = None
     foreign_id: str | None = None
     version: str | None = None
+    #: Its place in its batch call (a QBO ``bId``): the same on a repeat of the call (None: its position).
+    slot: int | None = None
 
 
 class RemoteClient(Protocol):
@@ -223,9 +225,20 @@ class BatchClient(RemoteClient, Protocol):
     order: the record for a create or update, ``None`` for a delete, or the
     :class:`~connected_objects.exceptions.RemoteError` that operation met. A
     failure of the whole call is raised.
+
+    ``key`` is the call's idempotency key. A call whose answer was lost is sent
+    again with the same key and the operations at the same ``slot`` (maybe only
+    some of them, with others in the next claim), so a provider that keys
+    whole calls (QuickBooks' ``requestid``) must send it as the call's key and
+    each operation's slot as its place in the call, and answer an operation
+    its replayed answer does not hold with
+    :class:`~connected_objects.exceptions.NotApplied`. A provider that keys
+    each operation (Connec!'s external ids) may ignore ``key``.
     """
 
-    async def batch(self, operations: Sequence[BatchOperation]) -> Sequence[RemoteRecord | RemoteError | None]: ...
+    async def batch(
+        self, operations: Sequence[BatchOperation], *, key: str
+    ) -> Sequence[RemoteRecord | RemoteError | None]: ...
 
 
 @runtime_checkable

@@ -63,6 +63,7 @@ from .exceptions import ConnectedObjectsError
 from .exceptions import DrainTimeout
 from .exceptions import PermanentError
 from .exceptions import RetryableError
+from .fetching import fetch_each
 from .gates import ScopeGate
 from .health import backlog
 from .inbox import StoredEvent
@@ -92,17 +93,32 @@ log = logging.getLogger("connected_objects.worker")
 
 
 class _LazyClient:
-    """A scope's client, made (credentials refreshed) on the first fetch only."""
+    """A scope's client, made (credentials refreshed) on the first fetch only, once for concurrent fetches."""
 
     def __init__(self, hub: SyncContext, scope: Scope, http: httpx.AsyncClient) -> None:
         self.hub, self.scope, self.http = hub, scope, http
         self._client: RemoteClient | None = None
+        self._making = asyncio.Lock()
 
     async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
         if self._client is None:
-            credentials = await oauth.fresh_credentials(self.hub, self.scope, self.http)
-            self._client = self.hub.provider(self.scope.provider).client(self.scope, self.http, credentials)
+            async with self._making:
+                if self._client is None:
+                    credentials = await oauth.fresh_credentials(self.hub, self.scope, self.http)
+                    provider = self.hub.provider(self.scope.provider)
+                    self._client = provider.client(self.scope, self.http, credentials)
         return await self._client.fetch(entity, foreign_ids)
+
+
+#: What applying events may meet in ordinary operation; anything else is a bug, kept with its traceback.
+_EXPECTED = (
+    MissingReference,
+    RetryableError,
+    ConflictError,
+    oauth.AuthorizationLost,
+    httpx.HTTPError,
+    DBAPIError,
+)
 
 
 @dataclass
@@ -225,7 +241,12 @@ class Worker:
         for event in events:
             groups.setdefault((event.provider, event.marketplace, event.account, event.entity), []).append(event)
         for (provider_name, marketplace, account, entity), group in groups.items():
-            await self._apply_group(provider_name, marketplace, account, entity, group, clients)
+            try:
+                await self._apply_group(provider_name, marketplace, account, entity, group, clients)
+            except DBAPIError as exc:  # recording an outcome failed: the leases expire, the events come back
+                log.warning(
+                    "recording %d applied or failed events failed, they will be claimed again: %s", len(group), exc.orig
+                )
         return len(events)
 
     async def _apply_group(
@@ -237,90 +258,115 @@ class Worker:
         group: list[StoredEvent],
         clients: list[httpx.AsyncClient],
     ) -> None:
-        ids = [e.id for e in group]
-        try:
-            if account is None or entity is None:
-                raise PermanentError("event names no account or entity; the provider must resolve them")
-            scope = Scope(provider_name, marketplace, account)
-            imports = [e for e in group if e.kind == "import"]
-            if imports:  # a queued backfill: pull the whole entity from its cursor
+        """Apply one (scope, entity) group; a failure fails only the events it concerns, each on its own attempts."""
+        if account is None or entity is None:
+            problem = PermanentError("event names no account or entity; the provider must resolve them")
+            await self._events_failed([(e, problem) for e in group])
+            return
+        scope = Scope(provider_name, marketplace, account)
+        imports = [e for e in group if e.kind == "import"]
+        group = [e for e in group if e.kind != "import"]
+        if imports:  # a queued backfill: pull the whole entity from its cursor
+            try:
                 await pull(self.hub, scope, entity)
+            except Exception as exc:
+                await self._events_failed([(e, exc) for e in imports])
+            else:
                 await asyncio.to_thread(self._events_done, [e.id for e in imports])
                 self.stats.applied += len(imports)
-                group = [e for e in group if e.kind != "import"]
-                ids = [e.id for e in group]
-                if not group:
-                    return
+        if group:
             await self._apply_events(scope, entity, group, clients[hash(scope) % len(clients)])
-        except (
-            MissingReference,
-            RetryableError,
-            ConflictError,
-            oauth.AuthorizationLost,
-            httpx.HTTPError,
-            DBAPIError,
-        ) as exc:
-            await self._events_failed(group, ids, str(exc), unexpected=False)
-        except Exception as exc:  # a bug (in a provider, a mapping): kept with its traceback, retried a few times
-            log.exception(
-                "applying %d events of %s/%s %s raised an unexpected %s; the traceback is kept on the events "
-                "(connected-objects events show %s)",
-                len(ids),
-                provider_name,
-                marketplace,
-                entity,
-                type(exc).__name__,
-                ids[0] if ids else "",
-            )
-            await self._events_failed(group, ids, scrubbed_traceback(exc), unexpected=True)
 
-    async def _events_failed(self, group: list[StoredEvent], ids: list[int], error: str, *, unexpected: bool) -> None:
-        """Retry the events with backoff, or bury them (logged, ``event-dead`` sent) when out of attempts."""
-        wanted = set(ids)
-        attempts = max((e.attempts for e in group if e.id in wanted), default=0)
-        if self.hub.retry.exhausted(attempts, unexpected=unexpected):
-            await asyncio.to_thread(self._events_dead, ids, error)
-            self.stats.dead_events += len(ids)
-            for event in group:
-                if event.id in wanted:
-                    signals.event_dead.send(event.provider, event=event, error=error)
-        else:
-            delay = self.hub.retry.delay(attempts)
+    async def _events_failed(self, failures: Sequence[tuple[StoredEvent, BaseException]]) -> None:
+        """Retry each event with its own backoff, or bury it (logged, ``event-dead`` sent) once its own
+        attempts are spent; an unexpected exception (a bug) is logged with its traceback, kept on the
+        event, and gets fewer attempts (:class:`~connected_objects.retry.RetryPolicy`)."""
+        if not failures:
+            return
+        now = utcnow()
+        dead: list[tuple[StoredEvent, str]] = []
+        later: list[tuple[int, dt.datetime, str]] = []
+        logged: set[int] = set()
+        for event, exc in failures:
+            unexpected = not isinstance(exc, _EXPECTED)
+            if unexpected and id(exc) not in logged:
+                logged.add(id(exc))
+                log.error(
+                    "applying events of %s/%s %s raised an unexpected %s; the traceback is kept on the events "
+                    "(connected-objects events show %s)",
+                    event.provider,
+                    event.marketplace,
+                    event.entity,
+                    type(exc).__name__,
+                    event.id,
+                    exc_info=exc,
+                )
+            error = scrubbed_traceback(exc) if unexpected else str(exc)
+            if self.hub.retry.exhausted(event.attempts, unexpected=unexpected):
+                dead.append((event, error))
+            else:
+                retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+                delay = self.hub.retry.delay(event.attempts, retry_after=retry_after)
+                later.append((event.id, now + dt.timedelta(seconds=delay), error))
+        if later:
             log.info(
-                "applying %d events failed (attempt %d), retrying in %.1f s: %s",
-                len(ids),
-                attempts,
-                delay,
-                first_line(error),
+                "applying %d events failed (attempt %d at most), retrying each on its own backoff: %s",
+                len(later),
+                max(e.attempts for e, _ in failures),
+                first_line(later[0][2]),
             )
-            when = utcnow() + dt.timedelta(seconds=delay)
-            await asyncio.to_thread(self._events_later, ids, when, error)
+            await asyncio.to_thread(self._events_later_each, later)
+        if dead:
+            await asyncio.to_thread(self._events_dead_each, [(e.id, error) for e, error in dead])
+            self.stats.dead_events += len(dead)
+            for event, error in dead:
+                signals.event_dead.send(event.provider, event=event, error=error)
 
     async def _apply_events(self, scope: Scope, entity: str, group: list[StoredEvent], http: httpx.AsyncClient) -> None:
-        """Decode, fetch what is thin, apply with references fetched first; parked records wait on."""
+        """Decode, fetch what is thin (each record on its own outcome), apply what was read in one batch.
+
+        An event whose payload cannot be decoded, or whose record could not be read, fails alone;
+        parked records that cannot be applied yet wait on; the rest are applied together.
+        """
         records: list[RemoteRecord] = []
-        thin: list[str] = []
+        thin: dict[int, str] = {}  # event id → the foreign id it names (several events may name one)
         parked: dict[int, str] = {}  # event id → the foreign id of the record it keeps
+        failures: list[tuple[StoredEvent, BaseException]] = []
         decode = self.hub.extras(scope.provider).decode_event
         for event in group:
-            if event.kind == "parked":
-                record = inbox.unpark(event)
-                parked[event.id] = record.foreign_id
-                records.append(record)
+            try:
+                if event.kind == "parked":
+                    record = inbox.unpark(event)
+                    parked[event.id] = record.foreign_id
+                    records.append(record)
+                    continue
+                if decode is None:
+                    raise PermanentError(f"provider {scope.provider!r} cannot decode stored events (no decode_event)")
+                item = decode(entity, event.payload)
+            except Exception as exc:
+                failures.append((event, exc))
                 continue
-            if decode is None:
-                raise PermanentError(f"provider {scope.provider!r} cannot decode stored events (no decode_event)")
-            item = decode(entity, event.payload)
             if isinstance(item, RemoteRecord):
                 records.append(item)
             else:
-                thin.append(item)
+                thin[event.id] = item
         fetcher = _LazyClient(self.hub, scope, http)
         if thin:
-            records.extend(await fetcher.fetch(entity, sorted(set(thin))))
-        applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
+            reads = await fetch_each(fetcher, entity, thin.values())
+            records.extend(reads.records.values())
+            failures.extend((e, reads.failed[thin[e.id]]) for e in group if thin.get(e.id) in reads.failed)
+        await self._events_failed(failures)
+        failed = {e.id for e, _ in failures}
+        ready = [e for e in group if e.id not in failed]
+        if not ready:
+            return
+        try:
+            applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
+        except Exception as exc:
+            await self._events_failed([(e, exc) for e in ready])
+            return
         waiting = set(applied.parked_ids)
-        still = {e.id: e for e in group if parked.get(e.id) in waiting}  # parked again: wait on, never dropped
+        still = {e.id: e for e in ready if parked.get(e.id) in waiting}  # parked again: wait on, never dropped
         if still:
             now = utcnow()
             later = [
@@ -328,24 +374,20 @@ class Worker:
                 for e in still.values()
             ]
             await asyncio.to_thread(self._events_later_each, later)
-        await asyncio.to_thread(self._events_done, [e.id for e in group if e.id not in still])
-        self.stats.applied += len(group) - len(still)
+        await asyncio.to_thread(self._events_done, [e.id for e in ready if e.id not in still])
+        self.stats.applied += len(ready) - len(still)
 
     def _events_done(self, ids: list[int]) -> None:
         with self.hub.session_factory.begin() as session:
             inbox.finish(session, self.name, ids)
 
-    def _events_later(self, ids: list[int], when: dt.datetime, error: str) -> None:
-        with self.hub.session_factory.begin() as session:
-            inbox.reschedule(session, self.name, [(i, when, error) for i in ids])
-
     def _events_later_each(self, items: list[tuple[int, dt.datetime, str]]) -> None:
         with self.hub.session_factory.begin() as session:
             inbox.reschedule(session, self.name, items)
 
-    def _events_dead(self, ids: list[int], error: str) -> None:
+    def _events_dead_each(self, items: list[tuple[int, str]]) -> None:
         with self.hub.session_factory.begin() as session:
-            inbox.bury(session, self.name, [(i, error) for i in ids])
+            inbox.bury(session, self.name, items)
 
     def _renew(self) -> None:
         ids = [i for _scope, group in self._in_flight.values() for i in group]

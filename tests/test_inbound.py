@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -251,8 +252,7 @@ def test_soft_delete_policy_and_local_conflict_policy(hub, org):
         with hub.session_factory.begin() as s:  # a local edit the worker has not pushed yet
             s.scalars(select(Customer)).one().name = "local edit"
         post(hub, *webhook_delivery([customer_event("acme", 70, "remote v2", version="2")]))
-        worker = hub.worker()
-        asyncio.run(worker._apply_inbox([]))  # apply only, nothing pushed in between
+        assert apply_once(hub) == 1  # apply only, nothing pushed in between
         with hub.session_factory() as s:
             assert s.scalars(select(Customer)).one().name == "local edit"
         post(hub, *webhook_delivery([customer_event("acme", 70, "gone", version="3", deleted=True)]))
@@ -321,3 +321,110 @@ def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():
 
     assert asyncio.run(go()).status_code == 204
     assert seen == [("a=1; b=2", "text/html, */*")]
+
+
+# -- one failed read fails only its own record (issue 23, item 5) -------------------------------------------
+
+
+def unreadable(app, bad_ids):
+    """The sandbox, except that any read naming one of ``bad_ids`` answers 503, as a provider's transient fault
+    would. ``bad_ids`` is a set the test changes: emptying it heals the provider."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET":
+            asked = ",".join(parse_qs(scope["query_string"].decode()).get("ids", [])).split(",")
+            if set(asked) & bad_ids:
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": b'{"error": "injected: unavailable"}'})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@pytest.fixture
+def flaky_hub(engine, sandbox):
+    """The invoicing app against the sandbox, whose reads of the ids in ``hub.bad_ids`` fail with a 503."""
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+
+    Base.metadata.create_all(engine)
+    bad_ids = set()
+    app = make_hub(engine, "http://sandbox", transport=httpx.ASGITransport(unreadable(sandbox.app, bad_ids)))
+    app.bad_ids = bad_ids
+    yield app
+    app.uninstall()
+
+
+def apply_once(hub):
+    """One round of the worker's inbound side: claim due events, apply them, record each outcome."""
+
+    async def go():
+        async with hub.http_client() as http:
+            return await hub.worker()._apply_inbox([http])
+
+    return asyncio.run(go())
+
+
+def thin(rid, event_id=None):
+    event = {"account": "acme", "entity": "customers", "id": rid}
+    if event_id:
+        event["event_id"] = event_id
+    return event
+
+
+def stored_events(hub):
+    from connected_objects import inbox as inbox_api
+
+    with hub.session_factory() as s:
+        return inbox_api.list_events(s, limit=1000)
+
+
+def customer_names(hub):
+    with hub.session_factory() as s:
+        return sorted(c.name for c in s.scalars(select(Customer)))
+
+
+def test_one_failed_read_fails_only_its_events_and_the_others_are_applied_at_once(flaky_hub, org, sandbox):
+    from connected_objects import RetryPolicy
+
+    hub = flaky_hub
+    hub.retry = RetryPolicy(base=600.0, factor=1.0, cap=600.0, max_attempts=5)
+    org(hub, 1, ACME)
+    ids = sandbox.seed("acme", "customers", [{"name": f"customer {n}", "revision": 1} for n in range(4)])
+    hub.bad_ids.add(ids[2])
+    # two deliveries name the unreadable record: both wait for it, each on its own
+    post(hub, *webhook_delivery([thin(i) for i in ids] + [thin(ids[2], event_id="second")]))
+    assert apply_once(hub) == 5
+    assert customer_names(hub) == ["customer 0", "customer 1", "customer 3"]
+    events = stored_events(hub)
+    assert sorted(e.state for e in events) == ["pending", "pending"]
+    assert all(json.loads(e.payload)["id"] == ids[2] for e in events)
+    assert all(e.attempts == 1 and "503" in (e.last_error or "") for e in events)
+    assert apply_once(hub) == 0  # both wait out their backoff, nothing is due
+
+
+def test_a_record_that_fails_transiently_is_not_buried_before_its_own_attempts(flaky_hub, org, sandbox):
+    from connected_objects import RetryPolicy
+
+    hub = flaky_hub
+    hub.retry = RetryPolicy(base=0.0, factor=1.0, cap=0.0, max_attempts=3)  # due again at once
+    org(hub, 1, ACME)
+    broken, flaky, fine = sandbox.seed("acme", "customers", [{"name": n, "revision": 1} for n in "BFO"])
+    hub.bad_ids.update({broken, flaky})
+    post(hub, *webhook_delivery([thin(broken)]))
+    apply_once(hub)
+    apply_once(hub)
+    (first,) = stored_events(hub)
+    assert (first.state, first.attempts) == ("pending", 2)
+    post(hub, *webhook_delivery([thin(flaky), thin(fine)]))  # claimed with the broken one, in its group
+    apply_once(hub)
+    by_id = {json.loads(e.payload)["id"]: e for e in stored_events(hub)}
+    assert (by_id[broken].state, by_id[broken].attempts) == ("dead", 3)  # its own three attempts spent
+    assert (by_id[flaky].state, by_id[flaky].attempts) == ("pending", 1)  # one of its own: it waits
+    assert customer_names(hub) == ["O"]
+    hub.bad_ids.discard(flaky)  # the provider heals
+    apply_once(hub)
+    assert customer_names(hub) == ["F", "O"]
+    assert [(e.state, json.loads(e.payload)["id"]) for e in stored_events(hub)] == [("dead", broken)]

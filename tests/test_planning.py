@@ -149,7 +149,8 @@ def test_the_ledger_links_creates_syncs_updates_and_gives_back_deferred_attempts
         retry=RetryPolicy(),
         defer_delay=2.0,
     )
-    assert book.created == {"Customer": [("77", "customer", "1", "0", None)]}
+    # a create records the hash of what it carried: it is repeated with that payload until its outcome is known
+    assert book.created == {"Customer": [("77", "customer", "1", "0", create.digest)]}
     assert book.synced == [(10, "4", update.digest)]
     assert book.finished == [1, 2]
     assert book.later == [(3, NOW + dt.timedelta(seconds=2.0), "waiting for customer 9", False)]

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
 import io
 import json
+import socket
+import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,8 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData
+from sqlalchemy import create_engine
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -39,6 +45,7 @@ from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
 from connected_objects import identity
+from connected_objects.models import inbox as inbox_table
 from connected_objects.testing.sandbox import SandboxProvider
 from connected_objects.web import ASGIAdapter
 from connected_objects.web import WebhookApp
@@ -191,7 +198,15 @@ def app(sqlite_engine):
     return hub.webhooks(), snapshot
 
 
-def call_asgi(app: WebhookApp, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+def call_asgi(
+    app: WebhookApp,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    answered: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """Send through the ASGI adapter; the response headers go into ``answered`` when given."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -204,10 +219,20 @@ def call_asgi(app: WebhookApp, method: str, path: str, headers: dict[str, str], 
     raw_headers.append((b"content-length", str(len(body)).encode()))
     scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": raw_headers}
     asyncio.run(ASGIAdapter(app)(scope, receive, send))
+    if answered is not None:
+        answered.update((k.decode("latin-1"), v.decode("latin-1")) for k, v in sent[0].get("headers", []))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-def call_wsgi(app: WebhookApp, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+def call_wsgi(
+    app: WebhookApp,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    answered: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """Send through the WSGI adapter; the response headers go into ``answered`` when given."""
     statuses: list[str] = []
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -221,7 +246,13 @@ def call_wsgi(app: WebhookApp, method: str, path: str, headers: dict[str, str], 
             environ["CONTENT_TYPE"] = value
         else:
             environ["HTTP_" + name.upper().replace("-", "_")] = value
-    chunks = WSGIAdapter(app)(environ, lambda status, response_headers: statuses.append(status))
+
+    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+        statuses.append(status)
+        if answered is not None:
+            answered.update((k.lower(), v) for k, v in response_headers)
+
+    chunks = WSGIAdapter(app)(environ, start_response)
     return int(statuses[0].split()[0]), b"".join(chunks)
 
 
@@ -403,3 +434,149 @@ def test_a_non_ascii_relay_state_is_400_not_500(app, adapter):
     before = snapshot()
     status, _ = ADAPTERS[adapter](webhooks, case.method, case.path(MARKET), case.sign(body), body)
     assert status == 400 and snapshot() == before
+
+
+# -- a delivery the database cannot store (issue 23, item 6) --------------------------------------------------
+
+
+class CuttableLink:
+    """A TCP proxy on loopback in front of a database server, which the test can cut and mend.
+
+    Cut, it closes every connection it carries and closes each new one as soon as it is accepted, as a
+    dropped network or a restarting server would; the database itself never notices.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            with self.lock:
+                if not self.open:
+                    client.close()
+                    continue
+                server = socket.create_connection(self.upstream)
+                self.sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            self.open = False
+            for end in self.sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            self.sockets.clear()
+
+    def mend(self) -> None:
+        with self.lock:
+            self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def unreliable(engine):
+    """Every provider's routes in a hub whose database the test can take away (``cut``) and give back
+    (``mend``); ``stored()`` counts the inbox rows, read past the fault.
+
+    On PostgreSQL and MariaDB the hub reaches the server through a :class:`CuttableLink`. SQLite has no
+    connection to cut: there another writer holds the database (``BEGIN EXCLUSIVE``) and the hub's
+    connections wait for no lock, so the write fails as "database is locked". Only co_inbox is written.
+    """
+    link: CuttableLink | None = None
+    holder: list[Any] = []
+    if engine.dialect.name == "sqlite":
+        hub_engine = create_engine(engine.url, connect_args={"timeout": 0})
+
+        def cut() -> None:
+            raw = sqlite3.connect(engine.url.database, isolation_level=None)
+            raw.execute("BEGIN EXCLUSIVE")
+            holder.append(raw)
+
+        def mend() -> None:
+            while holder:
+                raw = holder.pop()
+                raw.execute("ROLLBACK")
+                raw.close()
+
+    else:
+        link = CuttableLink(engine.url.host or "127.0.0.1", engine.url.port or 0)
+        hub_engine = create_engine(engine.url.set(host="127.0.0.1", port=link.port))
+        cut, mend = link.cut, link.mend
+    marketplaces = Marketplaces.from_config(
+        {"marketplaces": [marketplace_config(MARKET, idp_certificate=idp().certificate)]}
+    )
+    providers = [
+        QuickBooksProvider(base_url="http://qbo.test", webhook_verifier=VERIFIER),
+        XeroProvider(webhook_key=XERO_KEY),
+        MaestranoProvider(marketplaces, sso=NeverSignedIn()),  # type: ignore[arg-type]
+        SandboxProvider("http://sandbox", webhook_secret=SANDBOX_SECRET),
+    ]
+    hub = Hub(sessionmaker(hub_engine), models=[Customer], providers=providers)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(inbox_table)).scalar_one())
+
+    try:
+        yield hub.webhooks(retry_after=7), cut, mend, stored
+    finally:
+        mend()
+        hub_engine.dispose()
+        if link is not None:
+            link.close()
+
+
+@pytest.mark.parametrize("adapter", sorted(ADAPTERS))
+@pytest.mark.parametrize("route", ["quickbooks", "xero", "connec", "sandbox"])
+def test_a_delivery_the_database_cannot_store_is_503_with_retry_after_and_nothing_is_kept(unreliable, route, adapter):
+    webhooks, cut, mend, stored = unreliable
+    case = ROUTES[route]
+    body = json.dumps(GENUINE[route]).encode()
+
+    def deliver() -> tuple[int, bytes, dict[str, str]]:
+        answered: dict[str, str] = {}
+        status, answer = ADAPTERS[adapter](
+            webhooks, case.method, case.path(case.valid_segment), case.sign(body), body, answered
+        )
+        return status, answer, answered
+
+    cut()
+    status, answer, headers = deliver()
+    assert status == 503 and headers.get("retry-after") == "7", (status, answer)
+    assert json.loads(answer) == {"error": "temporarily unable to store the delivery; send it again later"}
+    mend()
+    assert stored() == 0  # not acknowledged, not kept: the sender delivers it again
+    status, _, _ = deliver()  # the sender's retry, once the database is back
+    assert status == 200
+    assert stored() == 1
+    cut()  # cut again: a pooled connection is now dead, and a duplicate is still not acknowledged blindly
+    status, _, headers = deliver()
+    assert status == 503 and headers.get("retry-after") == "7"
+    mend()
+    assert stored() == 1

@@ -61,6 +61,8 @@ from . import fronts
 from . import heads
 from .changes import Change
 from .changes import ClaimedChange
+from .changes import InDoubt
+from .leased import BLOCKED
 from .leased import NEVER
 from .leased import LeasedTable
 from .leased import clip
@@ -148,11 +150,79 @@ class ChangeQueue(LeasedTable[ClaimedChange]):
                 lease_expires_at=None,
                 last_error=bindparam("_error"),
                 refusals=func.coalesce(bindparam("_refusals", type_=Integer), t.c.refusals),
+                # a refusal wrote nothing: the write is no longer in doubt
+                in_doubt=case((bindparam("_refused", type_=Integer) == 1, None), else_=t.c.in_doubt),
                 updated_at=utcnow(),
             )
         )
-        params = [{"_id": i, "_error": clip(e), "_refusals": refused.get(i)} for i, e in sorted(items)]
+        params = [
+            {"_id": i, "_error": clip(e), "_refusals": refused.get(i), "_refused": int(i in refused)}
+            for i, e in sorted(items)
+        ]
         return int(connection_of(db).execute(stmt, params).rowcount)
+
+    def mark_in_doubt(self, db: DB, worker: str, calls: Sequence[InDoubt]) -> int:
+        """Record, before they are sent, the writes of changes still leased to ``worker``; returns how many.
+
+        A write recorded here is repeated as the very same call until its outcome is
+        known (see :class:`~connected_objects.queue.changes.InDoubt`). Fewer than
+        ``len(calls)`` means a lease was lost: send none of them.
+        """
+        if not calls:
+            return 0
+        stmt = (
+            update(t)
+            .where(t.c.id == bindparam("_id"), t.c.lease_owner == worker, t.c.state == "in_flight")
+            .values(in_doubt=bindparam("_call"))
+        )
+        params = [{"_id": c.change_id, "_call": c.to_text()} for c in sorted(calls, key=lambda c: c.change_id)]
+        return int(connection_of(db).execute(stmt, params).rowcount)
+
+    def forget_in_doubt(self, db: DB, ids: Sequence[int]) -> int:
+        """The writes of these changes are known not to have been applied: the next attempt is a new call."""
+        if not ids:
+            return 0
+        stmt = update(t).where(t.c.id.in_(sorted(ids))).values(in_doubt=None)
+        return int(connection_of(db).execute(stmt).rowcount)
+
+    def unblock(self, db: DB, scope: Scope) -> int:
+        """Make the changes of ``scope`` blocked by a dead reference due now (a record was linked there)."""
+        now = utcnow()
+        done = (
+            connection_of(db)
+            .execute(
+                update(t)
+                .where(_in_scope(scope), t.c.state == "pending", t.c.next_attempt_at == BLOCKED)
+                .values(next_attempt_at=now)
+            )
+            .rowcount
+        )
+        if done:
+            heads.wake(db, {scope: now})
+        return int(done)
+
+    def dead_of(
+        self, db: DB, scope: Scope, objects: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], ClaimedChange]:
+        """The dead change of each of ``objects`` (``(local_type, local_id)``) in ``scope`` that has one:
+        the one whose write is in doubt if any, else the newest; with the highest refusal count among them."""
+        if not objects:
+            return {}
+        query = (
+            select(t)
+            .where(_in_scope(scope), t.c.state == "dead", tuple_(t.c.local_type, t.c.local_id).in_(sorted(objects)))
+            .order_by(t.c.id)
+        )
+        found: dict[tuple[str, str], ClaimedChange] = {}
+        for row in connection_of(db).execute(query):
+            change = ClaimedChange.from_row(row)
+            key = (change.local_type, change.local_id)
+            older = found.get(key)
+            if older is not None:
+                refusals = max(older.refusals, change.refusals)
+                change = replace(older if older.in_doubt is not None else change, refusals=refusals)
+            found[key] = change
+        return found
 
     def resume(self, db: DB, scope: Scope) -> int:
         """Make the waiting changes of ``scope`` due now (its connection is active again); returns how many.
@@ -210,7 +280,8 @@ class ChangeQueue(LeasedTable[ClaimedChange]):
         folded = [{"_id": pending[k], "_refusals": c.refusals} for k, c in newest.items() if k in pending]
         revived = [{"_id": c.id, "_refusals": c.refusals} for k, c in newest.items() if k not in pending]
         keep = {c.id for k, c in newest.items() if k not in pending}
-        conn.execute(delete(t).where(t.c.id.in_([c.id for c in dead if c.id not in keep])))
+        # a dead change whose write is in doubt stays until a change of its object repeats that write
+        conn.execute(delete(t).where(t.c.id.in_([c.id for c in dead if c.id not in keep]), t.c.in_doubt.is_(None)))
         if folded:  # the larger refusal count wins
             larger = case((t.c.refusals > bindparam("_refusals"), t.c.refusals), else_=bindparam("_refusals"))
             conn.execute(update(t).where(t.c.id == bindparam("_id")).values(refusals=larger, updated_at=now), folded)

@@ -21,8 +21,11 @@ from ..scope import Scope
 from ..states import ChangeState
 from ..states import Operation
 from ..states import Slot
+from ..states import WriteAction
+from ..values import dumps
+from ..values import loads
 
-__all__ = ["OPERATIONS", "Change", "ClaimedChange"]
+__all__ = ["OPERATIONS", "Change", "ClaimedChange", "InDoubt"]
 
 #: What a change can do.
 OPERATIONS = ("upsert", "delete")
@@ -39,6 +42,64 @@ class Change(NamedTuple):
     origin: str | None = None
     #: When the change happened (default: when it is written); the journal keeps each flush's time.
     at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A write that was sent for a change and whose outcome is not known yet: exactly what went out.
+
+    It is stored on the change before the call leaves, and the next attempt repeats
+    that very call, so the provider answers it as the same request whatever else the
+    next claim holds (QuickBooks replays a batch's ``requestid`` with its first answer;
+    each item is found again by its ``slot``, its ``bId``).
+
+    >>> sent = InDoubt(7, "create", "Customer", "5f0c…", slot=3, payload={"DisplayName": "Acme"})
+    >>> InDoubt.from_text(sent.to_text()) == sent
+    True
+    """
+
+    #: The change that sent it (another change of the same object may repeat it later).
+    change_id: int
+    action: WriteAction
+    entity: str
+    #: The call's idempotency key: a batch call's own key, or the single write's.
+    key: str
+    #: The write's position in its batch call (None: sent alone).
+    slot: int | None = None
+    payload: dict[str, Any] | None = None
+    foreign_id: str | None = None
+    version: str | None = None
+
+    def to_text(self) -> str:
+        """As stored in ``co_outbox.in_doubt`` (amounts and dates exactly, see :mod:`connected_objects.values`)."""
+        body = {
+            "change": self.change_id,
+            "action": self.action,
+            "entity": self.entity,
+            "key": self.key,
+            "slot": self.slot,
+            "payload": self.payload,
+            "foreign_id": self.foreign_id,
+            "version": self.version,
+        }
+        return dumps(body).decode()
+
+    @classmethod
+    def from_text(cls, text: str | bytes | None) -> InDoubt | None:
+        """What :meth:`to_text` stored (None for an empty column)."""
+        if not text:
+            return None
+        body = loads(text)
+        return cls(
+            int(body["change"]),
+            body["action"],
+            body["entity"],
+            body["key"],
+            slot=body.get("slot"),
+            payload=body.get("payload"),
+            foreign_id=body.get("foreign_id"),
+            version=body.get("version"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +121,8 @@ class ClaimedChange:
     lease_owner: str | None
     #: How often the provider refused this object's write for good (part of the idempotency key).
     refusals: int = 0
+    #: The write sent for it whose outcome is not known yet (repeated as the same call).
+    in_doubt: InDoubt | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The change as JSON-ready values (the scope as ``provider/marketplace/account``, times in ISO 8601)."""
@@ -98,4 +161,5 @@ class ClaimedChange:
             next_attempt_at=m["next_attempt_at"],
             lease_owner=m["lease_owner"],
             refusals=m["refusals"],
+            in_doubt=InDoubt.from_text(m["in_doubt"]) if "in_doubt" in m else None,
         )

@@ -61,6 +61,7 @@ from ..models import outbox as t
 from ..models import utcnow
 from ..scope import Scope
 from .changes import ClaimedChange
+from .changes import InDoubt
 from .heads import due_scopes
 from .heads import settle
 from .leased import NEVER
@@ -76,7 +77,7 @@ _CLAIMABLE = (
 )
 _RETURNED = (
     "id, provider, marketplace, account, entity, local_type, local_id, operation, revision, attempts, "
-    "last_error, refusals"
+    "last_error, refusals, in_doubt"
 )
 
 _PG_CLAIM = f"""
@@ -146,13 +147,27 @@ def claim(
         rows = _claim_by_steps(conn, worker, now, expires, limit, per_scope, exclude, providers)
     scopes: dict[tuple[str, str, str], Scope] = {}
     claimed = []
-    for i, p, m, a, entity, lt, lid, op, revision, attempts, error, refusals in rows:
+    for i, p, m, a, entity, lt, lid, op, revision, attempts, error, refusals, in_doubt in rows:
         scope = scopes.get((p, m, a))
         if scope is None:
             scope = scopes[(p, m, a)] = Scope(p, m, a)
         claimed.append(
             ClaimedChange(
-                i, scope, entity, lt, lid, op, revision, attempts, "in_flight", "f", error, expires, worker, refusals
+                i,
+                scope,
+                entity,
+                lt,
+                lid,
+                op,
+                revision,
+                attempts,
+                "in_flight",
+                "f",
+                error,
+                expires,
+                worker,
+                refusals,
+                InDoubt.from_text(in_doubt),
             )
         )
     return claimed

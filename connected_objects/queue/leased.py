@@ -55,12 +55,15 @@ from ..scope import Scope
 from .protocol import Leased
 from .protocol import Reschedule
 
-__all__ = ["NEVER", "PARKED", "LeasedTable", "clip"]
+__all__ = ["BLOCKED", "NEVER", "PARKED", "LeasedTable", "clip"]
 
 #: Where dead and parked items stand in the due order: never due.
 NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
 #: Anything due after this is parked (or dead), not scheduled.
 PARKED = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+#: A waiting item that nothing will make due by the clock: a change whose reference died, woken when a
+#: record is linked in its scope (:meth:`~connected_objects.queue.change_queue.ChangeQueue.unblock`).
+BLOCKED = dt.datetime(9500, 1, 1, tzinfo=dt.timezone.utc)
 
 ItemT = TypeVar("ItemT", bound=Leased)
 
@@ -246,10 +249,14 @@ class LeasedTable(Generic[ItemT]):
 
     def waiting(self, db: DB, providers: Sequence[str] | None = None) -> tuple[int, dt.datetime | None]:
         """How many items are waiting or leased (of ``providers``' scopes only, if given), and when the
-        first of them is due (a leased one: when its lease runs out)."""
+        first of them is due (a leased one: when its lease runs out).
+
+        Items parked behind another or blocked (due at :data:`PARKED` or later) are not counted: they
+        wait for something else to happen, which the items counted here bring about or not.
+        """
         t = self.table
         query = select(func.count(), func.min(t.c.next_attempt_at), func.min(t.c.lease_expires_at)).where(
-            t.c.state.in_(("pending", "in_flight"))
+            t.c.state.in_(("pending", "in_flight")), t.c.next_attempt_at < PARKED
         )
         if providers is not None:
             query = query.where(t.c.provider.in_(list(providers)))

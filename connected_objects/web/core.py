@@ -17,6 +17,14 @@ one bounded JSON reader (:mod:`connected_objects.web.body`): too deep, too big
 or not strict JSON is 400. :meth:`WebhookApp.handle` never raises: anything
 unexpected is logged with its traceback and answered with a generic 500.
 
+A webhook is acknowledged only once it is stored. When the database cannot
+take it (unreachable, connection cut, locked, pool exhausted), the answer is
+``503 Service Unavailable`` with a ``Retry-After`` (:data:`RETRY_AFTER`
+seconds, or ``WebhookApp(retry_after=...)``): the transaction was rolled back,
+nothing was kept, and the provider delivers again later, as QuickBooks,
+Xero and Connec! do for any answer that is not 2xx. Neither a 2xx (the
+delivery would be lost) nor a 500 (it says our code is broken).
+
 Example::
 
     >>> from connected_objects.web.core import Request, Response, Route, WebhookApp
@@ -50,6 +58,9 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from ..redaction import install_log_filter
 from .body import DEFAULT_MAX_BODY
 from .body import UnreadableBody
@@ -57,6 +68,7 @@ from .body import read_json
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "RETRY_AFTER",
     "HTTPError",
     "Request",
     "Response",
@@ -127,6 +139,9 @@ Check = Callable[[str], bool]
 
 _NOT_FOUND = HTTPError(404, "not found").response()
 
+#: Seconds a sender is asked to wait (``Retry-After``) when the database could not store its delivery.
+RETRY_AFTER = 30
+
 
 @dataclass(frozen=True)
 class Route:
@@ -177,20 +192,38 @@ class Route:
 
 
 class WebhookApp:
-    """A set of routes with a body-size limit; :meth:`handle` never raises."""
+    """A set of routes with a body-size limit; :meth:`handle` never raises.
 
-    def __init__(self, routes: Sequence[Route], *, max_body: int = DEFAULT_MAX_BODY) -> None:
+    :param retry_after: the ``Retry-After`` (seconds) of the 503 answered when the database cannot store.
+    """
+
+    def __init__(
+        self, routes: Sequence[Route], *, max_body: int = DEFAULT_MAX_BODY, retry_after: int = RETRY_AFTER
+    ) -> None:
         self.routes = list(routes)
         self.max_body = max_body
+        self.retry_after = retry_after
 
     def handle(self, request: Request) -> Response:
-        """The response to ``request``: the route's, a 4xx for what it refuses, or a generic 500."""
+        """The response to ``request``: the route's, a 4xx for what it refuses, a 503 with ``Retry-After``
+        when the database could not store it, or a generic 500."""
         try:
             return self._dispatch(request)
         except HTTPError as exc:
             return exc.response()
         except UnreadableBody as exc:
             return HTTPError(400, str(exc)).response()
+        except (DBAPIError, PoolTimeout) as exc:
+            # nothing was stored (the handler's transaction rolled back): the sender must deliver again.
+            # The driver's message stays in our log (redacted); the sender learns only that we are busy.
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            logger.warning(
+                "an inbound %s request was not stored, the database failed; answered 503: %s",
+                request.method,
+                str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__,
+            )
+            headers = [("retry-after", str(self.retry_after))]
+            return HTTPError(503, "temporarily unable to store the delivery; send it again later", headers).response()
         except Exception:
             # the traceback goes to the log, through the redacting filter (a secret in an exception's
             # message never reaches the log); the client learns nothing of it

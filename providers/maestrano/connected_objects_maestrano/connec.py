@@ -226,14 +226,18 @@ class ConnecClient:
         )
         return record_from_connec(entity, body[entity])
 
-    async def batch(self, operations: Sequence[BatchOperation]) -> Sequence[RemoteRecord | RemoteError | None]:
+    async def batch(
+        self, operations: Sequence[BatchOperation], *, key: str | None = None
+    ) -> Sequence[RemoteRecord | RemoteError | None]:
         """Up to :data:`BATCH_SIZE` writes in one ``POST {connec.host}/batch``, run in order by Connec!.
 
         Each answer carries its own status: 200/201 gives the record, a 404 on
         a delete is a delete already done, anything else becomes that
         operation's error, classified like a single call's. A write to a
         read-only collection is that operation's :class:`ReadOnlyEntity`, and is
-        not sent.
+        not sent. ``key`` (the call's) is not needed: each create carries its own
+        key as its external id, so a repeated create answers with the record it
+        made, in whichever call it travels.
         """
         if len(operations) > BATCH_SIZE:
             raise ValueError(f"a Connec! batch takes at most {BATCH_SIZE} operations, not {len(operations)}")

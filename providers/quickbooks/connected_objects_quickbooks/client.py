@@ -59,6 +59,7 @@ from typing import Any
 import httpx
 
 from connected_objects import ConflictError
+from connected_objects import NotApplied
 from connected_objects import Page
 from connected_objects import PermanentError
 from connected_objects import RemoteError
@@ -298,39 +299,49 @@ class QuickBooksClient:
         found = await asyncio.gather(*(one(fid) for fid in foreign_ids))
         return [r for r in found if r is not None]
 
-    async def batch(self, operations: Sequence[BatchOperation]) -> Sequence[RemoteRecord | RemoteError | None]:
-        """Up to :data:`BATCH_SIZE` writes in one ``POST /batch``; each item answers for itself."""
+    async def batch(
+        self, operations: Sequence[BatchOperation], *, key: str | None = None
+    ) -> Sequence[RemoteRecord | RemoteError | None]:
+        """Up to :data:`BATCH_SIZE` writes in one ``POST /batch``; each item answers for itself.
+
+        ``key`` is the call's ``requestid`` (36 characters at most in a batch, Intuit's 2015 request-id
+        post): QuickBooks answers a repeated ``requestid`` with the first answer, whatever the body, so a
+        call repeated after a lost answer must carry the same key and each operation at the same ``bId``
+        (its ``slot``). An operation that answer does not hold was not applied by it:
+        :class:`~connected_objects.exceptions.NotApplied`. Without ``key``, one derived from the items.
+        """
         if len(operations) > BATCH_SIZE:
             raise ValueError(f"a QBO batch takes at most {BATCH_SIZE} items, not {len(operations)}")
         items = []
         specs: dict[str, EntitySpec] = {op.entity: self.catalog.writable(op.entity, op.action) for op in operations}
-        for n, op in enumerate(operations):
+        bids = [str(op.slot if op.slot is not None else n) for n, op in enumerate(operations)]
+        for bid, op in zip(bids, operations, strict=True):
             if op.action == "create":
-                items.append({"bId": str(n), "operation": "create", op.entity: dict(op.payload or {})})
+                items.append({"bId": bid, "operation": "create", op.entity: dict(op.payload or {})})
             elif op.action == "update" and op.version is not None:
                 body = {**(op.payload or {}), "Id": op.foreign_id, "SyncToken": op.version, "sparse": True}
-                items.append({"bId": str(n), "operation": "update", op.entity: body})
+                items.append({"bId": bid, "operation": "update", op.entity: body})
             elif op.action == "delete" and op.version is not None:
                 if specs[op.entity].delete != "deactivate":
                     body = {"Id": op.foreign_id, "SyncToken": op.version}
-                    items.append({"bId": str(n), "operation": "delete", op.entity: body})
+                    items.append({"bId": bid, "operation": "delete", op.entity: body})
                 else:
                     body = {"Id": op.foreign_id, "SyncToken": op.version, "sparse": True, "Active": False}
-                    items.append({"bId": str(n), "operation": "update", op.entity: body})
+                    items.append({"bId": bid, "operation": "update", op.entity: body})
             else:
                 raise ValueError(f"cannot batch {op.action} of {op.entity} {op.foreign_id} without its SyncToken")
-        # the batch's own request id: 36 characters at most, derived from its items' keys
-        key = idempotency_key(*(op.idempotency_key for op in operations))
+        # the batch's own request id: 36 characters at most
+        requestid = (key or idempotency_key(*(op.idempotency_key for op in operations)))[:36]
         body = await self._call(
-            "POST", "batch", f"batch of {len(items)}", requestid=key, json={"BatchItemRequest": items}
+            "POST", "batch", f"batch of {len(items)}", requestid=requestid, json={"BatchItemRequest": items}
         )
         answers = {str(a.get("bId")): a for a in body.get("BatchItemResponse") or [] if isinstance(a, Mapping)}
         results: list[RemoteRecord | RemoteError | None] = []
-        for n, op in enumerate(operations):
-            answer = answers.get(str(n))
+        for bid, op in zip(bids, operations, strict=True):
+            answer = answers.get(bid)
             what = f"{op.action} {op.entity}" + (f" {op.foreign_id}" if op.foreign_id else "") + " in a batch"
-            if answer is None:
-                results.append(RetryableError(f"{what}: QuickBooks Online gave no answer for it"))
+            if answer is None:  # the call (maybe a replay of an earlier composition) did not apply it
+                results.append(NotApplied(f"{what}: QuickBooks Online's answer to the batch call does not hold it"))
             elif _is_fault(answer):
                 error = fault_error(400, answer, what)
                 results.append(None if op.action == "delete" and error.status == 404 else error)
