@@ -26,9 +26,13 @@ Example: see :func:`chaos_run.run`, which calls :func:`check` last.
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # chaos_books by name, as the workers import it
 
 from chaos_books import QBO
 from chaos_books import XERO

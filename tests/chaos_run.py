@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # chaos_books by name, as the workers import it
+
 from chaos_books import APP
 from chaos_books import QBO
 from chaos_books import QBO_TOKEN
