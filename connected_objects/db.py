@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -50,7 +51,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-__all__ = ["DB", "connection_of", "is_conflict", "is_transient", "one_of", "patiently", "patiently_async"]
+__all__ = [
+    "DB",
+    "connection_of",
+    "database_errors",
+    "is_conflict",
+    "is_transient",
+    "one_of",
+    "patiently",
+    "patiently_async",
+    "reason",
+]
 
 log = logging.getLogger("connected_objects.db")
 
@@ -74,20 +85,57 @@ def is_conflict(exc: BaseException) -> bool:
     return code in _CONFLICTS
 
 
+#: DB-API drivers whose ``Error`` (PEP 249) counts as a database error once they are loaded.
+_DRIVERS = ("sqlite3", "pymysql", "psycopg", "psycopg2", "MySQLdb", "mysql.connector", "asyncpg", "aiosqlite")
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the database failed": SQLAlchemy's, and the loaded drivers' own, which
+    escape unwrapped from a few places (a connection's reset on its return to the pool).
+
+    Use it in an ``except`` clause (evaluated only when something was raised)::
+
+        >>> try:
+        ...     raise sqlite3.OperationalError("database is locked")
+        ... except database_errors() as exc:
+        ...     is_transient(exc)
+        True
+    """
+    found: list[type[BaseException]] = [DBAPIError, PoolTimeout]
+    for name in _DRIVERS:
+        error = getattr(sys.modules.get(name), "Error", None)
+        if isinstance(error, type) and issubclass(error, Exception):
+            found.append(error)
+    return tuple(found)
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of what the database said (the driver's message, not SQLAlchemy's wrapping)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unavailable for now (a connection refused, cut or timed out, a
-    server restarting, a deadlock broken by the server), so the same work can simply be tried again."""
+    server restarting, a deadlock broken by the server), so the same work can simply be tried again.
+
+    Driver errors count whether SQLAlchemy wrapped them or not.
+    """
     if isinstance(exc, PoolTimeout):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated or is_conflict(exc):
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if type(exc.orig).__module__.startswith("sqlite3"):
+    if not isinstance(exc, database_errors()):
+        return False
+    if is_conflict(exc):
+        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if type(orig).__module__.startswith("sqlite3"):
         # SQLite says OperationalError for a missing table too: only a busy or locked file is passing
-        text = str(exc.orig).lower()
+        text = str(orig).lower()
         return "locked" in text or "busy" in text
-    return isinstance(exc, (OperationalError, InterfaceError))
+    kinds = {klass.__name__ for klass in type(orig).__mro__}
+    return isinstance(exc, (OperationalError, InterfaceError)) or bool(kinds & {"OperationalError", "InterfaceError"})
 
 
 #: The longest wait between two tries of a database that is unavailable.
@@ -137,12 +185,11 @@ async def patiently_async(work: Callable[[], T], *, what: str, patience: float) 
 
 
 def _log_wait(what: str, exc: BaseException, wait: float, tries: int) -> None:
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     log.log(
         logging.WARNING if tries % 10 == 0 else logging.DEBUG,  # a long outage: one line in ten
         "%s: the database is unavailable (%s); trying again in %.2f s",
         what,
-        reason[0] if reason else type(exc).__name__,
+        reason(exc),
         wait,
     )
 

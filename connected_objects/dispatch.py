@@ -42,7 +42,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
 from . import connections
 from . import identity
@@ -50,7 +49,9 @@ from . import oauth
 from . import outbox
 from . import signals
 from .connected import ConnectSpec
+from .db import database_errors
 from .db import patiently_async
+from .db import reason
 from .exceptions import ConflictError
 from .exceptions import RetryableError
 from .gates import ScopeGate
@@ -476,8 +477,8 @@ def _mark(hub: SyncContext, worker: str, marks: Sequence[InDoubt]) -> bool:
                 return False
             session.commit()
             return True
-    except DBAPIError as exc:
-        log.warning("recording %d writes before sending them failed; they wait: %s", len(marks), exc.orig)
+    except database_errors() as exc:
+        log.warning("recording %d writes before sending them failed; they wait: %s", len(marks), reason(exc))
         return False
 
 

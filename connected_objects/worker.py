@@ -57,8 +57,10 @@ from . import schema
 from . import signals
 from .apply import MissingReference
 from .apply import apply_fetching
+from .db import database_errors
 from .db import is_transient
 from .db import patiently_async
+from .db import reason
 from .dispatch import dispatch
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
@@ -241,8 +243,8 @@ class Worker:
         """Claim inbound events and apply them, one (scope, entity) group at a time."""
         try:
             events = await asyncio.to_thread(self._claim_inbox)
-        except DBAPIError as exc:
-            log.warning("claiming events failed, retrying: %s", exc.orig)
+        except database_errors() as exc:
+            log.warning("claiming events failed, retrying: %s", reason(exc))
             return 0
         groups: dict[tuple[str, str, str | None, str | None], list[StoredEvent]] = {}
         for event in events:
@@ -250,9 +252,11 @@ class Worker:
         for (provider_name, marketplace, account, entity), group in groups.items():
             try:
                 await self._apply_group(provider_name, marketplace, account, entity, group, clients)
-            except DBAPIError as exc:  # recording an outcome failed: the leases expire, the events come back
+            except database_errors() as exc:  # recording an outcome failed: the leases expire, the events come back
                 log.warning(
-                    "recording %d applied or failed events failed, they will be claimed again: %s", len(group), exc.orig
+                    "recording %d applied or failed events failed, they will be claimed again: %s",
+                    len(group),
+                    reason(exc),
                 )
         return len(events)
 
@@ -488,8 +492,8 @@ class Worker:
             await asyncio.sleep(self.heartbeat)
             try:
                 await asyncio.to_thread(self._beat, self._holds())
-            except DBAPIError as exc:
-                log.warning("heartbeat of worker %s failed, trying again: %s", self.name, exc.orig)
+            except database_errors() as exc:
+                log.warning("heartbeat of worker %s failed, trying again: %s", self.name, reason(exc))
 
     def _stuck(self, timeout: float) -> str:
         """Why a drain is not done: what is left, and the last errors it met."""
@@ -530,8 +534,10 @@ class Worker:
         try:
             await patiently_async(self._register, what="registering in co_worker", patience=self.db_patience)
             beating = asyncio.create_task(self._beating())
-        except DBAPIError as exc:
-            log.warning("worker %s cannot register in co_worker, running without heartbeats: %s", self.name, exc.orig)
+        except database_errors() as exc:
+            log.warning(
+                "worker %s cannot register in co_worker, running without heartbeats: %s", self.name, reason(exc)
+            )
         deadline = time.monotonic() + timeout if until_idle and timeout is not None else None
         self._timed_out = False
         try:
@@ -543,8 +549,8 @@ class Worker:
                     await beating
                 try:
                     await asyncio.to_thread(self._unregister)
-                except DBAPIError as exc:
-                    log.warning("worker %s could not remove its co_worker row: %s", self.name, exc.orig)
+                except database_errors() as exc:
+                    log.warning("worker %s could not remove its co_worker row: %s", self.name, reason(exc))
         if self._timed_out:
             raise DrainTimeout(await asyncio.to_thread(self._stuck, timeout or 0.0))
         if until_idle and stats.exit_code:
@@ -574,7 +580,7 @@ class Worker:
                     if len(self._in_flight) < self.max_tasks:
                         try:
                             claimed = await asyncio.to_thread(self._claim, busy if len(busy) <= 100 else [])
-                        except DBAPIError as exc:  # a deadlock or a lost connection: try again with backoff
+                        except database_errors() as exc:  # a deadlock or a lost connection: try again with backoff
                             failed_claims += 1
                             if failing_since is None:
                                 failing_since = time.monotonic()
@@ -585,10 +591,10 @@ class Worker:
                             )
                             if until_idle and given_up:  # not passing: say so instead of looping
                                 raise ConnectedObjectsError(
-                                    f"claiming changes failed {failed_claims} times in a row ({exc.orig}); "
+                                    f"claiming changes failed {failed_claims} times in a row ({reason(exc)}); "
                                     "is the database reachable, its schema upgraded (connected-objects schema check)?"
                                 ) from exc
-                            log.warning("claiming changes failed, retrying: %s", exc.orig)
+                            log.warning("claiming changes failed, retrying: %s", reason(exc))
                             await _wait(stop, min(5.0, max(self.poll, 0.05 * 2 ** min(failed_claims, 7))))
                             continue
                         failed_claims, failing_since = 0, None
@@ -602,8 +608,8 @@ class Worker:
                     if time.monotonic() - last_renew > self.lease / 3:
                         try:
                             await asyncio.to_thread(self._renew)
-                        except DBAPIError as exc:
-                            log.warning("renewing leases failed, retrying: %s", exc.orig)
+                        except database_errors() as exc:
+                            log.warning("renewing leases failed, retrying: %s", reason(exc))
                         last_renew = time.monotonic()
                     if (claimed or applied) and len(self._in_flight) < self.max_tasks:
                         continue

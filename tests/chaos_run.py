@@ -18,8 +18,9 @@ and, while they run:
    acknowledged as a provider would; some deliveries are sent twice.
 
 Then it waits for the outbox and inbox to empty (a bounded time), stops the
-fleet, and runs a final ``--until-idle`` worker (with ``outage`` seconds of
-every connection refused during it, when asked). :func:`check` compares the end
+fleet, and runs a final ``--until-idle`` worker. With ``outage``, it does not
+wait for the queues to empty: the final worker starts with work left, and every
+connection is cut and refused for ``outage`` seconds half a second later. :func:`check` compares the end
 state with every provider and fills a :class:`~connected_objects.testing.chaos.ChaosReport`
 (:mod:`chaos_check`).
 
@@ -263,12 +264,13 @@ def run(engine: Engine, size: Size, tmp: Path, *, backend: str = "") -> ChaosRep
                     with httpx.Client(timeout=10) as http:
                         urls = (qbo_url, xero_url, hook_url)
                         webhooks(local, size, rng, plan, clock, http, urls, reserved)
-                    clock.wait(lambda: remaining(engine) == 0, size.settle)
+                    if not size.outage:  # with an outage, the drain itself must ride it out with work left
+                        clock.wait(lambda: remaining(engine) == 0, size.settle)
                 finally:
                     fleet.stop()
                     report.kills, report.worker_exits = fleet.kills, list(fleet.exits)
-                if size.outage:
-                    threading.Timer(1.0, proxy.outage, [size.outage]).start()
+                if size.outage:  # every connection cut and refused soon after the drain began
+                    threading.Timer(0.5, proxy.outage, [size.outage]).start()
                     report.outage_seconds = size.outage
                 finished, codes, seconds = fleet.drain(size.drain_timeout)
                 report.drain_finished, report.drain_exit_codes, report.drain_seconds = finished, codes, seconds
