@@ -416,6 +416,7 @@ def _in_doubt(plan: Plan, key: str, slot: int | None) -> InDoubt:
         plan.spec.entity,
         key,
         slot=slot,
+        write_key=plan.key if plan.key != key else None,
         payload=plan.payload,
         foreign_id=link.foreign_id if link is not None else None,
         version=link.remote_version if link is not None else None,

@@ -207,7 +207,7 @@ def _repeat(change: ClaimedChange, call: InDoubt, *, spec: Any, live: ConnectedO
         spec=spec,
         payload=dict(call.payload) if call.payload is not None else None,
         link=live if call.action != "create" else None,
-        key=call.key,
+        key=call.write_key or call.key,
         digest=digest,
         epoch=epoch,
         call=call,

@@ -53,7 +53,7 @@ class InDoubt:
     next claim holds (QuickBooks replays a batch's ``requestid`` with its first answer;
     each item is found again by its ``slot``, its ``bId``).
 
-    >>> sent = InDoubt(7, "create", "Customer", "5f0c…", slot=3, payload={"DisplayName": "Acme"})
+    >>> sent = InDoubt(7, "create", "Customer", "5f0c…", slot=3, write_key="a1b2…", payload={"DisplayName": "Acme"})
     >>> InDoubt.from_text(sent.to_text()) == sent
     True
     """
@@ -66,6 +66,8 @@ class InDoubt:
     key: str
     #: The write's position in its batch call (None: sent alone).
     slot: int | None = None
+    #: The write's own idempotency key inside a batch call (a Connec! external id; None: ``key``).
+    write_key: str | None = None
     payload: dict[str, Any] | None = None
     foreign_id: str | None = None
     version: str | None = None
@@ -78,6 +80,7 @@ class InDoubt:
             "entity": self.entity,
             "key": self.key,
             "slot": self.slot,
+            "write_key": self.write_key,
             "payload": self.payload,
             "foreign_id": self.foreign_id,
             "version": self.version,
@@ -96,6 +99,7 @@ class InDoubt:
             body["entity"],
             body["key"],
             slot=body.get("slot"),
+            write_key=body.get("write_key"),
             payload=body.get("payload"),
             foreign_id=body.get("foreign_id"),
             version=body.get("version"),

@@ -25,6 +25,7 @@ from sqlalchemy.orm import sessionmaker
 
 from connected_objects import FieldMapping
 from connected_objects import Hub
+from connected_objects import RetryPolicy
 from connected_objects import PermanentError
 from connected_objects import Reference
 from connected_objects import Scope
@@ -416,3 +417,17 @@ def test_a_payment_reads_back_the_invoice_its_lines_settle():
     # more than the invoice's amount is taken: no public source documents Connec! checking a payment against
     # its invoice's balance, so the sandbox does not invent that rule
     assert connec.live("cld-1", "payments")[made.foreign_id]["payment_lines"][0]["amount"] == 250
+
+
+def test_a_batch_sent_again_keeps_each_operation_s_own_external_id(two_marketplaces):
+    """A failed batch is sent again as the same call; each create still carries its own external id, so
+    Connec! makes one record per invoice (not one record for the whole call)."""
+    hub, connec = two_marketplaces
+    hub.retry = RetryPolicy(base=0.05)  # the retries spread over a few claims: other compositions
+    connec.outage = 2  # the batch call fails twice with 503
+    with hub.session_factory.begin() as s:
+        s.add_all(Invoice(id=i, organization_id=1, number=f"A-{i}", total=i) for i in range(1, 6))
+    stats = hub.drain()
+    assert stats.retried >= 5 and stats.dead == 0
+    assert sorted(r["title"] for r in connec.live("cld-a", "invoices").values()) == [f"A-{i}" for i in range(1, 6)]
+    assert connec.creates == 5
