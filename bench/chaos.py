@@ -38,7 +38,7 @@ from _common import parser  # noqa: E402
 from chaos_run import Size  # noqa: E402
 from chaos_run import run  # noqa: E402
 
-from connected_objects.models import metadata  # noqa: E402
+from connected_objects.store.models import metadata  # noqa: E402
 
 
 def main() -> None:

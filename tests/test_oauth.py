@@ -15,8 +15,8 @@ from connected_objects import Limits
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connections
-from connected_objects import oauth
-from connected_objects.provider import API_VERSION
+from connected_objects.oauth import tokens as oauth
+from connected_objects.plugin.provider import API_VERSION
 from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.sandbox import serve
 

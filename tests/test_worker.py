@@ -58,7 +58,7 @@ def test_changes_commands_list_retry_discard(sqlite_engine, monkeypatch, org):
     rows = [json.loads(line) for line in listed.output.splitlines()]
     assert [(r["local_id"], r["state"]) for r in rows] == [("1", "pending"), ("2", "pending")]
 
-    from connected_objects.retry import RetryPolicy
+    from connected_objects.util.retry import RetryPolicy
 
     hub.retry = RetryPolicy(base=0, factor=1, cap=0, max_attempts=1)  # first failure is final
     hub.drain()
