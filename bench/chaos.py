@@ -1,4 +1,4 @@
-"""Chaos at full size: nothing twice, nothing lost, and what it costs in writes (issue 23).
+"""Chaos at full size: nothing twice, nothing lost, and what it costs in writes.
 
     uv run python bench/chaos.py [--backend postgresql|mariadb] [--quick] [--outage 10] [--seed N]
 

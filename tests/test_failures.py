@@ -1,4 +1,4 @@
-"""Failures are loud (issue 13): a provider's bug shows its traceback, dead items are logged and
+"""Failures are loud: a provider's bug shows its traceback, dead items are logged and
 reach Sentry, ``--until-idle`` exits non-zero, ``drain()`` gives up saying why, and a worker on a
 database without our tables stops with the command that fixes it."""
 

@@ -1,4 +1,4 @@
-"""Health (issue 13): heartbeats in co_worker, ``connected-objects workers`` and ``health``.
+"""Health: heartbeats in co_worker, ``connected-objects workers`` and ``health``.
 
 The probe fails while the only worker is stopped (SIGSTOP) and passes again once it resumes;
 every wait polls the command with a deadline, with the heartbeat and staleness made small.

@@ -323,7 +323,7 @@ def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():
     assert seen == [("a=1; b=2", "text/html, */*")]
 
 
-# -- one failed read fails only its own record (issue 23, item 5) -------------------------------------------
+# -- one failed read fails only its own record -------------------------------------------
 
 
 def unreadable(app, bad_ids):

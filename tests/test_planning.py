@@ -85,7 +85,7 @@ def test_references_wait_fold_and_deletes_need_a_live_link():
     [
         (PermanentError("Duplicate Name Exists Error", status=400), "dead", True),
         (RetryableError("HTTP 503", status=503), "retry", False),
-        (KeyError("DisplayName"), "retry", False),  # unexpected: retried a few times (issue 13)
+        (KeyError("DisplayName"), "retry", False),  # unexpected: retried a few times
     ],
 )
 def test_failures_are_classified(error, status, refused):

@@ -1,4 +1,4 @@
-"""Metrics and traces (issue 13): a real worker process on PostgreSQL scraped over HTTP, spans
+"""Metrics and traces: a real worker process on PostgreSQL scraped over HTTP, spans
 captured with OpenTelemetry's in-memory exporter, token refreshes counted, JSON log lines."""
 
 from __future__ import annotations

@@ -441,7 +441,7 @@ def test_a_non_ascii_relay_state_is_400_not_500(app, adapter):
     assert status == 400 and snapshot() == before
 
 
-# -- a delivery the database cannot store (issue 23, item 6) --------------------------------------------------
+# -- a delivery the database cannot store --------------------------------------------------
 
 
 class CuttableLink:

@@ -149,7 +149,7 @@ def test_drain_says_what_is_wrong_instead_of_looping_when_claims_keep_failing(tm
 
     engine = create_engine(f"sqlite:///{tmp_path / 'no-schema.sqlite'}")  # our tables were never created
     hub = Hub(sessionmaker(engine), models=[])
-    with pytest.raises(SchemaOutOfDate, match="tables are missing.*schema upgrade"):  # checked first (issue 13)
+    with pytest.raises(SchemaOutOfDate, match="tables are missing.*schema upgrade"):  # checked first
         hub.drain(poll=0.01)
     with pytest.raises(ConnectedObjectsError, match="schema upgraded"):  # unchecked: claims fail, and it says so
         hub.drain(poll=0.01, check_schema=False)

@@ -468,7 +468,7 @@ _app_or_database = click.option(
 )
 
 
-# -- worker telemetry, workers and health (issue 13) -----------------------------------------
+# -- worker telemetry, workers and health -----------------------------------------
 
 #: What a kept traceback starts with (``changes show`` prints it readably on stderr).
 _TRACEBACK_MARK = "Traceback (most recent call last)"

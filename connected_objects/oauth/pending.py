@@ -12,7 +12,7 @@ Example::
     >>> import datetime as dt
     >>> from sqlalchemy import create_engine
     >>> from connected_objects.store.models import metadata, utcnow
-    >>> from connected_objects.oauth.tokens import pending
+    >>> from connected_objects.oauth import pending
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> with engine.begin() as db:

@@ -99,7 +99,7 @@ def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.d
     """Store refreshed credentials, sealed, with the access token's expiry. The caller commits.
 
     Credentials carrying a ``grant`` id (one consent covering several accounts: the Xero
-    organisations a user picked at once, :mod:`connected_objects.oauth.tokens`) share their tokens: the
+    organisations a user picked at once, :mod:`connected_objects.oauth.flow`) share their tokens: the
     other connections of the same owner and grant get the new tokens too, since the old refresh
     token stops working once rotated.
     """

@@ -49,7 +49,7 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
 - :class:`AccountConnector`: ``authorization()``, ``exchange_code(...)``,
   ``granted_accounts(...)`` and ``revoke(...)``, for providers whose users
   connect an account through the OAuth 2.0 authorization-code flow
-  (:mod:`connected_objects.oauth.tokens`).
+  (:mod:`connected_objects.oauth.flow`).
 
 A provider may also declare its entities as data, an
 :class:`~connected_objects.plugin.entities.EntityCatalog` in ``entity_catalog``

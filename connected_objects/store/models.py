@@ -40,7 +40,7 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
     one row per running worker (:mod:`connected_objects.ops.heartbeat`): its name,
     host, process id, when it started, its last heartbeat and what it holds.
 ``co_authorization``
-    "Connect an account" under way (:mod:`connected_objects.oauth.tokens`): per
+    "Connect an account" under way (:mod:`connected_objects.oauth.flow`): per
     started OAuth authorization, the hashes of its state nonce and browser
     binding, the owner, the stage, and the sealed PKCE verifier and tokens.
 

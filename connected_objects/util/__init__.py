@@ -19,7 +19,7 @@ One concept per module, none of them importing anything of ours above
     >>> from connected_objects.util.values import dumps
     >>> from decimal import Decimal
     >>> dumps({"amount": Decimal("10.10")})
-    '{"amount":10.10}'
+    b'{"amount":10.10}'
 """
 
 from __future__ import annotations

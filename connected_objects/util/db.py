@@ -95,6 +95,7 @@ def database_errors() -> tuple[type[BaseException], ...]:
 
     Use it in an ``except`` clause (evaluated only when something was raised)::
 
+        >>> import sqlite3
         >>> try:
         ...     raise sqlite3.OperationalError("database is locked")
         ... except database_errors() as exc:
