@@ -72,5 +72,5 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def emit(figures: dict[str, Any]) -> None:
-    """Print the figures as the last line, one JSON object (DESIGN §7)."""
+    """Print the figures as the last line, one JSON object."""
     print(json.dumps(figures, sort_keys=False))

@@ -35,11 +35,11 @@ from _common import parser
 from _common import timed
 
 from connected_objects import Scope
-from connected_objects import outbox
 from connected_objects.admin import admin_app
 from connected_objects.hub import Hub
-from connected_objects.models import metadata
-from connected_objects.models import utcnow
+from connected_objects.queue import outbox
+from connected_objects.store.models import metadata
+from connected_objects.store.models import utcnow
 from connected_objects.web import Request
 
 DEAD = Scope("quickbooks", "production", "9130354")

@@ -1,4 +1,4 @@
-"""Chaos at full size: nothing twice, nothing lost, and what it costs in writes (issue 23).
+"""Chaos at full size: nothing twice, nothing lost, and what it costs in writes.
 
     uv run python bench/chaos.py [--backend postgresql|mariadb] [--quick] [--outage 10] [--seed N]
 
@@ -38,7 +38,7 @@ from _common import parser  # noqa: E402
 from chaos_run import Size  # noqa: E402
 from chaos_run import run  # noqa: E402
 
-from connected_objects.models import metadata  # noqa: E402
+from connected_objects.store.models import metadata  # noqa: E402
 
 
 def main() -> None:

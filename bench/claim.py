@@ -36,9 +36,9 @@ from _common import parser
 from _common import timed
 
 from connected_objects import Scope
-from connected_objects import outbox
-from connected_objects.models import metadata
-from connected_objects.models import utcnow
+from connected_objects.queue import outbox
+from connected_objects.store.models import metadata
+from connected_objects.store.models import utcnow
 
 BIG = Scope("quickbooks", "production", "big-realm")
 SMALL = Scope("quickbooks", "production", "small-realm")

@@ -42,13 +42,13 @@ from _common import parser
 
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects.models import metadata as co_metadata
-from connected_objects.provider import Limits
-from connected_objects.retry import RetryPolicy
+from connected_objects.plugin.provider import Limits
+from connected_objects.store.models import metadata as co_metadata
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Invoice
 from connected_objects.testing.invoicing import Organization
 from connected_objects.testing.invoicing import make_hub
+from connected_objects.util.retry import RetryPolicy
 
 ACCOUNTS = 4
 PER_ACCOUNT = 8  # concurrency per account, for us and for the raw client alike
@@ -144,7 +144,7 @@ def with_telemetry() -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from connected_objects.telemetry.metrics import PrometheusMetrics
+    from connected_objects.ops.metrics import PrometheusMetrics
 
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(_Drop()))

@@ -2,10 +2,10 @@
 
 Baseline: the approach of the old connector frameworks: for each record, look up its id-map row, then
 its local row, create or update it, and write the id-map row (a handful of statements per record).
-Ours: :func:`connected_objects.apply.apply_records` on the whole batch: one identity lookup, one load
+Ours: :func:`connected_objects.receive.apply.apply_records` on the whole batch: one identity lookup, one load
 of linked rows per model, one batched insert of new links, whatever the batch size. The bench's model
 is plain, so its new and changed rows are written with Core statements
-(:mod:`connected_objects.direct`): one ``executemany`` for the updates, and for new rows
+(:mod:`connected_objects.receive.direct`): one ``executemany`` for the updates, and for new rows
 ``INSERT … RETURNING`` paged by SQLAlchemy (1,000 rows per statement) on PostgreSQL and MariaDB or, on
 SQLite, two INSERTs and a SELECT (the first row, the largest key, the others with the following keys).
 
@@ -37,10 +37,10 @@ from _common import parser
 
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects.apply import apply_records
-from connected_objects.models import metadata as co_metadata
-from connected_objects.provider import RemoteRecord
+from connected_objects.plugin.provider import RemoteRecord
+from connected_objects.receive.apply import apply_records
+from connected_objects.store import identity
+from connected_objects.store.models import metadata as co_metadata
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Organization

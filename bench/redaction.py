@@ -6,7 +6,7 @@ matters is one registration followed by one redaction, with the list full.
 
 Baseline: the previous design, which rebuilt the whole look-up index (values by their first eight
 characters) on the first redaction after any change of the known set: O(known) per change.
-Ours: :mod:`connected_objects.redaction` keeps the index up to date value by value.
+Ours: :mod:`connected_objects.util.redaction` keeps the index up to date value by value.
 
     uv run python bench/redaction.py [--quick]
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit
 from _common import parser
 
-from connected_objects import redaction
+from connected_objects.util import redaction
 
 MESSAGE = "push of Invoice 4001 failed: HTTP 400 ValidationException: the amount applied exceeds the balance"
 

@@ -1,8 +1,8 @@
 """connected-objects: keep SQLAlchemy rows connected to remote business systems.
 
 The public API, re-exported from the modules that define it. Start with
-:mod:`connected_objects.identity` (the identity map), :mod:`connected_objects.schema`
-(migrations) and :mod:`connected_objects.registry` (provider plugins).
+:mod:`connected_objects.store.identity` (the identity map), :mod:`connected_objects.store.schema`
+(migrations) and :mod:`connected_objects.plugin.registry` (provider plugins).
 
 Example::
 
@@ -16,15 +16,9 @@ from importlib.metadata import version as _version
 
 from . import capture
 from . import connections
-from . import identity
-from . import inbox
-from . import journal
 from . import oauth
-from . import outbox
-from . import registry
-from . import schema
-from .connected import connected
 from .context import SyncContext
+from .declare import connected
 from .exceptions import AuthorizationLost
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
@@ -45,20 +39,26 @@ from .exceptions import RetryableError
 from .exceptions import SchemaOutOfDate
 from .exceptions import UnknownMarketplace
 from .hub import Hub
-from .identity import ConnectedObject
 from .mapping import FieldMapping
 from .mapping import Reference
-from .models import metadata
-from .provider import API_VERSION
-from .provider import Limits
-from .provider import Page
-from .provider import Provider
-from .provider import RemoteClient
-from .provider import RemoteRecord
-from .pull import pull
-from .retry import RetryPolicy
+from .plugin import registry
+from .plugin.provider import API_VERSION
+from .plugin.provider import Limits
+from .plugin.provider import Page
+from .plugin.provider import Provider
+from .plugin.provider import RemoteClient
+from .plugin.provider import RemoteRecord
+from .queue import inbox
+from .queue import journal
+from .queue import outbox
+from .receive.pull import pull
 from .scope import Scope
-from .secrets import Vault
+from .store import identity
+from .store import schema
+from .store.identity import ConnectedObject
+from .store.models import metadata
+from .util.retry import RetryPolicy
+from .util.secrets import Vault
 from .worker import BackgroundWorker
 from .worker import Worker
 

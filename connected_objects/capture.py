@@ -3,9 +3,9 @@
 :func:`install` hooks a session factory (a ``sessionmaker``, a ``Session``
 subclass or instance, an ``AsyncSession`` subclass or instance). From then on,
 every flush of a session it makes records, for each new, changed or deleted
-instance of a :func:`~connected_objects.connected.connected` model, one
+instance of a :func:`~connected_objects.declare.connected` model, one
 *change* per target scope: one ``INSERT`` of one ``co_journal`` row per flush
-(:mod:`connected_objects.journal`), on the flush's own connection, so the
+(:mod:`connected_objects.queue.journal`), on the flush's own connection, so the
 changes commit or roll back with your data. Nothing is sent from inside a
 flush; workers fold the journal into ``co_outbox`` and push after commit.
 
@@ -22,7 +22,7 @@ flush; workers fold the journal into ``co_outbox`` and push after commit.
   without capture. Core ``connection.execute()`` and raw SQL are invisible.
 - Inside :func:`applying`, changes are not sent back to the scope (or
   provider) they came from; they still go everywhere else.
-- Rows the applier writes with Core statements (:mod:`connected_objects.direct`)
+- Rows the applier writes with Core statements (:mod:`connected_objects.receive.direct`)
   are recorded by :func:`record_written`, as a flush of the same change would
   be, under the same rules.
 
@@ -30,10 +30,11 @@ Example::
 
     >>> from sqlalchemy import ForeignKey, Integer, String, create_engine, select
     >>> from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
-    >>> from connected_objects import Scope, capture, connections, journal
-    >>> from connected_objects.connected import connected
+    >>> from connected_objects import Scope, capture, connections
+    >>> from connected_objects.queue import journal
+    >>> from connected_objects.declare import connected
     >>> from connected_objects.mapping import FieldMapping
-    >>> from connected_objects.models import metadata, outbox
+    >>> from connected_objects.store.models import metadata, outbox
     >>> from connected_objects.testing import MemoryProvider
     >>> class Base(DeclarativeBase): pass
     >>> class Org(Base):
@@ -84,16 +85,16 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 
 from . import connections
-from .connected import ConnectSpec
-from .connected import specs_of
 from .connections import ConnectionInfo
+from .declare import SyncSpec
+from .declare import specs_of
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
-from .identity import local_key
-from .journal import append_groups
-from .models import connected_object as links_table
-from .models import connection as connection_table
+from .queue.journal import append_groups
 from .scope import Scope
+from .store.identity import local_key
+from .store.models import connected_object as links_table
+from .store.models import connection as connection_table
 
 __all__ = [
     "ORIGIN_KEY",
@@ -113,7 +114,7 @@ ORIGIN_KEY = "connected_objects.origin"
 SKIP_OPTION = "connected_objects_capture"
 
 _LISTENERS: tuple[tuple[str, Any], ...] = ()  # filled below, after the functions exist
-_spec_cache: dict[type, tuple[ConnectSpec, ...]] = {}
+_spec_cache: dict[type, tuple[SyncSpec, ...]] = {}
 
 
 def _target(target: Any) -> Any:
@@ -177,7 +178,7 @@ def record_written(
     """
     if not capturing(session):
         return
-    items: list[tuple[ConnectSpec, str, str | None, str]] = []
+    items: list[tuple[SyncSpec, str, str | None, str]] = []
     for spec in _specs(model):
         fields = spec.fields
         for local_id, values, changed in rows:
@@ -221,7 +222,7 @@ def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[N
             info[ORIGIN_KEY] = previous
 
 
-def _specs(cls: type) -> tuple[ConnectSpec, ...]:
+def _specs(cls: type) -> tuple[SyncSpec, ...]:
     try:
         return _spec_cache[cls]
     except KeyError:
@@ -229,7 +230,7 @@ def _specs(cls: type) -> tuple[ConnectSpec, ...]:
         return found
 
 
-def _watched(spec: ConnectSpec) -> frozenset[str] | None:
+def _watched(spec: SyncSpec) -> frozenset[str] | None:
     """The attributes whose change makes ``spec`` push: its fields and the relationships that
     move them; None for "any attribute" (a mapping without declared fields)."""
     found = _watch_cache.get(id(spec), False)
@@ -252,7 +253,7 @@ def _touches(state: InstanceState[Any], current: dict[str, Any], watch: frozense
 _trigger_cache: dict[int, frozenset[str]] = {}
 
 
-def _trigger_keys(spec: ConnectSpec) -> frozenset[str]:
+def _trigger_keys(spec: SyncSpec) -> frozenset[str]:
     """Relationship keys whose change moves one of the spec's foreign-key fields."""
     found = _trigger_cache.get(id(spec))
     if found is None:
@@ -266,7 +267,7 @@ def _trigger_keys(spec: ConnectSpec) -> frozenset[str]:
     return found
 
 
-def _local_id(spec: ConnectSpec, state: InstanceState[Any]) -> str | None:
+def _local_id(spec: SyncSpec, state: InstanceState[Any]) -> str | None:
     if len(spec.pk_attributes) == 1:
         value = state.dict.get(spec.pk_attributes[0])
         if value is None:
@@ -280,7 +281,7 @@ def _local_id(spec: ConnectSpec, state: InstanceState[Any]) -> str | None:
     return local_key(values[0] if len(values) == 1 else values)
 
 
-def _owner_id(spec: ConnectSpec, state: InstanceState[Any], local_id: str) -> str | None:
+def _owner_id(spec: SyncSpec, state: InstanceState[Any], local_id: str) -> str | None:
     if spec.owner is None:
         return local_id
     value = state.dict.get(spec.owner)
@@ -325,7 +326,7 @@ def _skip(origin: Any, scope: Scope) -> bool:
 
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
     # The hot path of every application write: one pass, cached per-class facts, no per-row query.
-    items: list[tuple[ConnectSpec, str, str | None, str]] = []
+    items: list[tuple[SyncSpec, str, str | None, str]] = []
     add = items.append
     cached = _spec_cache.get
     for kind, objects in (("upsert", session.new), ("update", session.dirty), ("delete", session.deleted)):
@@ -359,7 +360,7 @@ def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
         _record(session, items)
 
 
-def _record(session: Session, items: Sequence[tuple[ConnectSpec, str, str | None, str]]) -> None:
+def _record(session: Session, items: Sequence[tuple[SyncSpec, str, str | None, str]]) -> None:
     """Append the changes for ``(spec, local_id, owner_id, operation)`` items to the journal."""
     origin = session.info.get(ORIGIN_KEY)
     origin_name = origin.provider if isinstance(origin, Scope) else origin
@@ -379,7 +380,7 @@ def _record(session: Session, items: Sequence[tuple[ConnectSpec, str, str | None
     linked = _linked_scopes(session, deletes) if deletes else {}
     groups: dict[tuple[Scope, str, str, str], list[str]] = {}
 
-    def group(scope: Scope, spec: ConnectSpec, op: str) -> list[str]:
+    def group(scope: Scope, spec: SyncSpec, op: str) -> list[str]:
         return groups.setdefault((scope, spec.entity, spec.local_type, op), [])
 
     # per (spec, owner, operation): the id lists of the scopes it goes to
@@ -449,7 +450,7 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
         query = query.with_for_update()
     rows = conn.execute(query).all()
     op = "delete" if state.is_delete else "upsert"
-    items: list[tuple[ConnectSpec, str, str | None, str]] = []
+    items: list[tuple[SyncSpec, str, str | None, str]] = []
     n = len(pk_cols)
     for row in rows:
         local_id = local_key(row[0] if n == 1 else tuple(row[:n]))
@@ -465,7 +466,7 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
     return result
 
 
-def _bulk_touches(spec: ConnectSpec, statement: Any) -> bool:
+def _bulk_touches(spec: SyncSpec, statement: Any) -> bool:
     params = getattr(statement, "_values", None) or {}
     names = set()
     for key in params:

@@ -13,16 +13,17 @@ known name; and the credentials must hold every key the provider declares in
 ``required_credentials`` (QuickBooks and Xero: ``access_token``), else
 :class:`~connected_objects.exceptions.ConfigurationError` names the missing keys.
 
-Credentials are sealed with a :class:`~connected_objects.secrets.Vault` before
+Credentials are sealed with a :class:`~connected_objects.util.secrets.Vault` before
 they reach the table. ``directions`` switches entities per direction:
 ``{"Invoice": "push"}`` (also ``"pull"``, ``"both"``, the default, and ``"off"``).
 
 Example::
 
     >>> from sqlalchemy import create_engine
-    >>> from connected_objects import Scope, connections, registry
-    >>> from connected_objects.models import metadata
-    >>> from connected_objects.secrets import Vault
+    >>> from connected_objects import Scope, connections
+    >>> from connected_objects.plugin import registry
+    >>> from connected_objects.store.models import metadata
+    >>> from connected_objects.util.secrets import Vault
     >>> from connected_objects.testing import MemoryProvider
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -59,22 +60,22 @@ from sqlalchemy import and_
 from sqlalchemy import select
 from sqlalchemy import update
 
-from . import outbox
-from . import registry
-from .db import DB
-from .db import connection_of
 from .exceptions import ConfigurationError
 from .exceptions import ProviderNotFound
-from .identity import LocalId
-from .identity import local_key
-from .models import connection as t
-from .models import utcnow
-from .provider import Provider
-from .provider import required_credentials
-from .redaction import redact
+from .plugin import registry
+from .plugin.provider import Provider
+from .plugin.provider import required_credentials
+from .queue import outbox
 from .scope import Scope
-from .secrets import Vault
 from .states import ConnectionStatus
+from .store.identity import LocalId
+from .store.identity import local_key
+from .store.models import connection as t
+from .store.models import utcnow
+from .util.db import DB
+from .util.db import connection_of
+from .util.redaction import redact
+from .util.secrets import Vault
 
 __all__ = [
     "CACHE_KEY",

@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from sqlalchemy.orm import sessionmaker
 
-    from .connected import ConnectSpec
+    from .declare import SyncSpec
     from .limits import LimitsStore
-    from .provider import Extras
-    from .provider import Provider
-    from .retry import RetryPolicy
-    from .secrets import Vault
+    from .plugin.provider import Extras
+    from .plugin.provider import Provider
+    from .util.retry import RetryPolicy
+    from .util.secrets import Vault
 
 __all__ = ["SyncContext"]
 
@@ -85,11 +85,11 @@ class SyncContext(Protocol):
         """The optional parts provider ``name`` implements."""
         ...
 
-    def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
+    def spec(self, local_type: str, provider: str) -> SyncSpec | None:
         """How rows of ``local_type`` sync to ``provider``."""
         ...
 
-    def spec_for(self, provider: str, entity: str) -> ConnectSpec | None:
+    def spec_for(self, provider: str, entity: str) -> SyncSpec | None:
         """The model synced with ``provider``'s ``entity``."""
         ...
 

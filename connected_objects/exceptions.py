@@ -31,7 +31,7 @@ Example::
 
 Secrets never go into messages or ``repr()``: errors carry names and ids only,
 and every message (and a remote error's code) passes through
-:func:`~connected_objects.redaction.redact` when the error is made, so a
+:func:`~connected_objects.util.redaction.redact` when the error is made, so a
 provider's error page that echoes our request cannot carry a token out::
 
     >>> str(RetryableError("HTTP 502: proxy saw Authorization: Bearer at-0123456789"))
@@ -40,8 +40,8 @@ provider's error page that echoes our request cannot carry a token out::
 
 from __future__ import annotations
 
-from .redaction import redact
-from .suggest import closest
+from .util.redaction import redact
+from .util.suggest import closest
 
 __all__ = [
     "AuthorizationLost",
@@ -117,7 +117,7 @@ class ProviderNotFound(ProviderError, LookupError):
                 f"no provider named {provider!r} (entry-point group "
                 f"'connected_objects.providers'; installed: {known}). Install its "
                 f"distribution, e.g. 'uv add connected-objects-{provider}', or call "
-                f"connected_objects.registry.register({provider!r}, ...)."
+                f"connected_objects.plugin.registry.register({provider!r}, ...)."
             )
         super().__init__(provider, f"{where}: {message}" if where else message)
 

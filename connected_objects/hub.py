@@ -24,16 +24,17 @@ as rows that silently never sync: every provider named by a ``@connected``
 model is known (given to the hub or registered; the closest name is
 suggested), declares the model's entity, and every reference points at a local
 type connected to the same provider; and the ``co_*`` tables are at the
-version this release needs (:func:`connected_objects.schema.check` raises
+version this release needs (:func:`connected_objects.store.schema.check` raises
 :class:`~connected_objects.exceptions.SchemaOutOfDate` naming the migration
 command). These run at ``install()``, not when the hub is built or the models
 are decorated, so modules may be imported before providers are registered;
 what a model can answer alone (its mapped attributes) is checked at
-decoration time (:mod:`connected_objects.connected`).
+decoration time (:mod:`connected_objects.declare`).
 
     >>> from sqlalchemy import ForeignKey, Integer
     >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
-    >>> from connected_objects import FieldMapping, connected
+    >>> from connected_objects import FieldMapping
+    >>> from connected_objects import connected
     >>> class Base(DeclarativeBase): pass
     >>> @connected("memroy", entity="notes", mapping=FieldMapping({"id": "Id"}))
     ... class Note(Base):
@@ -60,27 +61,27 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from . import capture
-from . import registry
-from . import schema
-from .connected import ConnectSpec
-from .connected import specs_of
 from .connections import PROVIDERS_KEY
-from .db import patiently
+from .declare import SyncSpec
+from .declare import specs_of
 from .exceptions import ConfigurationError
 from .exceptions import ConnectedObjectsError
 from .exceptions import ProviderNotFound
 from .limits import LimitsStore
 from .limits import from_setting
-from .provider import Extras
-from .provider import Provider
-from .provider import extras_of
-from .retry import RetryPolicy
-from .secrets import Vault
-from .suggest import did_you_mean
+from .plugin import registry
+from .plugin.provider import Extras
+from .plugin.provider import Provider
+from .plugin.provider import extras_of
+from .store import schema
+from .util.db import patiently
+from .util.retry import RetryPolicy
+from .util.secrets import Vault
+from .util.suggest import did_you_mean
 from .web.core import DEFAULT_MAX_BODY
 from .web.core import RETRY_AFTER
+from .web.core import HttpApp
 from .web.core import Route
-from .web.core import WebhookApp
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -144,7 +145,7 @@ class Hub:
         self._limits_store: LimitsStore | None = limits_store if not isinstance(limits_store, str) else None
         self._providers = {p.name: p for p in providers or ()}
         self._extras: dict[str, Extras] = {}
-        self._specs: dict[tuple[str, str], ConnectSpec] = {}
+        self._specs: dict[tuple[str, str], SyncSpec] = {}
         # Sessions of this factory carry the hub's providers, so connections.connect() knows them too.
         session_factory.kw.setdefault("info", {}).setdefault(PROVIDERS_KEY, {}).update(self._providers)
         for model in self.models:
@@ -247,31 +248,31 @@ class Hub:
         """Every provider name this hub can use: given to it or registered, sorted; imports nothing."""
         return sorted({*self._providers, *registry.names()})
 
-    def spec(self, local_type: str, provider: str) -> ConnectSpec | None:
+    def spec(self, local_type: str, provider: str) -> SyncSpec | None:
         """How rows of ``local_type`` sync to ``provider``, or None."""
         return self._specs.get((local_type, provider))
 
     def extras(self, name: str) -> Extras:
-        """The optional parts provider ``name`` implements (:func:`~connected_objects.provider.extras_of`)."""
+        """The optional parts provider ``name`` implements (:func:`~connected_objects.plugin.provider.extras_of`)."""
         found = self._extras.get(name)
         if found is None:
             found = self._extras[name] = extras_of(self.provider(name))
         return found
 
-    def spec_for(self, provider: str, entity: str) -> ConnectSpec | None:
+    def spec_for(self, provider: str, entity: str) -> SyncSpec | None:
         """The model connected to ``provider``'s ``entity``, or None."""
         for spec in self._specs.values():
             if spec.provider == provider and spec.entity == entity:
                 return spec
         return None
 
-    def webhooks(self, *, max_body: int = DEFAULT_MAX_BODY, retry_after: int = RETRY_AFTER) -> WebhookApp:
+    def webhooks(self, *, max_body: int = DEFAULT_MAX_BODY, retry_after: int = RETRY_AFTER) -> HttpApp:
         """Every inbound route of the hub's providers, as one sans-I/O app.
 
         Serve it with :class:`~connected_objects.web.ASGIAdapter` or
         :class:`~connected_objects.web.WSGIAdapter`. A provider contributes
-        routes by satisfying :class:`~connected_objects.provider.WebhookProvider`:
-        ``routes(context)`` gets this hub as its :class:`~connected_objects.provider.ProviderContext`.
+        routes by satisfying :class:`~connected_objects.plugin.provider.WebhookProvider`:
+        ``routes(context)`` gets this hub as its :class:`~connected_objects.plugin.provider.ProviderContext`.
         A delivery the database could not store is answered 503 with ``Retry-After: retry_after``.
         """
         routes: list[Route] = []
@@ -279,7 +280,7 @@ class Hub:
             make = self.extras(name).routes
             if make is not None:
                 routes.extend(make(self))
-        return WebhookApp(routes, max_body=max_body, retry_after=retry_after)
+        return HttpApp(routes, max_body=max_body, retry_after=retry_after)
 
     def http_client(self) -> httpx.AsyncClient:
         """A new client for one worker shard: keep-alive, pooled, with the hub's timeout."""

@@ -5,14 +5,14 @@ never inside a flush, so a receiver sees the world as it is stored. The
 sender is the provider name; keyword arguments carry the details.
 
 ``change-pushed``
-    ``change`` (:class:`~connected_objects.outbox.ClaimedChange`), ``foreign_id``, ``action``
+    ``change`` (:class:`~connected_objects.queue.outbox.ClaimedChange`), ``foreign_id``, ``action``
     (``create``, ``update``, ``delete`` or ``unchanged``).
 ``push-failed``
     ``change``, ``error`` (message), ``retry_at`` (aware datetime).
 ``change-dead``
     ``change``, ``error``.
 ``event-dead``
-    ``event`` (:class:`~connected_objects.inbox.StoredEvent`), ``error``: an inbound event failed for good.
+    ``event`` (:class:`~connected_objects.queue.inbox.StoredEvent`), ``error``: an inbound event failed for good.
 ``scope-held``
     ``scope`` (:class:`~connected_objects.scope.Scope`), ``seconds``, ``reason``: a 429 holds the scope
     back (sent by the worker that met it, when it met it).
@@ -25,8 +25,8 @@ sender is the provider name; keyword arguments carry the details.
     ``scope``, ``seconds`` (a list): how long the provider took to answer each write of one
     dispatch round (sent by the worker after the round is recorded).
 
-Error texts are redacted (:mod:`~connected_objects.redaction`) before they
-are stored or sent. :mod:`connected_objects.telemetry` turns these into log lines and metrics;
+Error texts are redacted (:mod:`~connected_objects.util.redaction`) before they
+are stored or sent. :mod:`connected_objects.ops` turns these into log lines and metrics;
 ``docs/operations.md`` shows how to send ``change-dead`` and ``event-dead`` to Sentry.
 
 Example::

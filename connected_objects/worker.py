@@ -1,7 +1,7 @@
 """Workers: the loop that claims changes and pushes them, in or out of process.
 
 A :class:`Worker` claims due changes in batches, hands each scope's share to
-:func:`~connected_objects.dispatch.dispatch` as its own task, and keeps
+:func:`~connected_objects.push.dispatch.dispatch` as its own task, and keeps
 claiming while those run, so a slow or rate-limited account never holds back
 the others. Requests go through a few shared keep-alive ``httpx.AsyncClient``
 pools (:attr:`Hub.http_shards`; a scope always uses the same one). Per scope, a
@@ -22,7 +22,7 @@ tests and scripts (``hub.drain()``).
 Example::
 
     >>> from connected_objects.worker import ScopeGate
-    >>> from connected_objects.provider import Limits
+    >>> from connected_objects.plugin.provider import Limits
     >>> gate = ScopeGate(Limits(concurrency=2, per_minute=600))
     >>> gate.limits.concurrency
     2
@@ -48,45 +48,46 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import DBAPIError
 
-from . import heartbeat
-from . import inbox
-from . import journal
-from . import oauth
-from . import outbox
-from . import schema
 from . import signals
-from .apply import MissingReference
-from .apply import apply_fetching
-from .db import database_errors
-from .db import is_transient
-from .db import patiently_async
-from .db import reason
-from .dispatch import dispatch
 from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
 from .exceptions import DrainTimeout
 from .exceptions import PermanentError
 from .exceptions import RetryableError
-from .fetching import fetch_each
-from .gates import ScopeGate
-from .health import backlog
-from .inbox import StoredEvent
 from .limits import LimitsStore
 from .limits import MemoryLimits
-from .models import utcnow
-from .outbox import ClaimedChange
-from .planning import final_status
-from .planning import scrubbed_traceback
-from .provider import RemoteClient
-from .provider import RemoteRecord
-from .pull import pull
+from .limits.gates import ScopeGate
+from .oauth import tokens as oauth
+from .ops import heartbeat
+from .ops.failures import first_line
+from .ops.failures import log_failures
+from .ops.health import backlog
+from .ops.tracing import traced
+from .plugin.provider import RemoteClient
+from .plugin.provider import RemoteRecord
+from .push.dispatch import dispatch
+from .push.planning import final_status
+from .push.planning import scrubbed_traceback
 from .queue import CHANGES
 from .queue import EVENTS
-from .redaction import install_log_filter
+from .queue import inbox
+from .queue import journal
+from .queue import outbox
+from .queue.inbox import StoredEvent
+from .queue.outbox import ClaimedChange
+from .receive import parking
+from .receive.apply import MissingReference
+from .receive.apply import apply_fetching
+from .receive.fetching import fetch_each
+from .receive.pull import pull
 from .scope import Scope
-from .telemetry.failures import first_line
-from .telemetry.failures import log_failures
-from .telemetry.tracing import traced
+from .store import schema
+from .store.models import utcnow
+from .util.db import database_errors
+from .util.db import is_transient
+from .util.db import patiently_async
+from .util.db import reason
+from .util.redaction import install_log_filter
 
 if TYPE_CHECKING:
     from .context import SyncContext
@@ -163,7 +164,7 @@ class Worker:
     :param poll: seconds between claims when there is nothing to do.
     :param max_tasks: scope tasks running at once.
     :param providers: only push to these providers.
-    :param heartbeat: seconds between heartbeats in ``co_worker`` (:mod:`~connected_objects.heartbeat`).
+    :param heartbeat: seconds between heartbeats in ``co_worker`` (:mod:`~connected_objects.ops.heartbeat`).
     :param check_schema: refuse to start (:class:`~connected_objects.exceptions.SchemaOutOfDate`, naming
         the command to run) unless the ``co_*`` tables are current.
     :param db_patience: seconds the worker waits, retrying with backoff, for a database that is
@@ -291,7 +292,7 @@ class Worker:
     async def _events_failed(self, failures: Sequence[tuple[StoredEvent, BaseException]]) -> None:
         """Retry each event with its own backoff, or bury it (logged, ``event-dead`` sent) once its own
         attempts are spent; an unexpected exception (a bug) is logged with its traceback, kept on the
-        event, and gets fewer attempts (:class:`~connected_objects.retry.RetryPolicy`)."""
+        event, and gets fewer attempts (:class:`~connected_objects.util.retry.RetryPolicy`)."""
         if not failures:
             return
         now = utcnow()
@@ -347,7 +348,7 @@ class Worker:
         for event in group:
             try:
                 if event.kind == "parked":
-                    record = inbox.unpark(event)
+                    record = parking.unpark(event)
                     parked[event.id] = record.foreign_id
                     records.append(record)
                     continue

@@ -1,9 +1,9 @@
 """Alembic environment for running connected-objects' own migrations on their own.
 
-Used by :func:`connected_objects.schema.upgrade` (apps without Alembic) and by
+Used by :func:`connected_objects.store.schema.upgrade` (apps without Alembic) and by
 maintainers writing a new revision. Applications with their own Alembic
 environment never run this file: they add ``connected_objects.migrations:versions``
-to their ``version_locations`` instead (see :mod:`connected_objects.schema`).
+to their ``version_locations`` instead (see :mod:`connected_objects.store.schema`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy import create_engine
 
-from connected_objects.models import metadata
-from connected_objects.schema import VERSION_TABLE
+from connected_objects.store.models import metadata
+from connected_objects.store.schema import VERSION_TABLE
 
 config = context.config
 

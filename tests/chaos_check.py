@@ -45,10 +45,10 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from connected_objects import Hub
-from connected_objects.journal import queued
-from connected_objects.models import connected_object
-from connected_objects.models import inbox
-from connected_objects.models import outbox
+from connected_objects.queue.journal import queued
+from connected_objects.store.models import connected_object
+from connected_objects.store.models import inbox
+from connected_objects.store.models import outbox
 from connected_objects.testing.chaos import ChaosReport
 from connected_objects.testing.chaos import ProviderFindings
 

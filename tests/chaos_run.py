@@ -78,10 +78,10 @@ from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects.journal import queued
-from connected_objects.models import inbox
-from connected_objects.models import outbox
+from connected_objects.queue.journal import queued
+from connected_objects.store import identity
+from connected_objects.store.models import inbox
+from connected_objects.store.models import outbox
 from connected_objects.testing.chaos import ChaosReport
 from connected_objects.testing.chaos import DatabaseProxy
 from connected_objects.testing.chaos import ProviderFaults

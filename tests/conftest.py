@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connected_objects import registry
+from connected_objects.plugin import registry
 
 pytest_plugins = ["connected_objects.testing.databases"]
 

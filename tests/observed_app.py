@@ -4,7 +4,7 @@ Customers sync to ``sandbox`` (a :class:`~connected_objects.testing.MemoryProvid
 write raises ``KeyError('DisplayName')``, as a provider with a bug would) and to ``mirror`` (one
 that works). Worker subprocesses load it with ``--app observed_app:hub_from_env`` (``tests/`` on
 ``PYTHONPATH``), configured by ``CO_APP_DATABASE_URL``; with ``CO_APP_SENTRY_FILE`` set, the
-process sends its dead changes to Sentry (:mod:`connected_objects.telemetry.sentry`) through a
+process sends its dead changes to Sentry (:mod:`connected_objects.ops.sentry`) through a
 real ``sentry_sdk.init(transport=...)`` that writes each event to that file as a JSON line.
 """
 
@@ -39,7 +39,7 @@ def _sentry_to_file(path: str) -> None:
                     if event is not None:
                         out.write(json.dumps(event, default=str) + "\n")
 
-    from connected_objects.telemetry.sentry import send_failures_to_sentry
+    from connected_objects.ops.sentry import send_failures_to_sentry
 
     sentry_sdk.init(dsn="https://public@sentry.example/1", transport=FileTransport())
     send_failures_to_sentry()

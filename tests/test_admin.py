@@ -12,18 +12,18 @@ from sqlalchemy import select
 
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects import inbox
-from connected_objects import outbox
 from connected_objects.admin import admin_app
 from connected_objects.admin.security import COOKIE
 from connected_objects.admin.security import SECURE_COOKIE
 from connected_objects.exceptions import ConfigurationError
-from connected_objects.models import connection as connection_table
-from connected_objects.models import outbox as outbox_table
-from connected_objects.secrets import Vault
+from connected_objects.queue import inbox
+from connected_objects.queue import outbox
+from connected_objects.store.models import connection as connection_table
+from connected_objects.store.models import outbox as outbox_table
 from connected_objects.testing.databases import count_statements
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
+from connected_objects.util.secrets import Vault
 from connected_objects.web import Request
 
 ACME = Scope("sandbox", "test", "acme")

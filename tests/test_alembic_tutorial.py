@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import inspect
 from sqlalchemy import make_url
 
-from connected_objects import schema
+from connected_objects.store import schema
 from connected_objects.testing.databases import create_database
 from connected_objects.testing.databases import drop_database
 from connected_objects.testing.databases import server_url

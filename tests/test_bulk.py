@@ -15,10 +15,10 @@ from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 
-from connected_objects.bulk import BULK_ROWS
-from connected_objects.bulk import executemany
-from connected_objects.models import UTCDateTime
+from connected_objects.store.models import UTCDateTime
 from connected_objects.testing.databases import count_statements
+from connected_objects.util.bulk import BULK_ROWS
+from connected_objects.util.bulk import executemany
 
 meta = MetaData()
 rows_table = Table(

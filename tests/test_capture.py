@@ -13,9 +13,9 @@ from connected_objects import CaptureError
 from connected_objects import Scope
 from connected_objects import capture
 from connected_objects import connections
-from connected_objects import journal
-from connected_objects.models import journal as journal_table
-from connected_objects.models import outbox
+from connected_objects.queue import journal
+from connected_objects.store.models import journal as journal_table
+from connected_objects.store.models import outbox
 from connected_objects.testing.databases import count_statements
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice

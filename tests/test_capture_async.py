@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from connected_objects import ConfigurationError
 from connected_objects import capture
 from connected_objects import connections
-from connected_objects import journal
-from connected_objects.models import metadata
-from connected_objects.models import outbox
+from connected_objects.queue import journal
+from connected_objects.store.models import metadata
+from connected_objects.store.models import outbox
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Organization

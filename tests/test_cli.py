@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from connected_objects import cli
-from connected_objects import schema
 from connected_objects.cli import main
+from connected_objects.store import schema
 
 GROUP = "connected_objects_tests.commands"
 

@@ -24,7 +24,9 @@ APP = """
 from sqlalchemy import ForeignKey, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from connected_objects import FieldMapping, Hub, connected
+from connected_objects import FieldMapping, Hub
+
+from connected_objects import connected
 from connected_objects.testing import MemoryProvider
 
 
@@ -50,7 +52,8 @@ hub = Hub(sessionmaker(engine, expire_on_commit=False), models=[Customer], provi
 """
 
 SEED = """
-from connected_objects import Scope, connections, schema
+from connected_objects import Scope, connections
+from connected_objects.store import schema
 from myapp.sync import Base, Customer, Organization, engine, hub
 
 Base.metadata.create_all(engine)

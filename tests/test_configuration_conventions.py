@@ -30,8 +30,8 @@ from sqlalchemy.orm import sessionmaker
 from connected_objects import Hub
 from connected_objects import Limits
 from connected_objects import Scope
-from connected_objects.redaction import redact
-from connected_objects.settings import variable
+from connected_objects.util.redaction import redact
+from connected_objects.util.settings import variable
 from connected_objects.web.core import Request
 
 README = Path(__file__).resolve().parents[1] / "providers" / "README.md"

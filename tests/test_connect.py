@@ -39,12 +39,12 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import oauth
-from connected_objects import outbox as outbox_module
-from connected_objects.connect import ConnectFlow
-from connected_objects.models import connection
-from connected_objects.models import metadata as co_metadata
-from connected_objects.models import utcnow
+from connected_objects.oauth import ConnectFlow
+from connected_objects.oauth import tokens as oauth
+from connected_objects.queue import outbox as outbox_module
+from connected_objects.store.models import connection
+from connected_objects.store.models import metadata as co_metadata
+from connected_objects.store.models import utcnow
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import ASGIAdapter
 from connected_objects.web.core import Request

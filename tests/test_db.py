@@ -1,4 +1,4 @@
-"""Which database errors are passing (:func:`~connected_objects.db.is_transient`), and waiting them out."""
+"""Which database errors are passing (:func:`~connected_objects.util.db.is_transient`), and waiting them out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from connected_objects.db import is_transient
-from connected_objects.db import patiently
+from connected_objects.util.db import is_transient
+from connected_objects.util.db import patiently
 
 
 def closed_port() -> int:

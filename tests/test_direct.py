@@ -21,19 +21,19 @@ from sqlalchemy.orm import validates
 
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects import direct
-from connected_objects import identity
-from connected_objects import journal
-from connected_objects.apply import apply_records
 from connected_objects.capture import listeners
-from connected_objects.connected import connected
-from connected_objects.hashing import content_hash
+from connected_objects.declare import connected
 from connected_objects.hub import Hub
 from connected_objects.mapping import FieldMapping
-from connected_objects.models import outbox
-from connected_objects.provider import RemoteRecord
+from connected_objects.plugin.provider import RemoteRecord
+from connected_objects.queue import journal
+from connected_objects.receive import direct
+from connected_objects.receive.apply import apply_records
+from connected_objects.store import identity
+from connected_objects.store.models import outbox
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.sandbox import SandboxProvider
+from connected_objects.util.hashing import content_hash
 
 from .conftest import ACME
 from .conftest import GLOBEX

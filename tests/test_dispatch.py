@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from connected_objects import identity
-from connected_objects import journal
-from connected_objects import outbox
 from connected_objects import signals
-from connected_objects.models import outbox as outbox_table
+from connected_objects.queue import journal
+from connected_objects.queue import outbox
+from connected_objects.store import identity
+from connected_objects.store.models import outbox as outbox_table
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
 from connected_objects.testing.sandbox import Faults
@@ -190,7 +190,7 @@ def test_429_holds_the_scope_and_is_retried(hub, org, sandbox):
     async def first_round():
         claimed = worker._claim([])
         scope = claimed[0].scope
-        from connected_objects.dispatch import dispatch
+        from connected_objects.push.dispatch import dispatch
 
         async with hub.http_client() as http:
             return await dispatch(hub, worker.name, scope, claimed, http, worker._gate(scope))
@@ -225,7 +225,7 @@ def test_outcomes_rolled_back_to_break_a_deadlock_are_recorded_again_at_once(hub
     import pymysql
     from sqlalchemy.exc import OperationalError
 
-    from connected_objects import dispatch
+    from connected_objects.push import dispatch
 
     real = dispatch.complete
     calls = []
@@ -252,7 +252,7 @@ def test_only_a_server_rolled_back_transaction_counts_as_a_conflict():
     import pymysql
     from sqlalchemy.exc import OperationalError
 
-    from connected_objects.db import is_conflict
+    from connected_objects.util.db import is_conflict
 
     def error(orig):
         return OperationalError("SELECT 1", {}, orig)

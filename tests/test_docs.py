@@ -45,7 +45,7 @@ from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connections
-from connected_objects import outbox
+from connected_objects.queue import outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

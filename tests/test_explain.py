@@ -8,11 +8,11 @@ import sys
 from click.testing import CliRunner
 
 from connected_objects import Scope
-from connected_objects import journal
-from connected_objects import outbox
 from connected_objects.cli import main
-from connected_objects.explain import explain
-from connected_objects.explain import find_model
+from connected_objects.ops.explain import explain
+from connected_objects.ops.explain import find_model
+from connected_objects.queue import journal
+from connected_objects.queue import outbox
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
 

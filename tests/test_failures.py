@@ -1,4 +1,4 @@
-"""Failures are loud (issue 13): a provider's bug shows its traceback, dead items are logged and
+"""Failures are loud: a provider's bug shows its traceback, dead items are logged and
 reach Sentry, ``--until-idle`` exits non-zero, ``drain()`` gives up saying why, and a worker on a
 database without our tables stops with the command that fixes it."""
 
@@ -28,7 +28,7 @@ from connected_objects import RetryPolicy
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import outbox
+from connected_objects.queue import outbox
 from connected_objects.testing import MemoryProvider
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
@@ -164,9 +164,9 @@ def test_the_daemon_worker_on_an_empty_database_stops_with_the_command_to_run(em
 def test_an_event_the_provider_cannot_decode_keeps_its_traceback_and_dies_loudly(hub, caplog):
     """A provider's bug on the inbound side (its decode_event raises KeyError): retried a few times
     with the traceback kept, then dead, logged at WARNING and sent as event-dead."""
-    from connected_objects import inbox
     from connected_objects import signals
-    from connected_objects.inbox import InboundEvent
+    from connected_objects.queue import inbox
+    from connected_objects.queue.inbox import InboundEvent
 
     add_organization(hub, 1, ACME)
     with hub.session_factory.begin() as s:

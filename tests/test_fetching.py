@@ -1,4 +1,4 @@
-"""Reading thin records one outcome per id (connected_objects.fetching)."""
+"""Reading thin records one outcome per id (connected_objects.receive.fetching)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from connected_objects.exceptions import AuthorizationLost
 from connected_objects.exceptions import RetryableError
-from connected_objects.fetching import fetch_each
-from connected_objects.provider import RemoteRecord
+from connected_objects.plugin.provider import RemoteRecord
+from connected_objects.receive.fetching import fetch_each
 
 
 class Provider:

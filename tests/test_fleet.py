@@ -29,10 +29,10 @@ from sqlalchemy import select
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connections
-from connected_objects.journal import queued
 from connected_objects.limits import scope_key
-from connected_objects.models import limit
-from connected_objects.models import outbox
+from connected_objects.queue.journal import queued
+from connected_objects.store.models import limit
+from connected_objects.store.models import outbox
 from connected_objects.testing.fleet import Base
 from connected_objects.testing.fleet import Contact
 from connected_objects.testing.fleet import Tenant

@@ -1,4 +1,4 @@
-"""Health (issue 13): heartbeats in co_worker, ``connected-objects workers`` and ``health``.
+"""Health: heartbeats in co_worker, ``connected-objects workers`` and ``health``.
 
 The probe fails while the only worker is stopped (SIGSTOP) and passes again once it resumes;
 every wait polls the command with a deadline, with the heartbeat and staleness made small.
@@ -19,12 +19,12 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine
 from sqlalchemy import update
 
-from connected_objects import heartbeat
-from connected_objects import outbox
-from connected_objects import schema
 from connected_objects.cli import main
-from connected_objects.models import outbox as outbox_table
-from connected_objects.models import utcnow
+from connected_objects.ops import heartbeat
+from connected_objects.queue import outbox
+from connected_objects.store import schema
+from connected_objects.store.models import outbox as outbox_table
+from connected_objects.store.models import utcnow
 from connected_objects.testing.databases import count_statements
 from connected_objects.testing.invoicing import Customer
 
@@ -96,7 +96,7 @@ def test_health_names_dead_items_and_an_old_backlog(engine, hub):
     assert captured.exit_code == 1 and not report["ok"]
     assert [c["name"] for c in report["checks"] if not c["ok"]] == ["backlog"]  # captured, not folded in yet
     with hub.session_factory.begin() as s:  # fold in; one change due an hour ago, one dead
-        from connected_objects import journal
+        from connected_objects.queue import journal
 
         journal.absorb(hub.connection(s))
     with engine.begin() as conn:

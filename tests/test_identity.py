@@ -15,8 +15,8 @@ from sqlalchemy.orm import mapped_column
 
 from connected_objects import IdentityConflict
 from connected_objects import Scope
-from connected_objects import identity
-from connected_objects.models import connected_object
+from connected_objects.store import identity
+from connected_objects.store.models import connected_object
 from connected_objects.testing.databases import count_statements
 
 A = Scope("quickbooks", "sandbox", "realm-a")

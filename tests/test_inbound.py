@@ -14,12 +14,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from connected_objects import identity
-from connected_objects.models import connected_object
-from connected_objects.models import connection
-from connected_objects.models import inbox
-from connected_objects.models import journal
-from connected_objects.models import outbox
+from connected_objects.store import identity
+from connected_objects.store.models import connected_object
+from connected_objects.store.models import connection
+from connected_objects.store.models import inbox
+from connected_objects.store.models import journal
+from connected_objects.store.models import outbox
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
 from connected_objects.testing.sandbox import webhook_delivery
@@ -302,10 +302,10 @@ def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypa
 def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():
     """HTTP/2 clients may send one ``cookie`` field per cookie (RFC 9113 §8.2.3); other repeated fields
     are joined with commas (RFC 9110 §5.3). SAML sign-in reads its browser-binding cookie from there."""
+    from connected_objects.web import HttpApp
     from connected_objects.web import Request
     from connected_objects.web import Response
     from connected_objects.web import Route
-    from connected_objects.web import WebhookApp
 
     seen = []
 
@@ -314,7 +314,7 @@ def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():
         return Response(204)
 
     async def go():
-        transport = httpx.ASGITransport(ASGIAdapter(WebhookApp([Route("GET", "/echo", echo)])))
+        transport = httpx.ASGITransport(ASGIAdapter(HttpApp([Route("GET", "/echo", echo)])))
         async with httpx.AsyncClient(transport=transport, base_url="https://app") as client:
             headers = [("cookie", "a=1"), ("cookie", "b=2"), ("accept", "text/html"), ("accept", "*/*")]
             return await client.get("/echo", headers=headers)
@@ -323,7 +323,7 @@ def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():
     assert seen == [("a=1; b=2", "text/html, */*")]
 
 
-# -- one failed read fails only its own record (issue 23, item 5) -------------------------------------------
+# -- one failed read fails only its own record -------------------------------------------
 
 
 def unreadable(app, bad_ids):
@@ -375,7 +375,7 @@ def thin(rid, event_id=None):
 
 
 def stored_events(hub):
-    from connected_objects import inbox as inbox_api
+    from connected_objects.queue import inbox as inbox_api
 
     with hub.session_factory() as s:
         return inbox_api.list_events(s, limit=1000)

@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 
 from connected_objects import Scope
-from connected_objects import identity
-from connected_objects import journal
-from connected_objects.apply import apply_records
 from connected_objects.hub import Hub
-from connected_objects.inserts import add_new_rows
-from connected_objects.models import outbox
-from connected_objects.provider import RemoteRecord
+from connected_objects.plugin.provider import RemoteRecord
+from connected_objects.queue import journal
+from connected_objects.receive.apply import apply_records
+from connected_objects.receive.inserts import add_new_rows
+from connected_objects.store import identity
+from connected_objects.store.models import outbox
 from connected_objects.testing.databases import count_statements
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer

@@ -11,11 +11,11 @@ from sqlalchemy import text
 
 from connected_objects import SchemaOutOfDate
 from connected_objects import Scope
-from connected_objects import journal
-from connected_objects.models import journal as journal_table
-from connected_objects.models import lock
-from connected_objects.models import outbox
-from connected_objects.outbox import Change
+from connected_objects.queue import journal
+from connected_objects.queue.outbox import Change
+from connected_objects.store.models import journal as journal_table
+from connected_objects.store.models import lock
+from connected_objects.store.models import outbox
 
 ACME = Scope("sandbox", "test", "acme")
 GLOBEX = Scope("sandbox", "test", "globex")

@@ -1,4 +1,10 @@
-"""The arrows point one way: nothing in ``connected_objects/`` imports a provider or the demo (DESIGN.md §3)."""
+"""The arrows point one way: the layers of ``connected_objects/`` (see ``docs/architecture.md``).
+
+Nothing in the core imports a provider or the demo; between layers no import runs from a lower
+layer to a higher one; no module imports itself back through others (no circle); the top of the
+package stays small; and the public modules are listed here, as ``__all__`` is in
+``tests/test_exported_members.py``.
+"""
 
 from __future__ import annotations
 
@@ -117,14 +123,14 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circle_inside_the_core():
     graph = module_graph()
-    assert graph.get("connected_objects.dispatch")
+    assert graph.get("connected_objects.push.dispatch")
     assert circles(graph) == []
 
 
 def test_the_circle_finder_finds_a_circle():
     graph = module_graph()
-    graph["connected_objects.rows"] = graph["connected_objects.rows"] | {"connected_objects.dispatch"}
-    assert ["connected_objects.dispatch", "connected_objects.rows"] in circles(graph)
+    graph["connected_objects.push.rows"] = graph["connected_objects.push.rows"] | {"connected_objects.push.dispatch"}
+    assert ["connected_objects.push.dispatch", "connected_objects.push.rows"] in circles(graph)
 
 
 def test_no_module_imports_another_modules_private_names():
@@ -142,8 +148,8 @@ def test_no_module_imports_another_modules_private_names():
 
 
 QUEUE_TABLES = {"outbox", "outbox_scope", "inbox"}
-#: The queue component, and the outbox and inbox modules built on it (DESIGN.md §10).
-QUEUE_OWNERS = {"queue", "outbox.py", "inbox.py", "models.py"}
+#: The queue component (with the outbox and inbox faces built on it) and the table definitions.
+QUEUE_OWNERS = {"queue", "store/models.py"}
 
 
 def queue_table_uses(source: str) -> list[str]:
@@ -173,7 +179,127 @@ def test_only_the_queue_component_touches_the_queue_tables():
     offenders = [
         f"{path.relative_to(CORE.parent)}: {use}"
         for path in sorted(CORE.rglob("*.py"))
-        if path.relative_to(CORE).parts[0] not in QUEUE_OWNERS and "migrations" not in path.parts
+        if path.relative_to(CORE).parts[0] not in QUEUE_OWNERS
+        and path.relative_to(CORE).as_posix() not in QUEUE_OWNERS
+        and "migrations" not in path.parts
         for use in queue_table_uses(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+#: The layers, lowest first: a module may import from its own layer and the layers below it,
+#: never from one above. A layer is a list of top-level modules and groups (subpackages).
+LAYERS: list[list[str]] = [
+    ["util", "scope", "states", "exceptions", "signals"],  # vocabulary and small utilities
+    ["web", "store"],  # sans-I/O HTTP core; the co_* tables, schema version, identity map
+    ["queue"],  # the leased queue: co_outbox, co_inbox, co_journal, and their faces
+    ["declare", "mapping"],  # @connected, SyncSpec, the mapping Protocol
+    ["plugin"],  # the provider contract, registry, entity catalog, ready-made base, kit
+    ["limits", "connections"],  # fleet limits and the gate; the co_connection store
+    ["capture", "context"],  # the write side in the app's transaction; what engines need
+    ["ops"],  # health, heartbeats, status, explain, telemetry
+    ["oauth"],  # tokens kept fresh; the connect flow
+    ["push", "receive"],  # the two engines
+    ["worker"],  # the scheduler of the two engines
+    ["hub"],  # the one entry object
+    ["admin", "testing"],  # the admin pages; fixtures, fakes, conformance suite
+    ["cli", "__main__"],  # the connected-objects command
+]
+
+
+def layer_of(module: str) -> int:
+    """The index in :data:`LAYERS` of a ``connected_objects`` module.
+
+    >>> layer_of("connected_objects.push.dispatch") > layer_of("connected_objects.queue.outbox")
+    True
+    """
+    part = module.split(".")[1]
+    for index, layer in enumerate(LAYERS):
+        if part in layer:
+            return index
+    raise AssertionError(f"{module} is in no layer: add {part!r} to LAYERS")
+
+
+def test_every_top_level_entry_has_a_layer():
+    entries = {p.stem for p in CORE.iterdir() if p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists())}
+    entries -= {"__init__", "migrations"}
+    placed = {name for layer in LAYERS for name in layer}
+    assert entries == placed
+
+
+def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
+    upward = [
+        f"{module} ({LAYERS[layer_of(module)][0]}…) imports {target}"
+        for module, targets in sorted(module_graph().items())
+        if module != "connected_objects"
+        for target in sorted(targets)
+        if layer_of(target) > layer_of(module)
+    ]
+    assert upward == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = module_graph()
+    graph["connected_objects.util.values"] = graph["connected_objects.util.values"] | {"connected_objects.hub"}
+    assert any(layer_of(t) > layer_of(m) for m, ts in graph.items() if m != "connected_objects" for t in ts)
+
+
+def test_the_top_of_the_package_stays_small():
+    """About twenty modules and groups; the rest lives in a group, one concept per folder."""
+    entries = sorted(
+        p.name
+        for p in CORE.iterdir()
+        if p.name not in {"__init__.py", "__main__.py", "py.typed", "migrations", "__pycache__"}
+    )
+    assert len(entries) <= 24, entries
+
+
+def test_groups_are_flat():
+    """No group holds a group, apart from the testing kit's chaos tools and data folders."""
+    nested = sorted(str(p.relative_to(CORE)) for p in CORE.glob("*/*/__init__.py") if p.parent.parent.name != "testing")
+    assert nested == []
+
+
+#: The modules user code and providers may import. Everything else is internal: ``_``-prefixed, or
+#: inside a group and not listed here. Adding a public module is a decision: list it here.
+PUBLIC_MODULES = {
+    "connected_objects",
+    "connected_objects.admin",
+    "connected_objects.capture",
+    "connected_objects.cli",
+    "connected_objects.connections",
+    "connected_objects.context",
+    "connected_objects.declare",
+    "connected_objects.exceptions",
+    "connected_objects.hub",
+    "connected_objects.limits",
+    "connected_objects.mapping",
+    "connected_objects.oauth",
+    "connected_objects.ops.logs",
+    "connected_objects.ops.metrics",
+    "connected_objects.ops.sentry",
+    "connected_objects.ops.tracing",
+    "connected_objects.plugin",
+    "connected_objects.plugin.entities",
+    "connected_objects.plugin.readymade",
+    "connected_objects.queue.inbox",
+    "connected_objects.queue.outbox",
+    "connected_objects.scope",
+    "connected_objects.signals",
+    "connected_objects.states",
+    "connected_objects.store.models",
+    "connected_objects.store.schema",
+    "connected_objects.testing",
+    "connected_objects.testing.conformance",
+    "connected_objects.util.settings",
+    "connected_objects.web",
+    "connected_objects.worker",
+}
+
+
+def test_the_public_modules_are_the_listed_ones():
+    """Every listed module exists; the top-level files (public by their place) are all listed."""
+    modules = set(module_graph()) | {"connected_objects"}
+    assert modules >= PUBLIC_MODULES, sorted(PUBLIC_MODULES - modules)
+    top_level = {f"connected_objects.{p.stem}" for p in CORE.glob("*.py") if not p.stem.startswith("_")}
+    assert top_level - PUBLIC_MODULES == set(), sorted(top_level - PUBLIC_MODULES)

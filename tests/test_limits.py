@@ -15,13 +15,13 @@ from sqlalchemy import create_engine
 
 from connected_objects import Limits
 from connected_objects import Scope
-from connected_objects.gates import ScopeGate
 from connected_objects.limits import DatabaseLimits
 from connected_objects.limits import LimitsStore
 from connected_objects.limits import MemoryLimits
 from connected_objects.limits import Rate
 from connected_objects.limits import RedisLimits
-from connected_objects.models import metadata
+from connected_objects.limits.gates import ScopeGate
+from connected_objects.store.models import metadata
 from connected_objects.testing.databases import create_database
 from connected_objects.testing.databases import drop_database
 from connected_objects.testing.databases import server_url

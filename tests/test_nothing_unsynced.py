@@ -54,13 +54,13 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects import outbox
-from connected_objects.models import connected_object
-from connected_objects.models import cursor
-from connected_objects.models import inbox
-from connected_objects.models import outbox as outbox_table
-from connected_objects.pull import pull
+from connected_objects.queue import outbox
+from connected_objects.receive.pull import pull
+from connected_objects.store import identity
+from connected_objects.store.models import connected_object
+from connected_objects.store.models import cursor
+from connected_objects.store.models import inbox
+from connected_objects.store.models import outbox as outbox_table
 from connected_objects.testing.faults import LoseAnswers
 from connected_objects.testing.sandbox import serve
 

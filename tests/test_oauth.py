@@ -15,8 +15,9 @@ from connected_objects import Limits
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connections
-from connected_objects import oauth
-from connected_objects.provider import API_VERSION
+from connected_objects.oauth import tokens as oauth
+from connected_objects.plugin.oauth2 import refresh_grant
+from connected_objects.plugin.provider import API_VERSION
 from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.sandbox import serve
 
@@ -40,7 +41,7 @@ class TokenProvider:
         raise NotImplementedError
 
     async def refresh_token(self, scope, http, credentials):
-        return await oauth.refresh_grant(http, self.token_url, "client-id", "client-secret", credentials)
+        return await refresh_grant(http, self.token_url, "client-id", "client-secret", credentials)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy import text
 
 from connected_objects import Scope
-from connected_objects import outbox
-from connected_objects.models import outbox as outbox_table
+from connected_objects.queue import outbox
+from connected_objects.store.models import outbox as outbox_table
 
 BIG = Scope("memory", "test", "big")
 SMALL = Scope("memory", "test", "small")

@@ -40,8 +40,8 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects import outbox
+from connected_objects.queue import outbox
+from connected_objects.store import identity
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import WSGIAdapter
 

@@ -13,14 +13,14 @@ from connected_objects import Reference
 from connected_objects import RetryableError
 from connected_objects import RetryPolicy
 from connected_objects import Scope
-from connected_objects.apply import decide
-from connected_objects.identity import ConnectedObject
-from connected_objects.outbox import ClaimedChange
-from connected_objects.planning import Outcome
-from connected_objects.planning import failed
-from connected_objects.planning import ledger
-from connected_objects.planning import plan_change
-from connected_objects.provider import RemoteRecord
+from connected_objects.plugin.provider import RemoteRecord
+from connected_objects.push.planning import Outcome
+from connected_objects.push.planning import failed
+from connected_objects.push.planning import ledger
+from connected_objects.push.planning import plan_change
+from connected_objects.queue.outbox import ClaimedChange
+from connected_objects.receive.apply import decide
+from connected_objects.store.identity import ConnectedObject
 
 SCOPE = Scope("quickbooks", "production", "9130")
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
@@ -85,7 +85,7 @@ def test_references_wait_fold_and_deletes_need_a_live_link():
     [
         (PermanentError("Duplicate Name Exists Error", status=400), "dead", True),
         (RetryableError("HTTP 503", status=503), "retry", False),
-        (KeyError("DisplayName"), "retry", False),  # unexpected: retried a few times (issue 13)
+        (KeyError("DisplayName"), "retry", False),  # unexpected: retried a few times
     ],
 )
 def test_failures_are_classified(error, status, refused):

@@ -17,10 +17,10 @@ from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects.provider import Extras
-from connected_objects.provider import Provider
-from connected_objects.provider import extras_of
-from connected_objects.pull import pull
+from connected_objects.plugin.provider import Extras
+from connected_objects.plugin.provider import Provider
+from connected_objects.plugin.provider import extras_of
+from connected_objects.receive.pull import pull
 from connected_objects.testing import MemoryProvider
 from connected_objects.web.core import Request
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
-from connected_objects.models import connected_object
-from connected_objects.models import cursor
-from connected_objects.pull import pull
+from connected_objects.receive.pull import pull
+from connected_objects.store.models import connected_object
+from connected_objects.store.models import cursor
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import make_hub
@@ -46,8 +46,8 @@ def test_pull_stops_and_resumes_from_its_cursor(hub, org, sandbox, engine):
     again = asyncio.run(pull(hub, ACME, "customers"))  # incremental: nothing new
     assert (again.records, again.created) == (0, 0)
     with hub.session_factory() as s:  # nothing was queued back to the sandbox
-        from connected_objects.models import journal
-        from connected_objects.models import outbox
+        from connected_objects.store.models import journal
+        from connected_objects.store.models import outbox
 
         assert s.scalar(select(func.count()).select_from(outbox)) == 0
         assert s.scalar(select(func.count()).select_from(journal)) == 0

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import Engine
 
 from connected_objects import Scope
-from connected_objects.models import utcnow
 from connected_objects.queue import CHANGES
 from connected_objects.queue import EVENTS
 from connected_objects.queue import Change
 from connected_objects.queue import InboundEvent
 from connected_objects.queue import Queue
+from connected_objects.store.models import utcnow
 from connected_objects.testing.queue import MemoryQueue
 
 SCOPE = Scope("memory", "test", "acme")

@@ -11,12 +11,12 @@ from connected_objects import DuplicateProvider
 from connected_objects import ProviderLoadError
 from connected_objects import ProviderNotFound
 from connected_objects import ProviderValidationError
-from connected_objects import registry
-from connected_objects.provider import Provider
+from connected_objects.plugin import registry
+from connected_objects.plugin.provider import Provider
 from connected_objects.testing import MemoryProvider
 
 GOOD = """
-from connected_objects.provider import API_VERSION, Limits
+from connected_objects.plugin.provider import API_VERSION, Limits
 
 class {cls}:
     name = {name!r}

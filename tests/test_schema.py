@@ -17,8 +17,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import inspect
 
 from connected_objects import SchemaOutOfDate
-from connected_objects import schema
-from connected_objects.models import metadata
+from connected_objects.store import schema
+from connected_objects.store.models import metadata
 
 
 def _co_tables(url: str) -> set[str]:
@@ -68,7 +68,7 @@ def test_check_names_the_command_to_run(empty_database_url: str) -> None:
     finally:
         engine.dispose()
     assert "are missing" in str(info.value)
-    assert "connected_objects.schema.upgrade(engine)" in str(info.value)
+    assert "connected_objects.store.schema.upgrade(engine)" in str(info.value)
 
 
 def test_revision_ids_and_branch_label() -> None:
@@ -106,13 +106,13 @@ def _user_project(tmp_path: Path, url: str) -> Config:
             from alembic import context
             from sqlalchemy import create_engine
 
-            import connected_objects.models
+            import connected_objects.store.models
 
             config = context.config
             engine = create_engine(config.get_main_option("sqlalchemy.url"))
             try:
                 with engine.connect() as connection:
-                    context.configure(connection=connection, target_metadata=[connected_objects.models.metadata])
+                    context.configure(connection=connection, target_metadata=[connected_objects.store.models.metadata])
                     with context.begin_transaction():
                         context.run_migrations()
             finally:
@@ -207,7 +207,7 @@ def test_co_0006_gives_existing_inbox_rows_their_kind(empty_database_url):
 
     from sqlalchemy import text
 
-    from connected_objects import inbox
+    from connected_objects.queue import inbox
 
     engine = create_engine(empty_database_url)
     now = dt.datetime(2026, 12, 1, 9, 0, 0)
@@ -244,7 +244,7 @@ def test_co_0007_adds_an_empty_worker_table_and_keeps_what_was_there(empty_datab
 
     from sqlalchemy import text
 
-    from connected_objects import heartbeat
+    from connected_objects.ops import heartbeat
 
     engine = create_engine(empty_database_url)
     try:

@@ -1,12 +1,12 @@
-"""connected_objects.settings: argument, else the provider's variable, else its legacy names, else the default."""
+"""connected_objects.util.settings: argument, else the provider's variable, else its legacy names, else the default."""
 
 from __future__ import annotations
 
 import pytest
 
-from connected_objects.settings import renamed
-from connected_objects.settings import setting
-from connected_objects.settings import variable
+from connected_objects.util.settings import renamed
+from connected_objects.util.settings import setting
+from connected_objects.util.settings import variable
 
 
 def test_the_variable_is_named_after_the_provider_and_the_argument():

@@ -32,9 +32,9 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import registry
-from connected_objects import schema
-from connected_objects.models import metadata as co_metadata
+from connected_objects.plugin import registry
+from connected_objects.store import schema
+from connected_objects.store.models import metadata as co_metadata
 from connected_objects.testing import MemoryProvider
 
 
@@ -197,7 +197,7 @@ def test_connect_refuses_credentials_without_a_required_key(engine: Engine) -> N
 
 
 def test_first_party_providers_declare_their_required_credentials() -> None:
-    from connected_objects.provider import required_credentials
+    from connected_objects.plugin.provider import required_credentials
 
     assert required_credentials(registry.get("quickbooks")) == ("access_token",)
     assert required_credentials(registry.get("xero")) == ("access_token",)

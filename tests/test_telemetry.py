@@ -1,4 +1,4 @@
-"""Metrics and traces (issue 13): a real worker process on PostgreSQL scraped over HTTP, spans
+"""Metrics and traces: a real worker process on PostgreSQL scraped over HTTP, spans
 captured with OpenTelemetry's in-memory exporter, token refreshes counted, JSON log lines."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connected_objects import connections
-from connected_objects import oauth
-from connected_objects.pull import pull
-from connected_objects.telemetry.logs import JsonFormatter
-from connected_objects.telemetry.logs import configure
-from connected_objects.telemetry.logs import reset
-from connected_objects.telemetry.metrics import PrometheusMetrics
+from connected_objects.oauth import tokens as oauth
+from connected_objects.ops.logs import JsonFormatter
+from connected_objects.ops.logs import configure
+from connected_objects.ops.logs import reset
+from connected_objects.ops.metrics import PrometheusMetrics
+from connected_objects.receive.pull import pull
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import make_hub
@@ -158,8 +158,8 @@ def test_spans_for_claim_push_pull_and_apply(sqlite_engine, spans):
         app.uninstall()
     finished = spans.get_finished_spans()
     names = {s.name for s in finished}
-    assert {"connected_objects.claim", "connected_objects.push", "connected_objects.pull"} <= names
-    assert "connected_objects.apply" in names
+    assert {"connected_objects.claim", "connected_objects.push", "connected_objects.receive.pull"} <= names
+    assert "connected_objects.receive.apply" in names
     (push,) = [s for s in finished if s.name == "connected_objects.push"]
     assert dict(push.attributes) == {
         "co.provider": "sandbox",
@@ -167,8 +167,8 @@ def test_spans_for_claim_push_pull_and_apply(sqlite_engine, spans):
         "co.account": "acme",
         "co.action": "create",
     }
-    (pulled,) = [s for s in finished if s.name == "connected_objects.pull"]
-    applies = [s for s in finished if s.name == "connected_objects.apply"]
+    (pulled,) = [s for s in finished if s.name == "connected_objects.receive.pull"]
+    applies = [s for s in finished if s.name == "connected_objects.receive.apply"]
     assert any(a.parent is not None and a.parent.span_id == pulled.context.span_id for a in applies)
     assert applies[0].attributes["co.entity"] == "customers"
 

@@ -29,7 +29,7 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
+from connected_objects.store import identity
 from connected_objects.testing.sandbox import serve
 
 CONNEC = Scope("maestrano", "maestrano", "cld-1")

@@ -10,11 +10,11 @@ import pytest
 
 from connected_objects.web import ASGIAdapter
 from connected_objects.web import WSGIAdapter
+from connected_objects.web.core import HttpApp
 from connected_objects.web.core import HTTPError
 from connected_objects.web.core import Request
 from connected_objects.web.core import Response
 from connected_objects.web.core import Route
-from connected_objects.web.core import WebhookApp
 from connected_objects.web.core import parse_json_object
 
 SECRET = "s3cr3t-in-an-exception-message"
@@ -39,7 +39,7 @@ def test_a_refused_path_parameter_never_reaches_the_handler():
         return Response.empty(204)
 
     denied = Response.json(401, {"error": "invalid credentials"})
-    app = WebhookApp(
+    app = HttpApp(
         [
             Route("POST", "/{m}/open", handler, params={"m": {"known"}.__contains__}),
             Route("POST", "/{m}/closed", handler, params={"m": {"known"}.__contains__}, refusal=denied),
@@ -56,7 +56,7 @@ def test_an_unexpected_exception_is_a_generic_500_with_the_traceback_logged(capl
     def broken(request: Request) -> Response:
         raise RuntimeError(f"database password was {SECRET}")
 
-    app = WebhookApp([Route("POST", "/broken", broken)])
+    app = HttpApp([Route("POST", "/broken", broken)])
     with caplog.at_level(logging.ERROR, logger="connected_objects.web.core"):
         response = app.handle(Request("POST", "/broken", {}, b"{}"))
     assert response.status == 500
@@ -70,7 +70,7 @@ def test_a_recursion_error_from_a_handler_is_a_500_not_an_escape():
     def deep(request: Request) -> Response:
         raise RecursionError("maximum recursion depth exceeded")
 
-    assert WebhookApp([Route("POST", "/deep", deep)]).handle(Request("POST", "/deep", {}, b"")).status == 500
+    assert HttpApp([Route("POST", "/deep", deep)]).handle(Request("POST", "/deep", {}, b"")).status == 500
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_a_recursion_error_from_a_handler_is_a_500_not_an_escape():
     ],
 )
 def test_bodies_the_bounded_reader_refuses_are_400_with_a_generic_message(body, message):
-    response = WebhookApp([Route("POST", "/echo", echo)]).handle(Request("POST", "/echo", {}, body))
+    response = HttpApp([Route("POST", "/echo", echo)]).handle(Request("POST", "/echo", {}, body))
     assert response.status == 400
     assert message in response.body.decode()
     assert len(response.body) < 100  # the body is never quoted back
@@ -96,11 +96,11 @@ def test_bodies_the_bounded_reader_refuses_are_400_with_a_generic_message(body, 
 
 def test_depth_is_counted_outside_strings_only():
     nested = b'{"a": "' + b"[" * 1000 + b'", "b": [[[1]]], "c": "\\"]]]{{{"}'
-    response = WebhookApp([Route("POST", "/echo", echo)]).handle(Request("POST", "/echo", {}, nested))
+    response = HttpApp([Route("POST", "/echo", echo)]).handle(Request("POST", "/echo", {}, nested))
     assert response.status == 200
 
 
-def asgi_call(app: WebhookApp, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+def asgi_call(app: HttpApp, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -114,7 +114,7 @@ def asgi_call(app: WebhookApp, headers: list[tuple[bytes, bytes]], body: bytes) 
     return sent[0]["status"]
 
 
-def wsgi_call(app: WebhookApp, content_length: str, body: bytes) -> int:
+def wsgi_call(app: HttpApp, content_length: str, body: bytes) -> int:
     statuses: list[str] = []
     environ = {
         "REQUEST_METHOD": "POST",
@@ -128,7 +128,7 @@ def wsgi_call(app: WebhookApp, content_length: str, body: bytes) -> int:
 
 @pytest.mark.parametrize("declared", ["\u00b3", "\u0663", "9" * 5000, "-1", "1 2"])
 def test_a_content_length_that_is_not_ascii_digits_is_400_or_413_in_both_adapters(declared):
-    app = WebhookApp([Route("POST", "/echo", echo)])
+    app = HttpApp([Route("POST", "/echo", echo)])
     # ASGI header bytes decode as latin-1: b"\xb3" is "³", which int() accepts and HTTP does not.
     raw = declared.encode("latin-1", "replace")
     assert asgi_call(app, [(b"content-length", raw)], b"{}") in (400, 413)
@@ -139,12 +139,12 @@ def test_http_errors_keep_their_status_and_headers():
     def refuse(request: Request) -> Response:
         raise HTTPError(401, "invalid credentials", [("www-authenticate", "Basic")])
 
-    response = WebhookApp([Route("GET", "/x", refuse)]).handle(Request("GET", "/x", {}, b""))
+    response = HttpApp([Route("GET", "/x", refuse)]).handle(Request("GET", "/x", {}, b""))
     assert (response.status, dict(response.headers)["www-authenticate"]) == (401, "Basic")
 
 
 def test_the_logged_traceback_of_a_failed_request_holds_no_registered_secret(caplog):
-    from connected_objects.redaction import register_secrets
+    from connected_objects.util.redaction import register_secrets
 
     token = "s3cr3t-verifier-token-0042"
     register_secrets(token)
@@ -152,7 +152,7 @@ def test_the_logged_traceback_of_a_failed_request_holds_no_registered_secret(cap
     def broken(request: Request) -> Response:
         raise RuntimeError(f"the verifier {token} was refused")
 
-    app = WebhookApp([Route("POST", "/broken", broken)])
+    app = HttpApp([Route("POST", "/broken", broken)])
     with caplog.at_level(logging.ERROR, logger="connected_objects.web.core"):
         assert app.handle(Request("POST", "/broken", {}, b"{}")).status == 500
     assert token not in caplog.text and "RuntimeError" in caplog.text

@@ -44,11 +44,11 @@ from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects.models import inbox as inbox_table
+from connected_objects.store import identity
+from connected_objects.store.models import inbox as inbox_table
 from connected_objects.testing.sandbox import SandboxProvider
 from connected_objects.web import ASGIAdapter
-from connected_objects.web import WebhookApp
+from connected_objects.web import HttpApp
 from connected_objects.web import WSGIAdapter
 
 VERIFIER = "intuit-verifier-token"
@@ -204,7 +204,7 @@ def app(sqlite_engine):
 
 
 def call_asgi(
-    app: WebhookApp,
+    app: HttpApp,
     method: str,
     path: str,
     headers: dict[str, str],
@@ -230,7 +230,7 @@ def call_asgi(
 
 
 def call_wsgi(
-    app: WebhookApp,
+    app: HttpApp,
     method: str,
     path: str,
     headers: dict[str, str],
@@ -441,7 +441,7 @@ def test_a_non_ascii_relay_state_is_400_not_500(app, adapter):
     assert status == 400 and snapshot() == before
 
 
-# -- a delivery the database cannot store (issue 23, item 6) --------------------------------------------------
+# -- a delivery the database cannot store --------------------------------------------------
 
 
 class CuttableLink:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from sqlalchemy import create_engine, inspect
 import connected_objects
-from connected_objects import schema
+from connected_objects.store import schema
 
 assert "{root}" not in connected_objects.__file__, connected_objects.__file__
 location = schema.location()
@@ -120,8 +120,11 @@ from sqlalchemy import ForeignKey, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 import connected_objects_maestrano.sso  # python3-saml, xmlsec and lxml were built to agree
-from connected_objects import Hub, connected, registry, schema
-from connected_objects.provider import required_credentials
+from connected_objects import Hub
+from connected_objects import connected
+from connected_objects.plugin import registry
+from connected_objects.store import schema
+from connected_objects.plugin.provider import required_credentials
 from connected_objects_maestrano.mappings import OrganizationMapping
 from connected_objects_quickbooks.mappings import CustomerMapping
 from connected_objects_xero.mappings import ContactMapping

@@ -58,7 +58,7 @@ def test_changes_commands_list_retry_discard(sqlite_engine, monkeypatch, org):
     rows = [json.loads(line) for line in listed.output.splitlines()]
     assert [(r["local_id"], r["state"]) for r in rows] == [("1", "pending"), ("2", "pending")]
 
-    from connected_objects.retry import RetryPolicy
+    from connected_objects.util.retry import RetryPolicy
 
     hub.retry = RetryPolicy(base=0, factor=1, cap=0, max_attempts=1)  # first failure is final
     hub.drain()
@@ -149,7 +149,7 @@ def test_drain_says_what_is_wrong_instead_of_looping_when_claims_keep_failing(tm
 
     engine = create_engine(f"sqlite:///{tmp_path / 'no-schema.sqlite'}")  # our tables were never created
     hub = Hub(sessionmaker(engine), models=[])
-    with pytest.raises(SchemaOutOfDate, match="tables are missing.*schema upgrade"):  # checked first (issue 13)
+    with pytest.raises(SchemaOutOfDate, match="tables are missing.*schema upgrade"):  # checked first
         hub.drain(poll=0.01)
     with pytest.raises(ConnectedObjectsError, match="schema upgraded"):  # unchecked: claims fail, and it says so
         hub.drain(poll=0.01, check_schema=False)

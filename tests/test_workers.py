@@ -25,10 +25,10 @@ from sqlalchemy import Engine
 from sqlalchemy import func
 from sqlalchemy import select
 
-from connected_objects import identity
-from connected_objects.journal import queued
-from connected_objects.models import journal
-from connected_objects.models import outbox
+from connected_objects.queue.journal import queued
+from connected_objects.store import identity
+from connected_objects.store.models import journal
+from connected_objects.store.models import outbox
 from connected_objects.testing.invoicing import Base
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
@@ -146,7 +146,7 @@ def assert_sandbox_matches_local(hub, sandbox: Sandbox) -> None:
                     for (a, e, rid), h in sandbox.history.items():
                         if a == account and e == "invoices" and h[0]["local_id"] == k:
                             print("  history", rid, h, sandbox.records[(a, e, rid)].version)
-                            from connected_objects.dispatch import idempotency_key
+                            from connected_objects.push.dispatch import idempotency_key
 
                             ck = idempotency_key("create", scope, "invoices", "invoice", str(k), 0)
                             print(

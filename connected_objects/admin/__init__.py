@@ -2,7 +2,7 @@
 
 A small server-rendered admin an application mounts next to its own routes
 (Jinja2 templates, no front-end build: ``pip install 'connected-objects[admin]'``).
-It is a sans-I/O :class:`~connected_objects.web.core.WebhookApp`, served by the
+It is a sans-I/O :class:`~connected_objects.web.core.HttpApp`, served by the
 same adapters as the webhook routes. Deny by default: pass the application's
 ``authorize(request) -> bool``. Every form carries a CSRF token; every answer
 the security headers; no credential is ever read, and every error text and
@@ -33,7 +33,7 @@ Example::
     >>> from sqlalchemy.orm import sessionmaker
     >>> from connected_objects.admin import admin_app
     >>> from connected_objects.hub import Hub
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.web import Request
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)

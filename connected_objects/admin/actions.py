@@ -3,7 +3,7 @@
 Each runs in one transaction and answers 303 to the page it came from, with a
 fixed notice (``?did=retried&n=3``). "All" means every dead item matching the
 page's filters (scope and error text): one statement for discards and for
-events, keyset batches through :func:`connected_objects.outbox.retry` for
+events, keyset batches through :func:`connected_objects.queue.outbox.retry` for
 changes (its folding rules stay the one place they live). The CSRF check runs
 before any of these (:class:`~connected_objects.admin.app.AdminApp`).
 
@@ -12,10 +12,11 @@ Example: the browser's CSRF cookie and its form token, then "retry all" of one e
     >>> import re
     >>> from sqlalchemy import create_engine
     >>> from sqlalchemy.orm import sessionmaker
-    >>> from connected_objects import Scope, outbox
+    >>> from connected_objects import Scope
+    >>> from connected_objects.queue import outbox
     >>> from connected_objects.admin import admin_app
     >>> from connected_objects.hub import Hub
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.web import Request
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -41,8 +42,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .. import connections
-from .. import inbox
-from .. import outbox
+from ..queue import inbox
+from ..queue import outbox
 from ..web.core import HTTPError
 from ..web.core import Request
 from ..web.core import Response
@@ -59,8 +60,9 @@ def _back(config: AdminConfig, page: str, form: Form, did: str, n: int) -> Respo
 
 
 def _act(config: AdminConfig, request: Request, queue: Any, page: str) -> Response:
-    """Run the form's ``action`` on ``queue`` (the :mod:`~connected_objects.outbox` or :mod:`~connected_objects.inbox`
-    module: both offer retry, discard, retry_where and discard_where) and go back to ``page``."""
+    """Run the form's ``action`` on ``queue`` (the :mod:`~connected_objects.queue.outbox` or
+    :mod:`~connected_objects.queue.inbox` module: both offer retry, discard,
+    retry_where and discard_where) and go back to ``page``."""
     form = Form.of_body(request)
     action = form.text("action")
     scope, error = form.scope("scope"), form.text("error")

@@ -1,6 +1,6 @@
 """The admin as a sans-I/O app: the pages' routes behind the authorization hook, CSRF and the headers.
 
-:class:`AdminApp` is a :class:`~connected_objects.web.core.WebhookApp`, so it
+:class:`AdminApp` is a :class:`~connected_objects.web.core.HttpApp`, so it
 is served exactly like the webhook routes, by
 :class:`~connected_objects.web.ASGIAdapter` or
 :class:`~connected_objects.web.WSGIAdapter`. Before any route runs it asks the
@@ -34,12 +34,12 @@ from collections.abc import Callable
 from ..connections import ConnectionInfo
 from ..exceptions import ConfigurationError
 from ..hub import Hub
-from ..redaction import redact
+from ..util.redaction import redact
+from ..web.core import HttpApp
 from ..web.core import HTTPError
 from ..web.core import Request
 from ..web.core import Response
 from ..web.core import Route
-from ..web.core import WebhookApp
 from . import actions
 from . import pages
 from .config import AdminConfig
@@ -74,7 +74,7 @@ _ROUTES: tuple[tuple[str, str, _Page], ...] = (
 )
 
 
-class AdminApp(WebhookApp):
+class AdminApp(HttpApp):
     """The admin pages (see the module docstring); build it with :func:`admin_app`."""
 
     def __init__(self, config: AdminConfig, *, max_body: int = 256 * 1024) -> None:

@@ -3,17 +3,18 @@
 Every list is a keyset page: the rows after the last id shown (``?after=``),
 one indexed query per page whatever the table's size, plus one row more than
 shown to know whether a next page exists. Error texts and payloads pass
-through :func:`~connected_objects.redaction.redact`; credentials are never
+through :func:`~connected_objects.util.redaction.redact`; credentials are never
 read (connections are listed without them).
 
 Example: the dead changes of one scope, a page of two, then the next::
 
     >>> from sqlalchemy import create_engine
     >>> from sqlalchemy.orm import sessionmaker
-    >>> from connected_objects import Scope, outbox
+    >>> from connected_objects import Scope
+    >>> from connected_objects.queue import outbox
     >>> from connected_objects.admin import admin_app
     >>> from connected_objects.hub import Hub
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.web import Request
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -35,15 +36,15 @@ from __future__ import annotations
 from typing import Any
 
 from .. import connections
-from .. import identity
-from .. import inbox
-from .. import outbox
 from ..exceptions import ConfigurationError
-from ..explain import explain
-from ..explain import find_model
-from ..explain import primary_key
-from ..models import utcnow
-from ..redaction import redact
+from ..ops.explain import explain
+from ..ops.explain import find_model
+from ..ops.explain import primary_key
+from ..queue import inbox
+from ..queue import outbox
+from ..store import identity
+from ..store.models import utcnow
+from ..util.redaction import redact
 from ..web.core import Request
 from ..web.core import Response
 from . import sources

@@ -1,7 +1,7 @@
 """Where the admin pages read what other components own: worker heartbeats and rate-limit holds.
 
 :func:`workers` lists the fleet's workers from their heartbeats (the
-``co_worker`` table and :mod:`connected_objects.heartbeat`, where they exist);
+``co_worker`` table and :mod:`connected_objects.ops.heartbeat`, where they exist);
 without them it returns ``[]`` and :func:`workers_note` says why.
 :func:`holds` asks the shared limits store (:mod:`connected_objects.limits`,
 through its public ``held`` call) which scopes are held after a 429 or a day
@@ -27,12 +27,12 @@ from typing import Any
 
 from sqlalchemy import inspect
 
-from ..db import DB
-from ..db import connection_of
 from ..limits import Hold
 from ..limits import LimitsStore
 from ..limits import scope_key
 from ..scope import Scope
+from ..util.db import DB
+from ..util.db import connection_of
 
 __all__ = ["WorkerRow", "holds", "workers", "workers_note"]
 
@@ -52,7 +52,7 @@ class WorkerRow:
 
 def _heartbeats() -> Any | None:
     try:
-        return importlib.import_module("connected_objects.heartbeat")
+        return importlib.import_module("connected_objects.ops.heartbeat")
     except ImportError:
         return None
 

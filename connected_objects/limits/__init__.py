@@ -1,7 +1,7 @@
 """Fleet-wide limits: where workers share request rates, concurrency and holds.
 
-Every worker sends a scope's requests through a :class:`~connected_objects.gates.ScopeGate`,
-and the gate keeps to the provider's :class:`~connected_objects.provider.Limits`
+Every worker sends a scope's requests through a :class:`~connected_objects.limits.gates.ScopeGate`,
+and the gate keeps to the provider's :class:`~connected_objects.plugin.provider.Limits`
 through a :class:`LimitsStore`:
 
 - :class:`MemoryLimits`: in the worker's memory; the default, right for one

@@ -23,7 +23,7 @@ Example (SQLite in memory, one connection for the store's threads; a fleet uses 
     >>> import asyncio, time
     >>> from sqlalchemy import create_engine
     >>> from sqlalchemy.pool import StaticPool
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.limits import DatabaseLimits, Rate
     >>> engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     >>> metadata.create_all(engine)
@@ -66,8 +66,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 
-from ..models import limit
-from ..models import limit_lease
+from ..store.models import limit
+from ..store.models import limit_lease
 from .store import Hold
 from .store import Rate
 from .store import Reservation

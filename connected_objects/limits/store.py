@@ -1,6 +1,6 @@
 """The limits store: where a fleet of workers keeps its shared rate, concurrency and holds.
 
-A :class:`~connected_objects.gates.ScopeGate` asks its store four things, by
+A :class:`~connected_objects.limits.gates.ScopeGate` asks its store four things, by
 key (:func:`scope_key`, :func:`app_key`):
 
 - **reserve** a request slot under one or more rates at once (a scope's

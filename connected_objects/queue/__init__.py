@@ -9,7 +9,7 @@ that once over any table with the work columns; :data:`CHANGES` (a
 per-scope heads and an index-driven claim whose cost does not grow with the
 backlog, refusal counts) and :data:`EVENTS` (an :class:`EventQueue`) what events
 need (dedupe on key, ``kind``, waking parked records). Nothing outside this
-package (and :mod:`connected_objects.outbox` and :mod:`connected_objects.inbox`,
+package (and :mod:`connected_objects.queue.outbox` and :mod:`connected_objects.queue.inbox`,
 the public faces built on it) queries those two tables. For tests,
 :class:`connected_objects.testing.queue.MemoryQueue` keeps items in memory.
 
@@ -17,7 +17,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue import CHANGES, Change
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)

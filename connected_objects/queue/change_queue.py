@@ -14,7 +14,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue import CHANGES, Change
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -50,11 +50,11 @@ from sqlalchemy import select
 from sqlalchemy import tuple_
 from sqlalchemy import update
 
-from ..db import DB
-from ..db import connection_of
-from ..models import outbox as t
-from ..models import utcnow
 from ..scope import Scope
+from ..store.models import outbox as t
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
 from . import claims
 from . import coalesce
 from . import fronts

@@ -22,8 +22,8 @@ from ..states import ChangeState
 from ..states import Operation
 from ..states import Slot
 from ..states import WriteAction
-from ..values import dumps
-from ..values import loads
+from ..util.values import dumps
+from ..util.values import loads
 
 __all__ = ["OPERATIONS", "Change", "ClaimedChange", "InDoubt"]
 
@@ -73,7 +73,7 @@ class InDoubt:
     version: str | None = None
 
     def to_text(self) -> str:
-        """As stored in ``co_outbox.in_doubt`` (amounts and dates exactly, see :mod:`connected_objects.values`)."""
+        """As stored in ``co_outbox.in_doubt`` (amounts and dates exactly, see :mod:`connected_objects.util.values`)."""
         body = {
             "change": self.change_id,
             "action": self.action,

@@ -31,7 +31,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue.changes import Change
     >>> from connected_objects.queue.claims import claim
     >>> from connected_objects.queue.coalesce import write_changes
@@ -55,11 +55,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..db import DB
-from ..db import connection_of
-from ..models import outbox as t
-from ..models import utcnow
 from ..scope import Scope
+from ..store.models import outbox as t
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
 from .changes import ClaimedChange
 from .changes import InDoubt
 from .heads import due_scopes

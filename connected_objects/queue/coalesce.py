@@ -12,7 +12,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue.changes import Change
     >>> from connected_objects.queue.coalesce import write_changes
     >>> engine = create_engine("sqlite://")
@@ -37,11 +37,11 @@ from sqlalchemy import Insert
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import sqlite
 
-from ..db import DB
-from ..db import connection_of
-from ..models import outbox as t
-from ..models import utcnow
 from ..scope import Scope
+from ..store.models import outbox as t
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
 from .changes import OPERATIONS
 from .changes import Change
 from .fronts import fronts as find_fronts

@@ -9,7 +9,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue import EVENTS, InboundEvent
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -33,12 +33,12 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
-from ..db import DB
-from ..db import connection_of
-from ..models import inbox as t
-from ..models import utcnow
 from ..scope import Scope
 from ..states import EventKind
+from ..store.models import inbox as t
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
 from .events import InboundEvent
 from .events import StoredEvent
 from .leased import LeasedTable

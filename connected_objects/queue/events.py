@@ -3,7 +3,7 @@
 Each inbox row has a ``kind`` (:data:`~connected_objects.states.EventKind`):
 ``event`` (a provider's notification, decoded by its provider), ``import``
 (a queued backfill of one entity) or ``parked`` (a record kept until its
-reference is linked, see :func:`connected_objects.inbox.park`).
+reference is linked, see :func:`connected_objects.queue.inbox.park`).
 
 Example::
 

@@ -12,7 +12,7 @@ Example::
     >>> import datetime as dt
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue import heads
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -43,11 +43,11 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
-from ..db import DB
-from ..db import connection_of
-from ..models import outbox as t
-from ..models import outbox_scope as s
 from ..scope import Scope
+from ..store.models import outbox as t
+from ..store.models import outbox_scope as s
+from ..util.db import DB
+from ..util.db import connection_of
 from .leased import NEVER
 
 __all__ = ["due_scopes", "settle", "wake", "wake_for"]

@@ -2,7 +2,7 @@
 
 A table with the work columns (``state``, ``attempts``, ``next_attempt_at``,
 ``lease_owner``, ``lease_expires_at``, ``last_error``; see
-:mod:`connected_objects.models`) becomes a :class:`~connected_objects.queue.protocol.Queue`
+:mod:`connected_objects.store.models`) becomes a :class:`~connected_objects.queue.protocol.Queue`
 by wrapping it in a :class:`LeasedTable` with the function that turns a row
 into an item. A claimed item is ``in_flight`` with ``next_attempt_at`` at its
 lease's end, so an expired lease makes it due again like any waiting item.
@@ -13,7 +13,7 @@ orders. Errors are redacted and clipped before they are stored.
 Example::
 
     >>> from sqlalchemy import create_engine, insert
-    >>> from connected_objects.models import inbox, metadata, utcnow
+    >>> from connected_objects.store.models import inbox, metadata, utcnow
     >>> from connected_objects.queue import StoredEvent
     >>> from connected_objects.queue.leased import LeasedTable
     >>> engine = create_engine("sqlite://")
@@ -47,11 +47,11 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
-from ..db import DB
-from ..db import connection_of
-from ..models import utcnow
-from ..redaction import redact
 from ..scope import Scope
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
+from ..util.redaction import redact
 from .protocol import Leased
 from .protocol import Reschedule
 

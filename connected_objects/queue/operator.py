@@ -10,7 +10,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
-    >>> from connected_objects.models import metadata
+    >>> from connected_objects.store.models import metadata
     >>> from connected_objects.queue import CHANGES, Change, operator
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
@@ -37,10 +37,10 @@ from sqlalchemy import tuple_
 from sqlalchemy import union_all
 from sqlalchemy import update
 
-from ..db import DB
-from ..db import connection_of
-from ..models import utcnow
 from ..scope import Scope
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
 from .changes import ClaimedChange
 from .events import StoredEvent
 from .leased import LeasedTable

@@ -1,7 +1,7 @@
 """Test helpers for connected-objects and for applications that use it.
 
 - :class:`MemoryProvider`: a provider whose remote records live in a dict,
-  for fast unit tests (register it with :func:`connected_objects.registry.register`).
+  for fast unit tests (register it with :func:`connected_objects.plugin.registry.register`).
 - :mod:`connected_objects.testing.databases`: clean SQLite, PostgreSQL and
   MariaDB databases for pytest (the same fixtures our own suite uses).
 - :class:`~connected_objects.testing.queue.MemoryQueue`: the leased-queue

@@ -10,10 +10,10 @@ sandbox over HTTP:
 - the change feed pages and resumes from a cursor without losing or repeating records;
 - the webhook route refuses a bad signature with 401 and accepts a good one;
 - with a :attr:`ProviderConformance.catalog` (the provider's declared
-  entities, :mod:`connected_objects.entities`), the first four run for
+  entities, :mod:`connected_objects.plugin.entities`), the first four run for
   **every writable entity** (parametrized as ``entity``), and every read-only
   one is pulled and refuses a create, an update and a delete with
-  :class:`~connected_objects.entities.ReadOnlyEntity` before any request
+  :class:`~connected_objects.plugin.entities.ReadOnlyEntity` before any request
   reaches the sandbox.
 
 Per entity, the hooks are :meth:`ProviderConformance.sample_of`,
@@ -60,11 +60,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ..entities import EntityCatalog
-from ..entities import ReadOnlyEntity
 from ..exceptions import ConflictError
-from ..provider import Provider
-from ..provider import RemoteClient
+from ..plugin.entities import EntityCatalog
+from ..plugin.entities import ReadOnlyEntity
+from ..plugin.provider import Provider
+from ..plugin.provider import RemoteClient
 from ..scope import Scope
 
 __all__ = ["ProviderConformance", "Setup"]

@@ -36,7 +36,9 @@ Where the servers come from, per backend:
 
 Example (a test module)::
 
-    from connected_objects import Scope, identity
+    from connected_objects import Scope
+
+    from connected_objects.store import identity
 
     def test_link(engine):
         with engine.begin() as conn:
@@ -63,8 +65,8 @@ from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ..models import lock
-from ..models import metadata as co_metadata
+from ..store.models import lock
+from ..store.models import metadata as co_metadata
 
 __all__ = [
     "BACKENDS",

@@ -7,7 +7,7 @@ keep of such a page (an error message, a log line) would then hold the
 connection's secrets in plain text. :class:`EchoingErrors` wraps any ASGI
 app (a provider sandbox, the fake OAuth server) and turns every answer with
 status ≥ 400, and every failure it is told to inject, into such a page, so a
-test can prove that nothing of it survives :mod:`connected_objects.redaction`.
+test can prove that nothing of it survives :mod:`connected_objects.util.redaction`.
 
 The page comes in three styles, as real ones do: ``json`` (the dump in the
 fields error parsers read: ``error``, ``message``, QuickBooks' ``Fault``,

@@ -24,7 +24,7 @@ Example::
     >>> from sqlalchemy import create_engine
     >>> from connected_objects.testing.fleet import Contact, make_hub
     >>> from connected_objects.testing import MemoryProvider
-    >>> from connected_objects import schema
+    >>> from connected_objects.store import schema
     >>> engine = create_engine("sqlite://")
     >>> schema.upgrade(engine)  # make_hub installs capture, which checks the co_* tables
     >>> hub = make_hub(engine, MemoryProvider())
@@ -49,14 +49,14 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
-from ..connected import connected
+from ..declare import connected
 from ..hub import Hub
 from ..limits import LimitsStore
 from ..mapping import FieldMapping
-from ..provider import Limits
-from ..provider import Provider
-from ..retry import RetryPolicy
-from ..secrets import Vault
+from ..plugin.provider import Limits
+from ..plugin.provider import Provider
+from ..util.retry import RetryPolicy
+from ..util.secrets import Vault
 
 __all__ = ["Base", "Contact", "Tenant", "hub_from_env", "make_hub", "provider_from_env"]
 

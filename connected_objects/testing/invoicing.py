@@ -16,7 +16,7 @@ Example::
 
     >>> from sqlalchemy import create_engine
     >>> from connected_objects.testing.invoicing import Base, Invoice, make_hub
-    >>> from connected_objects import schema
+    >>> from connected_objects.store import schema
     >>> engine = create_engine("sqlite://")
     >>> schema.upgrade(engine)  # make_hub installs capture, which checks the co_* tables
     >>> hub = make_hub(engine, "http://sandbox")
@@ -40,12 +40,12 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
-from ..connected import connected
+from ..declare import connected
 from ..hub import Hub
 from ..mapping import FieldMapping
 from ..mapping import Reference
-from ..provider import Limits
-from ..retry import RetryPolicy
+from ..plugin.provider import Limits
+from ..util.retry import RetryPolicy
 from .sandbox import SandboxProvider
 
 __all__ = ["Base", "Customer", "Invoice", "Organization", "hub_from_env", "make_hub"]

@@ -33,10 +33,10 @@ from typing import Any
 
 from ..exceptions import ConflictError
 from ..exceptions import PermanentError
-from ..provider import API_VERSION
-from ..provider import Limits
-from ..provider import Page
-from ..provider import RemoteRecord
+from ..plugin.provider import API_VERSION
+from ..plugin.provider import Limits
+from ..plugin.provider import Page
+from ..plugin.provider import RemoteRecord
 from ..scope import Scope
 
 __all__ = ["MemoryClient", "MemoryProvider"]
@@ -78,7 +78,7 @@ class MemoryProvider:
 
 @dataclass
 class MemoryClient:
-    """A :class:`~connected_objects.provider.RemoteClient` over a :class:`MemoryProvider`."""
+    """A :class:`~connected_objects.plugin.provider.RemoteClient` over a :class:`MemoryProvider`."""
 
     provider: MemoryProvider
     scope: Scope

@@ -30,7 +30,7 @@ each provider documents.
 Example::
 
     >>> import asyncio, httpx
-    >>> from connected_objects.oauth import refresh_grant
+    >>> from connected_objects.plugin.oauth2 import refresh_grant
     >>> from connected_objects.testing.oauth import FakeAuthorizationServer
     >>> server = FakeAuthorizationServer("client", "s3cret")
     >>> first = server.issue()

@@ -31,12 +31,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 
-from ..models import utcnow
 from ..queue.leased import NEVER
 from ..queue.leased import clip
 from ..queue.protocol import Queue
 from ..queue.protocol import Reschedule
 from ..states import ChangeState
+from ..store.models import utcnow
 
 __all__ = ["MemoryItem", "MemoryQueue"]
 

@@ -71,18 +71,18 @@ from starlette.types import Scope as ASGIScope
 from starlette.types import Send
 
 from ..exceptions import PermanentError
-from ..http import json_body
-from ..http import raise_for_response
-from ..http import transport_error
-from ..inbox import InboundEvent
-from ..inbox import digest_key
-from ..provider import API_VERSION
-from ..provider import Limits
-from ..provider import Page
-from ..provider import ProviderContext
-from ..provider import RemoteRecord
-from ..redaction import register_secrets
+from ..plugin.provider import API_VERSION
+from ..plugin.provider import Limits
+from ..plugin.provider import Page
+from ..plugin.provider import ProviderContext
+from ..plugin.provider import RemoteRecord
+from ..queue.inbox import InboundEvent
+from ..queue.inbox import digest_key
 from ..scope import Scope
+from ..util.http import json_body
+from ..util.http import raise_for_response
+from ..util.http import transport_error
+from ..util.redaction import register_secrets
 from ..web.core import HTTPError
 from ..web.core import Request as WebRequest
 from ..web.core import Response as WebResponse
@@ -493,7 +493,7 @@ class SandboxProvider:
 
     def routes(self, context: ProviderContext) -> list[WebRoute]:
         """The inbound webhook route."""
-        from ..inbox import store
+        from ..queue.inbox import store
 
         def receive(request: WebRequest) -> WebResponse:
             if not hmac_matches(self._secret, request.body, request.header("x-sandbox-signature")):
@@ -531,7 +531,7 @@ def _record(entity: str, body: Mapping[str, Any]) -> RemoteRecord:
 
 
 class SandboxClient:
-    """A :class:`~connected_objects.provider.RemoteClient` for one sandbox account."""
+    """A :class:`~connected_objects.plugin.provider.RemoteClient` for one sandbox account."""
 
     def __init__(self, http: httpx.AsyncClient, base: str, token: str, *, page_size: int = 500) -> None:
         self.http = http

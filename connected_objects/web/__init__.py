@@ -1,14 +1,14 @@
 """Inbound HTTP: a sans-I/O webhook core and thin ASGI and WSGI adapters.
 
 Providers contribute :class:`~connected_objects.web.core.Route` objects; the hub
-collects them into a :class:`~connected_objects.web.core.WebhookApp`, which you
+collects them into a :class:`~connected_objects.web.core.HttpApp`, which you
 serve with :class:`~connected_objects.web.asgi.ASGIAdapter` (FastAPI, Starlette)
 or :class:`~connected_objects.web.wsgi.WSGIAdapter` (Flask, Django).
 
 Example::
 
-    >>> from connected_objects.web import ASGIAdapter, Response, Route, WebhookApp
-    >>> app = ASGIAdapter(WebhookApp([Route("GET", "/ping", lambda r: Response.json(200, "pong"))]))
+    >>> from connected_objects.web import ASGIAdapter, Response, Route, HttpApp
+    >>> app = ASGIAdapter(HttpApp([Route("GET", "/ping", lambda r: Response.json(200, "pong"))]))
     >>> app
     ASGIAdapter(routes=1)
 """
@@ -16,11 +16,11 @@ Example::
 from __future__ import annotations
 
 from .asgi import ASGIAdapter
+from .core import HttpApp
 from .core import HTTPError
 from .core import Request
 from .core import Response
 from .core import Route
-from .core import WebhookApp
 from .wsgi import WSGIAdapter
 
-__all__ = ["ASGIAdapter", "HTTPError", "Request", "Response", "Route", "WSGIAdapter", "WebhookApp"]
+__all__ = ["ASGIAdapter", "HTTPError", "HttpApp", "Request", "Response", "Route", "WSGIAdapter"]

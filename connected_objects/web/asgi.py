@@ -1,4 +1,4 @@
-"""The ASGI adapter: serve a :class:`~connected_objects.web.core.WebhookApp` from FastAPI, Starlette or any ASGI server.
+"""The ASGI adapter: serve a :class:`~connected_objects.web.core.HttpApp` from FastAPI, Starlette or any ASGI server.
 
 It only translates: reads the body (refusing with 413 as soon as it passes the
 limit, before reading the rest), runs the sans-I/O core in a worker thread
@@ -16,19 +16,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .core import HttpApp
 from .core import HTTPError
 from .core import Request
 from .core import Response
-from .core import WebhookApp
 from .core import content_length
 
 __all__ = ["ASGIAdapter"]
 
 
 class ASGIAdapter:
-    """An ASGI 3 application around a :class:`WebhookApp`."""
+    """An ASGI 3 application around a :class:`HttpApp`."""
 
-    def __init__(self, app: WebhookApp) -> None:
+    def __init__(self, app: HttpApp) -> None:
         self.app = app
 
     def __repr__(self) -> str:

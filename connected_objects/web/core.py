@@ -3,7 +3,7 @@
 Providers describe their inbound endpoints as :class:`Route` objects whose
 handlers take a :class:`Request` (method, path, lower-cased headers, the raw
 body and the path parameters) and return a :class:`Response`. A
-:class:`WebhookApp` matches routes and turns every expected failure into the
+:class:`HttpApp` matches routes and turns every expected failure into the
 right 4xx, so the thin adapters (:mod:`connected_objects.web.asgi`,
 :mod:`connected_objects.web.wsgi`) only translate to and from their protocol.
 Verification helpers compare secrets in constant time.
@@ -14,24 +14,24 @@ marketplace or environment that is not configured is refused (404 unless the
 route says otherwise) and its handler never runs, never writes. A route that
 leaves a path parameter unchecked cannot be built. Bodies are read with the
 one bounded JSON reader (:mod:`connected_objects.web.body`): too deep, too big
-or not strict JSON is 400. :meth:`WebhookApp.handle` never raises: anything
+or not strict JSON is 400. :meth:`HttpApp.handle` never raises: anything
 unexpected is logged with its traceback and answered with a generic 500.
 
 A webhook is acknowledged only once it is stored. When the database cannot
 take it (unreachable, connection cut, locked, pool exhausted), the answer is
 ``503 Service Unavailable`` with a ``Retry-After`` (:data:`RETRY_AFTER`
-seconds, or ``WebhookApp(retry_after=...)``): the transaction was rolled back,
+seconds, or ``HttpApp(retry_after=...)``): the transaction was rolled back,
 nothing was kept, and the provider delivers again later, as QuickBooks,
 Xero and Connec! do for any answer that is not 2xx. Neither a 2xx (the
 delivery would be lost) nor a 500 (it says our code is broken).
 
 Example::
 
-    >>> from connected_objects.web.core import Request, Response, Route, WebhookApp
+    >>> from connected_objects.web.core import Request, Response, Route, HttpApp
     >>> def hello(request):
     ...     return Response.json(200, {"marketplace": request.params["marketplace"]})
     >>> known = {"maestrano", "maestrano-uat"}
-    >>> app = WebhookApp([Route("POST", "/{marketplace}/hello", hello, params={"marketplace": known.__contains__})])
+    >>> app = HttpApp([Route("POST", "/{marketplace}/hello", hello, params={"marketplace": known.__contains__})])
     >>> app.handle(Request("POST", "/maestrano/hello", {}, b"")).body
     b'{"marketplace":"maestrano"}'
     >>> app.handle(Request("POST", "/elsewhere/hello", {}, b"")).status
@@ -61,7 +61,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ..redaction import install_log_filter
+from ..util.redaction import install_log_filter
 from .body import DEFAULT_MAX_BODY
 from .body import UnreadableBody
 from .body import read_json
@@ -70,10 +70,10 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "RETRY_AFTER",
     "HTTPError",
+    "HttpApp",
     "Request",
     "Response",
     "Route",
-    "WebhookApp",
     "basic_auth_matches",
     "content_length",
     "hmac_matches",
@@ -191,7 +191,7 @@ class Route:
         return all(check(params[name]) for name, check in self.params.items())
 
 
-class WebhookApp:
+class HttpApp:
     """A set of routes with a body-size limit; :meth:`handle` never raises.
 
     :param retry_after: the ``Retry-After`` (seconds) of the 503 answered when the database cannot store.

@@ -1,4 +1,4 @@
-"""The WSGI adapter: serve a :class:`~connected_objects.web.core.WebhookApp` from Flask, Django or any WSGI server.
+"""The WSGI adapter: serve a :class:`~connected_objects.web.core.HttpApp` from Flask, Django or any WSGI server.
 
 It reads at most the body-size limit (413 beyond it, decided from
 ``CONTENT_LENGTH`` before reading), hands the request to the sans-I/O core
@@ -17,10 +17,10 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
+from .core import HttpApp
 from .core import HTTPError
 from .core import Request
 from .core import Response
-from .core import WebhookApp
 from .core import content_length
 
 __all__ = ["WSGIAdapter"]
@@ -48,9 +48,9 @@ _REASONS = {
 
 
 class WSGIAdapter:
-    """A WSGI application around a :class:`WebhookApp`."""
+    """A WSGI application around a :class:`HttpApp`."""
 
-    def __init__(self, app: WebhookApp) -> None:
+    def __init__(self, app: HttpApp) -> None:
         self.app = app
 
     def __repr__(self) -> str:

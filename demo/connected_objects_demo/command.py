@@ -20,7 +20,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from connected_objects import registry
+from connected_objects.plugin import registry
 
 from .story import DemoFailure
 from .story import run

@@ -71,20 +71,20 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
-from connected_objects import identity
-from connected_objects import schema
 from connected_objects import signals
-from connected_objects.connected import connected
+from connected_objects.declare import connected
 from connected_objects.exceptions import ConnectedObjectsError
 from connected_objects.hub import Hub
 from connected_objects.mapping import FieldMapping
 from connected_objects.mapping import Reference
-from connected_objects.models import connection as connection_table
-from connected_objects.pull import PullStats
-from connected_objects.pull import pull
-from connected_objects.retry import RetryPolicy
+from connected_objects.ops.status import status
+from connected_objects.receive.pull import PullStats
+from connected_objects.receive.pull import pull
 from connected_objects.scope import Scope
-from connected_objects.status import status
+from connected_objects.store import identity
+from connected_objects.store import schema
+from connected_objects.store.models import connection as connection_table
+from connected_objects.util.retry import RetryPolicy
 from connected_objects.web import ASGIAdapter
 
 __all__ = ["DemoFailure", "Summary", "run"]
@@ -263,9 +263,9 @@ def run(path: Path, console: Console | None = None) -> Summary:
     from connected_objects_xero import XeroProvider
     from connected_objects_xero.testing import FakeXero
 
-    from connected_objects.secrets import Vault
     from connected_objects.testing.oauth import FakeAuthorizationServer
     from connected_objects.testing.sandbox import serve
+    from connected_objects.util.secrets import Vault
 
     console = console or Console()
     path.unlink(missing_ok=True)
@@ -484,7 +484,7 @@ class _Story:
 
     def quickbooks(self) -> None:
         from connected_objects import connections
-        from connected_objects import oauth
+        from connected_objects.oauth import tokens as oauth
 
         realm = "9130354"
         scope = Scope("quickbooks", "production", realm)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connected_objects import registry
+from connected_objects.plugin import registry
 
 
 @pytest.fixture(autouse=True)

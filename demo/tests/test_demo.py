@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from connected_objects_demo import run
 from rich.console import Console
 
-from connected_objects import schema
 from connected_objects.cli import main
+from connected_objects.store import schema
 
 
 def test_the_demo_checks_out_and_status_reads_its_database(tmp_path, monkeypatch):

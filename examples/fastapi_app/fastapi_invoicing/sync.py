@@ -29,9 +29,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from connected_objects import Hub
-from connected_objects.connect import ConnectFlow
-from connected_objects.secrets import SECRET_KEYS_ENV
-from connected_objects.secrets import Vault
+from connected_objects.oauth import ConnectFlow
+from connected_objects.util.secrets import SECRET_KEYS_ENV
+from connected_objects.util.secrets import Vault
 from connected_objects.web.core import Request
 
 from .login import COOKIE

@@ -28,8 +28,8 @@ from connected_objects import connections
 from connected_objects.admin import admin_app
 from connected_objects.admin.security import cookie_value
 from connected_objects.web import ASGIAdapter
+from connected_objects.web import HttpApp
 from connected_objects.web import Request
-from connected_objects.web import WebhookApp
 
 from .login import COOKIE
 from .login import key
@@ -94,7 +94,7 @@ def _maestrano() -> ASGIAdapter:
     # the Maestrano routes (SSO, metadata, webhooks, Connec! notifications) and "Connect to …" under /connect/…
     flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
     oauth = flow.routes() if flow is not None else []
-    return ASGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
+    return ASGIAdapter(HttpApp([*hub().webhooks().routes, *oauth]))
 
 
 async def maestrano_routes(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -32,15 +32,15 @@ from sqlalchemy import select
 
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects import outbox
-from connected_objects.models import connection as connection_table
-from connected_objects.models import outbox as outbox_table
-from connected_objects.secrets import Vault
+from connected_objects.queue import outbox
+from connected_objects.store.models import connection as connection_table
+from connected_objects.store.models import outbox as outbox_table
 from connected_objects.testing.browser import chromium
 from connected_objects.testing.databases import create_database
 from connected_objects.testing.databases import drop_database
 from connected_objects.testing.databases import server_url
 from connected_objects.testing.sandbox import serve
+from connected_objects.util.secrets import Vault
 
 HERE = Path(__file__).resolve().parents[1]
 SCREENSHOT = HERE.parents[1] / "docs" / "images" / "admin-dead-changes.png"

@@ -20,12 +20,12 @@ from connected_objects_xero.testing import FakeXeroIdentity
 from sqlalchemy import create_engine
 from sqlalchemy import text
 
-from connected_objects.secrets import Vault
 from connected_objects.testing.browser import chromium
 from connected_objects.testing.databases import create_database
 from connected_objects.testing.databases import drop_database
 from connected_objects.testing.databases import server_url
 from connected_objects.testing.sandbox import serve
+from connected_objects.util.secrets import Vault
 
 HERE = Path(__file__).resolve().parents[1]
 REALM = "9130354"

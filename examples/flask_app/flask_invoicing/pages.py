@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from html import escape
 
-from connected_objects.connect import ConnectFlow
-from connected_objects.connect import Owner
 from connected_objects.connections import ConnectionInfo
+from connected_objects.oauth import ConnectFlow
+from connected_objects.oauth import Owner
 
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
 

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from connected_objects import connections
 from connected_objects.admin import admin_app
 from connected_objects.admin.security import cookie_value
+from connected_objects.web import HttpApp
 from connected_objects.web import Request
-from connected_objects.web import WebhookApp
 from connected_objects.web import WSGIAdapter
 
 from .models import Invoice
@@ -113,7 +113,7 @@ def _maestrano() -> WSGIAdapter:
     # the Maestrano routes and "Connect to …" under /connect/… (only with vault keys: tokens are sealed)
     flow = connect_flow()  # None: no vault keys or no OAuth app configured, so no /connect routes
     oauth = flow.routes() if flow is not None else []
-    return WSGIAdapter(WebhookApp([*hub().webhooks().routes, *oauth]))
+    return WSGIAdapter(HttpApp([*hub().webhooks().routes, *oauth]))
 
 
 def admin_user(request: Request) -> str | None:

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from connected_objects.secrets import Vault
 from connected_objects.testing.browser import chromium
 from connected_objects.testing.sandbox import serve
+from connected_objects.util.secrets import Vault
 
 HERE = Path(__file__).resolve().parents[1]
 REALM = "4620816365"

@@ -7,7 +7,7 @@ for any number of marketplaces at once. Installed as the distribution
 
 Example::
 
-    >>> from connected_objects import registry
+    >>> from connected_objects.plugin import registry
     >>> registry.get("maestrano").name
     'maestrano'
 """

@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 
 from connected_objects import PermanentError
 from connected_objects import Scope
-from connected_objects import identity
-from connected_objects.http import json_body
-from connected_objects.http import raise_for_response
-from connected_objects.http import transport_error
-from connected_objects.models import connection as connection_table
-from connected_objects.models import utcnow
+from connected_objects.store import identity
+from connected_objects.store.models import connection as connection_table
+from connected_objects.store.models import utcnow
+from connected_objects.util.http import json_body
+from connected_objects.util.http import raise_for_response
+from connected_objects.util.http import transport_error
 
 from .marketplaces import Marketplace
 

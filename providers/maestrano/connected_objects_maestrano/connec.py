@@ -13,7 +13,7 @@ The client speaks any collection (``extra_entities``), and reads what its
 ``catalog`` (:data:`~connected_objects_maestrano.entities.ENTITIES` unless
 given one) declares: a create, update or delete of a read-only collection
 (``tax_codes``, ``accounts``) is refused with
-:class:`~connected_objects.entities.ReadOnlyEntity` before any request is
+:class:`~connected_objects.plugin.entities.ReadOnlyEntity` before any request is
 sent, and in a batch that one operation fails alone.
 
 Example::
@@ -43,13 +43,13 @@ from connected_objects import PermanentError
 from connected_objects import RemoteError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import ReadOnlyEntity
-from connected_objects.http import json_body
-from connected_objects.http import raise_for_response
-from connected_objects.http import transport_error
-from connected_objects.provider import BatchOperation
-from connected_objects.values import dumps
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import ReadOnlyEntity
+from connected_objects.plugin.provider import BatchOperation
+from connected_objects.util.http import json_body
+from connected_objects.util.http import raise_for_response
+from connected_objects.util.http import transport_error
+from connected_objects.util.values import dumps
 
 from .entities import ENTITIES
 from .entities import LINKED_INVOICE

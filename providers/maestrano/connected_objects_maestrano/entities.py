@@ -1,4 +1,4 @@
-"""The Connec! collections, declared as data: one :class:`~connected_objects.entities.EntitySpec` each.
+"""The Connec! collections, declared as data: one :class:`~connected_objects.plugin.entities.EntitySpec` each.
 
 :data:`ENTITIES` is what :class:`~connected_objects_maestrano.MaestranoProvider`
 syncs, what :class:`~connected_objects_maestrano.connec.ConnecClient` refuses
@@ -46,8 +46,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import EntitySpec
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import EntitySpec
 
 __all__ = ["ENTITIES", "LINKED_INVOICE", "connec_entity"]
 

@@ -32,7 +32,7 @@ of ``{amount, linked_transactions: [{id, class: "Invoice", applied_amount}]}``
 - :class:`ItemMapping`: a product or service.
 - :class:`InvoiceMapping`: name an amount attribute (``total=``) for a one-line
   invoice, or give ``lines=`` (an attribute holding a list, or a function of
-  the row; see :mod:`connected_objects.readymade`); a line's ``item`` is the
+  the row; see :mod:`connected_objects.plugin.readymade`); a line's ``item`` is the
   item's Connec! id.
 - :class:`PaymentMapping`: a payment of one invoice, for its whole amount.
 - :class:`TaxCodeMapping` and :class:`AccountMapping`: read only (``tax_codes``
@@ -76,12 +76,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connected_objects.entities import ReadOnlyEntity
 from connected_objects.mapping import Reference
-from connected_objects.readymade import Lines
-from connected_objects.readymade import ReadyMapping
-from connected_objects.readymade import read_lines
-from connected_objects.readymade import stored_lines
+from connected_objects.plugin.entities import ReadOnlyEntity
+from connected_objects.plugin.readymade import Lines
+from connected_objects.plugin.readymade import ReadyMapping
+from connected_objects.plugin.readymade import read_lines
+from connected_objects.plugin.readymade import stored_lines
 
 from .connec import connec_id
 from .connec import fold
@@ -300,7 +300,7 @@ def _line(number: int, line: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _line_back(line: Mapping[str, Any]) -> dict[str, Any]:
-    """A Connec! invoice line as the dict :func:`~connected_objects.readymade.read_lines` takes."""
+    """A Connec! invoice line as the dict :func:`~connected_objects.plugin.readymade.read_lines` takes."""
     out: dict[str, Any] = {}
     if line.get("description") is not None:
         out["description"] = line["description"]

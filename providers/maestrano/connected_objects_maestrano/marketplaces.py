@@ -47,9 +47,9 @@ import httpx
 
 from connected_objects import ConfigurationError
 from connected_objects import UnknownMarketplace
-from connected_objects.redaction import redact
-from connected_objects.redaction import register_basic
-from connected_objects.settings import variable
+from connected_objects.util.redaction import redact
+from connected_objects.util.redaction import register_basic
+from connected_objects.util.settings import variable
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from connected_objects import PermanentError
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects import identity
+from connected_objects.store import identity
 
 A, B = "maestrano", "tenant-b"
 MARKETPLACES = Marketplaces.from_config({"marketplaces": [marketplace_config(A), marketplace_config(B)]})

@@ -31,12 +31,12 @@ from connected_objects import Reference
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects import outbox
-from connected_objects.entities import ReadOnlyEntity
-from connected_objects.entities import catalog_of
-from connected_objects.models import inbox as inbox_table
-from connected_objects.provider import BatchOperation
+from connected_objects.plugin.entities import ReadOnlyEntity
+from connected_objects.plugin.entities import catalog_of
+from connected_objects.plugin.provider import BatchOperation
+from connected_objects.queue import outbox
+from connected_objects.store import identity
+from connected_objects.store.models import inbox as inbox_table
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web import ASGIAdapter

@@ -36,10 +36,10 @@ from connected_objects import Reference
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects import outbox
 from connected_objects import pull
-from connected_objects.entities import ReadOnlyEntity
+from connected_objects.plugin.entities import ReadOnlyEntity
+from connected_objects.queue import outbox
+from connected_objects.store import identity
 
 GROUP = "cld-1"
 SCOPE = Scope("maestrano", "maestrano", GROUP)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import sessionmaker
 from connected_objects import FieldMapping
 from connected_objects import Hub
 from connected_objects import connected
-from connected_objects.models import connection
+from connected_objects.store.models import connection
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import ASGIAdapter
 

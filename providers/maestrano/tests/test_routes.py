@@ -17,9 +17,9 @@ from sqlalchemy.orm import sessionmaker
 from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects.models import connected_object
-from connected_objects.models import connection
+from connected_objects.store import identity
+from connected_objects.store.models import connected_object
+from connected_objects.store.models import connection
 from connected_objects.web import ASGIAdapter
 
 A, B = "maestrano", "tenant-b"

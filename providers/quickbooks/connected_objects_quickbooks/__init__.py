@@ -6,7 +6,7 @@ party's plugin would.
 
 Example::
 
-    >>> from connected_objects import registry
+    >>> from connected_objects.plugin import registry
     >>> registry.get("quickbooks").name
     'quickbooks'
 """

@@ -15,7 +15,7 @@ with the original response, so a retried create is never a second customer).
   deleted (``operation=delete``); a name list (``Customer``, ``Item``, …) cannot
   be, so it is made inactive (``Active: false``), and an inactive record reads
   back as deleted. A write to a read-only entity (``Account``, ``TaxCode``) is
-  refused with :class:`~connected_objects.entities.ReadOnlyEntity` before any
+  refused with :class:`~connected_objects.plugin.entities.ReadOnlyEntity` before any
   request is sent.
 - The change feed is Change Data Capture (``/cdc``), which QBO answers for the
   last 30 days only: the first pull, and a cursor older than
@@ -65,15 +65,15 @@ from connected_objects import PermanentError
 from connected_objects import RemoteError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import EntitySpec
-from connected_objects.hashing import idempotency_key
-from connected_objects.http import json_body
-from connected_objects.http import retry_after
-from connected_objects.http import transport_error
-from connected_objects.provider import BatchOperation
-from connected_objects.values import dumps
-from connected_objects.values import loads
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import EntitySpec
+from connected_objects.plugin.provider import BatchOperation
+from connected_objects.util.hashing import idempotency_key
+from connected_objects.util.http import json_body
+from connected_objects.util.http import retry_after
+from connected_objects.util.http import transport_error
+from connected_objects.util.values import dumps
+from connected_objects.util.values import loads
 
 from .entities import ENTITIES
 

@@ -1,4 +1,4 @@
-"""The QuickBooks Online entities, declared as data: one :class:`~connected_objects.entities.EntitySpec` each.
+"""The QuickBooks Online entities, declared as data: one :class:`~connected_objects.plugin.entities.EntitySpec` each.
 
 :data:`ENTITIES` is what :class:`~connected_objects_quickbooks.QuickBooksProvider`
 syncs, what :class:`~connected_objects_quickbooks.client.QuickBooksClient`
@@ -38,8 +38,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import EntitySpec
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import EntitySpec
 
 __all__ = ["ENTITIES", "qbo_entity"]
 

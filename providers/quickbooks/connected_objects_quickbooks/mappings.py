@@ -25,7 +25,7 @@ reads it back. Attributes you do not name are left out of both directions::
   name an amount attribute (``total=``) for a one-line invoice billed as
   ``item`` (an item id of the company, or a function of the row), or give
   ``lines=`` (an attribute holding a list, or a function of the row; see
-  :mod:`connected_objects.readymade`). ``TotalAmt`` is computed by QuickBooks
+  :mod:`connected_objects.plugin.readymade`). ``TotalAmt`` is computed by QuickBooks
   from the lines, so it is never sent; inbound it fills ``total``, and
   ``Balance`` (what is still owed, 0 once paid) fills ``balance=``.
 - :class:`VendorMapping`: a ``Vendor``, named like a customer (``DisplayName``
@@ -76,12 +76,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from connected_objects.mapping import Reference
-from connected_objects.readymade import Lines
-from connected_objects.readymade import Option
-from connected_objects.readymade import ReadyMapping
-from connected_objects.readymade import read_lines
-from connected_objects.readymade import stored_lines
-from connected_objects.readymade import value_of
+from connected_objects.plugin.readymade import Lines
+from connected_objects.plugin.readymade import Option
+from connected_objects.plugin.readymade import ReadyMapping
+from connected_objects.plugin.readymade import read_lines
+from connected_objects.plugin.readymade import stored_lines
+from connected_objects.plugin.readymade import value_of
 
 __all__ = [
     "BillMapping",
@@ -266,7 +266,7 @@ class InvoiceMapping(ReadyMapping):
 
 
 def _line_back(line: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A sales line as the dict :func:`~connected_objects.readymade.read_lines` takes; other lines: None."""
+    """A sales line as the dict :func:`~connected_objects.plugin.readymade.read_lines` takes; other lines: None."""
     if line.get("DetailType") != "SalesItemLineDetail":
         return None  # the subtotal line QuickBooks adds, discounts, …
     detail = line.get("SalesItemLineDetail") or {}

@@ -5,7 +5,7 @@ is the Intuit environment this provider serves, ``production`` or ``sandbox``
 (each has its own host, and the default ``base_url`` follows it). A
 connection holds the OAuth tokens; the core refreshes them before they expire,
 once per connection whatever the number of workers
-(:mod:`connected_objects.oauth`).
+(:mod:`connected_objects.oauth.tokens`).
 
 Configuration follows ``providers/README.md`` ("Configuration conventions"):
 keyword arguments, or for the registry's zero-argument load the variables
@@ -51,20 +51,20 @@ from connected_objects import Limits
 from connected_objects import PermanentError
 from connected_objects import RemoteRecord
 from connected_objects import Scope
-from connected_objects.entities import EntityCatalog
-from connected_objects.http import json_body
-from connected_objects.http import raise_for_response
-from connected_objects.http import transport_error
-from connected_objects.oauth import code_grant
-from connected_objects.oauth import refresh_grant
-from connected_objects.oauth import revoke_token
-from connected_objects.provider import Authorization
-from connected_objects.provider import GrantedAccount
-from connected_objects.provider import ProviderContext
-from connected_objects.redaction import register_basic
-from connected_objects.redaction import register_secrets
-from connected_objects.settings import renamed
-from connected_objects.settings import setting
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.oauth2 import code_grant
+from connected_objects.plugin.oauth2 import refresh_grant
+from connected_objects.plugin.oauth2 import revoke_token
+from connected_objects.plugin.provider import Authorization
+from connected_objects.plugin.provider import GrantedAccount
+from connected_objects.plugin.provider import ProviderContext
+from connected_objects.util.http import json_body
+from connected_objects.util.http import raise_for_response
+from connected_objects.util.http import transport_error
+from connected_objects.util.redaction import register_basic
+from connected_objects.util.redaction import register_secrets
+from connected_objects.util.settings import renamed
+from connected_objects.util.settings import setting
 from connected_objects.web.core import HTTPError
 from connected_objects.web.core import Request
 from connected_objects.web.core import Response
@@ -286,7 +286,7 @@ class QuickBooksProvider:
         ``{marketplace}`` segment would otherwise be stored (and deduplicated)
         in a namespace of the sender's choosing. Any other segment is 404.
         """
-        from connected_objects.inbox import store
+        from connected_objects.queue.inbox import store
 
         def receive(request: Request) -> Response:
             if not self._verifier:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from connected_objects.entities import EntityCatalog
-from connected_objects.inbox import InboundEvent
-from connected_objects.inbox import digest_key
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.queue.inbox import InboundEvent
+from connected_objects.queue.inbox import digest_key
 from connected_objects.web.body import read_json
 from connected_objects.web.core import HTTPError
 

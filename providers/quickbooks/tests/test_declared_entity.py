@@ -32,8 +32,8 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects.entities import EntityCatalog
 from connected_objects.exceptions import PermanentError
+from connected_objects.plugin.entities import EntityCatalog
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web.core import Request

@@ -32,11 +32,11 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import journal
-from connected_objects import outbox
-from connected_objects.dispatch import dispatch
-from connected_objects.gates import ScopeGate
 from connected_objects.limits import MemoryLimits
+from connected_objects.limits.gates import ScopeGate
+from connected_objects.push.dispatch import dispatch
+from connected_objects.queue import journal
+from connected_objects.queue import outbox
 from connected_objects.testing.faults import LoseAnswers
 
 REALM = "9130354"
@@ -152,7 +152,7 @@ def test_a_lost_batch_answer_is_replayed_as_the_same_batch_whatever_the_next_cla
     assert names == sorted(f"Customer {i}" for i in range(1, 31))  # each once
     assert dead_changes(hub) == []
     with hub.session_factory() as s:
-        from connected_objects import identity
+        from connected_objects.store import identity
 
         links = identity.resolve_many_local(s, SCOPE, "xo_customer", [str(i) for i in range(1, 31)])
     assert len(links) == 30

@@ -30,8 +30,8 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import outbox
 from connected_objects import pull
+from connected_objects.queue import outbox
 
 REALM = "9130354"
 SCOPE = Scope("quickbooks", "production", REALM)

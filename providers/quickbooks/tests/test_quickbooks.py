@@ -25,8 +25,8 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects.models import inbox
+from connected_objects.store import identity
+from connected_objects.store.models import inbox
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web.core import Request
@@ -286,7 +286,7 @@ def test_a_refused_access_token_is_refreshed_and_the_push_retried(engine):
     import datetime as dt
 
     from connected_objects import RetryPolicy
-    from connected_objects import oauth
+    from connected_objects.oauth import tokens as oauth
     from connected_objects.testing.oauth import FakeAuthorizationServer
     from connected_objects.testing.sandbox import serve
 

@@ -8,7 +8,7 @@ party's plugin would. :mod:`connected_objects_xero.client` talks to the API,
 
 Example::
 
-    >>> from connected_objects import registry
+    >>> from connected_objects.plugin import registry
     >>> registry.get("xero").name
     'xero'
 """

@@ -15,7 +15,7 @@ What the Xero API is like, and what this client does about it:
 - which entities exist, where they live, their id fields and how each is
   deleted are read from their declarations (the ``catalog``); a write to a
   read-only one (``Accounts``, ``TaxRates``) is refused with
-  :class:`~connected_objects.entities.ReadOnlyEntity` before any request;
+  :class:`~connected_objects.plugin.entities.ReadOnlyEntity` before any request;
 - there is no DELETE for most: :meth:`XeroClient.delete` archives a contact
   (``ContactStatus: ARCHIVED``), deletes a draft or submitted invoice or credit
   note (``Status: DELETED``) or voids an authorised one (``Status: VOIDED``),
@@ -63,13 +63,13 @@ from connected_objects import Page
 from connected_objects import PermanentError
 from connected_objects import RemoteRecord
 from connected_objects import RetryableError
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import EntitySpec
-from connected_objects.http import json_body
-from connected_objects.http import raise_for_response
-from connected_objects.http import retry_after
-from connected_objects.http import transport_error
-from connected_objects.values import dumps
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import EntitySpec
+from connected_objects.util.http import json_body
+from connected_objects.util.http import raise_for_response
+from connected_objects.util.http import retry_after
+from connected_objects.util.http import transport_error
+from connected_objects.util.values import dumps
 
 from .entities import ENTITIES
 

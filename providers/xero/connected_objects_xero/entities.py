@@ -1,4 +1,4 @@
-"""The Xero Accounting API entities, declared as data: one :class:`~connected_objects.entities.EntitySpec` each.
+"""The Xero Accounting API entities, declared as data: one :class:`~connected_objects.plugin.entities.EntitySpec` each.
 
 :data:`ENTITIES` is what :class:`~connected_objects_xero.XeroProvider` syncs,
 what :class:`~connected_objects_xero.client.XeroClient` sends where, and what
@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import EntitySpec
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import EntitySpec
 
 __all__ = ["ENTITIES", "INVOICE_STATUSES"]
 

@@ -21,7 +21,7 @@ it back. Attributes you do not name are left out of both directions::
   ``Quantity``, ``UnitAmount``, ``AccountCode``, ``ItemCode``). Either name an
   amount attribute (``total=``) for a one-line invoice, or give ``lines=`` (an
   attribute holding a list, or a function of the row; see
-  :mod:`connected_objects.readymade`). Xero computes ``Total`` from the lines,
+  :mod:`connected_objects.plugin.readymade`). Xero computes ``Total`` from the lines,
   so it is never sent; inbound it fills ``total``. Xero needs a description on
   every line: a one-line invoice uses ``description=``'s attribute, else the
   invoice number. An ``AUTHORISED`` invoice also needs each line's account:
@@ -67,12 +67,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from connected_objects.mapping import Reference
-from connected_objects.readymade import Lines
-from connected_objects.readymade import Option
-from connected_objects.readymade import ReadyMapping
-from connected_objects.readymade import read_lines
-from connected_objects.readymade import stored_lines
-from connected_objects.readymade import value_of
+from connected_objects.plugin.readymade import Lines
+from connected_objects.plugin.readymade import Option
+from connected_objects.plugin.readymade import ReadyMapping
+from connected_objects.plugin.readymade import read_lines
+from connected_objects.plugin.readymade import stored_lines
+from connected_objects.plugin.readymade import value_of
 
 __all__ = ["ContactMapping", "CreditNoteMapping", "InvoiceMapping", "ItemMapping", "PaymentMapping"]
 
@@ -213,7 +213,7 @@ class InvoiceMapping(ReadyMapping):
 
 
 def _line_back(line: Mapping[str, Any]) -> dict[str, Any]:
-    """A Xero line item as the dict :func:`~connected_objects.readymade.read_lines` takes."""
+    """A Xero line item as the dict :func:`~connected_objects.plugin.readymade.read_lines` takes."""
     pairs = {
         "description": "Description",
         "quantity": "Quantity",

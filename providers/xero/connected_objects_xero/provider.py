@@ -55,22 +55,22 @@ from connected_objects import API_VERSION
 from connected_objects import Limits
 from connected_objects import RemoteClient
 from connected_objects import Scope
-from connected_objects import inbox
-from connected_objects.entities import EntityCatalog
 from connected_objects.exceptions import PermanentError
-from connected_objects.http import json_body
-from connected_objects.http import raise_for_response
-from connected_objects.http import transport_error
-from connected_objects.oauth import code_grant
-from connected_objects.oauth import refresh_grant
-from connected_objects.oauth import revoke_token
-from connected_objects.provider import Authorization
-from connected_objects.provider import GrantedAccount
-from connected_objects.provider import ProviderContext
-from connected_objects.redaction import register_basic
-from connected_objects.redaction import register_secrets
-from connected_objects.settings import setting
-from connected_objects.settings import variable
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.oauth2 import code_grant
+from connected_objects.plugin.oauth2 import refresh_grant
+from connected_objects.plugin.oauth2 import revoke_token
+from connected_objects.plugin.provider import Authorization
+from connected_objects.plugin.provider import GrantedAccount
+from connected_objects.plugin.provider import ProviderContext
+from connected_objects.queue import inbox
+from connected_objects.util.http import json_body
+from connected_objects.util.http import raise_for_response
+from connected_objects.util.http import transport_error
+from connected_objects.util.redaction import register_basic
+from connected_objects.util.redaction import register_secrets
+from connected_objects.util.settings import setting
+from connected_objects.util.settings import variable
 from connected_objects.web import HTTPError
 from connected_objects.web import Request
 from connected_objects.web import Response
@@ -209,7 +209,7 @@ class XeroProvider:
         self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dt.datetime]:
         """A new access token (and Xero's rotated refresh token); the core calls this once per connection
-        at a time, under the connection's row lock (:mod:`connected_objects.oauth`)."""
+        at a time, under the connection's row lock (:mod:`connected_objects.oauth.tokens`)."""
         return await refresh_grant(http, self.token_url, self.client_id, self._client_secret, credentials)
 
     def authorization(self) -> Authorization:

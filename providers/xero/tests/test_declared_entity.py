@@ -29,8 +29,8 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects.entities import EntityCatalog
-from connected_objects.entities import EntitySpec
+from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin.entities import EntitySpec
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 

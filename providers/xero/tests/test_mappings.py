@@ -31,8 +31,8 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import outbox
 from connected_objects import pull
+from connected_objects.queue import outbox
 
 TENANT, TOKEN = "tenant-1", "xero-token-1"
 SCOPE = Scope("xero", "production", TENANT)

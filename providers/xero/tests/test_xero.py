@@ -40,10 +40,10 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
-from connected_objects import identity
-from connected_objects import inbox
-from connected_objects import outbox
-from connected_objects.dispatch import dispatch
+from connected_objects.push.dispatch import dispatch
+from connected_objects.queue import inbox
+from connected_objects.queue import outbox
+from connected_objects.store import identity
 from connected_objects.testing.conformance import ProviderConformance
 from connected_objects.testing.conformance import Setup
 from connected_objects.web import ASGIAdapter

@@ -1,0 +1,155 @@
+"""Is sync healthy? Schema, heartbeats, backlog age and dead items, in a few aggregate queries.
+
+:func:`check` answers what ``connected-objects health`` prints and turns into
+its exit code (0 healthy, 1 not), so it serves as a Kubernetes probe or a
+cron alert. It fails when:
+
+- **schema**: the ``co_*`` tables are missing or behind this version
+  (:func:`connected_objects.store.schema.check`; tables made by ``metadata.create_all`` count as
+  current);
+- **workers**: no worker beat within ``stale_after`` seconds (``co_worker``,
+  see :mod:`connected_objects.ops.heartbeat`);
+- **backlog**: the oldest change that is due (pending and past its next
+  attempt, or captured and not folded into the outbox yet) waited longer than
+  ``max_due_age`` seconds;
+- **dead**: more than ``max_dead`` changes and events are dead.
+
+:func:`backlog` gives the numbers behind the last two (and the metrics of
+:mod:`connected_objects.ops.metrics`): outbox and inbox depth by state,
+and the age of the oldest due change.
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects.ops import health
+    >>> from connected_objects.ops import heartbeat
+    >>> from connected_objects.store.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> with engine.begin() as conn:
+    ...     report = health.check(conn)
+    ...     print(report.ok, [c.name for c in report.checks if not c.ok])
+    ...     heartbeat.register(conn, "w1", host="web-1", pid=1)
+    ...     print(health.check(conn).ok)
+    False ['workers']
+    True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+
+from ..exceptions import SchemaOutOfDate
+from ..queue import CHANGES
+from ..queue import EVENTS
+from ..store import schema
+from ..store.models import journal
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
+from . import heartbeat
+
+__all__ = ["Backlog", "Check", "Health", "backlog", "check"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One health check: its name, whether it passed, and what it saw."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Health:
+    """Every check's result; healthy when all passed."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Queue depths by state and the oldest due change."""
+
+    outbox: dict[str, int]
+    inbox: dict[str, int]
+    #: Journal rows (flushes) captured and not folded into the outbox yet.
+    journal: int
+    #: When the oldest due change became due (None: nothing is due).
+    oldest_due: dt.datetime | None
+
+    def oldest_due_age(self, now: dt.datetime | None = None) -> float:
+        """Seconds the oldest due change has waited (0 when nothing is due)."""
+        if self.oldest_due is None:
+            return 0.0
+        return max(0.0, ((now or utcnow()) - self.oldest_due).total_seconds())
+
+
+def backlog(db: DB, now: dt.datetime | None = None) -> Backlog:
+    """Outbox and inbox depth by state, journal rows, and the oldest due change (four queries)."""
+    conn = connection_of(db)
+    now = now or utcnow()
+    due = CHANGES.oldest_due(conn, now)
+    captured, first = conn.execute(select(func.count(), func.min(journal.c.created_at))).one()
+    oldest = min((d for d in (due, first) if d is not None), default=None)
+    return Backlog(CHANGES.depths(conn), EVENTS.depths(conn), int(captured or 0), oldest)
+
+
+def check(
+    db: DB,
+    *,
+    stale_after: float = 60.0,
+    max_due_age: float = 600.0,
+    max_dead: int = 0,
+    now: dt.datetime | None = None,
+) -> Health:
+    """Run every check (see the module docs). A schema that is behind skips the others."""
+    conn = connection_of(db)
+    now = now or utcnow()
+    report = Health()
+    try:
+        schema.check(conn)
+    except SchemaOutOfDate as exc:
+        report.checks.append(Check("schema", False, exc.message))
+        return report
+    report.checks.append(Check("schema", True, f"at {schema.current(conn) or 'metadata.create_all'}"))
+    last = heartbeat.last_beat(conn)
+    if last is None:
+        report.checks.append(Check("workers", False, "no worker has registered; start one: connected-objects worker"))
+    else:
+        age = max(0.0, (now - last).total_seconds())
+        fresh = age <= stale_after
+        detail = f"last beat {age:.1f} s ago"
+        if not fresh:
+            detail += f", more than {stale_after:g} s: is a worker running?"
+        report.checks.append(Check("workers", fresh, detail))
+    queues = backlog(conn, now)
+    age = queues.oldest_due_age(now)
+    report.checks.append(
+        Check(
+            "backlog",
+            age <= max_due_age,
+            f"oldest due change waited {age:.1f} s (limit {max_due_age:g} s)"
+            + ("" if age <= max_due_age else "; workers are behind or stuck: connected-objects status"),
+        )
+    )
+    dead = queues.outbox.get("dead", 0) + queues.inbox.get("dead", 0)
+    detail = f"{queues.outbox.get('dead', 0)} dead changes, {queues.inbox.get('dead', 0)} dead events"
+    if dead > max_dead:
+        detail += " (connected-objects changes list / events list, then retry or discard)"
+    report.checks.append(Check("dead", dead <= max_dead, detail))
+    return report

@@ -1,0 +1,118 @@
+"""Per-scope health: what is linked, queued, stuck, and the last error.
+
+:func:`status` returns one :class:`ScopeStatus` per scope that has a
+connection, a connected object, a change or an event, with a fixed number of
+``GROUP BY`` queries whatever the number of scopes. The CLI prints it as a
+table (``connected-objects status --app myapp.sync:hub``) or JSON (``--json``).
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import Scope
+    >>> from connected_objects.store import identity
+    >>> from connected_objects.store.models import metadata
+    >>> from connected_objects.ops.status import status
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> with engine.begin() as db:
+    ...     _ = identity.link(db, Scope("xero", "production", "t-1"), "Contacts", "c-1", "customer", 1)
+    ...     [(str(s.scope), s.linked, s.pending_changes) for s in status(db)]
+    [('xero/production/t-1', 1, 0)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+
+from ..queue import CHANGES
+from ..queue import EVENTS
+from ..queue import journal
+from ..scope import Scope
+from ..store.models import connected_object
+from ..store.models import connection
+from ..util.db import DB
+from ..util.db import connection_of
+
+__all__ = ["ScopeStatus", "status"]
+
+
+@dataclass
+class ScopeStatus:
+    """Counts for one scope."""
+
+    scope: Scope
+    connection: str | None = None
+    linked: int = 0
+    tombstoned: int = 0
+    #: Changes waiting to be pushed, including the captured ones.
+    pending_changes: int = 0
+    #: Of those, captured but not folded into the outbox yet (counted before coalescing).
+    captured_changes: int = 0
+    in_flight_changes: int = 0
+    dead_changes: int = 0
+    pending_events: int = 0
+    #: Of the pending events, records parked until their references are linked.
+    parked_records: int = 0
+    dead_events: int = 0
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scope"] = str(self.scope)
+        return data
+
+
+def status(db: DB) -> list[ScopeStatus]:
+    """Health per scope, sorted by scope."""
+    conn = connection_of(db)
+    found: dict[tuple[str, str, str], ScopeStatus] = {}
+
+    def row(provider: str, marketplace: str, account: str) -> ScopeStatus:
+        key = (provider, marketplace, account)
+        if key not in found:
+            found[key] = ScopeStatus(Scope(provider, marketplace, account))
+        return found[key]
+
+    for p, m, a, state in conn.execute(
+        select(connection.c.provider, connection.c.marketplace, connection.c.account, connection.c.status)
+    ):
+        row(p, m, a).connection = state
+    t = connected_object
+    for p, m, a, state, n in conn.execute(
+        select(t.c.provider, t.c.marketplace, t.c.account, t.c.status, func.count()).group_by(
+            t.c.provider, t.c.marketplace, t.c.account, t.c.status
+        )
+    ):
+        item = row(p, m, a)
+        if state == "linked":
+            item.linked = n
+        else:
+            item.tombstoned += n
+    for scope, state, n, last in CHANGES.counts(conn):
+        item = row(scope.provider, scope.marketplace, scope.account)
+        if state == "pending":
+            item.pending_changes += n
+        elif state == "in_flight":
+            item.in_flight_changes = n
+        elif state == "dead":
+            item.dead_changes = n
+        item.last_error = item.last_error or last
+    for scope, n in journal.queued(conn).items():
+        item = row(scope.provider, scope.marketplace, scope.account)
+        item.captured_changes = n
+        item.pending_changes += n
+    for scope, state, kind, n, last in EVENTS.counts(conn):
+        item = row(scope.provider, scope.marketplace, scope.account)
+        if state == "dead":
+            item.dead_events += n
+        else:
+            item.pending_events += n
+            if kind == "parked":
+                item.parked_records += n
+        item.last_error = item.last_error or last
+    return [found[k] for k in sorted(found)]

@@ -1,0 +1,159 @@
+"""The inbox: verified inbound events, stored raw and acknowledged at once.
+
+A webhook handler verifies a delivery, then calls :func:`store` with one
+:class:`InboundEvent` per record it names, in one transaction, and answers.
+Each event is unique on ``(provider, marketplace, dedupe_key)``: the provider's
+event id where it gives one, else a digest of what the event says, so a
+duplicate delivery stores nothing new. Workers later :func:`claim` events and
+apply them (:mod:`connected_objects.receive.apply`); failures retry with backoff and end
+``dead``, like outbound changes. Applied events are deleted.
+
+Each row has a ``kind``: ``event`` (a provider's notification), ``import``
+(:func:`request_import`, a queued backfill) or ``parked`` (:func:`park`, a
+record waiting for its reference). These functions are the inbox's public
+face; the work is done by the queue component,
+:data:`connected_objects.queue.EVENTS` (the only code that queries
+``co_inbox``).
+
+Example::
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects.queue import inbox
+    >>> from connected_objects.store.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> event = inbox.InboundEvent("evt-1", "acme", "contacts", b'{"id": "7"}')
+    >>> with engine.begin() as db:
+    ...     inbox.store(db, "sandbox", "test", [event, event])
+    1
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Collection
+from collections.abc import Sequence
+
+from ..scope import Scope
+from ..util.db import DB
+from . import EVENTS
+from . import InboundEvent
+from . import StoredEvent
+from . import operator
+
+__all__ = [
+    "IMPORT_PAYLOAD",
+    "PARKED_PREFIX",
+    "InboundEvent",
+    "StoredEvent",
+    "bury",
+    "claim",
+    "count_by_scope",
+    "digest_key",
+    "discard",
+    "discard_where",
+    "finish",
+    "get",
+    "list_events",
+    "page_events",
+    "request_import",
+    "reschedule",
+    "retry",
+    "retry_where",
+    "store",
+]
+
+#: The payload of a queued backfill (its row's ``kind`` is ``import``): a worker runs
+#: :func:`connected_objects.receive.pull.pull` for its scope and entity.
+IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
+#: Dedupe keys of parked records start with this (so they never meet a provider's event id).
+PARKED_PREFIX = "parked:"
+
+
+def digest_key(*parts: object) -> str:
+    """A dedupe key from what an event says, for providers that give no event id."""
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent]) -> int:
+    """Keep new events (one batched INSERT); returns how many were new."""
+    return EVENTS.store(db, provider, marketplace, events)
+
+
+def request_import(db: DB, scope: Scope, entity: str) -> bool:
+    """Queue a backfill of ``entity`` for ``scope`` (e.g. on a group's first sign-in); False if one is queued."""
+    event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD, kind="import")
+    return store(db, scope.provider, scope.marketplace, [event]) == 1
+
+
+def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:
+    """Lease due events to ``worker`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB)."""
+    return EVENTS.claim(db, worker, limit=limit, lease=lease)
+
+
+def finish(db: DB, worker: str, ids: Sequence[int]) -> None:
+    """Delete applied events still leased to ``worker``."""
+    EVENTS.finish(db, worker, ids)
+
+
+def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str | None]]) -> None:
+    """Put leased events back to wait: ``(id, next_attempt_at, error)`` each."""
+    EVENTS.reschedule(db, worker, items)
+
+
+def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
+    """Mark leased events ``dead``: ``(id, error)`` each."""
+    EVENTS.bury(db, worker, items)
+
+
+def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[StoredEvent]:
+    """Events for inspection, oldest first."""
+    return EVENTS.list_items(db, state=state, limit=limit)
+
+
+def get(db: DB, event_id: int) -> StoredEvent | None:
+    """One event, with its payload, or None."""
+    return EVENTS.get(db, event_id)
+
+
+def discard(db: DB, ids: Sequence[int]) -> int:
+    """Delete dead events for good; returns how many."""
+    return EVENTS.discard(db, ids)
+
+
+def retry(db: DB, ids: Sequence[int]) -> int:
+    """Apply dead events again now."""
+    return EVENTS.retry(db, ids)
+
+
+# -- what operators ask (the admin pages): see connected_objects.queue.operator -------------------------------
+
+
+def page_events(
+    db: DB,
+    *,
+    state: str = "dead",
+    scope: Scope | None = None,
+    error: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[StoredEvent]:
+    """One page of events in ``state`` with their payloads, oldest first, after ``after_id`` (keyset);
+    ``error`` is a substring of the last error."""
+    return operator.page(db, EVENTS, state=state, scope=scope, error=error, after_id=after_id, limit=limit)
+
+
+def count_by_scope(db: DB, scopes: Collection[Scope] | None = None) -> dict[Scope, dict[str, int]]:
+    """Events per scope and state (events not resolved to an account yet are left out)."""
+    return operator.count_by_scope(db, EVENTS, scopes)
+
+
+def retry_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Apply again every dead event in ``scope`` whose last error contains ``error`` (one statement)."""
+    return operator.retry_events_where(db, EVENTS, scope=scope, error=error)
+
+
+def discard_where(db: DB, *, scope: Scope | None = None, error: str | None = None) -> int:
+    """Delete every dead event in ``scope`` whose last error contains ``error`` (one statement)."""
+    return operator.discard_where(db, EVENTS, scope=scope, error=error)

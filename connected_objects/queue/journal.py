@@ -1,0 +1,180 @@
+"""The capture journal: what each flush changed, appended cheaply, folded into the outbox later.
+
+Capture runs inside the application's transaction, so what it costs there is
+paid by every request that writes a connected model. It therefore does the
+least that keeps nothing lost: one ``INSERT`` of **one row per flush** into
+``co_journal``, holding the flush's changes as compact JSON::
+
+    [["quickbooks", "realm", "123", "invoices", "invoice", "upsert", ["1", "2", "3"]], ...]
+
+No unique key is checked and no other row is touched, so a flush of 10,000
+updates costs the application one small insert instead of 10,000 index
+entries (see BENCHMARKS.md).
+
+Workers :func:`absorb` the journal before they claim: journal rows are read in
+id order, deleted, and their changes written to ``co_outbox`` with the usual
+coalescing upsert (:func:`connected_objects.queue.outbox.write_changes`), each with
+the time its flush happened, all in the worker's transaction. Only one worker
+absorbs at a time: it holds the ``journal`` row of ``co_lock`` (``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL and MariaDB, so others skip absorbing instead of
+waiting; on SQLite the ``DELETE … RETURNING`` itself takes the write lock).
+The journal rows themselves are read without locks, so absorbing never makes
+the application wait, and flushes not committed yet are simply not seen.
+
+Order per object holds: two flushes that change the same row are ordered by
+that row's own lock in the application's tables, so the later flush gets the
+higher journal id and is never visible before the earlier one.
+
+Example::
+
+    >>> from sqlalchemy import create_engine, select
+    >>> from connected_objects import Scope
+    >>> from connected_objects.queue import journal
+    >>> from connected_objects.store.models import metadata, outbox
+    >>> from connected_objects.queue.outbox import Change
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> s = Scope("memory", "test", "acme")
+    >>> with engine.begin() as db:
+    ...     journal.append(db, [Change(s, "notes", "note", "1", "upsert"), Change(s, "notes", "note", "2", "upsert")])
+    ...     journal.append(db, [Change(s, "notes", "note", "1", "delete")])
+    2
+    1
+    >>> with engine.begin() as db:
+    ...     journal.absorb(db)
+    3
+    >>> with engine.connect() as db:
+    ...     db.execute(select(outbox.c.local_id, outbox.c.operation, outbox.c.revision).order_by("local_id")).all()
+    [('1', 'delete', 2), ('2', 'upsert', 1)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import select
+
+from ..exceptions import SchemaOutOfDate
+from ..scope import Scope
+from ..store.models import journal as j
+from ..store.models import lock
+from ..store.models import utcnow
+from ..util.db import DB
+from ..util.db import connection_of
+from .outbox import Change
+from .outbox import write_changes
+
+__all__ = ["absorb", "append", "append_groups", "edited", "queued", "size"]
+
+#: Journal rows folded per :func:`absorb` call.
+ABSORB_ROWS = 50
+#: Changes written to the outbox per statement while absorbing.
+_CHUNK = 5_000
+
+
+def append(db: DB, changes: Iterable[Change], origin: str | None = None) -> int:
+    """Append ``changes`` (one flush's) as one journal row; returns how many. The caller commits.
+
+    ``origin`` marks changes made while applying a provider's data, so they
+    are not echoed back to it (see :func:`connected_objects.capture.applying`).
+    """
+    groups: dict[tuple[Scope, str, str, str], list[str]] = {}
+    for c in changes:
+        groups.setdefault((c.scope, c.entity, c.local_type, c.operation), []).append(c.local_id)
+    return append_groups(db, groups, origin)
+
+
+def append_groups(db: DB, groups: Mapping[tuple[Scope, str, str, str], Sequence[str]], origin: str | None) -> int:
+    """:func:`append` for changes already grouped by ``(scope, entity, local_type, operation)``:
+    the capture hot path."""
+    count = sum(len(ids) for ids in groups.values())
+    if count:
+        blob = json.dumps(
+            [
+                [s.provider, s.marketplace, s.account, entity, lt, op, ids]
+                for (s, entity, lt, op), ids in groups.items()
+            ],
+            separators=(",", ":"),
+        )
+        connection_of(db).execute(insert(j), {"origin": origin, "changes": blob, "created_at": utcnow()})
+    return count
+
+
+def _decode(origin: str | None, blob: str, at: dt.datetime) -> list[Change]:
+    return [
+        Change(Scope(p, m, a), entity, local_type, local_id, operation, origin, at)
+        for p, m, a, entity, local_type, operation, ids in json.loads(blob)
+        for local_id in ids
+    ]
+
+
+def absorb(db: DB, *, limit: int = ABSORB_ROWS) -> int:
+    """Fold up to ``limit`` journal rows, oldest first, into the outbox; returns the changes written.
+
+    Returns 0 at once when another worker is absorbing. The caller commits.
+    """
+    conn = connection_of(db)
+    cols = (j.c.id, j.c.origin, j.c.changes, j.c.created_at)
+    if conn.dialect.name == "sqlite":
+        oldest = select(j.c.id).order_by(j.c.id).limit(limit).scalar_subquery()
+        rows = sorted(conn.execute(delete(j).where(j.c.id.in_(oldest)).returning(*cols)).all(), key=lambda r: r[0])
+    else:
+        mine = select(lock.c.name).where(lock.c.name == "journal").with_for_update(skip_locked=True)
+        if conn.execute(mine).first() is None:
+            if conn.execute(select(lock.c.name).where(lock.c.name == "journal")).first() is None:
+                raise SchemaOutOfDate(
+                    "co_lock has no 'journal' row, so captured changes are never pushed; "
+                    "run `connected-objects schema upgrade` (or alembic upgrade heads)"
+                )
+            return 0
+        # a plain read: the lock keeps other absorbers out and nobody else deletes journal rows, and
+        # a locking read would make InnoDB (REPEATABLE READ) lock the gap the application inserts into
+        rows = list(conn.execute(select(*cols).order_by(j.c.id).limit(limit)))
+        if rows:
+            conn.execute(delete(j).where(j.c.id.in_([r[0] for r in rows])))
+    changes = [c for _id, origin, blob, at in rows for c in _decode(origin, blob, at)]
+    for start in range(0, len(changes), _CHUNK):
+        write_changes(conn, changes[start : start + _CHUNK])
+    return len(changes)
+
+
+def queued(db: DB) -> dict[Scope, int]:
+    """Changes per scope still in the journal (before coalescing): for status displays."""
+    conn = connection_of(db)
+    found: dict[Scope, int] = {}
+    for (blob,) in conn.execute(select(j.c.changes).order_by(j.c.id)):
+        for p, m, a, *_rest, ids in json.loads(blob):
+            scope = Scope(p, m, a)
+            found[scope] = found.get(scope, 0) + len(ids)
+    return found
+
+
+def edited(db: DB, scope: Scope, local_type: str, local_ids: Iterable[str]) -> dict[str, dt.datetime]:
+    """When each of ``local_ids`` was last changed for ``scope``, per the journal not folded in yet.
+
+    The applier asks this (with the outbox) to let unpushed local edits win
+    over older remote data.
+    """
+    wanted = set(local_ids)
+    found: dict[str, dt.datetime] = {}
+    if not wanted:
+        return found
+    key = [scope.provider, scope.marketplace, scope.account]
+    for blob, at in connection_of(db).execute(select(j.c.changes, j.c.created_at).order_by(j.c.id)):
+        for p, m, a, _entity, lt, _op, ids in json.loads(blob):
+            if lt == local_type and [p, m, a] == key:
+                for local_id in wanted.intersection(ids):
+                    found[local_id] = at
+    return found
+
+
+def size(db: DB) -> int:
+    """Journal rows not absorbed yet."""
+    return int(connection_of(db).scalar(select(func.count()).select_from(j)) or 0)
