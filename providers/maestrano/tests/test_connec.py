@@ -25,9 +25,9 @@ from sqlalchemy.orm import sessionmaker
 
 from connected_objects import FieldMapping
 from connected_objects import Hub
-from connected_objects import RetryPolicy
 from connected_objects import PermanentError
 from connected_objects import Reference
+from connected_objects import RetryPolicy
 from connected_objects import Scope
 from connected_objects import connected
 from connected_objects import connections
