@@ -344,12 +344,15 @@ class Sandbox:
         return body if isinstance(body, dict) else None
 
     async def _create(self, request: Request, account: str, entity: str) -> Response:
+        # the body is read first: from the key's check to its answer being remembered nothing awaits, so two
+        # requests with one key at the same time (a lease taken over while the first is still out) make one
+        # record, as a provider's idempotency store answers them
+        data = await self._body(request)
         key, replay = self._replay(account, request)
         if replay is not None:
             return replay
         if key is None:
             return JSONResponse({"error": "Idempotency-Key header is required"}, status_code=400)
-        data = await self._body(request)
         if data is None:
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
         rid = str(next(self._ids))
@@ -360,6 +363,7 @@ class Sandbox:
         return self._remember(account, key, 201, rec.view(), "POST", request.url.path)
 
     async def _update(self, request: Request, account: str, entity: str) -> Response:
+        body = await self._body(request)  # read before the key is checked (see _create)
         key, replay = self._replay(account, request)
         if replay is not None:
             return replay
@@ -369,7 +373,7 @@ class Sandbox:
         expected = request.headers.get("if-match")
         if expected is not None and expected != str(rec.version):
             return JSONResponse({"error": f"stale version {expected}; current is {rec.version}"}, status_code=409)
-        data = await self._body(request)
+        data = body
         if data is None:
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
         rec.data = data
