@@ -136,7 +136,7 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
     from connected_objects import capture
     from connected_objects import connections
     from connected_objects.declare import connected
-    from connected_objects.mapping import FieldMapping
+    from connected_objects.declare.mapping import FieldMapping
     from connected_objects.queue import journal
     from connected_objects.store.models import journal as journal_table
     from connected_objects.store.models import metadata as co_metadata

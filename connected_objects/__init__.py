@@ -14,11 +14,12 @@ Example::
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import capture
 from . import connections
 from . import oauth
 from .context import SyncContext
 from .declare import connected
+from .declare.mapping import FieldMapping
+from .declare.mapping import Reference
 from .exceptions import AuthorizationLost
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
@@ -39,8 +40,6 @@ from .exceptions import RetryableError
 from .exceptions import SchemaOutOfDate
 from .exceptions import UnknownMarketplace
 from .hub import Hub
-from .mapping import FieldMapping
-from .mapping import Reference
 from .plugin import registry
 from .plugin.provider import API_VERSION
 from .plugin.provider import Limits
@@ -48,6 +47,7 @@ from .plugin.provider import Page
 from .plugin.provider import Provider
 from .plugin.provider import RemoteClient
 from .plugin.provider import RemoteRecord
+from .push import capture
 from .queue import inbox
 from .queue import journal
 from .queue import outbox

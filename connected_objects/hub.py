@@ -60,7 +60,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
-from . import capture
 from .connections import PROVIDERS_KEY
 from .declare import SyncSpec
 from .declare import specs_of
@@ -73,6 +72,7 @@ from .plugin import registry
 from .plugin.provider import Extras
 from .plugin.provider import Provider
 from .plugin.provider import extras_of
+from .push import capture
 from .store import schema
 from .util.db import patiently
 from .util.retry import RetryPolicy

@@ -21,11 +21,11 @@ from sqlalchemy.orm import validates
 
 from connected_objects import Scope
 from connected_objects import connections
-from connected_objects.capture import listeners
 from connected_objects.declare import connected
+from connected_objects.declare.mapping import FieldMapping
 from connected_objects.hub import Hub
-from connected_objects.mapping import FieldMapping
 from connected_objects.plugin.provider import RemoteRecord
+from connected_objects.push.capture import listeners
 from connected_objects.queue import journal
 from connected_objects.receive import direct
 from connected_objects.receive.apply import apply_records

@@ -47,7 +47,7 @@ from decimal import Decimal
 from typing import Any
 from typing import TypeAlias
 
-from ..mapping import Reference
+from ..declare.mapping import Reference
 
 __all__ = ["LINE_KEYS", "Lines", "Option", "ReadyMapping", "read_lines", "stored_lines", "value_of"]
 

@@ -83,7 +83,7 @@ def append(db: DB, changes: Iterable[Change], origin: str | None = None) -> int:
     """Append ``changes`` (one flush's) as one journal row; returns how many. The caller commits.
 
     ``origin`` marks changes made while applying a provider's data, so they
-    are not echoed back to it (see :func:`connected_objects.capture.applying`).
+    are not echoed back to it (see :func:`connected_objects.push.capture.applying`).
     """
     groups: dict[tuple[Scope, str, str, str], list[str]] = {}
     for c in changes:

@@ -18,14 +18,14 @@ webhook, a pull or a fetch) and, in one transaction:
    provider could not give);
 5. creates, updates or deletes the local rows, owned by the scope's
    connection owner, and links new ones, all inside
-   :func:`~connected_objects.capture.applying`, so the change is not echoed
+   :func:`~connected_objects.push.capture.applying`, so the change is not echoed
    back to this scope but still reaches the row's other connections.
 
 New and changed rows of a *plain* model (:func:`connected_objects.receive.direct.writable`:
 nothing of the application listens to its mapper, attributes or the
 session's flush, and it has SQLAlchemy's own constructor) are written with
 Core statements, one ``executemany`` per batch, and their changes recorded
-with :func:`~connected_objects.capture.record_written`: the same rows (column
+with :func:`~connected_objects.push.capture.record_written`: the same rows (column
 defaults and ``onupdate`` apply) and the same captured changes, without
 building ORM objects; mapper events do not fire for them because nothing
 listens. Other models, and remote deletes, go through the unit of work, so
@@ -34,7 +34,7 @@ where every value the payload reads is known (not after a callable or
 server default, or an ``onupdate``), so a push is never skipped wrongly.
 
 The mapping converts the data: ``mapping.to_local(data)`` returns attribute
-values (:class:`~connected_objects.mapping.FieldMapping` has it), which are
+values (:class:`~connected_objects.declare.mapping.FieldMapping` has it), which are
 converted to each mapped column's type (:func:`connected_objects.util.values.to_column`:
 ``Decimal`` for ``Numeric``, dates, aware datetimes, UUIDs, enums). A mapping may
 set ``on_remote_delete`` to ``"delete"`` (the default), ``"ignore"`` or a
@@ -59,12 +59,12 @@ from sqlalchemy import Connection
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from .. import capture
 from .. import connections
 from ..exceptions import ConnectedObjectsError
 from ..exceptions import MissingReference
 from ..ops.tracing import traced
 from ..plugin.provider import RemoteRecord
+from ..push import capture
 from ..push.rows import load_rows
 from ..push.rows import load_values
 from ..push.rows import python_type

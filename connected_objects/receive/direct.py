@@ -13,7 +13,7 @@ constructor, no ``@validates``, no mapper events (``before_insert``,
 ``after_update``, …), no attribute or instance events, and no session
 listener that sees objects (``before_flush``, ``after_flush``,
 ``pending_to_persistent``, …) other than those of
-:mod:`connected_objects.capture`. Any of those and the applier uses the
+:mod:`connected_objects.push.capture`. Any of those and the applier uses the
 unit of work, so the application's code runs as if it had written the rows.
 
 :func:`insert_rows` and :func:`update_rows` write rows given as
@@ -22,7 +22,7 @@ SQLite the way :mod:`connected_objects.receive.inserts` does it: the first row, 
 largest key, then the others with the following keys; elsewhere
 ``INSERT … RETURNING`` in parameter order). Capture does not see Core
 statements, so the caller records the changes with
-:func:`connected_objects.capture.record_written`. :func:`instance` makes a
+:func:`connected_objects.push.capture.record_written`. :func:`instance` makes a
 detached object holding a row's values, for the mapping's ``to_remote``;
 :func:`unknown_after_insert` and :func:`unknown_after_update` name the
 attributes the database or a Python callable fills in, whose stored value

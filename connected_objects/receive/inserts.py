@@ -14,7 +14,7 @@ next keys itself. Rows whose key is known are inserted with one
 matched to the wrong record; if a concurrent writer took a key anyway (an
 ``AUTOCOMMIT`` connection), the insert fails on the primary key instead.
 The objects go through the ordinary unit of work, so constructors, mapper
-events and change capture (:mod:`connected_objects.capture`) see them as they
+events and change capture (:mod:`connected_objects.push.capture`) see them as they
 would see ``session.add_all()``.
 
 Elsewhere, and for models whose key is not one generated integer column,

@@ -50,9 +50,9 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from ..declare import connected
+from ..declare.mapping import FieldMapping
 from ..hub import Hub
 from ..limits import LimitsStore
-from ..mapping import FieldMapping
 from ..plugin.provider import Limits
 from ..plugin.provider import Provider
 from ..util.retry import RetryPolicy

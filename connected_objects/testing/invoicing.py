@@ -41,9 +41,9 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from ..declare import connected
+from ..declare.mapping import FieldMapping
+from ..declare.mapping import Reference
 from ..hub import Hub
-from ..mapping import FieldMapping
-from ..mapping import Reference
 from ..plugin.provider import Limits
 from ..util.retry import RetryPolicy
 from .sandbox import SandboxProvider

@@ -73,10 +73,10 @@ from sqlalchemy.orm import sessionmaker
 
 from connected_objects import signals
 from connected_objects.declare import connected
+from connected_objects.declare.mapping import FieldMapping
+from connected_objects.declare.mapping import Reference
 from connected_objects.exceptions import ConnectedObjectsError
 from connected_objects.hub import Hub
-from connected_objects.mapping import FieldMapping
-from connected_objects.mapping import Reference
 from connected_objects.ops.status import status
 from connected_objects.receive.pull import PullStats
 from connected_objects.receive.pull import pull

@@ -66,7 +66,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connected_objects.mapping import Reference
+from connected_objects.declare.mapping import Reference
 from connected_objects.plugin.readymade import Lines
 from connected_objects.plugin.readymade import Option
 from connected_objects.plugin.readymade import ReadyMapping

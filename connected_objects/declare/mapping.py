@@ -13,7 +13,7 @@ A mapping tells connected-objects three things about one model at one provider:
 :class:`FieldMapping` covers the common case of renaming fields::
 
     >>> from types import SimpleNamespace
-    >>> from connected_objects.mapping import FieldMapping, Reference
+    >>> from connected_objects.declare.mapping import FieldMapping, Reference
     >>> invoice_to_qbo = FieldMapping(
     ...     {"number": "DocNumber", "total": "TotalAmt"},
     ...     references={"CustomerRef": Reference("customer_id", "customer")},

@@ -33,7 +33,7 @@ Example::
     >>> from connected_objects import Scope, capture, connections
     >>> from connected_objects.queue import journal
     >>> from connected_objects.declare import connected
-    >>> from connected_objects.mapping import FieldMapping
+    >>> from connected_objects.declare.mapping import FieldMapping
     >>> from connected_objects.store.models import metadata, outbox
     >>> from connected_objects.testing import MemoryProvider
     >>> class Base(DeclarativeBase): pass
@@ -84,17 +84,17 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 
-from . import connections
-from .connections import ConnectionInfo
-from .declare import SyncSpec
-from .declare import specs_of
-from .exceptions import CaptureError
-from .exceptions import ConfigurationError
-from .queue.journal import append_groups
-from .scope import Scope
-from .store.identity import local_key
-from .store.models import connected_object as links_table
-from .store.models import connection as connection_table
+from .. import connections
+from ..connections import ConnectionInfo
+from ..declare import SyncSpec
+from ..declare import specs_of
+from ..exceptions import CaptureError
+from ..exceptions import ConfigurationError
+from ..queue.journal import append_groups
+from ..scope import Scope
+from ..store.identity import local_key
+from ..store.models import connected_object as links_table
+from ..store.models import connection as connection_table
 
 __all__ = [
     "ORIGIN_KEY",

@@ -40,7 +40,7 @@ Example::
     >>> from sqlalchemy import ForeignKey, Integer, String
     >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
     >>> from connected_objects.declare import connected, specs_of
-    >>> from connected_objects.mapping import FieldMapping
+    >>> from connected_objects.declare.mapping import FieldMapping
     >>> class Base(DeclarativeBase): pass
     >>> class Org(Base):
     ...     __tablename__ = "org"
@@ -78,11 +78,11 @@ from typing import TypeVar
 from sqlalchemy import inspect
 from sqlalchemy.orm import Mapper
 
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
+from ..store.identity import local_key
+from ..store.identity import local_type_name
+from ..util.suggest import did_you_mean
 from .mapping import Mapping
-from .store.identity import local_key
-from .store.identity import local_type_name
-from .util.suggest import did_you_mean
 
 __all__ = ["SyncSpec", "connected", "specs_of"]
 
