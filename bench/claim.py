@@ -1,4 +1,4 @@
-"""Claims at any backlog: one ``outbox.claim(limit=200)`` with 1k, 100k and 1M due changes.
+"""Claims at any backlog: one ``CHANGES.claim(limit=200)`` with 1k, 100k and 1M due changes.
 
     uv run python bench/claim.py [--quick] [--backend postgresql|mariadb|sqlite]
 
@@ -36,6 +36,7 @@ from _common import parser
 from _common import timed
 
 from connected_objects import Scope
+from connected_objects.queue import CHANGES
 from connected_objects.queue import outbox
 from connected_objects.store.models import metadata
 from connected_objects.store.models import utcnow
@@ -70,7 +71,7 @@ def fill(engine: Engine, upto: int, start: int) -> None:
                 f"INSERT INTO co_outbox ({columns}) SELECT {values.format(n='CAST(n AS TEXT)')} FROM g"
             )
             conn.execute(text(sql))
-        outbox.wake(conn, {BIG: utcnow()})
+        CHANGES.wake(conn, {BIG: utcnow()})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # as autovacuum would
         if engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE co_outbox"))
@@ -80,7 +81,7 @@ def fill(engine: Engine, upto: int, start: int) -> None:
 
 def one_claim(engine: Engine) -> int:
     with engine.connect() as conn:
-        found = outbox.claim(conn, "bench", limit=LIMIT, per_scope=LIMIT)
+        found = CHANGES.claim(conn, "bench", limit=LIMIT, per_scope=LIMIT)
         conn.rollback()
     return len(found)
 
@@ -91,7 +92,7 @@ def claim_rate(engine: Engine, claims: int) -> float:
     claimed = 0
     for _ in range(claims):
         with engine.begin() as conn:
-            claimed += len(outbox.claim(conn, "bench", limit=LIMIT, per_scope=LIMIT))
+            claimed += len(CHANGES.claim(conn, "bench", limit=LIMIT, per_scope=LIMIT))
     return claimed / (time.perf_counter() - start)
 
 
@@ -101,7 +102,7 @@ def small_scope_wait(engine: Engine) -> int:
         outbox.enqueue(conn, [outbox.Change(SMALL, "Invoice", "invoice", "small-1", "upsert")])
     for n in range(1, 1000):
         with engine.connect() as conn:
-            found = outbox.claim(conn, "bench", limit=LIMIT, per_scope=LIMIT)
+            found = CHANGES.claim(conn, "bench", limit=LIMIT, per_scope=LIMIT)
             conn.rollback()
         if any(c.scope == SMALL for c in found):
             return n

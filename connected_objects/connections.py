@@ -65,7 +65,7 @@ from .exceptions import ProviderNotFound
 from .plugin import registry
 from .plugin.provider import Provider
 from .plugin.provider import required_credentials
-from .queue import outbox
+from .queue import CHANGES
 from .scope import Scope
 from .states import ConnectionStatus
 from .store.identity import LocalId
@@ -219,7 +219,7 @@ def connect(
             )
         conn.execute(update(t).where(t.c.id == found.id).values(**values))
         if found.status != "active":  # reactivated (reconnected): what waited for it goes now
-            outbox.resume(conn, scope)
+            CHANGES.resume(conn, scope)
     _forget_cache(db)
     result = get(conn, scope)
     assert result is not None

@@ -1,6 +1,8 @@
-"""Workers: the loop that claims changes and pushes them, in or out of process.
+"""Workers: the scheduler of the two engines, in or out of process.
 
-A :class:`Worker` claims due changes in batches, hands each scope's share to
+A :class:`Worker` runs both engines in one loop. Inbound, its
+:class:`~connected_objects.receive.engine.Receiver` claims due events and applies
+them. Outbound, it claims due changes in batches, hands each scope's share to
 :func:`~connected_objects.push.dispatch.dispatch` as its own task, and keeps
 claiming while those run, so a slow or rate-limited account never holds back
 the others. Requests go through a few shared keep-alive ``httpx.AsyncClient``
@@ -39,47 +41,31 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Collection
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DBAPIError
 
 from . import signals
-from .exceptions import ConflictError
 from .exceptions import ConnectedObjectsError
 from .exceptions import DrainTimeout
-from .exceptions import PermanentError
-from .exceptions import RetryableError
 from .limits import LimitsStore
 from .limits import MemoryLimits
 from .limits.gates import ScopeGate
-from .oauth import tokens as oauth
 from .ops import heartbeat
 from .ops.failures import first_line
 from .ops.failures import log_failures
 from .ops.health import backlog
 from .ops.tracing import traced
-from .plugin.provider import RemoteClient
-from .plugin.provider import RemoteRecord
 from .push.dispatch import dispatch
 from .push.planning import final_status
-from .push.planning import scrubbed_traceback
 from .queue import CHANGES
 from .queue import EVENTS
-from .queue import inbox
+from .queue import ClaimedChange
 from .queue import journal
-from .queue import outbox
-from .queue.inbox import StoredEvent
-from .queue.outbox import ClaimedChange
-from .receive import parking
-from .receive.apply import MissingReference
-from .receive.apply import apply_fetching
-from .receive.fetching import fetch_each
-from .receive.pull import pull
+from .receive.engine import Receiver
 from .scope import Scope
 from .store import schema
 from .store.models import utcnow
@@ -95,35 +81,6 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_DEAD", "BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
 
 log = logging.getLogger("connected_objects.worker")
-
-
-class _LazyClient:
-    """A scope's client, made (credentials refreshed) on the first fetch only, once for concurrent fetches."""
-
-    def __init__(self, hub: SyncContext, scope: Scope, http: httpx.AsyncClient) -> None:
-        self.hub, self.scope, self.http = hub, scope, http
-        self._client: RemoteClient | None = None
-        self._making = asyncio.Lock()
-
-    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
-        if self._client is None:
-            async with self._making:
-                if self._client is None:
-                    credentials = await oauth.fresh_credentials(self.hub, self.scope, self.http)
-                    provider = self.hub.provider(self.scope.provider)
-                    self._client = provider.client(self.scope, self.http, credentials)
-        return await self._client.fetch(entity, foreign_ids)
-
-
-#: What applying events may meet in ordinary operation; anything else is a bug, kept with its traceback.
-_EXPECTED = (
-    MissingReference,
-    RetryableError,
-    ConflictError,
-    oauth.AuthorizationLost,
-    httpx.HTTPError,
-    DBAPIError,
-)
 
 
 @dataclass
@@ -204,6 +161,7 @@ class Worker:
         self._gates: dict[Scope, ScopeGate] = {}
         self.limits: LimitsStore = hub.limits_store or MemoryLimits()  # nothing shared: this worker's own
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
+        self.receiver = Receiver(hub, self.name, batch=batch, lease=lease)
         self._timed_out = False
 
     def __repr__(self) -> str:
@@ -221,7 +179,7 @@ class Worker:
         with self.hub.session_factory() as session:
             conn = self.hub.connection(session)
             journal.absorb(conn)  # captured changes join the outbox first (one worker at a time)
-            claimed = outbox.claim(
+            claimed = CHANGES.claim(
                 conn,
                 self.name,
                 limit=self.batch,
@@ -233,179 +191,11 @@ class Worker:
             session.commit()
             return claimed
 
-    @traced("connected_objects.claim_events")
-    def _claim_inbox(self) -> list[StoredEvent]:
-        with self.hub.session_factory() as session:
-            events = inbox.claim(session, self.name, limit=self.batch, lease=self.lease)
-            session.commit()
-            return events
-
-    async def _apply_inbox(self, clients: list[httpx.AsyncClient]) -> int:
-        """Claim inbound events and apply them, one (scope, entity) group at a time."""
-        try:
-            events = await asyncio.to_thread(self._claim_inbox)
-        except database_errors() as exc:
-            log.warning("claiming events failed, retrying: %s", reason(exc))
-            return 0
-        groups: dict[tuple[str, str, str | None, str | None], list[StoredEvent]] = {}
-        for event in events:
-            groups.setdefault((event.provider, event.marketplace, event.account, event.entity), []).append(event)
-        for (provider_name, marketplace, account, entity), group in groups.items():
-            try:
-                await self._apply_group(provider_name, marketplace, account, entity, group, clients)
-            except database_errors() as exc:  # recording an outcome failed: the leases expire, the events come back
-                log.warning(
-                    "recording %d applied or failed events failed, they will be claimed again: %s",
-                    len(group),
-                    reason(exc),
-                )
-        return len(events)
-
-    async def _apply_group(
-        self,
-        provider_name: str,
-        marketplace: str,
-        account: str | None,
-        entity: str | None,
-        group: list[StoredEvent],
-        clients: list[httpx.AsyncClient],
-    ) -> None:
-        """Apply one (scope, entity) group; a failure fails only the events it concerns, each on its own attempts."""
-        if account is None or entity is None:
-            problem = PermanentError("event names no account or entity; the provider must resolve them")
-            await self._events_failed([(e, problem) for e in group])
-            return
-        scope = Scope(provider_name, marketplace, account)
-        imports = [e for e in group if e.kind == "import"]
-        group = [e for e in group if e.kind != "import"]
-        if imports:  # a queued backfill: pull the whole entity from its cursor
-            try:
-                await pull(self.hub, scope, entity)
-            except Exception as exc:
-                await self._events_failed([(e, exc) for e in imports])
-            else:
-                await asyncio.to_thread(self._events_done, [e.id for e in imports])
-                self.stats.applied += len(imports)
-        if group:
-            await self._apply_events(scope, entity, group, clients[hash(scope) % len(clients)])
-
-    async def _events_failed(self, failures: Sequence[tuple[StoredEvent, BaseException]]) -> None:
-        """Retry each event with its own backoff, or bury it (logged, ``event-dead`` sent) once its own
-        attempts are spent; an unexpected exception (a bug) is logged with its traceback, kept on the
-        event, and gets fewer attempts (:class:`~connected_objects.util.retry.RetryPolicy`)."""
-        if not failures:
-            return
-        now = utcnow()
-        dead: list[tuple[StoredEvent, str]] = []
-        later: list[tuple[int, dt.datetime, str]] = []
-        logged: set[int] = set()
-        for event, exc in failures:
-            unexpected = not isinstance(exc, _EXPECTED)
-            if unexpected and id(exc) not in logged:
-                logged.add(id(exc))
-                log.error(
-                    "applying events of %s/%s %s raised an unexpected %s; the traceback is kept on the events "
-                    "(connected-objects events show %s)",
-                    event.provider,
-                    event.marketplace,
-                    event.entity,
-                    type(exc).__name__,
-                    event.id,
-                    exc_info=exc,
-                )
-            error = scrubbed_traceback(exc) if unexpected else str(exc)
-            if self.hub.retry.exhausted(event.attempts, unexpected=unexpected):
-                dead.append((event, error))
-            else:
-                retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-                delay = self.hub.retry.delay(event.attempts, retry_after=retry_after)
-                later.append((event.id, now + dt.timedelta(seconds=delay), error))
-        if later:
-            log.info(
-                "applying %d events failed (attempt %d at most), retrying each on its own backoff: %s",
-                len(later),
-                max(e.attempts for e, _ in failures),
-                first_line(later[0][2]),
-            )
-            await asyncio.to_thread(self._events_later_each, later)
-        if dead:
-            await asyncio.to_thread(self._events_dead_each, [(e.id, error) for e, error in dead])
-            self.stats.dead_events += len(dead)
-            for event, error in dead:
-                signals.event_dead.send(event.provider, event=event, error=error)
-
-    async def _apply_events(self, scope: Scope, entity: str, group: list[StoredEvent], http: httpx.AsyncClient) -> None:
-        """Decode, fetch what is thin (each record on its own outcome), apply what was read in one batch.
-
-        An event whose payload cannot be decoded, or whose record could not be read, fails alone;
-        parked records that cannot be applied yet wait on; the rest are applied together.
-        """
-        records: list[RemoteRecord] = []
-        thin: dict[int, str] = {}  # event id → the foreign id it names (several events may name one)
-        parked: dict[int, str] = {}  # event id → the foreign id of the record it keeps
-        failures: list[tuple[StoredEvent, BaseException]] = []
-        decode = self.hub.extras(scope.provider).decode_event
-        for event in group:
-            try:
-                if event.kind == "parked":
-                    record = parking.unpark(event)
-                    parked[event.id] = record.foreign_id
-                    records.append(record)
-                    continue
-                if decode is None:
-                    raise PermanentError(f"provider {scope.provider!r} cannot decode stored events (no decode_event)")
-                item = decode(entity, event.payload)
-            except Exception as exc:
-                failures.append((event, exc))
-                continue
-            if isinstance(item, RemoteRecord):
-                records.append(item)
-            else:
-                thin[event.id] = item
-        fetcher = _LazyClient(self.hub, scope, http)
-        if thin:
-            reads = await fetch_each(fetcher, entity, thin.values())
-            records.extend(reads.records.values())
-            failures.extend((e, reads.failed[thin[e.id]]) for e in group if thin.get(e.id) in reads.failed)
-        await self._events_failed(failures)
-        failed = {e.id for e, _ in failures}
-        ready = [e for e in group if e.id not in failed]
-        if not ready:
-            return
-        try:
-            applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
-        except Exception as exc:
-            await self._events_failed([(e, exc) for e in ready])
-            return
-        waiting = set(applied.parked_ids)
-        still = {e.id: e for e in ready if parked.get(e.id) in waiting}  # parked again: wait on, never dropped
-        if still:
-            now = utcnow()
-            later = [
-                (e.id, now + dt.timedelta(seconds=self.hub.retry.delay(e.attempts)), e.last_error or "")
-                for e in still.values()
-            ]
-            await asyncio.to_thread(self._events_later_each, later)
-        await asyncio.to_thread(self._events_done, [e.id for e in ready if e.id not in still])
-        self.stats.applied += len(ready) - len(still)
-
-    def _events_done(self, ids: list[int]) -> None:
-        with self.hub.session_factory.begin() as session:
-            inbox.finish(session, self.name, ids)
-
-    def _events_later_each(self, items: list[tuple[int, dt.datetime, str]]) -> None:
-        with self.hub.session_factory.begin() as session:
-            inbox.reschedule(session, self.name, items)
-
-    def _events_dead_each(self, items: list[tuple[int, str]]) -> None:
-        with self.hub.session_factory.begin() as session:
-            inbox.bury(session, self.name, items)
-
     def _renew(self) -> None:
         ids = [i for _scope, group in self._in_flight.values() for i in group]
         if ids:
             with self.hub.session_factory() as session:
-                outbox.renew_leases(session.connection(), self.name, ids, self.lease)
+                CHANGES.renew(session.connection(), self.name, ids, self.lease)
                 session.commit()
 
     def _work_left(self) -> float | None:
@@ -500,7 +290,7 @@ class Worker:
         """Why a drain is not done: what is left, and the last errors it met."""
         with self.hub.session_factory() as session:
             left = backlog(session)
-            waiting = [c for c in outbox.list_changes(session, state="pending", limit=200) if c.last_error][:3]
+            waiting = [c for c in CHANGES.list_items(session, state="pending", limit=200) if c.last_error][:3]
         parts = (
             f"{left.outbox.get('pending', 0)} changes pending, {left.outbox.get('in_flight', 0)} in flight, "
             f"{left.journal} captured flushes not folded in, {left.inbox.get('pending', 0)} events pending"
@@ -575,7 +365,10 @@ class Worker:
                     if deadline is not None and time.monotonic() >= deadline:
                         self._timed_out = True
                         break
-                    applied = await self._apply_inbox(http)
+                    received = await self.receiver.round(http)
+                    self.stats.applied += received.applied
+                    self.stats.dead_events += received.dead
+                    applied = received.claimed
                     busy = [scope for scope, _ in self._in_flight.values()]
                     claimed: list[ClaimedChange] = []
                     if len(self._in_flight) < self.max_tasks:

@@ -16,6 +16,8 @@ from connected_objects.admin import admin_app
 from connected_objects.admin.security import COOKIE
 from connected_objects.admin.security import SECURE_COOKIE
 from connected_objects.exceptions import ConfigurationError
+from connected_objects.queue import CHANGES
+from connected_objects.queue import EVENTS
 from connected_objects.queue import inbox
 from connected_objects.queue import outbox
 from connected_objects.store.models import connection as connection_table
@@ -62,8 +64,8 @@ def dead_changes(hub, n: int, error: str = "Duplicate Name Exists Error (6240)",
     with hub.engine.begin() as db:
         outbox.enqueue(db, [outbox.Change(scope, "invoices", "invoice", str(i), "upsert") for i in range(1, n + 1)])
     with hub.engine.begin() as db:
-        claimed = outbox.claim(db, "w", limit=n + 10, per_scope=n + 10)
-        outbox.bury(db, "w", [(c.id, error) for c in claimed])
+        claimed = CHANGES.claim(db, "w", limit=n + 10, per_scope=n + 10)
+        CHANGES.bury(db, "w", [(c.id, error) for c in claimed])
     return sorted(c.id for c in claimed)
 
 
@@ -184,8 +186,8 @@ def test_explain_a_row_waiting_for_its_reference(hub, app):
 def test_dead_events_show_their_payload_and_retry(hub, app):
     with hub.engine.begin() as db:
         inbox.store(db, "sandbox", "test", [inbox.InboundEvent("e1", "acme", "invoices", b'{"number": "<b>X</b>"}')])
-        [event] = inbox.claim(db, "w")
-        inbox.bury(db, "w", [(event.id, "no such customer")])
+        [event] = EVENTS.claim(db, "w")
+        EVENTS.bury(db, "w", [(event.id, "no such customer")])
     page = get(app, "/events")
     assert b"no such customer" in page.body and b"&lt;b&gt;X&lt;/b&gt;" in page.body and b"<b>X</b>" not in page.body
     cookie, token = session_of(app)
@@ -194,8 +196,8 @@ def test_dead_events_show_their_payload_and_retry(hub, app):
         assert inbox.count_by_scope(db)[ACME] == {"pending": 1}
     with hub.engine.begin() as db:  # dead again, with a second one of another error
         inbox.store(db, "sandbox", "test", [inbox.InboundEvent("e2", "acme", "invoices", b"{}")])
-        claimed = inbox.claim(db, "w")
-        inbox.bury(db, "w", [(e.id, "no such customer" if e.id == event.id else "bad date") for e in claimed])
+        claimed = EVENTS.claim(db, "w")
+        EVENTS.bury(db, "w", [(e.id, "no such customer" if e.id == event.id else "bad date") for e in claimed])
     answer = post(app, "/events", {"action": "retry-all", "error": "customer", "csrf": token}, cookie)
     assert dict(answer.headers)["location"] == "/admin/events?error=customer&did=retried&n=1"
     answer = post(app, "/events", {"action": "discard-all", "scope": str(ACME), "csrf": token}, cookie)

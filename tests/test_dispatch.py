@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from connected_objects import signals
+from connected_objects.queue import CHANGES
 from connected_objects.queue import journal
 from connected_objects.queue import outbox
 from connected_objects.store import identity
@@ -172,7 +173,7 @@ def test_expired_lease_is_taken_over(hub, org, sandbox):
         s.add(Customer(id=1, organization_id=1, name="x"))
     with hub.session_factory.begin() as s:  # a worker that claims and dies
         journal.absorb(s)
-        (claimed,) = outbox.claim(s, "dead-worker", lease=-1.0)
+        (claimed,) = CHANGES.claim(s, "dead-worker", lease=-1.0)
     assert claimed.attempts == 1
     hub.drain()
     assert len(sandbox.live("acme", "customers")) == 1

@@ -11,8 +11,8 @@ from connected_objects import Scope
 from connected_objects.cli import main
 from connected_objects.ops.explain import explain
 from connected_objects.ops.explain import find_model
+from connected_objects.queue import CHANGES
 from connected_objects.queue import journal
-from connected_objects.queue import outbox
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
 
@@ -49,8 +49,8 @@ def test_a_refused_row_is_dead_with_the_providers_message(hub, org):
         s.add(Customer(id=7, organization_id=1, name="Ada"))
     with hub.engine.begin() as db:
         journal.absorb(db)
-        [change] = outbox.claim(db, "w")
-        outbox.bury(db, "w", [(change.id, "Duplicate Name Exists Error (6240)")], refusals={change.id: 1})
+        [change] = CHANGES.claim(db, "w")
+        CHANGES.bury(db, "w", [(change.id, "Duplicate Name Exists Error (6240)")], refusals={change.id: 1})
     found = explain(hub, find_model(hub, "Customer"), 7)
     assert found.sentence.startswith("dead: sandbox refused it: Duplicate Name Exists Error (6240)")
     assert found.scopes[0].last_error == "Duplicate Name Exists Error (6240)"

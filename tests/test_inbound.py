@@ -14,6 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from connected_objects.receive.engine import Receiver
 from connected_objects.store import identity
 from connected_objects.store.models import connected_object
 from connected_objects.store.models import connection
@@ -362,7 +363,7 @@ def apply_once(hub):
 
     async def go():
         async with hub.http_client() as http:
-            return await hub.worker()._apply_inbox([http])
+            return (await Receiver(hub, "worker-1").round([http])).claimed
 
     return asyncio.run(go())
 

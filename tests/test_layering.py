@@ -303,3 +303,58 @@ def test_the_public_modules_are_the_listed_ones():
     assert modules >= PUBLIC_MODULES, sorted(PUBLIC_MODULES - modules)
     top_level = {f"connected_objects.{p.stem}" for p in CORE.glob("*.py") if not p.stem.startswith("_")}
     assert top_level - PUBLIC_MODULES == set(), sorted(top_level - PUBLIC_MODULES)
+
+
+#: The engines: they reach the queue through the component (``connected_objects.queue``: CHANGES, EVENTS,
+#: the journal), never through the outbox and inbox faces, which are for providers, people and tools.
+ENGINES = ("connected_objects.push", "connected_objects.receive", "connected_objects.worker")
+FACES = {"connected_objects.queue.outbox", "connected_objects.queue.inbox"}
+
+
+def test_the_engines_use_the_queue_component_not_its_faces():
+    offenders = [
+        f"{module} imports {target}"
+        for module, targets in sorted(module_graph().items())
+        if module.startswith(ENGINES)
+        for target in sorted(targets & FACES)
+    ]
+    assert offenders == []
+
+
+def test_the_faces_are_the_operator_api():
+    """What people, tools and providers do with the queue; claiming, leasing and recording are the engines' own."""
+    from connected_objects.queue import inbox
+    from connected_objects.queue import outbox
+
+    assert set(outbox.__all__) == {
+        "Change",
+        "ClaimedChange",
+        "changes_of",
+        "count_by_scope",
+        "discard",
+        "discard_where",
+        "enqueue",
+        "get",
+        "list_changes",
+        "oldest_due",
+        "page_changes",
+        "retry",
+        "retry_where",
+    }
+    assert set(inbox.__all__) == {
+        "IMPORT_PAYLOAD",
+        "PARKED_PREFIX",
+        "InboundEvent",
+        "StoredEvent",
+        "count_by_scope",
+        "digest_key",
+        "discard",
+        "discard_where",
+        "get",
+        "list_events",
+        "page_events",
+        "request_import",
+        "retry",
+        "retry_where",
+        "store",
+    }

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 
 from connected_objects import Scope
+from connected_objects.queue import CHANGES
 from connected_objects.queue import outbox
 from connected_objects.store.models import outbox as outbox_table
 
@@ -23,7 +24,7 @@ def test_a_one_change_scope_is_claimed_in_the_next_claim_beside_a_big_backlog(en
     with engine.begin() as conn:  # queued after the whole backlog
         outbox.enqueue(conn, [outbox.Change(SMALL, "notes", "note", "only", "upsert")])
     with engine.begin() as conn:
-        claimed = outbox.claim(conn, "w1", limit=200, per_scope=200)
+        claimed = CHANGES.claim(conn, "w1", limit=200, per_scope=200)
     assert [c.local_id for c in claimed if c.scope == SMALL] == ["only"]
     assert len(claimed) == 200
     big = [int(c.local_id) for c in claimed if c.scope == BIG]
@@ -34,17 +35,17 @@ def test_a_change_behind_its_objects_front_change_waits_until_that_one_leaves(en
     with engine.begin() as conn:
         outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")])
     with engine.begin() as conn:
-        [front] = outbox.claim(conn, "w1")
+        [front] = CHANGES.claim(conn, "w1")
     with engine.begin() as conn:  # edited while its first change is being pushed
         outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")])
     with engine.begin() as conn:
-        assert outbox.claim(conn, "w2") == []
+        assert CHANGES.claim(conn, "w2") == []
     with engine.begin() as conn:
-        outbox.finish(conn, "w1", [front.id])
-        outbox.release(conn, BIG, [("note", "1")])
-        outbox.wake(conn, {BIG: front.next_attempt_at.replace(year=2000)})
+        CHANGES.finish(conn, "w1", [front.id])
+        CHANGES.release(conn, BIG, [("note", "1")])
+        CHANGES.wake(conn, {BIG: front.next_attempt_at.replace(year=2000)})
     with engine.begin() as conn:
-        [after] = outbox.claim(conn, "w2")
+        [after] = CHANGES.claim(conn, "w2")
     assert after.local_id == "1" and after.id != front.id
 
 
@@ -52,12 +53,12 @@ def test_an_expired_lease_is_taken_over_and_the_scope_head_follows_the_leases(en
     with engine.begin() as conn:
         outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")])
     with engine.begin() as conn:
-        [first] = outbox.claim(conn, "dies", lease=-1.0)  # a worker that claims and dies at once
+        [first] = CHANGES.claim(conn, "dies", lease=-1.0)  # a worker that claims and dies at once
     with engine.begin() as conn:
-        [again] = outbox.claim(conn, "w2")
+        [again] = CHANGES.claim(conn, "w2")
     assert (again.id, again.attempts, again.lease_owner) == (first.id, 2, "w2")
     with engine.begin() as conn:  # leased for a minute now: nothing due
-        assert outbox.claim(conn, "w3") == []
+        assert CHANGES.claim(conn, "w3") == []
         count = conn.execute(select(func.count()).select_from(outbox_table)).scalar_one()
     assert count == 1
 
@@ -80,7 +81,7 @@ def test_a_change_written_while_its_object_is_being_claimed_waits_behind_the_new
     with engine.begin() as conn:
         outbox.enqueue(conn, [outbox.Change(BIG, "notes", "note", "1", "upsert")])
     claimer = engine.connect()
-    [front] = outbox.claim(claimer, "w1")  # not committed yet: the change is still 'p' to everyone else
+    [front] = CHANGES.claim(claimer, "w1")  # not committed yet: the change is still 'p' to everyone else
     ids: list[int] = []
     done: list[int] = []
 
@@ -101,7 +102,7 @@ def test_a_change_written_while_its_object_is_being_claimed_waits_behind_the_new
     writer.join(30)
     assert done == [1]
     with engine.begin() as conn:
-        assert outbox.claim(conn, "w2") == []  # parked behind the front the claim made
+        assert CHANGES.claim(conn, "w2") == []  # parked behind the front the claim made
         rows = {(c.slot, c.id == front.id) for c in outbox.list_changes(conn)}
     assert rows == {("f", True), ("p", False)}
 
@@ -113,7 +114,7 @@ def test_a_claim_skips_a_change_a_writer_holds_and_takes_it_coalesced_after(serv
     with engine.begin() as writer:
         outbox.enqueue(writer, [outbox.Change(BIG, "notes", "note", "1", "delete")])  # holds the next change
         with engine.begin() as conn:
-            assert outbox.claim(conn, "w1") == []  # skipped, not waited for
+            assert CHANGES.claim(conn, "w1") == []  # skipped, not waited for
     with engine.begin() as conn:
-        [change] = outbox.claim(conn, "w1")
+        [change] = CHANGES.claim(conn, "w1")
     assert (change.operation, change.revision) == ("delete", 2)

@@ -1,4 +1,4 @@
-"""One behaviour suite for every leased queue: the memory queue, and the outbox and inbox tables on each backend.
+"""One behaviour suite for every leased queue: the outbox and inbox tables on each backend.
 
 ``Behaviour`` holds the tests; each ``Test…`` class below gives them a
 ``subject``: the queue, a way to put ``n`` items in it, and the transaction
@@ -23,7 +23,6 @@ from connected_objects.queue import Change
 from connected_objects.queue import InboundEvent
 from connected_objects.queue import Queue
 from connected_objects.store.models import utcnow
-from connected_objects.testing.queue import MemoryQueue
 
 SCOPE = Scope("memory", "test", "acme")
 
@@ -130,13 +129,6 @@ class Behaviour:
         with subject.step() as db:
             count, due = subject.queue.waiting(db)
         assert count == 2 and due is not None and due <= utcnow()
-
-
-class TestMemoryQueue(Behaviour):
-    @pytest.fixture
-    def subject(self) -> Subject:
-        queue = MemoryQueue()
-        return Subject(queue, lambda n: queue.put(range(n)), contextlib.nullcontext)
 
 
 def _table_subject(engine: Engine, queue: Any, put: Callable[[Any, int], None]) -> Subject:

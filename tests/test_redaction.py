@@ -54,6 +54,7 @@ from connected_objects.exceptions import RemoteError
 from connected_objects.exceptions import RetryableError
 from connected_objects.oauth import tokens as oauth
 from connected_objects.push.dispatch import dispatch
+from connected_objects.queue import CHANGES
 from connected_objects.queue import inbox
 from connected_objects.queue import journal
 from connected_objects.queue import outbox
@@ -364,7 +365,7 @@ async def push_once(hub: Hub, scope: Scope) -> None:
     """Claim the scope's due changes and dispatch them once (a worker would retry a failed refresh forever)."""
     with hub.session_factory() as s:
         journal.absorb(hub.connection(s))  # as a worker does before it claims
-        claimed = outbox.claim(hub.connection(s), "redaction-test", providers=[scope.provider])
+        claimed = CHANGES.claim(hub.connection(s), "redaction-test", providers=[scope.provider])
         s.commit()
     assert claimed
     async with hub.http_client() as http:

@@ -13,7 +13,7 @@ Example: the browser's CSRF cookie and its form token, then "retry all" of one e
     >>> from sqlalchemy import create_engine
     >>> from sqlalchemy.orm import sessionmaker
     >>> from connected_objects import Scope
-    >>> from connected_objects.queue import outbox
+    >>> from connected_objects.queue import CHANGES, outbox
     >>> from connected_objects.admin import admin_app
     >>> from connected_objects.hub import Hub
     >>> from connected_objects.store.models import metadata
@@ -23,8 +23,8 @@ Example: the browser's CSRF cookie and its form token, then "retry all" of one e
     >>> s = Scope("xero", "production", "t-1")
     >>> with engine.begin() as db:
     ...     _ = outbox.enqueue(db, [outbox.Change(s, "Contacts", "customer", "1", "upsert")])
-    ...     [c] = outbox.claim(db, "w")
-    ...     _ = outbox.bury(db, "w", [(c.id, "ValidationException: Name is required")])
+    ...     [c] = CHANGES.claim(db, "w")
+    ...     _ = CHANGES.bury(db, "w", [(c.id, "ValidationException: Name is required")])
     >>> admin = admin_app(Hub(sessionmaker(engine), models=[]), authorize=lambda request: True)
     >>> page = admin.handle(Request("GET", "/changes", {}, b""))
     >>> cookie = dict(page.headers)["set-cookie"].split(";")[0]

@@ -11,7 +11,7 @@ Example: the dead changes of one scope, a page of two, then the next::
     >>> from sqlalchemy import create_engine
     >>> from sqlalchemy.orm import sessionmaker
     >>> from connected_objects import Scope
-    >>> from connected_objects.queue import outbox
+    >>> from connected_objects.queue import CHANGES, outbox
     >>> from connected_objects.admin import admin_app
     >>> from connected_objects.hub import Hub
     >>> from connected_objects.store.models import metadata
@@ -21,8 +21,8 @@ Example: the dead changes of one scope, a page of two, then the next::
     >>> s = Scope("xero", "production", "t-1")
     >>> with engine.begin() as db:
     ...     _ = outbox.enqueue(db, [outbox.Change(s, "Contacts", "customer", str(i), "upsert") for i in range(3)])
-    ...     claimed = outbox.claim(db, "w")
-    ...     _ = outbox.bury(db, "w", [(c.id, "ValidationException: Name is required") for c in claimed])
+    ...     claimed = CHANGES.claim(db, "w")
+    ...     _ = CHANGES.bury(db, "w", [(c.id, "ValidationException: Name is required") for c in claimed])
     >>> admin = admin_app(Hub(sessionmaker(engine), models=[]), authorize=lambda request: True)
     >>> page = admin.handle(Request("GET", "/changes", {}, b"", query="scope=xero/production/t-1&limit=2"))
     >>> page.body.count(b"Name is required"), b'after=2">Next page' in page.body

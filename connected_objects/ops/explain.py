@@ -50,8 +50,8 @@ from .. import connections
 from ..declare import SyncSpec
 from ..declare import specs_of
 from ..exceptions import ConfigurationError
+from ..queue import ClaimedChange
 from ..queue import outbox
-from ..queue.outbox import ClaimedChange
 from ..scope import Scope
 from ..store import identity
 from ..store.identity import ConnectedObject

@@ -50,8 +50,8 @@ from ..exceptions import RemoteError
 from ..exceptions import RetryableError
 from ..exceptions import UnknownMarketplace
 from ..plugin.oauth2 import refresh_grant
-from ..queue.inbox import InboundEvent
-from ..queue.inbox import digest_key
+from ..queue.events import InboundEvent
+from ..queue.events import digest_key
 from ..queue.inbox import store as store_events
 from ..scope import Scope
 from ..util.hashing import idempotency_key

@@ -56,9 +56,9 @@ from ..plugin.provider import BatchOperation
 from ..plugin.provider import RemoteClient
 from ..plugin.provider import RemoteRecord
 from ..queue import CHANGES
-from ..queue import outbox
+from ..queue import Change
+from ..queue import ClaimedChange
 from ..queue.changes import InDoubt
-from ..queue.outbox import ClaimedChange
 from ..scope import Scope
 from ..states import WriteAction
 from ..store import identity
@@ -96,7 +96,7 @@ log = logging.getLogger("connected_objects.push.dispatch")
 class _Prepared:
     plans: list[Plan]
     credentials: dict[str, Any]
-    enqueue: list[outbox.Change] = field(default_factory=list)
+    enqueue: list[Change] = field(default_factory=list)
     paused: str | None = None
     revoked: str | None = None
     token_expires_at: dt.datetime | None = None
@@ -124,7 +124,7 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
         for change in changes:
             by_type.setdefault(change.local_type, []).append(change)
         plans: list[Plan] = []
-        to_enqueue: list[outbox.Change] = []
+        to_enqueue: list[Change] = []
         dead = CHANGES.dead_of(conn, scope, {(c.local_type, c.local_id) for c in changes})
         loaded: list[tuple[list[ClaimedChange], Any, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
         wanted: set[tuple[str, str]] = set()
@@ -213,13 +213,13 @@ def _resolve_references(
     return result
 
 
-def _queue_missing(scope: Scope, missing: Collection[tuple[str, str]], hub: SyncContext) -> list[outbox.Change]:
+def _queue_missing(scope: Scope, missing: Collection[tuple[str, str]], hub: SyncContext) -> list[Change]:
     """Changes to queue so that unlinked referenced rows, neither queued nor dead, get pushed."""
     changes = []
     for local_type, local_id in sorted(missing):
         spec = hub.spec(local_type, scope.provider)
         if spec is not None:
-            changes.append(outbox.Change(scope, spec.entity, local_type, local_id, "upsert"))
+            changes.append(Change(scope, spec.entity, local_type, local_id, "upsert"))
     return changes
 
 
@@ -520,26 +520,26 @@ def complete(
             oauth.expire(conn, scope)
         identity.store_synced(conn, book.synced)
         identity.tombstone_many(conn, book.tombstones)
-        outbox.finish(conn, worker, book.finished)
+        CHANGES.finish(conn, worker, book.finished)
         CHANGES.forget_in_doubt(conn, book.forget)
-        outbox.reschedule(conn, worker, book.later)
-        outbox.bury(conn, worker, book.dead, refusals=book.refusals)
-        outbox.clear_dead(conn, scope, book.settled, keep=[i for i, _ in book.dead])
+        CHANGES.reschedule(conn, worker, book.later)
+        CHANGES.bury(conn, worker, book.dead, refusals=book.refusals)
+        CHANGES.clear_dead(conn, scope, book.settled, keep=[i for i, _ in book.dead])
         # objects whose front change left (pushed or dead): their next change may go now
         left = {
             (c.plan.change.local_type, c.plan.change.local_id)
             for c in outcomes
             if c.plan.change.id in set(book.finished) | {i for i, _ in book.dead}
         }
-        outbox.release(conn, scope, left)
+        CHANGES.release(conn, scope, left)
         # the scope's next due change: now if a front change left, else the earliest reschedule
         due = [when for _, when, _, _ in book.later]
         if book.finished or book.dead:
             due.append(utcnow())
         if due:
-            outbox.wake(conn, {scope: min(due)})
+            CHANGES.wake(conn, {scope: min(due)})
         if prepared.enqueue:
-            outbox.enqueue(conn, prepared.enqueue)
+            CHANGES.enqueue(conn, prepared.enqueue)
         if book.created:  # a record linked here may be what a blocked change waits for
             CHANGES.unblock(conn, scope)
         session.commit()

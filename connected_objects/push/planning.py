@@ -48,9 +48,9 @@ from ..exceptions import PermanentError
 from ..exceptions import RemoteError
 from ..exceptions import RetryableError
 from ..plugin.provider import RemoteRecord
+from ..queue import ClaimedChange
 from ..queue.changes import InDoubt
 from ..queue.leased import BLOCKED
-from ..queue.outbox import ClaimedChange
 from ..scope import Scope
 from ..states import Action
 from ..states import OutcomeStatus
@@ -300,7 +300,13 @@ def ledger(
     out = Ledger()
     for outcome in outcomes:
         plan, change = outcome.plan, outcome.plan.change
-        status = final_status(outcome, retry)
+        status = outcome.status
+        when: dt.datetime | None = None
+        if status == "retry":  # the one verdict both engines ask: when again, or bury
+            when = retry.next_attempt(
+                change.attempts, now=now, unexpected=outcome.unexpected, retry_after=outcome.retry_after
+            )
+            status = "dead" if when is None else "retry"
         if outcome.forget:
             out.forget.append(change.id)
         if status == "done" and plan.adopted:
@@ -317,8 +323,7 @@ def ledger(
             if outcome.refused:
                 out.refusals[change.id] = plan.epoch + 1
             out.signals.append(("change-dead", {"change": change, "error": error}))
-        elif status == "retry":
-            when = now + dt.timedelta(seconds=retry.delay(change.attempts, retry_after=outcome.retry_after))
+        elif status == "retry" and when is not None:
             out.later.append((change.id, when, outcome.error, True))
             out.signals.append(("push-failed", {"change": change, "error": outcome.error, "retry_at": when}))
         elif plan.blocked:  # waits for a dead reference: due again when a record is linked in its scope

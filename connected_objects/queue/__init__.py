@@ -9,9 +9,10 @@ that once over any table with the work columns; :data:`CHANGES` (a
 per-scope heads and an index-driven claim whose cost does not grow with the
 backlog, refusal counts) and :data:`EVENTS` (an :class:`EventQueue`) what events
 need (dedupe on key, ``kind``, waking parked records). Nothing outside this
-package (and :mod:`connected_objects.queue.outbox` and :mod:`connected_objects.queue.inbox`,
-the public faces built on it) queries those two tables. For tests,
-:class:`connected_objects.testing.queue.MemoryQueue` keeps items in memory.
+package queries those two tables. The engines use :data:`CHANGES` and
+:data:`EVENTS` directly; :mod:`connected_objects.queue.outbox` and
+:mod:`connected_objects.queue.inbox` are the faces for people, tools and
+providers (list, retry, discard; store a webhook's events), and never claim.
 
 Example::
 

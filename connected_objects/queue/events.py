@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,18 @@ from ..scope import Scope
 from ..states import ChangeState
 from ..states import EventKind
 
-__all__ = ["InboundEvent", "StoredEvent"]
+__all__ = ["IMPORT_PAYLOAD", "PARKED_PREFIX", "InboundEvent", "StoredEvent", "digest_key"]
+
+#: The payload of a queued backfill (its row's ``kind`` is ``import``): a worker runs
+#: :func:`connected_objects.receive.pull.pull` for its scope and entity.
+IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
+#: Dedupe keys of parked records start with this (so they never meet a provider's event id).
+PARKED_PREFIX = "parked:"
+
+
+def digest_key(*parts: object) -> str:
+    """A dedupe key from what an event says, for providers that give no event id."""
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

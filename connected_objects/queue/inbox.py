@@ -4,16 +4,17 @@ A webhook handler verifies a delivery, then calls :func:`store` with one
 :class:`InboundEvent` per record it names, in one transaction, and answers.
 Each event is unique on ``(provider, marketplace, dedupe_key)``: the provider's
 event id where it gives one, else a digest of what the event says, so a
-duplicate delivery stores nothing new. Workers later :func:`claim` events and
-apply them (:mod:`connected_objects.receive.apply`); failures retry with backoff and end
+duplicate delivery stores nothing new. Workers later claim the events and
+apply them (:mod:`connected_objects.receive.engine`); failures retry with backoff and end
 ``dead``, like outbound changes. Applied events are deleted.
 
 Each row has a ``kind``: ``event`` (a provider's notification), ``import``
-(:func:`request_import`, a queued backfill) or ``parked`` (:func:`park`, a
-record waiting for its reference). These functions are the inbox's public
-face; the work is done by the queue component,
+(:func:`request_import`, a queued backfill) or ``parked`` (:func:`connected_objects.receive.parking.park`, a
+record waiting for its reference). These functions are the inbox's face for
+providers (:func:`store`, :func:`request_import`) and for people and tools
+(list, get, retry, discard); the engines use the queue component,
 :data:`connected_objects.queue.EVENTS` (the only code that queries
-``co_inbox``).
+``co_inbox``), directly.
 
 Example::
 
@@ -30,8 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 from collections.abc import Collection
 from collections.abc import Sequence
 
@@ -41,39 +40,27 @@ from . import EVENTS
 from . import InboundEvent
 from . import StoredEvent
 from . import operator
+from .events import IMPORT_PAYLOAD
+from .events import PARKED_PREFIX
+from .events import digest_key
 
 __all__ = [
     "IMPORT_PAYLOAD",
     "PARKED_PREFIX",
     "InboundEvent",
     "StoredEvent",
-    "bury",
-    "claim",
     "count_by_scope",
     "digest_key",
     "discard",
     "discard_where",
-    "finish",
     "get",
     "list_events",
     "page_events",
     "request_import",
-    "reschedule",
     "retry",
     "retry_where",
     "store",
 ]
-
-#: The payload of a queued backfill (its row's ``kind`` is ``import``): a worker runs
-#: :func:`connected_objects.receive.pull.pull` for its scope and entity.
-IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
-#: Dedupe keys of parked records start with this (so they never meet a provider's event id).
-PARKED_PREFIX = "parked:"
-
-
-def digest_key(*parts: object) -> str:
-    """A dedupe key from what an event says, for providers that give no event id."""
-    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
 def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent]) -> int:
@@ -85,26 +72,6 @@ def request_import(db: DB, scope: Scope, entity: str) -> bool:
     """Queue a backfill of ``entity`` for ``scope`` (e.g. on a group's first sign-in); False if one is queued."""
     event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD, kind="import")
     return store(db, scope.provider, scope.marketplace, [event]) == 1
-
-
-def claim(db: DB, worker: str, *, limit: int = 500, lease: float = 60.0) -> list[StoredEvent]:
-    """Lease due events to ``worker`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB)."""
-    return EVENTS.claim(db, worker, limit=limit, lease=lease)
-
-
-def finish(db: DB, worker: str, ids: Sequence[int]) -> None:
-    """Delete applied events still leased to ``worker``."""
-    EVENTS.finish(db, worker, ids)
-
-
-def reschedule(db: DB, worker: str, items: Sequence[tuple[int, dt.datetime, str | None]]) -> None:
-    """Put leased events back to wait: ``(id, next_attempt_at, error)`` each."""
-    EVENTS.reschedule(db, worker, items)
-
-
-def bury(db: DB, worker: str, items: Sequence[tuple[int, str]]) -> None:
-    """Mark leased events ``dead``: ``(id, error)`` each."""
-    EVENTS.bury(db, worker, items)
 
 
 def list_events(db: DB, *, state: str | None = None, limit: int = 100) -> list[StoredEvent]:

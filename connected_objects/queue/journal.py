@@ -13,7 +13,7 @@ entries (see BENCHMARKS.md).
 
 Workers :func:`absorb` the journal before they claim: journal rows are read in
 id order, deleted, and their changes written to ``co_outbox`` with the usual
-coalescing upsert (:func:`connected_objects.queue.outbox.write_changes`), each with
+coalescing upsert (:meth:`connected_objects.queue.ChangeQueue.write`), each with
 the time its flush happened, all in the worker's transaction. Only one worker
 absorbs at a time: it holds the ``journal`` row of ``co_lock`` (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL and MariaDB, so others skip absorbing instead of
@@ -68,8 +68,8 @@ from ..store.models import lock
 from ..store.models import utcnow
 from ..util.db import DB
 from ..util.db import connection_of
-from .outbox import Change
-from .outbox import write_changes
+from .change_queue import CHANGES
+from .changes import Change
 
 __all__ = ["absorb", "append", "append_groups", "edited", "queued", "size"]
 
@@ -141,7 +141,7 @@ def absorb(db: DB, *, limit: int = ABSORB_ROWS) -> int:
             conn.execute(delete(j).where(j.c.id.in_([r[0] for r in rows])))
     changes = [c for _id, origin, blob, at in rows for c in _decode(origin, blob, at)]
     for start in range(0, len(changes), _CHUNK):
-        write_changes(conn, changes[start : start + _CHUNK])
+        CHANGES.write(conn, changes[start : start + _CHUNK])
     return len(changes)
 
 

@@ -8,16 +8,17 @@ ways: :meth:`~Queue.finish` (done: the item is deleted), :meth:`~Queue.reschedul
 (try again later) or :meth:`~Queue.bury` (``dead``, with its error, until a
 person :meth:`~Queue.retry`\\ s or :meth:`~Queue.discard`\\ s it).
 
-Two implementations ship: the tables (:data:`connected_objects.queue.CHANGES`
-for ``co_outbox``, :data:`connected_objects.queue.EVENTS` for ``co_inbox``) and
-:class:`connected_objects.testing.queue.MemoryQueue`. One behaviour suite
-(``tests/test_queue.py``) runs against all of them.
+Two implementations ship, both tables (:data:`connected_objects.queue.CHANGES`
+for ``co_outbox``, :data:`connected_objects.queue.EVENTS` for ``co_inbox``). One
+behaviour suite (``tests/test_queue.py``) runs against both, on every backend.
+There is no in-memory queue: the engines record outcomes in the same
+transaction as the identity map, which only the database can share, and an
+in-memory SQLite database is already fast enough for unit tests.
 
 Example: anything with these methods is a queue::
 
     >>> from connected_objects.queue import CHANGES, EVENTS, Queue
-    >>> from connected_objects.testing.queue import MemoryQueue
-    >>> all(isinstance(q, Queue) for q in (CHANGES, EVENTS, MemoryQueue()))
+    >>> all(isinstance(q, Queue) for q in (CHANGES, EVENTS))
     True
 """
 

@@ -1,5 +1,10 @@
 """The inbound engine: verified events and pulled pages become local writes.
 
+- :mod:`~connected_objects.receive.engine` claims events and runs the steps below, one (scope,
+  entity) group at a time, recording each group's outcome in one transaction;
+- :mod:`~connected_objects.receive.planning` decides, with no I/O, what a group of events brings
+  and what becomes of each event (applied, parked again, retried, buried), as
+  :mod:`connected_objects.push.planning` does for changes;
 - :mod:`~connected_objects.receive.apply` applies remote records to local rows (through the mapping,
   conflicts, deletes, references) and records them in the identity map;
 - :mod:`~connected_objects.receive.fetching` fetches what an event names;

@@ -20,9 +20,8 @@ from ..plugin.provider import RemoteRecord
 from ..queue import EVENTS
 from ..queue import InboundEvent
 from ..queue import StoredEvent
-from ..queue.inbox import PARKED_PREFIX
-from ..queue.inbox import digest_key
-from ..queue.inbox import store
+from ..queue.events import PARKED_PREFIX
+from ..queue.events import digest_key
 from ..scope import Scope
 from ..util.db import DB
 from ..util.values import dumps
@@ -52,7 +51,7 @@ def park(db: DB, scope: Scope, records: Sequence[tuple[RemoteRecord, str]]) -> i
         }
         key = PARKED_PREFIX + digest_key(scope.account, record.entity, record.foreign_id, record.version)
         events.append(InboundEvent(key, scope.account, record.entity, dumps(body), note=why, kind="parked"))
-    return store(db, scope.provider, scope.marketplace, events)
+    return EVENTS.store(db, scope.provider, scope.marketplace, events)
 
 
 def unpark(event: StoredEvent) -> RemoteRecord:

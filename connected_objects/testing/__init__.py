@@ -4,8 +4,6 @@
   for fast unit tests (register it with :func:`connected_objects.plugin.registry.register`).
 - :mod:`connected_objects.testing.databases`: clean SQLite, PostgreSQL and
   MariaDB databases for pytest (the same fixtures our own suite uses).
-- :class:`~connected_objects.testing.queue.MemoryQueue`: the leased-queue
-  contract (:class:`connected_objects.queue.Queue`) kept in memory.
 
 Example::
 
@@ -23,6 +21,5 @@ Example::
 from __future__ import annotations
 
 from .memory import MemoryProvider
-from .queue import MemoryQueue
 
-__all__ = ["MemoryProvider", "MemoryQueue"]
+__all__ = ["MemoryProvider"]

@@ -25,10 +25,19 @@ Example::
     True
     >>> policy.exhausted(2, unexpected=True), RetryPolicy().exhausted(3, unexpected=True)
     (False, True)
+
+:meth:`RetryPolicy.next_attempt` is the one verdict both engines ask of a failed
+attempt, a pushed change's or an applied event's: when to try again, or None to bury::
+
+    >>> import datetime as dt
+    >>> now = dt.datetime(2026, 1, 1)
+    >>> policy.next_attempt(3, now=now) is None, policy.next_attempt(1, now=now, retry_after=60.0) >= now
+    (True, True)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from dataclasses import dataclass
 
@@ -64,3 +73,20 @@ class RetryPolicy:
     def exhausted(self, attempt: int, *, unexpected: bool = False) -> bool:
         """Whether ``attempt`` attempts are all a change gets (fewer when they met an unexpected exception)."""
         return attempt >= (min(self.max_unexpected, self.max_attempts) if unexpected else self.max_attempts)
+
+    def next_attempt(
+        self,
+        attempt: int,
+        *,
+        now: dt.datetime,
+        unexpected: bool = False,
+        retry_after: float | None = None,
+        rng: random.Random | None = None,
+    ) -> dt.datetime | None:
+        """When to try again after the ``attempt``-th failed attempt, or None: its attempts are spent, bury it.
+
+        Both engines decide here, so a change and an event that fail alike are treated alike.
+        """
+        if self.exhausted(attempt, unexpected=unexpected):
+            return None
+        return now + dt.timedelta(seconds=self.delay(attempt, retry_after=retry_after, rng=rng))

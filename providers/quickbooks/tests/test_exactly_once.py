@@ -35,6 +35,7 @@ from connected_objects import connections
 from connected_objects.limits import MemoryLimits
 from connected_objects.limits.gates import ScopeGate
 from connected_objects.push.dispatch import dispatch
+from connected_objects.queue import CHANGES
 from connected_objects.queue import journal
 from connected_objects.queue import outbox
 from connected_objects.testing.faults import LoseAnswers
@@ -123,7 +124,7 @@ def push_once(hub: Hub, *, per_scope: int = 100) -> None:
         async with hub.http_client() as http:
             with hub.session_factory.begin() as s:
                 journal.absorb(s.connection())  # captured changes join the outbox, as a worker's claim does
-                claimed = outbox.claim(s.connection(), "once", per_scope=per_scope)
+                claimed = CHANGES.claim(s.connection(), "once", per_scope=per_scope)
             gate = ScopeGate(hub.provider("quickbooks").limits(SCOPE), MemoryLimits(), scope=SCOPE)
             if claimed:
                 await dispatch(hub, "once", SCOPE, claimed, http, gate)
