@@ -17,9 +17,10 @@ Run ``connected-objects --help`` for the list. The commands so far:
 ``pull --app ... --scope provider/marketplace/account --entity E``
     backfill or continue a pull from its stored cursor, with a progress bar.
 ``changes list | show | retry | discard``
-    inspect dead (or any) changes and send them again or drop them.
+    inspect dead (or any) changes and send them again or drop them; ``list`` takes
+    ``--state``, ``--scope``, ``--error``, ``--after``, ``--limit`` and ``--json`` and only reads.
 ``events list | show | retry | discard``
-    the same for inbound events.
+    the same for inbound events (one factory makes both groups).
 ``explain --app ... MODEL ID [--json]``
     why one row is or isn't synced: its links, changes, last errors, next attempt, one sentence.
 ``status [--json]``
