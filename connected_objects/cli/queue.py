@@ -79,7 +79,7 @@ from .common import parse_scope
 __all__ = ["INBOX", "OUTBOX", "STATES", "Items", "Listed", "changes", "events", "queue_group"]
 
 #: The states ``list --state`` takes (the leased queue's, for changes and events alike).
-STATES = ("dead", "pending", "in_flight")
+STATES = ("pending", "in_flight", "dead")
 
 
 @dataclass(frozen=True, slots=True)
