@@ -284,7 +284,7 @@ def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypa
     monkeypatch.setenv("CO_APP_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("CO_APP_SANDBOX_URL", "http://127.0.0.1:9")
     app = "connected_objects.testing.invoicing:hub_from_env"
-    listed = CliRunner().invoke(main, ["events", "list", "--app", app])
+    listed = CliRunner().invoke(main, ["events", "list", "--app", app, "--json"])
     (dead,) = [json.loads(line) for line in listed.output.splitlines()]
     assert dead["state"] == "dead" and "ConnectError" in dead["last_error"]
     shown = json.loads(CliRunner().invoke(main, ["events", "show", "--app", app, str(dead["id"])]).output)
@@ -297,7 +297,7 @@ def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypa
     hub.drain()  # dies again: nothing listens
     discarded = CliRunner().invoke(main, ["events", "discard", "--app", app, str(dead["id"])])
     assert "1 event(s) discarded" in discarded.output
-    assert CliRunner().invoke(main, ["events", "list", "--app", app]).output == ""
+    assert CliRunner().invoke(main, ["events", "list", "--app", app, "--json"]).output == ""
 
 
 def test_asgi_joins_repeated_headers_so_no_cookie_is_lost():

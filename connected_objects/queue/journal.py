@@ -71,7 +71,7 @@ from ..util.db import connection_of
 from .change_queue import CHANGES
 from .changes import Change
 
-__all__ = ["absorb", "append", "append_groups", "edited", "queued", "size"]
+__all__ = ["absorb", "append", "append_groups", "captured", "edited", "queued", "size"]
 
 #: Journal rows folded per :func:`absorb` call.
 ABSORB_ROWS = 50
@@ -154,6 +154,42 @@ def queued(db: DB) -> dict[Scope, int]:
             scope = Scope(p, m, a)
             found[scope] = found.get(scope, 0) + len(ids)
     return found
+
+
+def captured(db: DB, *, scope: Scope | None = None, limit: int = 100) -> list[Change]:
+    """The changes still in the journal, as :func:`absorb` would fold them, without folding: it only reads.
+
+    One change per object (scope, entity, row) with its last operation, origin and
+    flush time, in the order the objects were first captured; at most ``limit``
+    objects, of ``scope`` only when given. ``connected-objects changes list --state
+    pending`` shows these after the outbox's pending changes, so listing never
+    writes. The whole journal is read (it is short: workers absorb it before
+    they claim), keeping at most ``limit`` objects in memory.
+
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects.store.models import metadata
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> s = Scope("memory", "test", "acme")
+    >>> with engine.begin() as db:
+    ...     append(db, [Change(s, "notes", "note", "1", "upsert"), Change(s, "notes", "note", "2", "upsert")])
+    ...     append(db, [Change(s, "notes", "note", "1", "delete")])
+    2
+    1
+    >>> with engine.connect() as db:
+    ...     [(c.local_id, c.operation) for c in captured(db)], size(db)
+    ([('1', 'delete'), ('2', 'upsert')], 2)
+    """
+    found: dict[tuple[Scope, str, str, str], Change] = {}
+    query = select(j.c.origin, j.c.changes, j.c.created_at).order_by(j.c.id)
+    for origin, blob, at in connection_of(db).execute(query):
+        for change in _decode(origin, blob, at):
+            if scope is not None and change.scope != scope:
+                continue
+            key = (change.scope, change.entity, change.local_type, change.local_id)
+            if key in found or len(found) < limit:
+                found[key] = change
+    return list(found.values())
 
 
 def edited(db: DB, scope: Scope, local_type: str, local_ids: Iterable[str]) -> dict[str, dt.datetime]:
