@@ -7,6 +7,8 @@ Neither is a dependency of the core: ``pip install 'connected-objects[testing]'`
 
 from __future__ import annotations
 
+__all__ = ["INSTALL", "missing"]
+
 INSTALL = "pip install 'connected-objects[testing]' (or: uv add 'connected-objects[testing]')"
 
 
