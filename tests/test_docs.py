@@ -11,13 +11,16 @@ A page may also hold hidden test code, invisible once rendered::
     -->
 
 It runs in its place among the page's python blocks, in the same module. It
-sets up what a fragment takes for granted (README.md's blocks use an
-``engine`` and a sign-in class they do not define) and checks what the
+sets up what a fragment takes for granted (a page's blocks may use an
+``engine`` or a sign-in class they do not define) and checks what the
 blocks did against the providers' sandboxes: the module has ``sandboxes``, a
 :class:`Sandboxes` (FakeQuickBooks, FakeXero and FakeConnec behind one
 transport), so a payload of the wrong shape in the documentation fails here.
 A block that cannot run is marked ``<!--docs-test: skip because …-->`` right
 above its fence; a block naming a provider cannot be skipped.
+
+README.md keeps no hidden code: its test code lives here, in :data:`AFTER_BLOCK`,
+and runs the same way, right after the block it follows.
 """
 
 from __future__ import annotations
@@ -153,6 +156,49 @@ class Sandboxes:
         assert not dead, [(c.local_type, c.entity, c.last_error) for c in dead]
 
 
+#: The README's test code, kept out of the page: per page, (text of a python block, code to run right
+#: after the first block holding that text), in page order. The README's blocks push two models to the
+#: QuickBooks Online and Xero sandboxes; this checks the payloads, then gives the webhook block its app.
+AFTER_BLOCK: dict[str, list[tuple[str, str]]] = {
+    "README.md": [
+        (
+            "hub.install()  # every committed",
+            """
+hub.uninstall()
+Base.metadata.create_all(engine)
+hub = sandboxes.hub(engine, [Customer, Invoice], "organization", 1)
+with hub.session_factory.begin() as s:
+    s.add(Organization(id=1))
+    s.add(Customer(id=1, organization_id=1, name="Acme", email="ap@acme.example"))
+    s.add(Invoice(id=1, organization_id=1, customer_id=1, number="INV-1", issued_on=dt.date(2026, 11, 30),
+                  due_on=dt.date(2026, 12, 30), total=Decimal("120.50")))
+hub.drain()
+hub.drain()
+sandboxes.no_dead_changes(hub)
+[(customer_id, qbo_customer)] = sandboxes.quickbooks.live(sandboxes.qbo.account, "Customer").items()
+assert qbo_customer["PrimaryEmailAddr"] == {"Address": "ap@acme.example"}
+[qbo_invoice] = sandboxes.quickbooks.live(sandboxes.qbo.account, "Invoice").values()
+assert qbo_invoice["CustomerRef"] == {"value": customer_id}
+dated = (qbo_invoice["DocNumber"], qbo_invoice["TxnDate"], qbo_invoice["DueDate"])
+assert dated == ("INV-1", "2026-11-30", "2026-12-30")
+assert qbo_invoice["Line"] == [{"DetailType": "SalesItemLineDetail", "Amount": 120.5,
+                                "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": 120.5}}]
+[contact_id] = sandboxes.xero.live(sandboxes.xero_scope.account, "Contacts")
+[xero_invoice] = sandboxes.xero.live(sandboxes.xero_scope.account, "Invoices").values()
+assert (xero_invoice["Type"], xero_invoice["Contact"]) == ("ACCREC", {"ContactID": contact_id})
+assert xero_invoice["LineItems"] == [{"Description": "INV-1", "Quantity": 1, "UnitAmount": 120.5, "AccountCode": "200"}]
+assert xero_invoice["Total"] == 120.5
+hub.uninstall()
+
+from fastapi import FastAPI
+
+fastapi_app = FastAPI()
+""",
+        ),
+    ],
+}
+
+
 def test_the_docs_exist_and_hold_code():
     assert len(PAGES) > 1, "docs/ has no Markdown pages"
     assert sum(len(python_blocks(p.read_text(encoding="utf-8"))) for p in PAGES) > 0
@@ -180,7 +226,7 @@ def test_no_block_naming_a_provider_is_skipped(page):
 
 def test_the_readme_blocks_for_quickbooks_and_xero_run_against_their_sandboxes():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    ran = " ".join(code for _line, code, _hidden in code_blocks(text))
+    ran = " ".join([*(code for _line, code, _hidden in code_blocks(text)), *(c for _, c in AFTER_BLOCK["README.md"])])
     wanted = ("quickbooks import mappings", "xero import mappings", "sandboxes.hub(")
     for name in wanted:
         assert name in ran
@@ -194,11 +240,16 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
     module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     module.__dict__["sandboxes"] = Sandboxes()
+    after = list(AFTER_BLOCK.get(name, []))
     for number, (line, code, hidden) in enumerate(code_blocks(page.read_text(encoding="utf-8")), start=1):
-        try:
-            # blank lines in front, so a traceback's line number is the line in the page
-            exec(compile("\n" * line + code, name, "exec"), module.__dict__)
-        except Exception as exc:
-            detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            kind = "hidden test code" if hidden else "python block"
-            pytest.fail(f"{name}, {kind} {number} (at line {line}) failed:\n{detail}", pytrace=False)
+        runs = [("\n" * line + code, name, "hidden test code" if hidden else "python block")]
+        while after and not hidden and after[0][0] in code:
+            runs.append((after.pop(0)[1], f"tests/test_docs.py AFTER_BLOCK[{name!r}]", "test code after python block"))
+        for source, filename, kind in runs:
+            try:
+                # blank lines in front, so a traceback's line number is the line in the page
+                exec(compile(source, filename, "exec"), module.__dict__)
+            except Exception as exc:
+                detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                pytest.fail(f"{name}, {kind} {number} (at line {line}) failed:\n{detail}", pytrace=False)
+    assert not after, f"{name}: no python block holds {after[0][0]!r}, which AFTER_BLOCK's test code follows"

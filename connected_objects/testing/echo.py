@@ -34,11 +34,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from starlette.types import ASGIApp
-from starlette.types import Message
-from starlette.types import Receive
-from starlette.types import Scope
-from starlette.types import Send
+from ._extra import missing
+
+try:
+    from starlette.types import ASGIApp
+    from starlette.types import Message
+    from starlette.types import Receive
+    from starlette.types import Scope
+    from starlette.types import Send
+except ModuleNotFoundError as exc:  # the testing extra is not installed
+    raise missing(exc) from exc
 
 __all__ = [
     "STYLES",

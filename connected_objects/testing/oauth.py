@@ -62,6 +62,8 @@ from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
 
+from ._extra import missing
+
 __all__ = ["FakeAuthorizationServer", "Grant"]
 
 #: Seconds a code lives; RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED".
@@ -121,8 +123,11 @@ class FakeAuthorizationServer:
         revoke_json: bool = False,
         callback: Callable[[Grant], Mapping[str, str]] | None = None,
     ) -> None:
-        from starlette.applications import Starlette
-        from starlette.routing import Route
+        try:
+            from starlette.applications import Starlette
+            from starlette.routing import Route
+        except ModuleNotFoundError as exc:  # the testing extra is not installed
+            raise missing(exc) from exc
 
         self.client_id, self.client_secret = client_id, client_secret
         self.expires_in, self.delay = expires_in, delay

@@ -61,14 +61,20 @@ from dataclasses import field
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive
-from starlette.types import Scope as ASGIScope
-from starlette.types import Send
+
+from ._extra import missing
+
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from starlette.types import Receive
+    from starlette.types import Scope as ASGIScope
+    from starlette.types import Send
+except ModuleNotFoundError as exc:  # the testing extra is not installed
+    raise missing(exc) from exc
 
 from ..exceptions import PermanentError
 from ..plugin.provider import API_VERSION
@@ -618,7 +624,10 @@ def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     The listening socket is bound before the server starts, so the URL works at
     once; the server stops when the block ends.
     """
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:  # the testing extra is not installed
+        raise missing(exc) from exc
 
     sock = socket.socket(
         socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
@@ -643,7 +652,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m connected_objects.testing.sandbox``: serve a sandbox, print its URL, run until killed."""
     import argparse
 
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:  # the testing extra is not installed
+        raise missing(exc) from exc
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
