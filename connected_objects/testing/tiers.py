@@ -77,7 +77,6 @@ INTEGRATION_NAMES = frozenset(
 E2E_MODULES = (
     "tests/test_wheel.py",  # builds and installs wheels
     "tests/test_chaos.py",  # worker processes killed and databases cut
-    "tests/test_workers.py",  # worker processes
     "tests/test_fleet.py",  # a fleet of worker processes against loopback sandboxes
     "examples/*/tests/*browser*.py",  # Chromium
 )
