@@ -88,6 +88,7 @@ __all__ = [
     "LINK_STATES",
     "LOCKS",
     "UTCDateTime",
+    "ambiguity",
     "authorization",
     "connected_object",
     "connection",
@@ -252,6 +253,8 @@ connection = Table(
     Column("status_reason", _LongText, nullable=True),
     Column("failures", Integer, nullable=False, default=0),
     Column("token_expires_at", UTCDateTime(), nullable=True),
+    #: Where connecting a company with existing books stands: adopting, exporting, attention, live (co_0011).
+    Column("onboarding", String(16), nullable=True),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", name="uq_co_connection_scope"),
     Index(None, "owner_type", "owner_id"),
@@ -314,6 +317,24 @@ inbox = Table(
     Index(None, "state", "next_attempt_at"),
     # waking a scope's parked records reads them alone (co_0006)
     Index(None, "kind", "provider", "marketplace", "account"),
+)
+
+#: Local rows that adopting could not pair with one remote record: several candidates share a natural
+#: key value (co_0011). None is linked or exported until an operator links one by hand.
+ambiguity = Table(
+    "co_ambiguity",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("entity", String(64), nullable=False),
+    Column("local_type", String(128), nullable=False),
+    Column("local_id", String(255), nullable=False),
+    Column("natural_key", String(128), nullable=False),
+    Column("value", String(255), nullable=False),
+    #: The remote candidates' foreign ids (a JSON list).
+    Column("candidates", JSON, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", name="uq_co_ambiguity_row"),
 )
 
 cursor = Table(
