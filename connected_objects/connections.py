@@ -80,6 +80,7 @@ from .util.secrets import Vault
 __all__ = [
     "CACHE_KEY",
     "DIRECTIONS",
+    "ONBOARDING",
     "PROVIDERS_KEY",
     "ConnectionInfo",
     "connect",
@@ -88,6 +89,7 @@ __all__ = [
     "for_owners",
     "get",
     "page",
+    "set_onboarding",
     "set_status",
 ]
 
@@ -113,6 +115,8 @@ class ConnectionInfo:
     directions: Mapping[str, str]
     #: When the stored OAuth access token expires (None: no expiring token).
     token_expires_at: dt.datetime | None = None
+    #: Where onboarding a company with existing books stands (:data:`ONBOARDING`); None: never onboarded.
+    onboarding: str | None = None
 
     def pushes(self, entity: str) -> bool:
         """Whether local changes of ``entity`` go out on this connection."""
@@ -135,6 +139,7 @@ class ConnectionInfo:
             settings=m["settings"] or {},
             directions=m["directions"] or {},
             token_expires_at=m.get("token_expires_at"),
+            onboarding=m.get("onboarding"),
         )
 
 
@@ -247,6 +252,21 @@ def get(db: DB, scope: Scope) -> ConnectionInfo | None:
     """The connection of a scope, or None."""
     row = connection_of(db).execute(select(*_COLUMNS).where(_where_scope(scope))).first()
     return None if row is None else ConnectionInfo.from_row(row)
+
+
+#: The onboarding states of a connection, in order: existing records being paired with local rows,
+#: local rows with no counterpart being pushed, done; ``attention``: some rows could not be paired and
+#: wait for an operator (``connected-objects adopt --scope ... --ambiguous``).
+ONBOARDING = ("adopting", "exporting", "attention", "live")
+
+
+def set_onboarding(db: DB, scope: Scope, state: str) -> bool:
+    """Record where onboarding ``scope`` stands (one of :data:`ONBOARDING`); False if it has no connection."""
+    if state not in ONBOARDING:
+        raise ValueError(f"onboarding state {state!r} is not one of {', '.join(ONBOARDING)}")
+    done = connection_of(db).execute(update(t).where(_where_scope(scope)).values(onboarding=state, updated_at=utcnow()))
+    _forget_cache(db)
+    return bool(done.rowcount)
 
 
 def set_status(db: DB, scope: Scope, status: str, reason: str | None = None) -> bool:

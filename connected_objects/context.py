@@ -89,6 +89,10 @@ class SyncContext(Protocol):
         """How rows of ``local_type`` sync to ``provider``."""
         ...
 
+    def specs(self, provider: str) -> list[SyncSpec]:
+        """Every model connected to ``provider``, referenced models first."""
+        ...
+
     def spec_for(self, provider: str, entity: str) -> SyncSpec | None:
         """The model synced with ``provider``'s ``entity``."""
         ...

@@ -50,6 +50,8 @@ decoration time (:mod:`connected_objects.declare`).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+from collections.abc import Collection
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -84,6 +86,9 @@ from .web.core import HttpApp
 from .web.core import Route
 
 if TYPE_CHECKING:
+    from .push.export import ExportReport
+    from .receive.adopt import AdoptReport
+    from .scope import Scope
     from .worker import Worker
     from .worker import WorkerStats
 
@@ -259,6 +264,10 @@ class Hub:
             found = self._extras[name] = extras_of(self.provider(name))
         return found
 
+    def specs(self, provider: str) -> list[SyncSpec]:
+        """Every model connected to ``provider``, referenced models before the models that point at them."""
+        return _referenced_first([spec for spec in self._specs.values() if spec.provider == provider])
+
     def spec_for(self, provider: str, entity: str) -> SyncSpec | None:
         """The model connected to ``provider``'s ``entity``, or None."""
         for spec in self._specs.values():
@@ -304,6 +313,32 @@ class Hub:
 
         return Worker(self, **options)
 
+    def adopt(self, scope: Scope, *, entities: Collection[str] | None = None, apply: bool = False) -> AdoptReport:
+        """Pair a newly connected company's existing records with this app's rows by natural keys.
+
+        A dry run unless ``apply``: see :func:`connected_objects.receive.adopt.adopt`. Runs its own
+        event loop; from async code ``await adopt(hub, scope, ...)``.
+        """
+        from .receive.adopt import adopt
+
+        return asyncio.run(adopt(self, scope, entities=entities, apply=apply))
+
+    def export(
+        self,
+        scope: Scope,
+        *,
+        entities: Collection[str] | None = None,
+        since: dt.datetime | None = None,
+        changed_at: str = "updated_at",
+    ) -> ExportReport:
+        """Queue a push of every row of the scope's owner that has no counterpart there (after :meth:`adopt`).
+
+        See :func:`connected_objects.push.export.export`; :meth:`drain` or the workers push them.
+        """
+        from .push.export import export
+
+        return export(self, scope, entities=entities, since=since, changed_at=changed_at)
+
     def drain(self, *, timeout: float | None = 120.0, raise_on_dead: bool = False, **options: Any) -> WorkerStats:
         """Push every due change, wait out retries, and return when nothing is left to do.
 
@@ -322,3 +357,21 @@ class Hub:
                 "see them with connected-objects changes list / events list"
             )
         return stats
+
+
+def _referenced_first(specs: list[SyncSpec]) -> list[SyncSpec]:
+    """``specs`` ordered so that a model comes after the models its mapping references (a cycle keeps its order)."""
+    by_type = {spec.local_type: spec for spec in specs}
+    done: dict[str, SyncSpec] = {}
+
+    def visit(spec: SyncSpec, seen: frozenset[str]) -> None:
+        if spec.local_type in done or spec.local_type in seen:
+            return
+        for ref in spec.mapping.references.values():
+            if ref.local_type in by_type:
+                visit(by_type[ref.local_type], seen | {spec.local_type})
+        done[spec.local_type] = spec
+
+    for spec in specs:
+        visit(spec, frozenset())
+    return list(done.values())

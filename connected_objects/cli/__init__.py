@@ -103,6 +103,9 @@ from .common import ready_app
 from .explain import explain_command
 from .health import health_command
 from .health import workers_command
+from .onboard import adopt_command
+from .onboard import export_command
+from .onboard import link_command
 from .providers import providers
 from .pull import pull_command
 from .queue import changes
@@ -197,6 +200,9 @@ for _command in (
     schema_group,
     worker,
     pull_command,
+    adopt_command,
+    export_command,
+    link_command,
     changes,
     events,
     status_command,

@@ -71,6 +71,7 @@ A mapping naming an attribute the model lacks fails at once::
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
@@ -107,11 +108,31 @@ class SyncSpec:
     fields: frozenset[str]
     #: Primary-key attribute names of the model, in order.
     pk_attributes: tuple[str, ...]
+    #: The payload fields by which an existing remote record is recognised as this model's row when a
+    #: company with existing books is connected; None: the entity's own (``EntitySpec.natural_keys``).
+    natural_keys: tuple[str, ...] | None = None
 
     def owner_key(self, obj: Any) -> str | None:
         """The owner's id as stored in ``co_connection.owner_id`` (None: no owner, nothing to sync)."""
         value = getattr(obj, self.owner) if self.owner else self.local_id(obj)
         return None if value is None else str(value)
+
+    def owned_by(self, owner_id: str) -> Any:
+        """A WHERE clause for the rows that ``owner_id`` (as ``co_connection.owner_id`` stores it) owns.
+
+        The stored id is a string; an integer owner column compares it as an integer.
+        """
+        column = (
+            getattr(self.model, self.owner) if self.owner is not None else getattr(self.model, self.pk_attributes[0])
+        )
+        value: Any = owner_id
+        try:
+            python_type = column.type.python_type
+        except (AttributeError, NotImplementedError):
+            python_type = str
+        if python_type is int and owner_id.lstrip("-").isdigit():
+            value = int(owner_id)
+        return column == value
 
     def local_id(self, obj: Any) -> str | None:
         """The row's ``local_id`` (None until it has a primary key)."""
@@ -136,6 +157,7 @@ def connected(
     mapping: Mapping,
     owner: str | None = None,
     owner_type: str | None = None,
+    natural_keys: Sequence[str] | None = None,
 ) -> Callable[[T], T]:
     """Declare that a mapped class syncs to ``provider``'s ``entity`` through ``mapping``.
 
@@ -144,6 +166,10 @@ def connected(
     :param owner_type: the owner's local type; by default the table that
         ``owner``'s foreign key points at (or the model's own type when
         ``owner`` is None).
+    :param natural_keys: the payload fields (dotted paths) by which a record
+        already at the provider is recognised as this model's row when a
+        company with existing books is connected, in order; by default the
+        entity's own. The local side of each is what the mapping puts there.
     :raises ConfigurationError: at decoration time, for an unmapped class, an
         unknown owner attribute, or the same provider declared twice.
     """
@@ -184,6 +210,7 @@ def connected(
             local_type=local_type,
             fields=fields,
             pk_attributes=pk_attributes,
+            natural_keys=None if natural_keys is None else tuple(natural_keys),
         )
         setattr(model, _ATTR, (*model.__dict__.get(_ATTR, ()), spec))
         return model

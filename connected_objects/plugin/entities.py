@@ -28,6 +28,11 @@ An :class:`EntitySpec` says:
 - ``read_params``: query parameters a list or fetch of it always carries;
 - ``nested``: fields written through their own sub-resource after the record
   itself (``{path}/{id}/{field}``: Xero's credit note ``Allocations``).
+- ``natural_keys``: the fields, in order, by which a record already at the
+  provider is recognised as a local row's counterpart when a company with
+  existing books is connected (QuickBooks ``DisplayName`` then
+  ``PrimaryEmailAddr.Address``; dotted paths reach into nested objects; see
+  :mod:`connected_objects.receive.adopt`).
 
 :attr:`EntityCatalog.names` is the plain set of entity names (a provider's
 ``entities``); a provider exposes its catalog as ``entity_catalog``
@@ -108,6 +113,7 @@ class EntitySpec:
     status_field: str | None = None
     read_params: Mapping[str, str] = field(default_factory=dict)
     nested: tuple[str, ...] = ()
+    natural_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.path or not self.id_field:
