@@ -22,11 +22,13 @@ plugin needs one line of imports and no knowledge of the core's layout:
   (:class:`InboundEvent`, :func:`store_events`, :func:`digest_key`);
 - OAuth 2.0: :class:`OAuth2` (an authorization server's endpoints, the
   application's client, the scopes) and :class:`OAuth2Provider` (the connect
-  flow's and token refresh's methods on it), :func:`bearer_request`, and the
+  flow's and token refresh's methods on it), :func:`bearer_request`, :func:`bearer_json`, :func:`access_token`, and the
   single requests (:func:`code_grant`, :func:`refresh_grant`,
   :func:`revoke_token`); :class:`Authorization`, :class:`GrantedAccount`;
 - a webhook route in one call: :func:`inbox_route` (verify → parse → store in
-  the inbox → answer);
+  the inbox → answer), :func:`signed`, :class:`ThinEvents`, :func:`thin_payload`;
+- the shared configuration: :class:`ProviderBase` (marketplace, prefix, limits,
+  timeout, catalog), :func:`route_prefix`;
 - entities and mappings declared as data: :class:`EntityCatalog`,
   :class:`EntitySpec`, :class:`ReadOnlyEntity`; :class:`ReadyMapping`,
   :class:`Reference`, :func:`read_lines`, :func:`stored_lines`, :func:`value_of`;
@@ -102,11 +104,15 @@ from .accounts import resolve
 from .accounts import resolve_local
 from .accounts import tombstone_scope
 from .accounts import unlink
+from .base import ProviderBase
+from .base import route_prefix
 from .entities import EntityCatalog
 from .entities import EntitySpec
 from .entities import ReadOnlyEntity
 from .oauth2 import OAuth2
 from .oauth2 import OAuth2Provider
+from .oauth2 import access_token
+from .oauth2 import bearer_json
 from .oauth2 import bearer_request
 from .oauth2 import code_grant
 from .oauth2 import refresh_grant
@@ -135,8 +141,11 @@ from .readymade import ReadyMapping
 from .readymade import read_lines
 from .readymade import stored_lines
 from .readymade import value_of
+from .webhooks import ThinEvents
 from .webhooks import counted
 from .webhooks import inbox_route
+from .webhooks import signed
+from .webhooks import thin_payload
 
 __all__ = [
     "API_VERSION",
@@ -162,6 +171,7 @@ __all__ = [
     "Page",
     "PermanentError",
     "Provider",
+    "ProviderBase",
     "ProviderContext",
     "ReadOnlyEntity",
     "ReadyMapping",
@@ -175,10 +185,13 @@ __all__ = [
     "RetryableError",
     "Route",
     "Scope",
+    "ThinEvents",
     "TokenRefresher",
     "UnknownMarketplace",
     "WebhookProvider",
+    "access_token",
     "basic_auth_matches",
+    "bearer_json",
     "bearer_request",
     "code_grant",
     "counted",
@@ -208,9 +221,12 @@ __all__ = [
     "resolve_local",
     "retry_after",
     "revoke_token",
+    "route_prefix",
     "setting",
+    "signed",
     "store_events",
     "stored_lines",
+    "thin_payload",
     "tombstone_scope",
     "transport_error",
     "unlink",

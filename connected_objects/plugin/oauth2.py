@@ -57,7 +57,16 @@ from .provider import Authorization
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["OAuth2", "OAuth2Provider", "bearer_request", "code_grant", "refresh_grant", "revoke_token"]
+__all__ = [
+    "OAuth2",
+    "OAuth2Provider",
+    "access_token",
+    "bearer_json",
+    "bearer_request",
+    "code_grant",
+    "refresh_grant",
+    "revoke_token",
+]
 
 #: The settings :meth:`OAuth2.configured` reads: the client, and the endpoints (each with a default).
 SETTINGS = ("client_id", "client_secret", "token_url", "authorize_url", "revoke_url")
@@ -212,12 +221,48 @@ async def bearer_request(
 
     from ..util.http import transport_error
 
-    token = credentials.get("access_token")
-    headers = {"Authorization": f"Bearer {token if isinstance(token, str) else ''}", "Accept": "application/json"}
+    headers = {"Authorization": f"Bearer {access_token(credentials)}", "Accept": "application/json"}
     try:
         return await http.request(method, url, params=params, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise transport_error(exc, what=what) from exc
+
+
+async def bearer_json(
+    http: httpx.AsyncClient,
+    url: str,
+    credentials: Mapping[str, Any],
+    *,
+    what: str,
+    params: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    denied: str | None = None,
+) -> Any:
+    """``GET url`` with the connection's access token (:func:`bearer_request`): the JSON answer.
+
+    :param denied: when given, a 401, 403 or 404 is this :class:`~connected_objects.exceptions.PermanentError`
+        (with the status): the provider says these credentials do not reach that account.
+    :raises PermanentError: refused (``denied``), or another 4xx.
+    :raises RetryableError: unreachable, a 5xx or a 429.
+    """
+    from ..util.http import json_body
+    from ..util.http import raise_for_response
+
+    response = await bearer_request(http, "GET", url, credentials, what=what, params=params, timeout=timeout)
+    if denied is not None and response.status_code in (401, 403, 404):
+        raise PermanentError(f"{denied} (HTTP {response.status_code})", status=response.status_code)
+    raise_for_response(response, what=what)
+    return json_body(response, what=what)
+
+
+def access_token(credentials: Mapping[str, Any]) -> str:
+    """The connection's access token, ``""`` when it holds none.
+
+    >>> access_token({"access_token": "t-1"}), access_token({})
+    ('t-1', '')
+    """
+    token = credentials.get("access_token")
+    return token if isinstance(token, str) else ""
 
 
 async def refresh_grant(

@@ -18,7 +18,10 @@ step has one right answer when it fails:
    sender wants something else (Xero: an empty 200) passes ``answer=``.
 
 :func:`inbox_route` builds that :class:`~connected_objects.web.core.Route`; the
-provider writes ``verify`` and ``parse`` and nothing else.
+provider writes ``verify`` and ``parse`` and nothing else. :func:`signed` is the
+``verify`` of the usual signature (base64 HMAC-SHA256 of the raw body in a
+header); :class:`ThinEvents` decodes events stored with :func:`thin_payload`
+(the id of a record for the worker to fetch).
 
 Example::
 
@@ -48,9 +51,11 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 
 from ..queue.inbox import InboundEvent
 from ..queue.inbox import store
@@ -59,14 +64,54 @@ from ..web.core import HTTPError
 from ..web.core import Request
 from ..web.core import Response
 from ..web.core import Route
+from ..web.core import hmac_matches
 from .provider import ProviderContext
 
-__all__ = ["Verify", "counted", "inbox_route"]
+__all__ = ["ThinEvents", "Verify", "counted", "inbox_route", "signed", "thin_payload"]
 
 #: The marketplace a verified delivery is filed under, or None: refused.
 Verify = Callable[[Request], "str | None"]
 #: The events of a verified delivery (filed under the marketplace ``verify`` gave).
 Parse = Callable[[Request, str], Sequence[InboundEvent]]
+
+
+def signed(key: str, header: str, marketplace: str, *, unconfigured: HTTPError | None = None) -> Verify:
+    """The ``verify`` of a delivery signed with base64 HMAC-SHA256 of its raw body under ``key``, in
+    ``header``: filed under ``marketplace`` when the signature matches (compared in constant time).
+
+    Without a key every delivery is refused: with ``unconfigured`` (404: "webhooks are not
+    configured"), else as a bad signature.
+
+    >>> from connected_objects.plugin import Request
+    >>> verify = signed("webhook-key-123", "x-signature", "production")
+    >>> verify(Request("POST", "/hooks", {"x-signature": "forged"}, b"{}")) is None
+    True
+    """
+
+    def verify(request: Request) -> str | None:
+        if not key and unconfigured is not None:
+            raise unconfigured
+        return marketplace if key and hmac_matches(key, request.body, request.header(header)) else None
+
+    return verify
+
+
+def thin_payload(foreign_id: object, **details: Any) -> bytes:
+    """What a thin event stores: the id of the record to fetch, and what else the provider keeps.
+
+    >>> thin_payload(58, operation="updated")
+    b'{"id": "58", "operation": "updated"}'
+    """
+    return json.dumps({"id": str(foreign_id), **details}).encode()
+
+
+class ThinEvents:
+    """``decode_event`` for a provider whose webhooks name records rather than carry them: a stored
+    :func:`thin_payload` is the id for the worker to fetch."""
+
+    def decode_event(self, entity: str, payload: bytes) -> str:
+        """The id of the record to fetch."""
+        return str(json.loads(payload)["id"])
 
 
 def counted(received: int, stored: int) -> Response:

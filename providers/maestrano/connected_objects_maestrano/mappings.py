@@ -76,12 +76,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connected_objects.declare.mapping import Reference
-from connected_objects.plugin.entities import ReadOnlyEntity
-from connected_objects.plugin.readymade import Lines
-from connected_objects.plugin.readymade import ReadyMapping
-from connected_objects.plugin.readymade import read_lines
-from connected_objects.plugin.readymade import stored_lines
+from connected_objects.plugin import Lines
+from connected_objects.plugin import ReadOnlyEntity
+from connected_objects.plugin import ReadyMapping
+from connected_objects.plugin import Reference
+from connected_objects.plugin import read_lines
+from connected_objects.plugin import stored_lines
 
 from .connec import connec_id
 from .connec import fold

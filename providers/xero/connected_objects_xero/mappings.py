@@ -66,13 +66,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connected_objects.declare.mapping import Reference
-from connected_objects.plugin.readymade import Lines
-from connected_objects.plugin.readymade import Option
-from connected_objects.plugin.readymade import ReadyMapping
-from connected_objects.plugin.readymade import read_lines
-from connected_objects.plugin.readymade import stored_lines
-from connected_objects.plugin.readymade import value_of
+from connected_objects.plugin import Lines
+from connected_objects.plugin import Option
+from connected_objects.plugin import ReadyMapping
+from connected_objects.plugin import Reference
+from connected_objects.plugin import read_lines
+from connected_objects.plugin import stored_lines
+from connected_objects.plugin import value_of
 
 __all__ = ["ContactMapping", "CreditNoteMapping", "InvoiceMapping", "ItemMapping", "PaymentMapping"]
 

@@ -51,32 +51,32 @@ from typing import Any
 
 import httpx
 
-from connected_objects import API_VERSION
-from connected_objects import Limits
-from connected_objects import RemoteClient
-from connected_objects import Scope
-from connected_objects.exceptions import PermanentError
-from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin import API_VERSION
+from connected_objects.plugin import Authorization
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import GrantedAccount
+from connected_objects.plugin import HTTPError
+from connected_objects.plugin import Limits
+from connected_objects.plugin import PermanentError
+from connected_objects.plugin import ProviderContext
+from connected_objects.plugin import RemoteClient
+from connected_objects.plugin import Request
+from connected_objects.plugin import Response
+from connected_objects.plugin import Route
+from connected_objects.plugin import Scope
+from connected_objects.plugin import hmac_matches
+from connected_objects.plugin import json_body
+from connected_objects.plugin import parse_json_object
+from connected_objects.plugin import raise_for_response
+from connected_objects.plugin import register_basic
+from connected_objects.plugin import register_secrets
+from connected_objects.plugin import setting
+from connected_objects.plugin import transport_error
+from connected_objects.plugin import variable
 from connected_objects.plugin.oauth2 import code_grant
 from connected_objects.plugin.oauth2 import refresh_grant
 from connected_objects.plugin.oauth2 import revoke_token
-from connected_objects.plugin.provider import Authorization
-from connected_objects.plugin.provider import GrantedAccount
-from connected_objects.plugin.provider import ProviderContext
 from connected_objects.queue import inbox
-from connected_objects.util.http import json_body
-from connected_objects.util.http import raise_for_response
-from connected_objects.util.http import transport_error
-from connected_objects.util.redaction import register_basic
-from connected_objects.util.redaction import register_secrets
-from connected_objects.util.settings import setting
-from connected_objects.util.settings import variable
-from connected_objects.web import HTTPError
-from connected_objects.web import Request
-from connected_objects.web import Response
-from connected_objects.web import Route
-from connected_objects.web.core import hmac_matches
-from connected_objects.web.core import parse_json_object
 
 from .client import DEFAULT_BASE_URL
 from .client import XeroClient
