@@ -47,6 +47,9 @@ from decimal import Decimal
 from typing import Any
 from typing import TypeAlias
 
+from ..declare.mapping import CONFLICTS
+from ..declare.mapping import Conflict
+from ..declare.mapping import OnRemoteDelete
 from ..declare.mapping import Reference
 
 __all__ = ["LINE_KEYS", "Lines", "Option", "ReadyMapping", "read_lines", "stored_lines", "value_of"]
@@ -117,11 +120,11 @@ class ReadyMapping:
     #: The remote field → local attribute pairs read and written one to one.
     renames: dict[str, str]
 
-    def __init__(self, *, on_remote_delete: Any = "delete", conflict: str = "newest") -> None:
-        if conflict not in ("newest", "remote", "local"):
+    def __init__(self, *, on_remote_delete: OnRemoteDelete = "delete", conflict: str = "newest") -> None:
+        if conflict not in CONFLICTS:
             raise ValueError(f"conflict={conflict!r}: choose 'newest', 'remote' or 'local'")
-        self.on_remote_delete = on_remote_delete
-        self.conflict = conflict
+        self.on_remote_delete: OnRemoteDelete = on_remote_delete
+        self.conflict: Conflict = conflict  # narrowed by the check above
         self.references: dict[str, Reference] = {}
         self.fields: frozenset[str] = frozenset()
         self.renames = {}
