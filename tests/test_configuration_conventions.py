@@ -1,4 +1,4 @@
-"""One configuration style across providers (``providers/README.md``, "Configuration conventions").
+"""One configuration style across providers (``docs/writing-a-provider.md``, "Configuration conventions").
 
 The tables on that page are checked against the constructors (every argument listed, keyword-only,
 its variable named by the convention), and each rule is checked on the providers themselves: the

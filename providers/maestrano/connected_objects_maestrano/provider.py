@@ -28,7 +28,7 @@ lets a marketplace's IdP sign users in without a request of ours.
 Both webhooks are idempotent: a second delivery answers success and changes
 nothing.
 
-Configuration follows ``providers/README.md`` ("Configuration conventions"):
+Configuration follows ``docs/writing-a-provider.md`` ("Configuration conventions"):
 the marketplaces (the one positional argument: a :class:`Marketplaces`, or a
 function returning the current one) and keyword arguments. For the registry's
 zero-argument load, ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES`` (the old
