@@ -31,7 +31,7 @@ from connected_objects.web import Request
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "writing-a-provider.md"
 #: The first line of the guide's example provider block.
 MARKER = "# notes_provider.py"
-SECRET = "notes-webhook-secret-1"  # noqa: S105 - a test's webhook key
+SECRET = "notes-webhook-secret-1"
 
 
 def example_source() -> str:
@@ -46,7 +46,7 @@ def load() -> types.ModuleType:
     """The example, as the module ``notes_provider`` (a real module, so its classes pickle and print well)."""
     module = types.ModuleType("notes_provider")
     sys.modules[module.__name__] = module
-    exec(compile(example_source(), str(GUIDE), "exec"), module.__dict__)  # noqa: S102 - our own documentation
+    exec(compile(example_source(), str(GUIDE), "exec"), module.__dict__)
     return module
 
 
@@ -127,6 +127,8 @@ def test_a_signed_delivery_is_stored_once_and_a_forged_or_malformed_one_stores_n
     assert post(bad, bad_headers)[0] == 400
     with hub.session_factory() as session:
         stored = inbox.list_events(session)
-    assert [(e.provider, e.marketplace, e.account, e.entity) for e in stored] == [("notes", "production", "acme", "notes")]
+    assert [(e.provider, e.marketplace, e.account, e.entity) for e in stored] == [
+        ("notes", "production", "acme", "notes")
+    ]
     assert provider.decode_event("notes", stored[0].payload) == "7"
     hub.uninstall()
