@@ -62,6 +62,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from . import connections
 from .connections import PROVIDERS_KEY
 from .declare import SyncSpec
 from .declare import specs_of
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from .push.export import ExportReport
     from .receive.adopt import AdoptReport
     from .scope import Scope
+    from .store.identity import LocalId
     from .worker import Worker
     from .worker import WorkerStats
 
@@ -274,6 +276,19 @@ class Hub:
             if spec.provider == provider and spec.entity == entity:
                 return spec
         return None
+
+    def connection_status(self, session: Session, scope: Scope) -> str | None:
+        """The status of ``scope``'s connection, or None when it has none (for provider routes)."""
+        info = connections.get(session, scope)
+        return None if info is None else info.status
+
+    def connect_scope(self, session: Session, owner_type: str, owner_id: LocalId, scope: Scope) -> None:
+        """Connect ``scope`` to an owner row without credentials (for provider routes: a sign-up)."""
+        connections.connect(session, owner_type, owner_id, scope)
+
+    def disconnect_scope(self, session: Session, scope: Scope, reason: str) -> bool:
+        """Revoke ``scope``'s connection (for provider routes: an account cancelled); True when it had one."""
+        return connections.disconnect(session, scope, reason)
 
     def webhooks(self, *, max_body: int = DEFAULT_MAX_BODY, retry_after: int = RETRY_AFTER) -> HttpApp:
         """Every inbound route of the hub's providers, as one sans-I/O app.

@@ -1,4 +1,4 @@
-"""One configuration style across providers (``providers/README.md``, "Configuration conventions").
+"""One configuration style across providers (``docs/writing-a-provider.md``, "Configuration conventions").
 
 The tables on that page are checked against the constructors (every argument listed, keyword-only,
 its variable named by the convention), and each rule is checked on the providers themselves: the
@@ -34,7 +34,7 @@ from connected_objects.util.redaction import redact
 from connected_objects.util.settings import variable
 from connected_objects.web.core import Request
 
-README = Path(__file__).resolve().parents[1] / "providers" / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "writing-a-provider.md"
 PROVIDERS = {cls.__name__: cls for cls in (QuickBooksProvider, XeroProvider, MaestranoProvider)}
 SETTINGS = ("MARKETPLACE", "BASE_URL", "CLIENT_ID", "CLIENT_SECRET", "TOKEN_URL", "WEBHOOK_VERIFIER", "WEBHOOK_KEY")
 LEGACY_QBO = ("QBO_BASE_URL", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "QBO_TOKEN_URL", "QBO_WEBHOOK_VERIFIER")

@@ -262,8 +262,8 @@ def test_soft_delete_policy_and_local_conflict_policy(hub, org):
             assert [c.name for c in s.scalars(select(Customer))] == ["local edit"]  # kept: soft delete
         assert [c.name for c in archived] == ["local edit"]
     finally:
-        del spec.mapping.on_remote_delete
-        del spec.mapping.conflict
+        spec.mapping.on_remote_delete = "delete"
+        spec.mapping.conflict = "newest"
 
 
 def test_dead_events_are_listed_and_retried_from_the_cli(sqlite_engine, monkeypatch, org):

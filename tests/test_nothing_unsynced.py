@@ -101,6 +101,8 @@ class QboInvoice:
 
     fields = frozenset({"number", "amount", "issued", "sent_at", "token", "kind", "client_id"})
     references: ClassVar = {"CustomerRef": Reference("client_id", "un_client")}
+    conflict = "newest"
+    on_remote_delete = "delete"
 
     def to_remote(self, o: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         line = {"Amount": o.amount, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"Qty": 1}}
@@ -130,6 +132,8 @@ class XeroInvoice:
 
     fields = QboInvoice.fields
     references: ClassVar = {"Contact": Reference("client_id", "un_client")}
+    conflict = "newest"
+    on_remote_delete = "delete"
 
     def to_remote(self, o: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         # Xero invoices have no writable timestamp: the time travels as the line's text

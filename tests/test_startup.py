@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import Engine
@@ -122,6 +123,44 @@ def test_a_mapped_attribute_typo_fails_at_decoration_naming_the_attribute() -> N
     with pytest.raises(ConfigurationError) as caught:
         model(mapping=FieldMapping({"nmae": "Name"}), name="Typo")
     assert "reads attribute 'nmae', which Typo does not have. Did you mean 'name'?" in str(caught.value)
+
+
+def test_a_mapping_missing_a_member_of_the_protocol_fails_at_decoration_naming_it() -> None:
+    """No member has a silent default: a mapping without ``conflict`` or ``on_remote_delete`` (or
+    ``to_local``) is refused when the model is declared, not when the first record comes back."""
+
+    class Partial:
+        fields = ("name",)
+        references: ClassVar[dict[str, Reference]] = {}
+
+        def to_remote(self, obj: object, refs: object) -> dict[str, object]:
+            return {"Name": obj.name}
+
+    with pytest.raises(ConfigurationError) as caught:
+        model(mapping=Partial(), name="Half")
+    message = str(caught.value)
+    assert "Half: the mapping for 'memory' entity 'contacts' (Partial) does not declare" in message
+    assert "conflict, on_remote_delete, to_local." in message
+
+
+def test_a_push_only_mapping_says_so_when_a_record_comes_back() -> None:
+    from connected_objects.declare.mapping import PushOnly
+
+    class Outbound:
+        fields = ("name",)
+        references: ClassVar[dict[str, Reference]] = {}
+        conflict = "newest"
+        on_remote_delete = "ignore"
+
+        def to_remote(self, obj: object, refs: object) -> dict[str, object]:
+            return {"Name": obj.name}
+
+        def to_local(self, data: object) -> dict[str, object]:
+            raise PushOnly(self)
+
+    model(mapping=Outbound(), name="Outgoing")  # declared fine
+    with pytest.raises(PushOnly, match="Outbound only pushes"):
+        Outbound().to_local({"Name": "x"})
 
 
 def test_a_reference_attribute_typo_fails_at_decoration() -> None:

@@ -29,6 +29,7 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
+from connected_objects.declare.mapping import PushOnly
 from connected_objects.store import identity
 from connected_objects.testing.sandbox import serve
 
@@ -67,9 +68,14 @@ class Shaped:
         self.fields = frozenset({"number", "total", "customer_id"})
         self.references = {reference: Reference("customer_id", "three_customer")}
         self.build = build
+        self.conflict = "newest"
+        self.on_remote_delete = "delete"
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         return dict(self.build(obj, refs))
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        raise PushOnly(self)
 
 
 @owned(

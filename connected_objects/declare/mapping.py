@@ -1,6 +1,6 @@
 """Mappings: the two functions between a local row and a remote payload, plus references.
 
-A mapping tells connected-objects three things about one model at one provider:
+A mapping tells connected-objects five things about one model at one provider:
 
 - :attr:`~Mapping.fields`: the local attributes the payload is built from. An
   update that changes none of them is not pushed.
@@ -8,7 +8,13 @@ A mapping tells connected-objects three things about one model at one provider:
   invoice's customer). The dispatcher resolves them to foreign ids in the same
   scope through the identity map, and pushes the referenced row first when it
   is not linked yet.
-- :meth:`~Mapping.to_remote` (and, for inbound sync, :meth:`~Mapping.to_local`).
+- :meth:`~Mapping.to_remote` and :meth:`~Mapping.to_local`: the payload for a row,
+  and a row's attribute values from a remote record (a mapping that never
+  receives raises :class:`PushOnly` from it, saying so).
+- :attr:`~Mapping.conflict`: who wins when the row and its record both changed,
+  ``"newest"``, ``"remote"`` or ``"local"``.
+- :attr:`~Mapping.on_remote_delete`: what a remote delete does to the row:
+  ``"delete"`` it, ``"ignore"`` it, or a function of the row (a soft delete).
 
 :class:`FieldMapping` covers the common case of renaming fields::
 
@@ -23,21 +29,60 @@ A mapping tells connected-objects three things about one model at one provider:
     {'DocNumber': 'INV-1', 'TotalAmt': 12.5, 'CustomerRef': '58'}
     >>> sorted(invoice_to_qbo.fields)
     ['customer_id', 'number', 'total']
+    >>> invoice_to_qbo.to_local({"DocNumber": "INV-2", "TotalAmt": 7})
+    {'number': 'INV-2', 'total': 7}
+    >>> invoice_to_qbo.conflict, invoice_to_qbo.on_remote_delete
+    ('newest', 'delete')
 
-Write your own class for anything richer; it only has to satisfy
-:class:`Mapping`.
+Write your own class for anything richer; it has to satisfy :class:`Mapping`,
+every member declared (``@connected`` says which one is missing)::
+
+    >>> class Outbound:
+    ...     fields = ("text",)
+    ...     references = {}
+    ...     conflict = "newest"
+    ...     on_remote_delete = "ignore"
+    ...     def to_remote(self, obj, refs):
+    ...         return {"body": obj.text}
+    ...     def to_local(self, data):
+    ...         raise PushOnly(self)
+    >>> from connected_objects.declare.mapping import Mapping, PushOnly, missing_members
+    >>> isinstance(Outbound(), Mapping), missing_members(Outbound())
+    (True, [])
+    >>> Outbound().to_local({"body": "hi"})
+    Traceback (most recent call last):
+    ...
+    connected_objects.declare.mapping.PushOnly: Outbound only pushes: it reads no remote record back (to_local)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
 from typing import Protocol
+from typing import TypeAlias
 from typing import runtime_checkable
 
-__all__ = ["FieldMapping", "Mapping", "Reference"]
+__all__ = [
+    "CONFLICTS",
+    "Conflict",
+    "FieldMapping",
+    "Mapping",
+    "OnRemoteDelete",
+    "PushOnly",
+    "Reference",
+    "missing_members",
+]
+
+#: Who wins when a row and its remote record both changed since the last sync.
+Conflict: TypeAlias = Literal["newest", "remote", "local"]
+CONFLICTS: tuple[Conflict, ...] = ("newest", "remote", "local")
+#: What a remote delete does to the row: delete it, leave it, or a function of the row (a soft delete).
+OnRemoteDelete: TypeAlias = "Literal['delete', 'ignore'] | Callable[[Any], None]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +111,46 @@ class Mapping(Protocol):
         """References the payload holds, by name."""
         ...
 
+    @property
+    def conflict(self) -> Conflict:
+        """Who wins when both sides changed: ``"newest"`` (the later edit), ``"remote"`` or ``"local"``."""
+        ...
+
+    @property
+    def on_remote_delete(self) -> OnRemoteDelete:
+        """What a remote delete does to the row: ``"delete"``, ``"ignore"``, or a function of the row."""
+        ...
+
     def to_remote(self, obj: Any, refs: MappingABC[str, str | None]) -> dict[str, Any]:
         """The remote payload for ``obj``; ``refs`` maps reference names to foreign ids (None: no reference)."""
         ...
+
+    def to_local(self, data: MappingABC[str, Any]) -> dict[str, Any]:
+        """Local attribute values from a remote record's data (references are resolved by the applier);
+        raise :class:`PushOnly` when this mapping only pushes."""
+        ...
+
+
+#: The members every mapping declares (:class:`Mapping`).
+MEMBERS = ("fields", "references", "conflict", "on_remote_delete", "to_remote", "to_local")
+
+
+def missing_members(mapping: object) -> list[str]:
+    """The :class:`Mapping` members ``mapping`` does not declare, in :data:`MEMBERS` order.
+
+    >>> missing_members(object())
+    ['fields', 'references', 'conflict', 'on_remote_delete', 'to_remote', 'to_local']
+    """
+    return [name for name in MEMBERS if not hasattr(mapping, name)]
+
+
+class PushOnly(NotImplementedError):
+    """Raised by the ``to_local`` of a mapping that only pushes: a remote record came back for it
+    (a pull, a webhook) and it has no way to read one. Declare the model push-only
+    (``directions={entity: "push"}`` on its connection) or give the mapping a ``to_local``."""
+
+    def __init__(self, mapping: object) -> None:
+        super().__init__(f"{type(mapping).__name__} only pushes: it reads no remote record back (to_local)")
 
 
 class FieldMapping:
@@ -77,6 +159,8 @@ class FieldMapping:
     :param fields: ``{local_attribute: remote_field}``.
     :param references: ``{remote_field: Reference}``; the remote field gets the
         referenced row's foreign id.
+    :param conflict: who wins when both sides changed (default ``"newest"``).
+    :param on_remote_delete: what a remote delete does to the row (default ``"delete"``).
     """
 
     def __init__(
@@ -84,9 +168,15 @@ class FieldMapping:
         fields: MappingABC[str, str],
         *,
         references: MappingABC[str, Reference] | None = None,
+        conflict: Conflict = "newest",
+        on_remote_delete: OnRemoteDelete = "delete",
     ) -> None:
+        if conflict not in CONFLICTS:
+            raise ValueError(f"conflict={conflict!r}: choose 'newest', 'remote' or 'local'")
         self.renames = dict(fields)
         self.references = dict(references or {})
+        self.conflict: Conflict = conflict
+        self.on_remote_delete: OnRemoteDelete = on_remote_delete
         self.fields = frozenset(self.renames) | {ref.attribute for ref in self.references.values()}
 
     def to_remote(self, obj: Any, refs: MappingABC[str, str | None]) -> dict[str, Any]:

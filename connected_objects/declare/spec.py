@@ -84,6 +84,7 @@ from ..store.identity import local_key
 from ..store.identity import local_type_name
 from ..util.suggest import did_you_mean
 from .mapping import Mapping
+from .mapping import missing_members
 
 __all__ = ["SyncSpec", "connected", "specs_of"]
 
@@ -171,7 +172,8 @@ def connected(
         company with existing books is connected, in order; by default the
         entity's own. The local side of each is what the mapping puts there.
     :raises ConfigurationError: at decoration time, for an unmapped class, an
-        unknown owner attribute, or the same provider declared twice.
+        unknown owner attribute, a mapping missing a member of
+        :class:`~connected_objects.declare.mapping.Mapping`, or the same provider declared twice.
     """
 
     def decorate(model: T) -> T:
@@ -195,6 +197,14 @@ def connected(
             resolved_owner_type = resolved_owner_type or local_type
         if any(spec.provider == provider for spec in model.__dict__.get(_ATTR, ())):
             raise ConfigurationError(f"{model.__name__} is already connected to {provider!r}; declare it once")
+        missing = missing_members(mapping)
+        if missing:
+            raise ConfigurationError(
+                f"{model.__name__}: the mapping for {provider!r} entity {entity!r} ({type(mapping).__name__}) "
+                f"does not declare {', '.join(missing)}. A mapping declares every member of "
+                "connected_objects.declare.mapping.Mapping: conflict = 'newest' and on_remote_delete = 'delete' "
+                "are the usual choices, and the to_local of a mapping that only pushes raises PushOnly."
+            )
         _check_attributes(model, mapper, provider, entity, mapping)
         pk_attributes = tuple(mapper.get_property_by_column(col).key for col in mapper.primary_key)
         fields = frozenset(getattr(mapping, "fields", ()) or ())

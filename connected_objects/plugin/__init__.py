@@ -20,9 +20,28 @@ plugin needs one line of imports and no knowledge of the core's layout:
   :class:`HTTPError`, :func:`hmac_matches`, :func:`basic_auth_matches`,
   :func:`parse_json_object`, :func:`identifier`, and the inbox
   (:class:`InboundEvent`, :func:`store_events`, :func:`digest_key`);
-- OAuth 2.0: :func:`refresh_grant`; secrets: :func:`register_secrets`,
-  :func:`register_basic` (never quoted in an error or a log);
+- OAuth 2.0: :class:`OAuth2` (an authorization server's endpoints, the
+  application's client, the scopes) and :class:`OAuth2Provider` (the connect
+  flow's and token refresh's methods on it), :func:`bearer_request`, :func:`bearer_json`, :func:`access_token`, and the
+  single requests (:func:`code_grant`, :func:`refresh_grant`,
+  :func:`revoke_token`); :class:`Authorization`, :class:`GrantedAccount`;
+- a webhook route in one call: :func:`inbox_route` (verify → parse → store in
+  the inbox → answer), :func:`signed`, :class:`ThinEvents`, :func:`thin_payload`;
+- the shared configuration: :class:`ProviderBase` (marketplace, prefix, limits,
+  timeout, catalog), :func:`route_prefix`;
+- entities and mappings declared as data: :class:`EntityCatalog`,
+  :class:`EntitySpec`, :class:`ReadOnlyEntity`; :class:`ReadyMapping`,
+  :class:`Reference`, :func:`read_lines`, :func:`stored_lines`, :func:`value_of`;
+- a provider's bookkeeping (:mod:`connected_objects.plugin.accounts`): the
+  identity map (:func:`link`, :func:`resolve`, …), :func:`lock_connection`,
+  :func:`request_import`;
+- configuration: :func:`setting`, :func:`variable`, :func:`renamed`; secrets:
+  :func:`register_secrets`, :func:`register_basic`, :func:`redact` (never quoted
+  in an error or a log);
 - :func:`idempotency_key`, for a batch call's own key.
+
+A first-party provider imports nothing else of the core (``tests/test_provider_boundary.py``
+checks it), so this module is the whole of what a provider may rely on.
 
 Example::
 
@@ -43,13 +62,14 @@ Example::
 
 from __future__ import annotations
 
+from ..declare.mapping import Reference
 from ..exceptions import ConfigurationError
 from ..exceptions import ConflictError
+from ..exceptions import NotApplied
 from ..exceptions import PermanentError
 from ..exceptions import RemoteError
 from ..exceptions import RetryableError
 from ..exceptions import UnknownMarketplace
-from ..plugin.oauth2 import refresh_grant
 from ..queue.events import InboundEvent
 from ..queue.events import digest_key
 from ..queue.inbox import store as store_events
@@ -59,10 +79,15 @@ from ..util.http import json_body
 from ..util.http import raise_for_response
 from ..util.http import retry_after
 from ..util.http import transport_error
+from ..util.redaction import redact
 from ..util.redaction import register_basic
 from ..util.redaction import register_secrets
+from ..util.settings import renamed
+from ..util.settings import setting
+from ..util.settings import variable
 from ..util.values import dumps
 from ..util.values import loads
+from ..web.body import read_json
 from ..web.core import HTTPError
 from ..web.core import Request
 from ..web.core import Response
@@ -71,12 +96,35 @@ from ..web.core import basic_auth_matches
 from ..web.core import hmac_matches
 from ..web.core import identifier
 from ..web.core import parse_json_object
+from .accounts import link
+from .accounts import local_type_name
+from .accounts import lock_connection
+from .accounts import request_import
+from .accounts import resolve
+from .accounts import resolve_local
+from .accounts import tombstone_scope
+from .accounts import unlink
+from .base import ProviderBase
+from .base import route_prefix
+from .entities import EntityCatalog
+from .entities import EntitySpec
+from .entities import ReadOnlyEntity
+from .oauth2 import OAuth2
+from .oauth2 import OAuth2Provider
+from .oauth2 import access_token
+from .oauth2 import bearer_json
+from .oauth2 import bearer_request
+from .oauth2 import code_grant
+from .oauth2 import refresh_grant
+from .oauth2 import revoke_token
 from .provider import API_VERSION
+from .provider import Authorization
 from .provider import BatchClient
 from .provider import BatchOperation
 from .provider import CredentialsDeclarer
 from .provider import EventDecoder
 from .provider import Extras
+from .provider import GrantedAccount
 from .provider import Limits
 from .provider import Page
 from .provider import Provider
@@ -87,23 +135,47 @@ from .provider import RemoteRecord
 from .provider import TokenRefresher
 from .provider import WebhookProvider
 from .provider import extras_of
+from .readymade import Lines
+from .readymade import Option
+from .readymade import ReadyMapping
+from .readymade import read_lines
+from .readymade import stored_lines
+from .readymade import value_of
+from .webhooks import ThinEvents
+from .webhooks import counted
+from .webhooks import inbox_route
+from .webhooks import signed
+from .webhooks import thin_payload
 
 __all__ = [
     "API_VERSION",
+    "Authorization",
     "BatchClient",
     "BatchOperation",
     "ConfigurationError",
     "ConflictError",
     "CredentialsDeclarer",
+    "EntityCatalog",
+    "EntitySpec",
     "EventDecoder",
     "Extras",
+    "GrantedAccount",
     "HTTPError",
     "InboundEvent",
     "Limits",
+    "Lines",
+    "NotApplied",
+    "OAuth2",
+    "OAuth2Provider",
+    "Option",
     "Page",
     "PermanentError",
     "Provider",
+    "ProviderBase",
     "ProviderContext",
+    "ReadOnlyEntity",
+    "ReadyMapping",
+    "Reference",
     "ReferenceFolder",
     "RemoteClient",
     "RemoteError",
@@ -113,24 +185,51 @@ __all__ = [
     "RetryableError",
     "Route",
     "Scope",
+    "ThinEvents",
     "TokenRefresher",
     "UnknownMarketplace",
     "WebhookProvider",
+    "access_token",
     "basic_auth_matches",
+    "bearer_json",
+    "bearer_request",
+    "code_grant",
+    "counted",
     "digest_key",
     "dumps",
     "extras_of",
     "hmac_matches",
     "idempotency_key",
     "identifier",
+    "inbox_route",
     "json_body",
+    "link",
     "loads",
+    "local_type_name",
+    "lock_connection",
     "parse_json_object",
     "raise_for_response",
+    "read_json",
+    "read_lines",
+    "redact",
     "refresh_grant",
     "register_basic",
     "register_secrets",
+    "renamed",
+    "request_import",
+    "resolve",
+    "resolve_local",
     "retry_after",
+    "revoke_token",
+    "route_prefix",
+    "setting",
+    "signed",
     "store_events",
+    "stored_lines",
+    "thin_payload",
+    "tombstone_scope",
     "transport_error",
+    "unlink",
+    "value_of",
+    "variable",
 ]

@@ -15,24 +15,254 @@ Every secret involved (the client secret, codes, verifiers, tokens) is registere
     Traceback (most recent call last):
     ...
     connected_objects.exceptions.PermanentError: no refresh token is stored for this connection
+
+Most providers need no call of their own: :class:`OAuth2` holds one authorization server (its
+URLs, the application's client, the scopes asked for) and makes every request of the flow, and
+:class:`OAuth2Provider` turns it into the provider methods the core calls (``authorization``,
+``exchange_code``, ``refresh_token``, ``revoke``). A provider adds what is its own: which
+accounts a grant covers (``granted_accounts``, confirmed with the provider), and a ``revoke``
+of its own when disconnecting takes more than revoking the token::
+
+    >>> from connected_objects.plugin import OAuth2, OAuth2Provider
+    >>> class Notes(OAuth2Provider):
+    ...     def __init__(self):
+    ...         self.oauth = OAuth2(
+    ...             "https://notes.example/authorize", "https://notes.example/token",
+    ...             "https://notes.example/revoke", "app", "s3cret-app-secret", ("notes.read",), pkce=True,
+    ...         )
+    >>> Notes().authorization().scopes, Notes().authorization().pkce
+    (('notes.read',), True)
+    >>> "s3cret" in repr(Notes().oauth)
+    False
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
 from ..exceptions import PermanentError
+from ..scope import Scope
 from ..store.models import utcnow
 from ..util.redaction import register_basic
 from ..util.redaction import register_credentials
+from ..util.settings import setting
+from .provider import Authorization
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["code_grant", "refresh_grant", "revoke_token"]
+__all__ = [
+    "OAuth2",
+    "OAuth2Provider",
+    "access_token",
+    "bearer_json",
+    "bearer_request",
+    "code_grant",
+    "refresh_grant",
+    "revoke_token",
+]
+
+#: The settings :meth:`OAuth2.configured` reads: the client, and the endpoints (each with a default).
+SETTINGS = ("client_id", "client_secret", "token_url", "authorize_url", "revoke_url")
+
+
+@dataclass(frozen=True, eq=False)
+class OAuth2:
+    """One OAuth 2.0 authorization server as an application uses it: endpoints, client, scopes.
+
+    The client secret is registered for redaction as soon as the object exists (and never shown in
+    its repr), so no error or log line quotes it.
+
+    :param authorize_url: the authorization endpoint (RFC 6749 §3.1).
+    :param token_url: the token endpoint (§3.2): code exchange and refresh.
+    :param revoke_url: the revocation endpoint (RFC 7009).
+    :param client_id: the application's client id.
+    :param client_secret: the application's client secret (HTTP Basic client authentication).
+    :param scopes: the scopes asked for.
+    :param pkce: whether the server takes PKCE (RFC 7636, ``S256``).
+    :param revoke_as_json: revocation takes ``{"token": …}`` as JSON (Intuit), not a form.
+    """
+
+    authorize_url: str
+    token_url: str
+    revoke_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...] = ()
+    pkce: bool = False
+    revoke_as_json: bool = False
+
+    def __post_init__(self) -> None:
+        register_basic(self.client_id, self.client_secret, owner=self)  # never quoted in an error or a log
+
+    @classmethod
+    def configured(
+        cls,
+        provider: str,
+        given: Mapping[str, str | None],
+        defaults: Mapping[str, str],
+        *,
+        scopes: Iterable[str] = (),
+        pkce: bool = False,
+        revoke_as_json: bool = False,
+        legacy: Mapping[str, Iterable[str]] | None = None,
+    ) -> OAuth2:
+        """Each of :data:`SETTINGS` from ``given`` (a keyword argument), else from
+        ``CONNECTED_OBJECTS_<PROVIDER>_<NAME>`` (then its ``legacy`` variables), else ``defaults``
+        (the client id and secret default to empty: not configured)."""
+        values = {
+            name: setting(given.get(name), provider, name, defaults.get(name, ""), legacy=(legacy or {}).get(name, ()))
+            for name in SETTINGS
+        }
+        return cls(**values, scopes=tuple(scopes), pkce=pkce, revoke_as_json=revoke_as_json)
+
+    def authorization(self) -> Authorization:
+        """Where users grant access: the endpoint, the client id, the scopes, PKCE or not."""
+        return Authorization(self.authorize_url, self.client_id, self.scopes, pkce=self.pkce)
+
+    async def exchange(
+        self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None = None
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """The tokens a code is worth (:func:`code_grant`); the verifier is sent only with PKCE."""
+        verifier = code_verifier if self.pkce else None
+        return await code_grant(http, self.token_url, self.client_id, self.client_secret, code, redirect_uri, verifier)
+
+    async def refresh(
+        self, http: httpx.AsyncClient, credentials: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """New tokens for a connection's credentials (:func:`refresh_grant`)."""
+        return await refresh_grant(http, self.token_url, self.client_id, self.client_secret, credentials)
+
+    async def revoke(self, http: httpx.AsyncClient, token: str) -> None:
+        """Revoke a token (:func:`revoke_token`), which ends its grant."""
+        await revoke_token(
+            http, self.revoke_url, self.client_id, self.client_secret, token, as_json=self.revoke_as_json
+        )
+
+
+class OAuth2Provider:
+    """The OAuth 2.0 half of a provider, on its :attr:`oauth`: the methods the core's connect flow
+    and token refresh call. A subclass sets ``self.oauth`` and adds ``granted_accounts``."""
+
+    #: The authorization server this provider's connections are granted by.
+    oauth: OAuth2
+
+    @property
+    def client_id(self) -> str:
+        """The application's OAuth 2.0 client id."""
+        return self.oauth.client_id
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return self.oauth.token_url
+
+    @property
+    def authorize_url(self) -> str:
+        """The authorization endpoint."""
+        return self.oauth.authorize_url
+
+    @property
+    def revoke_url(self) -> str:
+        """The revocation endpoint."""
+        return self.oauth.revoke_url
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes asked for."""
+        return self.oauth.scopes
+
+    def authorization(self) -> Authorization:
+        """The consent page (:meth:`OAuth2.authorization`)."""
+        return self.oauth.authorization()
+
+    async def exchange_code(
+        self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """The code (and PKCE verifier) for tokens at the token endpoint (HTTP Basic client authentication)."""
+        return await self.oauth.exchange(http, code, redirect_uri, code_verifier)
+
+    async def refresh_token(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dt.datetime]:
+        """New tokens; the core calls this once per connection at a time, under the connection's row
+        lock (:mod:`connected_objects.oauth.tokens`)."""
+        return await self.oauth.refresh(http, credentials)
+
+    async def revoke(
+        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any], *, whole_grant: bool = True
+    ) -> None:
+        """Revoke the connection's refresh token (else its access token): the grant ends."""
+        token = credentials.get("refresh_token") or credentials.get("access_token")
+        if token:
+            await self.oauth.revoke(http, str(token))
+
+
+async def bearer_request(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    credentials: Mapping[str, Any],
+    *,
+    what: str,
+    params: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> httpx.Response:
+    """One request with the connection's access token (``Authorization: Bearer …``), for the calls
+    of the connect flow (which accounts a grant covers, removing one); a transport failure is a
+    :class:`~connected_objects.exceptions.RetryableError` naming ``what``. The status is the caller's."""
+    import httpx
+
+    from ..util.http import transport_error
+
+    headers = {"Authorization": f"Bearer {access_token(credentials)}", "Accept": "application/json"}
+    try:
+        return await http.request(method, url, params=params, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, what=what) from exc
+
+
+async def bearer_json(
+    http: httpx.AsyncClient,
+    url: str,
+    credentials: Mapping[str, Any],
+    *,
+    what: str,
+    params: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    denied: str | None = None,
+) -> Any:
+    """``GET url`` with the connection's access token (:func:`bearer_request`): the JSON answer.
+
+    :param denied: when given, a 401, 403 or 404 is this :class:`~connected_objects.exceptions.PermanentError`
+        (with the status): the provider says these credentials do not reach that account.
+    :raises PermanentError: refused (``denied``), or another 4xx.
+    :raises RetryableError: unreachable, a 5xx or a 429.
+    """
+    from ..util.http import json_body
+    from ..util.http import raise_for_response
+
+    response = await bearer_request(http, "GET", url, credentials, what=what, params=params, timeout=timeout)
+    if denied is not None and response.status_code in (401, 403, 404):
+        raise PermanentError(f"{denied} (HTTP {response.status_code})", status=response.status_code)
+    raise_for_response(response, what=what)
+    return json_body(response, what=what)
+
+
+def access_token(credentials: Mapping[str, Any]) -> str:
+    """The connection's access token, ``""`` when it holds none.
+
+    >>> access_token({"access_token": "t-1"}), access_token({})
+    ('t-1', '')
+    """
+    token = credentials.get("access_token")
+    return token if isinstance(token, str) else ""
 
 
 async def refresh_grant(

@@ -97,6 +97,7 @@ if TYPE_CHECKING:
 
     from ..declare import SyncSpec
     from ..exceptions import RemoteError
+    from ..store.identity import LocalId
     from ..web.core import Route
     from .entities import EntityCatalog
 
@@ -298,6 +299,18 @@ class ProviderContext(Protocol):
 
     def spec_for(self, provider: str, entity: str) -> SyncSpec | None:
         """The model synced with ``provider``'s ``entity``, or None."""
+        ...
+
+    def connection_status(self, session: Session, scope: Scope) -> str | None:
+        """The status of ``scope``'s connection (``active``, ``paused``, ``revoked``), or None: not connected."""
+        ...
+
+    def connect_scope(self, session: Session, owner_type: str, owner_id: LocalId, scope: Scope) -> None:
+        """Connect ``scope`` to an owner row (a route's own sign-up: no credentials, the provider holds them)."""
+        ...
+
+    def disconnect_scope(self, session: Session, scope: Scope, reason: str) -> bool:
+        """Revoke ``scope``'s connection with a reason; True when it had one."""
         ...
 
 

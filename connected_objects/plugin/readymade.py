@@ -8,9 +8,11 @@ remote API documents, so you never write a nested payload by hand.
 
 This module holds their common parts:
 
-- :class:`ReadyMapping`, the base class: ``fields`` (the attributes named, so
-  an update touching none of them is not pushed), ``references``, and the two
-  policies the applier reads (``on_remote_delete``, ``conflict``).
+- :class:`ReadyMapping`, the base class: ``RENAMED``, the fields copied one to
+  one declared as data (keyword argument → remote field), ``fields`` (the
+  attributes named, so an update touching none of them is not pushed),
+  ``references``, and the two policies the applier reads (``on_remote_delete``,
+  ``conflict``).
 - :func:`read_lines`: the lines of an invoice, from an attribute holding a
   list (a JSON column) or from a function of the row. Each line is a mapping
   with ``amount``, ``description``, ``quantity``, ``unit_price`` and ``item``
@@ -45,8 +47,12 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from typing import ClassVar
 from typing import TypeAlias
 
+from ..declare.mapping import CONFLICTS
+from ..declare.mapping import Conflict
+from ..declare.mapping import OnRemoteDelete
 from ..declare.mapping import Reference
 
 __all__ = ["LINE_KEYS", "Lines", "Option", "ReadyMapping", "read_lines", "stored_lines", "value_of"]
@@ -114,17 +120,40 @@ class ReadyMapping:
         default), ``"remote"`` or ``"local"``.
     """
 
-    #: The remote field → local attribute pairs read and written one to one.
+    #: The attributes copied one to one, declared as data: keyword argument → remote field. The
+    #: attribute each keyword names is read into that field and written back from it.
+    RENAMED: ClassVar[Mapping[str, str]] = {}
+    #: The remote field → local attribute pairs read and written one to one (from :attr:`RENAMED`).
     renames: dict[str, str]
 
-    def __init__(self, *, on_remote_delete: Any = "delete", conflict: str = "newest") -> None:
-        if conflict not in ("newest", "remote", "local"):
+    def __init__(self, *, on_remote_delete: OnRemoteDelete = "delete", conflict: str = "newest") -> None:
+        if conflict not in CONFLICTS:
             raise ValueError(f"conflict={conflict!r}: choose 'newest', 'remote' or 'local'")
-        self.on_remote_delete = on_remote_delete
-        self.conflict = conflict
+        self.on_remote_delete: OnRemoteDelete = on_remote_delete
+        self.conflict: Conflict = conflict  # narrowed by the check above
         self.references: dict[str, Reference] = {}
         self.fields: frozenset[str] = frozenset()
         self.renames = {}
+
+    def _rename(self, *watched: Any, **named: str | None) -> None:
+        """Copy the attributes named by the keywords of :attr:`RENAMED` one to one (those given as
+        None are left out), and watch them with ``watched`` (attributes read some other way).
+
+        >>> class Note(ReadyMapping):
+        ...     RENAMED = {"title": "Title", "body": "Text"}
+        ...     def __init__(self, *, title, body=None, tags=None):
+        ...         super().__init__()
+        ...         self._rename(tags, title=title, body=body)
+        >>> note = Note(title="subject", tags="labels")
+        >>> note.renames, sorted(note.fields)
+        ({'Title': 'subject'}, ['labels', 'subject'])
+        """
+        unknown = sorted(set(named) - set(self.RENAMED))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.RENAMED declares no {', '.join(unknown)}")
+        given = {arg: local for arg, local in named.items() if local is not None}
+        self.renames = {remote: given[arg] for arg, remote in self.RENAMED.items() if arg in given}
+        self._watch(*self.renames.values(), *watched)
 
     def _watch(self, *attributes: Any) -> None:
         """The payload depends on these attributes (names; None and functions are skipped)."""

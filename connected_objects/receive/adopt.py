@@ -48,6 +48,7 @@ from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 
 from .. import connections
+from ..declare.mapping import PushOnly
 from ..exceptions import ConfigurationError
 from ..oauth import tokens as oauth
 from ..plugin.provider import EntityDeclarations

@@ -263,7 +263,7 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
     stats = ApplyStats()
     mapping: Any = spec.mapping
     references = dict(getattr(mapping, "references", {}) or {})
-    conflict = getattr(mapping, "conflict", "newest")
+    conflict = mapping.conflict
     creates: list[tuple[RemoteRecord, dict[str, Any]]] = []
     updates: list[tuple[identity.ConnectedObject, RemoteRecord, dict[str, Any]]] = []
     doomed: list[str] = []
@@ -307,7 +307,7 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
         if batch.direct:  # the rows were read as values: read them as objects
             objects = load_rows(session, spec, [link.local_id for link, _, _ in updates] + doomed)
         _write_orm(session, spec, batch, objects, creates, updates)
-    policy = getattr(mapping, "on_remote_delete", "delete")
+    policy = mapping.on_remote_delete
     for local_id in doomed:
         obj = objects.get(local_id)
         if obj is not None and policy == "delete":

@@ -91,7 +91,6 @@ from ..util.http import transport_error
 from ..util.redaction import register_secrets
 from ..web.core import HTTPError
 from ..web.core import Request as WebRequest
-from ..web.core import Response as WebResponse
 from ..web.core import Route as WebRoute
 from ..web.core import hmac_matches
 from ..web.core import parse_json_object
@@ -502,21 +501,21 @@ class SandboxProvider:
         return _record(entity, record) if record else str(body["id"])
 
     def routes(self, context: ProviderContext) -> list[WebRoute]:
-        """The inbound webhook route."""
-        from ..queue.inbox import store
+        """The inbound webhook route (the kit's :func:`~connected_objects.plugin.inbox_route`)."""
+        from ..plugin.webhooks import inbox_route
 
-        def receive(request: WebRequest) -> WebResponse:
-            if not hmac_matches(self._secret, request.body, request.header("x-sandbox-signature")):
-                raise HTTPError(401, "bad signature")
-            events = parse_events(parse_json_object(request))
-            with context.session_factory.begin() as session:
-                stored = store(session, self.name, request.params["marketplace"], events)
-            return WebResponse.json(200, {"received": len(events), "stored": stored})
+        def verify(request: WebRequest) -> str | None:
+            signed = hmac_matches(self._secret, request.body, request.header("x-sandbox-signature"))
+            return request.params["marketplace"] if signed else None
 
-        served = self.marketplaces
         return [
-            WebRoute(
-                "POST", f"/{self.name}/{{marketplace}}/webhooks", receive, params={"marketplace": served.__contains__}
+            inbox_route(
+                context,
+                self.name,
+                f"/{self.name}/{{marketplace}}/webhooks",
+                verify=verify,
+                parse=lambda request, _: parse_events(parse_json_object(request)),
+                params={"marketplace": self.marketplaces.__contains__},
             )
         ]
 

@@ -1,6 +1,6 @@
 """Provider settings: an argument, else ``CONNECTED_OBJECTS_<PROVIDER>_<NAME>``, else a default.
 
-Every provider is configured the same way (``providers/README.md``,
+Every provider is configured the same way (``docs/writing-a-provider.md``,
 "Configuration conventions"): keyword arguments, and for the registry's
 zero-argument load one environment variable per setting, named after the
 provider and the argument. :func:`setting` resolves one of them; an argument

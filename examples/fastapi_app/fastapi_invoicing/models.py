@@ -16,6 +16,7 @@ from sqlalchemy.orm import mapped_column
 from connected_objects import FieldMapping
 from connected_objects import Reference
 from connected_objects import connected
+from connected_objects.declare.mapping import PushOnly
 
 
 class Base(DeclarativeBase):
@@ -49,6 +50,11 @@ class QuickBooksInvoice:
 
     fields = frozenset({"number", "total_cents"})
     references: Mapping[str, Any] = {}
+    conflict = "newest"
+    on_remote_delete = "delete"
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        raise PushOnly(self)  # invoices only go out from this application
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         customer = os.environ.get("INVOICING_QUICKBOOKS_CUSTOMER", "1")  # set per deployment
@@ -61,6 +67,11 @@ class XeroInvoice:
 
     fields = frozenset({"number", "total_cents"})
     references: Mapping[str, Any] = {}
+    conflict = "newest"
+    on_remote_delete = "delete"
+
+    def to_local(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        raise PushOnly(self)  # invoices only go out from this application
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         contact = os.environ.get("INVOICING_XERO_CONTACT", "")  # set per deployment

@@ -32,17 +32,16 @@ from decimal import InvalidOperation
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from connected_objects import PermanentError
-from connected_objects import Scope
-from connected_objects.store import identity
-from connected_objects.store.models import connection as connection_table
-from connected_objects.store.models import utcnow
-from connected_objects.util.http import json_body
-from connected_objects.util.http import raise_for_response
-from connected_objects.util.http import transport_error
+from connected_objects.plugin import PermanentError
+from connected_objects.plugin import Scope
+from connected_objects.plugin import json_body
+from connected_objects.plugin import link
+from connected_objects.plugin import lock_connection
+from connected_objects.plugin import raise_for_response
+from connected_objects.plugin import resolve_local
+from connected_objects.plugin import transport_error
 
 from .marketplaces import Marketplace
 
@@ -259,23 +258,15 @@ def bill_period(
     other on the group's connection row.
     """
     scope = Scope("maestrano", client.marketplace.key, group_id)
-    session.execute(  # row lock: one billing run per group at a time
-        update(connection_table)
-        .where(
-            connection_table.c.provider == scope.provider,
-            connection_table.c.marketplace == scope.marketplace,
-            connection_table.c.account == scope.account,
-        )
-        .values(updated_at=utcnow())
-    )
-    done = identity.resolve_local(session, scope, "billing_period", period_key)
+    lock_connection(session, scope)  # one billing run per group at a time
+    done = resolve_local(session, scope, "billing_period", period_key)
     if done is not None:
         return done.foreign_id, False
     marker = f"[{period_key}]"
     for bill in client.bills(group_id):  # a run that died after billing, before remembering
         if bill.description.endswith(marker) and bill.status != "cancelled":
-            identity.link(session, scope, "bills", bill.id, "billing_period", period_key)
+            link(session, scope, "bills", bill.id, "billing_period", period_key)
             return bill, False
     bill = client.create_bill(group_id, amount, f"{description} {marker}", currency=currency)
-    identity.link(session, scope, "bills", bill.id, "billing_period", period_key)
+    link(session, scope, "bills", bill.id, "billing_period", period_key)
     return bill, True

@@ -46,8 +46,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from connected_objects.plugin.entities import EntityCatalog
-from connected_objects.plugin.entities import EntitySpec
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import EntitySpec
 
 __all__ = ["ENTITIES", "LINKED_INVOICE", "connec_entity"]
 

@@ -75,13 +75,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from typing import ClassVar
 
-from connected_objects.declare.mapping import Reference
-from connected_objects.plugin.entities import ReadOnlyEntity
-from connected_objects.plugin.readymade import Lines
-from connected_objects.plugin.readymade import ReadyMapping
-from connected_objects.plugin.readymade import read_lines
-from connected_objects.plugin.readymade import stored_lines
+from connected_objects.plugin import Lines
+from connected_objects.plugin import ReadOnlyEntity
+from connected_objects.plugin import ReadyMapping
+from connected_objects.plugin import Reference
+from connected_objects.plugin import read_lines
+from connected_objects.plugin import stored_lines
 
 from .connec import connec_id
 from .connec import fold
@@ -123,6 +124,9 @@ class _Nested(ReadyMapping):
 class OrganizationMapping(_Nested):
     """A Connec! organization (a company you sell to or buy from)."""
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"name": "name"}
+
     def __init__(
         self,
         *,
@@ -137,9 +141,8 @@ class OrganizationMapping(_Nested):
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
         self.flags = {"is_customer": customer, "is_supplier": supplier}
-        self.renames = {"name": name}
         self._set_nested({("email", "address"): email, ("phone", "landline"): phone, ("website", "url"): website})
-        self._watch(name, email, phone, website)
+        self._rename(email, phone, website, name=name)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         return self._nested_out(obj, {**self._renamed(obj), **self.flags})
@@ -150,6 +153,9 @@ class OrganizationMapping(_Nested):
 
 class PersonMapping(_Nested):
     """A Connec! person; ``organization`` references the organization they work at."""
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"first_name": "first_name", "last_name": "last_name"}
 
     def __init__(
         self,
@@ -165,10 +171,8 @@ class PersonMapping(_Nested):
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
         if organization is not None:
             self.references = {"organization_id": organization}
-        pairs = {"first_name": first_name, "last_name": last_name}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
         self._set_nested({("email", "address"): email, ("phone_work", "landline"): phone})
-        self._watch(first_name, last_name, email, phone)
+        self._rename(email, phone, first_name=first_name, last_name=last_name)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         payload = self._nested_out(obj, self._renamed(obj))
@@ -183,6 +187,9 @@ class PersonMapping(_Nested):
 class ItemMapping(_Nested):
     """A Connec! item: ``name``, ``code``, ``description`` and ``sale_price.net_amount``."""
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"name": "name", "code": "code", "description": "description"}
+
     def __init__(
         self,
         *,
@@ -194,10 +201,8 @@ class ItemMapping(_Nested):
         conflict: str = "newest",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
-        pairs = {"name": name, "code": code, "description": description}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
         self._set_nested({("sale_price", "net_amount"): price})
-        self._watch(name, code, description, price)
+        self._rename(price, name=name, code=code, description=description)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         return self._nested_out(obj, self._renamed(obj))
@@ -216,6 +221,15 @@ class InvoiceMapping(_Nested):
     :param lines: the lines (an attribute or a function of the row); inbound, an attribute
         gets them back as dicts, a function's lines are not read back.
     """
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "title": "title",
+        "number": "transaction_number",
+        "date": "transaction_date",
+        "due": "due_date",
+        "status": "status",
+    }
 
     def __init__(
         self,
@@ -247,16 +261,8 @@ class InvoiceMapping(_Nested):
         if person is not None:
             self.references["person_id"] = person
         self.type, self.total, self.description, self.lines, self.number = type, total, description, lines, number
-        pairs = {
-            "title": title,
-            "transaction_number": number,
-            "transaction_date": date,
-            "due_date": due,
-            "status": status,
-        }
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
         self._set_nested({("amount", "total_amount"): total, ("amount", "currency"): currency})
-        self._watch(*self.renames.values(), total, currency, description, lines)
+        self._rename(total, currency, description, lines, title=title, number=number, date=date, due=due, status=status)
         if callable(lines):
             self.fields = frozenset()  # the lines may read any column (or a relationship)
 
@@ -336,6 +342,9 @@ class PaymentMapping(_Nested):
     :param currency: the attribute giving ``amount.currency``.
     """
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"date": "transaction_date", "number": "transaction_number"}
+
     def __init__(
         self,
         *,
@@ -359,10 +368,8 @@ class PaymentMapping(_Nested):
         if organization is not None:
             self.references["organization_id"] = organization
         self.type, self.amount = type, amount
-        pairs = {"transaction_date": date, "transaction_number": number}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
         self._set_nested({("amount", "currency"): currency})
-        self._watch(*self.renames.values(), amount, currency)
+        self._rename(amount, currency, date=date, number=number)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         invoice = refs.get(LINKED_INVOICE)
@@ -412,6 +419,15 @@ class TaxCodeMapping(_PulledOnly):
     src/transac/components/transactions/transactions.service.coffee, ``formatChanges``).
     """
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "name": "name",
+        "reference": "reference",
+        "rate": "sale_tax_rate",
+        "tax_type": "tax_type",
+        "status": "status",
+    }
+
     entity = "tax_codes"
 
     def __init__(
@@ -426,9 +442,7 @@ class TaxCodeMapping(_PulledOnly):
         conflict: str = "remote",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
-        pairs = {"name": name, "reference": reference, "sale_tax_rate": rate, "tax_type": tax_type, "status": status}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values())
+        self._rename(name=name, reference=reference, rate=rate, tax_type=tax_type, status=status)
 
 
 class AccountMapping(_PulledOnly):
@@ -439,6 +453,16 @@ class AccountMapping(_PulledOnly):
     src/transac/components/transactions/transactions.service.coffee, ``formatChanges``; the same
     ``code``, ``name``, ``description``, ``currency`` and ``status`` as mno-php's ``MnoSoaBaseAccount``).
     """
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "name": "name",
+        "code": "code",
+        "reference": "reference",
+        "description": "description",
+        "currency": "currency",
+        "status": "status",
+    }
 
     entity = "accounts"
 
@@ -455,13 +479,6 @@ class AccountMapping(_PulledOnly):
         conflict: str = "remote",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
-        pairs = {
-            "name": name,
-            "code": code,
-            "reference": reference,
-            "description": description,
-            "currency": currency,
-            "status": status,
-        }
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values())
+        self._rename(
+            name=name, code=code, reference=reference, description=description, currency=currency, status=status
+        )

@@ -45,11 +45,11 @@ from typing import Any
 
 import httpx
 
-from connected_objects import ConfigurationError
-from connected_objects import UnknownMarketplace
-from connected_objects.util.redaction import redact
-from connected_objects.util.redaction import register_basic
-from connected_objects.util.settings import variable
+from connected_objects.plugin import ConfigurationError
+from connected_objects.plugin import UnknownMarketplace
+from connected_objects.plugin import redact
+from connected_objects.plugin import register_basic
+from connected_objects.plugin import variable
 
 if sys.version_info >= (3, 11):
     import tomllib

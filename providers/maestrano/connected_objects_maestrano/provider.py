@@ -28,7 +28,7 @@ lets a marketplace's IdP sign users in without a request of ours.
 Both webhooks are idempotent: a second delivery answers success and changes
 nothing.
 
-Configuration follows ``providers/README.md`` ("Configuration conventions"):
+Configuration follows ``docs/writing-a-provider.md`` ("Configuration conventions"):
 the marketplaces (the one positional argument: a :class:`Marketplaces`, or a
 function returning the current one) and keyword arguments. For the registry's
 zero-argument load, ``CONNECTED_OBJECTS_MAESTRANO_MARKETPLACES`` (the old
@@ -58,32 +58,38 @@ from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
 
-from connected_objects import API_VERSION
-from connected_objects import ConfigurationError
-from connected_objects import Limits
-from connected_objects import RemoteClient
-from connected_objects import RemoteRecord
-from connected_objects import Scope
-from connected_objects import UnknownMarketplace
-from connected_objects import connections
-from connected_objects.plugin.entities import EntityCatalog
-from connected_objects.plugin.provider import ProviderContext
-from connected_objects.queue import inbox
-from connected_objects.store import identity
-from connected_objects.util.redaction import register_secrets
-from connected_objects.util.settings import setting
-from connected_objects.util.values import loads
-from connected_objects.web import HTTPError
-from connected_objects.web import Request
-from connected_objects.web import Response
-from connected_objects.web import Route
-from connected_objects.web.core import identifier
-from connected_objects.web.core import parse_json_object
+from connected_objects.plugin import API_VERSION
+from connected_objects.plugin import ConfigurationError
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import HTTPError
+from connected_objects.plugin import InboundEvent
+from connected_objects.plugin import Limits
+from connected_objects.plugin import ProviderContext
+from connected_objects.plugin import RemoteClient
+from connected_objects.plugin import RemoteRecord
+from connected_objects.plugin import Request
+from connected_objects.plugin import Response
+from connected_objects.plugin import Route
+from connected_objects.plugin import Scope
+from connected_objects.plugin import UnknownMarketplace
+from connected_objects.plugin import digest_key
+from connected_objects.plugin import identifier
+from connected_objects.plugin import inbox_route
+from connected_objects.plugin import link
+from connected_objects.plugin import loads
+from connected_objects.plugin import parse_json_object
+from connected_objects.plugin import register_secrets
+from connected_objects.plugin import request_import
+from connected_objects.plugin import resolve
+from connected_objects.plugin import setting
+from connected_objects.plugin import tombstone_scope
+from connected_objects.plugin import unlink
 
 from .connec import BATCH_SIZE
 from .connec import ConnecClient
@@ -302,119 +308,134 @@ class MaestranoProvider:
             for entity, once in (("saml_assertions", assertion), ("saml_requests", request_id)):
                 if once is None:
                     continue
-                seen = identity.link(session, saml, entity, once, entity[:-1], once, meta={"nonce": nonce})
+                seen = link(session, saml, entity, once, entity[:-1], once, meta={"nonce": nonce})
                 if (seen.meta or {}).get("nonce") != nonce:
                     raise self._refuse(marketplace, f"{entity[5:-1]} {once} was already used")
             scope = Scope(self.name, marketplace.key, group.uid)
-            linked_group = identity.resolve(session, scope, "groups", group.uid)
+            linked_group = resolve(session, scope, "groups", group.uid)
             organization = self.sso.upsert_group(
                 session, marketplace, group, linked_group.local_id if linked_group else None
             )
             if linked_group is None:
-                identity.link(session, scope, "groups", group.uid, *organization)
-            linked_user = identity.resolve(session, scope, "users", user.uid)
+                link(session, scope, "groups", group.uid, *organization)
+            linked_user = resolve(session, scope, "users", user.uid)
             person = self.sso.upsert_user(session, marketplace, user, linked_user.local_id if linked_user else None)
             if linked_user is None:
-                identity.link(session, scope, "users", user.uid, *person)
+                link(session, scope, "users", user.uid, *person)
             self.sso.add_member(session, marketplace, organization, person, user.role)
-            if connections.get(session, scope) is None:  # first sign-in of this group
-                connections.connect(session, organization[0], organization[1], scope)
+            if context.connection_status(session, scope) is None:  # first sign-in of this group
+                context.connect_scope(session, organization[0], organization[1], scope)
                 for entity in self.initial_import:
-                    inbox.request_import(session, scope, entity)
+                    request_import(session, scope, entity)
         location, headers = self.sso.sign_in(marketplace, person, organization)
         done = [("set-cookie", clear_binding_cookie(marketplace, request_id))] if request_id else []
         return Response(302, (("location", location), *headers, *done))
 
     def routes(self, context: ProviderContext) -> list[Route]:
-        """The metadata, Connec!, account-webhook and single sign-on routes, each strict about its path."""
+        """The metadata, Connec!, account-webhook and single sign-on routes, each strict about its path
+        and each one method: :meth:`metadata`, :meth:`connec_receive`, :meth:`delete_group`,
+        :meth:`remove_user`, :meth:`saml_initialize`, :meth:`saml_consume`."""
         base = f"{self.prefix}/{{marketplace}}"
         sso_path = {"marketplace": self._configured}
         basic_path = {"marketplace": self._configured}
         group_path = {**basic_path, "group_id": identifier(128)}
         user_path = {**group_path, "user_id": identifier(128)}
         refused = _bad_credentials().response()
-
-        def metadata(request: Request) -> Response:
-            marketplace = self._marketplace(request)
-            manifest = marketplace.to_metadata()
-            manifest["sso"]["entity_id"] = sp_entity_id(marketplace, self.prefix)  # the effective one
-            return Response.json(200, manifest)
-
-        def delete_group(request: Request) -> Response:
-            marketplace = self._marketplace(request)
-            group = request.params["group_id"]
-            scope = Scope(self.name, marketplace.key, group)
-            with context.session_factory.begin() as session:
-                info = connections.get(session, scope)
-                if info is None or info.status == "revoked":
-                    return Response.json(200, {"success": True, "changed": False})
-                if self.on_group_deleted is not None:
-                    self.on_group_deleted(session, marketplace, group)
-                connections.disconnect(session, scope, f"group {group} deleted by marketplace {marketplace.key}")
-                gone = identity.tombstone_scope(session, scope)
-            return Response.json(200, {"success": True, "changed": True, "tombstoned": gone})
-
-        def remove_user(request: Request) -> Response:
-            marketplace = self._marketplace(request)
-            group, user = request.params["group_id"], request.params["user_id"]
-            scope = Scope(self.name, marketplace.key, group)
-            with context.session_factory.begin() as session:
-                link = identity.resolve(session, scope, "users", user)
-                if link is None:
-                    return Response.json(200, {"success": True, "changed": False})
-                if self.on_user_removed is not None:
-                    self.on_user_removed(session, marketplace, group, user)
-                identity.unlink(session, scope, "users", user)
-            return Response.json(200, {"success": True, "changed": True})
-
-        def receive(request: Request) -> Response:
-            marketplace = self._marketplace(request)
-            events = parse_notification(
-                parse_json_object(request),
-                marketplace.key,
-                lambda entity: context.spec_for(self.name, entity) is not None,
-            )
-            with context.session_factory.begin() as session:
-                stored = inbox.store(session, self.name, marketplace.key, events)
-            return Response.json(200, {"received": len(events), "stored": stored})
-
-        def initialize(request: Request) -> Response:
-            from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
-            from onelogin.saml2.settings import OneLogin_Saml2_Settings
-            from onelogin.saml2.utils import OneLogin_Saml2_Utils
-
-            marketplace = self._known(request)
-            settings = OneLogin_Saml2_Settings(saml_settings(marketplace, self.prefix), sp_validation_only=True)
-            authn = OneLogin_Saml2_Authn_Request(settings)
-            url = OneLogin_Saml2_Utils.redirect(
-                settings.get_idp_data()["singleSignOnService"]["url"],
-                {"SAMLRequest": authn.get_request(), "RelayState": relay_state(marketplace, authn.get_id())},
-            )
-            cookie = binding_cookie(marketplace, authn.get_id(), binding_key(marketplace, self._sso_secret))
-            return Response(302, (("location", url), ("set-cookie", cookie), ("cache-control", "no-store")))
-
-        def consume(request: Request) -> Response:
-            marketplace = self._known(request)
-            # SAMLResponse is base64 and RelayState ours: both ASCII. Anything else is refused here, before
-            # hmac.compare_digest (which raises TypeError on non-ASCII str) in sso.verify_relay_state sees it.
-            if not all(value.isascii() for value in form_fields(request.body).values()):
-                raise HTTPError(400, "a SAML form holds only ASCII (a base64 SAMLResponse and our RelayState)")
-            return self._consume(context, marketplace, request)
-
         return [
-            Route("GET", f"{base}/saml/initialize", initialize, params=sso_path),
-            Route("POST", f"{base}/saml/consume", consume, params=sso_path),
-            Route("POST", f"{base}/connec/receive", receive, params=basic_path, refusal=refused),
-            Route("GET", f"{base}/metadata", metadata, params=basic_path, refusal=refused),
-            Route("DELETE", f"{base}/account/group/{{group_id}}", delete_group, params=group_path, refusal=refused),
+            Route("GET", f"{base}/saml/initialize", self.saml_initialize, params=sso_path),
+            Route("POST", f"{base}/saml/consume", partial(self.saml_consume, context), params=sso_path),
+            self.connec_receive(context, f"{base}/connec/receive", params=basic_path, refusal=refused),
+            Route("GET", f"{base}/metadata", self.metadata, params=basic_path, refusal=refused),
+            Route(
+                "DELETE",
+                f"{base}/account/group/{{group_id}}",
+                partial(self.delete_group, context),
+                params=group_path,
+                refusal=refused,
+            ),
             Route(
                 "DELETE",
                 f"{base}/account/group/{{group_id}}/user/{{user_id}}",
-                remove_user,
+                partial(self.remove_user, context),
                 params=user_path,
                 refusal=refused,
             ),
         ]
+
+    def metadata(self, request: Request) -> Response:
+        """``GET …/metadata``: our configuration manifest for the marketplace (never a secret)."""
+        marketplace = self._marketplace(request)
+        manifest = marketplace.to_metadata()
+        manifest["sso"]["entity_id"] = sp_entity_id(marketplace, self.prefix)  # the effective one
+        return Response.json(200, manifest)
+
+    def connec_receive(self, context: ProviderContext, path: str, **route: Any) -> Route:
+        """``POST …/connec/receive``: a Connec! notification, behind the marketplace's credentials,
+        each record stored in the inbox under its own group (:func:`parse_notification`)."""
+
+        def verify(request: Request) -> str:
+            return self._marketplace(request).key
+
+        def parse(request: Request, marketplace: str) -> list[InboundEvent]:
+            wanted = lambda entity: context.spec_for(self.name, entity) is not None  # noqa: E731
+            return parse_notification(parse_json_object(request), marketplace, wanted)
+
+        return inbox_route(context, self.name, path, verify=verify, parse=parse, **route)
+
+    def delete_group(self, context: ProviderContext, request: Request) -> Response:
+        """``DELETE …/account/group/{group_id}``: ``on_group_deleted`` runs, the group's connection is
+        revoked and its connected objects are tombstoned (once: a second delivery changes nothing)."""
+        marketplace = self._marketplace(request)
+        group = request.params["group_id"]
+        scope = Scope(self.name, marketplace.key, group)
+        with context.session_factory.begin() as session:
+            if context.connection_status(session, scope) in (None, "revoked"):
+                return Response.json(200, {"success": True, "changed": False})
+            if self.on_group_deleted is not None:
+                self.on_group_deleted(session, marketplace, group)
+            context.disconnect_scope(session, scope, f"group {group} deleted by marketplace {marketplace.key}")
+            gone = tombstone_scope(session, scope)
+        return Response.json(200, {"success": True, "changed": True, "tombstoned": gone})
+
+    def remove_user(self, context: ProviderContext, request: Request) -> Response:
+        """``DELETE …/account/group/{group_id}/user/{user_id}``: ``on_user_removed`` runs and the user's
+        link in that group is tombstoned (once)."""
+        marketplace = self._marketplace(request)
+        group, user = request.params["group_id"], request.params["user_id"]
+        scope = Scope(self.name, marketplace.key, group)
+        with context.session_factory.begin() as session:
+            if resolve(session, scope, "users", user) is None:
+                return Response.json(200, {"success": True, "changed": False})
+            if self.on_user_removed is not None:
+                self.on_user_removed(session, marketplace, group, user)
+            unlink(session, scope, "users", user)
+        return Response.json(200, {"success": True, "changed": True})
+
+    def saml_initialize(self, request: Request) -> Response:
+        """``GET …/saml/initialize``: an AuthnRequest to the marketplace's identity provider, bound to
+        this browser by a cookie."""
+        from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+        from onelogin.saml2.settings import OneLogin_Saml2_Settings
+        from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+        marketplace = self._known(request)
+        settings = OneLogin_Saml2_Settings(saml_settings(marketplace, self.prefix), sp_validation_only=True)
+        authn = OneLogin_Saml2_Authn_Request(settings)
+        url = OneLogin_Saml2_Utils.redirect(
+            settings.get_idp_data()["singleSignOnService"]["url"],
+            {"SAMLRequest": authn.get_request(), "RelayState": relay_state(marketplace, authn.get_id())},
+        )
+        cookie = binding_cookie(marketplace, authn.get_id(), binding_key(marketplace, self._sso_secret))
+        return Response(302, (("location", url), ("set-cookie", cookie), ("cache-control", "no-store")))
+
+    def saml_consume(self, context: ProviderContext, request: Request) -> Response:
+        """``POST …/saml/consume``: a SAML response, validated in full (:meth:`_consume`), signs the user in."""
+        marketplace = self._known(request)
+        # SAMLResponse is base64 and RelayState ours: both ASCII. Anything else is refused here, before
+        # hmac.compare_digest (which raises TypeError on non-ASCII str) in sso.verify_relay_state sees it.
+        if not all(value.isascii() for value in form_fields(request.body).values()):
+            raise HTTPError(400, "a SAML form holds only ASCII (a base64 SAMLResponse and our RelayState)")
+        return self._consume(context, marketplace, request)
 
 
 def _bad_credentials() -> HTTPError:
@@ -422,9 +443,7 @@ def _bad_credentials() -> HTTPError:
     return HTTPError(401, "invalid credentials", [("www-authenticate", 'Basic realm="maestrano"')])
 
 
-def parse_notification(
-    body: Mapping[str, Any], marketplace: str, wanted: Callable[[str], bool]
-) -> list[inbox.InboundEvent]:
+def parse_notification(body: Mapping[str, Any], marketplace: str, wanted: Callable[[str], bool]) -> list[InboundEvent]:
     """Validate a Connec! notification; one inbox event per record, filed under its ``group_id``.
 
     Every record of the delivery is checked before any is kept: one without a ``group_id`` or an ``id`` refuses
@@ -449,6 +468,6 @@ def parse_notification(
                 raise HTTPError(400, f"{entity}[{n}] needs an id (or an id array with a Connec! id)") from None
             if not wanted(entity):
                 continue  # an entity this application does not sync
-            key = inbox.digest_key(marketplace, entity, rid, record.get("updated_at"))
-            events.append(inbox.InboundEvent(key, group, entity, json.dumps(record).encode()))
+            key = digest_key(marketplace, entity, rid, record.get("updated_at"))
+            events.append(InboundEvent(key, group, entity, json.dumps(record).encode()))
     return events

@@ -225,7 +225,7 @@ class RowSignIn:
         landing: str = "/",
         cookie: Callable[[int], str] | None = None,
     ) -> None:
-        from connected_objects.store.identity import local_type_name
+        from connected_objects.plugin import local_type_name
 
         self.organization, self.user = organization, user
         self.organization_type, self.user_type = local_type_name(organization), local_type_name(user)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
-from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin import EntityCatalog
 
 from .entities import ENTITIES
 

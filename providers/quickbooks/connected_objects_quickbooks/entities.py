@@ -38,8 +38,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from connected_objects.plugin.entities import EntityCatalog
-from connected_objects.plugin.entities import EntitySpec
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import EntitySpec
 
 __all__ = ["ENTITIES", "qbo_entity"]
 

@@ -74,14 +74,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from typing import ClassVar
 
-from connected_objects.declare.mapping import Reference
-from connected_objects.plugin.readymade import Lines
-from connected_objects.plugin.readymade import Option
-from connected_objects.plugin.readymade import ReadyMapping
-from connected_objects.plugin.readymade import read_lines
-from connected_objects.plugin.readymade import stored_lines
-from connected_objects.plugin.readymade import value_of
+from connected_objects.plugin import Lines
+from connected_objects.plugin import Option
+from connected_objects.plugin import ReadyMapping
+from connected_objects.plugin import Reference
+from connected_objects.plugin import read_lines
+from connected_objects.plugin import stored_lines
+from connected_objects.plugin import value_of
 
 __all__ = [
     "BillMapping",
@@ -96,6 +97,15 @@ __all__ = [
 
 class CustomerMapping(ReadyMapping):
     """A QuickBooks ``Customer`` from your attributes (``name`` → ``DisplayName`` is required)."""
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "name": "DisplayName",
+        "company": "CompanyName",
+        "given_name": "GivenName",
+        "family_name": "FamilyName",
+        "notes": "Notes",
+    }
 
     def __init__(
         self,
@@ -112,15 +122,9 @@ class CustomerMapping(ReadyMapping):
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
         self.email, self.phone = email, phone
-        pairs = {
-            "DisplayName": name,
-            "CompanyName": company,
-            "GivenName": given_name,
-            "FamilyName": family_name,
-            "Notes": notes,
-        }
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values(), email, phone)
+        self._rename(
+            email, phone, name=name, company=company, given_name=given_name, family_name=family_name, notes=notes
+        )
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         payload = self._renamed(obj)
@@ -147,6 +151,14 @@ class ItemMapping(ReadyMapping):
     :param type: ``Service`` (default) or ``NonInventory``.
     """
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "name": "Name",
+        "price": "UnitPrice",
+        "description": "Description",
+        "sku": "Sku",
+    }
+
     def __init__(
         self,
         *,
@@ -165,9 +177,7 @@ class ItemMapping(ReadyMapping):
         if not income_account:
             raise ValueError("QuickBooks needs an IncomeAccountRef for an item: pass income_account=<account id>")
         self.income_account, self.type = income_account, type
-        pairs = {"Name": name, "UnitPrice": price, "Description": description, "Sku": sku}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values())
+        self._rename(name=name, price=price, description=description, sku=sku)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         account = value_of(obj, self.income_account)
@@ -189,6 +199,14 @@ class InvoiceMapping(ReadyMapping):
         gets them back as dicts, a function's lines are not read back.
     :param balance: the attribute that gets ``Balance`` inbound (what is still owed; 0 once paid).
     """
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "number": "DocNumber",
+        "date": "TxnDate",
+        "due": "DueDate",
+        "memo": "PrivateNote",
+    }
 
     def __init__(
         self,
@@ -214,9 +232,7 @@ class InvoiceMapping(ReadyMapping):
             raise ValueError("a one-line QuickBooks invoice bills an item: pass item=<item id> (or a function)")
         self.references = {"CustomerRef": customer}
         self.total, self.item, self.description, self.lines = total, item, description, lines
-        pairs = {"DocNumber": number, "TxnDate": date, "DueDate": due, "PrivateNote": memo}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values(), total, description, lines)
+        self._rename(total, description, lines, number=number, date=date, due=due, memo=memo)
         if callable(lines):
             self.fields = frozenset()  # the lines may read any column (or a relationship)
 
@@ -304,6 +320,9 @@ class PaymentMapping(ReadyMapping):
     :param memo: the attribute giving ``PrivateNote``.
     """
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"date": "TxnDate", "memo": "PrivateNote"}
+
     def __init__(
         self,
         *,
@@ -324,9 +343,7 @@ class PaymentMapping(ReadyMapping):
         if credit_memo is not None:
             self.references["LinkedCreditMemo"] = credit_memo
         self.amount, self.credit = amount, credit
-        pairs = {"TxnDate": date, "PrivateNote": memo}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values(), amount, credit)
+        self._rename(amount, credit, date=date, memo=memo)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         amount = getattr(obj, self.amount)
@@ -366,6 +383,9 @@ class BillMapping(ReadyMapping):
     :param balance: the attribute that gets ``Balance`` inbound (still to pay).
     """
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"number": "DocNumber", "date": "TxnDate", "due": "DueDate"}
+
     def __init__(
         self,
         *,
@@ -394,9 +414,7 @@ class BillMapping(ReadyMapping):
             lines,
             balance,
         )
-        pairs = {"DocNumber": number, "TxnDate": date, "DueDate": due}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values(), total, description, lines)
+        self._rename(total, description, lines, number=number, date=date, due=due)
         if callable(lines):
             self.fields = frozenset()
 

@@ -70,7 +70,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from connected_objects.plugin.entities import EntityCatalog
+from connected_objects.plugin import EntityCatalog
 from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.oauth import Grant
 

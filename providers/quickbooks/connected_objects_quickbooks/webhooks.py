@@ -24,14 +24,14 @@ Example::
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from connected_objects.plugin.entities import EntityCatalog
-from connected_objects.queue.inbox import InboundEvent
-from connected_objects.queue.inbox import digest_key
-from connected_objects.web.body import read_json
-from connected_objects.web.core import HTTPError
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import HTTPError
+from connected_objects.plugin import InboundEvent
+from connected_objects.plugin import digest_key
+from connected_objects.plugin import read_json
+from connected_objects.plugin import thin_payload
 
 from .entities import ENTITIES
 
@@ -53,7 +53,7 @@ def _event(
         or not str(entity_id)
     ):
         raise HTTPError(400, "each event needs a company (realmId, up to 128 characters) and an entity id")
-    payload = json.dumps({"id": str(entity_id), "operation": str(operation).lower()}).encode()
+    payload = thin_payload(entity_id, operation=str(operation).lower())
     dedupe = key or digest_key(realm, entity, entity_id, operation, when)
     return InboundEvent(dedupe_key=dedupe[:191], account=str(realm), entity=entity, payload=payload)
 
@@ -63,7 +63,7 @@ def parse(body: bytes, catalog: EntityCatalog = ENTITIES) -> list[InboundEvent]:
 
     Events name entities by their CDC name (any case); those ``catalog`` does not declare are left out.
 
-    The body is read with the shared bounded reader (:func:`~connected_objects.web.body.read_json`):
+    The body is read with the shared bounded reader (:func:`~connected_objects.plugin.read_json`):
     too deep, too big or not strict JSON raises its ``UnreadableBody``, which the web core answers 400.
     """
     document = read_json(body)

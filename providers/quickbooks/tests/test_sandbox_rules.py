@@ -2,7 +2,7 @@
 
 Each test goes through the real :class:`QuickBooksClient` (or, for a rule the client never trips, plain
 HTTP) against :class:`FakeQuickBooks` over ``httpx.ASGITransport``. The sources of the rules are cited
-where the sandbox models them (``connected_objects_quickbooks/testing.py``) and in ``providers/README.md``.
+where the sandbox models them (``connected_objects_quickbooks/testing.py``) and in ``docs/writing-a-provider.md``.
 """
 
 from __future__ import annotations

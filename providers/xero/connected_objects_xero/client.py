@@ -59,17 +59,17 @@ from typing import Final
 
 import httpx
 
-from connected_objects import Page
-from connected_objects import PermanentError
-from connected_objects import RemoteRecord
-from connected_objects import RetryableError
-from connected_objects.plugin.entities import EntityCatalog
-from connected_objects.plugin.entities import EntitySpec
-from connected_objects.util.http import json_body
-from connected_objects.util.http import raise_for_response
-from connected_objects.util.http import retry_after
-from connected_objects.util.http import transport_error
-from connected_objects.util.values import dumps
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import EntitySpec
+from connected_objects.plugin import Page
+from connected_objects.plugin import PermanentError
+from connected_objects.plugin import RemoteRecord
+from connected_objects.plugin import RetryableError
+from connected_objects.plugin import dumps
+from connected_objects.plugin import json_body
+from connected_objects.plugin import raise_for_response
+from connected_objects.plugin import retry_after
+from connected_objects.plugin import transport_error
 
 from .entities import ENTITIES
 

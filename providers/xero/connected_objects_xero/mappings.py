@@ -65,14 +65,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from typing import ClassVar
 
-from connected_objects.declare.mapping import Reference
-from connected_objects.plugin.readymade import Lines
-from connected_objects.plugin.readymade import Option
-from connected_objects.plugin.readymade import ReadyMapping
-from connected_objects.plugin.readymade import read_lines
-from connected_objects.plugin.readymade import stored_lines
-from connected_objects.plugin.readymade import value_of
+from connected_objects.plugin import Lines
+from connected_objects.plugin import Option
+from connected_objects.plugin import ReadyMapping
+from connected_objects.plugin import Reference
+from connected_objects.plugin import read_lines
+from connected_objects.plugin import stored_lines
+from connected_objects.plugin import value_of
 
 __all__ = ["ContactMapping", "CreditNoteMapping", "InvoiceMapping", "ItemMapping", "PaymentMapping"]
 
@@ -82,6 +83,15 @@ TYPES = ("ACCREC", "ACCPAY")
 
 class ContactMapping(ReadyMapping):
     """A Xero contact from your attributes (``name`` → ``Name`` is required)."""
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "name": "Name",
+        "email": "EmailAddress",
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        "number": "ContactNumber",
+    }
 
     def __init__(
         self,
@@ -95,15 +105,7 @@ class ContactMapping(ReadyMapping):
         conflict: str = "newest",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
-        pairs = {
-            "Name": name,
-            "EmailAddress": email,
-            "FirstName": first_name,
-            "LastName": last_name,
-            "ContactNumber": number,
-        }
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values())
+        self._rename(name=name, email=email, first_name=first_name, last_name=last_name, number=number)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         return self._renamed(obj)
@@ -124,6 +126,15 @@ class InvoiceMapping(ReadyMapping):
         gets them back as dicts, a function's lines are not read back.
     :param amount_due: the attribute that gets ``AmountDue`` inbound (0 once paid).
     """
+
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "number": "InvoiceNumber",
+        "reference": "Reference",
+        "date": "Date",
+        "due": "DueDate",
+        "status": "Status",
+    }
 
     #: The ``Type`` values this mapping makes, and what it calls the document in errors.
     types: tuple[str, ...] = TYPES
@@ -156,9 +167,7 @@ class InvoiceMapping(ReadyMapping):
         self.references = {"Contact": contact}
         self.type, self.total, self.description, self.account, self.lines = type, total, description, account, lines
         self.number = number
-        pairs = {"InvoiceNumber": number, "Reference": reference, "Date": date, "DueDate": due, "Status": status}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values(), total, description, lines)
+        self._rename(total, description, lines, number=number, reference=reference, date=date, due=due, status=status)
         if callable(lines):
             self.fields = frozenset()  # the lines may read any column (or a relationship)
 
@@ -228,6 +237,9 @@ def _line_back(line: Mapping[str, Any]) -> dict[str, Any]:
 class ItemMapping(ReadyMapping):
     """A Xero ``Item``: ``code`` → ``Code`` is required; ``price`` is its sales unit price."""
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"code": "Code", "name": "Name", "description": "Description"}
+
     def __init__(
         self,
         *,
@@ -239,10 +251,8 @@ class ItemMapping(ReadyMapping):
         conflict: str = "newest",
     ) -> None:
         super().__init__(on_remote_delete=on_remote_delete, conflict=conflict)
-        pairs = {"Code": code, "Name": name, "Description": description}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
         self.price = price
-        self._watch(*self.renames.values(), price)
+        self._rename(price, code=code, name=name, description=description)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         payload = self._renamed(obj)
@@ -267,6 +277,9 @@ class PaymentMapping(ReadyMapping):
     :param reference: the attribute giving ``Reference``.
     """
 
+    #: Your attributes copied one to one: keyword argument → remote field.
+    RENAMED: ClassVar[Mapping[str, str]] = {"amount": "Amount", "date": "Date", "reference": "Reference"}
+
     def __init__(
         self,
         *,
@@ -283,9 +296,7 @@ class PaymentMapping(ReadyMapping):
             raise ValueError("a Xero payment goes into a bank account: pass account=<account code>")
         self.references = {"Invoice": invoice}
         self.account, self.amount = account, amount
-        pairs = {"Amount": amount, "Date": date, "Reference": reference}
-        self.renames = {remote: local for remote, local in pairs.items() if local is not None}
-        self._watch(*self.renames.values())
+        self._rename(amount=amount, date=date, reference=reference)
 
     def to_remote(self, obj: Any, refs: Mapping[str, str | None]) -> dict[str, Any]:
         if refs.get("Invoice") is None:

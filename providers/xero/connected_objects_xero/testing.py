@@ -93,8 +93,8 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connected_objects.plugin.entities import EntityCatalog
-from connected_objects.plugin.entities import EntitySpec
+from connected_objects.plugin import EntityCatalog
+from connected_objects.plugin import EntitySpec
 from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.oauth import Grant
 from connected_objects.testing.sandbox import ResetResponse

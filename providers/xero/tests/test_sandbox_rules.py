@@ -1,7 +1,7 @@
 """Xero's validation rules for contacts and invoices, as the sandbox enforces them, through the real client.
 
 The sources are cited where ``FakeXero`` models each rule (``connected_objects_xero/testing.py``) and in
-``providers/README.md``.
+``docs/writing-a-provider.md``.
 """
 
 from __future__ import annotations
