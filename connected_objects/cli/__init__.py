@@ -74,7 +74,7 @@ Example::
 
     >>> from click.testing import CliRunner
     >>> sorted(main.commands)
-    ['changes', 'demo', 'events', 'explain', 'health', 'providers', 'pull', 'schema', 'status', 'worker', 'workers']
+    ['adopt', 'changes', 'demo', 'events', 'explain', 'export', 'health', 'link', 'providers', 'pull', 'schema', 'status', 'worker', 'workers']
     >>> CliRunner().invoke(main, ["status", "--scope", "x"]).exit_code  # an unknown option: usage
     2
 """
