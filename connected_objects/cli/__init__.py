@@ -74,7 +74,8 @@ Example::
 
     >>> from click.testing import CliRunner
     >>> sorted(main.commands)
-    ['adopt', 'changes', 'demo', 'events', 'explain', 'export', 'health', 'link', 'providers', 'pull', 'schema', 'status', 'worker', 'workers']
+    ['adopt', 'changes', 'demo', 'events', 'explain', 'export', 'health', 'link', 'providers', 'pull', 'schema',
+     'status', 'worker', 'workers']
     >>> CliRunner().invoke(main, ["status", "--scope", "x"]).exit_code  # an unknown option: usage
     2
 """

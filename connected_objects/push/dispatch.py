@@ -61,6 +61,7 @@ from ..queue import ClaimedChange
 from ..queue.changes import InDoubt
 from ..scope import Scope
 from ..states import WriteAction
+from ..store import ambiguity
 from ..store import identity
 from ..store.models import utcnow
 from ..util.db import database_errors
@@ -150,7 +151,9 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
         dead_refs = {
             obj: found.last_error or "refused" for obj, found in CHANGES.dead_of(conn, scope, wanted - queued).items()
         }
-        to_enqueue.extend(_queue_missing(scope, wanted - queued - set(dead_refs), hub))
+        # rows adopting left ambiguous are created for no one until an operator links them
+        held = ambiguity.held(conn, scope, wanted | {(c.local_type, c.local_id) for c in changes})
+        to_enqueue.extend(_queue_missing(scope, wanted - queued - set(dead_refs) - set(held), hub))
         for group, spec, links, rows, refs in loaded:
             for change in group:
                 obj = (change.local_type, change.local_id)
@@ -172,6 +175,7 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                         fold=fold,
                         in_doubt=in_doubt,
                         dead_references=dead_refs,
+                        held=held,
                     )
                 except Exception as exc:  # a bug in the mapping: this change fails (traceback kept), not the batch
                     plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)

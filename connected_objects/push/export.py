@@ -45,8 +45,8 @@ from ..exceptions import ConfigurationError
 from ..queue import CHANGES
 from ..queue import Change
 from ..scope import Scope
+from ..store import ambiguity
 from ..store import identity
-from ..store.models import ambiguity as amb
 
 if TYPE_CHECKING:
     from ..context import SyncContext
@@ -151,22 +151,12 @@ def _export_model(
             after = keys[-1]
             ids = [identity.local_key(k) for k in keys]
             linked = identity.resolve_many_local(session, scope, spec.local_type, ids)
-            held = set(
-                session.scalars(
-                    select(amb.c.local_id).where(
-                        amb.c.provider == scope.provider,
-                        amb.c.marketplace == scope.marketplace,
-                        amb.c.account == scope.account,
-                        amb.c.local_type == spec.local_type,
-                        amb.c.local_id.in_(ids),
-                    )
-                )
-            )
+            held = ambiguity.held(session, scope, [(spec.local_type, i) for i in ids])
             skipped += len(held)
             changes = [
                 Change(scope, spec.entity, spec.local_type, local_id, "upsert")
                 for local_id in ids
-                if local_id not in linked and local_id not in held
+                if local_id not in linked and (spec.local_type, local_id) not in held
             ]
             if changes:
                 CHANGES.enqueue(session, changes)

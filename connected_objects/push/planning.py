@@ -145,6 +145,7 @@ def plan_change(
     fold: Fold | None = None,
     in_doubt: InDoubt | None = None,
     dead_references: Mapping[tuple[str, str], str] | None = None,
+    held: Mapping[tuple[str, str], str] | None = None,
 ) -> Plan:
     """The plan for one change, from its identity-map ``link`` (live or tombstoned, or None), its current
     ``row`` (None: deleted since), its resolved references and the referenced rows not linked yet.
@@ -152,7 +153,9 @@ def plan_change(
     A write ``in_doubt`` (sent, outcome unknown: the change's own, or a dead change's of the same
     object) is repeated exactly as it was sent before anything else is done for the object, even when
     the row is gone since: its record must be known before it can be deleted. A referenced row whose
-    push is dead (``dead_references``: its error) blocks the change; nothing is sent for it.
+    push is dead (``dead_references``: its error) blocks the change; nothing is sent for it. So does a
+    row held as ambiguous since a company's existing books were adopted (``held``: why), the change's
+    own row when it is not linked yet, or a referenced one: a create could duplicate a candidate.
     """
     live = link if link is not None and link.linked else None
     if in_doubt is not None:
@@ -164,11 +167,20 @@ def plan_change(
         return Plan(change, "delete", spec=spec, link=live, key=key, epoch=epoch)
     if row is None:  # deleted since; its delete change follows
         return Plan(change, "skip", spec=spec)
+    waiting_for = held or {}
+    if live is None and (change.local_type, change.local_id) in waiting_for:
+        reason = waiting_for[(change.local_type, change.local_id)] + "; it is not created until then"
+        return Plan(change, "defer", spec=spec, reason=reason, blocked=True)
     if missing:
-        dead = dead_references or {}
+        dead = {**(dead_references or {}), **waiting_for}
         blockers = [(lt, lid) for lt, lid in missing if (lt, lid) in dead]
         if blockers:
-            reason = "; ".join(f"waiting for {lt} {lid}, whose push is dead: {dead[(lt, lid)]}" for lt, lid in blockers)
+            reason = "; ".join(
+                f"waiting for {lt} {lid}: {waiting_for[(lt, lid)]}"
+                if (lt, lid) in waiting_for
+                else f"waiting for {lt} {lid}, whose push is dead: {dead[(lt, lid)]}"
+                for lt, lid in blockers
+            )
             reason += " (it goes on when that change is retried, connected-objects changes retry, or its row is edited)"
             return Plan(change, "defer", spec=spec, reason=reason, blocked=True)
         reason = "waiting for " + ", ".join(f"{lt} {lid}" for lt, lid in missing)

@@ -40,8 +40,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy import delete
-from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.orm import Mapper
@@ -54,11 +52,10 @@ from ..oauth import tokens as oauth
 from ..plugin.provider import EntityDeclarations
 from ..plugin.provider import RemoteClient
 from ..plugin.provider import RemoteRecord
+from ..queue import CHANGES
 from ..scope import Scope
+from ..store import ambiguity
 from ..store import identity
-from ..store.models import ambiguity as amb
-from ..store.models import utcnow
-from ..util.db import connection_of
 from .apply import apply_fetching
 from .matching import Ambiguity
 from .matching import match
@@ -309,74 +306,26 @@ def _record(
         for version, links in by_version.items():
             for start in range(0, len(links), PAGE):
                 identity.link_many(session, scope, spec.entity, links[start : start + PAGE], remote_version=version)
-        _replace_ambiguities(session, scope, spec, ambiguities)
-
-
-def _replace_ambiguities(session: Session, scope: Scope, spec: SyncSpec, ambiguities: Sequence[Ambiguity]) -> None:
-    conn = connection_of(session)
-    conn.execute(
-        delete(amb).where(
-            amb.c.provider == scope.provider,
-            amb.c.marketplace == scope.marketplace,
-            amb.c.account == scope.account,
-            amb.c.local_type == spec.local_type,
-        )
-    )
-    now = utcnow()
-    rows = [
-        {
-            "provider": scope.provider,
-            "marketplace": scope.marketplace,
-            "account": scope.account,
-            "entity": spec.entity,
-            "local_type": spec.local_type,
-            "local_id": local_id,
-            "natural_key": a.key,
-            "value": a.value[:255],
-            "candidates": list(a.foreign_ids),
-            "created_at": now,
-            "updated_at": now,
-        }
-        for a in ambiguities
-        for local_id in a.local_ids
-    ]
-    for start in range(0, len(rows), PAGE):
-        conn.execute(insert(amb), rows[start : start + PAGE])
+        found = [(a.key, a.value, a.local_ids, a.foreign_ids) for a in ambiguities]
+        ambiguity.replace(session, scope, spec.entity, spec.local_type, found)
 
 
 def ambiguous(session: Session, scope: Scope, *, local_type: str | None = None) -> list[dict[str, Any]]:
     """The rows adopting could not pair in ``scope``: local type and id, entity, key, value and candidates."""
-    query = select(amb).where(
-        amb.c.provider == scope.provider, amb.c.marketplace == scope.marketplace, amb.c.account == scope.account
-    )
-    if local_type is not None:
-        query = query.where(amb.c.local_type == local_type)
-    return [dict(row._mapping) for row in session.execute(query.order_by(amb.c.id))]
+    return ambiguity.rows(session, scope, local_type=local_type)
 
 
 def link_by_hand(session: Session, scope: Scope, entity: str, local_type: str, local_id: str, foreign_id: str) -> None:
     """An operator's decision: ``local_id`` is ``foreign_id``. Links them, and settles the ambiguity.
 
     Every row of the ambiguity that offered ``foreign_id`` forgets it, and the linked row leaves the
-    list. :raises IdentityConflict: either side is linked to something else already.
+    list; changes that waited for it go on. :raises IdentityConflict: either side is linked to something
+    else already.
     """
     identity.link(session, scope, entity, foreign_id, local_type, local_id)
-    conn = connection_of(session)
-    where_scope = (
-        amb.c.provider == scope.provider,
-        amb.c.marketplace == scope.marketplace,
-        amb.c.account == scope.account,
-        amb.c.local_type == local_type,
-    )
-    conn.execute(delete(amb).where(*where_scope, amb.c.local_id == str(local_id)))
-    for row in conn.execute(select(amb.c.id, amb.c.candidates).where(*where_scope)).all():
-        if foreign_id in (row.candidates or []):
-            left = [c for c in row.candidates if c != foreign_id]
-            if left:
-                conn.execute(amb.update().where(amb.c.id == row.id).values(candidates=left, updated_at=utcnow()))
-            else:
-                conn.execute(delete(amb).where(amb.c.id == row.id))
-    if not conn.execute(select(amb.c.id).where(*where_scope[:3]).limit(1)).first():
+    ambiguity.settle(session, scope, local_type, local_id, foreign_id)
+    CHANGES.unblock(session, scope)
+    if not ambiguity.count(session, scope):
         info = connections.get(session, scope)
         if info is not None and info.onboarding == "attention":
             connections.set_onboarding(session, scope, "exporting")

@@ -61,6 +61,7 @@ def connec_entity(
     required: tuple[str, ...] = (),
     references: dict[str, str] | None = None,
     writable: bool = True,
+    natural_keys: tuple[str, ...] = (),
 ) -> EntitySpec:
     """A Connec! collection: its path is its name, its id ``id``, its version ``updated_at``.
 
@@ -82,6 +83,7 @@ def connec_entity(
         required=required,
         references=references or {},
         writable=writable,
+        natural_keys=natural_keys,
     )
 
 
@@ -97,20 +99,34 @@ ENTITIES: Final = EntityCatalog(
         # name: the one attribute of Maestrano's own example create (maestrano-ruby README, "Making Requests":
         # client.post('/organizations', {organizations: {name: "DoeCorp Inc."}})) and of the notification
         # example (maestrano.md line 82).
-        connec_entity("organizations", required=("name",)),
+        # Natural keys, how a record already in the group is recognised when it is connected: the attributes
+        # Connec!'s own "smart merging" matches on (Maestrano developer wiki, "Smart merging": a create's
+        # matching_fields; maestrano-connector-rails, connec_matching_fields per entity): an organization's
+        # name, a person's email address, an item's code, an invoice's transaction number. Nested values are
+        # reached by dotted paths (email: {address}).
+        connec_entity("organizations", required=("name",), natural_keys=("name", "email.address")),
         # last_name: never left out by Maestrano's connectors, which send "Undefined" rather than none
         # (maestrano/connector-shopify, app/models/entities/contact.rb, ContactMapper:
         # map from('last_name'), to('last_name'), default: 'Undefined'); organization_id references the
         # company the person works at (maestrano-connector-rails, spec/integration/id_references_spec.rb,
         # record_references %w(organization_id)).
-        connec_entity("people", required=("last_name",), references={"organization_id": "organizations"}),
+        connec_entity(
+            "people",
+            required=("last_name",),
+            references={"organization_id": "organizations"},
+            natural_keys=("email.address",),
+        ),
         # no public source names a mandatory item attribute (Connec!'s documentation marks them per collection,
         # maestrano.github.io/connec, but that list is not among our references): none is declared.
-        connec_entity("items"),
+        connec_entity("items", natural_keys=("code",)),
         # the customer organization or person (connector-shopify, app/models/entities/sub_entities/
         # invoice_mapper.rb: record_references %w(person_id lines/item_id); maestrano.md line 502,
         # %w(organization_id lines/item_id)); no mandatory attribute is declared, for the same reason as items.
-        connec_entity("invoices", references={"organization_id": "organizations", "person_id": "people"}),
+        connec_entity(
+            "invoices",
+            references={"organization_id": "organizations", "person_id": "people"},
+            natural_keys=("transaction_number",),
+        ),
         # payment_lines[{amount, linked_transactions: [{id, class: 'Invoice', applied_amount}]}], person_id
         # (connector-shopify, app/models/entities/sub_entities/payment_mapper.rb: record_references
         # %w(person_id), id_references %w(payment_lines/id payment_lines/linked_transactions/id)); organization_id

@@ -51,6 +51,7 @@ def qbo_entity(
     required: tuple[str, ...] = (),
     references: dict[str, str] | None = None,
     writable: bool = True,
+    natural_keys: tuple[str, ...] = (),
 ) -> EntitySpec:
     """A QBO entity: path ``name.lower()``, ``Id``, ``SyncToken``, CDC under ``name``."""
     return EntitySpec(
@@ -62,6 +63,7 @@ def qbo_entity(
         required=required,
         references=references or {},
         writable=writable,
+        natural_keys=natural_keys,
         feed=name,
         status_field="Active" if delete == "deactivate" else "status",
     )
@@ -70,15 +72,29 @@ def qbo_entity(
 #: Every entity the provider syncs, in the order a fresh company is best pulled (references first).
 ENTITIES: Final = EntityCatalog(
     [
-        qbo_entity("Account", delete="deactivate", writable=False),
+        # Natural keys (how a record already in the company is recognised when it is connected): the names
+        # QuickBooks itself keeps unique (Account Name, Item Name: developer.intuit.com .../all-entities/account,
+        # /item; DisplayName across customers, vendors and employees: Fault 6240), then the next best thing.
+        qbo_entity("Account", delete="deactivate", writable=False, natural_keys=("Name", "AcctNum")),
         qbo_entity("TaxCode", delete="deactivate", writable=False),
         # DisplayName (or a name part it is built from) is required and unique across customers, vendors and
         # employees: checked by the fake's own rule (developer.intuit.com .../all-entities/customer, /vendor)
-        qbo_entity("Customer", delete="deactivate"),
-        qbo_entity("Vendor", delete="deactivate"),
-        qbo_entity("Item", delete="deactivate", required=("Name",), references={"IncomeAccountRef": "Account"}),
+        qbo_entity("Customer", delete="deactivate", natural_keys=("DisplayName", "PrimaryEmailAddr.Address")),
+        qbo_entity("Vendor", delete="deactivate", natural_keys=("DisplayName", "PrimaryEmailAddr.Address")),
+        qbo_entity(
+            "Item",
+            delete="deactivate",
+            required=("Name",),
+            references={"IncomeAccountRef": "Account"},
+            natural_keys=("Name", "Sku"),
+        ),
         # CustomerRef and at least one Line (developer.intuit.com .../all-entities/invoice, "minimum elements")
-        qbo_entity("Invoice", required=("CustomerRef", "Line"), references={"CustomerRef": "Customer"}),
+        qbo_entity(
+            "Invoice",
+            required=("CustomerRef", "Line"),
+            references={"CustomerRef": "Customer"},
+            natural_keys=("DocNumber",),
+        ),
         # CustomerRef and TotalAmt (developer.intuit.com .../all-entities/payment, "Create a payment": the
         # minimum is TotalAmt and CustomerRef); lines link the invoices it pays
         qbo_entity(
@@ -91,7 +107,10 @@ ENTITIES: Final = EntityCatalog(
         qbo_entity("CreditMemo", required=("CustomerRef", "Line"), references={"CustomerRef": "Customer"}),
         # VendorRef and at least one Line; APAccountRef optional (developer.intuit.com .../all-entities/bill)
         qbo_entity(
-            "Bill", required=("VendorRef", "Line"), references={"VendorRef": "Vendor", "APAccountRef": "Account"}
+            "Bill",
+            required=("VendorRef", "Line"),
+            references={"VendorRef": "Vendor", "APAccountRef": "Account"},
+            natural_keys=("DocNumber",),
         ),
     ]
 )

@@ -66,6 +66,7 @@ from collections import Counter
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -77,7 +78,7 @@ from connected_objects.testing.oauth import Grant
 from .client import CDC_MAX
 from .entities import ENTITIES
 
-__all__ = ["FakeIntuitOAuth", "FakeQuickBooks", "qbo_delivery"]
+__all__ = ["ExistingBooks", "FakeIntuitOAuth", "FakeQuickBooks", "existing_books", "qbo_delivery"]
 
 #: Transactions whose total the fake computes from their lines, and whose open balance payments reduce.
 _TOTALLED = frozenset({"Invoice", "CreditMemo", "Bill"})
@@ -484,10 +485,15 @@ class FakeQuickBooks:
             name = record.get("DisplayName") or " ".join(str(record[p]) for p in _NAME_PARTS if record.get(p))
             if not name:
                 return _missing("DisplayName")
+            # Taken means taken whatever the case or the spacing, and by an inactive record too: users meet 6240
+            # for names differing only in spaces or held by an inactive customer (Teachworks support, "QuickBooks
+            # Online Error Messages"), and across types (Workato support, "QuickBooks Error: Duplicate Name
+            # Exists": Customer, Employee and Vendor share display names).
+            taken = _name_key(name)
             if any(
-                r.get("DisplayName") == name and r["Id"] != rid
+                _name_key(r.get("DisplayName")) == taken and r["Id"] != rid
                 for (g, e, _), r in self.records.items()
-                if g == realm and e in ("Customer", "Vendor")
+                if g == realm and e in ("Customer", "Vendor", "Employee")
             ):
                 return _fault(
                     400,
@@ -958,3 +964,82 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
             self.qbo.tokens_of.get(realm, set()).difference_update(grant.access)
         for token in grant.access:
             self.qbo.realms_of.pop(token, None)
+
+
+@dataclass(frozen=True)
+class ExistingBooks:
+    """What :func:`existing_books` put in a company: each record's Id by its natural key."""
+
+    #: DisplayName → Id.
+    customers: dict[str, str]
+    #: Name → Id.
+    items: dict[str, str]
+    #: DocNumber → Id.
+    invoices: dict[str, str]
+
+
+def existing_books(
+    fake: FakeQuickBooks,
+    realm: str,
+    *,
+    customers: int = 500,
+    items: int = 200,
+    invoices: int = 1000,
+    customer_of: Callable[[int], int] | None = None,
+) -> ExistingBooks:
+    """Fill ``realm`` as a company that has kept its books in QuickBooks for years, before it is connected.
+
+    Customers ``Customer 0001`` … (each with an e-mail ``customer0001@example.com``), service items
+    ``Item 001`` … and invoices ``INV-00001`` … of one line each; invoice ``n`` (from 1) bills customer
+    ``customer_of(n)`` (default: round robin over all of them). Records are written as another app
+    would (no request, no limit). Use it in your own tests of connecting a company::
+
+        books = existing_books(qbo, "9130354", customers=50, items=10, invoices=100)
+        books.customers["Customer 0001"]  # its Id
+    """
+    pick = customer_of or (lambda n: (n - 1) % customers + 1)
+    item_ids = fake.seed(
+        realm,
+        "Item",
+        [
+            {"Name": f"Item {n:03d}", "Type": "Service", "UnitPrice": 10 + n % 90, "IncomeAccountRef": {"value": "79"}}
+            for n in range(1, items + 1)
+        ],
+    )
+    customer_ids = fake.seed(
+        realm,
+        "Customer",
+        [
+            {"DisplayName": f"Customer {n:04d}", "PrimaryEmailAddr": {"Address": f"customer{n:04d}@example.com"}}
+            for n in range(1, customers + 1)
+        ],
+    )
+    invoice_ids = fake.seed(
+        realm,
+        "Invoice",
+        [
+            {
+                "DocNumber": f"INV-{n:05d}",
+                "TxnDate": "2025-06-30",
+                "CustomerRef": {"value": customer_ids[pick(n) - 1]},
+                "Line": [
+                    {
+                        "Amount": 100 + n % 400,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemRef": {"value": item_ids[(n - 1) % items]} if items else {}},
+                    }
+                ],
+            }
+            for n in range(1, invoices + 1)
+        ],
+    )
+    return ExistingBooks(
+        customers={f"Customer {n:04d}": rid for n, rid in enumerate(customer_ids, 1)},
+        items={f"Item {n:03d}": rid for n, rid in enumerate(item_ids, 1)},
+        invoices={f"INV-{n:05d}": rid for n, rid in enumerate(invoice_ids, 1)},
+    )
+
+
+def _name_key(name: Any) -> str:
+    """A display name as QuickBooks compares it for uniqueness: spacing and case do not count."""
+    return " ".join(str(name or "").split()).casefold()

@@ -54,6 +54,9 @@ ENTITIES: Final = EntityCatalog(
             delete="archive",
             writable=False,
             status_field="Status",
+            # natural keys: how a record already in the organisation is recognised when it is connected
+            # (an account's Code is unique per organisation, xero_accounting.yaml Account.Code)
+            natural_keys=("Code", "Name"),
         ),
         EntitySpec(
             "TaxRates", path="TaxRates", id_field="TaxType", delete="archive", writable=False, status_field="Status"
@@ -69,9 +72,18 @@ ENTITIES: Final = EntityCatalog(
             feed="CONTACT",
             status_field="ContactStatus",
             read_params={"includeArchived": "true"},
+            # a contact's Name is unique among active contacts (xero_accounting.yaml, Contact.Name)
+            natural_keys=("Name", "EmailAddress"),
         ),
         # Code is required (xero_accounting.yaml, Item: required [Code])
-        EntitySpec("Items", path="Items", id_field="ItemID", version_field="UpdatedDateUTC", required=("Code",)),
+        EntitySpec(
+            "Items",
+            path="Items",
+            id_field="ItemID",
+            version_field="UpdatedDateUTC",
+            required=("Code",),
+            natural_keys=("Code",),
+        ),
         # Type and Contact are required (xero_accounting.yaml, Invoice; reference §3.2)
         EntitySpec(
             "Invoices",
@@ -84,6 +96,7 @@ ENTITIES: Final = EntityCatalog(
             feed="INVOICE",
             status_field="Status",
             read_params={"Statuses": ",".join(INVOICE_STATUSES)},
+            natural_keys=("InvoiceNumber",),
         ),
         # Invoice, Account and Amount are required (xero_accounting.yaml, Payment; Xero's Payments docs)
         EntitySpec(

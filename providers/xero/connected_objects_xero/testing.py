@@ -556,7 +556,11 @@ class FakeXero:
             if not isinstance(name, str) or not name.strip():
                 problems.append("The contact name must be specified.")
             elif merged.get("ContactStatus", "ACTIVE") == "ACTIVE" and any(
-                rec.get("Name") == name and rec.get("ContactStatus") == "ACTIVE" and rid != merged.get("ContactID")
+                # compared trimmed and without case, as Xero's contact search is (Xero developer docs,
+                # "Contacts", searchTerm: "case-insensitive"); our matcher is at least as loose
+                _name_key(rec.get("Name")) == _name_key(name)
+                and rec.get("ContactStatus") == "ACTIVE"
+                and rid != merged.get("ContactID")
                 for (t, e, rid), rec in self.records.items()
                 if t == tenant and e == "Contacts"
             ):
@@ -899,3 +903,8 @@ class FakeXeroIdentity(FakeAuthorizationServer):
     def _revoked(self, grant: Grant) -> None:
         for tenant in grant.accounts:
             self.xero.tokens[tenant] = "revoked:" + uuid.uuid4().hex
+
+
+def _name_key(name: Any) -> str:
+    """A contact name as compared for uniqueness: surrounding and repeated spaces and case do not count."""
+    return " ".join(str(name or "").split()).casefold()
