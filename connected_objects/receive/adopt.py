@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from .. import connections
 from ..declare.mapping import PushOnly
 from ..exceptions import ConfigurationError
+from ..limits.gates import ScopeGate
 from ..oauth import tokens as oauth
 from ..plugin.provider import EntityDeclarations
 from ..plugin.provider import RemoteClient
@@ -57,6 +58,7 @@ from ..scope import Scope
 from ..store import ambiguity
 from ..store import identity
 from .apply import apply_fetching
+from .gated import GatedReads
 from .matching import Ambiguity
 from .matching import match
 from .matching import value_at
@@ -159,15 +161,22 @@ async def adopt(
     report = AdoptReport(scope, apply)
     if apply:
         await asyncio.to_thread(_set_state, hub, scope, "adopting")
-    if client is None:
-        async with hub.http_client() as http:
-            credentials = await oauth.fresh_credentials(hub, scope, http)
-            made = hub.provider(scope.provider).client(scope, http, credentials)
+    provider = hub.provider(scope.provider)
+    # the reads keep to the scope's limits, fleet-wide, beside the workers' writes
+    gate = ScopeGate(provider.limits(scope), hub.limits_store, scope=scope)
+    try:
+        if client is None:
+            async with hub.http_client() as http:
+                credentials = await oauth.fresh_credentials(hub, scope, http)
+                reads = GatedReads(provider.client(scope, http, credentials), gate)
+                for spec in specs:
+                    report.entities.append(await _adopt_entity(hub, scope, info, spec, reads, apply))
+        else:
+            reads = GatedReads(client, gate)
             for spec in specs:
-                report.entities.append(await _adopt_entity(hub, scope, info, spec, made, apply))
-    else:
-        for spec in specs:
-            report.entities.append(await _adopt_entity(hub, scope, info, spec, client, apply))
+                report.entities.append(await _adopt_entity(hub, scope, info, spec, reads, apply))
+    finally:
+        await gate.settle()
     if apply:
         await asyncio.to_thread(_set_state, hub, scope, "attention" if report.ambiguous_rows else "exporting")
     return report
@@ -193,7 +202,7 @@ async def _adopt_entity(
     scope: Scope,
     info: connections.ConnectionInfo,
     spec: SyncSpec,
-    client: RemoteClient,
+    client: GatedReads,
     apply: bool,
 ) -> EntityReport:
     keys = natural_keys(hub, spec)
@@ -226,7 +235,7 @@ async def _adopt_entity(
 
 
 async def _remote_side(
-    hub: SyncContext, scope: Scope, entity: str, client: RemoteClient, keys: Sequence[str]
+    hub: SyncContext, scope: Scope, entity: str, client: GatedReads, keys: Sequence[str]
 ) -> tuple[dict[str, tuple[dict[str, Any], RemoteRecord]], int]:
     """Every record of ``entity`` not linked in ``scope``: foreign id → (its natural key values, the record).
 

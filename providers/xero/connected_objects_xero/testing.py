@@ -103,7 +103,16 @@ from .client import GONE
 from .client import parse_xero_date
 from .entities import ENTITIES
 
-__all__ = ["FakeXero", "FakeXeroIdentity", "intent_to_receive", "sign", "webhook_delivery", "xero_event"]
+__all__ = [
+    "ExistingBooks",
+    "FakeXero",
+    "FakeXeroIdentity",
+    "existing_books",
+    "intent_to_receive",
+    "sign",
+    "webhook_delivery",
+    "xero_event",
+]
 
 BASE_PATH = "/api.xro/2.0"
 #: Webhook event categories by entity (each declaration's ``feed``).
@@ -903,6 +912,77 @@ class FakeXeroIdentity(FakeAuthorizationServer):
     def _revoked(self, grant: Grant) -> None:
         for tenant in grant.accounts:
             self.xero.tokens[tenant] = "revoked:" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class ExistingBooks:
+    """What :func:`existing_books` put in an organisation: each record's id by its natural key."""
+
+    #: Name → ContactID.
+    contacts: dict[str, str]
+    #: Code → ItemID.
+    items: dict[str, str]
+    #: InvoiceNumber → InvoiceID.
+    invoices: dict[str, str]
+
+
+def existing_books(
+    fake: FakeXero,
+    tenant: str,
+    *,
+    contacts: int = 500,
+    items: int = 200,
+    invoices: int = 1000,
+    contact_of: Callable[[int], int] | None = None,
+) -> ExistingBooks:
+    """Fill ``tenant`` as an organisation that has kept its books in Xero for years, before it is connected.
+
+    Contacts ``Customer 0001`` … (each with ``customer0001@example.com``), items ``ITEM-001`` … and
+    authorised sales invoices ``INV-00001`` … of one line each; invoice ``n`` (from 1) is to contact
+    ``contact_of(n)`` (default: round robin). Written as another app would (no request, no limit)::
+
+        books = existing_books(xero, "tenant-1", contacts=50, items=10, invoices=100)
+        books.contacts["Customer 0001"]  # its ContactID
+    """
+    pick = contact_of or (lambda n: (n - 1) % contacts + 1)
+    item_ids = fake.seed(
+        tenant,
+        "Items",
+        [{"Code": f"ITEM-{n:03d}", "Name": f"Item {n:03d}"} for n in range(1, items + 1)],
+    )
+    contact_ids = fake.seed(
+        tenant,
+        "Contacts",
+        [{"Name": f"Customer {n:04d}", "EmailAddress": f"customer{n:04d}@example.com"} for n in range(1, contacts + 1)],
+    )
+    invoice_ids = fake.seed(
+        tenant,
+        "Invoices",
+        [
+            {
+                "Type": "ACCREC",
+                "Status": "AUTHORISED",
+                "InvoiceNumber": f"INV-{n:05d}",
+                "Date": "2025-06-30",
+                "Contact": {"ContactID": contact_ids[pick(n) - 1]},
+                "LineItems": [
+                    {
+                        "Description": "Services",
+                        "Quantity": 1,
+                        "UnitAmount": 100 + n % 400,
+                        "AccountCode": "200",
+                        **({"ItemCode": f"ITEM-{(n - 1) % items + 1:03d}"} if items else {}),
+                    }
+                ],
+            }
+            for n in range(1, invoices + 1)
+        ],
+    )
+    return ExistingBooks(
+        contacts={f"Customer {n:04d}": rid for n, rid in enumerate(contact_ids, 1)},
+        items={f"ITEM-{n:03d}": rid for n, rid in enumerate(item_ids, 1)},
+        invoices={f"INV-{n:05d}": rid for n, rid in enumerate(invoice_ids, 1)},
+    )
 
 
 def _name_key(name: Any) -> str:

@@ -1,0 +1,83 @@
+"""Reads that keep to a scope's limits: a client's ``changes`` and ``fetch`` through the scope's gate.
+
+The workers' writes go through a :class:`~connected_objects.limits.gates.ScopeGate`, shared
+fleet-wide through the hub's limits store. A long read done beside them, such as adopting a
+company's existing books (thousands of records, page after page), must keep to the same limits, or
+it spends the account's quota and makes the workers' calls fail. :class:`GatedReads` wraps a client:
+each call waits for a slot, and a rate-limit answer (a :class:`RetryableError` with a
+``retry_after``) holds the whole scope, as the dispatcher's would, before the call is tried again.
+
+Example::
+
+    >>> import asyncio
+    >>> from connected_objects import Scope
+    >>> from connected_objects.limits.gates import ScopeGate
+    >>> from connected_objects.plugin.provider import Limits, Page
+    >>> class Feed:
+    ...     calls = 0
+    ...     async def changes(self, entity, cursor):
+    ...         Feed.calls += 1
+    ...         return Page([], None, False)
+    ...     async def fetch(self, entity, ids):
+    ...         return []
+    >>> reads = GatedReads(Feed(), ScopeGate(Limits(concurrency=1, per_minute=600)))
+    >>> asyncio.run(reads.changes("Customer", None)).more, Feed.calls
+    (False, 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Sequence
+from typing import Any
+from typing import Protocol
+from typing import TypeVar
+
+from ..exceptions import RetryableError
+from ..limits.gates import ScopeGate
+from ..plugin.provider import Page
+from ..plugin.provider import RemoteRecord
+
+__all__ = ["GatedReads", "Reader"]
+
+T = TypeVar("T")
+
+#: Times one read is tried when the provider keeps answering that its limit is reached.
+ATTEMPTS = 8
+
+
+class Reader(Protocol):
+    """The reading half of a :class:`~connected_objects.plugin.provider.RemoteClient`."""
+
+    async def changes(self, entity: str, cursor: Any) -> Page: ...
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]: ...
+
+
+class GatedReads:
+    """``client``'s reads, each in a slot of ``gate``; a rate-limit answer holds the scope, then it is tried again."""
+
+    def __init__(self, client: Reader, gate: ScopeGate) -> None:
+        self.client, self.gate = client, gate
+
+    async def changes(self, entity: str, cursor: Any) -> Page:
+        return await self._gated(lambda: self.client.changes(entity, cursor))
+
+    async def fetch(self, entity: str, foreign_ids: Collection[str]) -> Sequence[RemoteRecord]:
+        return await self._gated(lambda: self.client.fetch(entity, foreign_ids))
+
+    async def _gated(self, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, ATTEMPTS + 1):
+            async with self.gate.slot() as open_:
+                if open_:
+                    try:
+                        return await call()
+                    except RetryableError as exc:
+                        if exc.retry_after is None or attempt == ATTEMPTS:
+                            raise
+                        self.gate.hold(exc.retry_after, str(exc))
+            await asyncio.sleep(max(self.gate.wait(), 0.01))
+        raise AssertionError("unreachable")  # pragma: no cover
