@@ -50,6 +50,7 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
     for col in (
         "scope",
         "connection",
+        "onboarding",
         "linked",
         "tombstoned",
         "pending",
@@ -65,6 +66,7 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
         table.add_row(
             str(r.scope),
             r.connection or "-",
+            (f"{r.onboarding} ({r.held} held)" if r.held else r.onboarding) or "-",
             str(r.linked),
             str(r.tombstoned),
             str(r.pending_changes),

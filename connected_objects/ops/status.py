@@ -33,6 +33,7 @@ from ..queue import CHANGES
 from ..queue import EVENTS
 from ..queue import journal
 from ..scope import Scope
+from ..store.models import ambiguity
 from ..store.models import connected_object
 from ..store.models import connection
 from ..util.db import DB
@@ -60,6 +61,11 @@ class ScopeStatus:
     parked_records: int = 0
     dead_events: int = 0
     last_error: str | None = None
+    #: Onboarding a company with existing books: ``adopting``, ``exporting``, ``attention`` (rows held as
+    #: ambiguous wait for an operator) or ``live`` (exported: nothing held, nothing left to push); None: never.
+    onboarding: str | None = None
+    #: Rows held as ambiguous since adopting (``connected-objects adopt --ambiguous``).
+    held: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,10 +84,24 @@ def status(db: DB) -> list[ScopeStatus]:
             found[key] = ScopeStatus(Scope(provider, marketplace, account))
         return found[key]
 
-    for p, m, a, state in conn.execute(
-        select(connection.c.provider, connection.c.marketplace, connection.c.account, connection.c.status)
+    for p, m, a, state, onboarding in conn.execute(
+        select(
+            connection.c.provider,
+            connection.c.marketplace,
+            connection.c.account,
+            connection.c.status,
+            connection.c.onboarding,
+        )
     ):
         row(p, m, a).connection = state
+        row(p, m, a).onboarding = onboarding
+    h = ambiguity
+    for p, m, a, n in conn.execute(
+        select(h.c.provider, h.c.marketplace, h.c.account, func.count()).group_by(
+            h.c.provider, h.c.marketplace, h.c.account
+        )
+    ):
+        row(p, m, a).held = n
     t = connected_object
     for p, m, a, state, n in conn.execute(
         select(t.c.provider, t.c.marketplace, t.c.account, t.c.status, func.count()).group_by(
@@ -115,4 +135,18 @@ def status(db: DB) -> list[ScopeStatus]:
             if kind == "parked":
                 item.parked_records += n
         item.last_error = item.last_error or last
+    for item in found.values():
+        item.onboarding = _onboarding(item)
     return [found[k] for k in sorted(found)]
+
+
+def _onboarding(item: ScopeStatus) -> str | None:
+    """Where onboarding stands, from the stored state and what is left: an export is live once nothing is
+    held and nothing is waiting to be pushed."""
+    if item.onboarding is None or item.onboarding == "adopting":
+        return item.onboarding
+    if item.held:
+        return "attention"
+    if item.onboarding in ("exporting", "attention") and not (item.pending_changes or item.in_flight_changes):
+        return "live"
+    return item.onboarding

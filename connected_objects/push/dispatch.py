@@ -103,6 +103,8 @@ class _Prepared:
     token_expires_at: dt.datetime | None = None
     #: The access token was refused: mark it expired, so the next attempt refreshes it first.
     expire_token: bool = False
+    #: Rows held as ambiguous that were deleted since: nothing is left to decide about them.
+    forget_held: list[tuple[str, str]] = field(default_factory=list)
 
 
 def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
@@ -181,7 +183,10 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                     plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)
                 plans.append(plan)
         session.rollback()
-    return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at)
+    gone = [
+        (c.local_type, c.local_id) for c in changes if c.operation == "delete" and (c.local_type, c.local_id) in held
+    ]
+    return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at, forget_held=gone)
 
 
 def _resolve_references(
@@ -544,6 +549,8 @@ def complete(
             CHANGES.wake(conn, {scope: min(due)})
         if prepared.enqueue:
             CHANGES.enqueue(conn, prepared.enqueue)
+        if prepared.forget_held:
+            ambiguity.forget(conn, scope, prepared.forget_held)
         if book.created:  # a record linked here may be what a blocked change waits for
             CHANGES.unblock(conn, scope)
         session.commit()

@@ -49,7 +49,7 @@ from ..util.db import connection_of
 from .models import ambiguity as t
 from .models import utcnow
 
-__all__ = ["count", "held", "replace", "rows", "settle"]
+__all__ = ["count", "forget", "held", "replace", "rows", "settle"]
 
 #: Rows written or read per statement.
 CHUNK = 1000
@@ -145,6 +145,18 @@ def settle(db: DB, scope: Scope, local_type: str, local_id: str, foreign_id: str
             continue
         left = [c for c in candidates if c != foreign_id]
         conn.execute(update(t).where(t.c.id == row.id).values(candidates=left, updated_at=now))
+
+
+def forget(db: DB, scope: Scope, objects: Collection[tuple[str, str]]) -> int:
+    """The application deleted these held rows: nothing is left to decide about them. Returns how many."""
+    wanted = sorted(set(objects))
+    done = 0
+    for start in range(0, len(wanted), CHUNK):
+        result = connection_of(db).execute(
+            delete(t).where(*_in_scope(scope), tuple_(t.c.local_type, t.c.local_id).in_(wanted[start : start + CHUNK]))
+        )
+        done += result.rowcount or 0
+    return done
 
 
 def count(db: DB, scope: Scope) -> int:

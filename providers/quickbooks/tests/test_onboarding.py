@@ -37,6 +37,7 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
+from connected_objects.ops.status import status
 from connected_objects.queue import outbox
 from connected_objects.receive.adopt import link_by_hand
 from connected_objects.store import ambiguity
@@ -224,6 +225,8 @@ def test_a_company_with_existing_books_is_adopted_then_exported_with_nothing_cre
         assert outbox.list_changes(s, state="dead") == []
         # the ambiguous rows were neither created nor linked: they wait for an operator
         assert ambiguity.count(s, SCOPE) == 20
+        [where] = [row for row in status(s) if row.scope == SCOPE]
+    assert (where.onboarding, where.held) == ("attention", 20)
 
 
 def test_an_operator_links_an_ambiguous_row_and_its_twin_stays_held(onboarding):
@@ -244,6 +247,17 @@ def test_an_operator_links_an_ambiguous_row_and_its_twin_stays_held(onboarding):
     assert report.queued == {"Customer": 80} and report.ambiguous == {"Customer": 19}
     assert hub.drain(timeout=300).dead == 0
     assert qbo.creates - before == 80
+    with hub.session_factory.begin() as s:  # the application merges its 19 twins away
+        for row in ambiguity.rows(s, SCOPE):
+            for bill in s.scalars(select(Bill).where(Bill.client_id == int(row["local_id"]))):
+                s.delete(bill)
+            s.delete(s.get(Client, int(row["local_id"])))
+    hub.drain(timeout=60)
+    with hub.session_factory() as s:
+        ambiguity_left = ambiguity.count(s, SCOPE)
+        [where] = [row for row in status(s) if row.scope == SCOPE]
+    assert ambiguity_left == 0  # deleted rows are no longer held
+    assert where.onboarding == "live"  # nothing held, nothing left to push
 
 
 def test_an_edit_of_a_held_row_creates_nothing_and_says_why(onboarding):
