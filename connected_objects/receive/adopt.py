@@ -61,6 +61,7 @@ from .apply import apply_fetching
 from .gated import GatedReads
 from .matching import Ambiguity
 from .matching import match
+from .matching import normalise
 from .matching import value_at
 
 if TYPE_CHECKING:
@@ -210,10 +211,10 @@ async def _adopt_entity(
     if not keys:
         out.skipped = f"{spec.provider} declares no natural keys for it (give @connected(natural_keys=...))"
         return out
-    remote, linked_remote = await _remote_side(hub, scope, spec.entity, client, keys)
+    remote, taken = await _remote_side(hub, scope, spec.entity, client, keys)
     local, linked_local = await asyncio.to_thread(_local_side, hub, scope, info, spec, keys)
     out.already_linked = linked_local
-    found = match({k: v for k, v in local.items()}, {k: v[0] for k, v in remote.items()}, keys)
+    found = match(local, {k: v[0] for k, v in remote.items()}, keys, taken=taken)
     out.matched, out.ambiguous = len(found.matched), found.ambiguous
     out.local_only, out.remote_only = len(found.local_only), len(found.remote_only)
     out.examples = {
@@ -221,7 +222,6 @@ async def _adopt_entity(
         "local_only": found.local_only[:EXAMPLES],
         "remote_only": found.remote_only[:EXAMPLES],
     }
-    del linked_remote
     if not apply:
         return out
     await asyncio.to_thread(_record, hub, scope, spec, found.matched, found.ambiguous, remote)
@@ -236,25 +236,31 @@ async def _adopt_entity(
 
 async def _remote_side(
     hub: SyncContext, scope: Scope, entity: str, client: GatedReads, keys: Sequence[str]
-) -> tuple[dict[str, tuple[dict[str, Any], RemoteRecord]], int]:
-    """Every record of ``entity`` not linked in ``scope``: foreign id → (its natural key values, the record).
+) -> tuple[dict[str, tuple[dict[str, Any], RemoteRecord]], dict[str, set[str]]]:
+    """Every record of ``entity`` not linked in ``scope`` (foreign id → its natural key values and the
+    record), and per key the values the linked ones hold (a row with one of them would collide).
 
     One feed page per request, one identity query per page.
     """
     found: dict[str, tuple[dict[str, Any], RemoteRecord]] = {}
-    linked = 0
+    taken: dict[str, set[str]] = {key: set() for key in keys}
     cursor: Any = None
     while True:
         page = await client.changes(entity, cursor)
         live = [r for r in page.records if not r.deleted]
         if live:
             known = await asyncio.to_thread(_linked_foreign, hub, scope, entity, [r.foreign_id for r in live])
-            linked += len(known)
             for record in live:
+                values = {k: value_at(record.data, k) for k in keys}
                 if record.foreign_id not in known:
-                    found[record.foreign_id] = ({k: value_at(record.data, k) for k in keys}, record)
+                    found[record.foreign_id] = (values, record)
+                    continue
+                for key, value in values.items():
+                    text = normalise(value)
+                    if text is not None:
+                        taken[key].add(text)
         if not page.more:
-            return found, linked
+            return found, taken
         cursor = page.cursor
 
 

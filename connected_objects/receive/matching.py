@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,14 +109,23 @@ def match(
     local: Mapping[str, Mapping[str, Any]],
     remote: Mapping[str, Mapping[str, Any]],
     keys: Sequence[str],
+    *,
+    taken: Mapping[str, Collection[str]] | None = None,
 ) -> Matching:
     """Pair ``local`` rows (local id → the payload the mapping makes of it) with ``remote`` records
     (foreign id → payload) by ``keys``, in order.
 
     A row or record taken by a match or an ambiguity under one key is out of the running for the
-    next ones; one that has no value under a key is tried under the next.
+    next ones; one that has no value under a key is tried under the next. ``taken`` gives, per key,
+    the (normalised) values of records already linked to other rows: a row left with one of those is
+    ambiguous with no candidate, since creating it would collide with a record that is someone else's.
+
+    >>> found = match({"7": {"Name": "ACME"}}, {}, ("Name",), taken={"Name": {"acme"}})
+    >>> [(a.local_ids, a.foreign_ids) for a in found.ambiguous], found.local_only
+    ([(('7',), ())], [])
     """
     out = Matching()
+    taken = taken or {}
     local_left = dict(local)
     remote_left = dict(remote)
     for key in keys:
@@ -139,6 +149,11 @@ def match(
                 del local_left[local_id]
             for foreign_id in remotes:
                 del remote_left[foreign_id]
+        for value in sorted(local_by.keys() - remote_by.keys()):
+            if value in taken.get(key, ()):
+                out.ambiguous.append(Ambiguity(key, value, tuple(sorted(local_by[value])), ()))
+                for local_id in local_by[value]:
+                    del local_left[local_id]
     out.local_only = sorted(local_left)
     out.remote_only = sorted(remote_left)
     return out

@@ -242,6 +242,10 @@ def test_an_operator_links_an_ambiguous_row_and_its_twin_stays_held(onboarding):
         why = ambiguity.held(s, SCOPE, [("ob_client", twin["local_id"])])
     # the twin's name is taken by the record just linked: creating it would be refused, so it stays held
     assert "linked to another row; rename or merge it" in why[("ob_client", twin["local_id"])]
+    again = hub.adopt(SCOPE, apply=True)  # adopting again keeps it held: its name is someone else's record's
+    assert sum(len(a.local_ids) for a in again.entities[0].ambiguous) == 19
+    with hub.session_factory() as s:
+        assert ambiguity.count(s, SCOPE) == 19
     before = qbo.creates
     report = hub.export(SCOPE, entities=["Customer"])
     assert report.queued == {"Customer": 80} and report.ambiguous == {"Customer": 19}
