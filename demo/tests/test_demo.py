@@ -34,6 +34,9 @@ def test_the_demo_checks_out_and_status_reads_its_database(tmp_path, monkeypatch
     # Initech on QuickBooks Online and Xero: its customer, its invoice and the payment of it
     assert rows["quickbooks/production/9130354"]["linked"] == 3
     assert rows["xero/production/tenant-initech"]["linked"] == 3
+    # Stark, connected with existing books: 2 + 3 adopted, 3 customers imported, 1 linked by hand, 4 exported
+    stark = rows["quickbooks/production/4620816365"]
+    assert (stark["linked"], stark["pending_changes"], stark["dead_changes"]) == (13, 0, 0)
 
 
 def test_the_demo_fails_loudly_when_a_step_does_not_do_what_it_says(tmp_path, monkeypatch):
@@ -56,5 +59,15 @@ def test_the_demo_fails_loudly_when_a_step_does_not_do_what_it_says(tmp_path, mo
 
 def test_run_returns_what_it_did(tmp_path):
     summary = run(tmp_path / "demo.sqlite", Console(file=io.StringIO()))
-    assert (summary.pushed, summary.received, summary.dead) == (12, 305, 0)
-    assert summary.retried > 0 and (summary.billed_remote, summary.billed_local) == (2, 1)
+    assert (summary.pushed, summary.received, summary.dead) == (16, 308, 0)
+    assert summary.retried > 0 and (summary.billed_remote, summary.billed_local) == (2, 2)
+
+
+def test_the_onboarding_step_fails_loudly_when_names_are_compared_with_their_case(tmp_path, monkeypatch):
+    from connected_objects.receive import matching
+
+    monkeypatch.setattr(matching, "normalise", lambda value: None if value is None else str(value) or None)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 1
+    assert "the dry run found" in result.output
