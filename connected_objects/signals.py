@@ -52,6 +52,7 @@ __all__ = [
     "change_pushed",
     "event_dead",
     "namespace",
+    "onboarded",
     "push_failed",
     "pushes_timed",
     "scope_held",
@@ -67,5 +68,8 @@ change_dead = namespace.signal("change-dead", doc="A change failed for good; see
 pushes_timed = namespace.signal("pushes-timed", doc="How long the provider took to answer each write of a round.")
 event_dead = namespace.signal("event-dead", doc="An inbound event failed for good; see the dead events.")
 scope_held = namespace.signal("scope-held", doc="A 429 holds a scope back until its Retry-After.")
+onboarded = namespace.signal(
+    "onboarded", doc="A newly connected company was adopted (or its dry run done) by a worker; the report is given."
+)
 token_refreshed = namespace.signal("token-refreshed", doc="A connection's access token was refreshed.")
 token_refresh_failed = namespace.signal("token-refresh-failed", doc="Refreshing a connection's access token failed.")

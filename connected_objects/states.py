@@ -47,6 +47,6 @@ ConnectionStatus = Literal["active", "paused", "revoked"]
 #: An identity-map row: the remote record exists, or was deleted (a tombstone).
 LinkStatus = Literal["linked", "deleted"]
 #: An inbox row: a provider's notification, a queued backfill, or a record parked until its reference is linked.
-EventKind = Literal["event", "import", "parked"]
+EventKind = Literal["event", "import", "parked", "onboard"]
 #: What the applier does with one remote record.
 ApplyDecision = Literal["skip", "delete", "park", "keep_local", "update", "create"]

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
+from connected_objects import ConfigurationError
 from connected_objects import FieldMapping
 from connected_objects import Hub
 from connected_objects import Scope
@@ -331,6 +332,34 @@ def test_connect_quickbooks_stores_the_tokens_sealed_and_the_worker_pushes_with_
         s.add(Customer(id=1, org_id=1, name="Acme"))
     world.drain()
     assert [c["DisplayName"] for c in world.qbo.live(REALM, "Customer").values()] == ["Acme"]
+
+
+def test_a_company_with_books_is_adopted_by_a_worker_once_connected_and_the_rest_exported(world):
+    world.flow.onboard = "adopt"  # the application's choice: adopt, then export, once connected
+    world.qbo.seed(REALM, "Customer", [{"DisplayName": "ACME  Ltd"}, {"DisplayName": "Initech"}])
+    with world.hub.session_factory.begin() as s:  # rows the application had before connecting
+        s.add_all([Customer(id=1, org_id=1, name="Acme Ltd"), Customer(id=2, org_id=1, name="Globex")])
+    before = world.qbo.creates
+    with world.browser() as browser:
+        landed = browser.get(consent(browser, start(browser, "quickbooks")))
+    assert landed.status_code == 303
+    scope = Scope("quickbooks", "production", REALM)
+    with world.hub.session_factory() as s:
+        assert [e.kind for e in outbox_module.list_changes(s)] == []  # nothing pushed blindly
+    world.drain()  # a worker adopts: Acme is linked, Initech comes in, Globex goes out
+    live = sorted(c["DisplayName"] for c in world.qbo.live(REALM, "Customer").values())
+    assert live == ["ACME  Ltd", "Globex", "Initech"] and world.qbo.creates - before == 1
+    with world.hub.session_factory() as s:
+        names = sorted(c.name for c in s.scalars(select(Customer)))
+        assert connections.get(s, scope).onboarding == "exporting"
+    assert names == ["Acme Ltd", "Globex", "Initech"]
+
+
+def test_onboarding_is_off_or_one_of_the_known_choices(world):
+    with pytest.raises(ConfigurationError, match="dry-run"):
+        ConnectFlow(
+            world.hub, providers=["quickbooks"], owner=signed_in, base_url=world.app_url, secret=SECRET, onboard="yes"
+        )
 
 
 def test_xero_grant_of_two_tenants_the_user_picks_one_and_only_it_is_connected(world):

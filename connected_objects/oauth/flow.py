@@ -80,6 +80,7 @@ from ..exceptions import PermanentError
 from ..exceptions import RemoteError
 from ..plugin.provider import AccountConnector
 from ..plugin.provider import GrantedAccount
+from ..queue import inbox
 from ..scope import Scope
 from ..store.identity import LocalId
 from ..store.identity import local_key
@@ -129,6 +130,8 @@ _ERROR_CODE = re.compile(r"^[a-z_]{1,40}$")
 _BINDING = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 #: Seconds a disconnect form's token is good for, by default.
 FORM_MAX_AGE = 3600
+#: What a worker does once an account is connected (``ConnectFlow(onboard=...)``).
+ONBOARD = ("off", "dry-run", "adopt")
 #: What every answer of the flow carries besides its own headers: never cached, never a referrer
 #: (the callback's URL holds the authorization code).
 _NO_TRACE = (("cache-control", "no-store"), ("referrer-policy", "no-referrer"))
@@ -156,6 +159,10 @@ class ConnectFlow:
     :param form_max_age: seconds a disconnect form's token is good for.
     :param max_age: seconds an authorization may take (at most 600).
     :param clock: the time ``state`` values are signed and checked against (tests move it).
+    :param onboard: what a worker does once an account is connected, for a company that already keeps
+        books (:mod:`connected_objects.receive.adopt`): ``"off"`` (nothing), ``"dry-run"`` (pair its
+        records with your rows and report, writing nothing: the ``onboarded`` signal carries the report)
+        or ``"adopt"`` (link what matches, then export the rest). Queued in the connect's own transaction.
     """
 
     def __init__(
@@ -173,7 +180,10 @@ class ConnectFlow:
         form_max_age: int = FORM_MAX_AGE,
         max_age: int = MAX_AGE,
         clock: Callable[[], float] = time.time,
+        onboard: str = "off",
     ) -> None:
+        if onboard not in ONBOARD:
+            raise ConfigurationError(f"ConnectFlow(onboard={onboard!r}): choose one of {', '.join(ONBOARD)}")
         if hub.vault is None:
             raise ConfigurationError("connecting accounts stores OAuth tokens sealed: give the Hub a vault=Vault(...)")
         raw = secret.encode() if isinstance(secret, str) else secret
@@ -196,6 +206,7 @@ class ConnectFlow:
         self.landing = landing
         self.max_age = max_age
         self.clock = clock
+        self.onboard = onboard
         self.secure = self.base_url.startswith("https://")
         self._connectors: dict[str, AccountConnector] = {}
         for name in providers:
@@ -483,6 +494,8 @@ class ConnectFlow:
             credentials = {**tokens, **account.credentials, "grant": grant}
             connections.connect(session, owner[0], owner[1], account.scope, credentials=credentials, vault=self.vault)
             oauth.store(session, account.scope, credentials, expires_at, self.vault)
+            if self.onboard != "off":
+                inbox.request_onboarding(session, account.scope, apply=self.onboard == "adopt", key=grant)
 
     def _disconnect(self, request: Request) -> Response:
         name = request.params["provider"]

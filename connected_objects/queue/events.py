@@ -24,11 +24,13 @@ from ..scope import Scope
 from ..states import ChangeState
 from ..states import EventKind
 
-__all__ = ["IMPORT_PAYLOAD", "PARKED_PREFIX", "InboundEvent", "StoredEvent", "digest_key"]
+__all__ = ["IMPORT_PAYLOAD", "ONBOARD_ENTITY", "PARKED_PREFIX", "InboundEvent", "StoredEvent", "digest_key"]
 
 #: The payload of a queued backfill (its row's ``kind`` is ``import``): a worker runs
 #: :func:`connected_objects.receive.pull.pull` for its scope and entity.
 IMPORT_PAYLOAD = b'{"connected_objects":"import"}'
+#: The entity named by an ``onboard`` event (it concerns every entity of its scope).
+ONBOARD_ENTITY = "*"
 #: Dedupe keys of parked records start with this (so they never meet a provider's event id).
 PARKED_PREFIX = "parked:"
 

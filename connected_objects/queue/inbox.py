@@ -41,6 +41,7 @@ from . import InboundEvent
 from . import StoredEvent
 from . import operator
 from .events import IMPORT_PAYLOAD
+from .events import ONBOARD_ENTITY
 from .events import PARKED_PREFIX
 from .events import digest_key
 
@@ -57,6 +58,7 @@ __all__ = [
     "list_events",
     "page_events",
     "request_import",
+    "request_onboarding",
     "retry",
     "retry_where",
     "store",
@@ -71,6 +73,14 @@ def store(db: DB, provider: str, marketplace: str, events: Sequence[InboundEvent
 def request_import(db: DB, scope: Scope, entity: str) -> bool:
     """Queue a backfill of ``entity`` for ``scope`` (e.g. on a group's first sign-in); False if one is queued."""
     event = InboundEvent(f"import:{scope.account}:{entity}", scope.account, entity, IMPORT_PAYLOAD, kind="import")
+    return store(db, scope.provider, scope.marketplace, [event]) == 1
+
+
+def request_onboarding(db: DB, scope: Scope, *, apply: bool, key: str) -> bool:
+    """Queue onboarding a newly connected company for a worker (:mod:`connected_objects.receive.adopt`):
+    a dry run, or (``apply``) adopt then export. ``key`` names this connection (one per grant); False if queued."""
+    payload = b'{"apply":true}' if apply else b'{"apply":false}'
+    event = InboundEvent(f"onboard:{scope.account}:{key}", scope.account, ONBOARD_ENTITY, payload, kind="onboard")
     return store(db, scope.provider, scope.marketplace, [event]) == 1
 
 

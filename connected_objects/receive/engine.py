@@ -54,12 +54,15 @@ from ..ops.failures import first_line
 from ..ops.tracing import traced
 from ..plugin.provider import RemoteClient
 from ..plugin.provider import RemoteRecord
+from ..push.export import export
 from ..queue import EVENTS
 from ..queue import StoredEvent
 from ..scope import Scope
 from ..store.models import utcnow
 from ..util.db import database_errors
 from ..util.db import reason
+from ..util.values import loads
+from .adopt import adopt
 from .apply import apply_fetching
 from .fetching import fetch_each
 from .planning import EventLedger
@@ -181,6 +184,15 @@ class Receiver:
             return failed([(e, problem) for e in group], retry=self.hub.retry, now=now)
         scope = Scope(provider, marketplace, account)
         book = EventLedger()
+        onboards = [e for e in group if e.kind == "onboard"]
+        if onboards:  # a newly connected company: adopt what it holds (or a dry run), then export the rest
+            try:
+                await self._onboard(scope, onboards[0])
+            except Exception as exc:
+                book.add(failed([(e, exc) for e in onboards], retry=self.hub.retry, now=now))
+            else:
+                book.done.extend(e.id for e in onboards)
+            group = [e for e in group if e.kind != "onboard"]
         imports = [e for e in group if e.kind == "import"]
         group = [e for e in group if e.kind != "import"]
         if imports:  # a queued backfill: pull the whole entity from its cursor
@@ -193,6 +205,14 @@ class Receiver:
         if group:
             book.add(await self._apply(scope, entity, group, clients[hash(scope) % len(clients)]))
         return book
+
+    async def _onboard(self, scope: Scope, event: StoredEvent) -> None:
+        """Adopt the scope's existing books (a dry run unless the event says apply), then export the rest."""
+        apply = bool(loads(event.payload).get("apply"))
+        report = await adopt(self.hub, scope, apply=apply)
+        exported = await asyncio.to_thread(export, self.hub, scope) if apply else None
+        log.info("%s%s", report.summary(), f"\n{exported.summary()}" if exported is not None else "")
+        signals.onboarded.send(scope.provider, scope=scope, report=report, export=exported)
 
     async def _apply(self, scope: Scope, entity: str, group: list[StoredEvent], http: httpx.AsyncClient) -> EventLedger:
         """Decode, fetch what is thin (each record on its own outcome), apply what was read in one batch."""
