@@ -20,6 +20,8 @@ from connected_objects.queue import CHANGES
 from connected_objects.queue import EVENTS
 from connected_objects.queue import inbox
 from connected_objects.queue import outbox
+from connected_objects.store import ambiguity
+from connected_objects.store import identity
 from connected_objects.store.models import connection as connection_table
 from connected_objects.store.models import outbox as outbox_table
 from connected_objects.testing.databases import count_statements
@@ -336,3 +338,27 @@ def test_explain_takes_module_class_of_the_hubs_own_models_and_refuses_out_of_ra
     for key in ("9" * 20, "-" + "9" * 20, "1" + "0" * 40):
         page = get(app, "/explain", urlencode({"model": "Invoice", "id": key}))
         assert page.status == 400 and (b"out of range" in page.body or b"not a valid" in page.body), page.body
+
+
+def test_the_onboarding_page_lists_held_rows_and_an_operator_links_one(hub, app):
+    with hub.engine.begin() as db:
+        ambiguity.replace(db, ACME, "customers", "customer", [("name", "globex", ["2", "3"], ["c-58", "c-59"])])
+    page = get(app, "/onboarding", f"scope={ACME}")
+    assert page.status == 200 and page.body.count(b'name="local_id"') == 2 and b"c-59" in page.body
+    cookie, token = session_of(app)
+    fields = {"scope": str(ACME), "entity": "customers", "local_type": "customer", "local_id": "2"}
+    assert post(app, "/onboarding", {**fields, "foreign_id": "c-58"}, cookie).status == 403  # no CSRF token
+    assert post(app, "/onboarding", {**fields, "csrf": token}, cookie).status == 400  # no record chosen
+    stranger = {**fields, "local_id": "9", "foreign_id": "c-58", "csrf": token}
+    assert post(app, "/onboarding", stranger, cookie).status == 404  # not a held row: nothing linked
+    with hub.engine.connect() as db:
+        assert identity.resolve(db, ACME, "customers", "c-58") is None
+    done = post(app, "/onboarding", {**fields, "foreign_id": "c-58", "csrf": token}, cookie)
+    assert done.status == 303 and "did=linked" in dict(done.headers)["location"]
+    with hub.engine.connect() as db:
+        assert identity.resolve(db, ACME, "customers", "c-58").local_id == "2"
+        assert [(r["local_id"], r["candidates"]) for r in ambiguity.rows(db, ACME)] == [("3", ["c-59"])]
+    again = post(app, "/onboarding", {**fields, "local_id": "3", "foreign_id": "c-58", "csrf": token}, cookie)
+    assert again.status == 409  # that record is row 2's now
+    with hub.engine.connect() as db:
+        assert ambiguity.count(db, ACME) == 1

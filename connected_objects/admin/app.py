@@ -41,6 +41,7 @@ from ..web.core import Request
 from ..web.core import Response
 from ..web.core import Route
 from . import actions
+from . import onboarding
 from . import pages
 from .config import AdminConfig
 from .forms import Form
@@ -67,10 +68,12 @@ _ROUTES: tuple[tuple[str, str, _Page], ...] = (
     ("GET", "/events", pages.events_page),
     ("GET", "/workers", pages.workers_page),
     ("GET", "/explain", pages.explain_page),
+    ("GET", "/onboarding", onboarding.onboarding_page),
     ("GET", "/admin.css", pages.style),
     ("POST", "/changes", actions.act_on_changes),
     ("POST", "/events", actions.act_on_events),
     ("POST", "/disconnect", actions.disconnect),
+    ("POST", "/onboarding", onboarding.link_held),
 )
 
 

@@ -106,6 +106,7 @@ def connections_page(config: AdminConfig, request: Request) -> Response:
                 "last_push": pushed,
                 "last_pull": pulled,
                 "reconnect": link,
+                "onboarding": c.onboarding,
             }
         )
     after = shown[-1].id if len(rows) > limit else None

@@ -57,6 +57,7 @@ from ..queue import CHANGES
 from ..scope import Scope
 from ..store import ambiguity
 from ..store import identity
+from ..util.db import DB
 from .apply import apply_fetching
 from .gated import GatedReads
 from .matching import Ambiguity
@@ -330,20 +331,20 @@ def ambiguous(session: Session, scope: Scope, *, local_type: str | None = None) 
     return ambiguity.rows(session, scope, local_type=local_type)
 
 
-def link_by_hand(session: Session, scope: Scope, entity: str, local_type: str, local_id: str, foreign_id: str) -> None:
+def link_by_hand(db: DB, scope: Scope, entity: str, local_type: str, local_id: str, foreign_id: str) -> None:
     """An operator's decision: ``local_id`` is ``foreign_id``. Links them, and settles the ambiguity.
 
     Every row of the ambiguity that offered ``foreign_id`` forgets it, and the linked row leaves the
     list; changes that waited for it go on. :raises IdentityConflict: either side is linked to something
     else already.
     """
-    identity.link(session, scope, entity, foreign_id, local_type, local_id)
-    ambiguity.settle(session, scope, local_type, local_id, foreign_id)
-    CHANGES.unblock(session, scope)
-    if not ambiguity.count(session, scope):
-        info = connections.get(session, scope)
+    identity.link(db, scope, entity, foreign_id, local_type, local_id)
+    ambiguity.settle(db, scope, local_type, local_id, foreign_id)
+    CHANGES.unblock(db, scope)
+    if not ambiguity.count(db, scope):
+        info = connections.get(db, scope)
         if info is not None and info.onboarding == "attention":
-            connections.set_onboarding(session, scope, "exporting")
+            connections.set_onboarding(db, scope, "exporting")
 
 
 def _receives(spec: SyncSpec) -> bool:
