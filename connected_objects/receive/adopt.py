@@ -61,9 +61,8 @@ from ..util.db import DB
 from .apply import apply_fetching
 from .gated import GatedReads
 from .matching import Ambiguity
+from .matching import key_values
 from .matching import match
-from .matching import normalise
-from .matching import value_at
 
 if TYPE_CHECKING:
     from ..context import SyncContext
@@ -212,8 +211,11 @@ async def _adopt_entity(
     if not keys:
         out.skipped = f"{spec.provider} declares no natural keys for it (give @connected(natural_keys=...))"
         return out
-    remote, taken = await _remote_side(hub, scope, spec.entity, client, keys)
-    local, linked_local = await asyncio.to_thread(_local_side, hub, scope, info, spec, keys)
+    # the two sides are read at once: the provider's pages while the database's are read in a thread
+    (remote, taken), (local, linked_local) = await asyncio.gather(
+        _remote_side(hub, scope, spec.entity, client, keys),
+        asyncio.to_thread(_local_side, hub, scope, info, spec, keys),
+    )
     out.already_linked = linked_local
     found = match(local, {k: v[0] for k, v in remote.items()}, keys, taken=taken)
     out.matched, out.ambiguous = len(found.matched), found.ambiguous
@@ -225,8 +227,7 @@ async def _adopt_entity(
     }
     if not apply:
         return out
-    await asyncio.to_thread(_record, hub, scope, spec, found.matched, found.ambiguous, remote)
-    out.linked = len(found.matched)
+    out.linked = await asyncio.to_thread(_record, hub, scope, spec, found.matched, found.ambiguous, remote)
     if found.remote_only and info.pulls(spec.entity) and _receives(spec):
         records = [remote[fid][1] for fid in found.remote_only]
         for start in range(0, len(records), PAGE):
@@ -243,7 +244,7 @@ async def _remote_side(
 
     One feed page per request, one identity query per page.
     """
-    found: dict[str, tuple[dict[str, Any], RemoteRecord]] = {}
+    found: dict[str, tuple[dict[str, str | None], RemoteRecord]] = {}
     taken: dict[str, set[str]] = {key: set() for key in keys}
     cursor: Any = None
     while True:
@@ -252,14 +253,13 @@ async def _remote_side(
         if live:
             known = await asyncio.to_thread(_linked_foreign, hub, scope, entity, [r.foreign_id for r in live])
             for record in live:
-                values = {k: value_at(record.data, k) for k in keys}
+                values = key_values(record.data, keys)
                 if record.foreign_id not in known:
                     found[record.foreign_id] = (values, record)
                     continue
                 for key, value in values.items():
-                    text = normalise(value)
-                    if text is not None:
-                        taken[key].add(text)
+                    if value is not None:
+                        taken[key].add(value)
         if not page.more:
             return found, taken
         cursor = page.cursor
@@ -298,8 +298,7 @@ def _local_side(
             for local_id, row in ids.items():
                 if local_id is None or local_id in known:
                     continue
-                payload = spec.mapping.to_remote(row, no_refs)
-                found[local_id] = {k: value_at(payload, k) for k in keys}
+                found[local_id] = key_values(spec.mapping.to_remote(row, no_refs), keys)
             after = getattr(rows[-1], mapper.get_property_by_column(pk).key)
             session.expunge_all()
 
@@ -310,20 +309,22 @@ def _record(
     spec: SyncSpec,
     matched: Mapping[str, str],
     ambiguities: Sequence[Ambiguity],
-    remote: Mapping[str, tuple[dict[str, Any], RemoteRecord]],
-) -> None:
-    """Link the matches (one INSERT per chunk) and replace the model's ambiguous rows, in one transaction."""
+    remote: Mapping[str, tuple[dict[str, str | None], RemoteRecord]],
+) -> int:
+    """Link the matches (one batched INSERT) and replace the model's held rows, in one transaction.
+
+    Returns how many were linked: a match whose record or row was linked to something else meanwhile
+    (another run, a worker) is left as it is.
+    """
+    items = [
+        (foreign_id, spec.local_type, local_id, remote[foreign_id][1].version, None)
+        for local_id, foreign_id in sorted(matched.items())
+    ]
     with hub.session_factory.begin() as session:
-        items = sorted(matched.items())
-        by_version: dict[str | None, list[tuple[str, str, str]]] = {}
-        for local_id, foreign_id in items:
-            version = remote[foreign_id][1].version
-            by_version.setdefault(version, []).append((foreign_id, spec.local_type, local_id))
-        for version, links in by_version.items():
-            for start in range(0, len(links), PAGE):
-                identity.link_many(session, scope, spec.entity, links[start : start + PAGE], remote_version=version)
+        missed = identity.store_created(session, scope, spec.entity, items, pushed=False)
         found = [(a.key, a.value, a.local_ids, a.foreign_ids) for a in ambiguities]
         ambiguity.replace(session, scope, spec.entity, spec.local_type, found)
+    return len(items) - len(missed)
 
 
 def ambiguous(session: Session, scope: Scope, *, local_type: str | None = None) -> list[dict[str, Any]]:

@@ -17,10 +17,12 @@ case, surrounding and repeated whitespace do not count.
 
 Example::
 
+    >>> keys = ("DisplayName",)
     >>> local = {"1": {"DisplayName": "Acme  Ltd"}, "2": {"DisplayName": "Globex"}, "3": {"DisplayName": "Initech"}}
     >>> remote = {"a": {"DisplayName": "ACME Ltd"}, "b": {"DisplayName": "Initech"}, "c": {"DisplayName": "initech "},
     ...           "d": {"DisplayName": "Umbrella"}}
-    >>> found = match(local, remote, ("DisplayName",))
+    >>> found = match({i: key_values(p, keys) for i, p in local.items()},
+    ...               {i: key_values(p, keys) for i, p in remote.items()}, keys)
     >>> found.matched, found.local_only, found.remote_only
     ({'1': 'a'}, ['2'], ['d'])
     >>> [(a.key, a.value, a.local_ids, a.foreign_ids) for a in found.ambiguous]
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-__all__ = ["Ambiguity", "Matching", "match", "normalise", "value_at"]
+__all__ = ["Ambiguity", "Matching", "key_values", "match", "normalise", "value_at"]
 
 _SPACES = re.compile(r"\s+")
 
@@ -76,6 +78,16 @@ def value_at(payload: Mapping[str, Any], path: str) -> Any:
     return here
 
 
+def key_values(payload: Mapping[str, Any], keys: Sequence[str]) -> dict[str, str | None]:
+    """The normalised value of each natural key (a dotted path) in ``payload``: what :func:`match` compares.
+
+    >>> key_values({"DisplayName": " Acme ", "PrimaryEmailAddr": {"Address": "A@B.C"}},
+    ...            ("DisplayName", "PrimaryEmailAddr.Address"))
+    {'DisplayName': 'acme', 'PrimaryEmailAddr.Address': 'a@b.c'}
+    """
+    return {key: normalise(value_at(payload, key)) for key in keys}
+
+
 @dataclass(frozen=True)
 class Ambiguity:
     """Rows and records sharing one natural key value: none of them is linked automatically."""
@@ -106,21 +118,21 @@ class Matching:
 
 
 def match(
-    local: Mapping[str, Mapping[str, Any]],
-    remote: Mapping[str, Mapping[str, Any]],
+    local: Mapping[str, Mapping[str, str | None]],
+    remote: Mapping[str, Mapping[str, str | None]],
     keys: Sequence[str],
     *,
     taken: Mapping[str, Collection[str]] | None = None,
 ) -> Matching:
-    """Pair ``local`` rows (local id → the payload the mapping makes of it) with ``remote`` records
-    (foreign id → payload) by ``keys``, in order.
+    """Pair ``local`` rows (local id → their :func:`key_values`) with ``remote`` records (foreign id →
+    theirs) by ``keys``, in order.
 
     A row or record taken by a match or an ambiguity under one key is out of the running for the
     next ones; one that has no value under a key is tried under the next. ``taken`` gives, per key,
     the (normalised) values of records already linked to other rows: a row left with one of those is
     ambiguous with no candidate, since creating it would collide with a record that is someone else's.
 
-    >>> found = match({"7": {"Name": "ACME"}}, {}, ("Name",), taken={"Name": {"acme"}})
+    >>> found = match({"7": {"Name": "acme"}}, {}, ("Name",), taken={"Name": {"acme"}})
     >>> [(a.local_ids, a.foreign_ids) for a in found.ambiguous], found.local_only
     ([(('7',), ())], [])
     """
@@ -130,13 +142,13 @@ def match(
     remote_left = dict(remote)
     for key in keys:
         local_by: dict[str, list[str]] = {}
-        for local_id, payload in local_left.items():
-            value = normalise(value_at(payload, key))
+        for local_id, values in local_left.items():
+            value = values.get(key)
             if value is not None:
                 local_by.setdefault(value, []).append(local_id)
         remote_by: dict[str, list[str]] = {}
-        for foreign_id, payload in remote_left.items():
-            value = normalise(value_at(payload, key))
+        for foreign_id, values in remote_left.items():
+            value = values.get(key)
             if value is not None:
                 remote_by.setdefault(value, []).append(foreign_id)
         for value in sorted(local_by.keys() & remote_by.keys()):

@@ -458,12 +458,15 @@ def store_created(
     scope: Scope,
     entity: str,
     items: Collection[tuple[str, str, str, str | None, str | None]],
+    *,
+    pushed: bool = True,
 ) -> list[tuple[str, str, str, str | None, str | None]]:
     """Link freshly created remote records: ``(foreign_id, local_type, local_id, version, content_hash)``.
 
     Replaces tombstones of the same local rows, writes with one batched
     INSERT, and returns the items that could not be linked because the record
     or row is linked to something else (the caller decides what to do).
+    ``pushed=False``: the records existed already (adopted), so no push time is recorded.
     """
     if not items:
         return []
@@ -481,7 +484,7 @@ def store_created(
                 )
             )
     rows = [
-        _link_row(scope, entity, fid, lt, lid, version, digest, now, last_push_at=now)
+        _link_row(scope, entity, fid, lt, lid, version, digest, now, last_push_at=now if pushed else None)
         for fid, lt, lid, version, digest in items
     ]
     written = executemany(conn, _insert_ignoring_duplicates(conn), rows)
