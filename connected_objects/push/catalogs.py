@@ -143,8 +143,9 @@ async def apply(
         known = ", ".join(sorted(settings)) or "none (no mapping of this provider holds a Setting)"
         raise ConfigurationError(f"{scope} has no setting {', '.join(unknown)}; its settings: {known}")
     with hub.session_factory() as session:
-        info = connections.get(hub.connection(session), scope)
-        cached = connections.catalogs(hub.connection(session), scope)
+        conn = hub.connection(session)
+        info = connections.get(conn, scope)
+        cached = connections.catalogs(conn, scope)
     if info is None:
         raise ConfigurationError(f"{scope} has no connection; connect it first")
     wanted = {settings[name].catalog for name in values if settings[name].catalog is not None}
