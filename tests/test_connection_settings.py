@@ -8,12 +8,16 @@ in the message, with the organisation's valid choices.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from connected_objects_xero import XeroProvider
 from connected_objects_xero import mappings as xero_maps
 from connected_objects_xero.testing import FakeXero
@@ -34,6 +38,7 @@ from connected_objects import Setting
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
+from connected_objects.cli import main
 from connected_objects.push import catalogs
 from connected_objects.queue import outbox
 from connected_objects.store import identity
@@ -96,7 +101,9 @@ class Books:
             return [str(c.last_error) for c in outbox.list_changes(s, state="dead")]
 
     def invoice_writes(self) -> int:
-        return sum(n for call, n in self.xero.calls.items() if call.endswith(" Invoices") and not call.startswith("GET"))
+        return sum(
+            n for call, n in self.xero.calls.items() if call.endswith(" Invoices") and not call.startswith("GET")
+        )
 
 
 @pytest.fixture
@@ -185,3 +192,35 @@ def test_two_organisations_get_their_own_account_and_an_unknown_code_is_refused_
 def test_an_unknown_setting_name_is_refused_naming_the_known_ones(books: Books) -> None:
     with pytest.raises(ConfigurationError, match="has no setting sales_acount; its settings: sales_account"):
         asyncio.run(catalogs.apply(books.hub, A, {"sales_acount": "200"}))
+
+
+def test_the_command_shows_the_choices_sets_a_value_and_refuses_an_unknown_one(
+    books: Books, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = types.ModuleType("settings_app")
+    app.hub = books.hub  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "settings_app", app)
+    runner = CliRunner()
+    base = ["connections", "settings", "--app", "settings_app:hub", "--scope", str(B)]
+
+    shown = runner.invoke(main, base)
+    assert shown.exit_code == 0, shown.output
+    assert "sales_account = 200 (default)" in shown.output and "4000 Sales, 4100 Consulting" in shown.output
+
+    refused = runner.invoke(main, [*base, "sales_account=999"])
+    assert refused.exit_code == 2
+    assert refused.output.startswith("Error: setting sales_account of xero/production/tenant-b is '999'")
+    assert "4000 (Sales), 4100 (Consulting)" in refused.output
+    with books.hub.session_factory() as s:
+        assert connections.get(s, B).settings == {}  # nothing changed
+
+    done = runner.invoke(main, [*base, "sales_account=4100", "--json"])
+    assert done.exit_code == 0, done.output
+    [row] = json.loads(done.output)["settings"]
+    assert (row["name"], row["value"], row["set"]) == ("sales_account", "4100", True)
+    assert [c["value"] for c in row["choices"]] == ["4000", "4100"]
+    # unsetting it would bring back the default, 200, archived at B: refused too
+    unset = runner.invoke(main, [*base, "sales_account="])
+    assert unset.exit_code == 2 and "is '200', not one of its Accounts" in unset.output
+    with books.hub.session_factory() as s:
+        assert connections.get(s, B).settings == {"sales_account": "4100"}
