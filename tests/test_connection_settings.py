@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
@@ -38,11 +40,13 @@ from connected_objects import Setting
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
+from connected_objects.admin import admin_app
 from connected_objects.cli import main
 from connected_objects.push import catalogs
 from connected_objects.queue import outbox
 from connected_objects.store import identity
 from connected_objects.testing.sandbox import serve
+from connected_objects.web import Request
 
 A = Scope("xero", "production", "tenant-a")
 B = Scope("xero", "production", "tenant-b")
@@ -224,3 +228,42 @@ def test_the_command_shows_the_choices_sets_a_value_and_refuses_an_unknown_one(
     assert unset.exit_code == 2 and "is '200', not one of its Accounts" in unset.output
     with books.hub.session_factory() as s:
         assert connections.get(s, B).settings == {"sales_account": "4100"}
+
+
+def test_the_admin_page_shows_the_choices_of_each_organisation_and_checks_what_it_saves(books: Books) -> None:
+    admin = admin_app(books.hub, authorize=lambda request: True, secret=b"k" * 32)
+    form_type = {"content-type": "application/x-www-form-urlencoded"}
+
+    def get(scope: Scope) -> Any:
+        return admin.handle(Request("GET", "/settings", {}, b"", query=urlencode({"scope": str(scope)})))
+
+    page = get(B)
+    assert page.status == 200 and b"not pulled yet" in page.body  # reading the page sends nothing
+    cookie = dict(page.headers)["set-cookie"].split(";")[0]
+    token = re.search(rb'name="csrf" value="(\w+)"', page.body).group(1).decode()  # type: ignore[union-attr]
+
+    def post(fields: dict[str, str], csrf: str | None = token) -> Any:
+        body = urlencode({**fields, **({"csrf": csrf} if csrf else {})}).encode()
+        return admin.handle(Request("POST", "/settings", {"cookie": cookie, **form_type}, body))
+
+    assert post({"scope": str(B), "action": "save", "setting.sales_account": "4100"}, csrf=None).status == 403
+    refreshed = post({"scope": str(B), "action": "refresh"})
+    assert refreshed.status == 303
+    page = get(B)
+    assert b'<option value="4100">4100 \xc2\xb7 Consulting</option>' in page.body
+    assert b'value="200"' not in page.body  # archived at B: not a choice
+    assert b"not pulled yet" in get(A).body  # each organisation has its own catalogs
+
+    refused = post({"scope": str(B), "action": "save", "setting.sales_account": "999"})
+    assert refused.status == 400
+    assert b"setting sales_account of xero/production/tenant-b is &#39;999&#39;" in refused.body
+    with books.hub.session_factory() as s:
+        assert connections.get(s, B).settings == {}
+
+    saved = post({"scope": str(B), "action": "save", "setting.sales_account": "4100"})
+    assert saved.status == 303 and "did=saved" in dict(saved.headers)["location"]
+    with books.hub.session_factory() as s:
+        assert connections.get(s, B).settings == {"sales_account": "4100"}
+    assert b'<option value="4100" selected>' in get(B).body
+    listing = admin.handle(Request("GET", "/connections", {}, b""))
+    assert b"sales_account=4100" in listing.body

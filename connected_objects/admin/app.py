@@ -42,6 +42,7 @@ from ..web.core import Response
 from ..web.core import Route
 from . import actions
 from . import pages
+from . import settings
 from .config import AdminConfig
 from .forms import Form
 from .links import is_relative_path
@@ -67,10 +68,12 @@ _ROUTES: tuple[tuple[str, str, _Page], ...] = (
     ("GET", "/events", pages.events_page),
     ("GET", "/workers", pages.workers_page),
     ("GET", "/explain", pages.explain_page),
+    ("GET", "/settings", settings.settings_page),
     ("GET", "/admin.css", pages.style),
     ("POST", "/changes", actions.act_on_changes),
     ("POST", "/events", actions.act_on_events),
     ("POST", "/disconnect", actions.disconnect),
+    ("POST", "/settings", settings.save_settings),
 )
 
 
