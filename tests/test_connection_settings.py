@@ -267,3 +267,13 @@ def test_the_admin_page_shows_the_choices_of_each_organisation_and_checks_what_i
     assert b'<option value="4100" selected>' in get(B).body
     listing = admin.handle(Request("GET", "/connections", {}, b""))
     assert b"sales_account=4100" in listing.body
+
+
+def test_a_catalog_that_cannot_be_pulled_holds_the_writes_back_and_they_go_once_it_is(books: Books) -> None:
+    books.xero.inject("500")  # the first request, pulling A's accounts, fails
+    with books.hub.session_factory.begin() as s:
+        s.add(Invoice(id=11, org_id=1, customer_id=1, number="A-2", total=Decimal("1.00")))
+    books.hub.drain()
+    assert books.xero.calls["GET Accounts"] == 2  # failed, then pulled again; never a write in between
+    assert books.dead() == []
+    assert books.account_codes(A, 11) == ["200"]

@@ -147,13 +147,15 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                 conn, scope, local_type, [c.local_id for c in group], include_deleted=True
             )
             declared = {s.name: s for s in settings_of(spec.mapping)}
-            if declared and any(c.operation == "upsert" and not c.in_doubt for c in group):
+            # a write in doubt (this change's, or a dead one's of the same row) is repeated as sent: not checked
+            fresh = [c for c in group if c.operation == "upsert" and not _write_in_doubt(c, dead)]
+            if declared and fresh:
                 cached = connections.catalogs(conn, scope) if cached is None else cached
                 unloaded = catalogs.missing(declared, cached)
                 refused = catalogs.problems(declared, info.settings, cached, scope) if not unloaded else []
                 if unloaded or refused:  # checked before any request: these writes wait, or are refused
                     wanted_catalogs.update(unloaded)
-                    writes = [c for c in group if c.operation == "upsert" and not c.in_doubt]
+                    writes = fresh
                     if unloaded:
                         why = f"loading the catalogs {', '.join(unloaded)} of {scope} first"
                         plans.extend(Plan(c, "defer", spec=spec, reason=why) for c in writes)
@@ -205,6 +207,12 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
     return _Prepared(
         plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at, catalogs=sorted(wanted_catalogs)
     )
+
+
+def _write_in_doubt(change: ClaimedChange, dead: Mapping[tuple[str, str], Any]) -> bool:
+    """Whether a write of this change's row is in doubt: its own, or a dead change's of the same row."""
+    holder = dead.get((change.local_type, change.local_id))
+    return change.in_doubt is not None or (holder is not None and holder.in_doubt is not None)
 
 
 def _resolve_references(
