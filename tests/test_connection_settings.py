@@ -45,7 +45,9 @@ from connected_objects.cli import main
 from connected_objects.push import catalogs
 from connected_objects.queue import outbox
 from connected_objects.store import identity
+from connected_objects.testing.browser import chromium
 from connected_objects.testing.sandbox import serve
+from connected_objects.web import ASGIAdapter
 from connected_objects.web import Request
 
 A = Scope("xero", "production", "tenant-a")
@@ -277,3 +279,32 @@ def test_a_catalog_that_cannot_be_pulled_holds_the_writes_back_and_they_go_once_
     assert books.xero.calls["GET Accounts"] == 2  # failed, then pulled again; never a write in between
     assert books.dead() == []
     assert books.account_codes(A, 11) == ["200"]
+
+
+def test_in_a_browser_the_page_refuses_an_unknown_code_and_saves_a_choice_of_the_organisation(
+    books: Books, engine: Engine
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the browser test runs on one database")
+    admin = admin_app(books.hub, authorize=lambda request: True, path="", secret=b"k" * 32)
+    settings_url = "/settings?" + urlencode({"scope": str(B)})
+    with serve(ASGIAdapter(admin)) as url, chromium() as browser:
+        page = browser.new_page()
+        assert page.goto(url + settings_url).status == 200
+        assert "not pulled yet" in page.inner_text("main")
+        page.fill("#setting-sales_account", "999")  # B's catalog is not pulled yet: a text field
+        page.get_by_role("button", name="Save").click()
+        error = page.inner_text("#error")
+        assert "setting sales_account of xero/production/tenant-b is '999'" in error
+        assert "4000 (Sales), 4100 (Consulting)" in error
+        with books.hub.session_factory() as s:
+            assert connections.get(s, B).settings == {}
+
+        page.goto(url + settings_url)  # B's accounts are pulled now: a list of B's own choices
+        page.select_option("#setting-sales_account", "4100")
+        page.get_by_role("button", name="Save").click()
+        assert "settings saved" in page.inner_text("main")
+        assert page.eval_on_selector("#setting-sales_account", "e => e.value") == "4100"
+        page.close()
+    with books.hub.session_factory() as s:
+        assert connections.get(s, B).settings == {"sales_account": "4100"}
