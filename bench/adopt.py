@@ -67,9 +67,7 @@ class Firm(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
 
 
-@connected(
-    "bench", entity="customers", mapping=FieldMapping({"name": "name"}), owner="firm_id", natural_keys=("name",)
-)
+@connected("bench", entity="customers", mapping=FieldMapping({"name": "name"}), owner="firm_id", natural_keys=("name",))
 class Customer(Base):
     __tablename__ = "ba_customer"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -20,6 +20,7 @@ from .context import SyncContext
 from .declare import connected
 from .declare.mapping import FieldMapping
 from .declare.mapping import Reference
+from .declare.settings import Setting
 from .exceptions import AuthorizationLost
 from .exceptions import CaptureError
 from .exceptions import ConfigurationError
@@ -99,6 +100,7 @@ __all__ = [
     "RetryableError",
     "SchemaOutOfDate",
     "Scope",
+    "Setting",
     "SyncContext",
     "UnknownMarketplace",
     "Vault",

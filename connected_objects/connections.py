@@ -83,6 +83,7 @@ __all__ = [
     "ONBOARDING",
     "PROVIDERS_KEY",
     "ConnectionInfo",
+    "catalogs",
     "connect",
     "credentials",
     "disconnect",
@@ -90,7 +91,9 @@ __all__ = [
     "get",
     "page",
     "set_onboarding",
+    "set_settings",
     "set_status",
+    "store_catalog",
 ]
 
 DIRECTIONS = ("both", "push", "pull", "off")
@@ -143,7 +146,8 @@ class ConnectionInfo:
         )
 
 
-_COLUMNS = [c for c in t.c if c.name != "credentials"]
+#: Every column but the sealed credentials and the catalogs cache (read on their own: :func:`catalogs`).
+_COLUMNS = [c for c in t.c if c.name not in ("credentials", "catalogs")]
 
 
 def _where_scope(scope: Scope) -> Any:
@@ -267,6 +271,39 @@ def set_onboarding(db: DB, scope: Scope, state: str) -> bool:
     done = connection_of(db).execute(update(t).where(_where_scope(scope)).values(onboarding=state, updated_at=utcnow()))
     _forget_cache(db)
     return bool(done.rowcount)
+
+
+def set_settings(db: DB, scope: Scope, values: Mapping[str, Any]) -> ConnectionInfo:
+    """Merge ``values`` into a connection's settings (a value of None removes that key); check them
+    first (:mod:`connected_objects.push.catalogs` does, against the company's catalogs).
+
+    :raises ConfigurationError: the scope has no connection.
+    """
+    conn = connection_of(db)
+    found = get(conn, scope)
+    if found is None:
+        raise ConfigurationError(f"{scope} has no connection; connect it first")
+    merged = {**found.settings, **values}
+    merged = {key: value for key, value in merged.items() if value is not None}
+    conn.execute(update(t).where(t.c.id == found.id).values(settings=merged or None, updated_at=utcnow()))
+    _forget_cache(db)
+    result = get(conn, scope)
+    assert result is not None
+    return result
+
+
+def catalogs(db: DB, scope: Scope) -> dict[str, Any]:
+    """The cached catalogs of a scope's connection: ``{entity: {"loaded_at": ..., "records": [...]}}``."""
+    found = connection_of(db).execute(select(t.c.catalogs).where(_where_scope(scope))).scalar()
+    return dict(found or {})
+
+
+def store_catalog(db: DB, scope: Scope, entity: str, records: list[dict[str, Any]]) -> None:
+    """Cache ``records`` as the catalog ``entity`` of a scope's connection (replacing what was cached)."""
+    conn = connection_of(db)
+    cached = catalogs(conn, scope)
+    cached[entity] = {"loaded_at": utcnow().isoformat(), "records": records}
+    conn.execute(update(t).where(_where_scope(scope)).values(catalogs=cached))
 
 
 def set_status(db: DB, scope: Scope, status: str, reason: str | None = None) -> bool:

@@ -43,6 +43,7 @@ from ..web.core import Route
 from . import actions
 from . import onboarding
 from . import pages
+from . import settings
 from .config import AdminConfig
 from .forms import Form
 from .links import is_relative_path
@@ -69,11 +70,13 @@ _ROUTES: tuple[tuple[str, str, _Page], ...] = (
     ("GET", "/workers", pages.workers_page),
     ("GET", "/explain", pages.explain_page),
     ("GET", "/onboarding", onboarding.onboarding_page),
+    ("GET", "/settings", settings.settings_page),
     ("GET", "/admin.css", pages.style),
     ("POST", "/changes", actions.act_on_changes),
     ("POST", "/events", actions.act_on_events),
     ("POST", "/disconnect", actions.disconnect),
     ("POST", "/onboarding", onboarding.link_held),
+    ("POST", "/settings", settings.save_settings),
 )
 
 

@@ -107,6 +107,7 @@ def connections_page(config: AdminConfig, request: Request) -> Response:
                 "last_pull": pulled,
                 "reconnect": link,
                 "onboarding": c.onboarding,
+                "settings": sorted((str(k), redact(str(v))) for k, v in c.settings.items()),
             }
         )
     after = shown[-1].id if len(rows) > limit else None

@@ -21,6 +21,9 @@ Run ``connected-objects --help`` for the list. The commands so far:
     ``--state``, ``--scope``, ``--error``, ``--after``, ``--limit`` and ``--json`` and only reads.
 ``events list | show | retry | discard``
     the same for inbound events (one factory makes both groups).
+``connections settings --app ... --scope P/M/A [KEY=VALUE ...] [--refresh] [--json]``
+    a connection's settings (account codes, tax types, default items) with the
+    choices from the company's own catalogs; with pairs, checked and set.
 ``explain --app ... MODEL ID [--json]``
     why one row is or isn't synced: its links, changes, last errors, next attempt, one sentence.
 ``status [--json]``
@@ -63,6 +66,7 @@ Every error text and payload a command prints passes through
 :mod:`~connected_objects.cli.providers`, :mod:`~connected_objects.cli.schema`,
 :mod:`~connected_objects.cli.worker`, :mod:`~connected_objects.cli.pull`,
 :mod:`~connected_objects.cli.queue` (``changes`` and ``events``, made by one factory),
+:mod:`~connected_objects.cli.connections` (``connections settings``),
 :mod:`~connected_objects.cli.status`, :mod:`~connected_objects.cli.health` (``workers``
 and ``health``) and :mod:`~connected_objects.cli.explain`. This module holds the root
 group, :func:`main`, and the commands other distributions add.
@@ -73,9 +77,9 @@ Example::
     Error: no SQLite database at /srv/app/app.sqlite; check --database ..., or create it with ...
 
     >>> from click.testing import CliRunner
-    >>> sorted(main.commands)
-    ['adopt', 'changes', 'demo', 'events', 'explain', 'export', 'health', 'link', 'providers', 'pull', 'schema',
-     'status', 'worker', 'workers']
+    >>> sorted(main.commands)  # doctest: +NORMALIZE_WHITESPACE
+    ['adopt', 'changes', 'connections', 'demo', 'events', 'explain', 'export', 'health', 'link',
+     'providers', 'pull', 'schema', 'status', 'worker', 'workers']
     >>> CliRunner().invoke(main, ["status", "--scope", "x"]).exit_code  # an unknown option: usage
     2
 """
@@ -101,6 +105,7 @@ from .common import open_db
 from .common import open_engine
 from .common import parse_scope
 from .common import ready_app
+from .connections import connections_group
 from .explain import explain_command
 from .health import health_command
 from .health import workers_command
@@ -204,6 +209,7 @@ for _command in (
     adopt_command,
     export_command,
     link_command,
+    connections_group,
     changes,
     events,
     status_command,

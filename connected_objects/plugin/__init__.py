@@ -31,7 +31,8 @@ plugin needs one line of imports and no knowledge of the core's layout:
   timeout, catalog), :func:`route_prefix`;
 - entities and mappings declared as data: :class:`EntityCatalog`,
   :class:`EntitySpec`, :class:`ReadOnlyEntity`; :class:`ReadyMapping`,
-  :class:`Reference`, :func:`read_lines`, :func:`stored_lines`, :func:`value_of`;
+  :class:`Reference`, :class:`Setting` (a field's value from the connection's
+  settings), :func:`read_lines`, :func:`stored_lines`, :func:`value_of`;
 - a provider's bookkeeping (:mod:`connected_objects.plugin.accounts`): the
   identity map (:func:`link`, :func:`resolve`, …), :func:`lock_connection`,
   :func:`request_import`;
@@ -63,6 +64,7 @@ Example::
 from __future__ import annotations
 
 from ..declare.mapping import Reference
+from ..declare.settings import Setting
 from ..exceptions import ConfigurationError
 from ..exceptions import ConflictError
 from ..exceptions import NotApplied
@@ -185,6 +187,7 @@ __all__ = [
     "RetryableError",
     "Route",
     "Scope",
+    "Setting",
     "ThinEvents",
     "TokenRefresher",
     "UnknownMarketplace",

@@ -20,8 +20,11 @@ This module holds their common parts:
   ``quantity`` and ``unit_price`` are given. Numbers may be ``Decimal``,
   ``int``, ``float`` or numeric strings; lines read back into a JSON column
   (:func:`stored_lines`) keep decimals as strings, so no digit is lost.
-- :func:`value_of`: an option given as a constant or as a function of the row
-  (an income account id stored per organization, say).
+- :func:`value_of`: an option given as a constant, as a function of the row
+  (an income account id stored per organization, say), or as a connection
+  :class:`~connected_objects.declare.settings.Setting` (``Setting("sales_account",
+  default="200", catalog="Accounts")``: each company's own value, checked
+  against its catalog before any request).
 
 Lines loaded through a lazy relationship cost one query per invoice pushed:
 declare the relationship with ``lazy="selectin"``, or keep the lines in a JSON
@@ -54,6 +57,7 @@ from ..declare.mapping import CONFLICTS
 from ..declare.mapping import Conflict
 from ..declare.mapping import OnRemoteDelete
 from ..declare.mapping import Reference
+from ..declare.settings import Setting
 
 __all__ = ["LINE_KEYS", "Lines", "Option", "ReadyMapping", "read_lines", "stored_lines", "value_of"]
 
@@ -63,12 +67,20 @@ _NUMBERS = frozenset({"amount", "quantity", "unit_price"})
 LINE_KEYS = frozenset({"amount", "description", "quantity", "unit_price", "item", "account", "item_code"})
 #: Where an invoice's lines come from: an attribute name, or a function of the row.
 Lines: TypeAlias = str | Callable[[Any], Iterable[Mapping[str, Any]]]
-#: A constant (an account or item id), or a function of the row giving it.
-Option: TypeAlias = str | Callable[[Any], str]
+#: A constant (an account or item id), a function of the row giving it, or a connection's
+#: :class:`~connected_objects.declare.settings.Setting` (resolved per scope before ``to_remote``).
+Option: TypeAlias = "str | Callable[[Any], str] | Setting"
 
 
 def value_of(obj: Any, option: Any) -> Any:
-    """``option(obj)`` when it is callable, else ``option`` itself."""
+    """``option(obj)`` when it is callable, a :class:`~connected_objects.declare.settings.Setting`'s
+    default when it was not bound to a connection's settings (outside a push), else ``option`` itself.
+
+    >>> value_of(None, Setting("sales_account", default="200")), value_of(None, "090")
+    ('200', '090')
+    """
+    if isinstance(option, Setting):
+        return option.default
     return option(obj) if callable(option) else option
 
 

@@ -46,6 +46,7 @@ from sqlalchemy import Connection
 from .. import connections
 from .. import signals
 from ..declare import SyncSpec
+from ..declare.settings import settings_of
 from ..exceptions import ConflictError
 from ..exceptions import RetryableError
 from ..limits.gates import ScopeGate
@@ -69,6 +70,8 @@ from ..util.db import patiently_async
 from ..util.db import reason
 from ..util.hashing import content_hash
 from ..util.hashing import idempotency_key
+from ..util.redaction import redact
+from . import catalogs
 from .planning import Outcome
 from .planning import Plan
 from .planning import failed
@@ -105,6 +108,8 @@ class _Prepared:
     expire_token: bool = False
     #: Rows held as ambiguous that were deleted since: nothing is left to decide about them.
     forget_held: list[tuple[str, str]] = field(default_factory=list)
+    #: Catalogs a mapping's settings are checked against that are not cached yet: loaded, then planned again.
+    catalogs: list[str] = field(default_factory=list)
 
 
 def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
@@ -129,6 +134,8 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
         plans: list[Plan] = []
         to_enqueue: list[Change] = []
         dead = CHANGES.dead_of(conn, scope, {(c.local_type, c.local_id) for c in changes})
+        cached: dict[str, Any] | None = None  # the connection's catalogs, read when a mapping has settings
+        wanted_catalogs: set[str] = set()
         loaded: list[tuple[list[ClaimedChange], Any, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
         wanted: set[tuple[str, str]] = set()
         for local_type, group in by_type.items():
@@ -142,6 +149,25 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
             links = identity.resolve_many_local(
                 conn, scope, local_type, [c.local_id for c in group], include_deleted=True
             )
+            declared = {s.name: s for s in settings_of(spec.mapping)}
+            # a write in doubt (this change's, or a dead one's of the same row) is repeated as sent: not checked
+            fresh = [c for c in group if c.operation == "upsert" and not _write_in_doubt(c, dead)]
+            if declared and fresh:
+                cached = connections.catalogs(conn, scope) if cached is None else cached
+                unloaded = catalogs.missing(declared, cached)
+                refused = catalogs.problems(declared, info.settings, cached, scope) if not unloaded else []
+                if unloaded or refused:  # checked before any request: these writes wait, or are refused
+                    wanted_catalogs.update(unloaded)
+                    writes = fresh
+                    if unloaded:
+                        why = f"loading the catalogs {', '.join(unloaded)} of {scope} first"
+                        plans.extend(Plan(c, "defer", spec=spec, reason=why) for c in writes)
+                    else:
+                        why = "; ".join(refused) + f" (set it: connected-objects connections settings --scope {scope})"
+                        plans.extend(Plan(c, "dead", spec=spec, reason=why) for c in writes)
+                    group = [c for c in group if c not in writes]
+                    if not group:
+                        continue
             upserts = [c.local_id for c in group if c.operation == "upsert"]
             rows = load_rows(session, spec, upserts) if upserts else {}
             refs = _resolve_references(conn, scope, spec, rows)
@@ -178,6 +204,7 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                         in_doubt=in_doubt,
                         dead_references=dead_refs,
                         held=held,
+                        settings=info.settings,
                     )
                 except Exception as exc:  # a bug in the mapping: this change fails (traceback kept), not the batch
                     plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)
@@ -186,7 +213,20 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
     gone = [
         (c.local_type, c.local_id) for c in changes if c.operation == "delete" and (c.local_type, c.local_id) in held
     ]
-    return _Prepared(plans, creds, enqueue=to_enqueue, token_expires_at=info.token_expires_at, forget_held=gone)
+    return _Prepared(
+        plans,
+        creds,
+        enqueue=to_enqueue,
+        token_expires_at=info.token_expires_at,
+        forget_held=gone,
+        catalogs=sorted(wanted_catalogs),
+    )
+
+
+def _write_in_doubt(change: ClaimedChange, dead: Mapping[tuple[str, str], Any]) -> bool:
+    """Whether a write of this change's row is in doubt: its own, or a dead change's of the same row."""
+    holder = dead.get((change.local_type, change.local_id))
+    return change.in_doubt is not None or (holder is not None and holder.in_doubt is not None)
 
 
 def _resolve_references(
@@ -577,6 +617,20 @@ async def dispatch(
         lambda: prepare(hub, scope, changes), what=f"preparing {len(changes)} changes for {scope}", patience=patience
     )
     provider = hub.provider(scope.provider)
+    if prepared.catalogs and prepared.revoked is None and prepared.paused is None:
+        # a mapping's settings are checked against catalogs not cached yet: load them (reads), plan again
+        try:
+            if oauth.needs_refresh(prepared.token_expires_at):
+                prepared.credentials = await oauth.fresh_credentials(hub, scope, http)
+            await catalogs.load(hub, scope, prepared.catalogs, http=http, credentials=prepared.credentials)
+        except Exception as exc:  # the writes wait (deferred with the reason); the next claim tries again
+            log.warning("loading the catalogs %s of %s failed: %s", prepared.catalogs, scope, redact(str(exc)))
+        else:
+            prepared = await patiently_async(
+                lambda: prepare(hub, scope, changes),
+                what=f"preparing {len(changes)} changes for {scope}",
+                patience=patience,
+            )
     writes = any(p.action in ("create", "update", "delete") for p in prepared.plans)
     held: Outcome | None = None
     if writes and oauth.needs_refresh(prepared.token_expires_at):

@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from ..declare.settings import render
 from ..exceptions import NotApplied
 from ..exceptions import PermanentError
 from ..exceptions import RemoteError
@@ -146,6 +147,7 @@ def plan_change(
     in_doubt: InDoubt | None = None,
     dead_references: Mapping[tuple[str, str], str] | None = None,
     held: Mapping[tuple[str, str], str] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Plan:
     """The plan for one change, from its identity-map ``link`` (live or tombstoned, or None), its current
     ``row`` (None: deleted since), its resolved references and the referenced rows not linked yet.
@@ -186,7 +188,7 @@ def plan_change(
         reason = "waiting for " + ", ".join(f"{lt} {lid}" for lt, lid in missing)
         return Plan(change, "defer", spec=spec, reason=reason)
     ref_ids = dict(refs or {})
-    payload = spec.mapping.to_remote(row, ref_ids)
+    payload = render(spec.mapping, row, ref_ids, settings or {})  # the scope's settings resolved
     if fold is not None:  # references in the provider's own form where the payload holds the bare id
         for name, foreign_id in ref_ids.items():
             if foreign_id is not None and payload.get(name) == foreign_id:

@@ -60,6 +60,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from .. import connections
+from ..declare.settings import settings_of
 from ..exceptions import ConnectedObjectsError
 from ..exceptions import MissingReference
 from ..ops.tracing import traced
@@ -512,8 +513,9 @@ def _local_wins(policy: str, edited: Any, record: RemoteRecord) -> bool:
 
 def _hash(spec: Any, obj: Any) -> str | None:
     """The content hash of what we would push for ``obj`` now; equal hashes are not pushed again."""
-    if getattr(spec.mapping, "references", None):
-        return None  # references are resolved at push time; let the next local change push for real
+    if getattr(spec.mapping, "references", None) or settings_of(spec.mapping):
+        # references and the scope's settings are resolved at push time; let the next local change push for real
+        return None
     try:
         return content_hash(spec.mapping.to_remote(obj, {}))
     except Exception:

@@ -259,6 +259,8 @@ connection = Table(
     Column("token_expires_at", UTCDateTime(), nullable=True),
     #: Where connecting a company with existing books stands: adopting, exporting, attention, live (co_0011).
     Column("onboarding", String(16), nullable=True),
+    #: The company's read-only catalogs its settings are checked against, cached (co_0012).
+    Column("catalogs", JSON, nullable=True),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", name="uq_co_connection_scope"),
     Index(None, "owner_type", "owner_id"),
