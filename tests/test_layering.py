@@ -354,6 +354,7 @@ def test_the_faces_are_the_operator_api():
         "list_events",
         "page_events",
         "request_import",
+        "request_onboarding",
         "retry",
         "retry_where",
         "store",
