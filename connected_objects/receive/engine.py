@@ -54,6 +54,7 @@ from ..ops.failures import first_line
 from ..ops.tracing import traced
 from ..plugin.provider import RemoteClient
 from ..plugin.provider import RemoteRecord
+from ..push.export import ExportReport
 from ..push.export import export
 from ..queue import EVENTS
 from ..queue import StoredEvent
@@ -62,6 +63,7 @@ from ..store.models import utcnow
 from ..util.db import database_errors
 from ..util.db import reason
 from ..util.values import loads
+from .adopt import AdoptReport
 from .adopt import adopt
 from .apply import apply_fetching
 from .fetching import fetch_each
@@ -133,6 +135,10 @@ class Receiver:
     def _claim(self) -> list[StoredEvent]:
         with self.hub.session_factory.begin() as session:
             return EVENTS.claim(session, self.worker, limit=self.batch, lease=self.lease)
+
+    def _renew(self, ids: list[int]) -> None:
+        with self.hub.session_factory.begin() as session:
+            EVENTS.renew(session, self.worker, ids, self.lease)
 
     def _record(self, book: EventLedger) -> None:
         """One transaction for the whole group's outcome."""
@@ -209,8 +215,17 @@ class Receiver:
     async def _onboard(self, scope: Scope, event: StoredEvent) -> None:
         """Adopt the scope's existing books (a dry run unless the event says apply), then export the rest."""
         apply = bool(loads(event.payload).get("apply"))
-        report = await adopt(self.hub, scope, apply=apply)
-        exported = await asyncio.to_thread(export, self.hub, scope) if apply else None
+
+        async def onboard() -> tuple[AdoptReport, ExportReport | None]:
+            report = await adopt(self.hub, scope, apply=apply)
+            return report, (await asyncio.to_thread(export, self.hub, scope) if apply else None)
+
+        # a large company takes longer than a lease: keep the event's lease alive meanwhile, or another
+        # worker would take it over and adopt the same company at the same time
+        work = asyncio.ensure_future(onboard())
+        while not (await asyncio.wait({work}, timeout=self.lease / 3))[0]:
+            await asyncio.to_thread(self._renew, [event.id])
+        report, exported = work.result()
         log.info("%s%s", report.summary(), f"\n{exported.summary()}" if exported is not None else "")
         signals.onboarded.send(scope.provider, scope=scope, report=report, export=exported)
 
