@@ -45,6 +45,7 @@ default), ``"remote"`` or ``"local"``.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
@@ -511,9 +512,24 @@ def _local_wins(policy: str, edited: Any, record: RemoteRecord) -> bool:
     return record.updated_at is not None and bool(edited > record.updated_at)
 
 
+_SETTINGS_HELD: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _holds_settings(mapping: Any) -> bool:
+    """Whether ``mapping`` holds a :class:`~connected_objects.declare.settings.Setting`, read once per mapping
+    (it is asked for every record applied)."""
+    try:
+        return _SETTINGS_HELD[mapping]
+    except KeyError:
+        held = _SETTINGS_HELD[mapping] = bool(settings_of(mapping))
+        return held
+    except TypeError:  # not weakly referenceable: ask each time
+        return bool(settings_of(mapping))
+
+
 def _hash(spec: Any, obj: Any) -> str | None:
     """The content hash of what we would push for ``obj`` now; equal hashes are not pushed again."""
-    if getattr(spec.mapping, "references", None) or settings_of(spec.mapping):
+    if getattr(spec.mapping, "references", None) or _holds_settings(spec.mapping):
         # references and the scope's settings are resolved at push time; let the next local change push for real
         return None
     try:
