@@ -58,6 +58,7 @@ from ..scope import Scope
 from ..store import ambiguity
 from ..store import identity
 from ..util.db import DB
+from ..util.suggest import did_you_mean
 from .apply import apply_fetching
 from .gated import GatedReads
 from .matching import Ambiguity
@@ -96,15 +97,18 @@ class EntityReport:
     examples: dict[str, list[Any]] = field(default_factory=dict)
     #: Why the entity was left alone, if it was (no natural keys, say).
     skipped: str | None = None
+    #: Natural keys no row or no record has a value for (a side that has some): worth a look.
+    warnings: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         if self.skipped:
             return f"{self.entity} ({self.local_type}): skipped, {self.skipped}"
         done = f"; linked {self.linked}, imported {self.imported}" if self.linked or self.imported else ""
+        warned = "".join(f"; {w}" for w in self.warnings)
         return (
             f"{self.entity} ({self.local_type}) by {', '.join(self.keys)}: {self.matched} matched, "
             f"{sum(len(a.local_ids) for a in self.ambiguous)} ambiguous, {self.local_only} local only, "
-            f"{self.remote_only} remote only{done}"
+            f"{self.remote_only} remote only{done}{warned}"
         )
 
 
@@ -217,6 +221,7 @@ async def _adopt_entity(
         asyncio.to_thread(_local_side, hub, scope, info, spec, keys),
     )
     out.already_linked = linked_local
+    out.warnings = _check_keys(spec, keys, local, remote)
     found = match(local, {k: v[0] for k, v in remote.items()}, keys, taken=taken)
     out.matched, out.ambiguous = len(found.matched), found.ambiguous
     out.local_only, out.remote_only = len(found.local_only), len(found.remote_only)
@@ -234,6 +239,40 @@ async def _adopt_entity(
             stats = await apply_fetching(hub, scope, spec.entity, records[start : start + PAGE], client)
             out.imported += stats.created + stats.updated
     return out
+
+
+def _check_keys(
+    spec: SyncSpec,
+    keys: Sequence[str],
+    local: Mapping[str, Mapping[str, str | None]],
+    remote: Mapping[str, tuple[Mapping[str, str | None], RemoteRecord]],
+) -> list[str]:
+    """Refuse keys that cannot match anything on a side that has rows (a misspelt field, a mapping that
+    does not write it); return a warning for each key empty on one whole side.
+
+    :raises ConfigurationError: on the local or the remote side, no row has a value for any key.
+    """
+    sides = {
+        f"{len(local)} {spec.model.__name__} rows (as the mapping writes them)": list(local.values()),
+        f"{len(remote)} {spec.entity} records": [values for values, _ in remote.values()],
+    }
+    fields = sorted({name for _, record in list(remote.values())[:50] for name in record.data})
+    hint = "".join(did_you_mean(key.split(".")[0], fields) for key in keys)
+    empty: dict[str, list[str]] = {}
+    for side, rows in sides.items():
+        if not rows:
+            continue
+        blank = [key for key in keys if all(values.get(key) is None for values in rows)]
+        if len(blank) == len(keys):
+            raise ConfigurationError(
+                f"adopting {spec.entity}: none of the natural keys {', '.join(keys)} has a value on any of the "
+                f"{side}, so nothing could be matched and everything would be created again. A natural key "
+                f"is a field of the provider's payload, as the mapping writes it.{hint} Fix "
+                f"@connected(natural_keys=...) on {spec.model.__name__}, or its mapping."
+            )
+        for key in blank:
+            empty.setdefault(key, []).append(side)
+    return [f"{key} is empty on all {' and all '.join(where)}" for key, where in empty.items()]
 
 
 async def _remote_side(
