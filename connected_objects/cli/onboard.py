@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import click
 
@@ -149,9 +150,25 @@ def link_command(app_path: str, scope_text: str, entity: str, local: str, foreig
         raise UserError(f"--local {local!r} is not local_type/local_id, e.g. customer/17")
     hub = ready_app(app_path)
     scope = parse_scope(scope_text, hub)
+    spec = hub.spec(local_type, scope.provider)
+    if spec is None or spec.entity != entity:
+        known = ", ".join(f"{s.local_type} ({s.entity})" for s in hub.specs(scope.provider)) or "none"
+        raise UserError(f"no model of local type {local_type!r} syncs {entity!r} with {scope.provider}; known: {known}")
     with hub.session_factory.begin() as session:
+        if session.get(spec.model, _key(spec, local_id)) is None:
+            raise UserError(f"{local_type} {local_id} does not exist: nothing was linked")
         link_by_hand(session, scope, entity, local_type, local_id, foreign_id)
     console.print(f"linked {local_type} {local_id} to {entity} {foreign_id} in {scope}", markup=False)
+
+
+def _key(spec: Any, local_id: str) -> Any:
+    """``local_id`` as the model's primary key type (an integer key is looked up as one)."""
+    column = getattr(spec.model, spec.pk_attributes[0])
+    try:
+        python_type = column.type.python_type
+    except (AttributeError, NotImplementedError):
+        return local_id
+    return int(local_id) if python_type is int and local_id.lstrip("-").isdigit() else local_id
 
 
 def _date(text: str) -> dt.datetime:
