@@ -59,6 +59,7 @@ from sqlalchemy import func
 from sqlalchemy import inspect
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import tuple_
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
@@ -488,10 +489,46 @@ def store_created(
         for fid, lt, lid, version, digest in items
     ]
     written = executemany(conn, _insert_ignoring_duplicates(conn), rows)
+    if len(rows) >= STATISTICS_AFTER:
+        refresh_statistics(conn, pending=len(rows))
     if conn.dialect.name == "sqlite" and written == len(rows):
         return []  # SQLite counts the rows an executemany inserted: all of them, so none is linked elsewhere
     found = _linked_locals(conn, scope, entity, [fid for fid, _, _, _, _ in items])
     return [item for item in items if found.get(item[0]) != (item[1], item[2])]
+
+
+#: Links written at once after which PostgreSQL's statistics of ``co_connected_object`` are checked.
+STATISTICS_AFTER = 500
+
+
+def refresh_statistics(conn: Connection, *, pending: int = 0) -> bool:
+    """On PostgreSQL, ``ANALYZE co_connected_object`` when its statistics are missing, or when more links
+    were written since they were taken than the table then held (``pending``: written in this transaction,
+    which the server's counters see only once it commits): at most once each time the table doubles.
+
+    A backfill writes tens of thousands of links faster than autovacuum analyses the table. A table
+    never analysed is planned as if it were empty, and the identity look-ups by foreign id then
+    filter every link of the scope through the wrong unique index. A pull of 40,000 records took 45 s
+    instead of 3 s that way. Returns whether it analysed. Elsewhere it does nothing: SQLite plans
+    by its indexes alone, and InnoDB refreshes its statistics after 10% of a table changes.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    found = conn.execute(
+        text(
+            "SELECT c.reltuples, s.n_mod_since_analyze FROM pg_class c "
+            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(:name)"
+        ),
+        {"name": t.name},
+    ).first()
+    if found is None:
+        return False
+    tuples, changed = float(found[0] or 0), int(found[1] or 0)
+    if tuples >= 0 and changed + pending <= max(float(STATISTICS_AFTER), tuples):
+        return False
+    with conn.begin_nested():  # a refusal (not the table's owner) must not abort the caller's transaction
+        conn.execute(text(f"ANALYZE {t.name}"))
+    return True
 
 
 def _linked_locals(
