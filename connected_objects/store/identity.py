@@ -77,6 +77,7 @@ from .models import connected_object as t
 from .models import utcnow
 
 __all__ = [
+    "STATISTICS_AFTER",
     "ConnectedObject",
     "LocalId",
     "LocalType",
@@ -86,6 +87,7 @@ __all__ = [
     "links_of",
     "local_key",
     "local_type_name",
+    "refresh_statistics",
     "relink",
     "resolve",
     "resolve_local",
