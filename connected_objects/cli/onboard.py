@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
 
 import click
 
@@ -142,6 +141,7 @@ def export_command(
 @click.option("--remote", "foreign_id", required=True, help="The remote record's id.")
 def link_command(app_path: str, scope_text: str, entity: str, local: str, foreign_id: str) -> None:
     """Link one of your rows to a remote record by hand (an ambiguous row adopting left)."""
+    from ..push.rows import load_rows
     from ..receive.adopt import link_by_hand
 
     parse_scope(scope_text)
@@ -155,20 +155,10 @@ def link_command(app_path: str, scope_text: str, entity: str, local: str, foreig
         known = ", ".join(f"{s.local_type} ({s.entity})" for s in hub.specs(scope.provider)) or "none"
         raise UserError(f"no model of local type {local_type!r} syncs {entity!r} with {scope.provider}; known: {known}")
     with hub.session_factory.begin() as session:
-        if session.get(spec.model, _key(spec, local_id)) is None:
+        if not load_rows(session, spec, [local_id]):
             raise UserError(f"{local_type} {local_id} does not exist: nothing was linked")
         link_by_hand(session, scope, entity, local_type, local_id, foreign_id)
     console.print(f"linked {local_type} {local_id} to {entity} {foreign_id} in {scope}", markup=False)
-
-
-def _key(spec: Any, local_id: str) -> Any:
-    """``local_id`` as the model's primary key type (an integer key is looked up as one)."""
-    column = getattr(spec.model, spec.pk_attributes[0])
-    try:
-        python_type = column.type.python_type
-    except (AttributeError, NotImplementedError):
-        return local_id
-    return int(local_id) if python_type is int and local_id.lstrip("-").isdigit() else local_id
 
 
 def _date(text: str) -> dt.datetime:
