@@ -197,3 +197,50 @@ def test_the_app_rate_is_one_across_scopes() -> None:
 
     first, second = run(main())
     assert first.wait == 0.0 and 0.9 < second.wait <= 1.0
+
+
+def test_a_quota_takes_its_calls_at_any_pace_then_refuses_until_its_window_ends(make_store) -> None:
+    """A day's quota: 3 calls at once, then nothing (taking nothing) until the UTC day ends; a batch counts
+    its operations, and a refused request leaves the quota as it was."""
+    store = make_store()
+    day = Rate.per_window("scope:a#day", 3, 86_400.0)
+
+    async def main():
+        taken = [await store.reserve("scope:a", [day, Rate("scope:a", 0.001)]) for _ in range(2)]
+        too_many = await store.reserve("scope:a", [Rate.per_window("scope:a#day", 3, 86_400.0, count=2)])
+        last = await store.reserve("scope:a", [day])
+        spent = await store.reserve("scope:a", [day, Rate("scope:a", 0.001)])
+        other = await store.reserve("scope:b", [Rate.per_window("scope:b#day", 3, 86_400.0)])
+        return taken, too_many, last, spent, other
+
+    taken, too_many, last, spent, other = run(_closed(store, main()))
+    assert all(r.hold is None and r.wait < 0.01 for r in taken)  # a quota is not a pace
+    midnight = (time.time() // 86_400 + 1) * 86_400
+    assert too_many.hold is not None and too_many.hold.until == pytest.approx(midnight, abs=2)
+    assert last.hold is None  # the refused batch of two took nothing: the third call is still there
+    assert spent.hold is not None and spent.hold.reason == "quota spent: scope:a#day"
+    assert other.hold is None  # quotas are per key
+
+
+def test_a_gate_holds_its_scope_until_midnight_once_the_day_limit_is_spent() -> None:
+    """Two workers' gates share one store: 4 calls a day between them, then every worker is held, saying when."""
+    store = MemoryLimits()
+    limits = Limits(concurrency=2, per_day=4, batch_size=50, batch_counts_each=False)
+    gates = [ScopeGate(limits, store, scope=SCOPE) for _ in range(2)]
+
+    async def call(gate: ScopeGate, operations: int = 1) -> bool:
+        async with gate.slot(operations, batch=operations > 1) as allowed:
+            return allowed
+
+    async def main():
+        # a batch of 50 is one call where the provider counts calls (Xero)
+        sent = [await call(gates[0], 50), await call(gates[1], 50), await call(gates[0]), await call(gates[1])]
+        refused = await call(gates[0])
+        await gates[0].settle()
+        return sent, refused, await call(gates[1]), await store.held(gates[1].key)
+
+    sent, refused, other, hold = run(main())
+    assert sent == [True] * 4 and refused is False and other is False
+    assert hold is not None and hold.reason.startswith("day limit spent (4 calls); resumes ")
+    resumes = time.strftime("%Y-%m-%d 00:00 UTC", time.gmtime(time.time() // 86_400 * 86_400 + 86_400))
+    assert hold.reason.endswith(resumes) and gates[1].wait() > 0

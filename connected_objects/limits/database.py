@@ -71,6 +71,7 @@ from ..store.models import limit_lease
 from .store import Hold
 from .store import Rate
 from .store import Reservation
+from .store import spent_reason
 
 __all__ = ["DatabaseLimits"]
 
@@ -155,29 +156,23 @@ class DatabaseLimits:
     def _reserve(self, hold_key: str, rates: list[Rate], conn: Connection) -> Reservation:
         now = time.time()
         now_us = int(now * _US)
+        for rate in rates:  # quotas first (one statement each), in the same order in every worker
+            if rate.window is None:
+                continue
+            begins_us, window_us = int(rate.window_start(now) * _US), int(rate.window * _US)
+            (_name, tat, _until, _reason), *_ = self._bump(conn, {rate.key: int(rate.cost * _US)}, begins_us)
+            if tat > begins_us + window_us:  # overspent: roll everything back, hold until the window ends
+                until = (begins_us + window_us) / _US
+                raise _Held(Hold(until, spent_reason(rate.key)))
         cost: dict[str, int] = {hold_key: 0}
         last: dict[str, int] = {hold_key: 0}  # µs from the slot's start to its last operation
         for rate in rates:
-            cost[rate.key] = cost.get(rate.key, 0) + int(rate.interval * rate.count * _US)
-            last[rate.key] = last.get(rate.key, 0) + int(rate.interval * (rate.count - 1) * _US)
-        rows = [{"name": key, "tat": now_us + cost[key]} for key in sorted(cost)]
-        t = limit
-        stmt = self._insert()(t).values(rows)
-        if self._dialect in ("mysql", "mariadb"):
-            new = stmt.inserted.tat
-            stmt = stmt.on_duplicate_key_update(tat=case((t.c.tat > now_us, t.c.tat + (new - now_us)), else_=new))
-            conn.execute(stmt)
-            found = conn.execute(select(t.c.name, t.c.tat, t.c.held_until, t.c.hold_reason).where(t.c.name.in_(cost)))
-        else:
-            new = stmt.excluded.tat
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[t.c.name],
-                set_={"tat": case((t.c.tat > now_us, t.c.tat + (new - now_us)), else_=new)},
-            ).returning(t.c.name, t.c.tat, t.c.held_until, t.c.hold_reason)
-            found = conn.execute(stmt)
+            if rate.window is None:
+                cost[rate.key] = cost.get(rate.key, 0) + int(rate.interval * rate.count * _US)
+                last[rate.key] = last.get(rate.key, 0) + int(rate.interval * (rate.count - 1) * _US)
         wait_us = 0
         hold: Hold | None = None
-        for name, tat, held_until, reason in found:
+        for name, tat, held_until, reason in self._bump(conn, cost, now_us):
             if name == hold_key and held_until is not None and held_until.timestamp() > now:
                 hold = Hold(held_until.timestamp(), reason or "held")
             if cost[name]:
@@ -185,6 +180,24 @@ class DatabaseLimits:
         if hold is not None:
             raise _Held(hold)
         return Reservation(max(0, wait_us) / _US)
+
+    def _bump(self, conn: Connection, cost: dict[str, int], floor_us: int) -> list[Any]:
+        """Move each key's mark to ``max(mark, floor) + cost`` in one upsert; the rows after it."""
+        rows = [{"name": key, "tat": floor_us + cost[key]} for key in sorted(cost)]
+        t = limit
+        stmt = self._insert()(t).values(rows)
+        if self._dialect in ("mysql", "mariadb"):
+            new = stmt.inserted.tat
+            stmt = stmt.on_duplicate_key_update(tat=case((t.c.tat > floor_us, t.c.tat + (new - floor_us)), else_=new))
+            conn.execute(stmt)
+            query = select(t.c.name, t.c.tat, t.c.held_until, t.c.hold_reason).where(t.c.name.in_(cost))
+            return list(conn.execute(query))
+        new = stmt.excluded.tat
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.name],
+            set_={"tat": case((t.c.tat > floor_us, t.c.tat + (new - floor_us)), else_=new)},
+        ).returning(t.c.name, t.c.tat, t.c.held_until, t.c.hold_reason)
+        return list(conn.execute(stmt))
 
     # -- concurrency -----------------------------------------------------------------------------
 

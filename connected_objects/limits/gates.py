@@ -3,8 +3,10 @@
 The dispatcher sends every request of a scope through its :class:`ScopeGate`:
 at most ``Limits.concurrency`` in flight, evenly spaced to stay under
 ``Limits.per_minute`` (``batches_per_minute`` for batch calls, and the
-provider's ``app_per_minute`` across all its scopes), and nothing at all while
-the scope is held after a 429 until its ``Retry-After``.
+provider's ``app_per_minute`` across all its scopes), no more than
+``Limits.per_day`` calls in a UTC day (then the scope is held until midnight,
+the hold's reason saying when it resumes), and nothing at all while the scope
+is held after a 429 until its ``Retry-After``.
 
 The gate keeps these through a :class:`~connected_objects.limits.LimitsStore`:
 in one worker's memory by default, or shared by a fleet of workers
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -45,10 +48,16 @@ from . import MemoryLimits
 from . import Rate
 from . import app_key
 from . import scope_key
+from .store import spent_reason
 
-__all__ = ["ScopeGate"]
+__all__ = ["DAY", "DAY_LIMIT", "ScopeGate"]
 
 log = logging.getLogger("connected_objects.limits.gates")
+
+#: The length of a provider's day (``Limits.per_day``): a UTC day, from midnight to midnight.
+DAY = 86_400.0
+#: How a hold for a spent day limit begins its reason (``status`` and the admin pages show it).
+DAY_LIMIT = "day limit"
 
 #: Longest pause between two tries for a concurrency lease when the scope's cap is reached.
 _LEASE_POLL = 0.25
@@ -109,13 +118,24 @@ class ScopeGate:
 
     def _rates(self, operations: int, batch: bool) -> list[Rate]:
         limits, rates = self.limits, []
-        if limits.per_minute is not None:  # each operation of a batch is metered like a call
-            rates.append(Rate(self.key, 60.0 / limits.per_minute, operations))
+        # each operation of a batch is metered like a call, unless the provider counts calls (Xero)
+        calls = operations if limits.batch_counts_each else 1
+        if limits.per_day is not None:
+            rates.append(Rate.per_window(self.key + "#day", limits.per_day, DAY, calls))
+        if limits.per_minute is not None:
+            rates.append(Rate(self.key, 60.0 / limits.per_minute, calls))
         if batch and limits.batches_per_minute is not None:
             rates.append(Rate(self.key + "#batches", 60.0 / limits.batches_per_minute))
         if limits.app_per_minute is not None and self.scope is not None:
-            rates.append(Rate(app_key(self.scope.provider), 60.0 / limits.app_per_minute, operations))
+            rates.append(Rate(app_key(self.scope.provider), 60.0 / limits.app_per_minute, calls))
         return rates
+
+    def _spent(self, hold: Hold) -> None:
+        """A quota is spent: hold the scope until it comes back, in every worker, saying when."""
+        resumes = dt.datetime.fromtimestamp(hold.until, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        calls = self.limits.per_day or 0
+        reason = f"{DAY_LIMIT} spent ({calls:,} call{'' if calls == 1 else 's'}); resumes {resumes}"
+        self.hold(hold.until - time.time(), reason)
 
     async def _lease(self) -> str:
         pause = 0.005
@@ -139,7 +159,9 @@ class ScopeGate:
             token = await self._lease()
             try:
                 reservation = await self.store.reserve(self.key, self._rates(operations, batch))
-                if reservation.hold is not None:
+                if reservation.hold is not None and reservation.hold.reason == spent_reason(self.key + "#day"):
+                    self._spent(reservation.hold)
+                elif reservation.hold is not None:
                     self._learn(reservation.hold)
                 elif reservation.wait > 0:
                     await asyncio.sleep(reservation.wait)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from .store import Hold
 from .store import Rate
 from .store import Reservation
+from .store import spent_reason
 
 __all__ = ["MemoryLimits"]
 
@@ -41,6 +42,7 @@ class MemoryLimits:
         self._tat: dict[str, float] = {}  # key → theoretical arrival time (time.monotonic)
         self._leases: dict[str, dict[str, float]] = {}  # key → token → expiry (time.monotonic)
         self._holds: dict[str, Hold] = {}
+        self._quota: dict[str, float] = {}  # key → the window's spent mark (time.time of its start + spent)
 
     def __repr__(self) -> str:
         return f"MemoryLimits(keys={len(self._tat) + len(self._leases) + len(self._holds)})"
@@ -49,9 +51,18 @@ class MemoryLimits:
         hold = self._live_hold(hold_key)
         if hold is not None:
             return Reservation(hold.until - time.time(), hold)
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
+        for rate in rates:  # a quota that would be overspent refuses the whole request, taking nothing
+            if rate.window is not None:
+                begins = rate.window_start(wall)
+                if max(self._quota.get(rate.key, begins), begins) + rate.cost > begins + rate.window + 1e-6:
+                    return Reservation(begins + rate.window - wall, Hold(begins + rate.window, spent_reason(rate.key)))
         wait = 0.0
         for rate in rates:
+            if rate.window is not None:
+                begins = rate.window_start(wall)
+                self._quota[rate.key] = max(self._quota.get(rate.key, begins), begins) + rate.cost
+                continue
             start = max(self._tat.get(rate.key, now), now)
             self._tat[rate.key] = start + rate.interval * rate.count
             wait = max(wait, start + rate.interval * (rate.count - 1) - now)

@@ -38,6 +38,7 @@ from ..exceptions import ConfigurationError
 from .store import Hold
 from .store import Rate
 from .store import Reservation
+from .store import spent_reason
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -53,15 +54,32 @@ local hold = redis.call('HMGET', KEYS[1], 'until', 'reason')
 if hold[1] and tonumber(hold[1]) > now then
   return {'hold', hold[1], hold[2] or 'held'}
 end
+for i = 2, #KEYS do
+  local window = tonumber(ARGV[3 * i - 3])
+  if window > 0 then
+    local begins = now - now % window
+    local spent = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), begins) + tonumber(ARGV[3 * i - 5])
+    if spent > begins + window then
+      return {'spent', string.format('%.0f', begins + window), KEYS[i]}
+    end
+  end
+end
 local wait = 0
 for i = 2, #KEYS do
-  local cost = tonumber(ARGV[2 * i - 3])
-  local last = tonumber(ARGV[2 * i - 2])
+  local cost = tonumber(ARGV[3 * i - 5])
+  local last = tonumber(ARGV[3 * i - 4])
+  local window = tonumber(ARGV[3 * i - 3])
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local start = math.max(tat, now)
-  local new = start + cost
-  redis.call('SET', KEYS[i], string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 60000)
-  wait = math.max(wait, start + last - now)
+  if window > 0 then
+    local begins = now - now % window
+    local new = math.max(tat, begins) + cost
+    redis.call('SET', KEYS[i], string.format('%.0f', new), 'PX', math.floor((begins + window - now) / 1000) + 60000)
+  else
+    local start = math.max(tat, now)
+    local new = start + cost
+    redis.call('SET', KEYS[i], string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 60000)
+    wait = math.max(wait, start + last - now)
+  end
 end
 return {'ok', string.format('%.0f', wait)}
 """
@@ -146,16 +164,21 @@ class RedisLimits:
         return f"RedisLimits(prefix={self.prefix!r}, lease_seconds={self.lease_seconds})"
 
     async def reserve(self, hold_key: str, rates: Sequence[Rate]) -> Reservation:
-        merged: dict[str, tuple[int, int]] = {}
+        merged: dict[str, tuple[int, int, int]] = {}
         for rate in rates:
-            cost, last = merged.get(rate.key, (0, 0))
+            cost, last, _window = merged.get(rate.key, (0, 0, 0))
             merged[rate.key] = (
                 cost + int(rate.interval * rate.count * _US),
                 last + int(rate.interval * (rate.count - 1) * _US),
+                int((rate.window or 0) * _US),
             )
         keys = [self.prefix + hold_key + ":hold"] + [self.prefix + k + ":tat" for k in sorted(merged)]
         args: list[Any] = [n for k in sorted(merged) for n in merged[k]]
         answer = await self._connection().reserve(keys=keys, args=args)
+        if answer[0] == b"spent":
+            until = int(answer[1]) / _US
+            key = answer[2].decode().removeprefix(self.prefix).removesuffix(":tat")
+            return Reservation(until - time.time(), Hold(until, spent_reason(key)))
         if answer[0] == b"hold":
             until = int(answer[1]) / _US
             return Reservation(until - time.time(), Hold(until, answer[2].decode()))

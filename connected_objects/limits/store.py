@@ -39,12 +39,17 @@ from typing import runtime_checkable
 
 from ..scope import Scope
 
-__all__ = ["Hold", "LimitsStore", "Rate", "Reservation", "app_key", "scope_key"]
+__all__ = ["Hold", "LimitsStore", "Rate", "Reservation", "app_key", "scope_key", "spent_reason"]
 
 
 def scope_key(scope: Scope) -> str:
     """The key of one scope's limits and holds."""
     return f"scope:{scope.provider}/{scope.marketplace}/{scope.account}"
+
+
+def spent_reason(key: str) -> str:
+    """The reason of the hold a store answers when the quota of ``key`` is spent."""
+    return f"quota spent: {key}"
 
 
 def app_key(provider: str) -> str:
@@ -54,16 +59,31 @@ def app_key(provider: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """A request for ``count`` operations under the rate of ``key``: one every ``interval`` seconds."""
+    """A request for ``count`` operations under the rate of ``key``: one every ``interval`` seconds.
+
+    With ``window`` it is a quota, not a pace: ``window / interval`` operations per fixed window of
+    ``window`` seconds counted from the epoch (86,400: a UTC day), at any pace. A request that
+    would overspend the window takes nothing and is answered with a hold until the window ends.
+    """
 
     key: str
     interval: float
     count: int = 1
+    window: float | None = None
+
+    @classmethod
+    def per_window(cls, key: str, cap: int, window: float, count: int = 1) -> Rate:
+        """``count`` of ``cap`` operations allowed per ``window`` seconds (a day's quota: 86,400)."""
+        return cls(key, window / cap, count, window)
 
     @property
     def cost(self) -> float:
         """Seconds of the key's schedule this request takes."""
         return round(self.interval * self.count, 9)
+
+    def window_start(self, now: float) -> float:
+        """The start of the window holding ``now`` (wall-clock seconds); ``now`` for a pace."""
+        return now - now % self.window if self.window else now
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +114,10 @@ class LimitsStore(Protocol):
 
         The slot of a rate with ``count`` operations is the time of its last operation, so a
         batch call is metered like its operations sent back to back. ``wait`` is the
-        longest wait over the rates, in seconds from now; a held key takes no slot.
+        longest wait over the rates, in seconds from now; a held key takes no slot. A
+        quota (a rate with a ``window``) that the request would overspend takes nothing and
+        answers a hold until its window ends, whose reason names the rate's key
+        (:func:`spent_reason`); the gate then holds its scope.
         """
         ...
 

@@ -76,6 +76,7 @@ from ..queue.events import InboundEvent
 from ..queue.events import digest_key
 from ..queue.inbox import store as store_events
 from ..scope import Scope
+from ..states import WriteAction
 from ..util.hashing import idempotency_key
 from ..util.http import json_body
 from ..util.http import raise_for_response
@@ -192,6 +193,7 @@ __all__ = [
     "TokenRefresher",
     "UnknownMarketplace",
     "WebhookProvider",
+    "WriteAction",
     "access_token",
     "basic_auth_matches",
     "bearer_json",

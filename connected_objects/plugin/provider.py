@@ -159,9 +159,14 @@ class Limits:
     :param per_minute: requests per minute per account (None: unlimited).
     :param batch_size: operations per batch call, where the provider has one (1: no batching).
     :param batches_per_minute: batch calls per minute per account, where the provider caps them
-        apart (QuickBooks Online: 40). Each operation in a batch also counts toward ``per_minute``.
+        apart (QuickBooks Online: 40).
     :param app_per_minute: requests per minute across every account of the provider, where the
         provider caps the whole app (Xero: 10,000); kept fleet-wide by a shared limits store.
+    :param per_day: requests per UTC day per account, where the provider caps the day (Xero:
+        5,000). Once spent, the account is held until the day ends (``status`` shows it).
+    :param batch_counts_each: whether each operation of a batch call counts toward ``per_minute``
+        and ``per_day`` (QuickBooks Online counts every item; Xero counts a call of 50 elements
+        as one call: False).
     """
 
     concurrency: int = 4
@@ -169,6 +174,8 @@ class Limits:
     batch_size: int = 1
     batches_per_minute: float | None = None
     app_per_minute: float | None = None
+    per_day: int | None = None
+    batch_counts_each: bool = True
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.batch_size < 1:
@@ -179,6 +186,8 @@ class Limits:
             raise ValueError("Limits.batches_per_minute must be positive or None")
         if self.app_per_minute is not None and self.app_per_minute <= 0:
             raise ValueError("Limits.app_per_minute must be positive or None")
+        if self.per_day is not None and self.per_day <= 0:
+            raise ValueError("Limits.per_day must be positive or None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +244,12 @@ class BatchClient(RemoteClient, Protocol):
     its replayed answer does not hold with
     :class:`~connected_objects.exceptions.NotApplied`. A provider that keys
     each operation (Connec!'s external ids) may ignore ``key``.
+
+    A client whose API cannot mix every write in one call (Xero: one entity
+    and one method a call) also has ``batch_group(action, entity)``: the
+    group a write may share a call with, or None for a write sent alone. The
+    dispatcher fills each call from one group only; without it, any writes
+    share a call.
     """
 
     async def batch(

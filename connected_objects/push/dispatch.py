@@ -32,7 +32,9 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from collections.abc import Collection
+from collections.abc import Hashable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -417,39 +419,59 @@ async def _run(plan: Plan, client: RemoteClient | None, gate: ScopeGate, *, stal
 _WRITES = ("create", "update", "delete")
 
 
-def compose(plans: Sequence[Plan], *, batch_size: int, batching: bool) -> tuple[list[list[int]], list[InDoubt]]:
+def compose(
+    plans: Sequence[Plan],
+    *,
+    batch_size: int,
+    batching: bool,
+    group: Callable[[WriteAction, str], Hashable | None] | None = None,
+) -> tuple[list[list[int]], list[InDoubt]]:
     """Group the writes of ``plans`` into calls: the batch calls (lists of plan indexes), and the writes that
     are new and must be recorded in doubt before they leave.
 
     A write in doubt goes out in the very call it went out in before (the same key; in a batch, at the same
     slot), whatever else this claim holds. New writes fill batch calls of ``batch_size`` where the client
-    batches, under a new key each; every one of them, and every new create sent alone, is recorded in doubt.
-    Writes not in a batch call go alone (their ``plan.call`` says how, when it matters).
+    batches, under a new key each, each call from one ``group`` (the client's ``batch_group``: Xero takes one
+    entity and one method a call; a write whose group is None goes alone); every one of them, and every new
+    create sent alone, is recorded in doubt. Writes not in a batch call go alone (their ``plan.call`` says
+    how, when it matters).
     """
     batches: dict[str, list[int]] = {}
-    fresh: list[int] = []
+    fresh: dict[Hashable, list[int]] = {}
+    alone: list[int] = []
     for i, plan in enumerate(plans):
         if plan.action not in _WRITES:
             continue
         if plan.call is not None:
             if plan.call.slot is not None:
                 batches.setdefault(plan.call.key, []).append(i)
+            continue
+        if not batching:
+            alone.append(i)
+            continue
+        assert plan.spec is not None
+        action: WriteAction = plan.action  # type: ignore[assignment]
+        kind = group(action, plan.spec.entity) if group is not None else ""
+        if kind is None:
+            alone.append(i)
         else:
-            fresh.append(i)
+            fresh.setdefault(kind, []).append(i)
     marks: list[InDoubt] = []
-    if batching and len(fresh) >= 2:
-        for start in range(0, len(fresh), batch_size):
+    for indexes in fresh.values():
+        for start in range(0, len(indexes), batch_size):
+            chunk = indexes[start : start + batch_size]
+            if len(chunk) < 2:  # a call of one is a plain write
+                alone.extend(chunk)
+                continue
             key = uuid.uuid4().hex  # recorded before it is sent: it need not be derived from anything
-            chunk = fresh[start : start + batch_size]
             for slot, i in enumerate(chunk):
                 plans[i].call = _in_doubt(plans[i], key, slot)
                 marks.append(plans[i].call)  # type: ignore[arg-type]
             batches[key] = chunk
-    else:
-        for i in fresh:
-            if plans[i].action == "create":
-                plans[i].call = _in_doubt(plans[i], plans[i].key, None)
-                marks.append(plans[i].call)  # type: ignore[arg-type]
+    for i in alone:
+        if plans[i].action == "create":
+            plans[i].call = _in_doubt(plans[i], plans[i].key, None)
+            marks.append(plans[i].call)  # type: ignore[arg-type]
     for indexes in batches.values():
         indexes.sort(key=lambda i: plans[i].call.slot or 0)  # type: ignore[union-attr]
     return list(batches.values()), marks
@@ -484,7 +506,8 @@ async def _send_all(
     everything else one by one, all concurrently under the scope's gate. New writes are recorded in doubt
     first; if that cannot be done, they wait and nothing of them is sent."""
     batching = batch_size >= 2 and isinstance(client, BatchClient)
-    batches, marks = compose(plans, batch_size=batch_size, batching=batching)
+    group = getattr(client, "batch_group", None) if batching else None
+    batches, marks = compose(plans, batch_size=batch_size, batching=batching, group=group)
     outcomes: list[Outcome | None] = [None] * len(plans)
     if marks and not await asyncio.to_thread(_mark, hub, worker, marks):
         held = {m.change_id for m in marks}

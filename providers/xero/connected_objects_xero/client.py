@@ -59,12 +59,16 @@ from typing import Final
 
 import httpx
 
+from connected_objects.plugin import BatchOperation
 from connected_objects.plugin import EntityCatalog
 from connected_objects.plugin import EntitySpec
+from connected_objects.plugin import NotApplied
 from connected_objects.plugin import Page
 from connected_objects.plugin import PermanentError
+from connected_objects.plugin import RemoteError
 from connected_objects.plugin import RemoteRecord
 from connected_objects.plugin import RetryableError
+from connected_objects.plugin import WriteAction
 from connected_objects.plugin import dumps
 from connected_objects.plugin import json_body
 from connected_objects.plugin import raise_for_response
@@ -75,6 +79,7 @@ from .entities import ENTITIES
 
 __all__ = [
     "API_PATH",
+    "BATCH_SIZE",
     "DEFAULT_BASE_URL",
     "ENTITIES",
     "PAGE_SIZE",
@@ -90,6 +95,9 @@ DEFAULT_BASE_URL: Final = "https://api.xero.com"
 API_PATH: Final = "/api.xro/2.0"
 #: Records per page of ``GET /Contacts`` and ``GET /Invoices`` with ``page``.
 PAGE_SIZE: Final = 100
+#: Elements per batch call: "we recommend you look to batch elements in bundles of up to 50"
+#: (developer.xero.com xero-api-limits; a request stays under its 3.5 MB size limit).
+BATCH_SIZE: Final = 50
 #: IDs per ``GET ?IDs=…`` when fetching several records.
 FETCH_CHUNK: Final = 50
 #: Xero's ``Idempotency-Key`` takes at most 128 characters.
@@ -143,7 +151,8 @@ def record_from_xero(entity: str, body: Mapping[str, Any], catalog: EntityCatalo
         raise PermanentError(f"a Xero {entity} record came back without its {id_field}")
     when = parse_xero_date(body.get(spec.version_field or "UpdatedDateUTC"))
     status = body.get(spec.status_field) if spec.status_field else None
-    data = {k: v for k, v in body.items() if k != id_field}
+    # the write's own verdict on the element (summarizeErrors=false) is not part of the record
+    data = {k: v for k, v in body.items() if k not in (id_field, "StatusAttributeString")}
     for name, target in spec.references.items():
         value, target_id = data.get(name), catalog[target].id_field
         if isinstance(value, Mapping) and value.get(target_id):
@@ -205,6 +214,25 @@ def _validation_messages(body: Any) -> list[str]:
             if isinstance(error, Mapping) and isinstance(error.get("Message"), str):
                 messages.append(error["Message"])
     return messages
+
+
+def _refused(item: Mapping[str, Any], what: str) -> None:
+    """Raise Xero's own messages if it flagged this element of a write's answer.
+
+    With ``summarizeErrors=false`` Xero answers 200 and marks each refused element with
+    ``StatusAttributeString: ERROR`` and its ``ValidationErrors`` (``HasErrors`` on documents,
+    ``HasValidationErrors`` on contacts) instead of failing the call (xero_accounting.yaml,
+    ``summarizeErrors``: "If false return 200 OK and mix of successfully created objects and any
+    with validation errors").
+    """
+    messages = _validation_messages(item)
+    flagged = item.get("StatusAttributeString") == "ERROR" or item.get("HasValidationErrors") is True
+    if messages or flagged:
+        raise PermanentError(
+            f"{what} failed validation: {'; '.join(messages) or 'flagged ERROR without a message'}",
+            status=400,
+            code="ValidationException",
+        )
 
 
 def _day_reset(now: dt.datetime | None = None) -> float:
@@ -341,18 +369,75 @@ class XeroClient:
         items = body.get(wrapper or self._entity(entity).path) if isinstance(body, Mapping) else None
         if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], Mapping):
             raise RetryableError(f"{what}: Xero answered without the {entity} record")
-        item = items[0]
-        messages = _validation_messages(item)
-        if messages or item.get("HasValidationErrors") is True:
-            # with summarizeErrors=false Xero answers 200 and flags the element instead of a 400
-            raise PermanentError(
-                f"{what} failed validation: {'; '.join(messages) or 'HasValidationErrors'}",
-                status=400,
-                code="ValidationException",
-            )
         if wrapper is not None:
-            return RemoteRecord(entity, "", dict(item))
+            _refused(items[0], what)
+            return RemoteRecord(entity, "", dict(items[0]))
+        return self._element(entity, items[0], what)
+
+    def _element(self, entity: str, item: Mapping[str, Any], what: str) -> RemoteRecord:
+        """One element of a write's answer as a record; raised if Xero flagged it (:func:`_refused`)."""
+        _refused(item, what)
         return record_from_xero(entity, item, self.catalog)
+
+    def batch_group(self, action: WriteAction, entity: str) -> str | None:
+        """Which writes share a call: creates (``PUT``) or updates (``POST``) of one entity; a delete goes alone."""
+        return None if action == "delete" else f"{action} {entity}"
+
+    async def batch(
+        self, operations: Sequence[BatchOperation], *, key: str
+    ) -> Sequence[RemoteRecord | RemoteError | None]:
+        """Up to :data:`BATCH_SIZE` creates (``PUT``) or updates (``POST``) of one entity in one call.
+
+        The call goes with ``summarizeErrors=false``, so Xero answers 200 with every element, each
+        refused one flagged with its ``ValidationErrors`` (a :class:`PermanentError` for that
+        element alone; without it one refused element fails the call with a 400 while the others
+        are saved, unseen). ``key`` is the call's ``Idempotency-Key``: a call repeated after a lost
+        answer gets that first answer, whose elements stand at each operation's ``slot`` (some may
+        have left the repeat: an operation the answer does not hold is
+        :class:`~connected_objects.exceptions.NotApplied`). Nested fields (a credit note's
+        ``Allocations``) follow each created record, as with :meth:`create`.
+        """
+        if not operations:
+            return []
+        first = operations[0]
+        if first.action == "delete" or any((o.action, o.entity) != (first.action, first.entity) for o in operations):
+            raise ValueError("a Xero batch call takes creates, or updates, of one entity (see batch_group)")
+        if len(operations) > BATCH_SIZE:
+            raise ValueError(f"a Xero batch call takes at most {BATCH_SIZE} elements, not {len(operations)}")
+        spec = self._entity(first.entity, first.action)
+        elements: list[dict[str, Any]] = []
+        nested: list[dict[str, list[Any]]] = []
+        for op in operations:
+            own, more = _split(spec, op.payload or {})
+            elements.append({**own, spec.id_field: op.foreign_id} if op.action == "update" else own)
+            nested.append(more)
+        what = f"{first.action} of {len(operations)} {first.entity}"
+        body = await self._call(
+            "PUT" if first.action == "create" else "POST",
+            spec.path,
+            what,
+            idempotency_key=key,
+            params={"summarizeErrors": "false"},
+            json={spec.path: elements},
+        )
+        answered = body.get(spec.path) if isinstance(body, Mapping) else None
+        if not isinstance(answered, list):
+            raise RetryableError(f"{what}: Xero answered without the {first.entity} records")
+        # a first answer holds one element per operation, in order; the replay of a fuller call, that call's
+        replayed = len(answered) != len(operations)
+        results: list[RemoteRecord | RemoteError | None] = []
+        for n, (op, more) in enumerate(zip(operations, nested, strict=True)):
+            at = (op.slot if op.slot is not None else n) if replayed else n
+            one = f"{op.action} {op.entity}" + (f" {op.foreign_id}" if op.foreign_id else "") + " in a batch"
+            if at >= len(answered) or not isinstance(answered[at], Mapping):
+                results.append(NotApplied(f"{one}: Xero's answer to the batch call does not hold it"))
+                continue
+            try:
+                record = self._element(op.entity, answered[at], one)
+                results.append(await self._write_nested(spec, record, more, op.idempotency_key) if more else record)
+            except RemoteError as exc:
+                results.append(exc)
+        return results
 
     async def create(self, entity: str, payload: Mapping[str, Any], *, idempotency_key: str) -> RemoteRecord:
         spec = self._entity(entity, "create")

@@ -25,8 +25,9 @@ Example::
     >>> provider = XeroProvider(webhook_key="key", base_url="http://xero.test")
     >>> provider
     XeroProvider(marketplace='production', prefix='/xero', base_url='http://xero.test')
-    >>> provider.limits(Scope("xero", "production", "tenant-1"))
-    Limits(concurrency=5, per_minute=60, batch_size=1, batches_per_minute=None, app_per_minute=10000)
+    >>> limits = provider.limits(Scope("xero", "production", "tenant-1"))
+    >>> limits.per_minute, limits.per_day, limits.batch_size, limits.batch_counts_each
+    (60, 5000, 50, False)
     >>> provider.decode_event("Contacts", b'{"id": "c-1", "event": {}}')
     'c-1'
     >>> provider.fold_reference("Invoices", "Contact", "c-1")
@@ -65,6 +66,7 @@ from connected_objects.plugin import setting
 from connected_objects.plugin import signed
 from connected_objects.plugin import variable
 
+from .client import BATCH_SIZE
 from .client import DEFAULT_BASE_URL
 from .client import XeroClient
 from .client import host_root
@@ -98,9 +100,19 @@ CONCURRENCY, PER_MINUTE = 5, 60
 #: Calls a minute across every tenant of one app (developer.xero.com/documentation/guides/oauth2/limits;
 #: reference §3.2): kept fleet-wide by a shared limits store (``Hub(limits_store="database")``).
 APP_PER_MINUTE = 10_000
-#: The same, as the dispatcher takes them (the 5,000 a day per tenant is met by 429s, which hold the
-#: tenant until the day ends).
-LIMITS = Limits(concurrency=CONCURRENCY, per_minute=PER_MINUTE, app_per_minute=APP_PER_MINUTE)
+#: Calls a UTC day per tenant (same page): counted by the limiter, which holds the tenant until the day
+#: ends once they are spent (a 429 "Daily" from Xero does the same, should another app share the tenant).
+PER_DAY = 5000
+#: The same, as the dispatcher takes them: writes go 50 elements to a call (:data:`~.client.BATCH_SIZE`),
+#: and Xero counts a call as one call, whatever it carries.
+LIMITS = Limits(
+    concurrency=CONCURRENCY,
+    per_minute=PER_MINUTE,
+    app_per_minute=APP_PER_MINUTE,
+    per_day=PER_DAY,
+    batch_size=BATCH_SIZE,
+    batch_counts_each=False,
+)
 
 
 class XeroProvider(ProviderBase, OAuth2Provider, ThinEvents):

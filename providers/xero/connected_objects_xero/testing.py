@@ -117,6 +117,8 @@ __all__ = [
 BASE_PATH = "/api.xro/2.0"
 #: Webhook event categories by entity (each declaration's ``feed``).
 CATEGORIES = {spec.name: spec.feed for spec in ENTITIES if spec.feed}
+#: The largest write Xero takes (developer.xero.com xero-api-limits: "a size limit of 3.5MB").
+MAX_REQUEST_BYTES = 3_500_000
 FAULTS = ("500", "reset", "429-minute", "429-day", "429-concurrent", "429-appminute")
 #: Invoice status changes Xero allows through an update (others are validation errors): a draft or submitted
 #: invoice is DELETED, an authorised one VOIDED (reference §3.2 "No DELETE endpoint"; xero_accounting.yaml).
@@ -286,6 +288,8 @@ class FakeXero:
         #: request that reached the limits (for assertions on a client's concurrency and holds)
         self.max_in_flight: collections.Counter[str] = collections.Counter()
         self.arrivals: list[float] = []
+        #: the most elements one write carried (Xero recommends 50 at most; a larger call is still taken)
+        self.most_elements = 0
         self._last_ms = 0
         self._sequence = 0
         self.app = Starlette(
@@ -707,33 +711,52 @@ class FakeXero:
         if key is not None and (tenant, key) in self._answers:
             status, body = self._answers[(tenant, key)]
             return JSONResponse(body, status)
+        raw = await request.body()
+        if len(raw) > MAX_REQUEST_BYTES:
+            # "A single POST… has a size limit of 3.5MB" (developer.xero.com xero-api-limits; reference §3.2)
+            return JSONResponse({"Message": "The request is larger than the 3.5 MB limit"}, 413)
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except ValueError:
             return JSONResponse({"Message": "The request body is not valid JSON"}, 400)
         elements = body.get(entity) if isinstance(body, dict) else None
         if not isinstance(elements, list) or not all(isinstance(e, dict) for e in elements):
             return JSONResponse({"Message": f'Expected {{"{entity}": [...]}}'}, 400)
+        self.most_elements = max(self.most_elements, len(elements))
         id_field = self.catalog[entity].id_field
-        plan: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        plan: list[tuple[dict[str, Any], str | None]] = []
         for element in elements:
             if request.method == "PUT":  # PUT only creates
                 plan.append(({k: v for k, v in element.items() if k != id_field}, None))
                 continue
             rid = foreign_id or element.get(id_field)
-            existing = self.records.get((tenant, entity, rid)) if rid else None
-            if rid and existing is None:
+            if rid and (tenant, entity, rid) not in self.records:
                 return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
-            plan.append((element, existing))
-        refused = [(el, p) for el, ex in plan if (p := self._problems(tenant, entity, el, ex))]
-        if refused:
+            plan.append((element, rid))
+        # Each element is checked and saved in turn, whatever befalls the others: a refused element does not
+        # stop the rest. With summarizeErrors=false the answer is 200 with every element, a refused one marked
+        # StatusAttributeString ERROR with its ValidationErrors (xero_accounting.yaml, summarizeErrors: "If
+        # false return 200 OK and mix of successfully created objects and any with validation errors"). Without
+        # it the answer is a 400 naming only the refused elements, although the others were saved
+        # (stackoverflow.com/questions/52706101, answered by Xero's API team: "turn this off using
+        # ?SummarizeErrors=false").
+        answered: list[dict[str, Any]] = []
+        refused: list[tuple[dict[str, Any], list[str]]] = []
+        for element, rid in plan:
+            existing = self.records.get((tenant, entity, rid)) if rid else None
+            problems = self._problems(tenant, entity, element, existing)
+            if problems:
+                refused.append((element, problems))
+                answered.append(self._flagged(entity, element, problems))
+                continue
+            stored = self._store(tenant, entity, element, existing)
+            if existing is None:
+                self.creates_by_key[(tenant, key)] += 1
+            answered.append({**stored, "StatusAttributeString": "OK"})
+        summarize = request.query_params.get("summarizeErrors", "true").lower() != "false"
+        if refused and summarize:
             answer: tuple[int, Any] = (400, self._validation(refused))
         else:
-            stored = []
-            for element, existing in plan:
-                stored.append(self._store(tenant, entity, element, existing))
-                if existing is None:
-                    self.creates_by_key[(tenant, key)] += 1
             answer = (
                 200,
                 {
@@ -741,12 +764,23 @@ class FakeXero:
                     "Status": "OK",
                     "ProviderName": "connected-objects tests",
                     "DateTimeUTC": self._tick(),
-                    entity: [dict(r) for r in stored],
+                    entity: answered,
                 },
             )
         if key is not None:
             self._answers[(tenant, key)] = answer
         return JSONResponse(answer[1], answer[0])
+
+    def _flagged(self, entity: str, element: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+        """A refused element as ``summarizeErrors=false`` answers it: flagged, with Xero's messages; contacts
+        say ``HasValidationErrors``, documents ``HasErrors`` (xero_accounting.yaml, Contact and Invoice)."""
+        flag = "HasValidationErrors" if entity == "Contacts" else "HasErrors"
+        return {
+            **element,
+            "StatusAttributeString": "ERROR",
+            flag: True,
+            "ValidationErrors": [{"Message": m} for m in problems],
+        }
 
     def _listed(self, request: Request, tenant: str, entity: str) -> list[dict[str, Any]]:
         params = request.query_params
