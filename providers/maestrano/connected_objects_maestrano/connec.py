@@ -7,7 +7,8 @@ ids are arrays of ``{provider, realm, id}``. Creates carry our own external id
 (the change's idempotency key, derived from the local row), so a retried
 create is an upsert at Connec!, never a duplicate. Bodies are wrapped in the
 entity's key (``{"invoices": {...}}``). The change feed pages with ``$top`` /
-``$skip`` over ``$filter=updated_at gt '…'``.
+``$skip`` over ``$filter=updated_at gt '…'``, 100 a page: Connec!'s documented
+default, the only page size it documents (:data:`PAGE_SIZE`).
 
 The client speaks any collection (``extra_entities``), and reads what its
 ``catalog`` (:data:`~connected_objects_maestrano.entities.ENTITIES` unless
@@ -55,8 +56,13 @@ from .entities import ENTITIES
 from .entities import LINKED_INVOICE
 from .marketplaces import Marketplace
 
-__all__ = ["BATCH_SIZE", "ConnecClient", "connec_id", "fold", "record_from_connec"]
+__all__ = ["BATCH_SIZE", "PAGE_SIZE", "ConnecClient", "connec_id", "fold", "record_from_connec"]
 
+#: Records per page of the change feed (``$top``). Connec! documents its default, 100 (the Maestrano wiki page
+#: "Working with records external IDs" answers ``"pagination": {"skip": 0, "top": 100, "total": 1}``), and no
+#: maximum: neither that wiki nor maestrano-connector-rails (``entity.rb`` ``get_connec_entities`` sends ``$top`` only
+#: as its first-sync batch size, 50, and otherwise follows ``pagination.next``), connec-ui (``fetchEntities``,
+#: ``$top`` 100) nor maestrano-ruby says how many a page Connec! gives at most. So the documented 100 is kept.
 PAGE_SIZE = 100
 #: Operations per ``POST /batch`` call, the Connec! connectors' default (``request_per_batch_call``).
 BATCH_SIZE = 50

@@ -32,6 +32,7 @@ from typing import Any
 
 from connected_objects.plugin import EntityCatalog
 
+from .connec import PAGE_SIZE
 from .entities import ENTITIES
 
 __all__ = [
@@ -225,7 +226,9 @@ class FakeConnec:
             if flt.startswith("updated_at gt '"):
                 since = flt[len("updated_at gt '") : -1]
                 mine = [r for r in mine if r["updated_at"] > since]
-            skip, top = int(q.get("$skip", 0)), int(q.get("$top", 100))
+            # $top defaults to 100 (Maestrano wiki "Working with records external IDs": "pagination": {"skip": 0,
+            # "top": 100, ...}); no maximum is documented anywhere public (see connec.PAGE_SIZE), so none is enforced
+            skip, top = int(q.get("$skip", 0)), int(q.get("$top", PAGE_SIZE))
             page = mine[skip : skip + top]
             return JSONResponse(
                 {

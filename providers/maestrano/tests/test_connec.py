@@ -431,3 +431,36 @@ def test_a_batch_sent_again_keeps_each_operation_s_own_external_id(two_marketpla
     assert stats.retried >= 5 and stats.dead == 0
     assert sorted(r["title"] for r in connec.live("cld-a", "invoices").values()) == [f"A-{i}" for i in range(1, 6)]
     assert connec.creates == 5
+
+
+def test_the_feed_reads_pages_of_100_connecs_documented_default_and_no_more():
+    connec = FakeConnec(CREDENTIALS)
+    ids = connec.seed("cld-1", "organizations", [{"name": f"O{i}"} for i in range(250)])
+
+    async def step(client):
+        page = await client.changes("organizations", None)
+        seen, sizes = [r.foreign_id for r in page.records], [len(page.records)]
+        while page.more:
+            page = await client.changes("organizations", page.cursor)
+            seen.extend(r.foreign_id for r in page.records)
+            sizes.append(len(page.records))
+        return seen, sizes
+
+    seen, sizes = run_client(connec, step)
+    assert sorted(seen) == sorted(ids) and sizes == [100, 100, 50]
+    assert connec.calls == {"GET": 3}
+
+
+def test_the_sandbox_answers_100_a_page_without_top():
+    connec = FakeConnec(CREDENTIALS)
+    connec.seed("cld-1", "organizations", [{"name": f"O{i}"} for i in range(150)])
+    api = MARKETPLACES.get(A).api
+
+    async def go():
+        transport = httpx.ASGITransport(connec.app)
+        async with httpx.AsyncClient(transport=transport, auth=(api.id, api.key)) as http:
+            return (await http.get("http://connec.test/api/v2/cld-1/organizations")).json()
+
+    body = asyncio.run(go())
+    assert len(body["organizations"]) == 100
+    assert body["pagination"] == {"skip": 0, "top": 100, "total": 150}

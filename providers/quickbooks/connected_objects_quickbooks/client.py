@@ -84,6 +84,7 @@ __all__ = [
     "ENTITIES",
     "MINOR_VERSION",
     "NAME_LISTS",
+    "PAGE_SIZE",
     "QuickBooksClient",
     "fault_error",
 ]
@@ -93,6 +94,9 @@ MINOR_VERSION = 75
 BATCH_SIZE = 30
 #: Objects a CDC response holds at most; a full one is not a safe checkpoint.
 CDC_MAX = 1000
+#: Objects per query page (``MAXRESULTS``): QBO's maximum, 1,000 (Intuit's data-queries docs,
+#: developer.intuit.com .../explore-the-quickbooks-online-api/data-queries; a larger value is refused,
+#: "QueryValidationError: value 1500 is too large. Max allowed value is 1000", ruckus/quickbooks-ruby #24).
 PAGE_SIZE = 1000
 #: Name-list entities: never deleted, made inactive; a query leaves inactive ones out unless asked.
 NAME_LISTS = frozenset({"Customer", "Item", "Vendor", "Employee", "Account", "Class", "Department", "Term"})

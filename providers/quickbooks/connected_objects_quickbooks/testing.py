@@ -25,7 +25,9 @@ entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
 - ``/query`` parses ``SELECT * FROM E [WHERE …] [ORDERBY …] [STARTPOSITION n]
   [MAXRESULTS m]`` (``MetaData.LastUpdatedTime`` comparisons, ``Active``,
   ``Id``; anything else is Fault 4000) and leaves inactive customers and items
-  out unless the query asks for them (``Active IN (true,false)``);
+  out unless the query asks for them (``Active IN (true,false)``); ``MAXRESULTS``
+  is 100 when not given and at most 1,000, more (or 0) is Fault 4001 as QBO
+  words it;
 - a refused bearer token is a 401 in QBO's lower-case ``fault.error[]``
   envelope (code 3200); a good token used on a company it was not issued for
   is a 403 in the same envelope (code 3100, ``ApplicationAuthorizationFailed``);
@@ -76,6 +78,7 @@ from connected_objects.testing.oauth import FakeAuthorizationServer
 from connected_objects.testing.oauth import Grant
 
 from .client import CDC_MAX
+from .client import PAGE_SIZE
 from .entities import ENTITIES
 
 __all__ = ["ExistingBooks", "FakeIntuitOAuth", "FakeQuickBooks", "existing_books", "qbo_delivery"]
@@ -108,6 +111,17 @@ _CONDITION = re.compile(
 
 def _fault(status: int, code: str, message: str, kind: str = "ValidationFault", detail: str | None = None) -> Reply:
     return status, {"Fault": {"Error": [{"Message": message, "Detail": detail or message, "code": code}], "type": kind}}
+
+
+def _out_of_range(value: int, low: int, high: int) -> Reply:
+    # QBO's answer to a MAXRESULTS out of 1..1000: 400 ValidationFault, code 4001 "Invalid query", detail
+    # "QueryValidationError: value 1500 is too large. Max allowed value is 1000" (quoted in ruckus/quickbooks-ruby
+    # #24) or "... value 0 is too small. Min allowed value is 1" (the whole fault, code 4001, quoted in the 2024 blog
+    # post "Avoid this bug with numeric environment variables in Ruby")
+    wrong = f"value {value} is too large. Max allowed value is {high}"
+    if value < low:
+        wrong = f"value {value} is too small. Min allowed value is {low}"
+    return _fault(400, "4001", "Invalid query", detail=f"QueryValidationError: {wrong}")
 
 
 def _missing(field: str) -> Reply:
@@ -780,9 +794,12 @@ class FakeQuickBooks:
             return self._unparsable(statement)
         # STARTPOSITION is 1-based; MAXRESULTS defaults to 100 and is at most 1,000 (Intuit's query docs;
         # the default of 100 as stated in intuit/QuickBooks-V3-DotNET-SDK #189)
-        start, top = int(parsed["start"] or 1), int(parsed["top"] or 100)
-        if start < 1 or not 1 <= top <= 1000:
+        start = int(parsed["start"] or 1)
+        top = int(parsed["top"]) if parsed["top"] is not None else 100
+        if start < 1:
             return self._unparsable(statement)
+        if not 1 <= top <= PAGE_SIZE:
+            return _out_of_range(top, 1, PAGE_SIZE)
         window = rows[start - 1 : start - 1 + top]
         answer: dict[str, Any] = {"startPosition": start, "maxResults": len(window)} if window else {}
         if window:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from connected_objects_quickbooks.client import CDC_MAX
 from connected_objects_quickbooks.client import CDC_WINDOW
+from connected_objects_quickbooks.client import PAGE_SIZE
 from connected_objects_quickbooks.client import QuickBooksClient
 from connected_objects_quickbooks.client import fault_error
 from connected_objects_quickbooks.testing import FakeQuickBooks
@@ -180,6 +181,24 @@ def test_a_query_leaves_inactive_customers_out_unless_it_asks_for_them(qbo):
         inactive
     ]
     assert ids("select * from Customer startposition 2 maxresults 1") == []
+
+
+def test_a_query_pages_100_by_default_and_at_most_1000_as_qbo_says(qbo):
+    qbo.seed(REALM, "Customer", [{"DisplayName": f"C{n}"} for n in range(1001)])
+
+    def count(statement: str) -> int:
+        answer = raw(qbo, "query", query=statement)
+        assert answer.status_code == 200, answer.text
+        return len(answer.json()["QueryResponse"].get("Customer", []))
+
+    assert count("select * from Customer") == 100
+    assert count(f"select * from Customer maxresults {PAGE_SIZE}") == 1000
+    for top, wrong in ((1001, "value 1001 is too large. Max allowed value is 1000"), (0, "value 0 is too small")):
+        answer = raw(qbo, "query", query=f"select * from Customer startposition 1 maxresults {top}")
+        assert answer.status_code == 400
+        [error] = answer.json()["Fault"]["Error"]
+        assert (error["code"], error["Message"]) == ("4001", "Invalid query")
+        assert error["Detail"].startswith(f"QueryValidationError: {wrong}")
 
 
 def test_a_query_the_sandbox_cannot_parse_is_fault_4000(qbo):

@@ -29,7 +29,10 @@ What the Xero API is like, and what this client does about it:
   ISO timestamp; Xero has no conditional update, so a version never goes
   stale (last write wins, see :class:`~connected_objects_xero.XeroProvider`);
 - the change feed asks for records modified since the newest one seen
-  (``If-Modified-Since``), oldest first, 100 a page; see :meth:`XeroClient.changes`;
+  (``If-Modified-Since``), oldest first, in full pages of 1,000 (``pageSize``,
+  Xero's maximum) where Xero pages the list (contacts, invoices, credit notes,
+  payments: :data:`~connected_objects_xero.entities.PAGED`), in one answer where
+  it does not (accounts, tax rates, items); see :meth:`XeroClient.changes`;
 - errors: a 429 is retryable after its ``Retry-After`` (a day-limit 429 waits
   at least until the next UTC midnight: never hammer a spent daily quota),
   a 400 ``ValidationException`` is permanent and keeps Xero's messages, 401
@@ -76,11 +79,13 @@ from connected_objects.plugin import retry_after
 from connected_objects.plugin import transport_error
 
 from .entities import ENTITIES
+from .entities import PAGED
 
 __all__ = [
     "API_PATH",
     "BATCH_SIZE",
     "DEFAULT_BASE_URL",
+    "DEFAULT_PAGE_SIZE",
     "ENTITIES",
     "PAGE_SIZE",
     "XeroClient",
@@ -93,8 +98,16 @@ __all__ = [
 DEFAULT_BASE_URL: Final = "https://api.xero.com"
 #: The Accounting API's path on that host.
 API_PATH: Final = "/api.xro/2.0"
-#: Records per page of ``GET /Contacts`` and ``GET /Invoices`` with ``page``.
-PAGE_SIZE: Final = 100
+#: Records asked for per page of a paged list (``page`` with ``pageSize``): Xero's maximum. Xero's developer
+#: announcement, quoted in github.com/calcinai/xero-php/issues/915: "From 1 July 2024, apps will be able to specify
+#: a custom pagesize using the pagesize parameter up to a maximum pagesize of 1000 for all endpoints that currently
+#: support paging. The default pagesize will remain at 100." CData's Xero driver allows 1 to 1000
+#: (cdn.cdata.com/help/DXM/py/RSBXero_p_Pagesize.htm); XeroAPI/Xero-OpenAPI xero_accounting.yaml declares
+#: ``pageSize`` ("Number of records to retrieve per page") on the paged lists, :data:`PAGED`.
+PAGE_SIZE: Final = 1000
+#: Records per page when ``page`` comes without ``pageSize`` (the same announcement; xero_accounting.yaml getInvoices
+#: ``page``: "Up to 100 invoices will be returned in a single API call").
+DEFAULT_PAGE_SIZE: Final = 100
 #: Elements per batch call: "we recommend you look to batch elements in bundles of up to 50"
 #: (developer.xero.com xero-api-limits; a request stays under its 3.5 MB size limit).
 BATCH_SIZE: Final = 50
@@ -550,7 +563,11 @@ class XeroClient:
         return records
 
     async def changes(self, entity: str, cursor: Any) -> Page:
-        """Records modified since the cursor's ``since``, oldest first, at most 100 a page.
+        """Records modified since the cursor's ``since``, oldest first, :data:`PAGE_SIZE` a page.
+
+        A list Xero pages (:data:`~connected_objects_xero.entities.PAGED`) is asked for with ``page``
+        and ``pageSize``; any other (``Accounts``, ``TaxRates``, ``Items``) answers every
+        record at once, so its feed is read in one request.
 
         The cursor is ``{"since": ISO timestamp or None, "page": n, "seen": [ids]}``:
         the newest ``UpdatedDateUTC`` delivered, the page to ask for next, and the
@@ -570,7 +587,10 @@ class XeroClient:
         if since is not None:
             asked = (since - FEED_OVERLAP).replace(tzinfo=None)
             headers["If-Modified-Since"] = asked.isoformat(timespec="milliseconds")
-        params = {**spec.read_params, "page": page, "order": "UpdatedDateUTC ASC"}
+        paged = spec.path in PAGED
+        params: dict[str, Any] = {**spec.read_params, "order": "UpdatedDateUTC ASC"}
+        if paged:
+            params |= {"page": page, "pageSize": PAGE_SIZE}
         body = await self._call("GET", spec.path, f"changes of {entity}", headers=headers, params=params)
         items = body.get(spec.path) or []
         raw = [record_from_xero(entity, item, self.catalog) for item in items]
@@ -588,7 +608,7 @@ class XeroClient:
         at_top = {r.foreign_id for r in raw if r.updated_at is not None and r.updated_at == top}
         if top == since:
             at_top |= seen
-        full = len(items) >= PAGE_SIZE
+        full = paged and len(items) >= PAGE_SIZE
         if full and (since is not None and top == since):
             # a whole page with nothing newer: the same ``since``, the next page
             return Page(fresh, cursor=self._cursor(since, page + 1, at_top), more=True)

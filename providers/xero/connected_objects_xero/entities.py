@@ -21,13 +21,20 @@ wire (``{"ContactID": …}``, ``{"InvoiceID": …}``) and bare ids in a
 :class:`~connected_objects.RemoteRecord`. A credit note's ``Allocations`` are
 written after it, through ``PUT /CreditNotes/{id}/Allocations`` (``nested``).
 
+Xero pages some lists and not others: :data:`PAGED` names the paths whose
+``GET`` takes ``page`` and ``pageSize`` (of these, ``Contacts``, ``Invoices``,
+``CreditNotes`` and ``Payments``); ``Accounts``, ``TaxRates`` and ``Items``
+answer every record at once.
+
 Example::
 
-    >>> from connected_objects_xero.entities import ENTITIES
+    >>> from connected_objects_xero.entities import ENTITIES, PAGED
     >>> sorted(ENTITIES.names)
     ['Accounts', 'Contacts', 'CreditNotes', 'Invoices', 'Items', 'Payments', 'TaxRates']
     >>> ENTITIES["Payments"].references, ENTITIES["Payments"].delete
     ({'Invoice': 'Invoices', 'Account': 'Accounts'}, 'delete')
+    >>> sorted(spec.name for spec in ENTITIES if spec.path in PAGED)
+    ['Contacts', 'CreditNotes', 'Invoices', 'Payments']
 """
 
 from __future__ import annotations
@@ -37,7 +44,25 @@ from typing import Final
 from connected_objects.plugin import EntityCatalog
 from connected_objects.plugin import EntitySpec
 
-__all__ = ["ENTITIES", "INVOICE_STATUSES"]
+__all__ = ["ENTITIES", "INVOICE_STATUSES", "PAGED"]
+
+#: The Accounting API paths whose list ``GET`` takes ``page`` and ``pageSize``: every operation declaring both in
+#: XeroAPI/Xero-OpenAPI ``xero_accounting.yaml`` (commit e952d0bd: getBankTransactions, getContacts,
+#: getCreditNotes, getInvoices, getManualJournals, getOverpayments, getPayments, getPrepayments,
+#: getPurchaseOrders). getAccounts, getTaxRates and getItems declare neither: they answer every record at once.
+PAGED: Final = frozenset(
+    {
+        "BankTransactions",
+        "Contacts",
+        "CreditNotes",
+        "Invoices",
+        "ManualJournals",
+        "Overpayments",
+        "Payments",
+        "Prepayments",
+        "PurchaseOrders",
+    }
+)
 
 #: Every invoice (and credit note) status. Listed in reads because Xero may leave DELETED ones out of a list
 #: by default (the docs are unclear): asking for all is the safe choice.

@@ -1,4 +1,4 @@
-"""Xero's validation rules for contacts and invoices, as the sandbox enforces them, through the real client.
+"""Xero's validation and paging rules, as the sandbox enforces them, through the real client or plain HTTP.
 
 The sources are cited where ``FakeXero`` models each rule (``connected_objects_xero/testing.py``) and in
 ``docs/writing-a-provider.md``.
@@ -24,6 +24,17 @@ def create(xero: FakeXero, entity: str, payload: dict[str, Any], key: str = "k1"
     async def go() -> RemoteRecord:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(xero.app)) as http:
             return await XeroClient(http, TENANT, TOKEN).create(entity, payload, idempotency_key=key)
+
+    return asyncio.run(go())
+
+
+def get(xero: FakeXero, path: str, **params: Any) -> httpx.Response:
+    """A plain ``GET /api.xro/2.0/{path}`` as the tenant."""
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(xero.app)) as http:
+            headers = {"Authorization": f"Bearer {TOKEN}", "xero-tenant-id": TENANT}
+            return await http.get(f"http://xero.test/api.xro/2.0/{path}", params=params, headers=headers)
 
     return asyncio.run(go())
 
@@ -67,3 +78,51 @@ def test_an_authorised_invoice_needs_a_line_item_but_a_draft_does_not(xero, cont
     with pytest.raises(PermanentError, match="One or more line items must be specified"):
         create(xero, "Invoices", {**invoice, "Status": "AUTHORISED"})
     assert create(xero, "Invoices", invoice, key="k2").data["Status"] == "DRAFT"
+
+
+# -- paging ---------------------------------------------------------------------------------------
+
+
+def test_a_paged_list_answers_100_a_page_without_page_size_and_says_so_in_pagination(xero):
+    xero.seed(TENANT, "Contacts", [{"Name": f"C{i}"} for i in range(250)])
+    first, last = get(xero, "Contacts", page=1), get(xero, "Contacts", page=3)
+    assert first.status_code == 200 and len(first.json()["Contacts"]) == 100
+    assert first.json()["pagination"] == {"page": 1, "pageSize": 100, "pageCount": 3, "itemCount": 250}
+    assert len(last.json()["Contacts"]) == 50
+    whole = get(xero, "Contacts")  # without page: every record, no pagination
+    assert len(whole.json()["Contacts"]) == 250 and "pagination" not in whole.json()
+
+
+def test_page_size_is_at_most_1000(xero):
+    xero.seed(TENANT, "Contacts", [{"Name": f"C{i}"} for i in range(1001)])
+    full = get(xero, "Contacts", page=1, pageSize=1000)
+    assert full.status_code == 200 and len(full.json()["Contacts"]) == 1000
+    assert full.json()["pagination"] == {"page": 1, "pageSize": 1000, "pageCount": 2, "itemCount": 1001}
+    for refused in (1001, 0, "many"):
+        answer = get(xero, "Contacts", page=1, pageSize=refused)
+        assert answer.status_code == 400, refused
+        assert "Contacts" not in answer.json()
+
+
+def test_the_client_asks_for_full_pages_of_the_most_xero_allows(xero):
+    async def go() -> list[str]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(xero.app)) as http:
+            sent: list[httpx.URL] = []
+
+            async def log(request: httpx.Request) -> None:
+                sent.append(request.url)
+
+            http.event_hooks["request"] = [log]
+            await XeroClient(http, TENANT, TOKEN).changes("Invoices", None)
+            await XeroClient(http, TENANT, TOKEN).changes("Items", None)
+            return [f"{url.path} {url.params.get('page')} {url.params.get('pageSize')}" for url in sent]
+
+    # a paged list with page and pageSize=1000; Items, which Xero does not page, with neither
+    assert asyncio.run(go()) == ["/api.xro/2.0/Invoices 1 1000", "/api.xro/2.0/Items None None"]
+
+
+def test_a_list_xero_does_not_page_comes_whole_whatever_is_asked(xero):
+    xero.seed(TENANT, "Items", [{"Code": f"I{i}"} for i in range(150)])
+    answer = get(xero, "Items", page=2, pageSize=10)
+    assert answer.status_code == 200 and len(answer.json()["Items"]) == 150
+    assert "pagination" not in answer.json()

@@ -479,12 +479,23 @@ def _drain_feed(xero, entity, cursor=None):
     return run(xero, step)
 
 
-def test_the_feed_pages_by_100_and_then_only_brings_what_changed():
+def _spread(xero, entity, ids, *, every=dt.timedelta(minutes=1)):
+    """Give ``ids`` one ``UpdatedDateUTC`` each, ``every`` apart, as records changed over time are."""
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for n, rid in enumerate(ids):
+        xero.records[(TENANT, entity, rid)]["UpdatedDateUTC"] = xero_date(start + n * every)
+
+
+def test_the_feed_reads_full_pages_of_1000_and_then_only_brings_what_changed():
     xero = FakeXero()
-    ids = xero.seed(TENANT, "Contacts", [{"Name": f"C{i}"} for i in range(250)])
+    ids = xero.seed(TENANT, "Contacts", [{"Name": f"C{i}"} for i in range(2500)])
+    # a minute apart: seeded in the same second, each page would also bring back what the one before ended on
+    # (the feed asks again from a second before the newest record seen, FEED_OVERLAP)
+    _spread(xero, "Contacts", ids)
     seen, pages, cursor = _drain_feed(xero, "Contacts")
-    assert sorted(seen) == sorted(ids) and len(seen) == 250
-    assert pages >= 3
+    assert sorted(seen) == sorted(ids) and len(seen) == 2500
+    # 1000 + 1000 + the rest: at Xero's default of 100 a page this would be 26 requests
+    assert pages == 3 and xero.calls["GET Contacts"] == 3
     assert json.loads(json.dumps(cursor)) == cursor  # storable as JSON
     xero.records[(TENANT, "Contacts", ids[7])]["Name"] = "edited"
     xero.records[(TENANT, "Contacts", ids[7])]["UpdatedDateUTC"] = xero._tick()
@@ -494,14 +505,23 @@ def test_the_feed_pages_by_100_and_then_only_brings_what_changed():
 
 def test_the_feed_gets_through_more_than_a_page_of_records_with_one_timestamp():
     xero = FakeXero()
-    ids = xero.seed(TENANT, "Contacts", [{"Name": f"C{i}"} for i in range(230)])
+    ids = xero.seed(TENANT, "Contacts", [{"Name": f"C{i}"} for i in range(2300)])
     same = xero_date(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
     for rid in ids:
         xero.records[(TENANT, "Contacts", rid)]["UpdatedDateUTC"] = same
     seen, _, cursor = _drain_feed(xero, "Contacts")
-    assert sorted(seen) == sorted(ids) and len(seen) == 230
+    assert sorted(seen) == sorted(ids) and len(seen) == 2300
     again, _, _ = _drain_feed(xero, "Contacts", cursor)
     assert again == []
+
+
+def test_a_list_xero_does_not_page_is_read_in_one_request():
+    xero = FakeXero()
+    ids = xero.seed(TENANT, "Items", [{"Code": f"I{i}"} for i in range(1200)])
+    _spread(xero, "Items", ids)
+    seen, pages, _ = _drain_feed(xero, "Items")
+    assert sorted(seen) == sorted(ids)
+    assert pages == 1 and xero.calls["GET Items"] == 1
 
 
 def test_archived_contacts_come_back_deleted_in_the_feed():
