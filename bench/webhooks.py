@@ -17,7 +17,7 @@ full run measures three interleaved rounds per side and reports the medians (``-
 Nothing lost: after each round of ours, the rows in ``co_inbox`` must equal the 2xx answers and hold
 every answered delivery's event key exactly once (checked, and reported as ``lost`` / ``duplicated``).
 
-    uv run python bench/webhooks.py [--quick] [--backend postgresql|mariadb|sqlite]
+    uv run python bench/webhooks.py [--quick] [--backend postgresql|mariadb|sqlite] [--senders 64]
 
 Targets: ours / plain ≥ 0.70, ours' p99 ≤ 100 ms. The last line is one JSON object: backend,
 deliveries_per_s, plain_per_s, ratio, p50_ms, p99_ms (ours), plain_p99_ms, answered_2xx, stored,
@@ -285,8 +285,10 @@ def stored_keys(engine: Any, run: str) -> list[str]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--serve", nargs=2, metavar=("WHICH", "URL"), help=argparse_hidden())
+    p.add_argument("--senders", type=int, default=SENDERS, help="concurrent senders (default 64)")
     p.set_defaults(backend="postgresql")
     args = p.parse_args()
+    set_senders(args.senders)
     if args.serve:
         serve(*args.serve)
         return
@@ -365,6 +367,11 @@ def main() -> None:
             "date": dt.date.today().isoformat(),
         }
     )
+
+
+def set_senders(n: int) -> None:
+    global SENDERS
+    SENDERS = n
 
 
 def argparse_hidden() -> str:
