@@ -60,13 +60,16 @@ class EventQueue(LeasedTable[StoredEvent]):
         conn = connection_of(db)
         now = utcnow()
         unique = {e.dedupe_key: e for e in events}
-        existing = set(
-            conn.execute(
-                select(t.c.dedupe_key).where(
-                    t.c.provider == provider, t.c.marketplace == marketplace, t.c.dedupe_key.in_(list(unique))
-                )
-            ).scalars()
-        )
+        name = conn.dialect.name
+        existing: set[str] = set()
+        if name not in ("postgresql", "sqlite"):  # MariaDB counts a duplicate as a row: read them first
+            existing = set(
+                conn.execute(
+                    select(t.c.dedupe_key).where(
+                        t.c.provider == provider, t.c.marketplace == marketplace, t.c.dedupe_key.in_(list(unique))
+                    )
+                ).scalars()
+            )
         rows = [
             {
                 "provider": provider,
@@ -89,14 +92,13 @@ class EventQueue(LeasedTable[StoredEvent]):
         ]
         if not rows:
             return 0
-        name = conn.dialect.name
+        # a duplicate (a delivery again, or a concurrent one) is ignored by the unique key; on PostgreSQL
+        # and SQLite the rows RETURNING names are exactly the new ones: one statement, no read before
         if name == "postgresql":
-            stmt: Any = postgresql.insert(t).on_conflict_do_nothing()
-        elif name == "sqlite":
-            stmt = sqlite.insert(t).on_conflict_do_nothing()
-        else:
-            stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
-        conn.execute(stmt, rows)  # a concurrent duplicate delivery is ignored by the unique key
+            return len(conn.execute(postgresql.insert(t).on_conflict_do_nothing().returning(t.c.id), rows).all())
+        if name == "sqlite":
+            return len(conn.execute(sqlite.insert(t).on_conflict_do_nothing().returning(t.c.id), rows).all())
+        conn.execute(mysql.insert(t).on_duplicate_key_update(id=t.c.id), rows)
         return len(rows)
 
     def wake_parked(self, db: DB, scope: Scope) -> int:
