@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy import select

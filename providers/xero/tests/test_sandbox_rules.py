@@ -126,3 +126,41 @@ def test_a_list_xero_does_not_page_comes_whole_whatever_is_asked(xero):
     answer = get(xero, "Items", page=2, pageSize=10)
     assert answer.status_code == 200 and len(answer.json()["Items"]) == 150
     assert "pagination" not in answer.json()
+
+
+def put(xero: FakeXero, path: str, body: Any, **params: Any) -> httpx.Response:
+    """A plain ``PUT /api.xro/2.0/{path}`` (a create) as the tenant."""
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(xero.app)) as http:
+            headers = {"Authorization": f"Bearer {TOKEN}", "xero-tenant-id": TENANT}
+            return await http.put(f"http://xero.test/api.xro/2.0/{path}", params=params, json=body, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_summarize_errors_false_answers_200_with_each_element_and_flags_the_refused(xero):
+    answer = put(
+        xero, "Contacts", {"Contacts": [{"Name": "Ada"}, {"EmailAddress": "x@example.com"}]}, summarizeErrors="false"
+    )
+    assert answer.status_code == 200
+    saved, refused = answer.json()["Contacts"]
+    assert saved["StatusAttributeString"] == "OK" and saved["ContactID"]
+    assert refused["StatusAttributeString"] == "ERROR" and refused["HasValidationErrors"] is True
+    assert {"Message": "The contact name must be specified."} in refused["ValidationErrors"]
+    assert [c["Name"] for c in xero.live(TENANT, "Contacts").values()] == ["Ada"]
+
+
+def test_a_summarized_write_saves_the_valid_elements_and_names_the_refused_ones(xero):
+    """The trap ``summarizeErrors=false`` avoids: a 400 that names only the refused element, while Xero kept
+    the others (stackoverflow.com/questions/52706101)."""
+    answer = put(xero, "Contacts", {"Contacts": [{"Name": "Ada"}, {"Name": "Ada"}]})
+    assert answer.status_code == 400 and answer.json()["Type"] == "ValidationException"
+    assert len(answer.json()["Elements"]) == 1  # the second Ada: the name is taken by the first, saved
+    assert [c["Name"] for c in xero.live(TENANT, "Contacts").values()] == ["Ada"]
+
+
+def test_a_write_over_3_5_mb_is_refused_and_saves_nothing(xero):
+    big = [{"Name": f"C{i}", "EmailAddress": "x" * 2000 + "@example.com"} for i in range(1800)]
+    answer = put(xero, "Contacts", {"Contacts": big}, summarizeErrors="false")
+    assert answer.status_code == 413 and xero.live(TENANT, "Contacts") == {}
