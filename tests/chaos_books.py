@@ -114,7 +114,12 @@ def make_hub(engine: Engine, qbo_url: str, xero_url: str, vault: Vault, *, timeo
                 webhook_verifier=VERIFIER,
                 limits=Limits(concurrency=10, batch_size=30),
             ),
-            XeroProvider(base_url=xero_url, webhook_key=WEBHOOK_KEY, limits=Limits(concurrency=5)),
+            # Xero's own batching (50 elements a call, a call counted once), without its minute and day quotas
+            XeroProvider(
+                base_url=xero_url,
+                webhook_key=WEBHOOK_KEY,
+                limits=Limits(concurrency=5, batch_size=50, batch_counts_each=False),
+            ),
         ],
         vault=vault,
         retry=RetryPolicy(base=0.05, factor=2.0, cap=1.0, max_attempts=25),

@@ -112,6 +112,9 @@ class _Prepared:
     forget_held: list[tuple[str, str]] = field(default_factory=list)
     #: Catalogs a mapping's settings are checked against that are not cached yet: loaded, then planned again.
     catalogs: list[str] = field(default_factory=list)
+    #: Per batch call repeated here: the writes in doubt of its other changes, not in this claim, which
+    #: go out with it again (a call is only ever repeated whole).
+    companions: dict[str, list[InDoubt]] = field(default_factory=dict)
 
 
 def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) -> _Prepared:
@@ -211,6 +214,7 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
                 except Exception as exc:  # a bug in the mapping: this change fails (traceback kept), not the batch
                     plan = Plan(change, "dead", spec=spec, reason=f"{type(exc).__name__}: {exc}", failure=exc)
                 plans.append(plan)
+        companions = _companions(conn, plans)
         session.rollback()
     gone = [
         (c.local_type, c.local_id) for c in changes if c.operation == "delete" and (c.local_type, c.local_id) in held
@@ -222,7 +226,20 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
         token_expires_at=info.token_expires_at,
         forget_held=gone,
         catalogs=sorted(wanted_catalogs),
+        companions=companions,
     )
+
+
+def _companions(conn: Connection, plans: Sequence[Plan]) -> dict[str, list[InDoubt]]:
+    """The writes still in doubt that share a batch call with one repeated here but are not claimed with it."""
+    calls = {p.call.key: p.call for p in plans if p.call is not None and p.call.slot is not None}
+    here = {p.call.change_id for p in plans if p.call is not None}
+    wanted = {i for call in calls.values() for i in call.call_changes} - here
+    found: dict[str, list[InDoubt]] = {}
+    for other in CHANGES.in_doubt_of(conn, wanted):
+        if other.key in calls and other.slot is not None:  # the same call, not a later write of that change
+            found.setdefault(other.key, []).append(other)
+    return found
 
 
 def _write_in_doubt(change: ClaimedChange, dead: Mapping[tuple[str, str], Any]) -> bool:
@@ -361,20 +378,48 @@ def _operation(plan: Plan) -> BatchOperation:
     )
 
 
-async def _run_batch(plans: Sequence[Plan], client: BatchClient, gate: ScopeGate) -> list[Outcome]:
+def _repeated(call: InDoubt) -> BatchOperation:
+    """A write in doubt of a change not claimed here, as it went out in its call."""
+    return BatchOperation(
+        call.action,
+        call.entity,
+        call.write_key or call.key,
+        payload=call.payload,
+        foreign_id=call.foreign_id,
+        version=call.version,
+        slot=call.slot,
+    )
+
+
+async def _run_batch(
+    plans: Sequence[Plan], client: BatchClient, gate: ScopeGate, companions: Sequence[InDoubt] = ()
+) -> list[Outcome]:
     """Send writes as one batch call, under the call's key, each at its slot; an update or delete that met a
-    conflict is written again on its own after a refetch, like any single write."""
+    conflict is written again on its own after a refetch, like any single write.
+
+    A call in doubt goes out whole: with the ``companions``, the writes still in doubt of its other
+    changes (claimed elsewhere or later), whose answers are left to their own changes' repeat.
+    """
     call = plans[0].call
     assert call is not None
-    async with gate.slot(len(plans), batch=True) as allowed:
+    mine = {p.call.slot: i for i, p in enumerate(plans) if p.call is not None}
+    operations = [_operation(p) for p in plans] + [_repeated(c) for c in companions if c.slot not in mine]
+    operations.sort(key=lambda op: op.slot or 0)
+    async with gate.slot(len(operations), batch=True) as allowed:
         if not allowed:
             return [Outcome(p, "defer", error=gate.reason, retry_after=gate.wait(), count_attempt=False) for p in plans]
         started = time.perf_counter()
         try:
-            with span("connected_objects.push", scope=plans[0].change.scope, action="batch", operations=len(plans)):
-                results = await client.batch([_operation(p) for p in plans], key=call.key)
-            if len(results) != len(plans):
-                raise RetryableError(f"the batch call answered {len(results)} results for {len(plans)} operations")
+            with span(
+                "connected_objects.push", scope=plans[0].change.scope, action="batch", operations=len(operations)
+            ):
+                answered = await client.batch(operations, key=call.key)
+            if len(answered) != len(operations):
+                raise RetryableError(
+                    f"the batch call answered {len(answered)} results for {len(operations)} operations"
+                )
+            by_slot = {op.slot: result for op, result in zip(operations, answered, strict=True)}
+            results = [by_slot[p.call.slot if p.call is not None else None] for p in plans]
         except Exception as exc:
             return [_failed(p, exc, gate, time.perf_counter() - started) for p in plans]
         seconds = time.perf_counter() - started
@@ -464,8 +509,9 @@ def compose(
                 alone.extend(chunk)
                 continue
             key = uuid.uuid4().hex  # recorded before it is sent: it need not be derived from anything
+            together = tuple(plans[i].change.id for i in chunk)
             for slot, i in enumerate(chunk):
-                plans[i].call = _in_doubt(plans[i], key, slot)
+                plans[i].call = _in_doubt(plans[i], key, slot, together)
                 marks.append(plans[i].call)  # type: ignore[arg-type]
             batches[key] = chunk
     for i in alone:
@@ -477,7 +523,7 @@ def compose(
     return list(batches.values()), marks
 
 
-def _in_doubt(plan: Plan, key: str, slot: int | None) -> InDoubt:
+def _in_doubt(plan: Plan, key: str, slot: int | None, together: tuple[int, ...] = ()) -> InDoubt:
     assert plan.spec is not None and plan.action in ("create", "update", "delete")
     link = plan.link
     action: WriteAction = plan.action
@@ -491,6 +537,7 @@ def _in_doubt(plan: Plan, key: str, slot: int | None) -> InDoubt:
         payload=plan.payload,
         foreign_id=link.foreign_id if link is not None else None,
         version=link.remote_version if link is not None else None,
+        call_changes=together,
     )
 
 
@@ -501,10 +548,12 @@ async def _send_all(
     client: RemoteClient | None,
     gate: ScopeGate,
     batch_size: int,
+    companions: Mapping[str, Sequence[InDoubt]] | None = None,
 ) -> list[Outcome]:
     """Every plan's outcome, in order: writes in batch calls where the client can batch (see :func:`compose`),
     everything else one by one, all concurrently under the scope's gate. New writes are recorded in doubt
     first; if that cannot be done, they wait and nothing of them is sent."""
+    companions = companions or {}
     batching = batch_size >= 2 and isinstance(client, BatchClient)
     group = getattr(client, "batch_group", None) if batching else None
     batches, marks = compose(plans, batch_size=batch_size, batching=batching, group=group)
@@ -525,7 +574,9 @@ async def _send_all(
 
     async def batch(indexes: list[int]) -> None:
         assert isinstance(client, BatchClient)
-        for i, out in zip(indexes, await _run_batch([plans[i] for i in indexes], client, gate), strict=True):
+        key = plans[indexes[0]].call.key  # type: ignore[union-attr]
+        sent = await _run_batch([plans[i] for i in indexes], client, gate, companions.get(key, ()))
+        for i, out in zip(indexes, sent, strict=True):
             outcomes[i] = out
 
     async def single(i: int) -> None:
@@ -673,7 +724,9 @@ async def dispatch(
             for p in prepared.plans
         ]
     else:
-        outcomes = await _send_all(hub, worker, prepared.plans, client, gate, provider.limits(scope).batch_size)
+        outcomes = await _send_all(
+            hub, worker, prepared.plans, client, gate, provider.limits(scope).batch_size, prepared.companions
+        )
         if hub.extras(scope.provider).refresh_token is not None and any(o.unauthorized for o in outcomes):
             # a token refused before its time (revoked, clock skew): refresh it and try again,
             # rather than killing the changes; repeated refusals still end dead after the retries

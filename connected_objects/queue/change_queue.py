@@ -178,6 +178,14 @@ class ChangeQueue(LeasedTable[ClaimedChange]):
         params = [{"_id": c.change_id, "_call": c.to_text()} for c in sorted(calls, key=lambda c: c.change_id)]
         return int(connection_of(db).execute(stmt, params).rowcount)
 
+    def in_doubt_of(self, db: DB, ids: Collection[int]) -> list[InDoubt]:
+        """The writes still in doubt of the changes ``ids`` (those without one, or gone, left out)."""
+        if not ids:
+            return []
+        query = select(t.c.in_doubt).where(t.c.id.in_(sorted(ids)), t.c.in_doubt.is_not(None))
+        found = (InDoubt.from_text(text) for text in connection_of(db).execute(query).scalars())
+        return [call for call in found if call is not None]
+
     def forget_in_doubt(self, db: DB, ids: Sequence[int]) -> int:
         """The writes of these changes are known not to have been applied: the next attempt is a new call."""
         if not ids:

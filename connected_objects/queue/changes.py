@@ -71,10 +71,14 @@ class InDoubt:
     payload: dict[str, Any] | None = None
     foreign_id: str | None = None
     version: str | None = None
+    #: Every change whose write went out in the same batch call, in slot order: the call is repeated
+    #: with all of them still in doubt, so a provider that keys whole calls (Xero) never sees a part of
+    #: it first and then answers another part with that part's answer.
+    call_changes: tuple[int, ...] = ()
 
     def to_text(self) -> str:
         """As stored in ``co_outbox.in_doubt`` (amounts and dates exactly, see :mod:`connected_objects.util.values`)."""
-        body = {
+        body: dict[str, Any] = {
             "change": self.change_id,
             "action": self.action,
             "entity": self.entity,
@@ -85,6 +89,8 @@ class InDoubt:
             "foreign_id": self.foreign_id,
             "version": self.version,
         }
+        if self.call_changes:
+            body["with"] = list(self.call_changes)
         return dumps(body).decode()
 
     @classmethod
@@ -103,6 +109,7 @@ class InDoubt:
             payload=body.get("payload"),
             foreign_id=body.get("foreign_id"),
             version=body.get("version"),
+            call_changes=tuple(int(i) for i in body.get("with") or ()),
         )
 
 
