@@ -218,9 +218,7 @@ def main() -> None:
     p.add_argument("--workers", default="1,4", help="worker process counts, one run each (default 1,4)")
     p.add_argument("--scopes", type=int, default=100, help="connected accounts the changes spread over")
     p.add_argument("--seconds", type=float, default=None, help="how long the stream runs (default 60, --quick 4)")
-    p.add_argument(
-        "--backlog", type=int, default=None, help="changes in the capacity step (default 5000, --quick 1000)"
-    )
+    p.add_argument("--backlog", type=int, default=None, help="changes in the capacity step (default 5000, --quick 400)")
     p.add_argument("--load", type=float, default=0.5, help="the stream's rate, a share of capacity (default 0.5)")
     p.add_argument("--timeline", action="store_true", help="print latency per second of the stream")
     p.add_argument("--latency", type=float, default=0.05, help="seconds each sandbox answer takes (default 0.05)")
