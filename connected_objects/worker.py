@@ -369,6 +369,10 @@ class Worker:
                     self.stats.applied += received.applied
                     self.stats.dead_events += received.dead
                     applied = received.claimed
+                    # tasks that finished since the last round free their scope (and their slot) now: while
+                    # claims keep finding work, the wait below that reaps them is not reached
+                    for task in [t for t in self._in_flight if t.done()]:
+                        del self._in_flight[task]
                     busy = [scope for scope, _ in self._in_flight.values()]
                     claimed: list[ClaimedChange] = []
                     if len(self._in_flight) < self.max_tasks:

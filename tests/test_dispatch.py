@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -43,6 +45,30 @@ def test_insert_update_delete_reach_the_sandbox(hub, org, sandbox):
         assert tomb is not None and tomb.status == "deleted"
         assert s.scalar(select(outbox_table.c.id)) is None
     assert sandbox.creates == 1 and sandbox.duplicates() == 0
+
+
+def test_the_sandbox_records_when_each_write_took_effect(hub, org, sandbox):
+    org(hub, 1, ACME)
+    before = time.time()
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=1, organization_id=1, name="Ada"))
+    hub.drain()
+    with hub.session_factory.begin() as s:
+        s.get(Customer, 1).name = "Ada L."
+    hub.drain()
+    with hub.session_factory.begin() as s:
+        s.delete(s.get(Customer, 1))
+    hub.drain()
+    after = time.time()
+    (rid,) = {a.id for a in sandbox.arrivals}
+    assert [(a.method, a.account, a.entity) for a in sandbox.arrivals] == [
+        ("POST", "acme", "customers"),
+        ("PUT", "acme", "customers"),
+        ("DELETE", "acme", "customers"),
+    ]
+    times = [a.at for a in sandbox.arrivals]
+    assert before <= times[0] <= times[1] <= times[2] <= after
+    assert sandbox.records[("acme", "customers", rid)].data["local_id"] == 1
 
 
 def test_rolled_back_work_never_reaches_the_sandbox(hub, org, sandbox):

@@ -192,6 +192,36 @@ def test_drain_says_what_is_wrong_instead_of_looping_when_claims_keep_failing(tm
     engine.dispose()
 
 
+def test_a_scope_is_claimed_again_once_its_task_finished_while_claims_keep_finding_work(hub, monkeypatch):
+    """Claims that find work follow one another without waiting on the scope tasks; a task that finished
+    meanwhile must not leave its scope excluded from them (nor hold a task slot)."""
+    import datetime as dt
+
+    from connected_objects.queue import ClaimedChange
+    from connected_objects.worker import Worker
+
+    def change(i: int, scope) -> ClaimedChange:
+        when = dt.datetime.now(dt.timezone.utc)
+        return ClaimedChange(
+            i, scope, "customers", "customer", str(i), "upsert", 1, 1, "in_flight", "f", None, when, "w"
+        )
+
+    script = [[change(1, ACME)], [change(2, GLOBEX)], [change(3, ACME)], []]
+    excluded: list[list[str]] = []
+
+    def claim(self, exclude):
+        excluded.append(sorted(str(scope) for scope in exclude))
+        return script[len(excluded) - 1]
+
+    async def group(self, scope, changes, clients):  # the scope's task: done at once
+        return None
+
+    monkeypatch.setattr(Worker, "_claim", claim)
+    monkeypatch.setattr(Worker, "_group", group)
+    hub.drain(timeout=30)
+    assert excluded == [[], [], [], []]
+
+
 # -- worker processes: SIGKILL at random points, and four at once ----------------------------------------
 
 

@@ -59,6 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import NamedTuple
 
 import httpx
 
@@ -96,6 +97,7 @@ from ..web.core import hmac_matches
 from ..web.core import parse_json_object
 
 __all__ = [
+    "Arrival",
     "Faults",
     "ResetResponse",
     "Sandbox",
@@ -135,6 +137,22 @@ class Faults:
         unknown = set(self.kinds) - set(FAULT_KINDS)
         if unknown or not 0 <= self.rate <= 1:
             raise ValueError(f"bad Faults: rate must be in [0, 1], kinds among {FAULT_KINDS}")
+
+
+class Arrival(NamedTuple):
+    """One write the sandbox applied, and when: what a freshness measurement compares commit times with.
+
+    ``at`` is the wall clock (:func:`time.time`) when the write took effect, after the sandbox's
+    ``latency``: from then on a reader of the remote sees it. ``id`` is the remote record's id
+    (:meth:`Sandbox.live` and :attr:`Sandbox.records` give its data, e.g. the ``local_id`` a payload
+    carries).
+    """
+
+    at: float
+    method: str
+    account: str
+    entity: str
+    id: str
 
 
 @dataclass
@@ -189,6 +207,8 @@ class Sandbox:
         self.injected: collections.Counter[str] = collections.Counter()
         #: every write as ``(method, path, idempotency key, outcome)``, outcome ``applied`` or ``replayed``
         self.writes: list[tuple[str, str, str | None, str]] = []
+        #: every write applied, in order, with when it was applied (see :class:`Arrival`)
+        self.arrivals: list[Arrival] = []
         self._calls: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
@@ -325,11 +345,12 @@ class Sandbox:
         return key, None
 
     def _remember(
-        self, account: str, key: str | None, status: int, body: dict[str, Any], method: str, path: str
+        self, account: str, entity: str, key: str | None, status: int, body: dict[str, Any], method: str, path: str
     ) -> JSONResponse:
         if key is not None:
             self.keys[(account, key)] = (status, body)
         self.writes.append((method, path, key, "applied"))
+        self.arrivals.append(Arrival(time.time(), method, account, entity, str(body["id"])))
         return JSONResponse(body, status_code=status)
 
     async def _collection(self, request: Request) -> Response:
@@ -365,7 +386,7 @@ class Sandbox:
         self.records[(account, entity, rid)] = rec
         self.history[(account, entity, rid)].append(dict(data))
         self.creates_by_key[(account, key)] += 1
-        return self._remember(account, key, 201, rec.view(), "POST", request.url.path)
+        return self._remember(account, entity, key, 201, rec.view(), "POST", request.url.path)
 
     async def _update(self, request: Request, account: str, entity: str) -> Response:
         body = await self._body(request)  # read before the key is checked (see _create)
@@ -386,7 +407,7 @@ class Sandbox:
         rec.seq = next(self._seq)
         rec.updated_at = self._now()
         self.history[(account, entity, rec.id)].append(dict(data))
-        return self._remember(account, key, 200, rec.view(), "PUT", request.url.path)
+        return self._remember(account, entity, key, 200, rec.view(), "PUT", request.url.path)
 
     async def _delete(self, request: Request, account: str, entity: str) -> Response:
         key, replay = self._replay(account, request)
@@ -400,7 +421,7 @@ class Sandbox:
             rec.version += 1
             rec.seq = next(self._seq)
             rec.updated_at = self._now()
-        return self._remember(account, key, 200, rec.view(), "DELETE", request.url.path)
+        return self._remember(account, entity, key, 200, rec.view(), "DELETE", request.url.path)
 
     async def _get(self, request: Request, account: str, entity: str) -> Response:
         rec = self.records.get((account, entity, request.path_params["id"]))
