@@ -290,7 +290,9 @@ class Worker:
         """Why a drain is not done: what is left, and the last errors it met."""
         with self.hub.session_factory() as session:
             left = backlog(session)
-            waiting = [c for c in CHANGES.list_items(session, state="pending", limit=200) if c.last_error][:3]
+            pending = CHANGES.list_items(session, state="pending", limit=200)
+        waiting = [c for c in pending if c.last_error][:3]
+        due = min((c.next_attempt_at for c in pending), default=None)
         parts = (
             f"{left.outbox.get('pending', 0)} changes pending, {left.outbox.get('in_flight', 0)} in flight, "
             f"{left.journal} captured flushes not folded in, {left.inbox.get('pending', 0)} events pending"
@@ -301,6 +303,9 @@ class Worker:
             )
         else:
             why = "no change has failed: they wait on a hold, a reference or a slow provider"
+        if due is not None and due.replace(tzinfo=due.tzinfo or dt.timezone.utc) > utcnow():
+            # e.g. a day limit spent: waiting longer here changes nothing before then
+            why += f". The next change is not due before {due:%Y-%m-%d %H:%M:%S} UTC"
         return (
             f"drain gave up after {timeout:g} s: {parts}. Last errors: {why}. Fix the cause (the provider's "
             "base_url, the connection's credentials), or give it longer: drain(timeout=...)"
