@@ -21,10 +21,10 @@ whole quota. Why these shares:
   429s; 93% keeps a few items for late arrivals.
 
 Why these windows: the time scale shrinks the provider's minute, not the worker's own cost per claim
-(claim, plan, record the writes in doubt, record the links: about 0.1-0.3 s per 100 changes here),
-and a worker works on one claim of a scope at a time, so that cost is not overlapped with the pacing.
-At a real minute it is a few percent of the Xero pace (1 s a call); at a 4 s "minute" it is more than
-the pace itself. The figures in BENCHMARKS.md show both.
+(claim, plan, record the writes in doubt, record the links: about 0.1-0.2 s per 100 changes here),
+and a worker claims a scope again only once its claim is recorded, so that cost is not overlapped with
+the pacing. At a real minute it is a few percent of the Xero pace (1 s a call); at a 4 s "minute" it
+is as long as the pace itself. The figures in BENCHMARKS.md show both.
 
 The baseline is the quota-bound limit, records per provider minute:
 
