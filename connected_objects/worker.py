@@ -115,8 +115,8 @@ class Worker:
 
     :param name: the lease owner name (default: host, pid and a random suffix).
     :param batch: changes claimed at once.
-    :param per_scope: changes claimed at once for one scope (default: from the
-        provider's limits).
+    :param per_scope: changes claimed at once for one scope (default 100, whatever the provider's
+        limits); a scope is claimed again only once its claim is recorded.
     :param lease: seconds a claim is valid; renewed every third of it.
     :param poll: seconds between claims when there is nothing to do.
     :param max_tasks: scope tasks running at once.

@@ -100,7 +100,10 @@ WITH s AS (
     ) h
 ), picked AS (
     SELECT o.id FROM co_outbox o
-    WHERE o.id IN (SELECT id FROM c ORDER BY depth, due_at, provider, marketplace, account LIMIT %(limit)s)
+    -- ARRAY(...): the ids are computed once and looked up by primary key. As an IN (subquery), with the
+    -- outbox's statistics older than its backlog (just after an export), the planner could scan every
+    -- claimable change and compare it with each id picked: a claim then grew with the backlog.
+    WHERE o.id = ANY(ARRAY(SELECT id FROM c ORDER BY depth, due_at, provider, marketplace, account LIMIT %(limit)s))
       AND {_CLAIMABLE.format(now="%(now)s")}
     FOR UPDATE OF o SKIP LOCKED
 ), claimed AS (
