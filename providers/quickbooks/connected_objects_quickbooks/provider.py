@@ -94,7 +94,8 @@ class QuickBooksProvider(ProviderBase, OAuth2Provider, ThinEvents):
     :param webhook_verifier: the app's webhook verifier token (without one every
         delivery to ``{prefix}/{marketplace}/webhooks`` is refused with 404).
     :param environment: deprecated name of ``marketplace``.
-    :param rate_scale: deprecated: multiplies :data:`LIMITS`' rates; pass ``limits=`` instead.
+    :param rate_scale: deprecated: multiplies Intuit's rates (500 requests, 40 batches a minute) as in
+        0.1; pass ``limits=`` instead.
     """
 
     name = "quickbooks"
@@ -126,9 +127,7 @@ class QuickBooksProvider(ProviderBase, OAuth2Provider, ThinEvents):
         if rate_scale is not None:
             if limits is not None:
                 raise TypeError("pass limits= only: rate_scale= is deprecated")
-            limits = replace(
-                LIMITS, per_minute=(QUOTA_PER_MINUTE - BATCH_SIZE) * rate_scale, batches_per_minute=40 * rate_scale
-            )
+            limits = replace(LIMITS, per_minute=QUOTA_PER_MINUTE * rate_scale, batches_per_minute=40 * rate_scale)
         marketplace = renamed("marketplace", marketplace, "environment", environment)
         self.configure(marketplace=marketplace, prefix=prefix, limits=limits, timeout=timeout, catalog=catalog)
         default_url = BASE_URLS.get(self.marketplace, BASE_URLS["production"])
