@@ -7,7 +7,7 @@ healthy and 1 when the schema is behind, no worker beat recently, the oldest
 due change waited too long or items are dead: a Kubernetes probe::
 
     $ connected-objects health --database postgresql+psycopg://.../app --max-dead 10
-    ok   schema: up to date (co_0012)
+    ok   schema: up to date (co_0013)
     FAIL workers: no worker beat in the last 60 s
 
 Example::

@@ -97,6 +97,7 @@ __all__ = [
     "connected_object",
     "connection",
     "cursor",
+    "history",
     "inbox",
     "journal",
     "limit",
@@ -261,6 +262,8 @@ connection = Table(
     Column("onboarding", String(16), nullable=True),
     #: The company's read-only catalogs its settings are checked against, cached (co_0012).
     Column("catalogs", JSON, nullable=True),
+    #: When the grant's refresh token dies, as the provider states it; the worker renews it before (co_0013).
+    Column("refresh_expires_at", UTCDateTime(), nullable=True),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", name="uq_co_connection_scope"),
     Index(None, "owner_type", "owner_id"),
@@ -350,8 +353,48 @@ cursor = Table(
     *_scope_columns(),
     Column("entity", String(64), nullable=False),
     Column("position", JSON, nullable=True),
+    # Each (scope, entity)'s schedule (co_0013): polls and reconciles, one worker of the fleet at a time.
+    #: This connection's cadence for the entity in seconds, overriding the entity's own.
+    Column("poll_every", Integer, nullable=True),
+    Column("polled_at", UTCDateTime(), nullable=True),
+    Column("next_poll_at", UTCDateTime(), nullable=True),
+    Column("poll_error", _LongText, nullable=True),
+    Column("reconciled_at", UTCDateTime(), nullable=True),
+    Column("next_reconcile_at", UTCDateTime(), nullable=True),
+    Column("reconcile_report", JSON, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "entity", name="uq_co_cursor_scope_entity"),
+)
+
+#: Every push and apply of an object, kept for a while (co_0013): what ``explain`` and the overview show.
+history = Table(
+    "co_history",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    *_scope_columns(),
+    Column("entity", String(64), nullable=False),
+    Column("local_type", String(128), nullable=True),
+    Column("local_id", String(255), nullable=True),
+    Column("foreign_id", String(255), nullable=True),
+    #: ``push`` or ``apply``.
+    Column("direction", String(8), nullable=False),
+    Column("operation", String(8), nullable=False),
+    #: ``ok``, ``refused``, ``failed``, ``in_doubt``, ``skipped``.
+    Column("outcome", String(12), nullable=False),
+    Column("at", UTCDateTime(), nullable=False, default=utcnow),
+    #: The idempotency key of a push, or the delivery/request id of an apply.
+    Column("key", String(255), nullable=True),
+    Column("payload_hash", String(64), nullable=True),
+    #: The provider's message, redacted.
+    Column("message", _LongText, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    #: The redacted payload, kept only when the application opts in.
+    Column("payload", _LongText, nullable=True),
+    Index("ix_co_history_object", "local_type", "local_id", "id"),
+    Index("ix_co_history_at", "at"),
+    Index("ix_co_history_foreign", "provider", "marketplace", "account", "entity", "foreign_id"),
 )
 
 journal = Table(
