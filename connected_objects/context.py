@@ -24,6 +24,8 @@ from typing import Protocol
 from typing import runtime_checkable
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import httpx
     from sqlalchemy import Connection
     from sqlalchemy.orm import Session
@@ -71,6 +73,10 @@ class SyncContext(Protocol):
     @property
     def limits_store(self) -> LimitsStore | None:
         """Where workers share rate limits and holds (None: each worker in its own memory)."""
+        ...
+
+    def clock(self) -> dt.datetime:
+        """The time now, aware UTC: what schedules, token expiries and history read (tests move it)."""
         ...
 
     def connection(self, session: Session) -> Connection:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -77,6 +78,7 @@ from .plugin.provider import Provider
 from .plugin.provider import extras_of
 from .push import capture
 from .store import schema
+from .store.models import utcnow
 from .util.db import patiently
 from .util.retry import RetryPolicy
 from .util.secrets import Vault
@@ -122,6 +124,8 @@ class Hub:
         :class:`~connected_objects.limits.LimitsStore`.
     :param db_patience: seconds :meth:`check` waits for a database that is unavailable (restarting, a
         connection cut) before it fails; the worker has its own, longer patience.
+    :param clock: the time now, aware UTC (default: the wall clock). Polls, reconciles, token keep-alive and
+        history read it; a test moves it (with the sandboxes on the same clock) instead of sleeping.
     """
 
     def __init__(
@@ -138,8 +142,10 @@ class Hub:
         http_shards: int = 8,
         limits_store: LimitsStore | str | None = None,
         db_patience: float = 30.0,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.session_factory = session_factory
+        self._clock = clock
         self.db_patience = db_patience
         self.models = list(models)
         self.vault = vault
@@ -161,6 +167,11 @@ class Hub:
                 raise ConfigurationError(f"{model.__name__} is not decorated with @connected")
             for spec in specs:
                 self._specs[(spec.local_type, spec.provider)] = spec
+
+    def clock(self) -> dt.datetime:
+        """The time now (aware UTC). ``Hub(clock=...)`` moves it for tests: polls, reconciles, token keep-alive
+        and history read it, and so do the sandboxes given the same clock."""
+        return self._clock()
 
     def __repr__(self) -> str:
         return f"Hub(models={[m.__name__ for m in self.models]!r}, providers={sorted(self._providers)!r})"

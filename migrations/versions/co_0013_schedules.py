@@ -74,7 +74,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_co_history_object", "co_history", ["local_type", "local_id", "id"])
     op.create_index("ix_co_history_at", "co_history", ["at"])
-    op.create_index("ix_co_history_foreign", "co_history", ["provider", "marketplace", "account", "entity", "foreign_id"])
+    op.create_index(
+        "ix_co_history_foreign", "co_history", ["provider", "marketplace", "account", "entity", "foreign_id"]
+    )
 
 
 def downgrade() -> None:
