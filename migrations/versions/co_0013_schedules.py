@@ -84,6 +84,15 @@ def downgrade() -> None:
     with op.batch_alter_table("co_connection") as batch:
         batch.drop_column("refresh_expires_at")
     with op.batch_alter_table("co_cursor") as batch:
-        for name in ("lease_expires_at", "lease_owner", "reconcile_report", "next_reconcile_at", "reconciled_at",
-                     "poll_error", "next_poll_at", "polled_at", "poll_every"):
+        for name in (
+            "lease_expires_at",
+            "lease_owner",
+            "reconcile_report",
+            "next_reconcile_at",
+            "reconciled_at",
+            "poll_error",
+            "next_poll_at",
+            "polled_at",
+            "poll_every",
+        ):
             batch.drop_column(name)
