@@ -41,6 +41,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,6 +67,8 @@ from .queue import EVENTS
 from .queue import ClaimedChange
 from .queue import journal
 from .receive.engine import Receiver
+from .scheduler import Chore
+from .scheduler import Scheduler
 from .scope import Scope
 from .store import schema
 from .store.models import utcnow
@@ -127,6 +130,11 @@ class Worker:
     :param db_patience: seconds the worker waits, retrying with backoff, for a database that is
         unavailable (restarting, connections cut) at start-up, claim, prepare and record before it
         gives up on that step; outcomes of writes already sent are recorded once it is back.
+    :param polling: poll the connections' change feeds on their cadences, and run the periodic chores
+        (:class:`~connected_objects.scheduler.Scheduler`), while running until stopped (never in a drain).
+    :param max_polls: polls this worker runs at once, beside its pushes.
+    :param schedule_every: seconds between two looks for due polls and chores.
+    :param chores: periodic duties beside the built-in ones, ``{name: (seconds, coroutine function)}``.
     """
 
     def __init__(
@@ -143,6 +151,10 @@ class Worker:
         heartbeat: float = 10.0,
         check_schema: bool = True,
         db_patience: float = 300.0,
+        polling: bool = True,
+        max_polls: int = 2,
+        schedule_every: float = 5.0,
+        chores: Mapping[str, tuple[float, Chore]] | None = None,
     ) -> None:
         self.hub = hub
         self.name = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -162,6 +174,10 @@ class Worker:
         self.limits: LimitsStore = hub.limits_store or MemoryLimits()  # nothing shared: this worker's own
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
         self.receiver = Receiver(hub, self.name, batch=batch, lease=lease)
+        self.polling = polling
+        self.scheduler = Scheduler(
+            hub, self.name, self.limits, max_polls=max_polls, every=schedule_every, chores=chores
+        )
         self._timed_out = False
 
     def __repr__(self) -> str:
@@ -370,6 +386,8 @@ class Worker:
                     if deadline is not None and time.monotonic() >= deadline:
                         self._timed_out = True
                         break
+                    if self.polling and not until_idle:
+                        await self.scheduler.tick(http)
                     received = await self.receiver.round(http)
                     self.stats.applied += received.applied
                     self.stats.dead_events += received.dead
@@ -434,6 +452,7 @@ class Worker:
                     else:
                         await _wait(stop, self.poll)
             finally:
+                await self.scheduler.close()
                 if self._in_flight:
                     await asyncio.gather(*self._in_flight, return_exceptions=True)
                     self._in_flight.clear()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,22 @@ def fleet_env(engine: Engine, provider: str, args: dict, store: str) -> dict[str
     }
 
 
-def start_workers(env: dict[str, str], log: Path, n: int = 4) -> list[subprocess.Popen[bytes]]:
-    args = [sys.executable, "-m", "connected_objects", "worker", "--app", APP, "--poll", "0.05", "--lease", "20"]
+def start_workers(
+    env: dict[str, str], log: Path, n: int = 4, extra: Sequence[str] = ()
+) -> list[subprocess.Popen[bytes]]:
+    args = [
+        sys.executable,
+        "-m",
+        "connected_objects",
+        "worker",
+        "--app",
+        APP,
+        "--poll",
+        "0.05",
+        "--lease",
+        "20",
+        *extra,
+    ]
     with log.open("ab") as out:
         return [subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT) for _ in range(n)]
 

@@ -128,6 +128,16 @@ def _run_worker(hub: Hub, run: Any, telemetry: dict[str, Any]) -> WorkerStats:
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between claims when idle.")
 @click.option("--provider", "providers", multiple=True, help="Only push to this provider (repeatable).")
 @click.option("--until-idle", is_flag=True, help="Stop when no change is pending or in flight.")
+@click.option(
+    "--polling/--no-polling",
+    default=True,
+    show_default=True,
+    help="Poll the connections' change feeds on their cadences (never with --until-idle).",
+)
+@click.option("--max-polls", default=2, show_default=True, help="Polls this worker runs at once.")
+@click.option(
+    "--schedule-every", default=5.0, show_default=True, help="Seconds between two looks for due polls and chores."
+)
 @_worker_telemetry_options
 def worker(
     app_path: str,
@@ -136,6 +146,9 @@ def worker(
     poll: float,
     providers: tuple[str, ...],
     until_idle: bool,
+    polling: bool,
+    max_polls: int,
+    schedule_every: float,
     **telemetry: Any,
 ) -> None:
     """Claim and push changes until interrupted (SIGINT/SIGTERM finish the work in progress).
@@ -149,7 +162,14 @@ def worker(
     hub = ready_app(app_path)
     try:
         runner = hub.worker(
-            batch=batch, lease=lease, poll=poll, providers=list(providers) or None, heartbeat=telemetry["heartbeat"]
+            batch=batch,
+            lease=lease,
+            poll=poll,
+            providers=list(providers) or None,
+            heartbeat=telemetry["heartbeat"],
+            polling=polling,
+            max_polls=max_polls,
+            schedule_every=schedule_every,
         )
     except ProviderNotFound as exc:
         raise UserError(f"--provider: {exc}") from exc

@@ -76,6 +76,7 @@ __all__ = [
     "PushOnly",
     "Reference",
     "missing_members",
+    "receives",
 ]
 
 #: Who wins when a row and its remote record both changed since the last sync.
@@ -191,3 +192,14 @@ class FieldMapping:
 
     def __repr__(self) -> str:
         return f"FieldMapping({self.renames!r}, references={self.references!r})"
+
+
+def receives(mapping: Mapping) -> bool:
+    """Whether ``mapping`` reads remote records back: a push-only one raises :class:`PushOnly` from ``to_local``."""
+    try:
+        mapping.to_local({})
+    except PushOnly:
+        return False
+    except Exception:  # it reads records; an empty one is just not one of them
+        return True
+    return True

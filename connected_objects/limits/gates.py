@@ -69,9 +69,22 @@ class ScopeGate:
     :param limits: the provider's limits for the scope.
     :param store: where the limits are kept (default: this gate's own memory).
     :param scope: the scope, naming its keys in the store (needed with a shared store).
+    :param share: the fraction of the scope's rate (and day quota) this gate's calls may take at most, counted
+        fleet-wide apart from the rest: a worker's polls read with ``share=0.2``, so the pushes, through the
+        scope's ordinary gate, always keep the other 80%. Calls through it still count against the whole.
     """
 
-    def __init__(self, limits: Limits, store: LimitsStore | None = None, *, scope: Scope | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        store: LimitsStore | None = None,
+        *,
+        scope: Scope | None = None,
+        share: float | None = None,
+    ) -> None:
+        if share is not None and not 0 < share <= 1:
+            raise ValueError(f"share={share!r}: give a fraction of the scope's rate, above 0 and at most 1")
+        self.share = share
         self.limits = limits
         self.store: LimitsStore = store if store is not None else MemoryLimits()
         self.scope = scope
@@ -128,6 +141,13 @@ class ScopeGate:
             rates.append(Rate(self.key + "#batches", 60.0 / limits.batches_per_minute))
         if limits.app_per_minute is not None and self.scope is not None:
             rates.append(Rate(app_key(self.scope.provider), 60.0 / limits.app_per_minute, calls))
+        if self.share is not None:  # this gate's own part of the scope's quota (a worker's polls)
+            if limits.per_minute is not None:
+                rates.append(Rate(self.key + "#share", 60.0 / (limits.per_minute * self.share), calls))
+            if limits.per_day is not None:
+                rates.append(
+                    Rate.per_window(self.key + "#share-day", max(1, int(limits.per_day * self.share)), DAY, calls)
+                )
         return rates
 
     def _spent(self, hold: Hold) -> None:

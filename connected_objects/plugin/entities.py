@@ -33,6 +33,10 @@ An :class:`EntitySpec` says:
   existing books is connected (QuickBooks ``DisplayName`` then
   ``PrimaryEmailAddr.Address``; dotted paths reach into nested objects; see
   :mod:`connected_objects.receive.adopt`).
+- ``poll_every``: how often, in seconds, the worker reads the entity's change feed for a
+  connection by itself (:mod:`connected_objects.receive.polling`), so changes no webhook
+  reported still arrive; None: never polled, unless a connection sets a cadence. A catalog's
+  ``poll_every`` is the default of the entities that do not say.
 
 :attr:`EntityCatalog.names` is the plain set of entity names (a provider's
 ``entities``); a provider exposes its catalog as ``entity_catalog``
@@ -68,6 +72,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import Final
 from typing import Literal
 
@@ -114,10 +119,13 @@ class EntitySpec:
     read_params: Mapping[str, str] = field(default_factory=dict)
     nested: tuple[str, ...] = ()
     natural_keys: tuple[str, ...] = ()
+    poll_every: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.path or not self.id_field:
             raise ValueError("an EntitySpec needs a name, a path and an id_field")
+        if self.poll_every is not None and self.poll_every <= 0:
+            raise ValueError(f"{self.name}: poll_every={self.poll_every!r}; give seconds > 0, or None for never")
         if self.delete not in DELETE_STYLES:
             raise ValueError(f"{self.name}: delete={self.delete!r}; choose one of {', '.join(DELETE_STYLES)}")
 
@@ -130,9 +138,11 @@ class EntitySpec:
 class EntityCatalog:
     """A provider's entities, by name; iterating gives the specs in declaration order."""
 
-    def __init__(self, specs: Iterable[EntitySpec]) -> None:
+    def __init__(self, specs: Iterable[EntitySpec], *, poll_every: float | None = None) -> None:
         self._specs: dict[str, EntitySpec] = {}
         for spec in specs:
+            if spec.poll_every is None and poll_every is not None:
+                spec = replace(spec, poll_every=poll_every)
             if spec.name in self._specs:
                 raise ValueError(f"entity {spec.name!r} is declared twice")
             self._specs[spec.name] = spec

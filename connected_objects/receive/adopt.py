@@ -46,7 +46,7 @@ from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 
 from .. import connections
-from ..declare.mapping import PushOnly
+from ..declare.mapping import receives
 from ..exceptions import ConfigurationError
 from ..limits.gates import ScopeGate
 from ..oauth import tokens as oauth
@@ -388,11 +388,6 @@ def link_by_hand(db: DB, scope: Scope, entity: str, local_type: str, local_id: s
 
 
 def _receives(spec: SyncSpec) -> bool:
-    """Whether ``spec``'s mapping reads remote records back (a push-only one raises :class:`PushOnly`)."""
-    try:
-        spec.mapping.to_local({})
-    except PushOnly:
-        return False
-    except Exception:  # it reads records; an empty one is just not one of them
-        return True
+    """Whether ``spec``'s mapping reads remote records back."""
+    return receives(spec.mapping)
     return True

@@ -22,11 +22,13 @@ or ``connected-objects pull --app myapp.sync:hub --scope quickbooks/production/9
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
@@ -34,12 +36,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from ..limits.gates import ScopeGate
 from ..oauth import tokens as oauth
 from ..ops.tracing import traced
 from ..scope import Scope
 from ..store.models import cursor as t
 from ..store.models import utcnow
 from .apply import apply_fetching
+from .gated import GatedReads
+from .polling import LeaseLost
 
 if TYPE_CHECKING:
     from ..context import SyncContext
@@ -76,8 +81,12 @@ def load_cursor(session: Session, scope: Scope, entity: str) -> Any:
     return session.execute(select(t.c.position).where(_where(scope, entity))).scalar()
 
 
-def save_cursor(session: Session, scope: Scope, entity: str, position: Any) -> None:
-    """Store a pull position (inside the caller's transaction)."""
+def save_cursor(session: Session, scope: Scope, entity: str, position: Any, *, lease_owner: str | None = None) -> None:
+    """Store a pull position (inside the caller's transaction).
+
+    :param lease_owner: a worker's poll: store it only while that worker holds the poll's lease.
+    :raises LeaseLost: the lease was taken over; the caller's transaction is to be rolled back.
+    """
     conn = session.connection()
     now = utcnow()
     values = {
@@ -97,7 +106,10 @@ def save_cursor(session: Session, scope: Scope, entity: str, position: Any) -> N
     else:
         stmt = mysql.insert(t).values(values).on_duplicate_key_update(id=t.c.id)
     conn.execute(stmt)
-    conn.execute(update(t).where(_where(scope, entity)).values(position=position, updated_at=now))
+    where = _where(scope, entity) if lease_owner is None else _where(scope, entity) & (t.c.lease_owner == lease_owner)
+    done = conn.execute(update(t).where(where).values(position=position, updated_at=now))
+    if lease_owner is not None and not done.rowcount:
+        raise LeaseLost(f"the poll of {entity} for {scope} was taken over; it stops here, writing nothing")
 
 
 @traced("connected_objects.receive.pull", lambda hub, scope, entity, **kw: {"scope": scope, "entity": entity})
@@ -108,24 +120,35 @@ async def pull(
     *,
     progress: Callable[[PullStats], None] | None = None,
     max_pages: int | None = None,
+    gate: ScopeGate | None = None,
+    lease_owner: str | None = None,
+    http: httpx.AsyncClient | None = None,
 ) -> PullStats:
     """Pull ``entity`` of ``scope`` from its stored cursor to the end of the feed.
 
     :param progress: called after each committed page.
     :param max_pages: stop after this many pages (the next pull continues).
+    :param gate: read through this gate (the scope's limits, a worker's poll share).
+    :param lease_owner: a worker's poll (:mod:`~connected_objects.receive.polling`): each page is committed
+        only while that worker still holds the poll's lease.
+    :param http: the HTTP client to read with (default: a new one of the hub's).
+    :raises LeaseLost: with ``lease_owner``, when the lease was taken over (the page is not applied).
     """
     stats = PullStats()
     with hub.session_factory() as session:
         position = load_cursor(session, scope, entity)
-    async with hub.http_client() as http:
+    async with contextlib.AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(hub.http_client())
         creds = await oauth.fresh_credentials(hub, scope, http)
-        client = hub.provider(scope.provider).client(scope, http, creds)
+        remote = hub.provider(scope.provider).client(scope, http, creds)
+        client: Any = GatedReads(remote, gate) if gate is not None else remote
         while max_pages is None or stats.pages < max_pages:
             page = await client.changes(entity, position)
             nxt = page.cursor
 
             def checkpoint(session: Session, nxt: Any = nxt) -> None:
-                save_cursor(session, scope, entity, nxt)
+                save_cursor(session, scope, entity, nxt, lease_owner=lease_owner)
 
             applied = await apply_fetching(hub, scope, entity, list(page.records), client, before_commit=checkpoint)
             position = nxt

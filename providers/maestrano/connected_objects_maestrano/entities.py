@@ -136,5 +136,9 @@ ENTITIES: Final = EntityCatalog(
             "payments",
             references={"organization_id": "organizations", "person_id": "people", LINKED_INVOICE: "invoices"},
         ),
-    ]
+    ],
+    # polled hourly, as Maestrano's own connectors sync (maestrano-connector-rails: AllSynchronizationsJob
+    # from cron every hour, each organization at rand(3600), template/files/sidekiq_cron.yml.tt), reading
+    # `$filter=updated_at gt '…'` (entity.rb:206-247): one request when nothing changed
+    poll_every=60 * 60,
 )

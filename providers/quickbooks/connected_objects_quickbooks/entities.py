@@ -112,5 +112,9 @@ ENTITIES: Final = EntityCatalog(
             references={"VendorRef": "Vendor", "APAccountRef": "Account"},
             natural_keys=("DocNumber",),
         ),
-    ]
+    ],
+    # polled every 15 minutes: Intuit's webhook best practices say to back webhooks with a CDC call "dating
+    # back to the last known successfully processed webhook event" and a daily one (developer.intuit.com,
+    # .../webhooks/best-practices); a CDC call per entity is one request, so 15 minutes costs little
+    poll_every=15 * 60,
 )

@@ -148,5 +148,9 @@ ENTITIES: Final = EntityCatalog(
             nested=("Allocations",),
             read_params={"Statuses": ",".join(INVOICE_STATUSES)},
         ),
-    ]
+    ],
+    # polled hourly with If-Modified-Since ("Only records created or modified since this timestamp will be
+    # returned", developer.xero.com accounting API): Xero's webhooks cover contacts, invoices and credit notes
+    # only, so the other entities change with no event at all
+    poll_every=60 * 60,
 )

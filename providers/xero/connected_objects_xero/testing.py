@@ -296,6 +296,8 @@ class FakeXero:
         #: request that reached the limits (for assertions on a client's concurrency and holds)
         self.max_in_flight: collections.Counter[str] = collections.Counter()
         self.arrivals: list[float] = []
+        #: Every read answered: (tenant, entity, started, ended), wall-clock seconds (who polled what, and when).
+        self.reads: list[tuple[str, str, float, float]] = []
         #: the most elements one write carried (Xero recommends 50 at most; a larger call is still taken)
         self.most_elements = 0
         self._last_ms = 0
@@ -467,7 +469,10 @@ class FakeXero:
                 # Accounts and TaxRates are read only in this sandbox (the library never writes them): a write is
                 # answered as a validation error rather than modelled
                 return JSONResponse(self._validation([({}, [f"{spec.name} are read only in this sandbox"])]), 400)
+            began = time.time()
             response = await work(request, tenant, spec.name)
+            if request.method == "GET":
+                self.reads.append((tenant, spec.name, began, time.time()))
             if fault is not None:
                 return self._fault(fault.kind)
             response.headers.update(self._remaining(tenant))

@@ -1,0 +1,465 @@
+"""Polls: the worker reads each connection's change feeds by itself, on a cadence, one worker at a time.
+
+Webhooks get lost, and some changes never produce one (Intuit says to back its webhooks with a CDC
+call; Xero sends events for contacts, invoices and credit notes only). So the worker also *polls*:
+for every active connection and every entity the application receives from it, it pulls the
+entity's change feed from the stored cursor (:func:`~connected_objects.receive.pull.pull`) every
+so often. A record already applied from a webhook is a no-op (versions and the identity map).
+
+Each ``(scope, entity)`` has one row in ``co_cursor``, holding its pull position and its schedule:
+
+- **cadence**: ``co_cursor.poll_every`` (this connection's, :func:`set_cadence`) or else the
+  entity's :attr:`~connected_objects.plugin.entities.EntitySpec.poll_every`; None: not polled;
+- **next_poll_at**: when it is due; a new row is first due at a random point of its first cadence
+  (so a fleet's polls spread out), and each poll is followed by the next one cadence later, give
+  or take 10%;
+- **a lease**: a worker claims due rows with one conditional ``UPDATE`` and holds them for
+  :data:`LEASE` seconds, renewed while it reads, so each ``(scope, entity)`` is polled by one worker
+  of the fleet at a time; a claimed row's ``next_poll_at`` moves to the lease's end, so the poll of a
+  worker that died is due again once its lease expires. A poll that lost its lease stops at its
+  next page without writing its cursor (:class:`LeaseLost`);
+- **polled_at** (when the last successful poll *began*: everything before it has been read, so the
+  lag is ``now - polled_at``) and **poll_error** (the last failure, cleared by the next success).
+
+A poll reads through the scope's gate, inside a share of its quota (:data:`SHARE`), so polls count
+against the provider's limits with the pushes and never take more than that share from them.
+Connections that are paused, revoked, or still onboarding (``adopting``, or ``attention`` while rows
+are held as ambiguous: their remote candidates must not be imported) are not polled.
+
+:func:`make_due` is "sync now" (``connected-objects sync``): the polls of a scope due at once, and
+with ``full`` from the start of the feed (the cursor forgotten; everything read again through the
+identity map, so nothing is created twice).
+
+Example::
+
+    >>> import datetime as dt
+    >>> from sqlalchemy import create_engine
+    >>> from connected_objects import Scope
+    >>> from connected_objects.store.models import metadata
+    >>> from connected_objects.receive import polling
+    >>> engine = create_engine("sqlite://")
+    >>> metadata.create_all(engine)
+    >>> now = dt.datetime(2026, 12, 7, 12, tzinfo=dt.timezone.utc)
+    >>> scope = Scope("xero", "production", "t-1")
+    >>> with engine.begin() as db:
+    ...     polling.make_due(db, scope, ["Contacts"], now=now)
+    ...     [(s.entity, s.next_poll_at == now) for s in polling.schedules(db, now=now)[scope]]
+    1
+    [('Contacts', True)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from ..declare.mapping import receives
+from ..exceptions import ConnectedObjectsError
+from ..plugin.entities import catalog_of
+from ..scope import Scope
+from ..store.models import connection as c
+from ..store.models import cursor as t
+from ..util.db import DB
+from ..util.db import connection_of
+
+if TYPE_CHECKING:
+    from ..context import SyncContext
+
+__all__ = [
+    "LEASE",
+    "SHARE",
+    "LeaseLost",
+    "Poll",
+    "Schedule",
+    "cadence",
+    "claim",
+    "ensure",
+    "finish",
+    "jittered",
+    "make_due",
+    "polled_entities",
+    "release",
+    "renew",
+    "schedules",
+    "set_cadence",
+]
+
+#: Seconds a worker holds a claimed poll; renewed while it reads.
+LEASE = 120.0
+#: The share of a scope's rate a worker's polls may take; pushes keep the rest.
+SHARE = 0.2
+#: How far a cadence is spread: each next poll comes one cadence later, give or take this fraction.
+JITTER = 0.1
+#: Longest wait before a failed poll is tried again (shorter cadences: one cadence).
+RETRY_AFTER = 300.0
+#: Onboarding states in which a connection is not polled (its existing books are being paired).
+ONBOARDING = ("adopting", "attention")
+
+
+class LeaseLost(ConnectedObjectsError):
+    """A poll's lease was taken over (it expired, or a full resync reset the cursor): it stops, writing nothing."""
+
+
+@dataclass(frozen=True)
+class Poll:
+    """A claimed poll: read ``entity`` of ``scope`` from its cursor."""
+
+    id: int
+    scope: Scope
+    entity: str
+    #: The connection's own cadence for it, if it sets one.
+    every: float | None
+    #: When this worker's lease ends (the row's ``next_poll_at`` while it runs).
+    lease_until: dt.datetime
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where one ``(scope, entity)``'s polls and reconciles stand."""
+
+    entity: str
+    polled_at: dt.datetime | None
+    next_poll_at: dt.datetime | None
+    poll_error: str | None
+    #: Seconds since the last successful poll began (None: never polled).
+    lag: float | None
+    #: The worker polling it now, if any.
+    polling_by: str | None
+    reconciled_at: dt.datetime | None
+    next_reconcile_at: dt.datetime | None
+    reconcile_report: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "polled_at": _iso(self.polled_at),
+            "next_poll_at": _iso(self.next_poll_at),
+            "lag": self.lag,
+            "poll_error": self.poll_error,
+            "polling_by": self.polling_by,
+            "reconciled_at": _iso(self.reconciled_at),
+            "next_reconcile_at": _iso(self.next_reconcile_at),
+            "reconcile_report": self.reconcile_report,
+        }
+
+
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def jittered(now: dt.datetime, seconds: float) -> dt.datetime:
+    """``seconds`` after ``now``, give or take :data:`JITTER` of it."""
+    return now + dt.timedelta(seconds=seconds * (1 + JITTER * (2 * random.random() - 1)))
+
+
+def cadence(hub: SyncContext, provider: str, entity: str, override: float | None = None) -> float | None:
+    """Seconds between two polls of ``entity``: the connection's ``override``, else the entity's own."""
+    if override is not None:
+        return float(override)
+    catalog = catalog_of(hub.provider(provider))
+    if catalog is None or entity not in catalog:
+        return None
+    return catalog[entity].poll_every
+
+
+def polled_entities(hub: SyncContext, provider: str) -> list[str]:
+    """The entities of ``provider`` the application receives (a model synced with it whose mapping reads
+    records back) and the provider gives a cadence, references first."""
+    return [
+        spec.entity
+        for spec in hub.specs(provider)
+        if receives(spec.mapping) and cadence(hub, provider, spec.entity) is not None
+    ]
+
+
+def _scope_of(row: Any) -> Scope:
+    return Scope(row.provider, row.marketplace, row.account)
+
+
+def _insert_missing(db: DB, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``co_cursor`` rows, leaving those another worker inserted first."""
+    if not rows:
+        return
+    conn = connection_of(db)
+    name = conn.dialect.name
+    if name == "postgresql":
+        stmt: Any = postgresql.insert(t).on_conflict_do_nothing()
+    elif name == "sqlite":
+        stmt = sqlite.insert(t).on_conflict_do_nothing()
+    else:
+        stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
+    conn.execute(stmt, list(rows))
+
+
+def ensure(db: DB, hub: SyncContext, *, now: dt.datetime) -> int:
+    """Give every active connection's polled entities a schedule; returns how many were added.
+
+    Two queries and at most one ``INSERT`` and one ``UPDATE`` per cadence, whatever the number of connections.
+    A new ``(scope, entity)`` is first due at a random point of its first cadence; a row that exists with no
+    schedule (made by a manual pull) gets one the same way.
+    """
+    conn = connection_of(db)
+    wanted: dict[tuple[str, str, str, str], float] = {}
+    polled: dict[str, list[str]] = {}
+    active = conn.execute(
+        select(c.c.provider, c.c.marketplace, c.c.account, c.c.directions).where(c.c.status == "active")
+    ).all()
+    for row in active:
+        if row.provider not in polled:
+            try:
+                polled[row.provider] = polled_entities(hub, row.provider)
+            except ConnectedObjectsError:  # a provider this application does not run: not ours to poll
+                polled[row.provider] = []
+        directions = row.directions or {}
+        for entity in polled[row.provider]:
+            if directions.get(entity, "both") in ("both", "pull"):
+                every = cadence(hub, row.provider, entity)
+                assert every is not None  # polled_entities keeps those with a cadence
+                wanted[(row.provider, row.marketplace, row.account, entity)] = every
+    if not wanted:
+        return 0
+    have = {
+        (r.provider, r.marketplace, r.account, r.entity): r
+        for r in conn.execute(
+            select(t.c.id, t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.next_poll_at, t.c.poll_every)
+        )
+    }
+    missing = [
+        {
+            "provider": p,
+            "marketplace": m,
+            "account": a,
+            "entity": e,
+            "position": None,
+            "next_poll_at": now + dt.timedelta(seconds=every * random.random()),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for (p, m, a, e), every in wanted.items()
+        if (p, m, a, e) not in have
+    ]
+    _insert_missing(conn, missing)
+    unscheduled: dict[float, list[int]] = {}
+    for key, every in wanted.items():
+        found = have.get(key)
+        if found is not None and found.next_poll_at is None:
+            unscheduled.setdefault(found.poll_every or every, []).append(found.id)
+    for every, ids in unscheduled.items():
+        conn.execute(
+            update(t)
+            .where(t.c.id.in_(ids), t.c.next_poll_at.is_(None))
+            .values(next_poll_at=now + dt.timedelta(seconds=every * random.random()), updated_at=now)
+        )
+    return len(missing)
+
+
+def _claimable(now: dt.datetime) -> Any:
+    return and_(t.c.next_poll_at <= now, or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now))
+
+
+def claim(
+    db: DB, worker: str, *, now: dt.datetime, limit: int = 4, lease: float = LEASE, skip: Collection[int] = ()
+) -> list[Poll]:
+    """Claim up to ``limit`` due polls for ``worker``, leaving those another worker holds.
+
+    One ``SELECT`` of candidates and one conditional ``UPDATE``: a row another worker claimed in between no
+    longer matches the ``UPDATE``'s condition (it is re-read under the row lock on PostgreSQL and MariaDB),
+    so it is claimed once. The caller commits.
+    """
+    conn = connection_of(db)
+    same_scope = and_(c.c.provider == t.c.provider, c.c.marketplace == t.c.marketplace, c.c.account == t.c.account)
+    query = (
+        select(t.c.id)
+        .join(c, same_scope)
+        .where(
+            _claimable(now),
+            c.c.status == "active",
+            or_(c.c.onboarding.is_(None), c.c.onboarding.not_in(ONBOARDING)),
+        )
+        .order_by(t.c.next_poll_at)
+        .limit(limit + len(skip))
+    )
+    ids = [i for i in conn.execute(query).scalars() if i not in skip][:limit]
+    if not ids:
+        return []
+    until = now + dt.timedelta(seconds=lease)
+    conn.execute(
+        update(t)
+        .where(t.c.id.in_(ids), _claimable(now))
+        .values(lease_owner=worker, lease_expires_at=until, next_poll_at=until)
+    )
+    rows = conn.execute(
+        select(t.c.id, t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.poll_every).where(
+            t.c.id.in_(ids), t.c.lease_owner == worker, t.c.lease_expires_at == until
+        )
+    ).all()
+    return [Poll(r.id, _scope_of(r), r.entity, r.poll_every, until) for r in rows]
+
+
+def _lease_end(now: dt.datetime, until: dt.datetime) -> Any:
+    """A leased row's ``next_poll_at`` follows its lease's end, unless a "sync now" moved it before ``now``."""
+    return case((t.c.next_poll_at > now, until), else_=t.c.next_poll_at)
+
+
+def renew(db: DB, worker: str, polls: Iterable[Poll], *, now: dt.datetime, lease: float = LEASE) -> list[Poll]:
+    """Extend ``worker``'s leases on ``polls`` (one ``UPDATE``); returns those it still holds, with their new end."""
+    held = list(polls)
+    if not held:
+        return []
+    until = now + dt.timedelta(seconds=lease)
+    conn = connection_of(db)
+    ids = [p.id for p in held]
+    conn.execute(
+        update(t)
+        .where(t.c.id.in_(ids), t.c.lease_owner == worker)
+        .values(lease_expires_at=until, next_poll_at=_lease_end(now, until))
+    )
+    kept = set(conn.execute(select(t.c.id).where(t.c.id.in_(ids), t.c.lease_owner == worker)).scalars())
+    return [Poll(p.id, p.scope, p.entity, p.every, until) for p in held if p.id in kept]
+
+
+def finish(
+    db: DB,
+    poll: Poll,
+    worker: str,
+    *,
+    every: float | None,
+    began: dt.datetime,
+    now: dt.datetime,
+    error: str | None = None,
+) -> bool:
+    """Record a poll's end and schedule the next one ``every`` seconds later (None: no next one); False when
+    the lease was lost meanwhile (nothing written).
+
+    A "sync now" asked while it ran (``next_poll_at`` moved before the lease's end) is kept.
+    """
+    if error is None:
+        nxt = jittered(now, every) if every is not None else None
+        values: dict[str, Any] = {"polled_at": began, "poll_error": None}
+    else:
+        nxt = jittered(now, min(every or RETRY_AFTER, RETRY_AFTER))
+        values = {"poll_error": error[:2000]}
+    done = connection_of(db).execute(
+        update(t)
+        .where(t.c.id == poll.id, t.c.lease_owner == worker)
+        .values(
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+            next_poll_at=case((t.c.next_poll_at > now, nxt), else_=t.c.next_poll_at),
+            **values,
+        )
+    )
+    return bool(done.rowcount)
+
+
+def release(db: DB, worker: str, polls: Iterable[Poll], *, now: dt.datetime) -> None:
+    """Give back ``worker``'s leases on ``polls`` (a worker stopping): due at once, for another worker."""
+    ids = [p.id for p in polls]
+    if ids:
+        connection_of(db).execute(
+            update(t)
+            .where(t.c.id.in_(ids), t.c.lease_owner == worker)
+            .values(lease_owner=None, lease_expires_at=None, next_poll_at=now, updated_at=now)
+        )
+
+
+def make_due(db: DB, scope: Scope, entities: Iterable[str], *, now: dt.datetime, full: bool = False) -> int:
+    """Sync now: ``scope``'s polls of ``entities`` due at once (``full``: from the start of the feed).
+
+    A full resync forgets the cursor and the lease of a poll running now, which stops at its next page
+    (:class:`LeaseLost`). Returns how many ``(scope, entity)`` were made due. The caller commits.
+    """
+    names = list(dict.fromkeys(entities))
+    if not names:
+        return 0
+    base = {"provider": scope.provider, "marketplace": scope.marketplace, "account": scope.account}
+    _insert_missing(
+        db, [{**base, "entity": e, "position": None, "next_poll_at": now, "created_at": now, "updated_at": now}
+             for e in names]
+    )  # fmt: skip
+    values: dict[str, Any] = {"next_poll_at": now, "updated_at": now}
+    if full:
+        values.update(position=None, lease_owner=None, lease_expires_at=None)
+    done = connection_of(db).execute(
+        update(t)
+        .where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            t.c.account == scope.account,
+            t.c.entity.in_(names),
+        )
+        .values(**values)
+    )
+    return int(done.rowcount)
+
+
+def set_cadence(db: DB, scope: Scope, entity: str, every: float | None, *, now: dt.datetime) -> None:
+    """This connection's cadence for ``entity``, in seconds (None: the entity's own). The caller commits."""
+    if every is not None and every <= 0:
+        raise ValueError(f"a cadence is seconds > 0 (or None for the entity's own), not {every!r}")
+    base = {"provider": scope.provider, "marketplace": scope.marketplace, "account": scope.account}
+    _insert_missing(db, [{**base, "entity": entity, "position": None, "created_at": now, "updated_at": now}])
+    connection_of(db).execute(
+        update(t)
+        .where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            t.c.account == scope.account,
+            t.c.entity == entity,
+        )
+        .values(poll_every=int(every) if every is not None else None, updated_at=now)
+    )
+
+
+def schedules(db: DB, *, now: dt.datetime) -> dict[Scope, list[Schedule]]:
+    """Every ``(scope, entity)``'s schedule, by scope (one query)."""
+    out: dict[Scope, list[Schedule]] = {}
+    rows = connection_of(db).execute(
+        select(
+            t.c.provider,
+            t.c.marketplace,
+            t.c.account,
+            t.c.entity,
+            t.c.polled_at,
+            t.c.next_poll_at,
+            t.c.poll_error,
+            t.c.lease_owner,
+            t.c.lease_expires_at,
+            t.c.reconciled_at,
+            t.c.next_reconcile_at,
+            t.c.reconcile_report,
+        ).order_by(t.c.provider, t.c.marketplace, t.c.account, t.c.entity)
+    )
+    for r in rows:
+        running = r.lease_owner if r.lease_expires_at is not None and r.lease_expires_at > now else None
+        lag = (now - r.polled_at).total_seconds() if r.polled_at is not None else None
+        out.setdefault(_scope_of(r), []).append(
+            Schedule(
+                r.entity,
+                r.polled_at,
+                r.next_poll_at,
+                r.poll_error,
+                lag,
+                running,
+                r.reconciled_at,
+                r.next_reconcile_at,
+                r.reconcile_report,
+            )
+        )
+    return out
