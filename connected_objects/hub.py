@@ -365,6 +365,15 @@ class Hub:
 
         return export(self, scope, entities=entities, since=since, changed_at=changed_at)
 
+    def sync(self, scope: Scope, *, entities: Collection[str] | None = None, full: bool = False) -> list[str]:
+        """Sync now: make ``scope``'s polls due at once (``full``: read everything again, creating nothing twice).
+
+        The workers run them (see :func:`connected_objects.receive.polling.sync_now`); returns the entities.
+        """
+        from .receive.polling import sync_now
+
+        return sync_now(self, scope, entities, full=full)
+
     def drain(self, *, timeout: float | None = 120.0, raise_on_dead: bool = False, **options: Any) -> WorkerStats:
         """Push every due change, wait out retries, and return when nothing is left to do.
 

@@ -67,8 +67,8 @@ from .queue import EVENTS
 from .queue import ClaimedChange
 from .queue import journal
 from .receive.engine import Receiver
-from .scheduler import Chore
-from .scheduler import Scheduler
+from .receive.scheduler import Chore
+from .receive.scheduler import Scheduler
 from .scope import Scope
 from .store import schema
 from .store.models import utcnow
@@ -131,7 +131,7 @@ class Worker:
         unavailable (restarting, connections cut) at start-up, claim, prepare and record before it
         gives up on that step; outcomes of writes already sent are recorded once it is back.
     :param polling: poll the connections' change feeds on their cadences, and run the periodic chores
-        (:class:`~connected_objects.scheduler.Scheduler`), while running until stopped (never in a drain).
+        (:class:`~connected_objects.receive.scheduler.Scheduler`), while running until stopped (never in a drain).
     :param max_polls: polls this worker runs at once, beside its pushes.
     :param schedule_every: seconds between two looks for due polls and chores.
     :param chores: periodic duties beside the built-in ones, ``{name: (seconds, coroutine function)}``.

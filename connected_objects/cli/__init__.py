@@ -118,6 +118,7 @@ from .queue import changes
 from .queue import events
 from .schema import schema_group
 from .status import status_command
+from .sync import sync_command
 from .worker import worker
 
 __all__ = [
@@ -206,6 +207,7 @@ for _command in (
     schema_group,
     worker,
     pull_command,
+    sync_command,
     adopt_command,
     export_command,
     link_command,

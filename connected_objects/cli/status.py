@@ -19,9 +19,12 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 from rich.table import Table
 
+from ..store.models import utcnow
 from ..util.redaction import redact
 from .common import app_or_database
 from .common import console
@@ -78,3 +81,41 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
             redact(r.last_error or "")[:60],
         )
     console.print(table)
+    polls = [(r.scope, s) for r in rows for s in r.schedules]
+    if polls:
+        now = utcnow()
+        schedule = Table(title="polls")
+        for col in ("scope", "entity", "last poll", "next poll", "lag", "last poll error"):
+            schedule.add_column(col)
+        for scope, s in polls:
+            schedule.add_row(
+                str(scope),
+                s.entity,
+                _ago(s.polled_at, now) if s.polled_at else "never",
+                ("now, by " + s.polling_by)
+                if s.polling_by
+                else (_until(s.next_poll_at, now) if s.next_poll_at else "-"),
+                _seconds(s.lag) if s.lag is not None else "-",
+                redact(s.poll_error or "")[:60],
+            )
+        console.print(schedule)
+
+
+def _seconds(value: float) -> str:
+    """A duration for people: ``45 s``, ``12 min``, ``3.5 h``, ``2.0 d``."""
+    if value < 90:
+        return f"{value:.0f} s"
+    if value < 90 * 60:
+        return f"{value / 60:.0f} min"
+    if value < 36 * 3600:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.1f} d"
+
+
+def _ago(when: dt.datetime, now: dt.datetime) -> str:
+    return f"{_seconds(max(0.0, (now - when).total_seconds()))} ago"
+
+
+def _until(when: dt.datetime, now: dt.datetime) -> str:
+    left = (when - now).total_seconds()
+    return "due" if left <= 0 else f"in {_seconds(left)}"

@@ -22,8 +22,10 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from sqlalchemy import func
@@ -36,8 +38,11 @@ from ..scope import Scope
 from ..store.models import ambiguity
 from ..store.models import connected_object
 from ..store.models import connection
+from ..store.models import utcnow
 from ..util.db import DB
 from ..util.db import connection_of
+from .schedules import Schedule
+from .schedules import schedules
 
 __all__ = ["ScopeStatus", "status"]
 
@@ -66,15 +71,18 @@ class ScopeStatus:
     onboarding: str | None = None
     #: Rows held as ambiguous since adopting (``connected-objects adopt --ambiguous``).
     held: int = 0
+    #: Per entity, its polls and reconciles: last, next, lag, last error (:mod:`~connected_objects.receive.polling`).
+    schedules: list[Schedule] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["scope"] = str(self.scope)
+        data["schedules"] = [s.as_dict() for s in self.schedules]
         return data
 
 
-def status(db: DB) -> list[ScopeStatus]:
-    """Health per scope, sorted by scope."""
+def status(db: DB, *, now: dt.datetime | None = None) -> list[ScopeStatus]:
+    """Health per scope, sorted by scope (``now``: the time lags are measured at)."""
     conn = connection_of(db)
     found: dict[tuple[str, str, str], ScopeStatus] = {}
 
@@ -135,6 +143,8 @@ def status(db: DB) -> list[ScopeStatus]:
             if kind == "parked":
                 item.parked_records += n
         item.last_error = item.last_error or last
+    for scope, entities in schedules(conn, now=now or utcnow()).items():
+        row(scope.provider, scope.marketplace, scope.account).schedules = entities
     for item in found.values():
         item.onboarding = _onboarding(item)
     return [found[k] for k in sorted(found)]

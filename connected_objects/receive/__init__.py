@@ -11,7 +11,9 @@
 - :mod:`~connected_objects.receive.parking` parks records that wait for a reference, and wakes them;
 - :mod:`~connected_objects.receive.direct` and :mod:`~connected_objects.receive.inserts` write many
   rows at once without the ORM's per-row cost;
-- :mod:`~connected_objects.receive.pull` reads an entity page by page (imports, polls, reconciles).
+- :mod:`~connected_objects.receive.pull` reads an entity page by page (imports, polls, reconciles);
+- :mod:`~connected_objects.receive.polling` keeps each ``(scope, entity)``'s poll schedule and lease, and
+  :mod:`~connected_objects.receive.scheduler` is the worker's part that runs the due polls and its chores.
 
 The path of one webhook: verify → inbox → claim → fetch → apply (see ``docs/architecture.md``).
 

@@ -43,9 +43,9 @@ Example::
     >>> scope = Scope("xero", "production", "t-1")
     >>> with engine.begin() as db:
     ...     polling.make_due(db, scope, ["Contacts"], now=now)
-    ...     [(s.entity, s.next_poll_at == now) for s in polling.schedules(db, now=now)[scope]]
     1
-    [('Contacts', True)]
+    >>> polling.jittered(now, 3600) - now >= dt.timedelta(minutes=54)
+    True
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ __all__ = [
     "SHARE",
     "LeaseLost",
     "Poll",
-    "Schedule",
     "cadence",
     "claim",
     "ensure",
@@ -95,8 +94,8 @@ __all__ = [
     "polled_entities",
     "release",
     "renew",
-    "schedules",
     "set_cadence",
+    "sync_now",
 ]
 
 #: Seconds a worker holds a claimed poll; renewed while it reads.
@@ -126,40 +125,6 @@ class Poll:
     every: float | None
     #: When this worker's lease ends (the row's ``next_poll_at`` while it runs).
     lease_until: dt.datetime
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Where one ``(scope, entity)``'s polls and reconciles stand."""
-
-    entity: str
-    polled_at: dt.datetime | None
-    next_poll_at: dt.datetime | None
-    poll_error: str | None
-    #: Seconds since the last successful poll began (None: never polled).
-    lag: float | None
-    #: The worker polling it now, if any.
-    polling_by: str | None
-    reconciled_at: dt.datetime | None
-    next_reconcile_at: dt.datetime | None
-    reconcile_report: Any
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "entity": self.entity,
-            "polled_at": _iso(self.polled_at),
-            "next_poll_at": _iso(self.next_poll_at),
-            "lag": self.lag,
-            "poll_error": self.poll_error,
-            "polling_by": self.polling_by,
-            "reconciled_at": _iso(self.reconciled_at),
-            "next_reconcile_at": _iso(self.next_reconcile_at),
-            "reconcile_report": self.reconcile_report,
-        }
-
-
-def _iso(when: dt.datetime | None) -> str | None:
-    return when.isoformat() if when is not None else None
 
 
 def jittered(now: dt.datetime, seconds: float) -> dt.datetime:
@@ -409,6 +374,36 @@ def make_due(db: DB, scope: Scope, entities: Iterable[str], *, now: dt.datetime,
     return int(done.rowcount)
 
 
+def sync_now(
+    hub: SyncContext, scope: Scope, entities: Collection[str] | None = None, *, full: bool = False
+) -> list[str]:
+    """Make ``scope``'s polls of ``entities`` (default: every entity it is polled for) due at once; a worker
+    runs them within its ``schedule_every``. ``full`` reads each from the start, through the identity map.
+
+    :returns: the entities made due.
+    :raises ConfigurationError: the scope has no connection, or an entity is not one the application
+        receives from its provider (the message lists those it does).
+    """
+    from .. import connections
+    from ..exceptions import ConfigurationError
+    from ..util.suggest import did_you_mean
+
+    received = [s.entity for s in hub.specs(scope.provider) if receives(s.mapping)]
+    with hub.session_factory.begin() as session:
+        info = connections.get(session, scope)
+        if info is None:
+            raise ConfigurationError(f"{scope} has no connection; connect it first")
+        wanted = list(entities) if entities else [e for e in received if info.pulls(e)]
+        for entity in wanted:
+            if entity not in received:
+                raise ConfigurationError(
+                    f"{entity!r} is not received from {scope.provider}: this application receives "
+                    f"{', '.join(received) or 'nothing'} from it.{did_you_mean(entity, received)}"
+                )
+        make_due(hub.connection(session), scope, wanted, now=hub.clock(), full=full)
+    return wanted
+
+
 def set_cadence(db: DB, scope: Scope, entity: str, every: float | None, *, now: dt.datetime) -> None:
     """This connection's cadence for ``entity``, in seconds (None: the entity's own). The caller commits."""
     if every is not None and every <= 0:
@@ -425,41 +420,3 @@ def set_cadence(db: DB, scope: Scope, entity: str, every: float | None, *, now: 
         )
         .values(poll_every=int(every) if every is not None else None, updated_at=now)
     )
-
-
-def schedules(db: DB, *, now: dt.datetime) -> dict[Scope, list[Schedule]]:
-    """Every ``(scope, entity)``'s schedule, by scope (one query)."""
-    out: dict[Scope, list[Schedule]] = {}
-    rows = connection_of(db).execute(
-        select(
-            t.c.provider,
-            t.c.marketplace,
-            t.c.account,
-            t.c.entity,
-            t.c.polled_at,
-            t.c.next_poll_at,
-            t.c.poll_error,
-            t.c.lease_owner,
-            t.c.lease_expires_at,
-            t.c.reconciled_at,
-            t.c.next_reconcile_at,
-            t.c.reconcile_report,
-        ).order_by(t.c.provider, t.c.marketplace, t.c.account, t.c.entity)
-    )
-    for r in rows:
-        running = r.lease_owner if r.lease_expires_at is not None and r.lease_expires_at > now else None
-        lag = (now - r.polled_at).total_seconds() if r.polled_at is not None else None
-        out.setdefault(_scope_of(r), []).append(
-            Schedule(
-                r.entity,
-                r.polled_at,
-                r.next_poll_at,
-                r.poll_error,
-                lag,
-                running,
-                r.reconciled_at,
-                r.next_reconcile_at,
-                r.reconcile_report,
-            )
-        )
-    return out

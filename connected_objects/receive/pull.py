@@ -98,6 +98,15 @@ def save_cursor(session: Session, scope: Scope, entity: str, position: Any, *, l
         "created_at": now,
         "updated_at": now,
     }
+    if lease_owner is not None:  # a poll: its row exists (it holds its lease), and is updated alone
+        done = conn.execute(
+            update(t)
+            .where(_where(scope, entity), t.c.lease_owner == lease_owner)
+            .values(position=position, updated_at=now)
+        )
+        if not done.rowcount:
+            raise LeaseLost(f"the poll of {entity} for {scope} was taken over; it stops here, writing nothing")
+        return
     name = conn.dialect.name
     if name == "postgresql":
         stmt: Any = postgresql.insert(t).values(values).on_conflict_do_nothing()
@@ -106,10 +115,7 @@ def save_cursor(session: Session, scope: Scope, entity: str, position: Any, *, l
     else:
         stmt = mysql.insert(t).values(values).on_duplicate_key_update(id=t.c.id)
     conn.execute(stmt)
-    where = _where(scope, entity) if lease_owner is None else _where(scope, entity) & (t.c.lease_owner == lease_owner)
-    done = conn.execute(update(t).where(where).values(position=position, updated_at=now))
-    if lease_owner is not None and not done.rowcount:
-        raise LeaseLost(f"the poll of {entity} for {scope} was taken over; it stops here, writing nothing")
+    conn.execute(update(t).where(_where(scope, entity)).values(position=position, updated_at=now))
 
 
 @traced("connected_objects.receive.pull", lambda hub, scope, entity, **kw: {"scope": scope, "entity": entity})

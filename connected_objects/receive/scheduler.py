@@ -15,7 +15,7 @@ drain pushes what is queued, it does not go looking for more.
 
 Example::
 
-    >>> from connected_objects.scheduler import Scheduler
+    >>> from connected_objects.receive.scheduler import Scheduler
     >>> Scheduler.__init__.__doc__.split(".")[0]
     'The schedule of worker ``name`` of ``hub``'
 """
@@ -34,21 +34,26 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .limits import LimitsStore
-from .limits.gates import ScopeGate
-from .ops.failures import first_line
-from .receive import polling
-from .receive.pull import pull
-from .scope import Scope
-from .util.db import database_errors
-from .util.db import reason
+from ..limits import LimitsStore
+from ..limits.gates import ScopeGate
+from ..ops.failures import first_line
+from ..scope import Scope
+from ..util.db import database_errors
+from ..util.db import is_transient
+from ..util.db import reason
+from . import polling
+from .pull import PullStats
+from .pull import pull
 
 if TYPE_CHECKING:
-    from .context import SyncContext
+    from ..context import SyncContext
 
 __all__ = ["Chore", "Scheduler", "SchedulerStats"]
 
-log = logging.getLogger("connected_objects.scheduler")
+log = logging.getLogger("connected_objects.receive.scheduler")
+
+#: Times a poll goes on from its cursor after a transient database error (a deadlock, a cut connection).
+TRIES = 5
 
 #: A periodic duty: a coroutine function of the hub and an HTTP client.
 Chore = Callable[["SyncContext", httpx.AsyncClient], Awaitable[object]]
@@ -160,18 +165,25 @@ class Scheduler:
             skip = [p.id for p in running]
             return polling.claim(conn, self.name, now=now, limit=free, lease=self.lease, skip=skip)
 
+    async def _pull(self, poll: polling.Poll, http: httpx.AsyncClient) -> PullStats:
+        """The poll's pull; after a transient database error (a deadlock broken, a connection cut) it goes on
+        from its cursor, a few times."""
+        gate = self._gate(poll.scope)
+        for attempt in range(TRIES):
+            try:
+                return await pull(self.hub, poll.scope, poll.entity, gate=gate, lease_owner=self.name, http=http)
+            except database_errors() as exc:
+                if not is_transient(exc) or attempt == TRIES - 1:
+                    raise
+                log.info("polling %s of %s met %s; going on from its cursor", poll.entity, poll.scope, reason(exc))
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _poll(self, claimed: polling.Poll, http: httpx.AsyncClient) -> None:
         began = self.hub.clock()
         error: str | None = None
         try:
-            stats = await pull(
-                self.hub,
-                claimed.scope,
-                claimed.entity,
-                gate=self._gate(claimed.scope),
-                lease_owner=self.name,
-                http=http,
-            )
+            stats = await self._pull(claimed, http)
             self.stats.polls += 1
             self.stats.polled_records += stats.records
         except polling.LeaseLost as exc:
