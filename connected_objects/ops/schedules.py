@@ -24,9 +24,12 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import and_
+from sqlalchemy import or_
 from sqlalchemy import select
 
 from ..scope import Scope
@@ -71,26 +74,31 @@ def _iso(when: dt.datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
-def schedules(db: DB, *, now: dt.datetime) -> dict[Scope, list[Schedule]]:
-    """Every ``(scope, entity)``'s schedule, by scope (one query)."""
+def schedules(db: DB, *, now: dt.datetime, scopes: Collection[Scope] | None = None) -> dict[Scope, list[Schedule]]:
+    """Every ``(scope, entity)``'s schedule, by scope (one query; ``scopes``: only theirs)."""
     out: dict[Scope, list[Schedule]] = {}
-    rows = connection_of(db).execute(
-        select(
-            t.c.provider,
-            t.c.marketplace,
-            t.c.account,
-            t.c.entity,
-            t.c.polled_at,
-            t.c.next_poll_at,
-            t.c.poll_error,
-            t.c.lease_owner,
-            t.c.lease_expires_at,
-            t.c.reconciled_at,
-            t.c.next_reconcile_at,
-            t.c.reconcile_report,
-        ).order_by(t.c.provider, t.c.marketplace, t.c.account, t.c.entity)
-    )
-    for r in rows:
+    if scopes is not None and not scopes:
+        return out
+    query = select(
+        t.c.provider,
+        t.c.marketplace,
+        t.c.account,
+        t.c.entity,
+        t.c.polled_at,
+        t.c.next_poll_at,
+        t.c.poll_error,
+        t.c.lease_owner,
+        t.c.lease_expires_at,
+        t.c.reconciled_at,
+        t.c.next_reconcile_at,
+        t.c.reconcile_report,
+    ).order_by(t.c.provider, t.c.marketplace, t.c.account, t.c.entity)
+    if scopes is not None:
+        query = query.where(
+            or_(*(and_(t.c.provider == s.provider, t.c.marketplace == s.marketplace, t.c.account == s.account)
+                  for s in scopes))
+        )  # fmt: skip
+    for r in connection_of(db).execute(query):
         running = r.lease_owner if r.lease_expires_at is not None and r.lease_expires_at > now else None
         lag = (now - r.polled_at).total_seconds() if r.polled_at is not None else None
         out.setdefault(Scope(r.provider, r.marketplace, r.account), []).append(
