@@ -205,12 +205,13 @@ def names(world: World, scope: Scope) -> list[str]:
 
 def test_each_refresh_stores_the_refresh_tokens_expiry_as_the_provider_states_it(world: World) -> None:
     day0 = world.clock()
-    assert names(world, QBO) == ["Acme"] and all(names(world, s) == ["Initech"] for s in XERO)
+    assert names(world, QBO) == ["Acme"], world.info(QBO)
+    assert [names(world, s) for s in XERO] == [["Initech"]] * 2, [world.info(s) for s in XERO]
     # Intuit: x_refresh_token_expires_in of the answer (a refresh within 24 h of the issue keeps the token)
-    assert world.info(QBO).refresh_expires_at == day0 + dt.timedelta(seconds=REFRESH_EXPIRES_IN)
+    assert world.info(QBO).refresh_expires_at == day0 + dt.timedelta(seconds=REFRESH_EXPIRES_IN), day0
     # Xero: 60 days from the refresh, for both organisations of the grant, refreshed once
-    assert [world.info(s).refresh_expires_at for s in XERO] == [day0 + REFRESH_LIFETIME] * 2
-    assert world.identity.refreshes == 1
+    assert [world.info(s).refresh_expires_at for s in XERO] == [day0 + REFRESH_LIFETIME] * 2, day0
+    assert (world.identity.refreshes, world.identity.refused) == (1, 0)
 
 
 def test_keep_alive_keeps_quiet_companies_connected_for_months(world: World, engine: Engine) -> None:
@@ -316,3 +317,49 @@ def test_a_token_endpoint_down_is_tried_again_and_warns_only_close_to_the_end(wo
         assert set(report.renewed) == set(XERO) and world.identity.refreshes == refreshes + 1
     finally:
         signals.connection_expiring.disconnect(on_expiring)
+
+
+def test_a_refresh_token_the_provider_does_not_extend_is_reported_and_warned_about_near_its_end(
+    world: World,
+) -> None:
+    """Intuit's five-year limit: refreshes go on answering the same refresh token, its
+    ``x_refresh_token_expires_in`` counting down, so no refresh renews it; only a reconnect will."""
+    sent: list[dict[str, Any]] = []
+
+    def on_expiring(sender: str, **kw: Any) -> None:
+        sent.append(kw)
+
+    world.intuit.keep_refresh_for = 200 * 86400  # the same refresh token, whatever its age
+    dies = world.info(QBO).refresh_expires_at
+    signals.connection_expiring.connect(on_expiring)
+    try:
+        world.clock.advance(days=90)  # 11 days left: due; its access token lapsed long ago
+        report = world.keep_alive(providers=["quickbooks"])
+        assert report.renewed == () and "did not extend" in report.failed[QBO] and sent == []
+        assert world.intuit.refreshes == 2 and world.info(QBO).refresh_expires_at == dies
+        again = world.keep_alive(providers=["quickbooks"])  # its access token is fresh: no request
+        assert "did not extend" in again.failed[QBO] and world.intuit.refreshes == 2
+        world.clock.advance(days=5)  # 6 days left
+        report = world.keep_alive(providers=["quickbooks"])
+        assert report.expiring == {QBO: dies} and [kw["scope"] for kw in sent] == [QBO]
+        assert world.info(QBO).status == "active"  # it still works until then
+    finally:
+        signals.connection_expiring.disconnect(on_expiring)
+
+
+def test_a_pass_makes_at_most_limit_token_requests_the_rest_wait(world: World) -> None:
+    world.clock.advance(days=50)  # the Xero grant, and nothing else, is due
+    report = world.keep_alive(limit=1)
+    assert report.renewed == tuple(XERO) and report.waiting == ()  # one request renewed its two organisations
+    with world.hub.session_factory.begin() as s:  # another QuickBooks company, whose refresh token dies now
+        other = Scope("quickbooks", "production", "4620816")
+        held = world.intuit.issue(realm=other.account)
+        connections.connect(s, "ka_org", 3, other, credentials=held, vault=world.hub.vault)
+        oauth.store(s, other, held, world.clock(), world.hub.vault, refresh_expires_at=world.clock())
+    world.clock.advance(days=46)  # day 96: that company, then QuickBooks' (day 101), then the grant (day 110)
+    refreshes = (world.intuit.refreshes, world.identity.refreshes)
+    first, second, third = (world.keep_alive(limit=1) for _ in range(3))
+    assert (first.renewed, first.waiting) == ((other,), (QBO, *XERO))
+    assert (second.renewed, second.waiting) == ((QBO,), tuple(XERO))
+    assert (third.renewed, third.waiting) == (tuple(XERO), ())
+    assert (world.intuit.refreshes, world.identity.refreshes) == (refreshes[0] + 2, refreshes[1] + 1)

@@ -13,10 +13,12 @@ query:
    stored with every token answer by :mod:`connected_objects.oauth.tokens`) dies within ``within``
    (default :data:`RENEW_WITHIN`, 15 days: an idle Xero organisation is renewed after 45 days, the
    age the reference's target 12 alerts at, an idle QuickBooks company after about 86);
-2. each active one goes through :func:`~connected_objects.oauth.tokens.fresh_credentials`, the path
-   pushes take: under the connection's row lock, once per grant however many workers and
-   organisations share it. Its access token expired while it sat idle, so it is refreshed, and the
-   new refresh token is stored with its new expiry;
+2. each active one whose access token lapsed while it sat idle goes through
+   :func:`~connected_objects.oauth.tokens.fresh_credentials`, the path pushes take: under the
+   connection's row lock, once per grant however many workers and organisations share it; the new
+   refresh token is stored with its new expiry. (One whose access token is fresh was refreshed
+   lately and its refresh token still dies soon: the provider did not extend it, as Intuit's
+   five-year limit does not, and only a reconnect will.) At most ``limit`` token requests a pass;
 3. one ``SELECT`` reads what they became: renewed (the refresh token now lives past the window) or not.
 
 A refused refresh token pauses the connection, as it does on a push, and sends
@@ -122,17 +124,20 @@ WARN_WITHIN = dt.timedelta(days=7)
 class KeepAliveReport:
     """What one :func:`keep_alive` pass did.
 
-    :param due: the connections whose refresh token died within the window, most urgent first.
+    :param due: the connections whose refresh token dies within the window, most urgent first.
     :param renewed: those whose refresh token now lives past it.
     :param failed: those not renewed, with why (redacted): refused (the connection is now paused), the
-        token endpoint failed (the next pass tries again), not extended by the provider, or paused.
+        token endpoint failed (the next pass tries again), not extended by the provider (only a
+        reconnect renews it), or paused.
     :param expiring: those ``connection-expiring`` was sent for, with when their refresh token dies.
+    :param waiting: those left for the next pass (more were due than ``limit`` refreshes a pass).
     """
 
     due: tuple[Scope, ...] = ()
     renewed: tuple[Scope, ...] = ()
     failed: Mapping[Scope, str] = field(default_factory=dict)
     expiring: Mapping[Scope, dt.datetime] = field(default_factory=dict)
+    waiting: tuple[Scope, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values (scopes as ``provider/marketplace/account``)."""
@@ -141,6 +146,7 @@ class KeepAliveReport:
             "renewed": [str(s) for s in self.renewed],
             "failed": {str(s): reason for s, reason in self.failed.items()},
             "expiring": {str(s): when.isoformat() for s, when in self.expiring.items()},
+            "waiting": [str(s) for s in self.waiting],
         }
 
 
@@ -150,6 +156,10 @@ class _Due:
     status: str
     reason: str | None
     expires_at: dt.datetime
+    #: when its access token expires: a refresh renews only a connection whose access token is stale
+    token_expires_at: dt.datetime | None
+    #: the connections of one grant (one owner's Xero organisations) share both expiries
+    grant: tuple[Any, ...]
 
 
 async def keep_alive(
@@ -171,37 +181,53 @@ async def keep_alive(
     :param warn_within: send ``connection-expiring`` for one not renewed that dies within this long, or
         that is paused (default :data:`WARN_WITHIN`).
     :param providers: only these providers' connections (default: all).
-    :param limit: at most this many connections a pass, most urgent first; the next pass takes the rest.
+    :param limit: at most this many token requests a pass (one per grant), the most urgent first; the
+        next pass takes the rest (:attr:`KeepAliveReport.waiting`), so a pass stays short.
     :returns: the :class:`KeepAliveReport`; nothing due costs one query and no request.
     """
     if warn_within > within:
         raise ValueError(f"keep_alive(warn_within={warn_within}) must not be longer than within={within}")
     now = now or hub.clock()
-    due = await asyncio.to_thread(_due, hub, now, now + within, providers, limit)
+    due = await asyncio.to_thread(_due, hub, now, now + within, providers)
     if not due:
         return KeepAliveReport()
+    # an active connection idle since its last refresh has a stale access token: a refresh renews it. One
+    # whose access token is fresh was refreshed lately, and its refresh token still dies soon: the provider
+    # did not extend it (Intuit's five-year limit), and refreshing again would not either.
+    stale = [d for d in due if d.status == "active" and tokens.needs_refresh(d.token_expires_at, hub.clock())]
+    grants: dict[tuple[Any, ...], list[_Due]] = {}  # the organisations of one grant: one request renews all
+    for d in stale:
+        grants.setdefault(d.grant, []).append(d)
+    tried = [d for group in list(grants.values())[:limit] for d in group]
+    waiting = {d.scope for group in list(grants.values())[limit:] for d in group}
     failed: dict[Scope, str] = {}
-    for item in due:  # one at a time: each holds its connection's row lock across the token request
+    for item in tried:  # one at a time: each holds its connection's row lock across the token request
         reason = await _renew(hub, item, http)
         if reason is not None:
             failed[item.scope] = redact(reason)
-    after = await asyncio.to_thread(_states, hub, [item.scope for item in due])
+    after = await asyncio.to_thread(_states, hub, [item.scope for item in tried]) if tried else {}
     renewed: list[Scope] = []
     expiring: dict[Scope, dt.datetime] = {}
     for item in due:
+        if item.scope in waiting:
+            continue
         status, expires_at = after.get(item.scope, (item.status, item.expires_at))
         if item.scope not in failed and status == "active" and expires_at is not None and expires_at > now + within:
-            renewed.append(item.scope)
+            renewed.append(item.scope)  # by this pass, or by the refresh of a grant it shares
             continue
         if item.scope not in failed:
             failed[item.scope] = (
-                f"{item.scope.provider} did not extend the refresh token (it dies {_when(expires_at, now)}): "
+                f"the connection is {status}: {item.reason or 'no reason given'}"
+                if status != "active"
+                else f"{item.scope.provider} did not extend the refresh token (it dies {_when(expires_at, now)}): "
                 "only a reconnect renews it"
             )
         if expires_at is not None and (status == "paused" or expires_at <= now + warn_within):
             expiring[item.scope] = expires_at
-    report = KeepAliveReport(tuple(item.scope for item in due), tuple(renewed), failed, expiring)
-    log.info("keep-alive: %d due, %d renewed, %d not", len(due), len(renewed), len(failed))
+    left = tuple(d.scope for d in due if d.scope in waiting)
+    report = KeepAliveReport(tuple(d.scope for d in due), tuple(renewed), failed, expiring, left)
+    log.info("keep-alive: %d due, %d renewed, %d not, %d left for the next pass", len(due), len(renewed),
+             len(failed), len(waiting))  # fmt: skip
     for scope, reason in failed.items():
         log.warning("keep-alive could not renew %s: %s", scope, reason)
     for scope, when in expiring.items():
@@ -211,8 +237,6 @@ async def keep_alive(
 
 async def _renew(hub: SyncContext, item: _Due, http: httpx.AsyncClient) -> str | None:
     """Refresh one due connection the way a push would; None when that went through, else why not."""
-    if item.status != "active":
-        return f"the connection is {item.status}: {item.reason or 'no reason given'}"
     try:
         if hub.extras(item.scope.provider).refresh_token is None:
             return f"{item.scope.provider} does not refresh tokens"
@@ -226,13 +250,21 @@ async def _renew(hub: SyncContext, item: _Due, http: httpx.AsyncClient) -> str |
     return None
 
 
-def _due(
-    hub: SyncContext, now: dt.datetime, horizon: dt.datetime, providers: Collection[str] | None, limit: int
-) -> list[_Due]:
+def _due(hub: SyncContext, now: dt.datetime, horizon: dt.datetime, providers: Collection[str] | None) -> list[_Due]:
     """The one query: connections whose refresh token dies by ``horizon``, not revoked, and (when paused)
     still alive, most urgent first."""
     stmt = (
-        select(t.c.provider, t.c.marketplace, t.c.account, t.c.status, t.c.status_reason, t.c.refresh_expires_at)
+        select(
+            t.c.provider,
+            t.c.marketplace,
+            t.c.account,
+            t.c.status,
+            t.c.status_reason,
+            t.c.refresh_expires_at,
+            t.c.token_expires_at,
+            t.c.owner_type,
+            t.c.owner_id,
+        )
         .where(
             t.c.refresh_expires_at.is_not(None),
             t.c.refresh_expires_at <= horizon,
@@ -240,14 +272,21 @@ def _due(
             or_(t.c.status == "active", t.c.refresh_expires_at > now),
         )
         .order_by(t.c.refresh_expires_at, t.c.id)
-        .limit(limit)
     )
     if providers is not None:
         stmt = stmt.where(t.c.provider.in_(sorted(providers)))
     with hub.session_factory() as session:
         rows = hub.connection(session).execute(stmt).all()
     return [
-        _Due(Scope(r.provider, r.marketplace, r.account), r.status, r.status_reason, r.refresh_expires_at) for r in rows
+        _Due(
+            Scope(r.provider, r.marketplace, r.account),
+            r.status,
+            r.status_reason,
+            r.refresh_expires_at,
+            r.token_expires_at,
+            (r.provider, r.marketplace, r.owner_type, r.owner_id, r.refresh_expires_at, r.token_expires_at),
+        )
+        for r in rows
     ]
 
 
