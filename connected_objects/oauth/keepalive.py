@@ -187,6 +187,8 @@ async def keep_alive(
     """
     if warn_within > within:
         raise ValueError(f"keep_alive(warn_within={warn_within}) must not be longer than within={within}")
+    if limit < 1:
+        raise ValueError(f"keep_alive(limit={limit}) must be at least 1 token request a pass")
     now = now or hub.clock()
     due = await asyncio.to_thread(_due, hub, now, now + within, providers)
     if not due:
@@ -226,10 +228,12 @@ async def keep_alive(
             expiring[item.scope] = expires_at
     left = tuple(d.scope for d in due if d.scope in waiting)
     report = KeepAliveReport(tuple(d.scope for d in due), tuple(renewed), failed, expiring, left)
-    log.info("keep-alive: %d due, %d renewed, %d not, %d left for the next pass", len(due), len(renewed),
-             len(failed), len(waiting))  # fmt: skip
-    for scope, reason in failed.items():
-        log.warning("keep-alive could not renew %s: %s", scope, reason)
+    log.info("keep-alive: %d due, %d renewed, %d not, %d left for the next pass", len(due), len(renewed), len(failed),
+             len(waiting))  # fmt: skip
+    attempted = {item.scope for item in tried}
+    for scope, reason in failed.items():  # a request that failed is news; a paused connection is not
+        log.log(logging.WARNING if scope in attempted else logging.INFO, "keep-alive did not renew %s: %s", scope,
+                reason)  # fmt: skip
     for scope, when in expiring.items():
         signals.connection_expiring.send(scope.provider, scope=scope, expires_at=when, reason=failed[scope])
     return report
