@@ -118,6 +118,9 @@ class ConnectionInfo:
     directions: Mapping[str, str]
     #: When the stored OAuth access token expires (None: no expiring token).
     token_expires_at: dt.datetime | None = None
+    #: When the grant's refresh token dies as the provider stated it (None: not known); the worker's
+    #: keep-alive renews it before (:mod:`connected_objects.oauth.keepalive`).
+    refresh_expires_at: dt.datetime | None = None
     #: Where onboarding a company with existing books stands (:data:`ONBOARDING`); None: never onboarded.
     onboarding: str | None = None
 
@@ -142,6 +145,7 @@ class ConnectionInfo:
             settings=m["settings"] or {},
             directions=m["directions"] or {},
             token_expires_at=m.get("token_expires_at"),
+            refresh_expires_at=m.get("refresh_expires_at"),
             onboarding=m.get("onboarding"),
         )
 
@@ -204,6 +208,7 @@ def connect(
     values: dict[str, Any] = {"status": "active", "status_reason": None, "failures": 0, "updated_at": now}
     if sealed is not None:
         values["credentials"] = sealed
+        values["refresh_expires_at"] = None  # new tokens: their refresh token's life is stored with them, if known
     if settings is not None:
         values["settings"] = dict(settings)
     if directions is not None:

@@ -20,6 +20,11 @@ sender is the provider name; keyword arguments carry the details.
     ``scope``: a connection's access token was refreshed and stored.
 ``token-refresh-failed``
     ``scope``, ``error``: refreshing the access token failed (paused for good, or to be retried).
+``connection-expiring``
+    ``scope``, ``expires_at`` (aware datetime), ``reason``: keep-alive
+    (:mod:`connected_objects.oauth.keepalive`) could not renew the connection's refresh token, which dies
+    within the warning window (or the connection is paused): ask the customer to reconnect. Sent on every
+    pass while it lasts; tell the customer once per ``expires_at``.
 
 ``pushes-timed``
     ``scope``, ``seconds`` (a list): how long the provider took to answer each write of one
@@ -50,6 +55,7 @@ from blinker import Namespace
 __all__ = [
     "change_dead",
     "change_pushed",
+    "connection_expiring",
     "event_dead",
     "namespace",
     "onboarded",
@@ -73,3 +79,6 @@ onboarded = namespace.signal(
 )
 token_refreshed = namespace.signal("token-refreshed", doc="A connection's access token was refreshed.")
 token_refresh_failed = namespace.signal("token-refresh-failed", doc="Refreshing a connection's access token failed.")
+connection_expiring = namespace.signal(
+    "connection-expiring", doc="A connection's refresh token dies soon and keep-alive could not renew it: reconnect."
+)

@@ -8,6 +8,7 @@ tests in the examples drive a real Chromium through the same steps.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,9 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from connected_objects_quickbooks import QuickBooksProvider
+from connected_objects_quickbooks.testing import REFRESH_EXPIRES_IN
 from connected_objects_quickbooks.testing import FakeIntuitOAuth
 from connected_objects_quickbooks.testing import FakeQuickBooks
 from connected_objects_xero import XeroProvider
+from connected_objects_xero.provider import REFRESH_LIFETIME
 from connected_objects_xero.testing import FakeXero
 from connected_objects_xero.testing import FakeXeroIdentity
 from sqlalchemy import String
@@ -317,7 +320,9 @@ def test_connect_quickbooks_stores_the_tokens_sealed_and_the_worker_pushes_with_
         assert query["scope"] == ["com.intuit.quickbooks.accounting"]
         assert "code_challenge" not in query  # Intuit documents no PKCE
         assert query["redirect_uri"] == [world.flow.redirect_uri("quickbooks")]
+        before = utcnow() - dt.timedelta(seconds=1)  # Intuit states whole seconds
         landed = browser.get(consent(browser, location))
+        after = utcnow()
     assert landed.status_code == 303 and landed.headers["location"] == "/settings"
     scope = Scope("quickbooks", "production", REALM)
     with world.hub.session_factory() as s:
@@ -326,6 +331,9 @@ def test_connect_quickbooks_stores_the_tokens_sealed_and_the_worker_pushes_with_
         raw = s.execute(select(connection.c.credentials)).scalar_one()
     assert info is not None and (info.status, info.owner_id) == ("active", "1")
     assert info.token_expires_at is not None
+    # the refresh token's expiry as Intuit's answer states it (x_refresh_token_expires_in: 101 days)
+    assert info.refresh_expires_at is not None
+    assert before <= info.refresh_expires_at - dt.timedelta(seconds=REFRESH_EXPIRES_IN) <= after
     assert stored["access_token"] in world.qbo.tokens_of[REALM]
     assert stored["access_token"].encode() not in raw and stored["refresh_token"].encode() not in raw
     with world.hub.session_factory.begin() as s:
@@ -528,10 +536,16 @@ def test_two_xero_tenants_of_one_grant_share_its_refreshed_tokens(world):
     with world.browser() as browser:
         location = start(browser, "xero")
         state = parse_qs(urlsplit(location).query)["state"][0]
+        before = utcnow()
         browser.get(consent(browser, location))
+        after = utcnow()
         picked = browser.post("/connect/xero/choose", data={"state": state, "account": list(TENANTS)})
         assert picked.status_code == 303
     scopes = [Scope("xero", "production", tenant) for tenant in TENANTS]
+    with world.hub.session_factory() as s:  # Xero's documented 60 days, kept while the user picked
+        first = {connections.get(s, scope).refresh_expires_at for scope in scopes}
+    (expiry,) = first
+    assert before <= expiry - REFRESH_LIFETIME <= after
     with world.hub.session_factory.begin() as s:
         for scope in scopes:
             oauth.expire(s, scope)
@@ -542,6 +556,9 @@ def test_two_xero_tenants_of_one_grant_share_its_refreshed_tokens(world):
         held = [connections.credentials(s, scope, world.hub.vault) for scope in scopes]
         statuses = {connections.get(s, scope).status for scope in scopes}
     assert statuses == {"active"} and held[0]["refresh_token"] == held[1]["refresh_token"]
+    with world.hub.session_factory() as s:  # the refresh's new expiry, the same for both
+        renewed = {connections.get(s, scope).refresh_expires_at for scope in scopes}
+    assert len(renewed) == 1 and renewed.pop() >= expiry
     assert held[0]["connection_id"] != held[1]["connection_id"]
     for tenant in TENANTS:
         assert [c["Name"] for c in world.xero.live(tenant, "Contacts").values()] == ["Acme"]

@@ -20,9 +20,11 @@ from sqlalchemy import create_engine
 from sqlalchemy import update
 
 from connected_objects.cli import main
+from connected_objects.ops import health as health_module
 from connected_objects.ops import heartbeat
 from connected_objects.queue import outbox
 from connected_objects.store import schema
+from connected_objects.store.models import connection as connection_table
 from connected_objects.store.models import outbox as outbox_table
 from connected_objects.store.models import utcnow
 from connected_objects.testing.databases import count_statements
@@ -147,3 +149,45 @@ def test_a_beat_is_one_statement_and_brings_back_a_pruned_row(sqlite_engine):
         heartbeat.unregister(conn, "w1")
         heartbeat.beat(conn, "w1", {"changes": 1}, host="h", pid=1)
         assert [(w.name, w.holds) for w in heartbeat.workers(conn)] == [("w1", {"changes": 1})]
+
+
+def test_health_warns_about_connections_that_need_their_customer_without_failing(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    now = utcnow()
+
+    def connection_row(provider: str, account: str, status: str = "active", dies_in: float | None = None) -> dict:
+        dies = None if dies_in is None else now + dt.timedelta(days=dies_in)
+        return {"provider": provider, "marketplace": "production", "account": account, "owner_type": "org",
+                "owner_id": account, "status": status, "refresh_expires_at": dies}  # fmt: skip
+
+    with engine.begin() as conn:
+        heartbeat.register(conn, "w1", host="h", pid=1)
+        healthy = health_module.connections_check(conn)
+        conn.execute(
+            connection_table.insert(),
+            [
+                connection_row("xero", "t-soon", dies_in=3),
+                connection_row("xero", "t-later", dies_in=30),
+                connection_row("quickbooks", "9130", dies_in=-2),  # died: keep-alive did not run
+                connection_row("xero", "t-unknown"),  # a refresher that does not say: not counted
+                connection_row("quickbooks", "4620", "paused", dies_in=50),
+                connection_row("quickbooks", "1111", "revoked"),
+            ],
+        )
+    assert (healthy.ok, healthy.warning) == (True, False)
+    assert healthy.detail == "no refresh token dies within 7 days; none paused or revoked"
+    with count_statements(engine) as counter, engine.connect() as conn:
+        check = health_module.connections_check(conn)
+    assert counter.count == 1 and check.ok and check.warning
+    shown = CliRunner().invoke(main, ["health", "--database", url])
+    assert shown.exit_code == 0, shown.output  # a warning never fails the probe
+    assert (
+        "warn connections: 2 refresh tokens die within 7 days (quickbooks/production/9130 died 2.0 days ago, "
+        "xero/production/t-soon in 3.0 days); 1 paused (quickbooks/production/4620); "
+        "1 revoked (quickbooks/production/1111): the customers reconnect through your connect page; "
+        "is keep-alive running?"
+    ) in shown.output
+    assert "ok   workers:" in shown.output
+    wider = CliRunner().invoke(main, ["health", "--database", url, "--refresh-days", "40", "--json"])
+    (found,) = [c for c in json.loads(wider.output)["checks"] if c["name"] == "connections"]
+    assert found["ok"] and found["warning"] and "3 refresh tokens die within 40 days" in found["detail"]

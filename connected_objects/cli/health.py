@@ -4,11 +4,14 @@ Both read only, through :func:`~connected_objects.cli.common.reading`, with
 ``--app`` or ``--database URL``. ``workers`` lists what each worker wrote in its
 heartbeat (host, pid, last beat, what it holds); ``health`` exits 0 when
 healthy and 1 when the schema is behind, no worker beat recently, the oldest
-due change waited too long or items are dead: a Kubernetes probe::
+due change waited too long or items are dead: a Kubernetes probe. Connections
+that need their customer (a refresh token dying within ``--refresh-days``,
+paused, revoked) are a ``warn`` line, which does not fail the probe::
 
     $ connected-objects health --database postgresql+psycopg://.../app --max-dead 10
     ok   schema: up to date (co_0013)
     FAIL workers: no worker beat in the last 60 s
+    warn connections: 1 paused (quickbooks/production/9130354): the customers reconnect through your connect page
 
 Example::
 
@@ -83,23 +86,39 @@ def workers_command(app_path: str | None, database: str | None, as_json: bool) -
     "--max-due-age", default=600.0, show_default=True, help="Fail when the oldest due change waited this many seconds."
 )
 @click.option("--max-dead", default=0, show_default=True, help="Fail when more changes and events than this are dead.")
+@click.option(
+    "--refresh-days",
+    default=7.0,
+    show_default=True,
+    help="Warn about connections whose OAuth refresh token dies within this many days.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON object.")
 def health_command(
-    app_path: str | None, database: str | None, stale_after: float, max_due_age: float, max_dead: int, as_json: bool
+    app_path: str | None,
+    database: str | None,
+    stale_after: float,
+    max_due_age: float,
+    max_dead: int,
+    refresh_days: float,
+    as_json: bool,
 ) -> None:
     """Exit 0 when sync is healthy, 1 when not (or the database cannot be read); 2 on a usage error.
 
     Checks the schema, the workers' heartbeats, the age of the oldest due change and the dead
-    items; usable as a Kubernetes liveness or readiness probe.
+    items; usable as a Kubernetes liveness or readiness probe. Warns (exit code unchanged) about
+    connections whose refresh token dies soon, and paused or revoked ones.
     """
     from ..ops.health import check as check_health
 
     with reading(app_path, database) as conn:
-        report = check_health(conn, stale_after=stale_after, max_due_age=max_due_age, max_dead=max_dead)
+        report = check_health(
+            conn, stale_after=stale_after, max_due_age=max_due_age, max_dead=max_dead, refresh_days=refresh_days
+        )
     if as_json:
         emit_json(report.as_dict())
     else:
         for c in report.checks:
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {redact(c.detail)}")
+            mark = "FAIL" if not c.ok else "warn" if c.warning else "ok  "
+            click.echo(f"{mark} {c.name}: {redact(c.detail)}")
     if not report.ok:
         sys.exit(1)

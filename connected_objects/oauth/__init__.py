@@ -1,8 +1,9 @@
 """OAuth 2.0 in the core: tokens kept fresh, and the flow that connects an account.
 
 :mod:`~connected_objects.oauth.tokens` refreshes a connection's access token before it expires,
-once across all workers (a row lock). The rest is the "connect an account" flow: the
-authorization-code flow, reconnect and disconnect.
+once across all workers (a row lock); :func:`keep_alive` (:mod:`~connected_objects.oauth.keepalive`)
+renews an idle connection's refresh token before it dies, a worker's periodic chore. The rest is
+the "connect an account" flow: the authorization-code flow, reconnect and disconnect.
 
 :class:`ConnectFlow` is the part an application mounts (see
 :mod:`connected_objects.oauth.flow`); :mod:`~connected_objects.oauth.state`
@@ -24,5 +25,7 @@ from .flow import ChooseHook
 from .flow import ConnectFlow
 from .flow import Owner
 from .flow import OwnerHook
+from .keepalive import KeepAliveReport
+from .keepalive import keep_alive
 
-__all__ = ["ChooseHook", "ConnectFlow", "Owner", "OwnerHook"]
+__all__ = ["ChooseHook", "ConnectFlow", "KeepAliveReport", "Owner", "OwnerHook", "keep_alive"]

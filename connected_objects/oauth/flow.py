@@ -125,6 +125,9 @@ SessionHook = Callable[[Request], str | None]
 #: The application's choice among the granted accounts (None: let the user pick on the page).
 ChooseHook = Callable[[tuple[str, str], Sequence[GrantedAccount]], Sequence[GrantedAccount] | None]
 
+#: When a grant's access token expires, and when its refresh token dies (None: not stated).
+_Expiries = tuple[dt.datetime, dt.datetime | None]
+
 _LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
 _ERROR_CODE = re.compile(r"^[a-z_]{1,40}$")
 _BINDING = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -381,7 +384,9 @@ class ConnectFlow:
             return self._refuse(name, 400, f"{label}'s answer has no authorization code")
         verifier = self.vault.open(found.verifier).get("code_verifier") if found.verifier else None
         try:
-            tokens, expires_at, accounts = asyncio.run(self._exchange(name, code, verifier, query))
+            tokens, (expires_at, refresh_expires_at), accounts = asyncio.run(
+                self._exchange(name, code, verifier, query)
+            )
         except PermanentError as exc:
             return self._refuse(name, 400, f"{label} refused: {exc.message}")
         except RemoteError as exc:
@@ -390,7 +395,12 @@ class ConnectFlow:
             return self._refuse(name, 400, f"the grant gives access to no {label} organisation")
         chosen = self._decide(found.owner, accounts)
         if chosen is None:  # the user picks: the tokens wait, sealed, in the authorization's row
-            held = {"tokens": tokens, "extras": {a.scope.account: dict(a.credentials) for a in accounts}}
+            held: dict[str, Any] = {
+                "tokens": tokens,
+                "extras": {a.scope.account: dict(a.credentials) for a in accounts},
+            }
+            if refresh_expires_at is not None:  # kept with the tokens until the user picks
+                held["refresh_expires_at"] = refresh_expires_at.isoformat()
             listed = [
                 {"provider": a.scope.provider, "marketplace": a.scope.marketplace, "account": a.scope.account,
                  "name": a.name}
@@ -410,16 +420,18 @@ class ConnectFlow:
                 return self._refuse(name, 400, "this authorization was already used")
             action = f"{self.prefix}/{name}/choose"
             return picker(label, action, str(query.get("state")), accounts)
-        return self._finish(name, found, "started", tokens, expires_at, chosen)
+        return self._finish(name, found, "started", tokens, (expires_at, refresh_expires_at), chosen)
 
     async def _exchange(
         self, name: str, code: str, verifier: str | None, query: Mapping[str, str]
-    ) -> tuple[dict[str, Any], dt.datetime, Sequence[GrantedAccount]]:
+    ) -> tuple[dict[str, Any], _Expiries, Sequence[GrantedAccount]]:
         connector = self._connectors[name]
         async with self.hub.http_client() as http:
-            tokens, expires_at = await connector.exchange_code(http, code, self.redirect_uri(name), verifier)
+            asked = self.hub.clock()  # the lifetimes answered count from no later than this
+            answer = await connector.exchange_code(http, code, self.redirect_uri(name), verifier)
+            tokens, expires_at, refresh_expires_at = oauth.dated(answer, asked)
             accounts = await connector.granted_accounts(http, tokens, query)
-        return tokens, expires_at, [a for a in accounts if a.scope.provider == name]
+        return tokens, (expires_at, refresh_expires_at), [a for a in accounts if a.scope.provider == name]
 
     def _decide(self, owner: tuple[str, str], accounts: Sequence[GrantedAccount]) -> Sequence[GrantedAccount] | None:
         if self._choose is not None:
@@ -450,8 +462,11 @@ class ConnectFlow:
         chosen = [a for a in offered if a.scope.account in wanted]
         if not chosen:
             return picker(self._label(name), f"{self.prefix}/{name}/choose", str(state), offered)
-        expires_at = found.token_expires_at or utcnow()
-        return self._finish(name, found, "chosen", dict(held.get("tokens", {})), expires_at, chosen)
+        expires_at = found.token_expires_at or self.hub.clock()
+        kept = held.get("refresh_expires_at")
+        refresh_expires_at = dt.datetime.fromisoformat(kept) if isinstance(kept, str) else None
+        expiries = (expires_at, refresh_expires_at)
+        return self._finish(name, found, "chosen", dict(held.get("tokens", {})), expiries, chosen)
 
     def _finish(
         self,
@@ -459,14 +474,14 @@ class ConnectFlow:
         found: pending.Pending,
         stage: str,
         tokens: Mapping[str, Any],
-        expires_at: dt.datetime,
+        expiries: _Expiries,
         chosen: Sequence[GrantedAccount],
     ) -> Response:
         try:
             with self.hub.session_factory.begin() as session:
                 if not pending.advance(session, found.id, stage, "done", tokens=None):
                     raise StateRefused("this authorization was already used")
-                self._store(session, found.owner, tokens, expires_at, chosen)
+                self._store(session, found.owner, tokens, expiries, chosen)
         except StateRefused as exc:
             return self._refuse(name, 400, str(exc))
         except ConfigurationError as exc:  # the account belongs to another owner of this application
@@ -486,14 +501,14 @@ class ConnectFlow:
         session: Session,
         owner: tuple[str, str],
         tokens: Mapping[str, Any],
-        expires_at: dt.datetime,
+        expiries: _Expiries,
         chosen: Sequence[GrantedAccount],
     ) -> None:
         grant = new_secret()[:22]  # the accounts of one grant share its tokens (oauth.store keeps them together)
         for account in chosen:
             credentials = {**tokens, **account.credentials, "grant": grant}
             connections.connect(session, owner[0], owner[1], account.scope, credentials=credentials, vault=self.vault)
-            oauth.store(session, account.scope, credentials, expires_at, self.vault)
+            oauth.store(session, account.scope, credentials, expiries[0], self.vault, refresh_expires_at=expiries[1])
             if self.onboard != "off":
                 inbox.request_onboarding(session, account.scope, apply=self.onboard == "adopt", key=grant)
 

@@ -15,6 +15,15 @@ account out. Here a refresh happens under the connection's row lock:
 3. store the new credentials, sealed by the hub's vault, with their expiry,
    and commit, which releases the lock.
 
+Every decision reads the hub's clock (``Hub(clock=...)``): whether a token
+needs refreshing, and when the new tokens expire. The provider answers
+lifetimes (:class:`~connected_objects.plugin.provider.TokenAnswer`), which
+are dated here by that clock: the access token's, and the refresh token's
+as the provider states it (QuickBooks' ``x_refresh_token_expires_in``; Xero's
+documented 60 days), kept in ``co_connection.refresh_expires_at`` so that
+:mod:`connected_objects.oauth.keepalive` renews an idle connection's refresh
+token before it dies.
+
 A refresh token the provider refuses (revoked, expired: OAuth's
 ``invalid_grant``) pauses the connection with the reason, so workers stop
 calling the provider for it (its changes wait, nothing is lost) until the
@@ -63,6 +72,7 @@ from ..exceptions import ConfigurationError
 from ..exceptions import PermanentError
 from ..exceptions import RemoteError
 from ..ops.tracing import span
+from ..plugin.provider import TokenAnswer
 from ..plugin.provider import TokenRefresher
 from ..plugin.provider import extras_of
 from ..scope import Scope
@@ -80,6 +90,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthorizationLost",
     "Refresher",
+    "dated",
     "expire",
     "fresh_credentials",
     "needs_refresh",
@@ -95,22 +106,51 @@ MARGIN = dt.timedelta(minutes=5)
 Refresher = TokenRefresher
 
 
-def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.datetime, vault: Vault | None) -> None:
-    """Store refreshed credentials, sealed, with the access token's expiry. The caller commits.
+def dated(
+    answer: TokenAnswer | tuple[dict[str, Any], dt.datetime], now: dt.datetime
+) -> tuple[dict[str, Any], dt.datetime, dt.datetime | None]:
+    """A token endpoint's answer, received at ``now``: the credentials, when the access token
+    expires, and when the refresh token dies (None: nobody said). An answer in the form before
+    0.7, ``(credentials, expires_at)``, is already dated and says nothing of the refresh token.
+
+    >>> import datetime as dt
+    >>> from connected_objects.plugin import TokenAnswer
+    >>> now = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    >>> _, access, refresh = dated(TokenAnswer({"access_token": "a"}, 1800, 60 * 86400), now)
+    >>> access.isoformat(), refresh.isoformat()
+    ('2026-12-01T00:30:00+00:00', '2027-01-30T00:00:00+00:00')
+    """
+    if isinstance(answer, TokenAnswer):
+        return dict(answer.credentials), answer.expires_at(now), answer.refresh_expires_at(now)
+    credentials, expires_at = answer
+    return dict(credentials), expires_at, None
+
+
+def store(
+    db: DB,
+    scope: Scope,
+    credentials: Mapping[str, Any],
+    expires_at: dt.datetime,
+    vault: Vault | None,
+    *,
+    refresh_expires_at: dt.datetime | None = None,
+) -> None:
+    """Store refreshed credentials, sealed, with the access token's expiry and the refresh token's
+    (``refresh_expires_at``; None: not known). The caller commits.
 
     Credentials carrying a ``grant`` id (one consent covering several accounts: the Xero
     organisations a user picked at once, :mod:`connected_objects.oauth.flow`) share their tokens: the
-    other connections of the same owner and grant get the new tokens too, since the old refresh
-    token stops working once rotated.
+    other connections of the same owner and grant get the new tokens too, and both expiries, since the
+    old refresh token stops working once rotated.
     """
     if vault is None:
         raise ConfigurationError("OAuth credentials are stored encrypted: give the Hub a vault=Vault(...)")
     conn = connection_of(db)
     where = (t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
+    expiries = {"token_expires_at": expires_at, "refresh_expires_at": refresh_expires_at}
     conn.execute(
-        update(t).where(*where).values(credentials=vault.seal(dict(credentials)), token_expires_at=expires_at,
-                                        updated_at=utcnow())
-    )  # fmt: skip
+        update(t).where(*where).values(credentials=vault.seal(dict(credentials)), **expiries, updated_at=utcnow())
+    )
     grant = credentials.get("grant")
     if not grant:
         return
@@ -134,22 +174,23 @@ def store(db: DB, scope: Scope, credentials: Mapping[str, Any], expires_at: dt.d
         if theirs.get("grant") == grant:
             conn.execute(
                 update(t).where(t.c.id == row.id).values(credentials=vault.seal({**theirs, **shared}),
-                                                          token_expires_at=expires_at, updated_at=utcnow())
+                                                          **expiries, updated_at=utcnow())
             )  # fmt: skip
 
 
-def expire(db: DB, scope: Scope) -> None:
-    """Mark the scope's access token expired (the provider refused it), so the next use refreshes it."""
+def expire(db: DB, scope: Scope, now: dt.datetime | None = None) -> None:
+    """Mark the scope's access token expired at ``now`` (the provider refused it), so the next use refreshes it."""
     connection_of(db).execute(
         update(t)
         .where(t.c.provider == scope.provider, t.c.marketplace == scope.marketplace, t.c.account == scope.account)
-        .values(token_expires_at=utcnow(), updated_at=utcnow())
+        .values(token_expires_at=now or utcnow(), updated_at=utcnow())
     )
 
 
-def needs_refresh(expires_at: dt.datetime | None) -> bool:
-    """Whether an access token expiring at ``expires_at`` should be refreshed now."""
-    return expires_at is not None and expires_at - MARGIN <= utcnow()
+def needs_refresh(expires_at: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """Whether an access token expiring at ``expires_at`` should be refreshed at ``now`` (default: the wall
+    clock; the engines pass their hub's clock)."""
+    return expires_at is not None and expires_at - MARGIN <= (now or utcnow())
 
 
 def _expiry(db: DB, scope: Scope) -> dt.datetime | None:
@@ -173,7 +214,7 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
             return connections.credentials(session, scope, hub.vault), _expiry(session, scope), info
 
     creds, expires_at, info = await asyncio.to_thread(peek)
-    if not needs_refresh(expires_at):
+    if not needs_refresh(expires_at, hub.clock()):
         return creds
     if info is not None and info.status != "active":  # never call the token endpoint for a stopped connection
         raise AuthorizationLost(
@@ -200,12 +241,13 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
             return connections.credentials(conn, scope, hub.vault), _expiry(conn, scope)
 
         creds, expires_at = await asyncio.to_thread(lock)
-        if not needs_refresh(expires_at):  # another worker refreshed while we waited
+        if not needs_refresh(expires_at, hub.clock()):  # another worker refreshed while we waited
             await asyncio.to_thread(session.commit)
             return creds
         try:
+            asked = hub.clock()  # the lifetimes answered count from no later than this
             with span("connected_objects.refresh", scope=scope):
-                fresh, until = await refresh(scope, http, creds)
+                fresh, until, refresh_until = dated(await refresh(scope, http, creds), asked)
         except PermanentError as exc:
             reason = f"authorization lost, reconnect the account: {exc.message}"
 
@@ -222,7 +264,7 @@ async def fresh_credentials(hub: SyncContext, scope: Scope, http: httpx.AsyncCli
             raise
 
         def save() -> None:
-            store(session.connection(), scope, fresh, until, hub.vault)
+            store(session.connection(), scope, fresh, until, hub.vault, refresh_expires_at=refresh_until)
             session.commit()
 
         await asyncio.to_thread(save)

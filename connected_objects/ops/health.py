@@ -14,6 +14,11 @@ cron alert. It fails when:
   ``max_due_age`` seconds;
 - **dead**: more than ``max_dead`` changes and events are dead.
 
+It warns, without failing, about **connections** that need the customer: an OAuth refresh token that
+dies within ``refresh_days`` days (:mod:`connected_objects.oauth.keepalive` renews them 15 days
+ahead, so one this close was not renewed), paused connections and revoked ones (one query,
+:func:`connections_check`).
+
 :func:`backlog` gives the numbers behind the last two (and the metrics of
 :mod:`connected_objects.ops.metrics`): outbox and inbox depth by state,
 and the age of the oldest due change.
@@ -33,6 +38,21 @@ Example::
     ...     print(health.check(conn).ok)
     False ['workers']
     True
+
+A connection whose refresh token dies in three days is a warning, not a failure::
+
+    >>> import datetime as dt
+    >>> from connected_objects.store.models import connection
+    >>> soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
+    >>> with engine.begin() as conn:
+    ...     _ = conn.execute(connection.insert().values(
+    ...         provider="xero", marketplace="production", account="t-1", owner_type="org", owner_id="1",
+    ...         status="active", refresh_expires_at=soon))
+    ...     report = health.check(conn)
+    >>> report.ok, [(c.name, c.warning) for c in report.checks if c.warning]
+    (True, [('connections', True)])
+    >>> print(report.checks[-1].detail)  # doctest: +ELLIPSIS
+    1 refresh token dies within 7 days (xero/production/t-1 in 3.0 days): the customers reconnect ...
 """
 
 from __future__ import annotations
@@ -42,29 +62,33 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 
 from ..exceptions import SchemaOutOfDate
 from ..queue import CHANGES
 from ..queue import EVENTS
 from ..store import schema
+from ..store.models import connection
 from ..store.models import journal
 from ..store.models import utcnow
 from ..util.db import DB
 from ..util.db import connection_of
 from . import heartbeat
 
-__all__ = ["Backlog", "Check", "Health", "backlog", "check"]
+__all__ = ["Backlog", "Check", "Health", "backlog", "check", "connections_check"]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One health check: its name, whether it passed, and what it saw."""
+    """One health check: its name, whether it passed, and what it saw; a warning passes but wants a look."""
 
     name: str
     ok: bool
     detail: str
+    warning: bool = False
 
 
 @dataclass
@@ -78,7 +102,8 @@ class Health:
         return all(c.ok for c in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+        checks = [{"name": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail} for c in self.checks]
+        return {"ok": self.ok, "checks": checks}
 
 
 @dataclass(frozen=True)
@@ -115,6 +140,7 @@ def check(
     stale_after: float = 60.0,
     max_due_age: float = 600.0,
     max_dead: int = 0,
+    refresh_days: float = 7.0,
     now: dt.datetime | None = None,
 ) -> Health:
     """Run every check (see the module docs). A schema that is behind skips the others."""
@@ -152,4 +178,53 @@ def check(
     if dead > max_dead:
         detail += " (connected-objects changes list / events list, then retry or discard)"
     report.checks.append(Check("dead", dead <= max_dead, detail))
+    report.checks.append(connections_check(conn, refresh_days=refresh_days, now=now))
     return report
+
+
+#: Scopes named per kind in :func:`connections_check`'s detail; the rest are counted.
+_NAMED = 3
+
+
+def connections_check(db: DB, *, refresh_days: float = 7.0, now: dt.datetime | None = None) -> Check:
+    """Connections that need the customer, in one query: a warning (never a failure) naming refresh tokens
+    that die within ``refresh_days`` days (or died), paused connections and revoked ones."""
+    now = now or utcnow()
+    t = connection
+    horizon = now + dt.timedelta(days=refresh_days)
+    dying_soon = and_(t.c.status == "active", t.c.refresh_expires_at.is_not(None), t.c.refresh_expires_at <= horizon)
+    stmt = select(t.c.provider, t.c.marketplace, t.c.account, t.c.status, t.c.refresh_expires_at)
+    rows = connection_of(db).execute(stmt.where(or_(t.c.status != "active", dying_soon))).all()
+    days = f"{refresh_days:g} days"
+    if not rows:
+        return Check("connections", True, f"no refresh token dies within {days}; none paused or revoked")
+    named = {r: f"{r.provider}/{r.marketplace}/{r.account}" for r in rows}
+    dying = sorted((r.refresh_expires_at, named[r]) for r in rows if r.status == "active")
+    parts = []
+    if dying:
+        soonest = [f"{scope} {_in(when, now)}" for when, scope in dying]
+        parts.append(
+            f"{_count(len(dying), 'refresh token dies', 'refresh tokens die')} within {days} ({_few(soonest)})"
+        )
+    for kind in ("paused", "revoked"):
+        scopes = sorted(named[r] for r in rows if r.status == kind)
+        if scopes:
+            parts.append(f"{len(scopes)} {kind} ({_few(scopes)})")
+    hint = "the customers reconnect through your connect page"
+    if dying:
+        hint += "; is keep-alive running? (connected_objects.oauth.keepalive)"
+    return Check("connections", True, "; ".join(parts) + f": {hint}", warning=True)
+
+
+def _few(names: list[str]) -> str:
+    """The first :data:`_NAMED` names, and an ellipsis for the rest."""
+    return ", ".join(names[:_NAMED]) + (", ..." if len(names) > _NAMED else "")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _in(when: dt.datetime, now: dt.datetime) -> str:
+    days = (when - now).total_seconds() / 86400
+    return f"in {days:.1f} days" if days >= 0 else f"died {-days:.1f} days ago"

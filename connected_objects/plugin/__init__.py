@@ -24,7 +24,8 @@ plugin needs one line of imports and no knowledge of the core's layout:
   application's client, the scopes) and :class:`OAuth2Provider` (the connect
   flow's and token refresh's methods on it), :func:`bearer_request`, :func:`bearer_json`, :func:`access_token`, and the
   single requests (:func:`code_grant`, :func:`refresh_grant`,
-  :func:`revoke_token`); :class:`Authorization`, :class:`GrantedAccount`;
+  :func:`revoke_token`); :class:`Authorization`, :class:`GrantedAccount`,
+  :class:`TokenAnswer` (what a token endpoint answered, with the tokens' lifetimes);
 - a webhook route in one call: :func:`inbox_route` (verify → parse → store in
   the inbox → answer), :func:`signed`, :class:`ThinEvents`, :func:`thin_payload`;
 - the shared configuration: :class:`ProviderBase` (marketplace, prefix, limits,
@@ -135,6 +136,7 @@ from .provider import ProviderContext
 from .provider import ReferenceFolder
 from .provider import RemoteClient
 from .provider import RemoteRecord
+from .provider import TokenAnswer
 from .provider import TokenRefresher
 from .provider import WebhookProvider
 from .provider import extras_of
@@ -190,6 +192,7 @@ __all__ = [
     "Scope",
     "Setting",
     "ThinEvents",
+    "TokenAnswer",
     "TokenRefresher",
     "UnknownMarketplace",
     "WebhookProvider",

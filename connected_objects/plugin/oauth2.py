@@ -48,11 +48,11 @@ from typing import Any
 
 from ..exceptions import PermanentError
 from ..scope import Scope
-from ..store.models import utcnow
 from ..util.redaction import register_basic
 from ..util.redaction import register_credentials
 from ..util.settings import setting
 from .provider import Authorization
+from .provider import TokenAnswer
 
 if TYPE_CHECKING:
     import httpx
@@ -87,6 +87,8 @@ class OAuth2:
     :param scopes: the scopes asked for.
     :param pkce: whether the server takes PKCE (RFC 7636, ``S256``).
     :param revoke_as_json: revocation takes ``{"token": …}`` as JSON (Intuit), not a form.
+    :param refresh_lifetime: how long a refresh token lives unused where the server documents it
+        but does not say it in its answers (Xero: 60 days); an answer that says it wins.
     """
 
     authorize_url: str
@@ -97,6 +99,7 @@ class OAuth2:
     scopes: tuple[str, ...] = ()
     pkce: bool = False
     revoke_as_json: bool = False
+    refresh_lifetime: dt.timedelta | None = None
 
     def __post_init__(self) -> None:
         register_basic(self.client_id, self.client_secret, owner=self)  # never quoted in an error or a log
@@ -112,6 +115,7 @@ class OAuth2:
         pkce: bool = False,
         revoke_as_json: bool = False,
         legacy: Mapping[str, Iterable[str]] | None = None,
+        refresh_lifetime: dt.timedelta | None = None,
     ) -> OAuth2:
         """Each of :data:`SETTINGS` from ``given`` (a keyword argument), else from
         ``CONNECTED_OBJECTS_<PROVIDER>_<NAME>`` (then its ``legacy`` variables), else ``defaults``
@@ -120,7 +124,13 @@ class OAuth2:
             name: setting(given.get(name), provider, name, defaults.get(name, ""), legacy=(legacy or {}).get(name, ()))
             for name in SETTINGS
         }
-        return cls(**values, scopes=tuple(scopes), pkce=pkce, revoke_as_json=revoke_as_json)
+        return cls(
+            **values,
+            scopes=tuple(scopes),
+            pkce=pkce,
+            revoke_as_json=revoke_as_json,
+            refresh_lifetime=refresh_lifetime,
+        )
 
     def authorization(self) -> Authorization:
         """Where users grant access: the endpoint, the client id, the scopes, PKCE or not."""
@@ -128,16 +138,26 @@ class OAuth2:
 
     async def exchange(
         self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None = None
-    ) -> tuple[dict[str, Any], dt.datetime]:
+    ) -> TokenAnswer:
         """The tokens a code is worth (:func:`code_grant`); the verifier is sent only with PKCE."""
         verifier = code_verifier if self.pkce else None
-        return await code_grant(http, self.token_url, self.client_id, self.client_secret, code, redirect_uri, verifier)
+        return await code_grant(
+            http,
+            self.token_url,
+            self.client_id,
+            self.client_secret,
+            code,
+            redirect_uri,
+            verifier,
+            refresh_lifetime=self.refresh_lifetime,
+        )
 
-    async def refresh(
-        self, http: httpx.AsyncClient, credentials: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dt.datetime]:
+    async def refresh(self, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> TokenAnswer:
         """New tokens for a connection's credentials (:func:`refresh_grant`)."""
-        return await refresh_grant(http, self.token_url, self.client_id, self.client_secret, credentials)
+        lifetime = self.refresh_lifetime
+        return await refresh_grant(
+            http, self.token_url, self.client_id, self.client_secret, credentials, refresh_lifetime=lifetime
+        )
 
     async def revoke(self, http: httpx.AsyncClient, token: str) -> None:
         """Revoke a token (:func:`revoke_token`), which ends its grant."""
@@ -184,13 +204,11 @@ class OAuth2Provider:
 
     async def exchange_code(
         self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None
-    ) -> tuple[dict[str, Any], dt.datetime]:
+    ) -> TokenAnswer:
         """The code (and PKCE verifier) for tokens at the token endpoint (HTTP Basic client authentication)."""
         return await self.oauth.exchange(http, code, redirect_uri, code_verifier)
 
-    async def refresh_token(
-        self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dt.datetime]:
+    async def refresh_token(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> TokenAnswer:
         """New tokens; the core calls this once per connection at a time, under the connection's row
         lock (:mod:`connected_objects.oauth.tokens`)."""
         return await self.oauth.refresh(http, credentials)
@@ -271,11 +289,18 @@ async def refresh_grant(
     client_id: str,
     client_secret: str,
     credentials: Mapping[str, Any],
-) -> tuple[dict[str, Any], dt.datetime]:
+    *,
+    refresh_lifetime: dt.timedelta | None = None,
+) -> TokenAnswer:
     """The standard refresh (RFC 6749 §6): ``grant_type=refresh_token`` with HTTP Basic client
     authentication, as QuickBooks Online and Xero take it. Keeps the refresh token when the
     server does not rotate it. The client secret and every token involved are registered with
     :mod:`~connected_objects.util.redaction` first, so a failure message never quotes them.
+
+    The answer's lifetimes (:class:`~connected_objects.plugin.provider.TokenAnswer`): the access
+    token's ``expires_in``; the refresh token's as the server states it (Intuit's
+    ``x_refresh_token_expires_in``, else ``refresh_token_expires_in``), else ``refresh_lifetime``
+    (what the server documents: a refresh token used now lives that long again).
 
     :raises PermanentError: the grant was refused (``invalid_grant``, ``invalid_client``).
     :raises RetryableError: the token endpoint failed or timed out.
@@ -286,8 +311,12 @@ async def refresh_grant(
     if not refresh:
         raise PermanentError("no refresh token is stored for this connection")
     form = {"grant_type": "refresh_token", "refresh_token": str(refresh)}
-    tokens, expires_at = await _token_request(http, token_url, client_id, client_secret, form, "refresh")
-    return {**credentials, **tokens}, expires_at
+    answer = await _token_request(http, token_url, client_id, client_secret, form, "refresh", refresh_lifetime)
+    kept = {**credentials, **answer.credentials}
+    lifetime = answer.refresh_expires_in
+    if lifetime is None and refresh_lifetime is not None:  # the token sent is kept, and was just used
+        lifetime = refresh_lifetime.total_seconds()
+    return TokenAnswer(kept, answer.expires_in, lifetime)
 
 
 async def code_grant(
@@ -298,10 +327,12 @@ async def code_grant(
     code: str,
     redirect_uri: str,
     code_verifier: str | None = None,
-) -> tuple[dict[str, Any], dt.datetime]:
+    *,
+    refresh_lifetime: dt.timedelta | None = None,
+) -> TokenAnswer:
     """The authorization-code exchange (RFC 6749 §4.1.3; RFC 7636 §4.5 with a verifier), with HTTP
-    Basic client authentication as QuickBooks Online and Xero take it: the tokens and when the
-    access token expires. The code, the verifier and every token are redacted from errors.
+    Basic client authentication as QuickBooks Online and Xero take it: the tokens and how long they
+    live (as in :func:`refresh_grant`). The code, the verifier and every token are redacted from errors.
 
     :raises PermanentError: the code was refused (``invalid_grant``: reused, expired, another
         ``redirect_uri``; ``invalid_client``).
@@ -312,14 +343,37 @@ async def code_grant(
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     if code_verifier:
         form["code_verifier"] = code_verifier
-    return await _token_request(http, token_url, client_id, client_secret, form, "authorization code")
+    return await _token_request(http, token_url, client_id, client_secret, form, "authorization code", refresh_lifetime)
+
+
+#: Where a token answer states the refresh token's lifetime in seconds: Intuit's field (developer.intuit.com,
+#: "Set up OAuth 2.0", the token answer; its sample ``"x_refresh_token_expires_in": 8726400``), and the
+#: unprefixed name other servers use (GitHub's user-to-server tokens, ``refresh_token_expires_in``).
+REFRESH_LIFETIME_FIELDS = ("x_refresh_token_expires_in", "refresh_token_expires_in")
+
+
+def _seconds(value: Any) -> float | None:
+    """A lifetime in seconds from a token answer, or None when it is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 async def _token_request(
-    http: httpx.AsyncClient, token_url: str, client_id: str, client_secret: str, form: dict[str, str], grant: str
-) -> tuple[dict[str, Any], dt.datetime]:
+    http: httpx.AsyncClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    form: dict[str, str],
+    grant: str,
+    refresh_lifetime: dt.timedelta | None,
+) -> TokenAnswer:
     """POST ``form`` to the token endpoint with Basic client authentication: the access token (and
-    the refresh token, when one is issued), registered as secrets, and when the access token expires."""
+    the refresh token, when one is issued), registered as secrets, and how long they live."""
     import httpx
 
     from ..util.http import json_body
@@ -345,7 +399,11 @@ async def _token_request(
     if body.get("refresh_token"):
         tokens["refresh_token"] = body["refresh_token"]
     register_credentials(tokens)
-    return tokens, utcnow() + dt.timedelta(seconds=float(body.get("expires_in", 1800)))
+    expires_in = _seconds(body.get("expires_in"))
+    stated = next((s for s in (_seconds(body.get(f)) for f in REFRESH_LIFETIME_FIELDS) if s is not None), None)
+    if stated is None and refresh_lifetime is not None and "refresh_token" in tokens:
+        stated = refresh_lifetime.total_seconds()
+    return TokenAnswer(tokens, 1800.0 if expires_in is None else expires_in, stated)
 
 
 async def revoke_token(

@@ -41,7 +41,9 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
 - :class:`WebhookProvider`: ``routes(context)``, inbound HTTP routes, given a
   :class:`ProviderContext` (the session factory and what is synced);
 - :class:`TokenRefresher`: ``refresh_token(scope, http, credentials)``, for
-  OAuth 2.0 connections the core refreshes before they expire;
+  OAuth 2.0 connections the core refreshes before they expire; it answers a
+  :class:`TokenAnswer` (the credentials, and how long the access and refresh
+  tokens live as the provider states it), which the core dates by its clock;
 - :class:`CredentialsDeclarer`: ``required_credentials``, the keys a
   connection's credentials must hold; :func:`~connected_objects.connections.connect`
   refuses a connection without them, naming the missing keys
@@ -81,6 +83,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
@@ -119,6 +122,7 @@ __all__ = [
     "ReferenceFolder",
     "RemoteClient",
     "RemoteRecord",
+    "TokenAnswer",
     "TokenRefresher",
     "WebhookProvider",
     "extras_of",
@@ -338,14 +342,52 @@ class WebhookProvider(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TokenAnswer:
+    """What a token endpoint answered (a code exchange or a refresh), as the provider states it.
+
+    Lifetimes are durations, as OAuth gives them (``expires_in``), so the core dates them by its own
+    clock (``Hub(clock=...)``) and keeps both expiries on the connection.
+
+    :param credentials: what the connection keeps: the access token, the refresh token to use next
+        (the one answered, or the one sent when the server does not rotate it), and anything else.
+    :param expires_in: seconds the access token lives (RFC 6749 §5.1 ``expires_in``).
+    :param refresh_expires_in: seconds the refresh token lives, as the provider states it in the
+        answer (Intuit's ``x_refresh_token_expires_in``) or documents it (Xero: 60 days unused);
+        None when nobody says.
+
+    >>> import datetime as dt
+    >>> answer = TokenAnswer({"access_token": "a2"}, expires_in=3600, refresh_expires_in=8726400)
+    >>> now = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    >>> answer.expires_at(now).isoformat(), answer.refresh_expires_at(now).isoformat()
+    ('2026-12-01T01:00:00+00:00', '2027-03-12T00:00:00+00:00')
+    >>> "a2" in repr(answer)
+    False
+    """
+
+    credentials: dict[str, Any] = field(repr=False)
+    expires_in: float
+    refresh_expires_in: float | None = None
+
+    def expires_at(self, now: datetime) -> datetime:
+        """When the access token expires, for an answer received at ``now``."""
+        return now + timedelta(seconds=self.expires_in)
+
+    def refresh_expires_at(self, now: datetime) -> datetime | None:
+        """When the refresh token dies, for an answer received at ``now`` (None: not stated)."""
+        return None if self.refresh_expires_in is None else now + timedelta(seconds=self.refresh_expires_in)
+
+
 @runtime_checkable
 class TokenRefresher(Protocol):
     """A provider whose connections hold OAuth 2.0 tokens, refreshed by the core before they expire."""
 
     async def refresh_token(
         self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], datetime]:
-        """New credentials (access token, the refresh token to keep) and when the access token expires.
+    ) -> TokenAnswer | tuple[dict[str, Any], datetime]:
+        """New credentials (access token, the refresh token to keep) and how long they live: a
+        :class:`TokenAnswer` (or, as before 0.7, ``(credentials, when the access token expires)``,
+        which leaves the refresh token's expiry unknown).
 
         Raise :class:`~connected_objects.exceptions.PermanentError` when the refresh
         token is refused (``invalid_grant``), a
@@ -414,8 +456,9 @@ class AccountConnector(Protocol):
 
     async def exchange_code(
         self, http: httpx.AsyncClient, code: str, redirect_uri: str, code_verifier: str | None
-    ) -> tuple[dict[str, Any], datetime]:
-        """The tokens an authorization code is worth, and when the access token expires.
+    ) -> TokenAnswer | tuple[dict[str, Any], datetime]:
+        """The tokens an authorization code is worth, and how long they live (:class:`TokenAnswer`; or,
+        as before 0.7, ``(tokens, when the access token expires)``).
 
         Raise :class:`~connected_objects.exceptions.PermanentError` when the code is refused.
         """
@@ -461,7 +504,10 @@ class Extras:
     decode_event: Callable[[str, bytes], RemoteRecord | str] | None = None
     routes: Callable[[ProviderContext], Sequence[Route]] | None = None
     refresh_token: (
-        Callable[[Scope, httpx.AsyncClient, Mapping[str, Any]], Awaitable[tuple[dict[str, Any], datetime]]] | None
+        Callable[
+            [Scope, httpx.AsyncClient, Mapping[str, Any]], Awaitable[TokenAnswer | tuple[dict[str, Any], datetime]]
+        ]
+        | None
     ) = None
     #: The provider itself when it connects accounts through OAuth (:class:`AccountConnector`).
     connector: AccountConnector | None = None

@@ -640,7 +640,7 @@ def complete(
                 )
                 book.dead.append((out.plan.change.id, error))
         if prepared.expire_token:
-            oauth.expire(conn, scope)
+            oauth.expire(conn, scope, hub.clock())
         identity.store_synced(conn, book.synced)
         identity.tombstone_many(conn, book.tombstones)
         CHANGES.finish(conn, worker, book.finished)
@@ -694,7 +694,7 @@ async def dispatch(
     if prepared.catalogs and prepared.revoked is None and prepared.paused is None:
         # a mapping's settings are checked against catalogs not cached yet: load them (reads), plan again
         try:
-            if oauth.needs_refresh(prepared.token_expires_at):
+            if oauth.needs_refresh(prepared.token_expires_at, hub.clock()):
                 prepared.credentials = await oauth.fresh_credentials(hub, scope, http)
             await catalogs.load(hub, scope, prepared.catalogs, http=http, credentials=prepared.credentials)
         except Exception as exc:  # the writes wait (deferred with the reason); the next claim tries again
@@ -707,7 +707,7 @@ async def dispatch(
             )
     writes = any(p.action in ("create", "update", "delete") for p in prepared.plans)
     held: Outcome | None = None
-    if writes and oauth.needs_refresh(prepared.token_expires_at):
+    if writes and oauth.needs_refresh(prepared.token_expires_at, hub.clock()):
         try:
             prepared.credentials = await oauth.fresh_credentials(hub, scope, http)
         except oauth.AuthorizationLost as exc:  # the connection is paused now; its changes wait

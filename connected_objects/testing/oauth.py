@@ -18,6 +18,17 @@ Like the authorization servers of QuickBooks Online and Xero it has:
 - a **revocation endpoint** (``POST revoke``, RFC 7009: always 200) that
   ends the whole grant, its refresh and access tokens.
 
+Tokens live by the server's clock (``clock=``, the real UTC time unless given;
+give it the clock of ``Hub(clock=...)`` to move both together): an access token
+is good for ``expires_in`` seconds (:meth:`FakeAuthorizationServer.expired`
+then says so, and the provider fakes answer it 401), a refresh token for
+``refresh_expires_in`` seconds from its issue when set (then
+``400 {"error": "invalid_grant"}``, RFC 6749 §5.2), and a code for 10 minutes.
+``refresh_expiry_field`` names the answer's field that states the refresh
+token's remaining life (Intuit's ``x_refresh_token_expires_in``), and
+``keep_refresh_for`` the seconds after its issue during which a refresh answers
+the same refresh token again, unextended (Intuit's 24 hours).
+
 Every token belongs to a :class:`Grant` (the accounts consented to);
 :attr:`FakeAuthorizationServer.on_issue` and :attr:`on_revoke` let a fake API
 accept exactly the access tokens issued and refuse them once revoked.
@@ -36,22 +47,40 @@ Example::
     >>> first = server.issue()
     >>> async def main():
     ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(server.app)) as http:
-    ...         creds, _ = await refresh_grant(http, "http://auth/token", "client", "s3cret", first)
+    ...         creds = (await refresh_grant(http, "http://auth/token", "client", "s3cret", first)).credentials
     ...         again = await http.post("http://auth/token", auth=("client", "s3cret"),
     ...                                 data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
     ...         return creds["refresh_token"] != first["refresh_token"], again.status_code, again.json()
     >>> asyncio.run(main())
     (True, 400, {'error': 'invalid_grant'})
+
+Time moved, not slept: a refresh token that lives 60 days is refused on the 61st::
+
+    >>> import datetime as dt
+    >>> now = [dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)]
+    >>> server = FakeAuthorizationServer("client", "s3cret", clock=lambda: now[0], refresh_expires_in=60 * 86400)
+    >>> tokens = server.issue()
+    >>> now[0] += dt.timedelta(minutes=31)  # an access token lives expires_in=1800 seconds
+    >>> server.expired(tokens["access_token"]), server.expired(tokens["refresh_token"])
+    (True, False)
+    >>> now[0] += dt.timedelta(days=60)
+    >>> async def late():
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(server.app)) as http:
+    ...         return await refresh_grant(http, "http://auth/token", "client", "s3cret", tokens)
+    >>> asyncio.run(late())
+    Traceback (most recent call last):
+    ...
+    connected_objects.exceptions.PermanentError: the token endpoint refused the refresh: invalid_grant
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
@@ -88,8 +117,12 @@ class _Code:
     grant: Grant
     redirect_uri: str
     challenge: str | None
-    issued: float
+    issued: dt.datetime
     used: bool = False
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 class FakeAuthorizationServer:
@@ -103,6 +136,11 @@ class FakeAuthorizationServer:
     :param pkce: whether a ``code_challenge`` is honoured (``S256``); without it one is ignored.
     :param revoke_json: the revocation body is JSON ``{"token": …}`` (Intuit) instead of a form (RFC 7009).
     :param callback: extra parameters of the redirect back, from the grant (Intuit's ``realmId``).
+    :param clock: the time now, aware UTC (default: the real time); every token and code expires by it.
+    :param refresh_expires_in: seconds a refresh token lives from its issue (None: until it is used or revoked).
+    :param refresh_expiry_field: the answer's field stating the refresh token's remaining seconds (None: not said).
+    :param keep_refresh_for: seconds after its issue during which a refresh answers the same refresh token,
+        its expiry unchanged, with a new access token (0: every refresh rotates it).
     """
 
     authorize_path = "/authorize"
@@ -122,6 +160,10 @@ class FakeAuthorizationServer:
         pkce: bool = False,
         revoke_json: bool = False,
         callback: Callable[[Grant], Mapping[str, str]] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        refresh_expires_in: float | None = None,
+        refresh_expiry_field: str | None = None,
+        keep_refresh_for: float = 0.0,
     ) -> None:
         try:
             from starlette.applications import Starlette
@@ -136,6 +178,14 @@ class FakeAuthorizationServer:
         self.redirect_uris = set(redirect_uris) if redirect_uris is not None else None
         self.pkce, self.revoke_json = pkce, revoke_json
         self.callback = callback
+        self.clock: Callable[[], dt.datetime] = clock or _utc_now
+        self.refresh_expires_in = refresh_expires_in
+        self.refresh_expiry_field = refresh_expiry_field
+        self.keep_refresh_for = keep_refresh_for
+        #: when each token issued here expires (access tokens; refresh tokens when they expire at all)
+        self.expires: dict[str, dt.datetime] = {}
+        #: when each refresh token was issued
+        self.issued: dict[str, dt.datetime] = {}
         self.valid: set[str] = set()
         self.access: set[str] = set()
         self.grants: dict[str, Grant] = {}
@@ -162,18 +212,32 @@ class FakeAuthorizationServer:
     # -- what tests use --------------------------------------------------------------------
 
     def issue(self, grant: Grant | None = None) -> dict[str, str]:
-        """Credentials as an authorization would give them (access and refresh token)."""
+        """Credentials as an authorization would give them (access and refresh token), issued now."""
         if grant is None:
             grant = self._grant(list(self.accounts))
             grant.bare = True
-        refresh, access = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        refresh, now = secrets.token_urlsafe(16), self.clock()
         self.valid.add(refresh)
-        self.access.add(access)
         grant.refresh.add(refresh)
+        self._by_token[refresh] = grant
+        self.issued[refresh] = now
+        if self.refresh_expires_in is not None:
+            self.expires[refresh] = now + dt.timedelta(seconds=self.refresh_expires_in)
+        return {"access_token": self._access(grant), "refresh_token": refresh}
+
+    def _access(self, grant: Grant) -> str:
+        access = secrets.token_urlsafe(16)
+        self.access.add(access)
         grant.access.add(access)
-        self._by_token[refresh] = self._by_token[access] = grant
+        self._by_token[access] = grant
+        self.expires[access] = self.clock() + dt.timedelta(seconds=self.expires_in)
         self.on_issue(grant, access)
-        return {"access_token": access, "refresh_token": refresh}
+        return access
+
+    def expired(self, token: str) -> bool:
+        """Whether a token issued here has expired by the clock (a token never issued here has not)."""
+        when = self.expires.get(token)
+        return when is not None and when <= self.clock()
 
     def reissue(self, grant: Grant) -> dict[str, str]:
         """What a refresh of a bare grant's token issues: a bare :meth:`issue` (a fake that binds bare
@@ -195,7 +259,8 @@ class FakeAuthorizationServer:
     def grant_of(self, token: str) -> Grant | None:
         """The live grant a token was issued on, or None."""
         grant = self._by_token.get(token)
-        return None if grant is None or grant.revoked or token not in (self.valid | self.access) else grant
+        live = token in (self.valid | self.access) and not self.expired(token)
+        return None if grant is None or grant.revoked or not live else grant
 
     def url(self, base: str, path: str) -> str:
         """An endpoint's URL where the server is served at ``base``."""
@@ -242,7 +307,7 @@ class FakeAuthorizationServer:
         grant = self._grant(chosen[:1] if self.single else chosen)
         code = secrets.token_urlsafe(24)
         challenge = params.get("code_challenge") if self.pkce else None
-        self._codes[code] = _Code(grant, redirect_uri, challenge, time.monotonic())
+        self._codes[code] = _Code(grant, redirect_uri, challenge, self.clock())
         extra = dict(self.callback(grant)) if self.callback is not None else {}
         return RedirectResponse(_join(redirect_uri, {"code": code, **back, **extra}), 302)
 
@@ -280,21 +345,34 @@ class FakeAuthorizationServer:
         if kind != "refresh_token":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         token = str(form.get("refresh_token", ""))
-        if token not in self.valid:
+        if token not in self.valid or self.expired(token):  # spent, revoked, or past its life
             self.refused += 1
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        self.valid.discard(token)  # rotation: the old refresh token is spent
         self.refreshes += 1
         grant = self._by_token.get(token)
-        fresh = self.issue() if grant is None else self.reissue(grant) if grant.bare else self.issue(grant)
-        return JSONResponse({**fresh, "token_type": "Bearer", "expires_in": self.expires_in})
+        young = self.clock() - self.issued.get(token, self.clock()) < dt.timedelta(seconds=self.keep_refresh_for)
+        if grant is not None and young:  # the same refresh token again, a new access token
+            fresh = {"access_token": self._access(grant), "refresh_token": token}
+        else:
+            self.valid.discard(token)  # rotation: the old refresh token is spent
+            fresh = self.issue() if grant is None else self.reissue(grant) if grant.bare else self.issue(grant)
+        return JSONResponse(self._answer(fresh))
+
+    def _answer(self, fresh: Mapping[str, str]) -> dict[str, Any]:
+        """The token endpoint's JSON for tokens just issued (RFC 6749 §5.1), with the refresh token's
+        remaining life in :attr:`refresh_expiry_field` where the server states it."""
+        body: dict[str, Any] = {**fresh, "token_type": "Bearer", "expires_in": self.expires_in}
+        until = self.expires.get(fresh["refresh_token"])
+        if self.refresh_expiry_field is not None and until is not None:
+            body[self.refresh_expiry_field] = max(0, int((until - self.clock()).total_seconds()))
+        return body
 
     def _exchange(self, form: Mapping[str, str]) -> Any:
         from starlette.responses import JSONResponse
 
         code = self._codes.get(str(form.get("code", "")))
         refused = JSONResponse({"error": "invalid_grant"}, status_code=400)
-        if code is None or time.monotonic() - code.issued > CODE_LIFETIME:
+        if code is None or self.clock() - code.issued > dt.timedelta(seconds=CODE_LIFETIME):
             self.refused += 1
             return refused
         if code.used:  # a replayed code: refuse it and revoke what it gave (RFC 6749 §4.1.2)
@@ -313,8 +391,7 @@ class FakeAuthorizationServer:
                 return refused
         code.used = True
         self.exchanges += 1
-        fresh = self.issue(code.grant)
-        return JSONResponse({**fresh, "token_type": "Bearer", "expires_in": self.expires_in})
+        return JSONResponse(self._answer(self.issue(code.grant)))
 
     async def _revoke(self, request: Any) -> Any:
         from starlette.responses import JSONResponse

@@ -81,7 +81,15 @@ from .client import CDC_MAX
 from .client import PAGE_SIZE
 from .entities import ENTITIES
 
-__all__ = ["ExistingBooks", "FakeIntuitOAuth", "FakeQuickBooks", "existing_books", "qbo_delivery"]
+__all__ = [
+    "KEEP_REFRESH_FOR",
+    "REFRESH_EXPIRES_IN",
+    "ExistingBooks",
+    "FakeIntuitOAuth",
+    "FakeQuickBooks",
+    "existing_books",
+    "qbo_delivery",
+]
 
 #: Transactions whose total the fake computes from their lines, and whose open balance payments reduce.
 _TOTALLED = frozenset({"Invoice", "CreditMemo", "Bill"})
@@ -271,6 +279,8 @@ class FakeQuickBooks:
         self.per_minute, self.batches_per_minute, self.window = per_minute, batches_per_minute, window
         self.clock = clock
         self.catalog = catalog
+        #: the token server whose access tokens expire by its clock (set by :class:`FakeIntuitOAuth`)
+        self.intuit: FakeIntuitOAuth | None = None
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.creates = 0
         self.throttled = 0
@@ -455,6 +465,11 @@ class FakeQuickBooks:
         header = request.headers.get("authorization", "")
         token = header[7:]
         if not header.startswith("Bearer ") or (self.tokens is not None and token not in self.tokens):
+            return _authentication_failed()
+        # an access token past its hour is refused like an unknown one: "Access tokens are valid for 3600
+        # seconds (one hour)... If a request to the QuickBooks Online API returns the message, 401
+        # unauthorized..." (developer.intuit.com, Authorization FAQ, "refresh token and access token durations")
+        if self.intuit is not None and self.intuit.expired(token):
             return _authentication_failed()
         realm = str(request.path_params.get("realm", ""))
         bound = self.realms_of.get(token)
@@ -904,6 +919,13 @@ def qbo_delivery(
     return body, {"content-type": "application/json", "intuit-signature": signature}
 
 
+#: Seconds an Intuit refresh token lives from its issue, as Intuit's token answers state it
+#: (``"x_refresh_token_expires_in": 8726400``: 101 days; see :class:`FakeIntuitOAuth`).
+REFRESH_EXPIRES_IN = 8_726_400
+#: Seconds after its issue during which Intuit answers a refresh with the same refresh token (24 hours).
+KEEP_REFRESH_FOR = 24 * 3600
+
+
 class FakeIntuitOAuth(FakeAuthorizationServer):
     """Intuit's OAuth 2.0 server in front of a :class:`FakeQuickBooks`: ``/connect/oauth2`` (the consent
     page: the user picks one company), ``/oauth2/v1/tokens/bearer`` and ``/v2/oauth2/tokens/revoke``.
@@ -916,6 +938,23 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
     token of one company used on another is refused 403 (Fault 3100), so a ``realmId`` edited in the
     redirect back names a company the token cannot read. :meth:`issue` without a grant (a token made
     without the consent page, for tests) is bound to the first company, or to ``realm``.
+
+    Tokens live by ``clock`` (default: the company's, :attr:`FakeQuickBooks.clock`, so
+    :meth:`FakeQuickBooks.travel` moves both), as Intuit documents them:
+
+    - an access token for ``expires_in`` (3600) seconds, then the company API answers it 401
+      (developer.intuit.com, Authorization FAQ: "Access tokens are valid for 3600 seconds (one hour)");
+    - a refresh token for :data:`REFRESH_EXPIRES_IN` seconds (101 days), stated in every token
+      answer as ``x_refresh_token_expires_in`` (Intuit's oauth-jsclient README, "Auth-Response":
+      ``"x_refresh_token_expires_in": 8726400``); once past it, ``400 {"error": "invalid_grant"}``;
+    - a refresh within :data:`KEEP_REFRESH_FOR` (24 hours) of the refresh token's issue answers the
+      *same* refresh token, its ``x_refresh_token_expires_in`` counting down (intuit/oauth-jsclient
+      #74: 8721385 after 8726400), and a later one a new refresh token, after which the old one is
+      refused (help.developer.intuit.com, "Validity of Refresh Token", as quoted in
+      intuit/QuickBooks-V3-PHP-SDK #324: "On day 2, a new Refresh Token is returned, and Refresh Token A
+      expires"; IntuitDeveloper/oauth2-nodejs #2, Intuit: "Refresh token gets rotated every 24-26hrs").
+      The older oauth-jsclient README lets a replaced token live 24 hours more; the fake is the
+      stricter. Intuit's five-year hard limit (blogs.intuit.com, 2025-11-12) is not modelled.
 
     >>> qbo = FakeQuickBooks()
     >>> intuit = FakeIntuitOAuth("client", "secret", qbo, companies={"9130": "Sandbox Company", "4620": "Other"})
@@ -939,6 +978,7 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
         companies: dict[str, str],
         redirect_uris: Iterable[str] | None = None,
         expires_in: int = 3600,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         super().__init__(
             client_id,
@@ -949,12 +989,17 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
             redirect_uris=list(redirect_uris) if redirect_uris is not None else None,
             revoke_json=True,
             callback=lambda grant: {"realmId": grant.accounts[0]} if grant.accounts else {},
+            clock=clock or (lambda: qbo.clock()),
+            refresh_expires_in=REFRESH_EXPIRES_IN,
+            refresh_expiry_field="x_refresh_token_expires_in",
+            keep_refresh_for=KEEP_REFRESH_FOR,
         )
         if qbo.tokens is None:
             qbo.tokens = set()
         for realm, name in companies.items():
             qbo.companies.setdefault(realm, name)
         self.qbo = qbo
+        qbo.intuit = self
         self.on_issue = self._issued
         self.on_revoke = self._revoked
 

@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +77,7 @@ from .webhooks import parse_events
 __all__ = [
     "AUTHORIZE_URL",
     "LIMITS",
+    "REFRESH_LIFETIME",
     "REVOKE_URL",
     "SCOPES",
     "TOKEN_URL",
@@ -93,6 +95,11 @@ TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 - a URL, not
 #: &code_challenge=…&code_challenge_method=S256"; revocation: xero-node 4.10.1 ``revokeToken()``).
 AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 REVOKE_URL = "https://identity.xero.com/connect/revocation"
+#: How long a refresh token lives unused: "Unused refresh tokens expire after 60 days. If you don't refresh your
+#: access token within 60 days the user will need to reauthorise your app" (developer.xero.com/faq/oauth2;
+#: reference §3.2 "OAuth realities"). Xero's token answers do not say it, so the provider declares it; every
+#: refresh rotates the refresh token, and the new one lives this long again.
+REFRESH_LIFETIME = dt.timedelta(days=60)
 #: What the Accounting sync needs; ``offline_access`` is what yields a refresh token (same pages, "Scopes").
 SCOPES = ("openid", "profile", "email", "offline_access", "accounting.transactions", "accounting.contacts")
 #: Xero's published per-tenant limits.
@@ -158,7 +165,9 @@ class XeroProvider(ProviderBase, OAuth2Provider, ThinEvents):
         given |= {"authorize_url": authorize_url, "revoke_url": revoke_url}
         defaults = {"token_url": TOKEN_URL, "authorize_url": AUTHORIZE_URL, "revoke_url": REVOKE_URL}
         # Xero takes PKCE (code_challenge_method=S256) on top of the client secret.
-        self.oauth = OAuth2.configured(self.name, given, defaults, scopes=scopes, pkce=True)
+        self.oauth = OAuth2.configured(
+            self.name, given, defaults, scopes=scopes, pkce=True, refresh_lifetime=REFRESH_LIFETIME
+        )
         self._webhook_key = setting(webhook_key, self.name, "webhook_key", "")
         register_secrets(self._webhook_key, owner=self)  # never quoted in an error or a log
 

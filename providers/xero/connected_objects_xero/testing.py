@@ -79,6 +79,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -110,6 +111,7 @@ from .client import PAGE_SIZE
 from .client import parse_xero_date
 from .entities import ENTITIES
 from .entities import PAGED
+from .provider import REFRESH_LIFETIME
 
 __all__ = [
     "ExistingBooks",
@@ -393,8 +395,11 @@ class FakeXero:
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else ""
         self.seen_headers.append({k: v for k, v in request.headers.items() if k != "authorization"})
-        # a refused token is a 401 problem body ("AuthenticationUnsuccessful"; reference §3.2 "Errors")
-        if not token or (tenant in self.tokens and self.tokens[tenant] != token):
+        # a refused token is a 401 problem body ("AuthenticationUnsuccessful"; reference §3.2 "Errors"), and so
+        # is one past its 30 minutes ("What is the expiration for an access token? 30 minutes",
+        # developer.xero.com/faq/oauth2)
+        expired = self.identity is not None and self.identity.expired(token)
+        if not token or expired or (tenant in self.tokens and self.tokens[tenant] != token):
             problem = {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": "AuthenticationUnsuccessful"}
             return None, JSONResponse(problem, 401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
         if not tenant:
@@ -919,6 +924,14 @@ class FakeXeroIdentity(FakeAuthorizationServer):
     of the grant (xero-node 4.10.1 ``revokeToken()``). Each granted tenant accepts the grant's latest
     access token, and no token once its connection is removed or the grant revoked.
 
+    Tokens live by ``clock`` (aware UTC, default the real time; give it the hub's), as Xero documents
+    them (developer.xero.com/faq/oauth2): an access token for ``expires_in`` seconds ("30 minutes"),
+    after which the API answers it 401; a refresh token for 60 days from its issue
+    (:data:`~connected_objects_xero.provider.REFRESH_LIFETIME`: "Unused refresh tokens expire after 60
+    days"), rotated on every refresh, then ``400 {"error": "invalid_grant"}``. Xero's answers do not
+    state the refresh token's life. Its 30-minute grace for retrying a refresh token just replaced
+    is not modelled: the old one is refused at once.
+
     >>> xero = FakeXero()
     >>> identity = FakeXeroIdentity("client", "secret", xero, tenants={"t-1": "Acme", "t-2": "Initech"})
     >>> credentials = identity.issue()
@@ -939,6 +952,7 @@ class FakeXeroIdentity(FakeAuthorizationServer):
         tenants: dict[str, str],
         redirect_uris: Sequence[str] | None = None,
         expires_in: int = 1800,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         super().__init__(
             client_id,
@@ -947,6 +961,8 @@ class FakeXeroIdentity(FakeAuthorizationServer):
             accounts=tenants,
             redirect_uris=redirect_uris,
             pkce=True,
+            clock=clock,
+            refresh_expires_in=REFRESH_LIFETIME.total_seconds(),
         )
         self.xero = xero
         xero.identity = self
