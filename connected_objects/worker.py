@@ -55,6 +55,7 @@ from .exceptions import DrainTimeout
 from .limits import LimitsStore
 from .limits import MemoryLimits
 from .limits.gates import ScopeGate
+from .oauth.keepalive import keep_alive
 from .ops import heartbeat
 from .ops.failures import first_line
 from .ops.failures import log_failures
@@ -84,6 +85,9 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_DEAD", "BackgroundWorker", "ScopeGate", "Worker", "WorkerStats"]
 
 log = logging.getLogger("connected_objects.worker")
+
+#: Seconds between two of a worker's token keep-alive passes (a quiet pass is one query).
+KEEP_ALIVE_EVERY = 900.0
 
 
 @dataclass
@@ -134,7 +138,9 @@ class Worker:
         (:class:`~connected_objects.receive.scheduler.Scheduler`), while running until stopped (never in a drain).
     :param max_polls: polls this worker runs at once, beside its pushes.
     :param schedule_every: seconds between two looks for due polls and chores.
-    :param chores: periodic duties beside the built-in ones, ``{name: (seconds, coroutine function)}``.
+    :param chores: periodic duties beside the built-in ones (``keep_alive``: refresh tokens renewed before
+        they die, every :data:`KEEP_ALIVE_EVERY` seconds), ``{name: (seconds, coroutine function)}``; a chore
+        of the same name replaces a built-in one.
     """
 
     def __init__(
@@ -175,10 +181,17 @@ class Worker:
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
         self.receiver = Receiver(hub, self.name, batch=batch, lease=lease)
         self.polling = polling
+        builtin: dict[str, tuple[float, Chore]] = {"keep_alive": (KEEP_ALIVE_EVERY, self._keep_alive)}
         self.scheduler = Scheduler(
-            hub, self.name, self.limits, max_polls=max_polls, every=schedule_every, chores=chores
+            hub, self.name, self.limits, max_polls=max_polls, every=schedule_every, chores={**builtin, **(chores or {})}
         )
         self._timed_out = False
+
+    async def _keep_alive(self, hub: SyncContext, http: httpx.AsyncClient) -> None:
+        """The built-in chore that renews idle connections' refresh tokens before they die."""
+        report = await keep_alive(hub, http=http, providers=self.providers)
+        if report.renewed or report.failed:
+            log.info("keep-alive: %s", report.as_dict())
 
     def __repr__(self) -> str:
         return f"Worker(name={self.name!r}, batch={self.batch}, lease={self.lease})"

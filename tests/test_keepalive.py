@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from connected_objects_xero.provider import REFRESH_LIFETIME
 from connected_objects_xero.testing import FakeXero
 from connected_objects_xero.testing import FakeXeroIdentity
 from sqlalchemy import String
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -47,8 +49,10 @@ from connected_objects.push.dispatch import dispatch
 from connected_objects.queue import CHANGES
 from connected_objects.queue import journal
 from connected_objects.queue import outbox
+from connected_objects.store.models import connection
 from connected_objects.testing.databases import count_statements
 from connected_objects.worker import ScopeGate
+from connected_objects.worker import Worker
 
 REALM = "9130354"
 QBO = Scope("quickbooks", "production", REALM)
@@ -363,3 +367,27 @@ def test_a_pass_makes_at_most_limit_token_requests_the_rest_wait(world: World) -
     assert (second.renewed, second.waiting) == ((QBO,), tuple(XERO))
     assert (third.renewed, third.waiting) == (tuple(XERO), ())
     assert (world.intuit.refreshes, world.identity.refreshes) == (refreshes[0] + 2, refreshes[1] + 1)
+
+
+def test_a_running_worker_renews_them_itself(world: World) -> None:
+    """The worker's built-in keep-alive chore: no code of the application calls keep_alive. (With the chore
+    replaced by one that does nothing, ``chores={"keep_alive": ...}``, this test fails: nothing renews them.)"""
+    world.clock.advance(days=50)  # Xero's refresh tokens die on day 60: within the 15 days renewed ahead
+    renewed = world.clock() + REFRESH_LIFETIME
+    with world.hub.session_factory.begin() as s:  # push only: no poll refreshes a token on the way
+        s.execute(update(connection).values(directions={"Customer": "push", "Contacts": "push"}))
+
+    async def run() -> None:
+        worker = Worker(world.hub, poll=0.01, schedule_every=0.01, check_schema=False, heartbeat=3600)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        deadline = time.monotonic() + 15
+        while not all((world.info(s).refresh_expires_at or world.clock()) >= renewed for s in XERO):
+            assert not task.done(), task
+            assert time.monotonic() < deadline, [world.info(s) for s in XERO]
+            await asyncio.sleep(0.01)  # waiting for a state, not for time to pass
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert {world.info(s).status for s in (QBO, *XERO)} == {"active"}
