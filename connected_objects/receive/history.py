@@ -54,7 +54,7 @@ from ..util.hashing import content_hash
 __all__ = ["Applied", "apply_entries"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Applied:
     """What was done with one record: its :func:`~connected_objects.receive.apply.decide` decision, the
     local row it concerns (None: none is linked), whether a link stands for it, the version last synced,

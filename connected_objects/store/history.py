@@ -85,6 +85,7 @@ from ..scope import Scope
 from ..states import HistoryDirection
 from ..states import HistoryOperation
 from ..states import HistoryOutcome
+from ..util.bulk import executemany
 from ..util.db import DB
 from ..util.db import connection_of
 from ..util.redaction import redact
@@ -140,9 +141,10 @@ class History:
             raise ValueError(f"History(per_object=...) must be at least 1, not {self.per_object}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
-    """One push or apply of one object.
+    """One push or apply of one object (a plain value; not frozen, which would make it four times dearer to
+    build, and the engines build one per record).
 
     ``local_type``/``local_id`` name the local row (None for a remote record no row is linked to),
     ``foreign_id`` the remote record (None before a create was answered). ``key`` is the push's
@@ -232,7 +234,8 @@ def payload_text(payload: Mapping[str, Any] | None) -> str | None:
 
 
 def record(db: DB, entries: Sequence[Entry]) -> int:
-    """Write ``entries`` with one ``INSERT`` (an ``executemany``) in the caller's transaction; returns how many.
+    """Write ``entries`` with one ``INSERT`` (an ``executemany``, :func:`~connected_objects.util.bulk.executemany`)
+    in the caller's transaction; returns how many.
 
     Each message is redacted and cut to :data:`MAX_MESSAGE` characters, each payload redacted, here,
     whatever the caller did: nothing that looks like a credential is stored.
@@ -260,7 +263,7 @@ def record(db: DB, entries: Sequence[Entry]) -> int:
         }
         for e in entries
     ]
-    connection_of(db).execute(insert(table), rows)
+    executemany(connection_of(db), insert(table), rows)
     return len(rows)
 
 
