@@ -12,18 +12,23 @@ record created in the sandbox:
 - ``sequential_per_s``: what the old SDKs do: for each row, one POST, then store the remote id on the
   row and commit, one at a time.
 
-    uv run python bench/dispatch.py [--quick] [--backend sqlite|postgresql|mariadb] [--telemetry]
+    uv run python bench/dispatch.py [--quick] [--backend sqlite|postgresql|mariadb] [--telemetry] [--history]
 
 The last line is one JSON object: pushes_per_s, raw_per_s, sequential_per_s and the ratios. With
 ``--telemetry`` ours runs twice more, without and with Prometheus metrics and OpenTelemetry spans
 recorded (an SDK tracer provider whose exporter drops them), alternating, and ``telemetry_ratio``
-is the rate with over the rate without.
+is the rate with over the rate without. With ``--history`` ours runs six times more, alternating
+without and with the history recorded (``History(enabled=False)`` and the default):
+``history_ratio`` is the best rate with over the best rate without, and ``history_cpu_ratio`` the
+median CPU seconds of this process with over without (the sandbox has its own process), which other
+work on the machine disturbs less.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +45,7 @@ from _common import Scratch
 from _common import emit
 from _common import parser
 
+from connected_objects import History
 from connected_objects import Scope
 from connected_objects import connections
 from connected_objects.plugin.provider import Limits
@@ -152,7 +158,7 @@ def with_telemetry() -> Any:
     return PrometheusMetrics()
 
 
-def ours(url: str, n: int, tmp: str, backend: str) -> tuple[float, int]:
+def ours(url: str, n: int, tmp: str, backend: str, history: History | None = None) -> tuple[float, int]:
     scratch = Scratch(backend, tmp)
     engine = scratch.engine()
     try:
@@ -163,6 +169,7 @@ def ours(url: str, n: int, tmp: str, backend: str) -> tuple[float, int]:
             url,
             limits=Limits(concurrency=PER_ACCOUNT),
             retry=RetryPolicy(base=0.05, factor=2, cap=1, max_attempts=10),
+            history=history,
         )
         with hub.session_factory.begin() as s:
             for a in range(ACCOUNTS):
@@ -193,6 +200,7 @@ def main() -> None:
         help="seconds each sandbox answer takes, like a provider across the internet (default 0.05)",
     )
     p.add_argument("--telemetry", action="store_true", help="also measure with metrics and spans on")
+    p.add_argument("--history", action="store_true", help="also measure without and with the history recorded")
     args = p.parse_args()
     n = 1_000 if args.quick else 5_000
     proc, url = start_sandbox(args.latency)
@@ -202,6 +210,14 @@ def main() -> None:
             raw_rate = asyncio.run(raw(url, n))
             our_rate, pushed = ours(url, n, tmp, args.backend)
             seq_rate = sequential(url, min(n, 200 if args.latency else 1_000), tmp, args.backend)
+            if args.history:
+                runs: dict[bool, list[float]] = {False: [], True: []}
+                cpu: dict[bool, list[float]] = {False: [], True: []}
+                for _ in range(3):
+                    for recorded in (False, True):
+                        started = time.process_time()
+                        runs[recorded].append(ours(url, n, tmp, args.backend, History(enabled=recorded))[0])
+                        cpu[recorded].append(time.process_time() - started)
             if args.telemetry:  # spans cannot be turned off again: off first, then on
                 plain = [ours(url, n, tmp, args.backend)[0] for _ in range(2)]
                 metrics = with_telemetry()
@@ -232,6 +248,17 @@ def main() -> None:
                     "telemetry_ratio": round(max(traced) / max(plain), 3),
                 }
                 if args.telemetry
+                else {}
+            ),
+            **(
+                {
+                    "without_history_per_s": round(max(runs[False]), 1),
+                    "with_history_per_s": round(max(runs[True]), 1),
+                    "history_ratio": round(max(runs[True]) / max(runs[False]), 3),
+                    # this process's CPU seconds (the sandbox runs in its own): steadier than rates on a busy machine
+                    "history_cpu_ratio": round(statistics.median(cpu[True]) / statistics.median(cpu[False]), 3),
+                }
+                if args.history
                 else {}
             ),
         }

@@ -56,6 +56,7 @@ from .receive.pull import pull
 from .scope import Scope
 from .store import identity
 from .store import schema
+from .store.history import History
 from .store.identity import ConnectedObject
 from .store.models import metadata
 from .util.retry import RetryPolicy
@@ -80,6 +81,7 @@ __all__ = [
     "DrainTimeout",
     "DuplicateProvider",
     "FieldMapping",
+    "History",
     "Hub",
     "IdentityConflict",
     "Limits",

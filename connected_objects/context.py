@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .limits import LimitsStore
     from .plugin.provider import Extras
     from .plugin.provider import Provider
+    from .store.history import History
     from .util.retry import RetryPolicy
     from .util.secrets import Vault
 
@@ -73,6 +74,11 @@ class SyncContext(Protocol):
     @property
     def limits_store(self) -> LimitsStore | None:
         """Where workers share rate limits and holds (None: each worker in its own memory)."""
+        ...
+
+    @property
+    def history(self) -> History:
+        """What the history of pushes and applies keeps (``History(enabled=False)``: nothing)."""
         ...
 
     def clock(self) -> dt.datetime:

@@ -78,6 +78,7 @@ from .plugin.provider import Provider
 from .plugin.provider import extras_of
 from .push import capture
 from .store import schema
+from .store.history import History
 from .store.models import utcnow
 from .util.db import patiently
 from .util.retry import RetryPolicy
@@ -126,6 +127,9 @@ class Hub:
         connection cut) before it fails; the worker has its own, longer patience.
     :param clock: the time now, aware UTC (default: the wall clock). Polls, reconciles, token keep-alive and
         history read it; a test moves it (with the sandboxes on the same clock) instead of sleeping.
+    :param history: what the history of every push and apply keeps, and for how long
+        (:class:`~connected_objects.store.history.History`; default: 30 days, the 50 newest entries
+        per row, no payloads); ``History(enabled=False)`` records none.
     """
 
     def __init__(
@@ -143,9 +147,11 @@ class Hub:
         limits_store: LimitsStore | str | None = None,
         db_patience: float = 30.0,
         clock: Callable[[], dt.datetime] = utcnow,
+        history: History | None = None,
     ) -> None:
         self.session_factory = session_factory
         self._clock = clock
+        self.history = history or History()
         self.db_patience = db_patience
         self.models = list(models)
         self.vault = vault

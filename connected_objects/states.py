@@ -23,6 +23,9 @@ __all__ = [
     "ChangeState",
     "ConnectionStatus",
     "EventKind",
+    "HistoryDirection",
+    "HistoryOperation",
+    "HistoryOutcome",
     "LinkStatus",
     "Operation",
     "OutcomeStatus",
@@ -50,3 +53,10 @@ LinkStatus = Literal["linked", "deleted"]
 EventKind = Literal["event", "import", "parked", "onboard"]
 #: What the applier does with one remote record.
 ApplyDecision = Literal["skip", "delete", "park", "keep_local", "update", "create"]
+#: Which way a history entry went: a local change pushed, or a remote record applied.
+HistoryDirection = Literal["push", "apply"]
+#: What a history entry did to the record (on the provider's side for a push, locally for an apply).
+HistoryOperation = Literal["create", "update", "delete"]
+#: How it went: done; refused by the provider for good; failed (retried, or dead after its attempts);
+#: sent with its answer lost, so it may have happened; or nothing to do (unchanged, older, parked).
+HistoryOutcome = Literal["ok", "refused", "failed", "in_doubt", "skipped"]

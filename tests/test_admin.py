@@ -3,6 +3,7 @@ keyset pages, retry/discard (selected and all), disconnect, explain; on every ba
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sys
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from connected_objects.queue import EVENTS
 from connected_objects.queue import inbox
 from connected_objects.queue import outbox
 from connected_objects.store import ambiguity
+from connected_objects.store import history
 from connected_objects.store import identity
 from connected_objects.store.models import connection as connection_table
 from connected_objects.store.models import outbox as outbox_table
@@ -183,6 +185,31 @@ def test_explain_a_row_waiting_for_its_reference(hub, app):
     assert b"waiting for its Customer reference to be created in sandbox/test/acme" in page.body
     assert get(app, "/explain", "model=Nope&id=1").status == 400
     assert get(app, "/explain", "model=Invoice&id=abc").status == 400
+
+
+def test_explain_shows_the_rows_last_pushes_and_applies(hub, app):
+    at = dt.datetime(2026, 12, 1, 9, 42, tzinfo=dt.timezone.utc)
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=7, organization_id=1, name="Ada"))
+    with hub.engine.begin() as db:
+        history.record(
+            db,
+            [
+                history.Entry(ACME, "customers", "apply", "update", "ok", at, local_type="customer", local_id="7",
+                              foreign_id="17", key="evt-1"),
+                history.Entry(ACME, "customers", "push", "update", "refused", at + dt.timedelta(minutes=1),
+                              local_type="customer", local_id="7", foreign_id="17",
+                              message="<b>Name</b> is taken; you sent password=hunter2"),
+                history.Entry(ACME, "customers", "push", "update", "ok", at, local_type="customer", local_id="8"),
+            ],
+        )  # fmt: skip
+    body = get(app, "/explain", "model=Customer&id=7").body.decode()
+    rows = re.findall(r'<tr class="outcome-(\w+)"><td>([^<]*)</td><td>(\w+)</td>', body)
+    assert rows == [("refused", "2026-12-01 09:43:00", "push"), ("ok", "2026-12-01 09:42:00", "apply")]
+    assert "&lt;b&gt;Name&lt;/b&gt; is taken; you sent password=[redacted]" in body
+    assert "hunter2" not in body and "<b>Name</b>" not in body
+    empty = get(app, "/explain", "model=Invoice&id=1").body
+    assert b"None kept: nothing was pushed or applied" in empty
 
 
 def test_dead_events_show_their_payload_and_retry(hub, app):

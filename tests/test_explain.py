@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 
+import httpx
 from click.testing import CliRunner
 
 from connected_objects import Scope
@@ -13,8 +15,14 @@ from connected_objects.ops.explain import explain
 from connected_objects.ops.explain import find_model
 from connected_objects.queue import CHANGES
 from connected_objects.queue import journal
+from connected_objects.store import identity
+from connected_objects.testing.echo import EchoingErrors
 from connected_objects.testing.invoicing import Customer
 from connected_objects.testing.invoicing import Invoice
+from connected_objects.testing.sandbox import webhook_delivery
+
+from .test_inbound import customer_event
+from .test_inbound import post
 
 ACME = Scope("sandbox", "test", "acme")
 MIRROR = Scope("mirror", "test", "acme")
@@ -111,3 +119,92 @@ def test_the_explain_command_never_imports_what_it_is_given(sqlite_engine, sandb
     for key in ("9" * 20, "-" + "9" * 20):
         out = CliRunner().invoke(main, ["explain", *app, "--", "Invoice", key])
         assert out.exit_code == 2 and "out of range" in out.output, out.output
+
+
+def test_explain_shows_the_last_pushes_and_applies_with_their_outcomes(engine, org, sandbox):
+    """A create pushed, a remote update applied from a webhook, then an edit the provider refuses with a
+    page that quotes the request (its Authorization header): the explanation lists all three, newest
+    first, the refusal with the provider's message, redacted."""
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+
+    Base.metadata.create_all(engine)
+    proxy = EchoingErrors(sandbox.app, style="text")
+    hub = make_hub(engine, "http://sandbox", transport=httpx.ASGITransport(proxy, raise_app_exceptions=False))
+    try:
+        org(hub, 1, ACME)
+        with hub.session_factory.begin() as s:
+            s.add(Customer(id=7, organization_id=1, name="Ada"))
+        hub.drain()
+        with hub.session_factory() as s:
+            foreign_id = identity.resolve_local(s, ACME, "customer", 7).foreign_id
+        event = customer_event("acme", foreign_id, "Ada (remote)", version="2", event_id="evt-7")
+        assert post(hub, *webhook_delivery([event])).status_code == 200
+        hub.drain()
+        sandbox.tokens = {"acme": "the-right-token"}  # ours is refused: HTTP 401, for good
+        with hub.session_factory.begin() as s:
+            s.get(Customer, 7).name = "Ada L."
+        hub.drain()
+    finally:
+        hub.uninstall()
+    assert "authorization: Bearer test" in proxy.pages[-1]
+
+    found = explain(hub, Customer, 7)
+    assert found.sentence.startswith("dead: sandbox refused it: update customers")
+    assert [(e.direction, e.operation, e.outcome) for e in found.history] == [
+        ("push", "update", "refused"),
+        ("apply", "update", "ok"),
+        ("push", "create", "ok"),
+    ]
+    refused, applied, created = found.history
+    assert "HTTP 401" in refused.message and "invalid token for this account" in refused.message
+    assert "authorization: [redacted]" in refused.message and "Bearer test" not in refused.message
+    assert refused.foreign_id == foreign_id and refused.key is not None
+    assert applied.key == "evt-7" and applied.latency_ms is None
+    assert created.foreign_id == foreign_id and created.latency_ms is not None and created.message is None
+    assert [e["outcome"] for e in found.as_dict()["history"]] == ["refused", "ok", "ok"]
+    assert len(explain(hub, Customer, 7, history=1).history) == 1
+    assert explain(hub, Customer, 7, history=0).history == []
+
+
+def test_the_explain_command_prints_the_history(sqlite_engine, org, monkeypatch):
+    from connected_objects.store import history
+    from connected_objects.testing.invoicing import Base
+    from connected_objects.testing.invoicing import make_hub
+
+    Base.metadata.create_all(sqlite_engine)
+    hub = make_hub(sqlite_engine, "http://sandbox.invalid")
+    org(hub, 1, ACME)
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=7, organization_id=1, name="Ada"))
+    hub.uninstall()
+    at = dt.datetime(2026, 12, 1, 9, 42, 10, tzinfo=dt.timezone.utc)
+    echoed = "update customers 17 failed with HTTP 400: Name taken; request: Authorization: Bearer tok-123456789"
+    with hub.engine.begin() as db:
+        history.record(
+            db,
+            [
+                history.Entry(ACME, "customers", "push", "create", "ok", at, local_type="customer", local_id="7",
+                              foreign_id="17", latency_ms=212),
+                history.Entry(ACME, "customers", "apply", "update", "ok", at + dt.timedelta(minutes=1),
+                              local_type="customer", local_id="7", foreign_id="17", key="evt-9"),
+                history.Entry(ACME, "customers", "push", "update", "refused", at + dt.timedelta(minutes=2),
+                              local_type="customer", local_id="7", foreign_id="17", message=echoed),
+            ],
+        )  # fmt: skip
+    monkeypatch.setenv("CO_APP_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CO_APP_SANDBOX_URL", "http://sandbox.invalid")
+    app = ["--app", "connected_objects.testing.invoicing:hub_from_env"]
+    out = CliRunner().invoke(main, ["explain", *app, "Customer", "7"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    start = lines.index("  last pushes and applies, newest first:")
+    assert lines[start + 1 :] == [
+        "    2026-12-01 09:44:10 push update refused in sandbox/test/acme, record 17: update customers 17 failed "
+        "with HTTP 400: Name taken; request: Authorization: [redacted]",
+        "    2026-12-01 09:43:10 apply update ok in sandbox/test/acme, record 17 (event evt-9)",
+        "    2026-12-01 09:42:10 push create ok in sandbox/test/acme, record 17, 212 ms",
+    ]
+    assert "tok-123456789" not in out.output
+    two = CliRunner().invoke(main, ["explain", *app, "Customer", "7", "--json", "--history", "2"])
+    assert [e["outcome"] for e in json.loads(two.output)["history"]] == ["refused", "ok"]

@@ -287,6 +287,7 @@ PUBLIC_MODULES = {
     "connected_objects.scope",
     "connected_objects.signals",
     "connected_objects.states",
+    "connected_objects.store.history",
     "connected_objects.store.models",
     "connected_objects.store.schema",
     "connected_objects.testing",

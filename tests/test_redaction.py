@@ -42,6 +42,7 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from connected_objects import FieldMapping
+from connected_objects import History
 from connected_objects import Hub
 from connected_objects import RetryPolicy
 from connected_objects import Scope
@@ -59,6 +60,7 @@ from connected_objects.queue import inbox
 from connected_objects.queue import journal
 from connected_objects.queue import outbox
 from connected_objects.receive.pull import pull
+from connected_objects.store.models import history as history_table
 from connected_objects.store.models import metadata
 from connected_objects.testing.echo import STYLES
 from connected_objects.testing.echo import EchoingErrors
@@ -297,6 +299,7 @@ class World:
             vault=self.vault,
             retry=RetryPolicy(base=0.001, factor=1.0, cap=0.001, max_attempts=2),
             transport=httpx.ASGITransport(route_by_host(self.proxies)),
+            history=History(keep_payloads=True),  # the history keeps what was sent, redacted
         )
         self.secrets = {
             "sandbox token": self.sandbox_token,
@@ -434,6 +437,10 @@ def test_no_secret_leaves_through_an_echoing_proxy(
         tables = dump_tables(hub)
         assert world.leaks(tables) == []
         assert tables.count(REDACTED) >= 8, tables  # the echoes were stored, redacted
+        with hub.engine.connect() as conn:  # the refused pushes are in the history, with their echoes
+            refused = conn.execute(select(history_table).where(history_table.c.outcome == "refused")).all()
+        assert {r.provider for r in refused} >= {"sandbox", "quickbooks", "xero", "maestrano"}, refused
+        assert any(REDACTED in (r.message or "") for r in refused), refused
         assert world.leaks(caplog.text) == []
         errors = "\n".join(exception_text(e) for e in world.errors)
         assert len(world.errors) == 10 and world.leaks(errors) == [], errors
@@ -454,6 +461,7 @@ def test_no_secret_leaves_through_an_echoing_proxy(
         commands += [["changes", "list", *at, "--json"], ["changes", "list", *at, "--state", "pending"]]
         commands += [["changes", "show", *at, str(i)] for i in change_ids]
         commands += [["events", "show", *at, str(i)] for i in event_ids]
+        commands += [["explain", *at, "Customer", "1"], ["explain", *at, "Customer", "1", "--json"]]
         for command in commands:
             result = runner.invoke(main, command)
             assert result.exit_code == 0, result.output

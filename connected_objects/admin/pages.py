@@ -267,5 +267,18 @@ def explain_page(config: AdminConfig, request: Request) -> Response:
                 }
                 for s in found.scopes
             ],
+            "history": [
+                {
+                    "at": e.at,
+                    "direction": e.direction,
+                    "operation": e.operation,
+                    "outcome": e.outcome,
+                    "scope": str(e.scope),
+                    "foreign_id": e.foreign_id or "",
+                    "latency": "" if e.latency_ms is None else f"{e.latency_ms} ms",
+                    "message": redact(e.message) or "",
+                }
+                for e in found.history
+            ],
         }
     return config.page(request, "explain.html", **context, **_common(form))

@@ -10,6 +10,10 @@ waits for. :attr:`Explanation.sentence` says it in one line::
     waiting for its Customer reference to be created in quickbooks/production/9130354
     dead: quickbooks refused it: Duplicate Name Exists Error (6240)
 
+:attr:`Explanation.history` holds the row's last pushes and applies, newest first, with their
+outcomes and the providers' (redacted) messages (:mod:`connected_objects.store.history`): what
+happened to it, where the sentence says where it stands.
+
 The CLI prints it (``connected-objects explain --app myapp.sync:hub Invoice 42``)
 and the admin pages show it. Reading it costs a fixed number of queries per
 provider the model syncs to, whatever the size of the tables.
@@ -29,8 +33,11 @@ Example::
     ...     session.add(Organization(id=1, name="Acme"))
     ...     session.add(Customer(id=7, organization_id=1, name="Ada"))
     ...     session.add(Invoice(id=42, organization_id=1, customer_id=7, number="INV-42"))
-    >>> explain(hub, Invoice, 42).sentence
+    >>> found = explain(hub, Invoice, 42)
+    >>> found.sentence
     'waiting for its Customer reference to be created in sandbox/test/acme'
+    >>> found.history  # nothing pushed or applied yet
+    []
 """
 
 from __future__ import annotations
@@ -53,7 +60,9 @@ from ..exceptions import ConfigurationError
 from ..queue import ClaimedChange
 from ..queue import outbox
 from ..scope import Scope
+from ..store import history as sync_history
 from ..store import identity
+from ..store.history import Entry
 from ..store.identity import ConnectedObject
 from ..store.identity import local_key
 from ..store.identity import local_type_name
@@ -132,6 +141,8 @@ class Explanation:
     scopes: Sequence[ScopeExplanation] = field(default_factory=list)
     #: The providers the model syncs to.
     providers: Sequence[str] = ()
+    #: The row's last pushes and applies in every scope, newest first.
+    history: Sequence[Entry] = ()
 
     @property
     def sentence(self) -> str:
@@ -156,6 +167,7 @@ class Explanation:
             "exists": self.exists,
             "sentence": self.sentence,
             "scopes": [s.as_dict() for s in self.scopes],
+            "history": [e.as_dict() for e in self.history],
         }
 
 
@@ -234,8 +246,9 @@ def primary_key(model: type, text: str, dialect: str | None = None) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def explain(hub: Application, model: type, pk: Any) -> Explanation:
-    """What the library knows about the ``model`` row with primary key ``pk`` (see the module docstring)."""
+def explain(hub: Application, model: type, pk: Any, *, history: int = 10) -> Explanation:
+    """What the library knows about the ``model`` row with primary key ``pk`` (see the module docstring),
+    with its ``history`` last pushes and applies."""
     specs = specs_of(model)
     if not specs:
         raise ConfigurationError(f"{model.__name__} is not decorated with @connected")
@@ -260,6 +273,7 @@ def explain(hub: Application, model: type, pk: Any) -> Explanation:
                 wanted[scope] = (spec, connections.get(conn, scope))
         changes = outbox.changes_of(conn, local_type, local_id, list(wanted))
         missing = _missing_references(session, row, wanted, by_type)
+        entries = sync_history.recent(conn, local_type, local_id, limit=history) if history > 0 else []
         session.rollback()
     scopes = []
     for scope in sorted(wanted, key=str):
@@ -267,7 +281,7 @@ def explain(hub: Application, model: type, pk: Any) -> Explanation:
         mine = [c for c in changes if c.scope == scope]
         scopes.append(_scope(scope, info, links.get(scope), mine, missing.get(scope, []), row is not None))
     providers = tuple(dict.fromkeys(spec.provider for spec in specs))
-    return Explanation(model.__name__, local_type, local_id, row is not None, scopes, providers)
+    return Explanation(model.__name__, local_type, local_id, row is not None, scopes, providers, entries)
 
 
 def _missing_references(

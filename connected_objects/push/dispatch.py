@@ -17,9 +17,10 @@ scope's share to :func:`dispatch`, which runs three steps:
    conflict refetches the record and tries again with the new version. A 429
    holds back the rest of the scope until its ``Retry-After``.
 3. **Record** (one write transaction): links for creates, versions and
-   content hashes for updates, tombstones for deletes, and the fate of each
-   change (done, retried with backoff, dead) commit together. Signals follow
-   the commit.
+   content hashes for updates, tombstones for deletes, the fate of each
+   change (done, retried with backoff, dead) and its entry in the history
+   (:mod:`connected_objects.push.history`, one ``INSERT``) commit together.
+   Signals follow the commit.
 
 An update whose payload hashes the same as the last one pushed or pulled is
 not sent.
@@ -65,6 +66,7 @@ from ..queue.changes import InDoubt
 from ..scope import Scope
 from ..states import WriteAction
 from ..store import ambiguity
+from ..store import history
 from ..store import identity
 from ..store.models import utcnow
 from ..util.db import database_errors
@@ -74,6 +76,7 @@ from ..util.hashing import content_hash
 from ..util.hashing import idempotency_key
 from ..util.redaction import redact
 from . import catalogs
+from .history import push_entries
 from .planning import Outcome
 from .planning import Plan
 from .planning import failed
@@ -667,6 +670,9 @@ def complete(
             ambiguity.forget(conn, scope, prepared.forget_held)
         if book.created:  # a record linked here may be what a blocked change waits for
             CHANGES.unblock(conn, scope)
+        if hub.history.enabled:  # in this transaction: the history never disagrees with the outcome
+            kept = hub.history.keep_payloads
+            history.record(conn, push_entries(scope, outcomes, book, at=hub.clock(), keep_payloads=kept))
         session.commit()
     return [(signals.namespace.signal(name), scope.provider, kwargs) for name, kwargs in book.signals]
 

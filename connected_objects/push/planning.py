@@ -126,6 +126,9 @@ class Outcome:
     seconds: float | None = None
     #: The provider says this write was not applied: it is no longer in doubt, the next attempt is a new call.
     forget: bool = False
+    #: The write went out and its answer was lost (a timeout, a cut connection, a 5xx, a garbled body): it
+    #: may have been applied all the same.
+    lost: bool = False
 
 
 def write_key(epoch: int, *parts: object) -> str:
@@ -235,14 +238,29 @@ def failed(plan: Plan, exc: BaseException) -> Outcome:
     if isinstance(exc, NotApplied):
         return Outcome(plan, "retry", error=exc.message, retry_after=0.0, forget=True, count_attempt=False)
     if isinstance(exc, RetryableError):
-        return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after)
+        return Outcome(plan, "retry", error=exc.message, retry_after=exc.retry_after, lost=_answer_lost(exc))
     if isinstance(exc, PermanentError):
         return Outcome(plan, "dead", error=exc.message, unauthorized=exc.status == 401, refused=True)
     if isinstance(exc, RemoteError):  # a conflict left after the refetch, or an unclassified remote error
         return Outcome(plan, "retry", error=exc.message)
     if isinstance(exc, httpx.HTTPError):
-        return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}")
+        return Outcome(plan, "retry", error=f"{type(exc).__name__}: {exc}", lost=_answer_lost(exc))
     return Outcome(plan, "retry", error=scrubbed_traceback(exc), unexpected=True)
+
+
+#: Transport failures before anything was sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _answer_lost(exc: BaseException) -> bool:
+    """Whether a failed write may have been applied all the same: it went out, and no answer says it was
+    not (a rate limit and a request timeout do; a 5xx, a cut connection or a garbled body do not)."""
+    cause = exc.__cause__ if isinstance(exc, RetryableError) else exc
+    if isinstance(cause, _NOT_SENT):
+        return False
+    if isinstance(exc, RetryableError):
+        return exc.status not in (408, 429)
+    return isinstance(exc, httpx.HTTPError)
 
 
 #: The longest traceback kept on a row (its end, where the error is, is kept).

@@ -70,6 +70,8 @@ class StoredEvent:
     #: ``event`` (a provider's notification), ``import`` (a queued backfill) or ``parked`` (a record
     #: waiting for its reference).
     kind: EventKind = "event"
+    #: The provider's delivery id (or the digest that stands for it): what the history calls its key.
+    dedupe_key: str | None = None
 
     @property
     def scope(self) -> Scope | None:
@@ -109,4 +111,5 @@ class StoredEvent:
             m["state"],
             m["last_error"],
             m["kind"],
+            m.get("dedupe_key"),
         )

@@ -74,11 +74,14 @@ from ..queue import CHANGES
 from ..queue import journal
 from ..scope import Scope
 from ..states import ApplyDecision
+from ..store import history
 from ..store import identity
 from ..util.hashing import content_hash
 from ..util.values import converter
 from . import direct
 from . import parking
+from .history import Applied
+from .history import apply_entries
 from .inserts import add_new_rows
 
 if TYPE_CHECKING:
@@ -183,11 +186,15 @@ def apply_records(
     records: Sequence[RemoteRecord],
     *,
     before_commit: Callable[[Session], None] | None = None,
+    keys: Mapping[str, str] | None = None,
 ) -> ApplyStats:
     """Apply ``records`` of ``entity`` from ``scope`` to local rows in one transaction.
 
     ``before_commit`` runs inside that transaction, last (a pull stores its
-    cursor there, so a page and its checkpoint commit together).
+    cursor there, so a page and its checkpoint commit together). What was done
+    with each record is written to the history in the same transaction
+    (:mod:`connected_objects.receive.history`), with ``keys[foreign_id]``, the
+    delivery id of the event that brought it, where there is one.
     """
     spec = hub.spec_for(scope.provider, entity)
     if spec is None:
@@ -209,6 +216,16 @@ def apply_records(
             stats = _act(session, spec, batch, latest)
         session.flush()
         _write(session.connection(), scope, entity, spec, batch, stats)
+        if hub.history.enabled:
+            entries = apply_entries(
+                scope,
+                spec.local_type,
+                _applied(batch),
+                at=hub.clock(),
+                keys=keys,
+                keep_payloads=hub.history.keep_payloads,
+            )
+            history.record(session.connection(), entries)
         if before_commit is not None:
             before_commit(session)
         session.commit()
@@ -237,6 +254,8 @@ class _Batch:
     flushed_synced: list[tuple[identity.ConnectedObject, RemoteRecord, Any]] = field(default_factory=list)
     tombstones: list[int] = field(default_factory=list)
     parked: list[tuple[RemoteRecord, str]] = field(default_factory=list)
+    #: Each record's decision and its link, in order: what the history says of it.
+    decided: list[tuple[RemoteRecord, ApplyDecision, identity.ConnectedObject | None]] = field(default_factory=list)
 
 
 def _read(
@@ -277,6 +296,7 @@ def _act(session: Session, spec: Any, batch: _Batch, latest: Mapping[str, Remote
         what = decide(
             record, link=link, has_row=row is not None, waiting=bool(waiting), edited_at=edited, conflict=conflict
         )
+        batch.decided.append((record, what, link))
         if what in ("skip", "keep_local"):
             stats.skipped += 1
         elif what == "delete":
@@ -448,6 +468,19 @@ def _write(conn: Connection, scope: Scope, entity: str, spec: Any, batch: _Batch
         stats.parked_ids = [r.foreign_id for r, _ in batch.parked]
 
 
+def _applied(batch: _Batch) -> list[Applied]:
+    """Each record's decision as the history tells it, with the local id of a row created for it."""
+    created = {record.foreign_id: local_id for record, local_id, _ in batch.created}
+    waiting = {record.foreign_id: why for record, why in batch.parked}
+    out = []
+    for record, what, link in batch.decided:
+        linked = link is not None and link.linked
+        local_id = created.get(record.foreign_id) if what == "create" else link.local_id if link is not None else None
+        version = link.remote_version if link is not None else None
+        out.append(Applied(record, what, local_id, linked, version, waiting.get(record.foreign_id)))
+    return out
+
+
 async def apply_fetching(
     hub: SyncContext,
     scope: Scope,
@@ -457,6 +490,7 @@ async def apply_fetching(
     *,
     before_commit: Callable[[Session], None] | None = None,
     depth: int = 3,
+    keys: Mapping[str, str] | None = None,
 ) -> ApplyStats:
     """:func:`apply_records`, after fetching and applying the records they reference that are not linked yet.
 
@@ -464,7 +498,7 @@ async def apply_fetching(
     ``client.fetch`` per referenced entity, for all of the batch's unknown ids)
     and applied first, its own references likewise up to ``depth`` levels.
     What the provider cannot return (deleted, or beyond ``depth``) is parked
-    by :func:`apply_records`, not dropped.
+    by :func:`apply_records`, not dropped. ``keys``: as :func:`apply_records` takes them.
     """
     stats = ApplyStats()
     if depth > 0:
@@ -474,7 +508,9 @@ async def apply_fetching(
             if fetched:
                 stats.fetched += len(fetched)
                 stats.add(await apply_fetching(hub, scope, ref_entity, fetched, client, depth=depth - 1))
-    applied = await asyncio.to_thread(apply_records, hub, scope, entity, records, before_commit=before_commit)
+    applied = await asyncio.to_thread(
+        apply_records, hub, scope, entity, records, before_commit=before_commit, keys=keys
+    )
     applied.fetched += stats.fetched
     applied.parked += stats.parked
     applied.parked_ids.extend(stats.parked_ids)

@@ -247,7 +247,7 @@ class Receiver:
         if not ready:
             return book
         try:
-            applied = await apply_fetching(self.hub, scope, entity, records, fetcher)
+            applied = await apply_fetching(self.hub, scope, entity, records, fetcher, keys=sorted_.keys)
         except Exception as exc:
             book.add(failed([(e, exc) for e in ready], retry=self.hub.retry, now=utcnow()))
             return book

@@ -83,6 +83,8 @@ class Sorted:
     parked: dict[int, str] = field(default_factory=dict)
     #: Events that could not be decoded, with why.
     failures: list[tuple[StoredEvent, BaseException]] = field(default_factory=list)
+    #: Foreign id → the delivery id of the (last) event that brought or named it, for the history.
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 def sort_events(group: Sequence[StoredEvent], entity: str, decode: Decoder | None, provider: str) -> Sorted:
@@ -94,6 +96,7 @@ def sort_events(group: Sequence[StoredEvent], entity: str, decode: Decoder | Non
                 record = unpark(event)
                 out.parked[event.id] = record.foreign_id
                 out.records.append(record)
+                _key(out, record.foreign_id, event)
                 continue
             if decode is None:
                 raise PermanentError(f"provider {provider!r} cannot decode stored events (no decode_event)")
@@ -103,9 +106,16 @@ def sort_events(group: Sequence[StoredEvent], entity: str, decode: Decoder | Non
             continue
         if isinstance(item, RemoteRecord):
             out.records.append(item)
+            _key(out, item.foreign_id, event)
         else:
             out.thin[event.id] = item
+            _key(out, item, event)
     return out
+
+
+def _key(out: Sorted, foreign_id: str, event: StoredEvent) -> None:
+    if event.dedupe_key is not None:
+        out.keys[foreign_id] = event.dedupe_key
 
 
 @dataclass

@@ -47,6 +47,9 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
     rows that adopting a company's existing books could not pair with one
     remote record (several share a natural key value), with the candidates,
     until an operator links one (:mod:`connected_objects.receive.adopt`).
+``co_history``
+    every push and apply of an object, kept for a while: when, which way, the
+    outcome, the provider's redacted message (:mod:`connected_objects.store.history`).
 
 Example: create them directly for a quick experiment (applications use the
 migrations instead)::
@@ -56,8 +59,8 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_ambiguity', 'co_authorization', 'co_connected_object', 'co_connection', 'co_cursor', 'co_inbox', 'co_journal',
-     'co_limit', 'co_limit_lease', 'co_lock', 'co_outbox', 'co_outbox_scope', 'co_worker']
+    ['co_ambiguity', 'co_authorization', 'co_connected_object', 'co_connection', 'co_cursor', 'co_history', 'co_inbox',
+     'co_journal', 'co_limit', 'co_limit_lease', 'co_lock', 'co_outbox', 'co_outbox_scope', 'co_worker']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).

@@ -45,6 +45,7 @@ from ..declare.mapping import FieldMapping
 from ..declare.mapping import Reference
 from ..hub import Hub
 from ..plugin.provider import Limits
+from ..store.history import History
 from ..util.retry import RetryPolicy
 from .sandbox import SandboxProvider
 
@@ -110,6 +111,7 @@ def make_hub(
     limits: Limits | None = None,
     timeout: float = 10.0,
     defer_delay: float = 0.05,
+    history: History | None = None,
 ) -> Hub:
     """A hub for this app against a sandbox at ``sandbox_url``; capture installed."""
     provider = SandboxProvider(sandbox_url, limits=limits or Limits(concurrency=16))
@@ -122,6 +124,7 @@ def make_hub(
         timeout=timeout,
         transport=transport,
         defer_delay=defer_delay,
+        history=history,
     )
     hub.install()
     return hub
