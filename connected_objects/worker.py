@@ -71,6 +71,7 @@ from .receive.engine import Receiver
 from .receive.scheduler import Chore
 from .receive.scheduler import Scheduler
 from .scope import Scope
+from .store import history
 from .store import schema
 from .store.models import utcnow
 from .util.db import database_errors
@@ -88,6 +89,8 @@ log = logging.getLogger("connected_objects.worker")
 
 #: Seconds between two of a worker's token keep-alive passes (a quiet pass is one query).
 KEEP_ALIVE_EVERY = 900.0
+#: Seconds between two of a worker's history prunes (each deletes at most a batch per transaction).
+PRUNE_EVERY = 300.0
 
 
 @dataclass
@@ -139,8 +142,9 @@ class Worker:
     :param max_polls: polls this worker runs at once, beside its pushes.
     :param schedule_every: seconds between two looks for due polls and chores.
     :param chores: periodic duties beside the built-in ones (``keep_alive``: refresh tokens renewed before
-        they die, every :data:`KEEP_ALIVE_EVERY` seconds), ``{name: (seconds, coroutine function)}``; a chore
-        of the same name replaces a built-in one.
+        they die, every :data:`KEEP_ALIVE_EVERY` seconds; ``prune_history``: ``co_history`` kept to
+        ``Hub(history=...)``'s bounds, every :data:`PRUNE_EVERY` seconds), as
+        ``{name: (seconds, coroutine function)}``; a chore of the same name replaces a built-in one.
     """
 
     def __init__(
@@ -181,7 +185,10 @@ class Worker:
         self._in_flight: dict[asyncio.Task[None], tuple[Scope, list[int]]] = {}
         self.receiver = Receiver(hub, self.name, batch=batch, lease=lease)
         self.polling = polling
-        builtin: dict[str, tuple[float, Chore]] = {"keep_alive": (KEEP_ALIVE_EVERY, self._keep_alive)}
+        builtin: dict[str, tuple[float, Chore]] = {
+            "keep_alive": (KEEP_ALIVE_EVERY, self._keep_alive),
+            "prune_history": (PRUNE_EVERY, self._prune_history),
+        }
         self.scheduler = Scheduler(
             hub, self.name, self.limits, max_polls=max_polls, every=schedule_every, chores={**builtin, **(chores or {})}
         )
@@ -192,6 +199,26 @@ class Worker:
         report = await keep_alive(hub, http=http, providers=self.providers)
         if report.renewed or report.failed:
             log.info("keep-alive: %s", report.as_dict())
+
+    async def _prune_history(self, hub: SyncContext, http: httpx.AsyncClient) -> None:
+        """The built-in chore that keeps ``co_history`` within its bounds, a bounded batch per transaction."""
+
+        def prune() -> int:
+            done = 0
+            while True:
+                with hub.session_factory.begin() as session:
+                    n = history.prune(hub.connection(session), hub.history, now=hub.clock())
+                done += n
+                if not n:
+                    return done
+
+        try:
+            pruned = await asyncio.to_thread(prune)
+        except database_errors() as exc:  # another worker pruning the same rows: the next turn goes on
+            log.info("pruning the history stopped, going on at the next turn: %s", reason(exc))
+            return
+        if pruned:
+            log.debug("pruned %d history entries", pruned)
 
     def __repr__(self) -> str:
         return f"Worker(name={self.name!r}, batch={self.batch}, lease={self.lease})"

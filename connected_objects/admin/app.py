@@ -42,6 +42,7 @@ from ..web.core import Response
 from ..web.core import Route
 from . import actions
 from . import onboarding
+from . import overview
 from . import pages
 from . import settings
 from .config import AdminConfig
@@ -62,7 +63,8 @@ logger = logging.getLogger(__name__)
 _Page = Callable[[AdminConfig, Request], Response]
 
 _ROUTES: tuple[tuple[str, str, _Page], ...] = (
-    ("GET", "/", pages.connections_page),
+    ("GET", "/", overview.overview_page),
+    ("GET", "/overview", overview.overview_page),
     ("GET", "/connections", pages.connections_page),
     ("GET", "/scopes", pages.scopes_page),
     ("GET", "/changes", pages.changes_page),
