@@ -83,14 +83,14 @@ def activity_svg(points: Sequence[Point], *, width: int = 900, height: int = 200
     ):
         line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
         parts.append(f'<polyline class="{name}" fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"/>')
-    legend_x = width - _MARGIN_RIGHT - 150
+    legend_x = width - _MARGIN_RIGHT - 220
     for k, (name, colour, total) in enumerate(
         (
             ("pushes", PUSH_COLOUR, sum(p.pushes for p in points)),
             ("applies", APPLY_COLOUR, sum(p.applies for p in points)),
         )
     ):
-        lx = legend_x + 75 * k
+        lx = legend_x + 110 * k
         parts.append(f'<rect x="{lx}" y="6" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{lx + 14}" y="15" font-size="11">{name} {total}</text>')
     parts.append("</svg>")
