@@ -32,6 +32,7 @@ from connected_objects import connections
 from connected_objects.ops.schedules import schedules
 from connected_objects.receive import polling
 from connected_objects.store.models import cursor
+from connected_objects.store.models import history
 from connected_objects.testing.fleet import Base
 from connected_objects.testing.fleet import Contact
 from connected_objects.testing.fleet import Tenant
@@ -180,6 +181,9 @@ def test_sync_now_and_a_full_resync_create_nothing_twice(engine: Engine, fakes):
         work_until(hub, lambda: xero.calls["GET Contacts"] > reads and not _due(engine, clock), "the full resync")
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Contact).where(Contact.tenant_id == 1)) == 5
+            # the history has their creation; the full resync read them again, and nothing happened to them
+            applies = select(func.count()).select_from(history).where(history.c.direction == "apply")
+            assert conn.scalar(applies) == 5
     finally:
         hub.uninstall()
 

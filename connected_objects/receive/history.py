@@ -8,8 +8,9 @@ that writes the rows, so an entry exists exactly when its write does. Each decis
 ``create``, ``update``, ``delete``
     ``ok``: the local row was created (and linked), updated, or deleted (its link tombstoned);
 ``skip``
-    ``skipped``, saying why: an older or the same version as last synced, or the delete of a record no
-    row is linked to;
+    ``skipped``, saying why: an older or the same version as last synced (only for a record an event
+    brought: a poll or a full resync reads every unchanged record again, and nothing happened to
+    them), or the delete of a record no row is linked to;
 ``keep_local``
     ``skipped``: the row's unpushed local edit is newer and wins; it will be pushed;
 ``park``
@@ -83,6 +84,9 @@ def apply_entries(
     entries = []
     for item in applied:
         record = item.record
+        key = keys.get(record.foreign_id)
+        if key is None and _not_news(item):  # read again by a poll: nothing happened to it
+            continue
         operation, outcome, message = _meaning(item)
         entries.append(
             Entry(
@@ -95,13 +99,17 @@ def apply_entries(
                 local_type=local_type,
                 local_id=item.local_id,
                 foreign_id=record.foreign_id,
-                key=keys.get(record.foreign_id),
+                key=key,
                 payload_hash=content_hash(record.data) if record.data else None,
                 message=message,
                 payload=payload_text(record.data) if keep_payloads and record.data else None,
             )
         )
     return entries
+
+
+def _not_news(item: Applied) -> bool:
+    return item.decision == "skip" and item.linked and not item.record.deleted
 
 
 def _meaning(item: Applied) -> tuple[HistoryOperation, HistoryOutcome, str | None]:
