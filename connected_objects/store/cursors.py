@@ -6,9 +6,9 @@ last reconcile's report. Each writer sets its own columns and leaves the others
 alone, so a pull and a reconcile of the same entity never undo each other.
 
 :func:`upsert` is the one way to write the row: it is created the first time
-(``INSERT`` that ignores a duplicate, race-safe between workers) and its
-columns set. :func:`reconcile_reports` reads the stored reports back for
-``status`` and ``explain``: one query, whatever the number of scopes.
+(:func:`insert_ignoring_duplicates`: race-safe between workers) and its columns
+set. :func:`connected_objects.ops.schedules.schedules` reads the rows back for
+``status`` and ``explain``.
 
 Example::
 
@@ -16,7 +16,8 @@ Example::
     >>> from sqlalchemy import create_engine
     >>> from connected_objects import Scope
     >>> from connected_objects.store import cursors
-    >>> from connected_objects.store.models import metadata
+    >>> from sqlalchemy import select
+    >>> from connected_objects.store.models import cursor, metadata
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> acme = Scope("xero", "production", "tenant-1")
@@ -25,21 +26,16 @@ Example::
     ...     cursors.upsert(db, acme, "Items", {"position": {"since": None}})
     ...     cursors.upsert(db, acme, "Items", {"reconciled_at": when, "reconcile_report": {"found": {"gone": 1}}})
     >>> with engine.connect() as db:
-    ...     [(str(r.scope), r.entity, r.reconciled_at.isoformat(), r.report) for r in cursors.reconcile_reports(db)]
-    [('xero/production/tenant-1', 'Items', '2026-12-07T15:00:00+00:00', {'found': {'gone': 1}})]
+    ...     db.execute(select(cursor.c.entity, cursor.c.position, cursor.c.reconcile_report)).all()
+    [('Items', {'since': None}, {'found': {'gone': 1}})]
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Collection
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy import select
-from sqlalchemy import tuple_
 from sqlalchemy import update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
@@ -51,17 +47,7 @@ from ..util.db import connection_of
 from .models import cursor as t
 from .models import utcnow
 
-__all__ = ["ReconcileRow", "reconcile_reports", "upsert", "where"]
-
-
-@dataclass(frozen=True)
-class ReconcileRow:
-    """The last reconcile of one (scope, entity): when, and its report as stored (JSON)."""
-
-    scope: Scope
-    entity: str
-    reconciled_at: dt.datetime
-    report: Mapping[str, Any]
+__all__ = ["insert_ignoring_duplicates", "upsert", "where"]
 
 
 def where(scope: Scope, entity: str) -> Any:
@@ -74,14 +60,16 @@ def where(scope: Scope, entity: str) -> Any:
     )
 
 
-def _insert_ignoring_duplicate(conn: Connection, values: Mapping[str, Any]) -> Any:
+def insert_ignoring_duplicates(conn: Connection) -> Any:
+    """An ``INSERT`` of ``co_cursor`` rows (run with one or many parameter sets) that leaves a row another
+    writer inserted first as it is."""
     name = conn.dialect.name
     if name == "postgresql":
-        return postgresql.insert(t).values(values).on_conflict_do_nothing()
+        return postgresql.insert(t).on_conflict_do_nothing()
     if name == "sqlite":
-        return sqlite.insert(t).values(values).on_conflict_do_nothing()
+        return sqlite.insert(t).on_conflict_do_nothing()
     if name in ("mysql", "mariadb"):
-        return mysql.insert(t).values(values).on_duplicate_key_update(id=t.c.id)
+        return mysql.insert(t).on_duplicate_key_update(id=t.c.id)
     raise NotImplementedError(f"connected-objects does not support the {name!r} database yet")
 
 
@@ -93,24 +81,5 @@ def upsert(db: DB, scope: Scope, entity: str, values: Mapping[str, Any]) -> None
     conn = connection_of(db)
     now = utcnow()
     key = {"provider": scope.provider, "marketplace": scope.marketplace, "account": scope.account, "entity": entity}
-    conn.execute(_insert_ignoring_duplicate(conn, {**key, **values, "created_at": now, "updated_at": now}))
+    conn.execute(insert_ignoring_duplicates(conn), [{**key, **values, "created_at": now, "updated_at": now}])
     conn.execute(update(t).where(where(scope, entity)).values({**values, "updated_at": now}))
-
-
-def reconcile_reports(db: DB, scopes: Collection[Scope] | None = None) -> list[ReconcileRow]:
-    """The last reconcile report of every (scope, entity) reconciled (of ``scopes`` only, when given), by scope
-    and entity. One query."""
-    query = (
-        select(t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.reconciled_at, t.c.reconcile_report)
-        .where(t.c.reconciled_at.is_not(None))
-        .order_by(t.c.provider, t.c.marketplace, t.c.account, t.c.entity)
-    )
-    if scopes is not None:
-        if not scopes:
-            return []
-        keys = sorted({(s.provider, s.marketplace, s.account) for s in scopes})
-        query = query.where(tuple_(t.c.provider, t.c.marketplace, t.c.account).in_(keys))
-    return [
-        ReconcileRow(Scope(p, m, a), entity, when, report or {})
-        for p, m, a, entity, when, report in connection_of(db).execute(query)
-    ]
