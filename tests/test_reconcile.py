@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import json
+import sys
 from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -21,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from connected_objects_xero import XeroClient
 from connected_objects_xero import XeroProvider
 from connected_objects_xero.mappings import ItemMapping
@@ -43,6 +46,7 @@ from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
+from connected_objects.cli import main
 from connected_objects.ops.explain import explain
 from connected_objects.ops.schedules import schedules
 from connected_objects.ops.status import status
@@ -350,3 +354,39 @@ def test_a_scope_without_a_connection_or_an_unknown_entity_is_refused(sqlite_eng
     with pytest.raises(ConfigurationError, match="has no connection; connect it first"):
         hub.reconcile(Scope("memory", "test", "nobody"))
     hub.uninstall()
+
+
+#: The hub ``connected-objects reconcile --app`` loads in the command's test.
+CLI_HUB: Hub | None = None
+
+
+def test_the_command_reports_a_dry_run_then_repairs(sqlite_engine, monkeypatch):
+    hub, remote = memory_hub(sqlite_engine)
+    hub.uninstall()  # the command's ready_app installs nothing; the hub is as the application made it
+    monkeypatch.setattr(sys.modules[__name__], "CLI_HUB", hub)
+    del remote.records[(MEMORY, "notes", "2")]
+    app = ["--app", f"{__name__}:CLI_HUB", "--scope", str(MEMORY)]
+    runner = CliRunner()
+
+    dry = runner.invoke(main, ["reconcile", *app])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines() == [
+        "dry run, nothing written: memory/test/acme",
+        "  notes (rcm_note): 1 gone (1 records listed, 2 rows)",
+        "    gone: 2",
+        "nothing was written but the report; run again with --repair to repair",
+    ]
+    repaired = runner.invoke(main, ["reconcile", *app, "--entity", "notes", "--repair", "--json"])
+    assert repaired.exit_code == 0, repaired.output
+    [line] = [json.loads(x) for x in repaired.output.splitlines()]
+    assert (line["scope"], line["entity"], line["repair"], line["gone"], line["repaired"]["deleted"]) == (
+        "memory/test/acme",
+        "notes",
+        True,
+        1,
+        1,
+    )
+    again = runner.invoke(main, ["reconcile", *app, "--json"])
+    assert [json.loads(x)["gone"] for x in again.output.splitlines()] == [0]
+    unknown = runner.invoke(main, ["reconcile", *app, "--entity", "nots"])
+    assert unknown.exit_code == 1 and "no model is connected to memory entity 'nots'" in unknown.output
