@@ -6,7 +6,10 @@ product is written around capture (never pushed), an item is made in Xero by ano
 links it), another is made there with the code of a product written around capture (the two are
 one), and an item is edited in Xero (a newer version never applied). The dry run counts each
 and changes nothing but its stored report; the repair deletes, queues, adopts, imports and pulls;
-a second run finds nothing to do.
+a second run finds nothing to do. QuickBooks likewise, for a customer made inactive and one made
+there. Against an in-memory provider: what must not be taken for drift (a record the list missed,
+a newer version a local change or an inbox event waits to settle), what a connection's directions
+leave alone, and the command.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from connected_objects_quickbooks import QuickBooksProvider
+from connected_objects_quickbooks.mappings import CustomerMapping
+from connected_objects_quickbooks.testing import FakeQuickBooks
 from connected_objects_xero import XeroClient
 from connected_objects_xero import XeroProvider
 from connected_objects_xero.mappings import ItemMapping
@@ -390,3 +396,57 @@ def test_the_command_reports_a_dry_run_then_repairs(sqlite_engine, monkeypatch):
     assert [json.loads(x)["gone"] for x in again.output.splitlines()] == [0]
     unknown = runner.invoke(main, ["reconcile", *app, "--entity", "nots"])
     assert unknown.exit_code == 1 and "no model is connected to memory entity 'nots'" in unknown.output
+
+
+# -- QuickBooks: a customer made inactive and one made there, no webhook for either -----------------
+
+REALM = "9130354"
+QBO = Scope("quickbooks", "production", REALM)
+
+
+class Shop(Base):
+    __tablename__ = "rcq_shop"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+@connected("quickbooks", entity="Customer", mapping=CustomerMapping(name="name"), owner="shop_id")
+class Buyer(Base):
+    __tablename__ = "rcq_buyer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("rcq_shop.id"))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+def test_quickbooks_an_inactive_customer_and_one_made_there_are_found_and_repaired(engine):
+    qbo = FakeQuickBooks(tokens={"qbo-token"})
+    Base.metadata.create_all(engine)
+    vault = Vault([Vault.generate_key()])
+    hub = Hub(
+        sessionmaker(engine, expire_on_commit=False),
+        models=[Buyer],
+        providers=[QuickBooksProvider(base_url="http://quickbooks.test")],
+        vault=vault,
+        transport=httpx.ASGITransport(qbo.app),
+    )
+    hub.install()
+    with hub.session_factory.begin() as s:
+        s.add(Shop(id=1))
+        s.flush()
+        connections.connect(s, "rcq_shop", 1, QBO, credentials={"access_token": "qbo-token"}, vault=vault)
+        s.add_all([Buyer(shop_id=1, name="Acme Ltd"), Buyer(shop_id=1, name="Globex")])
+    assert hub.drain(timeout=60).dead == 0
+    with hub.session_factory() as s:
+        globex = s.scalars(select(Buyer).where(Buyer.name == "Globex")).one()
+        record = identity.resolve_local(s, QBO, "rcq_buyer", globex.id).foreign_id
+    qbo.touch(REALM, "Customer", record, Active=False)  # made inactive in QuickBooks: its SyncToken moves on
+    [made] = qbo.seed(REALM, "Customer", [{"DisplayName": "Initech"}])  # a customer someone made there
+
+    [customers] = hub.reconcile(QBO).entities
+    assert (customers.stale, customers.unlinked, customers.gone, customers.unpushed) == (1, 1, 0, 0)
+    assert (customers.examples["stale"], customers.examples["unlinked"]) == ([record], [made])
+    [customers] = hub.reconcile(QBO, repair=True).entities
+    assert (customers.repaired["pulled"], customers.repaired["imported"]) == (1, 1)
+    with hub.session_factory() as s:
+        assert sorted(s.scalars(select(Buyer.name))) == ["Acme Ltd", "Initech"]  # inactive: applied as a delete
+    assert hub.reconcile(QBO).clean
+    hub.uninstall()
