@@ -224,12 +224,15 @@ async def reconcile(
     *,
     repair: bool = False,
     client: RemoteClient | None = None,
+    gate: ScopeGate | None = None,
 ) -> ReconcileReport:
     """Compare ``scope``'s records with the identity map and the owner's rows; with ``repair``, repair the drift.
 
     :param entity: only this entity (default: every model connected to the scope's provider, referenced
         ones first).
     :param client: the scope's client (default: one made with fresh credentials).
+    :param gate: the scope's gate to read through (default: one on the hub's limits store); a worker passes
+        its own, so the reads share its in-process concurrency with its writes.
     :raises ConfigurationError: the scope has no connection; ``entity`` is one no model syncs; a model
         has a composite primary key.
     """
@@ -244,7 +247,8 @@ async def reconcile(
             )
     report = ReconcileReport(scope, repair)
     provider = hub.provider(scope.provider)
-    gate = ScopeGate(provider.limits(scope), hub.limits_store, scope=scope)
+    if gate is None:
+        gate = ScopeGate(provider.limits(scope), hub.limits_store, scope=scope)
     try:
         if client is None:
             async with hub.http_client() as http:
@@ -462,9 +466,7 @@ async def _reconcile_entity(
         "stale": sorted(r.foreign_id for r in stale)[:EXAMPLES],
         "ambiguous": sorted(pairs.ambiguous_local)[:EXAMPLES],
     }
-    out.left = _left(spec, info, pairs, importable, edited, waiting)
-    if gone and not info.pulls(spec.entity):
-        out.left.append(f"{len(gone)} gone not applied: this connection does not pull {spec.entity}")
+    out.left = _left(spec, info, pairs, importable, len(gone), edited, waiting)
     if repair:
         out.repaired = await _repair(hub, scope, info, spec, reads, remote, gone, stale, pairs.matched, imports, queue)
     when = hub.clock()
@@ -484,10 +486,11 @@ def _left(
     info: connections.ConnectionInfo,
     pairs: Matching,
     importable: bool,
+    gone: int,
     edited: int,
     waiting: int,
 ) -> list[str]:
-    """What was found and is not counted as something to do here, and why."""
+    """What was found and is not counted as something to do, or not repaired, here; and why."""
     left = []
     if pairs.remote_only and not importable:
         why = (
@@ -502,6 +505,8 @@ def _left(
         left.append(f"{edited} newer records whose rows have a change waiting: the push decides")
     if waiting:
         left.append(f"newer records left to the {waiting} inbox events waiting for {spec.entity}")
+    if gone and not info.pulls(spec.entity):
+        left.append(f"{gone} gone not applied: this connection does not pull {spec.entity}")
     return left
 
 
