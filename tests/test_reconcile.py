@@ -65,6 +65,7 @@ from connected_objects.receive.reconcile import reconcile
 from connected_objects.store import identity
 from connected_objects.store.models import connected_object
 from connected_objects.testing import MemoryProvider
+from connected_objects.testing.databases import count_statements
 from connected_objects.testing.memory import MemoryClient
 
 TENANT, TOKEN = "tenant-reconcile", "xero-token-reconcile"
@@ -450,3 +451,23 @@ def test_quickbooks_an_inactive_customer_and_one_made_there_are_found_and_repair
         assert sorted(s.scalars(select(Buyer.name))) == ["Acme Ltd", "Initech"]  # inactive: applied as a delete
     assert hub.reconcile(QBO).clean
     hub.uninstall()
+
+
+def test_the_reads_are_a_few_statements_per_page_never_one_per_row(sqlite_engine):
+    hub, remote = memory_hub(sqlite_engine)
+    hub.uninstall()
+    rows = 2500  # three pages of rows and of links, 25 pages of the memory feed (100 a page)
+    with hub.engine.begin() as c:
+        c.execute(insert(Note.__table__), [{"id": n, "team_id": 1, "text": f"n{n}"} for n in range(3, rows + 1)])
+        links = []
+        for n in range(3, rows + 1):
+            key = (MEMORY, "notes", str(10_000 + n))
+            remote.records[key], remote.versions[key] = {"text": f"n{n}"}, 1
+            links.append((str(10_000 + n), "rcm_note", str(n), "1", None))
+        identity.store_created(c, MEMORY, "notes", links, pushed=False)
+    with count_statements(hub.engine) as counted:
+        [notes] = hub.reconcile(MEMORY).entities
+    assert notes.clean and (notes.listed, notes.rows) == (rows, rows)
+    # per page of the feed one identity query, per page of rows two, per page of links one, then the report:
+    # 41 statements for 2,500 rows and records
+    assert len(counted.statements) < 60, len(counted.statements)
