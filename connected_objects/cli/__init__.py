@@ -83,7 +83,7 @@ Example::
     >>> from click.testing import CliRunner
     >>> sorted(main.commands)  # doctest: +NORMALIZE_WHITESPACE
     ['adopt', 'changes', 'connections', 'demo', 'events', 'explain', 'export', 'health', 'link',
-     'providers', 'pull', 'reconcile', 'schema', 'status', 'worker', 'workers']
+     'providers', 'pull', 'reconcile', 'schema', 'status', 'sync', 'worker', 'workers']
     >>> CliRunner().invoke(main, ["status", "--scope", "x"]).exit_code  # an unknown option: usage
     2
 """
