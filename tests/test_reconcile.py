@@ -62,6 +62,7 @@ from connected_objects.queue import inbox
 from connected_objects.queue import journal
 from connected_objects.queue import outbox
 from connected_objects.receive.reconcile import reconcile
+from connected_objects.store import ambiguity
 from connected_objects.store import identity
 from connected_objects.store.models import connected_object
 from connected_objects.testing import MemoryProvider
@@ -471,3 +472,17 @@ def test_the_reads_are_a_few_statements_per_page_never_one_per_row(sqlite_engine
     # per page of the feed one identity query, per page of rows two, per page of links one, then the report:
     # 41 statements for 2,500 rows and records
     assert len(counted.statements) < 60, len(counted.statements)
+
+
+def test_a_record_a_held_row_may_be_is_left_to_the_operator_not_imported(sqlite_engine):
+    hub, remote = memory_hub(sqlite_engine)
+    made = asyncio.run(remote.client(MEMORY, None, {}).create("notes", {"text": "two"}, idempotency_key="twin"))
+    with hub.session_factory.begin() as s:  # adopting held note 3: it may be that record
+        s.add(Note(id=3, team_id=1, text="two"))
+        ambiguity.replace(s, MEMORY, "notes", "rcm_note", [("text", "two", ["3"], [made.foreign_id])])
+    [notes] = hub.reconcile(MEMORY, repair=True).entities
+    assert (notes.unlinked, notes.repaired["imported"]) == (0, 0)
+    assert "1 records no row links are candidates of rows held as ambiguous" in notes.left[-1]
+    with hub.session_factory() as s:
+        assert sorted(n.id for n in s.scalars(select(Note))) == [1, 2, 3]
+    hub.uninstall()

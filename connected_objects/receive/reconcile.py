@@ -34,7 +34,8 @@ and reports four kinds of drift, with counts and a few example ids:
     applies it (an archived or voided record is applied as a remote delete).
 
 Rows whose natural key several rows or records share are counted ``ambiguous`` and left to an
-operator (``connected-objects adopt --ambiguous``, then ``link``), as adopting leaves them.
+operator (``connected-objects adopt --ambiguous``, then ``link``), as adopting leaves them; the
+records that rows held since adopting may be are neither adopted nor imported either.
 A kind the connection's directions do not allow (importing on a push-only connection, queuing
 on a pull-only one) is not counted: the report's ``left`` says what was left and why.
 
@@ -449,6 +450,9 @@ async def _reconcile_entity(
     )
     gone = await _gone(hub, scope, spec.entity, reads, remote)
     stale, edited, waiting = await asyncio.to_thread(_settled, hub, scope, spec, remote.newer)
+    # a record a held row may be (adopting found several candidates) is the operator's to link, not to import
+    offered = await asyncio.to_thread(_candidates, hub, scope, spec) if remote.unlinked else set()
+    candidates = {fid: remote.unlinked.pop(fid) for fid in sorted(offered & remote.unlinked.keys())}
     pairs = _pair(remote, local, keys)
     importable = info.pulls(spec.entity) and receives(spec.mapping)
     imports = [remote.unlinked[fid][1] for fid in pairs.remote_only] if importable else []
@@ -467,11 +471,23 @@ async def _reconcile_entity(
         "ambiguous": sorted(pairs.ambiguous_local)[:EXAMPLES],
     }
     out.left = _left(spec, info, pairs, importable, len(gone), edited, waiting)
+    if candidates:
+        out.left.append(
+            f"{len(candidates)} records no row links are candidates of rows held as ambiguous: link them by hand "
+            f"(connected-objects adopt --ambiguous, then link), they are not imported"
+        )
     if repair:
         out.repaired = await _repair(hub, scope, info, spec, reads, remote, gone, stale, pairs.matched, imports, queue)
     when = hub.clock()
     await asyncio.to_thread(_store, hub, scope, spec.entity, when, repair, out)
     return out
+
+
+def _candidates(hub: SyncContext, scope: Scope, spec: SyncSpec) -> set[str]:
+    """The foreign ids the rows of ``spec``'s model held as ambiguous in ``scope`` may be (one query)."""
+    with hub.session_factory() as session:
+        held = ambiguity.rows(session, scope, local_type=spec.local_type)
+    return {str(fid) for row in held for fid in row.get("candidates") or ()}
 
 
 def _pair(remote: _Remote, local: _Local, keys: Sequence[str]) -> Matching:
