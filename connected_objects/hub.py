@@ -92,6 +92,7 @@ from .web.core import Route
 if TYPE_CHECKING:
     from .push.export import ExportReport
     from .receive.adopt import AdoptReport
+    from .receive.reconcile import ReconcileReport
     from .scope import Scope
     from .store.identity import LocalId
     from .worker import Worker
@@ -379,6 +380,18 @@ class Hub:
         from .receive.polling import sync_now
 
         return sync_now(self, scope, entities, full=full)
+
+    def reconcile(self, scope: Scope, entity: str | None = None, *, repair: bool = False) -> ReconcileReport:
+        """Find what no feed reported (records gone, rows never pushed, records nobody links, newer versions
+        never applied) by comparing the provider's whole list with the identity map and the owner's rows.
+
+        A dry run unless ``repair``: see :func:`connected_objects.receive.reconcile.reconcile`. Each entity's
+        report is stored for ``status``. Runs its own event loop; from async code (a worker)
+        ``await reconcile(hub, scope, entity, repair=True)``.
+        """
+        from .receive.reconcile import reconcile
+
+        return asyncio.run(reconcile(self, scope, entity, repair=repair))
 
     def drain(self, *, timeout: float | None = 120.0, raise_on_dead: bool = False, **options: Any) -> WorkerStats:
         """Push every due change, wait out retries, and return when nothing is left to do.

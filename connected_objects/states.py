@@ -22,6 +22,7 @@ __all__ = [
     "ApplyDecision",
     "ChangeState",
     "ConnectionStatus",
+    "Drift",
     "EventKind",
     "HistoryDirection",
     "HistoryOperation",
@@ -60,3 +61,7 @@ HistoryOperation = Literal["create", "update", "delete"]
 #: How it went: done; refused by the provider for good; failed (retried, or dead after its attempts);
 #: sent with its answer lost, so it may have happened; or nothing to do (unchanged, older, parked).
 HistoryOutcome = Literal["ok", "refused", "failed", "in_doubt", "skipped"]
+#: What a reconcile finds (:mod:`connected_objects.receive.reconcile`): a linked record the provider no longer
+#: has, a row never pushed, a record no row links, a newer remote version never applied, and rows a natural key
+#: cannot pair (left to an operator).
+Drift = Literal["gone", "unpushed", "unlinked", "stale", "ambiguous"]

@@ -16,6 +16,9 @@ Run ``connected-objects --help`` for the list. The commands so far:
     claim and push changes until interrupted (``--until-idle`` to stop when done).
 ``pull --app ... --scope provider/marketplace/account --entity E``
     backfill or continue a pull from its stored cursor, with a progress bar.
+``reconcile --app ... --scope provider/marketplace/account [--entity E] [--repair] [--json]``
+    what no feed reported (records gone, rows never pushed, records nobody links, newer
+    versions never applied); a dry run unless ``--repair``.
 ``changes list | show | retry | discard``
     inspect dead (or any) changes and send them again or drop them; ``list`` takes
     ``--state``, ``--scope``, ``--error``, ``--after``, ``--limit`` and ``--json`` and only reads.
@@ -65,6 +68,7 @@ Every error text and payload a command prints passes through
 :mod:`~connected_objects.cli.common` (``--app``/``--database``, errors, JSON out),
 :mod:`~connected_objects.cli.providers`, :mod:`~connected_objects.cli.schema`,
 :mod:`~connected_objects.cli.worker`, :mod:`~connected_objects.cli.pull`,
+:mod:`~connected_objects.cli.reconcile`,
 :mod:`~connected_objects.cli.queue` (``changes`` and ``events``, made by one factory),
 :mod:`~connected_objects.cli.connections` (``connections settings``),
 :mod:`~connected_objects.cli.status`, :mod:`~connected_objects.cli.health` (``workers``
@@ -79,7 +83,7 @@ Example::
     >>> from click.testing import CliRunner
     >>> sorted(main.commands)  # doctest: +NORMALIZE_WHITESPACE
     ['adopt', 'changes', 'connections', 'demo', 'events', 'explain', 'export', 'health', 'link',
-     'providers', 'pull', 'schema', 'status', 'worker', 'workers']
+     'providers', 'pull', 'reconcile', 'schema', 'status', 'sync', 'worker', 'workers']
     >>> CliRunner().invoke(main, ["status", "--scope", "x"]).exit_code  # an unknown option: usage
     2
 """
@@ -116,6 +120,7 @@ from .providers import providers
 from .pull import pull_command
 from .queue import changes
 from .queue import events
+from .reconcile import reconcile_command
 from .schema import schema_group
 from .status import status_command
 from .sync import sync_command
@@ -211,6 +216,7 @@ for _command in (
     adopt_command,
     export_command,
     link_command,
+    reconcile_command,
     connections_group,
     changes,
     events,

@@ -82,6 +82,10 @@ def explain_command(app_path: str, model_name: str, key: str, as_json: bool, his
             click.echo(f"    change {change.id} {change.operation} {change.state}, attempt {change.attempts}{error}")
         if item.next_attempt_at is not None:
             click.echo(f"    next attempt at {item.next_attempt_at.isoformat()}")
+        if item.reconciled_at is not None and item.reconcile is not None:
+            drift = ", ".join(f"{n} {kind}" for kind, n in item.reconcile.items() if n) or "nothing to do"
+            named = f"; this row: {', '.join(item.reconcile_named)}" if item.reconcile_named else ""
+            click.echo(f"    last reconcile {item.reconciled_at:%Y-%m-%d %H:%M} UTC: {drift}{named}")
     if found.history:
         click.echo("  last pushes and applies, newest first:")
         for entry in found.history:

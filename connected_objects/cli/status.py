@@ -2,8 +2,10 @@
 
 One row per scope: the connection's status, linked and tombstoned objects,
 pending (including captured, not folded yet), in-flight and dead changes,
-pending events, parked records, dead events and the last error. ``--json``
-prints one object per scope instead. It reads only; ``--database URL`` is
+pending events, parked records, dead events and the last error; then, per
+(scope, entity), its polls and its last reconcile (``connected-objects
+reconcile``: when, and what it found). ``--json`` prints one object per scope
+instead. It reads only; ``--database URL`` is
 enough (only ``co_*`` tables are read).
 
 Example::
@@ -20,10 +22,13 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+from typing import get_args
 
 import click
 from rich.table import Table
 
+from ..states import Drift
 from ..store.models import utcnow
 from ..util.redaction import redact
 from .common import app_or_database
@@ -85,7 +90,7 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
     if polls:
         now = utcnow()
         schedule = Table(title="polls")
-        for col in ("scope", "entity", "last poll", "next poll", "lag", "last poll error"):
+        for col in ("scope", "entity", "last poll", "next poll", "lag", "last poll error", "last reconcile"):
             schedule.add_column(col)
         for scope, s in polls:
             schedule.add_row(
@@ -97,6 +102,7 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
                 else (_until(s.next_poll_at, now) if s.next_poll_at else "-"),
                 _seconds(s.lag) if s.lag is not None else "-",
                 redact(s.poll_error or "")[:60],
+                _reconciled(s.reconciled_at, s.reconcile_report),
             )
         console.print(schedule)
 
@@ -119,3 +125,11 @@ def _ago(when: dt.datetime, now: dt.datetime) -> str:
 def _until(when: dt.datetime, now: dt.datetime) -> str:
     left = (when - now).total_seconds()
     return "due" if left <= 0 else f"in {_seconds(left)}"
+
+
+def _reconciled(at: dt.datetime | None, report: Any) -> str:
+    """An entity's last reconcile in a cell: ``2026-12-07 15:00 clean``, or what it found."""
+    if at is None or not isinstance(report, dict):
+        return "-"
+    drift = ", ".join(f"{report[kind]} {kind}" for kind in get_args(Drift) if report.get(kind))
+    return f"{at:%Y-%m-%d %H:%M} {drift or 'clean'}"

@@ -10,6 +10,10 @@ waits for. :attr:`Explanation.sentence` says it in one line::
     waiting for its Customer reference to be created in quickbooks/production/9130354
     dead: quickbooks refused it: Duplicate Name Exists Error (6240)
 
+Each scope also says when the row's entity was last reconciled there and what
+that found (:mod:`connected_objects.receive.reconcile`), naming the kinds whose
+examples list this row.
+
 :attr:`Explanation.history` holds the row's last pushes and applies, newest first, with their
 outcomes and the providers' (redacted) messages (:mod:`connected_objects.store.history`): what
 happened to it, where the sentence says where it stands.
@@ -43,11 +47,14 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import Any
 from typing import Protocol
+from typing import get_args
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
@@ -60,13 +67,17 @@ from ..exceptions import ConfigurationError
 from ..queue import ClaimedChange
 from ..queue import outbox
 from ..scope import Scope
+from ..states import Drift
 from ..store import history as sync_history
 from ..store import identity
 from ..store.history import Entry
 from ..store.identity import ConnectedObject
 from ..store.identity import local_key
 from ..store.identity import local_type_name
+from ..store.models import utcnow
 from ..util.redaction import redact
+from .schedules import Schedule
+from .schedules import schedules
 
 __all__ = ["Application", "Explanation", "ScopeExplanation", "explain", "find_model", "primary_key"]
 
@@ -99,6 +110,11 @@ class ScopeExplanation:
     missing: Sequence[tuple[str, str]]
     sentence: str
     synced: bool
+    #: When the row's entity was last reconciled in this scope (None: never), what that found per kind
+    #: (:data:`~connected_objects.states.Drift`), and the kinds whose examples name this row or its record.
+    reconciled_at: dt.datetime | None = None
+    reconcile: Mapping[str, int] | None = None
+    reconcile_named: Sequence[str] = ()
 
     @property
     def next_attempt_at(self) -> dt.datetime | None:
@@ -127,6 +143,9 @@ class ScopeExplanation:
             "last_error": self.last_error,
             "synced": self.synced,
             "sentence": self.sentence,
+            "reconciled_at": None if self.reconciled_at is None else self.reconciled_at.isoformat(),
+            "reconcile": None if self.reconcile is None else dict(self.reconcile),
+            "reconcile_named": list(self.reconcile_named),
         }
 
 
@@ -274,14 +293,36 @@ def explain(hub: Application, model: type, pk: Any, *, history: int = 10) -> Exp
         changes = outbox.changes_of(conn, local_type, local_id, list(wanted))
         missing = _missing_references(session, row, wanted, by_type)
         entries = sync_history.recent(conn, local_type, local_id, limit=history) if history > 0 else []
+        reconciled = {
+            (scope, s.entity): s
+            for scope, entities in schedules(conn, now=utcnow(), scopes=list(wanted)).items()
+            for s in entities
+            if s.reconciled_at is not None
+        }
         session.rollback()
     scopes = []
     for scope in sorted(wanted, key=str):
-        info = wanted[scope][1]
+        spec, info = wanted[scope]
         mine = [c for c in changes if c.scope == scope]
-        scopes.append(_scope(scope, info, links.get(scope), mine, missing.get(scope, []), row is not None))
+        found = _scope(scope, info, links.get(scope), mine, missing.get(scope, []), row is not None)
+        last = reconciled.get((scope, spec.entity)) if spec is not None else None
+        scopes.append(_with_reconcile(found, last, local_id) if last is not None else found)
     providers = tuple(dict.fromkeys(spec.provider for spec in specs))
     return Explanation(model.__name__, local_type, local_id, row is not None, scopes, providers, entries)
+
+
+def _with_reconcile(found: ScopeExplanation, last: Schedule, local_id: str) -> ScopeExplanation:
+    """``found`` with its entity's last reconcile: when, its counts, and the kinds whose examples name this row
+    (by local id) or its record (by foreign id)."""
+    ids = {local_id} | ({found.link.foreign_id} if found.link is not None else set())
+    report = last.reconcile_report if isinstance(last.reconcile_report, dict) else {}
+    examples = report.get("examples") or {}
+    return replace(
+        found,
+        reconciled_at=last.reconciled_at,
+        reconcile={kind: int(report.get(kind) or 0) for kind in get_args(Drift)},
+        reconcile_named=[kind for kind in get_args(Drift) if ids & set(examples.get(kind) or ())],
+    )
 
 
 def _missing_references(

@@ -2,7 +2,8 @@
 
 :func:`status` returns one :class:`ScopeStatus` per scope that has a
 connection, a connected object, a change or an event, with a fixed number of
-``GROUP BY`` queries whatever the number of scopes. The CLI prints it as a
+``GROUP BY`` queries whatever the number of scopes, and what the scope's last
+reconcile found (``reconciled_at``, ``reconcile``: per kind, over its entities). The CLI prints it as a
 table (``connected-objects status --app myapp.sync:hub``) or JSON (``--json``).
 
 Example::
@@ -27,6 +28,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import get_args
 
 from sqlalchemy import func
 from sqlalchemy import select
@@ -35,6 +37,7 @@ from ..queue import CHANGES
 from ..queue import EVENTS
 from ..queue import journal
 from ..scope import Scope
+from ..states import Drift
 from ..store.models import ambiguity
 from ..store.models import connected_object
 from ..store.models import connection
@@ -73,11 +76,16 @@ class ScopeStatus:
     held: int = 0
     #: Per entity, its polls and reconciles: last, next, lag, last error (:mod:`~connected_objects.receive.polling`).
     schedules: list[Schedule] = field(default_factory=list)
+    #: When the scope was last reconciled (its latest entity), and what those last reports found per kind
+    #: (:data:`~connected_objects.states.Drift`), summed over its entities; None: never reconciled.
+    reconciled_at: dt.datetime | None = None
+    reconcile: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["scope"] = str(self.scope)
         data["schedules"] = [s.as_dict() for s in self.schedules]
+        data["reconciled_at"] = None if self.reconciled_at is None else self.reconciled_at.isoformat()
         return data
 
 
@@ -144,10 +152,22 @@ def status(db: DB, *, now: dt.datetime | None = None) -> list[ScopeStatus]:
                 item.parked_records += n
         item.last_error = item.last_error or last
     for scope, entities in schedules(conn, now=now or utcnow()).items():
-        row(scope.provider, scope.marketplace, scope.account).schedules = entities
+        item = row(scope.provider, scope.marketplace, scope.account)
+        item.schedules = entities
+        _reconciles(item)
     for item in found.values():
         item.onboarding = _onboarding(item)
     return [found[k] for k in sorted(found)]
+
+
+def _reconciles(item: ScopeStatus) -> None:
+    """The scope's last reconcile, from its entities' schedules: the latest time, the reports' counts summed."""
+    done = [s for s in item.schedules if s.reconciled_at is not None]
+    if not done:
+        return
+    item.reconciled_at = max(s.reconciled_at for s in done if s.reconciled_at is not None)
+    reports = [s.reconcile_report if isinstance(s.reconcile_report, dict) else {} for s in done]
+    item.reconcile = {kind: sum(int(r.get(kind) or 0) for r in reports) for kind in get_args(Drift)}
 
 
 def _onboarding(item: ScopeStatus) -> str | None:

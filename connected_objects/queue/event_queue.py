@@ -117,6 +117,18 @@ class EventQueue(LeasedTable[StoredEvent]):
         )
         return int(result.rowcount)
 
+    def waiting_for(self, db: DB, scope: Scope, entity: str) -> int:
+        """How many events wait to be applied (pending or in flight) that may bring records of ``entity`` in
+        ``scope``: theirs, and those whose account or entity is only known once they are read. One count."""
+        query = select(func.count()).where(
+            t.c.provider == scope.provider,
+            t.c.marketplace == scope.marketplace,
+            (t.c.account == scope.account) | t.c.account.is_(None),
+            (t.c.entity == entity) | t.c.entity.is_(None),
+            t.c.state.in_(("pending", "in_flight")),
+        )
+        return int(connection_of(db).execute(query).scalar() or 0)
+
     def counts(self, db: DB) -> list[tuple[Scope, str, EventKind, int, str | None]]:
         """Per scope, state and kind: how many events (those with an account), and the largest of their
         last errors (for status pages)."""

@@ -95,6 +95,7 @@ __all__ = [
     "apply_records",
     "decide",
     "newer",
+    "pending_edits",
     "unlinked_references",
 ]
 
@@ -270,7 +271,7 @@ def _read(
     return _Batch(
         links=links,
         rows=load_values(session, spec, live) if plain else load_rows(session, spec, live),
-        pending=_pending_local_edits(session, scope, spec.local_type, live),
+        pending=pending_edits(session, scope, spec.local_type, live),
         ref_ids=ref_ids,
         unresolved=unresolved,
         owner_value=_owner_value(spec, owner_id),
@@ -582,7 +583,9 @@ def _owner_value(spec: Any, owner_id: str) -> Any:
     return kind(owner_id)
 
 
-def _pending_local_edits(session: Any, scope: Scope, local_type: str, local_ids: Sequence[str]) -> dict[str, Any]:
+def pending_edits(session: Any, scope: Scope, local_type: str, local_ids: Sequence[str]) -> dict[str, Any]:
+    """When each of ``local_ids`` was last changed locally for ``scope`` and not pushed yet (captured in the
+    journal, or waiting or in flight in the outbox); those with no such change are left out."""
     if not local_ids:
         return {}
     found = journal.edited(session, scope, local_type, local_ids)  # captured, not folded into the outbox yet

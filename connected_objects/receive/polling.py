@@ -64,14 +64,12 @@ from sqlalchemy import case
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from ..declare.mapping import receives
 from ..exceptions import ConnectedObjectsError
 from ..plugin.entities import catalog_of
 from ..scope import Scope
+from ..store import cursors
 from ..store.models import connection as c
 from ..store.models import cursor as t
 from ..util.db import DB
@@ -161,14 +159,7 @@ def _insert_missing(db: DB, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     conn = connection_of(db)
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt: Any = postgresql.insert(t).on_conflict_do_nothing()
-    elif name == "sqlite":
-        stmt = sqlite.insert(t).on_conflict_do_nothing()
-    else:
-        stmt = mysql.insert(t).on_duplicate_key_update(id=t.c.id)
-    conn.execute(stmt, list(rows))
+    conn.execute(cursors.insert_ignoring_duplicates(conn), list(rows))
 
 
 def ensure(db: DB, hub: SyncContext, *, now: dt.datetime) -> int:

@@ -31,15 +31,13 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from ..limits.gates import ScopeGate
 from ..oauth import tokens as oauth
 from ..ops.tracing import traced
 from ..scope import Scope
+from ..store import cursors
 from ..store.models import cursor as t
 from ..store.models import utcnow
 from .apply import apply_fetching
@@ -67,18 +65,9 @@ class PullStats:
     fetched: int = 0
 
 
-def _where(scope: Scope, entity: str) -> Any:
-    return (
-        (t.c.provider == scope.provider)
-        & (t.c.marketplace == scope.marketplace)
-        & (t.c.account == scope.account)
-        & (t.c.entity == entity)
-    )
-
-
 def load_cursor(session: Session, scope: Scope, entity: str) -> Any:
     """The stored position of ``(scope, entity)``'s pull, or None for a backfill from the start."""
-    return session.execute(select(t.c.position).where(_where(scope, entity))).scalar()
+    return session.execute(select(t.c.position).where(cursors.where(scope, entity))).scalar()
 
 
 def save_cursor(session: Session, scope: Scope, entity: str, position: Any, *, lease_owner: str | None = None) -> None:
@@ -87,35 +76,16 @@ def save_cursor(session: Session, scope: Scope, entity: str, position: Any, *, l
     :param lease_owner: a worker's poll: store it only while that worker holds the poll's lease.
     :raises LeaseLost: the lease was taken over; the caller's transaction is to be rolled back.
     """
-    conn = session.connection()
-    now = utcnow()
-    values = {
-        "provider": scope.provider,
-        "marketplace": scope.marketplace,
-        "account": scope.account,
-        "entity": entity,
-        "position": position,
-        "created_at": now,
-        "updated_at": now,
-    }
     if lease_owner is not None:  # a poll: its row exists (it holds its lease), and is updated alone
-        done = conn.execute(
+        done = session.connection().execute(
             update(t)
-            .where(_where(scope, entity), t.c.lease_owner == lease_owner)
-            .values(position=position, updated_at=now)
+            .where(cursors.where(scope, entity), t.c.lease_owner == lease_owner)
+            .values(position=position, updated_at=utcnow())
         )
         if not done.rowcount:
             raise LeaseLost(f"the poll of {entity} for {scope} was taken over; it stops here, writing nothing")
         return
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt: Any = postgresql.insert(t).values(values).on_conflict_do_nothing()
-    elif name == "sqlite":
-        stmt = sqlite.insert(t).values(values).on_conflict_do_nothing()
-    else:
-        stmt = mysql.insert(t).values(values).on_duplicate_key_update(id=t.c.id)
-    conn.execute(stmt)
-    conn.execute(update(t).where(_where(scope, entity)).values(position=position, updated_at=now))
+    cursors.upsert(session, scope, entity, {"position": position})
 
 
 @traced("connected_objects.receive.pull", lambda hub, scope, entity, **kw: {"scope": scope, "entity": entity})

@@ -87,6 +87,7 @@ __all__ = [
     "links_of",
     "local_key",
     "local_type_name",
+    "page_links",
     "refresh_statistics",
     "relink",
     "resolve",
@@ -372,6 +373,25 @@ def resolve_many(
     if include_deleted:
         return found
     return {k: v for k, v in found.items() if v.linked}
+
+
+def page_links(
+    db: DB, scope: Scope, entity: str, *, after: str | None = None, limit: int = 1000
+) -> list[ConnectedObject]:
+    """The next ``limit`` live links of ``entity`` in ``scope`` by foreign id, after foreign id ``after``.
+
+    One SELECT along the ``(scope, entity, foreign_id)`` unique index: the thousandth page costs what
+    the first does. Pass the last foreign id of a page as ``after`` to read the next one.
+    """
+    stmt = (
+        _select_links()
+        .where(_in_scope(scope), t.c.entity == entity, t.c.status == "linked")
+        .order_by(t.c.foreign_id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(t.c.foreign_id > after)
+    return _links_of(connection_of(db).execute(stmt).all(), scope)
 
 
 def resolve_local(

@@ -80,6 +80,7 @@ from connected_objects.plugin import transport_error
 
 from .entities import ENTITIES
 from .entities import PAGED
+from .entities import deleted_outright
 
 __all__ = [
     "API_PATH",
@@ -512,7 +513,7 @@ class XeroClient:
         what = f"delete {entity} {foreign_id}"
         if spec.delete == "archive":
             change = {id_field: foreign_id, status_field: "ARCHIVED"}
-        elif spec.delete == "delete" and spec.status_field is None:  # a real DELETE (Items)
+        elif deleted_outright(spec):  # a real DELETE (Items)
             try:
                 await self._call("DELETE", f"{spec.path}/{foreign_id}", what, idempotency_key=idempotency_key)
             except PermanentError as exc:

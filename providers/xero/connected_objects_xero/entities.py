@@ -13,7 +13,9 @@ the delete style says what a delete does (xero_accounting.yaml, reference §3.2)
 - ``Payments``: ``delete``, by posting ``Status: DELETED`` (Xero's Payments
   docs, "Deleting a payment": a payment is never edited, only deleted, so it
   is declared ``updatable=False``);
-- ``Items``: ``delete``, Xero's one real ``DELETE /Items/{ItemID}``.
+- ``Items``: ``delete``, Xero's one real ``DELETE /Items/{ItemID}``: the item is
+  removed, from every list and from the ``If-Modified-Since`` feed, and no
+  webhook tells of it (:func:`deleted_outright`). Only a reconcile finds it gone.
 
 ``Accounts`` and ``TaxRates`` are read only: pulled (to pick an account code
 or a tax type), never written by this library. References are objects on the
@@ -35,6 +37,8 @@ Example::
     ({'Invoice': 'Invoices', 'Account': 'Accounts'}, 'delete')
     >>> sorted(spec.name for spec in ENTITIES if spec.path in PAGED)
     ['Contacts', 'CreditNotes', 'Invoices', 'Payments']
+    >>> [spec.name for spec in ENTITIES if deleted_outright(spec)]
+    ['Items']
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Final
 from connected_objects.plugin import EntityCatalog
 from connected_objects.plugin import EntitySpec
 
-__all__ = ["ENTITIES", "INVOICE_STATUSES", "PAGED"]
+__all__ = ["ENTITIES", "INVOICE_STATUSES", "PAGED", "deleted_outright"]
 
 #: The Accounting API paths whose list ``GET`` takes ``page`` and ``pageSize``: every operation declaring both in
 #: XeroAPI/Xero-OpenAPI ``xero_accounting.yaml`` (commit e952d0bd: getBankTransactions, getContacts,
@@ -154,3 +158,19 @@ ENTITIES: Final = EntityCatalog(
     # only, so the other entities change with no event at all
     poll_every=60 * 60,
 )
+
+
+def deleted_outright(spec: EntitySpec) -> bool:
+    """Whether a record of ``spec`` is deleted with a real ``DELETE /{path}/{id}``, and then is gone.
+
+    A declaration says so with ``delete="delete"`` and no ``status_field``: there is no status to
+    set, the record is removed. Xero's Accounting API has a DELETE on ``/Items/{ItemID}``
+    (XeroAPI/Xero-OpenAPI ``xero_accounting.yaml`` at e952d0bd, operation ``deleteItem``, "Deletes a
+    specific item", answered 204), and of the entities here on nothing else: ``/Contacts``,
+    ``/Invoices``, ``/CreditNotes`` and ``/Payments`` take only GET, PUT and POST (reference §3.2,
+    "No DELETE endpoint"; the spec's other DELETE operations are on accounts, linked transactions,
+    tracking categories, contact group members and allocations). A removed record leaves every list
+    and the ``If-Modified-Since`` feed, and Xero's webhooks, which tell only of contacts, invoices and
+    credit notes being created or updated, never mention it.
+    """
+    return spec.delete == "delete" and spec.status_field is None

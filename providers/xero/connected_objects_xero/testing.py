@@ -4,8 +4,9 @@
 ``/api.xro/2.0``, ``PUT``/``POST``/``GET /{path}`` and ``GET``/``POST
 /{path}/{id}`` for every entity its catalog declares
 (:data:`~connected_objects_xero.entities.ENTITIES` unless given one; writes
-to a read-only one are refused), ``DELETE /Items/{id}`` and ``PUT
-/CreditNotes/{id}/Allocations``, per tenant (the ``xero-tenant-id`` header),
+to a read-only one are refused), ``DELETE /{path}/{id}`` where Xero deletes
+outright (``Items``), and ``PUT /CreditNotes/{id}/Allocations``, per tenant
+(the ``xero-tenant-id`` header),
 behind a bearer token. It behaves like Xero where a client can get it wrong:
 
 - a declaration's required fields and references (to a live record of a
@@ -22,9 +23,12 @@ behind a bearer token. It behaves like Xero where a client can get it wrong:
 
 - bodies and answers are wrapped (``{"Contacts": [...]}``), dates are
   ``/Date(ms+0000)/``, ``UpdatedDateUTC`` moves forward on every write;
-- no DELETE: contacts are archived, invoices deleted (draft, submitted) or
-  voided (authorised); archived contacts and deleted invoices are left out of
-  lists unless asked for (``includeArchived=true``, ``Statuses=…``);
+- no DELETE but for items: contacts are archived, invoices deleted (draft,
+  submitted) or voided (authorised); archived contacts and deleted invoices are
+  left out of lists unless asked for (``includeArchived=true``, ``Statuses=…``).
+  An item is deleted outright (:func:`~connected_objects_xero.entities.deleted_outright`):
+  gone from every list, from the ``If-Modified-Since`` feed and from ``GET``
+  by id, with no webhook event, as in Xero;
 - the lists Xero pages (:data:`~connected_objects_xero.entities.PAGED`) answer
   ``page`` with ``pageSize`` records (100 when it is not given; a ``pageSize``
   outside 1 to 1,000 is refused with a 400) and a ``pagination`` object
@@ -111,6 +115,7 @@ from .client import PAGE_SIZE
 from .client import parse_xero_date
 from .entities import ENTITIES
 from .entities import PAGED
+from .entities import deleted_outright
 from .provider import REFRESH_LIFETIME
 
 __all__ = [
@@ -284,6 +289,8 @@ class FakeXero:
         self.calls: collections.Counter[str] = collections.Counter()
         self.throttled: collections.Counter[str] = collections.Counter()
         self.creates_by_key: collections.Counter[tuple[str, str | None]] = collections.Counter()
+        #: records removed by a ``DELETE`` (:func:`~connected_objects_xero.entities.deleted_outright`), per tenant.
+        self.deletes: collections.Counter[str] = collections.Counter()
         #: every request's headers minus the token, for assertions (tenant id, Idempotency-Key, ...).
         self.seen_headers: list[dict[str, str]] = []
         #: webhook events not yet delivered by :meth:`delivery`.
@@ -869,11 +876,15 @@ class FakeXero:
             if request.method == "POST":
                 return await self._write(request, tenant, entity, rid)
             if request.method == "DELETE":
-                # only Items have a real DELETE (developer.xero.com/documentation/api/accounting/items, "DELETE
-                # Items"); anything else is answered not found
-                if entity != "Items" or (tenant, entity, rid) not in self.records:
+                # a DELETE removes the record where the declaration says Xero deletes outright (Items:
+                # xero_accounting.yaml deleteItem, "Deletes a specific item", 204; developer.xero.com
+                # /documentation/api/accounting/items, "DELETE Items"); it leaves every list, the
+                # If-Modified-Since feed and GET by id, and queues no webhook event (Xero's tell only of
+                # CREATE and UPDATE, reference §0.8). Elsewhere there is no DELETE: answered not found.
+                if not deleted_outright(self.catalog[entity]) or (tenant, entity, rid) not in self.records:
                     return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
                 del self.records[(tenant, entity, rid)]
+                self.deletes[tenant] += 1
                 return Response(status_code=204)
             record = self.records.get((tenant, entity, rid))
             if record is None:

@@ -164,3 +164,31 @@ def test_a_write_over_3_5_mb_is_refused_and_saves_nothing(xero):
     big = [{"Name": f"C{i}", "EmailAddress": "x" * 2000 + "@example.com"} for i in range(1800)]
     answer = put(xero, "Contacts", {"Contacts": big}, summarizeErrors="false")
     assert answer.status_code == 413 and xero.live(TENANT, "Contacts") == {}
+
+
+def test_an_item_is_deleted_outright_gone_from_every_list_and_feed_with_no_webhook(xero, contact):
+    kept, gone = xero.seed(TENANT, "Items", [{"Code": "KEEP", "Name": "Kept"}, {"Code": "GONE", "Name": "Gone"}])
+    events_before = list(xero.events)
+
+    async def go() -> tuple[Any, ...]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(xero.app)) as http:
+            client = XeroClient(http, TENANT, TOKEN)
+            before = await client.changes("Items", None)
+            await client.delete("Items", gone, version=None, idempotency_key="del-1")
+            await client.update("Items", kept, {"Name": "Kept, edited"}, version=None, idempotency_key="up-1")
+            since = await client.changes("Items", before.cursor)  # If-Modified-Since the last read
+            whole = await client.changes("Items", None)
+            fetched = await client.fetch("Items", [kept, gone])
+            plain = {"Authorization": f"Bearer {TOKEN}", "xero-tenant-id": TENANT}
+            no_delete = await http.delete(f"http://xero.test/api.xro/2.0/Contacts/{contact}", headers=plain)
+            again = await http.delete(f"http://xero.test/api.xro/2.0/Items/{gone}", headers=plain)
+            return before, since, whole, fetched, no_delete.status_code, again.status_code
+
+    before, since, whole, fetched, no_delete, again = asyncio.run(go())
+    assert sorted(r.foreign_id for r in before.records) == sorted([kept, gone])
+    assert [r.foreign_id for r in since.records] == [kept]  # the feed tells of the edit, not of the delete
+    assert [r.foreign_id for r in whole.records] == [kept] and [r.foreign_id for r in fetched] == [kept]
+    assert get(xero, f"Items/{gone}").status_code == 404 and again == 404
+    assert xero.deletes[TENANT] == 1 and xero.events == events_before  # no webhook event for it
+    # Contacts have no DELETE in Xero (archived instead): the sandbox answers not found and keeps it
+    assert no_delete == 404 and contact in xero.live(TENANT, "Contacts")
