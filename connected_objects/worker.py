@@ -141,6 +141,7 @@ class Worker:
         (:class:`~connected_objects.receive.scheduler.Scheduler`), while running until stopped (never in a drain).
     :param max_polls: polls this worker runs at once, beside its pushes.
     :param schedule_every: seconds between two looks for due polls and chores.
+    :param repair: the daily reconciles repair what they find (False: they report it in ``status`` only).
     :param chores: periodic duties beside the built-in ones (``keep_alive``: refresh tokens renewed before
         they die, every :data:`KEEP_ALIVE_EVERY` seconds; ``prune_history``: ``co_history`` kept to
         ``Hub(history=...)``'s bounds, every :data:`PRUNE_EVERY` seconds), as
@@ -164,6 +165,7 @@ class Worker:
         polling: bool = True,
         max_polls: int = 2,
         schedule_every: float = 5.0,
+        repair: bool = True,
         chores: Mapping[str, tuple[float, Chore]] | None = None,
     ) -> None:
         self.hub = hub
@@ -190,7 +192,13 @@ class Worker:
             "prune_history": (PRUNE_EVERY, self._prune_history),
         }
         self.scheduler = Scheduler(
-            hub, self.name, self.limits, max_polls=max_polls, every=schedule_every, chores={**builtin, **(chores or {})}
+            hub,
+            self.name,
+            self.limits,
+            max_polls=max_polls,
+            every=schedule_every,
+            chores={**builtin, **(chores or {})},
+            repair=repair,
         )
         self._timed_out = False
 

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEASE",
+    "RECONCILE_EVERY",
     "SHARE",
     "LeaseLost",
     "Poll",
@@ -87,6 +88,7 @@ __all__ = [
     "claim",
     "ensure",
     "finish",
+    "finish_reconcile",
     "jittered",
     "make_due",
     "polled_entities",
@@ -104,6 +106,9 @@ SHARE = 0.2
 JITTER = 0.1
 #: Longest wait before a failed poll is tried again (shorter cadences: one cadence).
 RETRY_AFTER = 300.0
+#: Seconds between two reconciles of a ``(scope, entity)`` (daily, as Intuit advises a daily CDC call besides
+#: webhooks); each is spread, give or take :data:`JITTER`, and a new row's first falls within one.
+RECONCILE_EVERY = 86_400.0
 #: Onboarding states in which a connection is not polled (its existing books are being paired).
 ONBOARDING = ("adopting", "attention")
 
@@ -121,8 +126,10 @@ class Poll:
     entity: str
     #: The connection's own cadence for it, if it sets one.
     every: float | None
-    #: When this worker's lease ends (the row's ``next_poll_at`` while it runs).
+    #: When this worker's lease ends (the row's ``next_poll_at`` while a poll runs).
     lease_until: dt.datetime
+    #: ``poll`` (read the feed from the cursor) or ``reconcile`` (compare the provider's whole list).
+    kind: str = "poll"
 
 
 def jittered(now: dt.datetime, seconds: float) -> dt.datetime:
@@ -192,7 +199,16 @@ def ensure(db: DB, hub: SyncContext, *, now: dt.datetime) -> int:
     have = {
         (r.provider, r.marketplace, r.account, r.entity): r
         for r in conn.execute(
-            select(t.c.id, t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.next_poll_at, t.c.poll_every)
+            select(
+                t.c.id,
+                t.c.provider,
+                t.c.marketplace,
+                t.c.account,
+                t.c.entity,
+                t.c.next_poll_at,
+                t.c.poll_every,
+                t.c.next_reconcile_at,
+            )
         )
     }
     missing = [
@@ -203,6 +219,7 @@ def ensure(db: DB, hub: SyncContext, *, now: dt.datetime) -> int:
             "entity": e,
             "position": None,
             "next_poll_at": now + dt.timedelta(seconds=every * random.random()),
+            "next_reconcile_at": now + dt.timedelta(seconds=RECONCILE_EVERY * random.random()),
             "created_at": now,
             "updated_at": now,
         }
@@ -221,21 +238,30 @@ def ensure(db: DB, hub: SyncContext, *, now: dt.datetime) -> int:
             .where(t.c.id.in_(ids), t.c.next_poll_at.is_(None))
             .values(next_poll_at=now + dt.timedelta(seconds=every * random.random()), updated_at=now)
         )
+    unreconciled = [r.id for key, r in have.items() if key in wanted and r.next_reconcile_at is None]
+    if unreconciled:
+        conn.execute(
+            update(t)
+            .where(t.c.id.in_(unreconciled), t.c.next_reconcile_at.is_(None))
+            .values(next_reconcile_at=now + dt.timedelta(seconds=RECONCILE_EVERY * random.random()), updated_at=now)
+        )
     return len(missing)
 
 
 def _claimable(now: dt.datetime) -> Any:
-    return and_(t.c.next_poll_at <= now, or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now))
+    due = or_(t.c.next_poll_at <= now, t.c.next_reconcile_at <= now)
+    return and_(due, or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now))
 
 
 def claim(
     db: DB, worker: str, *, now: dt.datetime, limit: int = 4, lease: float = LEASE, skip: Collection[int] = ()
 ) -> list[Poll]:
-    """Claim up to ``limit`` due polls for ``worker``, leaving those another worker holds.
+    """Claim up to ``limit`` due polls and reconciles for ``worker``, leaving those another worker holds.
 
     One ``SELECT`` of candidates and one conditional ``UPDATE``: a row another worker claimed in between no
     longer matches the ``UPDATE``'s condition (it is re-read under the row lock on PostgreSQL and MariaDB),
-    so it is claimed once. The caller commits.
+    so it is claimed once. A row whose reconcile is due is claimed for that (its poll comes after); a poll's
+    ``next_poll_at`` moves to its lease's end. The caller commits.
     """
     conn = connection_of(db)
     same_scope = and_(c.c.provider == t.c.provider, c.c.marketplace == t.c.marketplace, c.c.account == t.c.account)
@@ -247,24 +273,39 @@ def claim(
             c.c.status == "active",
             or_(c.c.onboarding.is_(None), c.c.onboarding.not_in(ONBOARDING)),
         )
-        .order_by(t.c.next_poll_at)
+        .order_by(t.c.next_poll_at)  # NULLs (never polled: reconcile only) first on SQLite and MariaDB, last on PG
         .limit(limit + len(skip))
     )
     ids = [i for i in conn.execute(query).scalars() if i not in skip][:limit]
     if not ids:
         return []
     until = now + dt.timedelta(seconds=lease)
+    reconciling = and_(t.c.next_reconcile_at.is_not(None), t.c.next_reconcile_at <= now)
     conn.execute(
         update(t)
         .where(t.c.id.in_(ids), _claimable(now))
-        .values(lease_owner=worker, lease_expires_at=until, next_poll_at=until)
+        .values(
+            lease_owner=worker,
+            lease_expires_at=until,
+            next_poll_at=case((reconciling, t.c.next_poll_at), else_=until),
+        )
     )
     rows = conn.execute(
-        select(t.c.id, t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.poll_every).where(
-            t.c.id.in_(ids), t.c.lease_owner == worker, t.c.lease_expires_at == until
-        )
+        select(
+            t.c.id, t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.poll_every, t.c.next_reconcile_at
+        ).where(t.c.id.in_(ids), t.c.lease_owner == worker, t.c.lease_expires_at == until)
     ).all()
-    return [Poll(r.id, _scope_of(r), r.entity, r.poll_every, until) for r in rows]
+    return [
+        Poll(
+            r.id,
+            _scope_of(r),
+            r.entity,
+            r.poll_every,
+            until,
+            "reconcile" if r.next_reconcile_at is not None and r.next_reconcile_at <= now else "poll",
+        )
+        for r in rows
+    ]
 
 
 def _lease_end(now: dt.datetime, until: dt.datetime) -> Any:
@@ -273,20 +314,29 @@ def _lease_end(now: dt.datetime, until: dt.datetime) -> Any:
 
 
 def renew(db: DB, worker: str, polls: Iterable[Poll], *, now: dt.datetime, lease: float = LEASE) -> list[Poll]:
-    """Extend ``worker``'s leases on ``polls`` (one ``UPDATE``); returns those it still holds, with their new end."""
+    """Extend ``worker``'s leases on ``polls`` (an ``UPDATE`` per kind); returns those it still holds, with
+    their new end."""
     held = list(polls)
     if not held:
         return []
     until = now + dt.timedelta(seconds=lease)
     conn = connection_of(db)
     ids = [p.id for p in held]
-    conn.execute(
-        update(t)
-        .where(t.c.id.in_(ids), t.c.lease_owner == worker)
-        .values(lease_expires_at=until, next_poll_at=_lease_end(now, until))
-    )
+    reading = [p.id for p in held if p.kind == "poll"]
+    if reading:
+        conn.execute(
+            update(t)
+            .where(t.c.id.in_(reading), t.c.lease_owner == worker)
+            .values(lease_expires_at=until, next_poll_at=_lease_end(now, until))
+        )
+    if len(reading) < len(ids):  # a reconcile's lease only: its poll keeps its own time
+        conn.execute(
+            update(t)
+            .where(t.c.id.in_([p.id for p in held if p.kind != "poll"]), t.c.lease_owner == worker)
+            .values(lease_expires_at=until)
+        )
     kept = set(conn.execute(select(t.c.id).where(t.c.id.in_(ids), t.c.lease_owner == worker)).scalars())
-    return [Poll(p.id, p.scope, p.entity, p.every, until) for p in held if p.id in kept]
+    return [Poll(p.id, p.scope, p.entity, p.every, until, p.kind) for p in held if p.id in kept]
 
 
 def finish(
@@ -320,6 +370,20 @@ def finish(
             next_poll_at=case((t.c.next_poll_at > now, nxt), else_=t.c.next_poll_at),
             **values,
         )
+    )
+    return bool(done.rowcount)
+
+
+def finish_reconcile(
+    db: DB, poll: Poll, worker: str, *, now: dt.datetime, every: float = RECONCILE_EVERY, failed: bool = False
+) -> bool:
+    """Give back a reconcile's lease and schedule the next one (after a failure, within :data:`RETRY_AFTER`);
+    the reconcile stored its own report. False when the lease was lost meanwhile."""
+    nxt = jittered(now, RETRY_AFTER if failed else every)
+    done = connection_of(db).execute(
+        update(t)
+        .where(t.c.id == poll.id, t.c.lease_owner == worker)
+        .values(lease_owner=None, lease_expires_at=None, next_reconcile_at=nxt, updated_at=now)
     )
     return bool(done.rowcount)
 

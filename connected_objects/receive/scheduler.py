@@ -3,10 +3,12 @@
 A :class:`~connected_objects.worker.Worker` pushes and applies what it is given. Its
 :class:`Scheduler` also does, by itself, what keeps a connection correct when nobody is watching:
 
-- **polls** (:mod:`connected_objects.receive.polling`): every few seconds it claims the due polls of
+- **polls and reconciles** (:mod:`connected_objects.receive.polling`): every few seconds it claims the due polls of
   the fleet (one worker per ``(scope, entity)`` at a time, through a lease in ``co_cursor``), runs up
   to ``max_polls`` of them at once beside the pushes, each reading through the scope's gate within a
-  share of its quota, and renews their leases while they read;
+  share of its quota, and renews their leases while they read; once a day a ``(scope, entity)`` is
+  reconciled instead (:mod:`connected_objects.receive.reconcile`: the provider's whole list against the
+  identity map and the rows; what a feed never reported is repaired, unless ``repair=False``);
 - **chores**: periodic duties, each a coroutine function of the hub, run every so often by one
   worker task at a time (``chores={"name": (seconds, function)}``).
 
@@ -65,6 +67,8 @@ class SchedulerStats:
 
     polls: int = 0
     poll_errors: int = 0
+    reconciles: int = 0
+    reconcile_errors: int = 0
     #: Records the polls read.
     polled_records: int = 0
     chores: int = 0
@@ -82,6 +86,8 @@ class Scheduler:
         lease: float = polling.LEASE,
         share: float = polling.SHARE,
         chores: Mapping[str, tuple[float, Chore]] | None = None,
+        reconcile_every: float = polling.RECONCILE_EVERY,
+        repair: bool = True,
     ) -> None:
         """The schedule of worker ``name`` of ``hub``.
 
@@ -92,10 +98,14 @@ class Scheduler:
         :param share: the fraction of a scope's quota the polls may take
             (:data:`~connected_objects.receive.polling.SHARE`).
         :param chores: periodic duties by name: ``(seconds between two runs, coroutine function)``.
+        :param reconcile_every: seconds between two reconciles of each ``(scope, entity)``
+            (:mod:`~connected_objects.receive.reconcile`).
+        :param repair: reconciles repair what they find (False: they only report it, in ``status``).
         """
         self.hub, self.name, self.limits = hub, name, limits
         self.max_polls, self.every, self.lease, self.share = max_polls, every, lease, share
         self.chores = dict(chores or {})
+        self.reconcile_every, self.repair = reconcile_every, repair
         self.stats = SchedulerStats()
         self._polls: dict[asyncio.Task[None], polling.Poll] = {}
         self._chore_tasks: dict[str, asyncio.Task[None]] = {}
@@ -179,7 +189,43 @@ class Scheduler:
                 await asyncio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _reconcile(self, claimed: polling.Poll) -> None:
+        """Compare the provider's whole list with the identity map and the rows (and repair, unless told not
+        to); the reconcile stores its own report, this schedules the next one."""
+        from .reconcile import reconcile
+
+        failed = False
+        try:
+            report = await reconcile(
+                self.hub, claimed.scope, claimed.entity, repair=self.repair, gate=self._gate(claimed.scope)
+            )
+            self.stats.reconciles += 1
+            if not report.clean:
+                log.info("%s", report.summary())
+        except Exception as exc:
+            failed = True
+            self.stats.reconcile_errors += 1
+            error = first_line(str(exc)) or type(exc).__name__
+            log.warning("reconciling %s of %s failed: %s", claimed.entity, claimed.scope, error,
+                        extra={"co_scope": str(claimed.scope), "co_error": error})  # fmt: skip
+        poll = next((p for p in self._polls.values() if p.id == claimed.id), claimed)
+
+        def finish() -> None:
+            with self.hub.session_factory.begin() as session:
+                conn = self.hub.connection(session)
+                polling.finish_reconcile(
+                    conn, poll, self.name, now=self.hub.clock(), every=self.reconcile_every, failed=failed
+                )
+
+        try:
+            await asyncio.to_thread(finish)
+        except database_errors() as exc:  # the lease expires; it is due again then
+            log.warning("recording the reconcile of %s for %s failed: %s", poll.entity, poll.scope, reason(exc))
+
     async def _poll(self, claimed: polling.Poll, http: httpx.AsyncClient) -> None:
+        if claimed.kind == "reconcile":
+            await self._reconcile(claimed)
+            return
         began = self.hub.clock()
         error: str | None = None
         try:
