@@ -25,6 +25,7 @@ from connected_objects_quickbooks.testing import FakeQuickBooks
 from connected_objects_xero import XeroProvider
 from connected_objects_xero.testing import FakeXero
 from sqlalchemy import Engine
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
@@ -34,6 +35,7 @@ from connected_objects import connections
 from connected_objects.admin import admin_app
 from connected_objects.store import history
 from connected_objects.store.models import connection
+from connected_objects.store.models import cursor
 from connected_objects.testing.browser import chromium
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import ASGIAdapter
@@ -144,9 +146,25 @@ def test_the_overview_in_a_browser_shows_the_chart_and_each_scopes_figures(engin
                 page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
                 if os.environ.get("CO_WRITE_SCREENSHOTS"):
                     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+                # sync now, then a full resync, which asks for a tick first
+                rows[str(QBO)].get_by_role("button", name="Sync now").click()
+                assert "polls due now: 1" in page.inner_text("main")
+                qbo_row = page.locator("table.overview tbody tr", has_text=str(QBO))
+                qbo_row.get_by_role("button", name="Full resync").click()  # not ticked: the browser holds it
+                assert "full resyncs" not in page.inner_text("main") and cursor_of(hub, QBO) is not None
+                qbo_row.get_by_label("read all again").check()
+                qbo_row.get_by_role("button", name="Full resync").click()
+                assert "full resyncs due now, everything read again: 1" in page.inner_text("main")
+                assert cursor_of(hub, QBO) is None
                 page.close()
         finally:
             hub.uninstall()
+
+
+def cursor_of(hub: Hub, scope) -> object:
+    with hub.session_factory() as s:
+        return s.scalar(select(cursor.c.position).where(cursor.c.account == scope.account))
 
 
 def names(hub: Hub) -> set[str]:

@@ -79,6 +79,7 @@ _ROUTES: tuple[tuple[str, str, _Page], ...] = (
     ("POST", "/disconnect", actions.disconnect),
     ("POST", "/onboarding", onboarding.link_held),
     ("POST", "/settings", settings.save_settings),
+    ("POST", "/sync", overview.sync),
 )
 
 

@@ -1,6 +1,8 @@
 """The admin's first page: every connection at a glance, and a day of pushes and applies drawn as a chart.
 
-Per scope (a keyset page of connections): its pending and dead counts, how long its oldest due
+Each scope has a *Sync now* button (its polls due at once) and a *Full resync* one (everything read again
+through the identity map, creating nothing twice), which asks for a tick first. Per scope (a keyset page
+of connections): its pending and dead counts, how long its oldest due
 change has waited, the lag of each entity's poll (time since the last successful poll began), the
 days left on its refresh token and where onboarding stands. Above them, the pushes and applies per
 minute of the last 24 hours, read from the history in one ``GROUP BY``
@@ -31,12 +33,15 @@ from typing import Any
 from sqlalchemy import select
 
 from .. import connections
+from ..exceptions import ConfigurationError
 from ..ops.schedules import schedules
 from ..queue import inbox
 from ..queue import outbox
+from ..receive.polling import sync_now
 from ..store import history
 from ..store.models import connection as c
 from ..util.redaction import redact
+from ..web.core import HTTPError
 from ..web.core import Request
 from ..web.core import Response
 from .chart import Point
@@ -45,7 +50,10 @@ from .config import AdminConfig
 from .config import page_size
 from .forms import Form
 
-__all__ = ["overview_page"]
+__all__ = ["overview_page", "sync"]
+
+#: What a redirect after "sync" may announce (fixed words, never echoed input).
+NOTICES = {"synced": "polls due now: {n}", "resynced": "full resyncs due now, everything read again: {n}"}
 
 #: How far back the chart looks.
 DAY = dt.timedelta(days=1)
@@ -104,4 +112,25 @@ def overview_page(config: AdminConfig, request: Request) -> Response:
     after = shown[-1].id if len(rows) > limit else None
     chart = activity_svg(points, title="Pushes and applies per minute, last 24 hours")
     totals = (sum(p.pushes for p in points), sum(p.applies for p in points))
-    return config.page(request, "overview.html", scopes=items, chart=chart, totals=totals, next_after=after)
+    did = form.text("did")
+    notice = NOTICES[did].format(n=form.integer("n") or 0) if did in NOTICES else None
+    return config.page(
+        request, "overview.html", scopes=items, chart=chart, totals=totals, next_after=after, notice=notice
+    )
+
+
+def sync(config: AdminConfig, request: Request) -> Response:
+    """ "Sync now" for the form's ``scope``: its polls due at once; with ``full=1`` (and ``confirm=yes``, the
+    page's tick box) a full resync, everything read again through the identity map."""
+    form = Form.of_body(request)
+    scope = form.scope("scope")
+    if scope is None:
+        raise HTTPError(400, "scope (provider/marketplace/account) is required")
+    full = form.text("full") == "1"
+    if full and form.text("confirm") != "yes":
+        raise HTTPError(400, "a full resync reads every record again: tick the box to confirm it")
+    try:
+        due = sync_now(config.hub, scope, full=full)
+    except ConfigurationError as exc:
+        raise HTTPError(404, str(exc)) from None
+    return config.redirect(f"/?did={'resynced' if full else 'synced'}&n={len(due)}")
