@@ -152,6 +152,10 @@ class Hub:
     ) -> None:
         self.session_factory = session_factory
         self._clock = clock
+        if history is not None and not isinstance(history, History):
+            raise ConfigurationError(
+                f"Hub(history={history!r}): give a connected_objects.History, e.g. History(max_age=timedelta(days=30))"
+            )
         self.history = history or History()
         self.db_patience = db_patience
         self.models = list(models)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
 from connected_objects import History
+from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects.store import history
 from connected_objects.store import identity
@@ -344,3 +345,15 @@ def test_a_disabled_history_records_nothing(hub_with, org, sandbox):
         s.add(Customer(id=1, organization_id=1, name="Ada"))
     hub.drain()
     assert len(sandbox.live("acme", "customers")) == 1 and rows(hub.engine) == []
+
+
+def test_a_history_setting_of_the_wrong_kind_is_refused_when_the_hub_is_made():
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from connected_objects.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"give a connected_objects.History"):
+        Hub(sessionmaker(create_engine("sqlite://")), models=[], history={"max_age": 5})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="give a datetime.timedelta"):
+        History(max_age=30)  # type: ignore[arg-type]

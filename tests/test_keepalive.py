@@ -391,3 +391,16 @@ def test_a_running_worker_renews_them_itself(world: World) -> None:
 
     asyncio.run(run())
     assert {world.info(s).status for s in (QBO, *XERO)} == {"active"}
+
+
+def test_a_connection_whose_refresh_expiry_is_not_known_is_renewed_once_idle_and_then_known(world: World) -> None:
+    """Connected with credentials handed to connect() (or before expiries were kept): no expiry stored."""
+    with world.hub.session_factory.begin() as s:
+        s.execute(update(connection).values(refresh_expires_at=None))
+    world.clock.advance(days=5)
+    assert world.keep_alive().due == ()  # idle for less than the 15 days renewed ahead: nothing to do
+    world.clock.advance(days=11)
+    report = world.keep_alive()
+    assert set(report.renewed) == {QBO, *XERO} and report.failed == {}, report
+    assert world.info(XERO[0]).refresh_expires_at == world.clock() + REFRESH_LIFETIME  # known from now on
+    assert world.info(QBO).refresh_expires_at == world.clock() + dt.timedelta(seconds=REFRESH_EXPIRES_IN)

@@ -29,6 +29,7 @@ from connected_objects import Hub
 from connected_objects import Scope
 from connected_objects import Vault
 from connected_objects import connections
+from connected_objects.exceptions import ConfigurationError
 from connected_objects.ops.schedules import schedules
 from connected_objects.receive import polling
 from connected_objects.store.models import cursor
@@ -36,11 +37,13 @@ from connected_objects.store.models import history
 from connected_objects.testing.fleet import Base
 from connected_objects.testing.fleet import Contact
 from connected_objects.testing.fleet import Tenant
+from connected_objects.testing.fleet import make_hub
 from connected_objects.testing.sandbox import serve
 from connected_objects.worker import Worker
 
 from .test_fleet import XERO as XERO_CLASS
 from .test_fleet import fleet_env
+from .test_fleet import provider_for
 from .test_fleet import start_workers
 from .test_fleet import stop
 
@@ -253,7 +256,12 @@ def test_four_worker_processes_poll_each_scope_one_at_a_time(engine: Engine, tmp
                 connections.connect(
                     s, "fleet_tenant", i, scope, credentials={"access_token": f"token-{t}"}, vault=vault
                 )
-                polling.set_cadence(s, scope, "Contacts", every, now=dt.datetime.now(dt.timezone.utc))
+        hub = make_hub(engine, provider_for(XERO_CLASS, args), vault=vault)
+        try:
+            for t in tenants:
+                polling.set_cadence(hub, Scope("xero", "production", t), "Contacts", every)
+        finally:
+            hub.uninstall()
         log = tmp_path / "workers.log"
         workers = start_workers(env, log, extra=["--schedule-every", "0.05"])
         try:
@@ -273,3 +281,20 @@ def test_four_worker_processes_poll_each_scope_one_at_a_time(engine: Engine, tmp
             assert second_start - first_end >= every * 0.9 - 0.01, f"{t} was polled twice within a cadence"
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Contact)) == 3  # each organisation's contact, once
+
+
+def test_a_cadence_or_a_sync_for_what_is_not_received_is_refused_and_writes_nothing(engine: Engine, fakes):
+    _xero, _qbo, xero_url, qbo_url = fakes
+    hub = make(engine, xero_url, qbo_url, Clock())
+    try:
+        with pytest.raises(ConfigurationError, match="Did you mean 'Contacts'"):
+            polling.set_cadence(hub, XERO, "contacts", 300)
+        with pytest.raises(ConfigurationError, match="has no connection"):
+            polling.set_cadence(hub, Scope("xero", "production", "nope"), "Contacts", 300)
+        with pytest.raises(ValueError, match="at least 1"):
+            polling.set_cadence(hub, XERO, "Contacts", 0.5)
+        assert hub.sync(XERO, entities="Contacts") == ["Contacts"]  # one name, not its letters
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(cursor)) == 1  # only the sync's
+    finally:
+        hub.uninstall()

@@ -100,6 +100,7 @@ def overview_page(config: AdminConfig, request: Request) -> Response:
                 "reason": redact(x.status_reason),
                 "onboarding": x.onboarding or "",
                 "pending": counts.get("pending", 0) + counts.get("in_flight", 0),
+                "in_flight": counts.get("in_flight", 0),
                 "dead": counts.get("dead", 0) + events.get(x.scope, {}).get("dead", 0),
                 "oldest": None if oldest is None else _span((now - oldest).total_seconds()),
                 "polls": [

@@ -59,10 +59,12 @@ def reconcile_command(app_path: str, scope_text: str, entity: str | None, repair
         for e in report.entities:
             emit({"scope": str(scope), "repair": repair, **e.as_dict()})
         return
-    console.print(report.summary(), markup=False, highlight=False)
-    for e in report.entities:
+    head, *lines = report.summary().splitlines()
+    console.print(head, markup=False, highlight=False)
+    for e, line in zip(report.entities, lines, strict=True):  # each entity's examples under its own line
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
         for kind, ids in e.examples.items():
             if ids:
-                console.print(f"    {kind}: {', '.join(ids)}", markup=False, highlight=False)
+                console.print(f"    {kind}: {', '.join(ids)}", markup=False, highlight=False, soft_wrap=True)
     if not repair and not report.clean:
         console.print("nothing was written but the report; run again with --repair to repair", markup=False)

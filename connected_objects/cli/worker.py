@@ -136,6 +136,12 @@ def _run_worker(hub: Hub, run: Any, telemetry: dict[str, Any]) -> WorkerStats:
 )
 @click.option("--max-polls", default=2, show_default=True, help="Polls this worker runs at once.")
 @click.option(
+    "--repair/--no-repair",
+    default=True,
+    show_default=True,
+    help="The daily reconciles repair what they find (--no-repair: they only report it, in status).",
+)
+@click.option(
     "--schedule-every", default=5.0, show_default=True, help="Seconds between two looks for due polls and chores."
 )
 @_worker_telemetry_options
@@ -148,6 +154,7 @@ def worker(
     until_idle: bool,
     polling: bool,
     max_polls: int,
+    repair: bool,
     schedule_every: float,
     **telemetry: Any,
 ) -> None:
@@ -170,6 +177,7 @@ def worker(
             polling=polling,
             max_polls=max_polls,
             schedule_every=schedule_every,
+            repair=repair,
         )
     except ProviderNotFound as exc:
         raise UserError(f"--provider: {exc}") from exc

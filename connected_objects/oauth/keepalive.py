@@ -91,6 +91,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy import or_
 from sqlalchemy import select
 
@@ -214,7 +215,9 @@ async def keep_alive(
         if item.scope in waiting:
             continue
         status, expires_at = after.get(item.scope, (item.status, item.expires_at))
-        if item.scope not in failed and status == "active" and expires_at is not None and expires_at > now + within:
+        unknown = item.expires_at is None and expires_at is None  # refreshed, the provider states no expiry
+        fresh = expires_at is not None and expires_at > now + within
+        if item.scope not in failed and status == "active" and (fresh or (unknown and item.scope in after)):
             renewed.append(item.scope)  # by this pass, or by the refresh of a grant it shares
             continue
         if item.scope not in failed:
@@ -270,10 +273,22 @@ def _due(hub: SyncContext, now: dt.datetime, horizon: dt.datetime, providers: Co
             t.c.owner_id,
         )
         .where(
-            t.c.refresh_expires_at.is_not(None),
-            t.c.refresh_expires_at <= horizon,
-            t.c.status != "revoked",
-            or_(t.c.status == "active", t.c.refresh_expires_at > now),
+            or_(
+                and_(
+                    t.c.refresh_expires_at.is_not(None),
+                    t.c.refresh_expires_at <= horizon,
+                    t.c.status != "revoked",
+                    or_(t.c.status == "active", t.c.refresh_expires_at > now),
+                ),
+                # its refresh token's expiry is not known (connected before it was kept, or with credentials
+                # handed to connect()): renewed once idle for as long as `within`, which stores it
+                and_(
+                    t.c.refresh_expires_at.is_(None),
+                    t.c.status == "active",
+                    t.c.token_expires_at.is_not(None),
+                    t.c.token_expires_at <= now - (horizon - now),
+                ),
+            )
         )
         .order_by(t.c.refresh_expires_at, t.c.id)
     )

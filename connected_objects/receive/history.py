@@ -8,9 +8,9 @@ that writes the rows, so an entry exists exactly when its write does. Each decis
 ``create``, ``update``, ``delete``
     ``ok``: the local row was created (and linked), updated, or deleted (its link tombstoned);
 ``skip``
-    ``skipped``, saying why: an older or the same version as last synced (only for a record an event
-    brought: a poll or a full resync reads every unchanged record again, and nothing happened to
-    them), or the delete of a record no row is linked to;
+    ``skipped``, saying why: an older or the same version as last synced, or the delete of a record no
+    row is linked to (only for a record an event brought: a poll or a full resync reads every unchanged
+    record again, and deleted ones too, and nothing happens to them);
 ``keep_local``
     ``skipped``: the row's unpushed local edit is newer and wins; it will be pushed;
 ``park``
@@ -109,7 +109,8 @@ def apply_entries(
 
 
 def _not_news(item: Applied) -> bool:
-    return item.decision == "skip" and item.linked and not item.record.deleted
+    """A record that changes nothing: an older or the same version, or the delete of one no row is linked to."""
+    return item.decision == "skip"
 
 
 def _meaning(item: Applied) -> tuple[HistoryOperation, HistoryOutcome, str | None]:

@@ -65,7 +65,9 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
+from .. import connections
 from ..declare.mapping import receives
+from ..exceptions import ConfigurationError
 from ..exceptions import ConnectedObjectsError
 from ..plugin.entities import catalog_of
 from ..scope import Scope
@@ -74,8 +76,11 @@ from ..store.models import connection as c
 from ..store.models import cursor as t
 from ..util.db import DB
 from ..util.db import connection_of
+from ..util.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from ..context import SyncContext
 
 __all__ = [
@@ -429,6 +434,30 @@ def make_due(db: DB, scope: Scope, entities: Iterable[str], *, now: dt.datetime,
     return int(done.rowcount)
 
 
+def _checked(hub: SyncContext, session: Session, scope: Scope, entities: Collection[str] | None) -> list[str]:
+    """``entities`` (default: every one the connection pulls), each one the application receives from the
+    scope's provider, for a connection that exists; else a :class:`ConfigurationError` saying which."""
+    if isinstance(entities, str):  # one entity named alone, not its letters
+        entities = [entities]
+    received = [s.entity for s in hub.specs(scope.provider) if receives(s.mapping)]
+    if not received:
+        raise ConfigurationError(
+            f"this application receives nothing from {scope.provider} (no model synced with it reads records "
+            f"back): there is nothing to poll for {scope}"
+        )
+    info = connections.get(session, scope)
+    if info is None:
+        raise ConfigurationError(f"{scope} has no connection; connect it first")
+    wanted = list(entities) if entities else [e for e in received if info.pulls(e)]
+    for entity in wanted:
+        if entity not in received:
+            raise ConfigurationError(
+                f"{entity!r} is not received from {scope.provider}: this application receives "
+                f"{', '.join(received)} from it.{did_you_mean(entity, received)}"
+            )
+    return wanted
+
+
 def sync_now(
     hub: SyncContext, scope: Scope, entities: Collection[str] | None = None, *, full: bool = False
 ) -> list[str]:
@@ -439,30 +468,25 @@ def sync_now(
     :raises ConfigurationError: the scope has no connection, or an entity is not one the application
         receives from its provider (the message lists those it does).
     """
-    from .. import connections
-    from ..exceptions import ConfigurationError
-    from ..util.suggest import did_you_mean
-
-    received = [s.entity for s in hub.specs(scope.provider) if receives(s.mapping)]
     with hub.session_factory.begin() as session:
-        info = connections.get(session, scope)
-        if info is None:
-            raise ConfigurationError(f"{scope} has no connection; connect it first")
-        wanted = list(entities) if entities else [e for e in received if info.pulls(e)]
-        for entity in wanted:
-            if entity not in received:
-                raise ConfigurationError(
-                    f"{entity!r} is not received from {scope.provider}: this application receives "
-                    f"{', '.join(received) or 'nothing'} from it.{did_you_mean(entity, received)}"
-                )
+        wanted = _checked(hub, session, scope, entities)
         make_due(hub.connection(session), scope, wanted, now=hub.clock(), full=full)
     return wanted
 
 
-def set_cadence(db: DB, scope: Scope, entity: str, every: float | None, *, now: dt.datetime) -> None:
-    """This connection's cadence for ``entity``, in seconds (None: the entity's own). The caller commits."""
-    if every is not None and every <= 0:
-        raise ValueError(f"a cadence is seconds > 0 (or None for the entity's own), not {every!r}")
+def set_cadence(hub: SyncContext, scope: Scope, entity: str, every: float | None) -> None:
+    """This connection's cadence for ``entity``, in whole seconds, at least one (None: the entity's own).
+
+    :raises ConfigurationError: as :func:`sync_now`, for the scope and the entity.
+    """
+    if every is not None and every < 1:
+        raise ValueError(f"a cadence is whole seconds, at least 1 (or None for the entity's own), not {every!r}")
+    with hub.session_factory.begin() as session:
+        _checked(hub, session, scope, [entity])
+        _set_cadence(hub.connection(session), scope, entity, every, now=hub.clock())
+
+
+def _set_cadence(db: DB, scope: Scope, entity: str, every: float | None, *, now: dt.datetime) -> None:
     base = {"provider": scope.provider, "marketplace": scope.marketplace, "account": scope.account}
     _insert_missing(db, [{**base, "entity": entity, "position": None, "created_at": now, "updated_at": now}])
     connection_of(db).execute(

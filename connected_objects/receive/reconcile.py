@@ -121,6 +121,7 @@ from ..store import ambiguity
 from ..store import cursors
 from ..store import identity
 from ..store.identity import ConnectedObject
+from ..util.suggest import did_you_mean
 from .adopt import natural_keys
 from .apply import apply_fetching
 from .apply import apply_records
@@ -239,12 +240,17 @@ async def reconcile(
     """
     info = await asyncio.to_thread(_connection, hub, scope)
     specs = hub.specs(scope.provider)
+    if not specs:
+        raise ConfigurationError(
+            f"no model of this application syncs with {scope.provider}: there is nothing to reconcile for {scope}"
+        )
     if entity is not None:
+        known = [s.entity for s in specs]
         specs = [s for s in specs if s.entity == entity]
         if not specs:
-            known = ", ".join(s.entity for s in hub.specs(scope.provider)) or "none"
             raise ConfigurationError(
-                f"no model is connected to {scope.provider} entity {entity!r}; connected entities: {known}"
+                f"no model is connected to {scope.provider} entity {entity!r}; connected entities: "
+                f"{', '.join(known)}.{did_you_mean(entity, known)}"
             )
     report = ReconcileReport(scope, repair)
     provider = hub.provider(scope.provider)

@@ -135,6 +135,10 @@ class History:
     keep_payloads: bool = False
 
     def __post_init__(self) -> None:
+        if self.max_age is not None and not isinstance(self.max_age, dt.timedelta):
+            raise TypeError(
+                f"History(max_age={self.max_age!r}): give a datetime.timedelta, e.g. timedelta(days=30), or None"
+            )
         if self.max_age is not None and self.max_age <= dt.timedelta(0):
             raise ValueError(f"History(max_age=...) must be positive, not {self.max_age}")
         if self.per_object is not None and self.per_object < 1:
