@@ -90,6 +90,7 @@ __all__ = [
     "for_owners",
     "get",
     "page",
+    "require",
     "set_onboarding",
     "set_settings",
     "set_status",
@@ -261,6 +262,16 @@ def get(db: DB, scope: Scope) -> ConnectionInfo | None:
     """The connection of a scope, or None."""
     row = connection_of(db).execute(select(*_COLUMNS).where(_where_scope(scope))).first()
     return None if row is None else ConnectionInfo.from_row(row)
+
+
+def require(db: DB, scope: Scope) -> ConnectionInfo:
+    """The connection of a scope. :raises ConfigurationError: there is none (the message says how to make one)."""
+    info = get(db, scope)
+    if info is None:
+        raise ConfigurationError(
+            f"{scope} has no connection; connect it first (connections.connect, or the connect flow)"
+        )
+    return info
 
 
 #: The onboarding states of a connection, in order: existing records being paired with local rows,

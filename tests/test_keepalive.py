@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +50,8 @@ from connected_objects.queue import journal
 from connected_objects.queue import outbox
 from connected_objects.store.models import connection
 from connected_objects.testing.databases import count_statements
+from connected_objects.testing.running import work_until
 from connected_objects.worker import ScopeGate
-from connected_objects.worker import Worker
 
 REALM = "9130354"
 QBO = Scope("quickbooks", "production", REALM)
@@ -377,19 +376,12 @@ def test_a_running_worker_renews_them_itself(world: World) -> None:
     with world.hub.session_factory.begin() as s:  # push only: no poll refreshes a token on the way
         s.execute(update(connection).values(directions={"Customer": "push", "Contacts": "push"}))
 
-    async def run() -> None:
-        worker = Worker(world.hub, poll=0.01, schedule_every=0.01, check_schema=False, heartbeat=3600)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        deadline = time.monotonic() + 15
-        while not all((world.info(s).refresh_expires_at or world.clock()) >= renewed for s in XERO):
-            assert not task.done(), task
-            assert time.monotonic() < deadline, [world.info(s) for s in XERO]
-            await asyncio.sleep(0.01)  # waiting for a state, not for time to pass
-        stop.set()
-        await task
-
-    asyncio.run(run())
+    work_until(
+        world.hub,
+        lambda: all((world.info(s).refresh_expires_at or world.clock()) >= renewed for s in XERO),
+        "the worker's keep-alive",
+        timeout=15,
+    )
     assert {world.info(s).status for s in (QBO, *XERO)} == {"active"}
 
 

@@ -9,10 +9,8 @@ screenshot the docs show (``docs/images/admin-overview.png``).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -37,9 +35,9 @@ from connected_objects.store import history
 from connected_objects.store.models import connection
 from connected_objects.store.models import cursor
 from connected_objects.testing.browser import chromium
+from connected_objects.testing.running import work_until
 from connected_objects.testing.sandbox import serve
 from connected_objects.web import ASGIAdapter
-from connected_objects.worker import Worker
 
 from .test_three_providers import CONNEC
 from .test_three_providers import QBO
@@ -116,7 +114,7 @@ def test_the_overview_in_a_browser_shows_the_chart_and_each_scopes_figures(engin
             hub.drain()
             polled = hub.sync(QBO) + hub.sync(XERO)
             assert polled == ["Customer", "Contacts"]
-            run_polls(hub, lambda: {"Made at QuickBooks", "Made at Xero"} <= names(hub))
+            work_until(hub, lambda: {"Made at QuickBooks", "Made at Xero"} <= names(hub), "the polls")
             hub.drain()  # what the records made at one provider bring to the others
 
             admin = admin_app(hub, authorize=lambda request: True, path="", secret=b"k" * 32)
@@ -170,23 +168,3 @@ def cursor_of(hub: Hub, scope) -> object:
 def names(hub: Hub) -> set[str]:
     with hub.session_factory() as s:
         return {c.name for c in s.query(Customer)}
-
-
-def run_polls(hub: Hub, condition, timeout: float = 60.0) -> None:
-    """A polling worker until ``condition()`` holds (a state check, not a timed sleep)."""
-
-    async def main() -> None:
-        worker = Worker(hub, poll=0.01, schedule_every=0.01, check_schema=False, heartbeat=3600)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        deadline = time.monotonic() + timeout
-        try:
-            while not await asyncio.to_thread(condition):
-                assert not task.done(), task
-                assert time.monotonic() < deadline, "the polls did not bring the records"
-                await asyncio.sleep(0.01)
-        finally:
-            stop.set()
-            await task
-
-    asyncio.run(main())

@@ -7,11 +7,9 @@ database, each (scope, entity) is polled by one of them at a time, a cadence apa
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import time
-from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +36,8 @@ from connected_objects.testing.fleet import Base
 from connected_objects.testing.fleet import Contact
 from connected_objects.testing.fleet import Tenant
 from connected_objects.testing.fleet import make_hub
+from connected_objects.testing.running import work_until
 from connected_objects.testing.sandbox import serve
-from connected_objects.worker import Worker
 
 from .test_fleet import XERO as XERO_CLASS
 from .test_fleet import fleet_env
@@ -94,30 +92,6 @@ def make(engine: Engine, xero_url: str, qbo_url: str, clock: Clock) -> Hub:
 def names(engine: Engine, tenant: int) -> set[str]:
     with engine.connect() as conn:
         return set(conn.scalars(select(Contact.name).where(Contact.tenant_id == tenant)))
-
-
-def work_until(hub: Hub, condition: Callable[[], bool], what: str) -> Worker:
-    """Run a polling worker until ``condition()`` holds (a state check, not a timed sleep)."""
-
-    async def main() -> Worker:
-        worker = Worker(hub, poll=0.01, schedule_every=0.01, check_schema=False, heartbeat=3600)
-        stop_ = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop_))
-        deadline = time.monotonic() + 60
-        try:
-            while not await asyncio.to_thread(condition):
-                if task.done():
-                    task.result()
-                    pytest.fail(f"the worker stopped before {what}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out waiting for {what}")
-                await asyncio.sleep(0.01)
-        finally:
-            stop_.set()
-            await task
-        return worker
-
-    return asyncio.run(main())
 
 
 def polled(engine: Engine, clock: Clock) -> int:

@@ -19,7 +19,6 @@ import copy
 import datetime as dt
 import json
 import sys
-import time
 from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -69,6 +68,7 @@ from connected_objects.store.models import connected_object
 from connected_objects.testing import MemoryProvider
 from connected_objects.testing.databases import count_statements
 from connected_objects.testing.memory import MemoryClient
+from connected_objects.testing.running import work_until
 
 TENANT, TOKEN = "tenant-reconcile", "xero-token-reconcile"
 SCOPE = Scope("xero", "production", TENANT)
@@ -491,29 +491,9 @@ def test_a_record_a_held_row_may_be_is_left_to_the_operator_not_imported(sqlite_
 
 def test_a_running_worker_reconciles_each_entity_daily_and_repairs_a_hard_delete(synced):
     """No command is run: the worker's own daily reconcile finds the item deleted in Xero (no feed said so)."""
-    from connected_objects.worker import Worker
-
     hub, xero, clock = synced
     deleted = item_of(hub, "P-1")
     in_xero(xero, lambda c: c.delete("Items", deleted, version=None, idempotency_key="their-delete"))
-
-    def run_until(condition: Any, what: str) -> Worker:
-        async def main() -> Worker:
-            worker = Worker(hub, poll=0.01, schedule_every=0.01, check_schema=False, heartbeat=3600)
-            stop = asyncio.Event()
-            task = asyncio.create_task(worker.run(stop))
-            deadline = time.monotonic() + 60
-            try:
-                while not await asyncio.to_thread(condition):
-                    assert not task.done(), task
-                    assert time.monotonic() < deadline, f"timed out waiting for {what}"
-                    await asyncio.sleep(0.01)  # waiting for a state, not for time to pass
-            finally:
-                stop.set()
-                await task
-            return worker
-
-        return asyncio.run(main())
 
     def scheduled() -> bool:
         with hub.session_factory() as s:
@@ -525,10 +505,10 @@ def test_a_running_worker_reconciles_each_entity_daily_and_repairs_a_hard_delete
             [items] = schedules(s, now=clock(), scopes=[SCOPE])[SCOPE]
         return items.next_reconcile_at is not None and items.next_reconcile_at > clock()
 
-    run_until(scheduled, "the reconcile scheduled")  # first due within a day: not yet
+    work_until(hub, scheduled, "the reconcile scheduled")  # first due within a day: not yet
     assert product(hub, "P-1") is not None
     clock.now += dt.timedelta(days=1, minutes=1)
-    worker = run_until(reconciled, "the daily reconcile")
+    worker = work_until(hub, reconciled, "the daily reconcile")
     assert product(hub, "P-1") is None
     assert worker.scheduler.stats.reconciles == 1 and worker.scheduler.stats.reconcile_errors == 0
     with hub.session_factory() as s:

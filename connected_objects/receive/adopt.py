@@ -48,8 +48,6 @@ from sqlalchemy.orm import Session
 from .. import connections
 from ..declare.mapping import receives
 from ..exceptions import ConfigurationError
-from ..limits.gates import ScopeGate
-from ..oauth import tokens as oauth
 from ..plugin.provider import EntityDeclarations
 from ..plugin.provider import RemoteClient
 from ..plugin.provider import RemoteRecord
@@ -61,6 +59,7 @@ from ..util.db import DB
 from ..util.suggest import did_you_mean
 from .apply import apply_fetching
 from .gated import GatedReads
+from .gated import gated_reads
 from .matching import Ambiguity
 from .matching import key_values
 from .matching import match
@@ -166,22 +165,10 @@ async def adopt(
     report = AdoptReport(scope, apply)
     if apply:
         await asyncio.to_thread(_set_state, hub, scope, "adopting")
-    provider = hub.provider(scope.provider)
     # the reads keep to the scope's limits, fleet-wide, beside the workers' writes
-    gate = ScopeGate(provider.limits(scope), hub.limits_store, scope=scope)
-    try:
-        if client is None:
-            async with hub.http_client() as http:
-                credentials = await oauth.fresh_credentials(hub, scope, http)
-                reads = GatedReads(provider.client(scope, http, credentials), gate)
-                for spec in specs:
-                    report.entities.append(await _adopt_entity(hub, scope, info, spec, reads, apply))
-        else:
-            reads = GatedReads(client, gate)
-            for spec in specs:
-                report.entities.append(await _adopt_entity(hub, scope, info, spec, reads, apply))
-    finally:
-        await gate.settle()
+    async with gated_reads(hub, scope, client=client) as reads:
+        for spec in specs:
+            report.entities.append(await _adopt_entity(hub, scope, info, spec, reads, apply))
     if apply:
         await asyncio.to_thread(_set_state, hub, scope, "attention" if report.ambiguous_rows else "exporting")
     return report
@@ -189,12 +176,7 @@ async def adopt(
 
 def _connection(hub: SyncContext, scope: Scope) -> connections.ConnectionInfo:
     with hub.session_factory() as session:
-        info = connections.get(session, scope)
-    if info is None:
-        raise ConfigurationError(
-            f"{scope} has no connection; connect it first (connections.connect, or the connect flow)"
-        )
-    return info
+        return connections.require(session, scope)
 
 
 def _set_state(hub: SyncContext, scope: Scope, state: str) -> None:

@@ -28,20 +28,28 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 from typing import TypeVar
 
 from ..exceptions import RetryableError
 from ..limits.gates import ScopeGate
+from ..oauth import tokens as oauth
 from ..plugin.provider import Page
 from ..plugin.provider import RemoteRecord
+from ..scope import Scope
 
-__all__ = ["GatedReads", "Reader"]
+if TYPE_CHECKING:
+    from ..context import SyncContext
+
+__all__ = ["GatedReads", "Reader", "gated_reads"]
 
 T = TypeVar("T")
 
@@ -81,3 +89,23 @@ class GatedReads:
                         self.gate.hold(exc.retry_after, str(exc))
             await asyncio.sleep(max(self.gate.wait(), 0.01))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.asynccontextmanager
+async def gated_reads(
+    hub: SyncContext, scope: Scope, *, client: Reader | None = None, gate: ScopeGate | None = None
+) -> AsyncIterator[GatedReads]:
+    """``scope``'s reads through its gate, for a long read beside the workers (adopt, reconcile): ``client``,
+    or one made with fresh credentials on a new HTTP client; ``gate``, or one on the hub's limits store.
+    The holds met are stored before it ends."""
+    if gate is None:
+        gate = ScopeGate(hub.provider(scope.provider).limits(scope), hub.limits_store, scope=scope)
+    try:
+        if client is not None:
+            yield GatedReads(client, gate)
+            return
+        async with hub.http_client() as http:
+            credentials = await oauth.fresh_credentials(hub, scope, http)
+            yield GatedReads(hub.provider(scope.provider).client(scope, http, credentials), gate)
+    finally:
+        await gate.settle()

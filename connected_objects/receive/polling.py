@@ -445,9 +445,7 @@ def _checked(hub: SyncContext, session: Session, scope: Scope, entities: Collect
             f"this application receives nothing from {scope.provider} (no model synced with it reads records "
             f"back): there is nothing to poll for {scope}"
         )
-    info = connections.get(session, scope)
-    if info is None:
-        raise ConfigurationError(f"{scope} has no connection; connect it first")
+    info = connections.require(session, scope)
     wanted = list(entities) if entities else [e for e in received if info.pulls(e)]
     for entity in wanted:
         if entity not in received:

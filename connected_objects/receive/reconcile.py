@@ -108,7 +108,6 @@ from .. import connections
 from ..declare.mapping import receives
 from ..exceptions import ConfigurationError
 from ..limits.gates import ScopeGate
-from ..oauth import tokens as oauth
 from ..plugin.provider import RemoteClient
 from ..plugin.provider import RemoteRecord
 from ..push.rows import load_rows
@@ -128,6 +127,7 @@ from .apply import apply_records
 from .apply import newer
 from .apply import pending_edits
 from .gated import GatedReads
+from .gated import gated_reads
 from .matching import Matching
 from .matching import key_values
 from .matching import match
@@ -253,33 +253,16 @@ async def reconcile(
                 f"{', '.join(known)}.{did_you_mean(entity, known)}"
             )
     report = ReconcileReport(scope, repair)
-    provider = hub.provider(scope.provider)
-    if gate is None:
-        gate = ScopeGate(provider.limits(scope), hub.limits_store, scope=scope)
-    try:
-        if client is None:
-            async with hub.http_client() as http:
-                credentials = await oauth.fresh_credentials(hub, scope, http)
-                reads = GatedReads(provider.client(scope, http, credentials), gate)
-                for spec in specs:
-                    report.entities.append(await _reconcile_entity(hub, scope, info, spec, reads, repair))
-        else:
-            reads = GatedReads(client, gate)
-            for spec in specs:
-                report.entities.append(await _reconcile_entity(hub, scope, info, spec, reads, repair))
-    finally:
-        await gate.settle()
+    # the reads keep to the scope's limits, fleet-wide, beside the workers' writes
+    async with gated_reads(hub, scope, client=client, gate=gate) as reads:
+        for spec in specs:
+            report.entities.append(await _reconcile_entity(hub, scope, info, spec, reads, repair))
     return report
 
 
 def _connection(hub: SyncContext, scope: Scope) -> connections.ConnectionInfo:
     with hub.session_factory() as session:
-        info = connections.get(session, scope)
-    if info is None:
-        raise ConfigurationError(
-            f"{scope} has no connection; connect it first (connections.connect, or the connect flow)"
-        )
-    return info
+        return connections.require(session, scope)
 
 
 @dataclass
