@@ -247,3 +247,42 @@ def test_validators_session_listeners_and_unknown_attributes_keep_the_unit_of_wo
     event.listen(Session, "before_flush", audit)
     with Session() as s:
         assert not direct.writable(s, Plain, ["text"])
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_two_applies_of_one_record_at_once_end_on_the_newer_version(hub, org, engine):
+    """A webhook's apply (version 3) holds its transaction open; a poll's apply of an older page (version 2,
+    newer than the version 1 linked) starts meanwhile. It waits for the first, then sees version 3 and
+    skips: without the lock on the links it decided on version 1 and wrote version 2 over version 3."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    org(hub, 1, ACME)
+    apply_records(hub, ACME, "customers", customers(range(1), "1", name="first"))
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(session: Any) -> None:
+        inside.set()
+        assert release.wait(30)
+
+    webhook = threading.Thread(
+        target=apply_records, args=(hub, ACME, "customers", customers(range(1), "3", name="webhook")),
+        kwargs={"before_commit": hold},
+    )  # fmt: skip
+    webhook.start()
+    assert inside.wait(30)
+    poll = threading.Thread(target=apply_records, args=(hub, ACME, "customers", customers(range(1), "2", name="poll")))
+    poll.start()
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:  # the poll's apply is waiting on a lock (a state, not a duration)
+        while not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar():
+            assert time.monotonic() < deadline and poll.is_alive(), "the poll's apply did not wait"
+            time.sleep(0.01)
+    release.set()
+    webhook.join(30)
+    poll.join(30)
+    with hub.session_factory() as s:
+        assert s.scalars(select(Customer.name)).all() == ["webhook 0"]
+        assert identity.resolve(s, ACME, "customers", "0").remote_version == "3"

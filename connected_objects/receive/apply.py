@@ -263,7 +263,9 @@ def _read(
     hub: SyncContext, session: Session, scope: Scope, spec: Any, latest: Mapping[str, RemoteRecord], owner_id: str
 ) -> _Batch:
     """One lookup of the links, one load of the linked rows, the pending local edits and the references."""
-    links = identity.resolve_many(session, scope, spec.entity, list(latest), include_deleted=True)
+    # locked: a concurrent apply of the same records (a poll's beside a webhook's) waits, then sees this one's
+    # version; deciding on a version read before the other committed would write older data over newer
+    links = identity.resolve_many(session, scope, spec.entity, list(latest), include_deleted=True, lock=True)
     live = [link.local_id for link in links.values() if link.linked]
     references = dict(getattr(spec.mapping, "references", {}) or {})
     ref_ids, unresolved = _resolve_reference_ids(hub, session, scope, references, latest.values())

@@ -343,15 +343,23 @@ def _conflict(
 
 
 def _select_foreign(
-    conn: Connection, scope: Scope, entity: str, foreign_ids: Collection[str], *, fresh: bool = False
+    conn: Connection,
+    scope: Scope,
+    entity: str,
+    foreign_ids: Collection[str],
+    *,
+    fresh: bool = False,
+    lock: bool = False,
 ) -> dict[str, ConnectedObject]:
-    ids = list(dict.fromkeys(foreign_ids))
+    ids = sorted(dict.fromkeys(foreign_ids)) if lock else list(dict.fromkeys(foreign_ids))
     found: dict[str, ConnectedObject] = {}
     for start in range(0, len(ids), _CHUNK):
         stmt = _select_links().where(
             _in_scope(scope), t.c.entity == entity, one_of(conn, t.c.foreign_id, ids[start : start + _CHUNK])
         )
-        if fresh:
+        if lock and conn.dialect.name != "sqlite":  # SQLite has one writer at a time already
+            stmt = stmt.order_by(t.c.foreign_id).with_for_update()  # one order: two applies never cross
+        elif fresh:
             stmt = _fresh_select(conn, stmt)
         for obj in _links_of(conn.execute(stmt).all(), scope):
             found[obj.foreign_id] = obj
@@ -366,10 +374,15 @@ def resolve(
 
 
 def resolve_many(
-    db: DB, scope: Scope, entity: str, foreign_ids: Iterable[str], *, include_deleted: bool = False
+    db: DB, scope: Scope, entity: str, foreign_ids: Iterable[str], *, include_deleted: bool = False, lock: bool = False
 ) -> dict[str, ConnectedObject]:
-    """Links of many remote records, keyed by foreign id; one SELECT per 5,000 ids."""
-    found = _select_foreign(connection_of(db), scope, entity, [str(f) for f in foreign_ids])
+    """Links of many remote records, keyed by foreign id; one SELECT per 5,000 ids.
+
+    ``lock``: hold them (``FOR UPDATE``, in foreign id order) until the caller's transaction ends, so two
+    applies of the same records (a webhook's and a poll's) run one after the other, the second deciding on
+    the version the first recorded, never on the one it read before.
+    """
+    found = _select_foreign(connection_of(db), scope, entity, [str(f) for f in foreign_ids], lock=lock)
     if include_deleted:
         return found
     return {k: v for k, v in found.items() if v.linked}
