@@ -79,8 +79,6 @@ from ..util.db import connection_of
 from ..util.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from ..context import SyncContext
 
 __all__ = [
@@ -434,7 +432,7 @@ def make_due(db: DB, scope: Scope, entities: Iterable[str], *, now: dt.datetime,
     return int(done.rowcount)
 
 
-def _checked(hub: SyncContext, session: Session, scope: Scope, entities: Collection[str] | None) -> list[str]:
+def _checked(hub: SyncContext, db: DB, scope: Scope, entities: Collection[str] | None) -> list[str]:
     """``entities`` (default: every one the connection pulls), each one the application receives from the
     scope's provider, for a connection that exists; else a :class:`ConfigurationError` saying which."""
     if isinstance(entities, str):  # one entity named alone, not its letters
@@ -445,7 +443,7 @@ def _checked(hub: SyncContext, session: Session, scope: Scope, entities: Collect
             f"this application receives nothing from {scope.provider} (no model synced with it reads records "
             f"back): there is nothing to poll for {scope}"
         )
-    info = connections.require(session, scope)
+    info = connections.require(db, scope)
     wanted = list(entities) if entities else [e for e in received if info.pulls(e)]
     for entity in wanted:
         if entity not in received:
@@ -467,8 +465,9 @@ def sync_now(
         receives from its provider (the message lists those it does).
     """
     with hub.session_factory.begin() as session:
-        wanted = _checked(hub, session, scope, entities)
-        make_due(hub.connection(session), scope, wanted, now=hub.clock(), full=full)
+        conn = hub.connection(session)  # first: it sets the connection's options
+        wanted = _checked(hub, conn, scope, entities)
+        make_due(conn, scope, wanted, now=hub.clock(), full=full)
     return wanted
 
 
@@ -480,8 +479,9 @@ def set_cadence(hub: SyncContext, scope: Scope, entity: str, every: float | None
     if every is not None and every < 1:
         raise ValueError(f"a cadence is whole seconds, at least 1 (or None for the entity's own), not {every!r}")
     with hub.session_factory.begin() as session:
-        _checked(hub, session, scope, [entity])
-        _set_cadence(hub.connection(session), scope, entity, every, now=hub.clock())
+        conn = hub.connection(session)  # first: it sets the connection's options
+        _checked(hub, conn, scope, [entity])
+        _set_cadence(conn, scope, entity, every, now=hub.clock())
 
 
 def _set_cadence(db: DB, scope: Scope, entity: str, every: float | None, *, now: dt.datetime) -> None:
