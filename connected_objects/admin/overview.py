@@ -30,8 +30,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
-
 from .. import connections
 from ..exceptions import ConfigurationError
 from ..ops.schedules import schedules
@@ -39,7 +37,6 @@ from ..queue import inbox
 from ..queue import outbox
 from ..receive.polling import sync_now
 from ..store import history
-from ..store.models import connection as c
 from ..util.redaction import redact
 from ..web.core import HTTPError
 from ..web.core import Request
@@ -84,15 +81,13 @@ def overview_page(config: AdminConfig, request: Request) -> Response:
         events = inbox.count_by_scope(db, scopes)
         due = outbox.oldest_due(db, scopes)
         polls = schedules(db, now=now, scopes=scopes)
-        ids = [x.id for x in shown]
-        refresh = dict(db.execute(select(c.c.id, c.c.refresh_expires_at).where(c.c.id.in_(ids))).all()) if ids else {}
         buckets = history.activity(db, now - DAY, now)
     points = [Point(b.start, b.pushes, b.applies) for b in buckets]
     items: list[dict[str, Any]] = []
     for x in shown:
         counts = changes.get(x.scope, {})
         oldest = due.get(x.scope)
-        expires = refresh.get(x.id)
+        expires = x.refresh_expires_at
         items.append(
             {
                 "scope": str(x.scope),

@@ -189,6 +189,10 @@ class Scheduler:
                 await asyncio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _current(self, claimed: polling.Poll) -> polling.Poll:
+        """``claimed`` as its lease stands now (renewed meanwhile: a later end)."""
+        return next((p for p in self._polls.values() if p.id == claimed.id), claimed)
+
     async def _reconcile(self, claimed: polling.Poll) -> None:
         """Compare the provider's whole list with the identity map and the rows (and repair, unless told not
         to); the reconcile stores its own report, this schedules the next one."""
@@ -208,7 +212,7 @@ class Scheduler:
             error = first_line(str(exc)) or type(exc).__name__
             log.warning("reconciling %s of %s failed: %s", claimed.entity, claimed.scope, error,
                         extra={"co_scope": str(claimed.scope), "co_error": error})  # fmt: skip
-        poll = next((p for p in self._polls.values() if p.id == claimed.id), claimed)
+        poll = self._current(claimed)
 
         def finish() -> None:
             with self.hub.session_factory.begin() as session:
@@ -240,7 +244,7 @@ class Scheduler:
             error = first_line(str(exc)) or type(exc).__name__
             log.warning("polling %s of %s failed: %s", claimed.entity, claimed.scope, error,
                         extra={"co_scope": str(claimed.scope), "co_error": error})  # fmt: skip
-        poll = next((p for t, p in self._polls.items() if p.id == claimed.id), claimed)  # renewed meanwhile
+        poll = self._current(claimed)
         every = polling.cadence(self.hub, poll.scope.provider, poll.entity, poll.every)
 
         def finish() -> None:
