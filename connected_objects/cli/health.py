@@ -31,7 +31,6 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.table import Table
 
 from ..exceptions import ConnectedObjectsError
 from ..store import schema
@@ -41,6 +40,7 @@ from .common import emit
 from .common import emit_json
 from .common import reading
 from .common import where
+from .tables import Listing
 
 __all__ = ["health_command", "workers_command"]
 
@@ -62,21 +62,20 @@ def workers_command(app_path: str | None, database: str | None, as_json: bool) -
         for w in found:
             emit(w.as_dict())
         return
-    table = Table(title="connected-objects workers")
-    for col in ("name", "host", "pid", "started", "last beat", "changes held", "scopes"):
-        table.add_column(col)
+    columns = ("name", "host", "pid", "started", "last beat", "changes held", "scopes")
+    table = Listing("connected-objects workers", columns)
     for w in found:
         scopes = w.holds.get("scopes") or []
-        table.add_row(
+        table.add(
             w.name,
             w.host,
             str(w.pid),
             w.started_at.isoformat(timespec="seconds"),
             f"{w.age():.1f} s ago",
             str(w.holds.get("changes", 0)),
-            ", ".join(scopes[:3]) + (" ..." if len(scopes) > 3 else ""),
+            ", ".join(scopes[:3]) + (f" and {len(scopes) - 3} more (--json lists all)" if len(scopes) > 3 else ""),
         )
-    console.print(table)
+    table.print(console)
 
 
 @click.command(name="health")

@@ -57,7 +57,6 @@ from dataclasses import field
 from typing import Any
 
 import click
-from rich.table import Table
 
 from ..queue import inbox
 from ..queue import journal
@@ -75,6 +74,7 @@ from .common import database_option
 from .common import emit
 from .common import open_db
 from .common import parse_scope
+from .tables import Listing
 
 __all__ = ["INBOX", "OUTBOX", "STATES", "Items", "Listed", "changes", "events", "queue_group"]
 
@@ -219,18 +219,16 @@ INBOX = Items(
 """The inbox (``co_inbox``): events, queued imports and parked records."""
 
 
-def _table(title: str, items: Sequence[Listed]) -> Table:
-    table = Table(title=title)
-    for col in ("id", "scope", "entity", "what", "attempts", "last error"):
-        table.add_column(col)
+def _table(title: str, items: Sequence[Listed]) -> Listing:
+    table = Listing(title, ("id", "scope", "entity", "what", "attempts", "last error"))
     for item in items:
-        table.add_row(
+        table.add(
             "journal" if item.id is None else str(item.id),
             item.scope or "-",
             item.entity or "-",
             item.what,
             str(item.attempts),
-            redact(item.last_error or "")[:80],
+            redact(item.last_error or "")[:80] or "-",
         )
     return table
 
@@ -270,7 +268,7 @@ def queue_group(queue: Items) -> click.Group:
             for item in found:
                 emit(item.as_dict())
             return
-        console.print(_table(f"{state} {plural}", found))
+        _table(f"{state} {plural}", found).print(console)
 
     @group.command(name="show", help=f"Print one {noun} as JSON, with its whole last error.")
     @app_or_database

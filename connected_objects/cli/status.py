@@ -26,7 +26,6 @@ from typing import Any
 from typing import get_args
 
 import click
-from rich.table import Table
 
 from ..states import Drift
 from ..store.models import utcnow
@@ -36,6 +35,7 @@ from .common import console
 from .common import database_option
 from .common import emit
 from .common import open_db
+from .tables import Listing
 
 __all__ = ["status_command"]
 
@@ -54,24 +54,25 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
         for item in rows:
             emit(item.as_dict())
         return
-    table = Table(title="connected-objects status")
-    for col in (
-        "scope",
-        "connection",
-        "onboarding",
-        "linked",
-        "tombstoned",
-        "pending",
-        "in flight",
-        "dead",
-        "events",
-        "parked",
-        "dead events",
-        "last error",
-    ):
-        table.add_column(col)
+    table = Listing(
+        "connected-objects status",
+        (
+            "scope",
+            "connection",
+            "onboarding",
+            "linked",
+            "tombstoned",
+            "pending",
+            "in flight",
+            "dead",
+            "events",
+            "parked",
+            "dead events",
+            "last error",
+        ),
+    )
     for r in rows:
-        table.add_row(
+        table.add(
             str(r.scope),
             r.connection or "-",
             (f"{r.onboarding} ({r.held} held)" if r.held else r.onboarding) or "-",
@@ -83,28 +84,28 @@ def status_command(app_path: str | None, database: str | None, as_json: bool) ->
             str(r.pending_events),
             str(r.parked_records),
             str(r.dead_events),
-            redact(r.last_error or "")[:60],
+            redact(r.last_error or "")[:80] or "-",
         )
-    console.print(table)
+    table.print(console)
     polls = [(r.scope, s) for r in rows for s in r.schedules]
     if polls:
         now = utcnow()
-        schedule = Table(title="polls")
-        for col in ("scope", "entity", "last poll", "next poll", "lag", "last poll error", "last reconcile"):
-            schedule.add_column(col)
+        schedule = Listing(
+            "polls", ("scope / entity", "last poll", "next poll", "lag", "last poll error", "last reconcile")
+        )
         for scope, s in polls:
-            schedule.add_row(
-                str(scope),
-                s.entity,
+            schedule.add(
+                f"{scope} {s.entity}",
                 _ago(s.polled_at, now) if s.polled_at else "never",
                 ("now, by " + s.polling_by)
                 if s.polling_by
                 else (_until(s.next_poll_at, now) if s.next_poll_at else "-"),
                 _seconds(s.lag) if s.lag is not None else "-",
-                redact(s.poll_error or "")[:60],
+                redact(s.poll_error or "")[:80] or "-",
                 _reconciled(s.reconciled_at, s.reconcile_report),
             )
-        console.print(schedule)
+        console.print()
+        schedule.print(console)
 
 
 def _seconds(value: float) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from connected_objects.cli.tables import Listing
 from connected_objects.plugin import registry
 
 from .story import DemoFailure
@@ -54,12 +54,10 @@ def demo(ctx: click.Context, database: Path) -> None:
     except DemoFailure as exc:
         console.print(f"[bold red]✗ {exc}[/bold red]")
         raise SystemExit(1) from exc
-    table = Table(title="Connected objects per scope")
-    for column in ("scope", "connection", "linked", "pending or dead changes"):
-        table.add_column(column)
+    table = Listing("Connected objects per scope", ("scope", "connection", "linked", "pending or dead"))
     for row in summary.scopes:
-        table.add_row(row[0], row[1], str(row[2]), str(row[3]))
-    console.print(table)
+        table.add(row[0], row[1], str(row[2]), str(row[3]))
+    table.print(console)
     console.print(
         f"Pushed [bold]{summary.pushed}[/bold] changes, received [bold]{summary.received}[/bold] records, "
         f"retried [bold]{summary.retried}[/bold] pushes, [bold]{summary.dead}[/bold] dead; "

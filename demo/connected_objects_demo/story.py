@@ -62,7 +62,6 @@ from rich.progress import BarColumn
 from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
 from rich.progress import TextColumn
-from rich.table import Table
 from sqlalchemy import Date
 from sqlalchemy import ForeignKey
 from sqlalchemy import Numeric
@@ -76,6 +75,7 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from connected_objects import signals
+from connected_objects.cli.tables import Listing
 from connected_objects.declare import connected
 from connected_objects.declare.mapping import FieldMapping
 from connected_objects.declare.mapping import Reference
@@ -424,15 +424,13 @@ class _Story:
     # -- the steps -------------------------------------------------------------------------
 
     def configure(self) -> None:
-        table = Table(show_header=True, header_style="bold")
-        for column in ("marketplace", "api id", "Connec!", "identity provider"):
-            table.add_column(column)
+        table = Listing("marketplaces", ("marketplace", "api id", "Connec!", "identity provider"))
         for m in self.marketplaces:
-            table.add_row(m.key, m.api.id, m.connec.host, m.sso.idp)
+            table.add(m.key, m.api.id, m.connec.host, m.sso.idp)
             metadata = self.web.get(f"/mno-enterprise/{m.key}/metadata", auth=(m.api.id, m.api.key))
             check(metadata.status_code == 200, f"metadata of {m.key} answered {metadata.status_code}")
             check(m.api.key not in metadata.text, f"the metadata of {m.key} shows its api key")
-        self.console.print(table)
+        table.print(self.console)
         _say(self.console, "metadata served for each, with no secret in it")
 
     def sign_in(self) -> None:
@@ -824,9 +822,8 @@ class _Story:
         _say(self.console, f"{group}: connection revoked, its links tombstoned; a second delivery was a no-op")
 
     def verify(self) -> None:
-        table = Table(show_header=True, header_style="bold")
-        for column in ("scope", "connection", "linked locally", "at Connec!", "match"):
-            table.add_column(column)
+        columns = ("scope", "connection", "linked locally", "remote", "match")
+        table = Listing("the database against the sandboxes", columns)
         for key, (_name, group, _email) in MARKETPLACES.items():
             scope = self.scope(key)
             with self.hub.session_factory() as s:
@@ -839,12 +836,12 @@ class _Story:
             linked = {link.foreign_id for link in local.values()}
             remote = set(self.connec.live(group, "invoices"))
             ok = linked == remote if state == "active" else not linked
-            table.add_row(
+            table.add(
                 str(scope),
                 state or "-",
                 str(len(linked)),
                 str(len(remote)),
-                "[green]yes[/green]" if ok else "[red]no[/red]",
+                "yes" if ok else "NO",
             )
             check(ok, f"{scope}: {len(linked)} linked locally, {len(remote)} at Connec!")
         realm = "9130354"
@@ -860,12 +857,12 @@ class _Story:
                 for link in identity.resolve_many_local(s, qbo_scope, local_type, ids).values()
             }
         qbo_remote = {(e, rid) for e in ("Customer", "Invoice", "Payment") for rid in self.qbo.live(realm, e)}
-        table.add_row(
+        table.add(
             str(qbo_scope),
             "active",
             str(len(qbo_linked)),
             f"{len(qbo_remote)} at QBO",
-            "[green]yes[/green]" if qbo_linked == qbo_remote else "[red]no[/red]",
+            "yes" if qbo_linked == qbo_remote else "NO",
         )
         check(qbo_linked == qbo_remote, f"{qbo_scope}: linked {sorted(qbo_linked)}, at QuickBooks {sorted(qbo_remote)}")
         with self.hub.session_factory() as s:
@@ -881,13 +878,13 @@ class _Story:
             }
         xero_remote = {rid for e in ("Contacts", "Invoices", "Payments") for rid in self.xero.live("tenant-initech", e)}
         ok = xero_linked == xero_remote
-        table.add_row(
+        table.add(
             str(xero_scope),
             "active",
             str(len(xero_linked)),
             f"{len(xero_remote)} at Xero",
-            "[green]yes[/green]" if ok else "[red]no[/red]",
+            "yes" if ok else "NO",
         )
         check(ok, f"{xero_scope}: linked {sorted(xero_linked)}, at Xero {sorted(xero_remote)}")
-        self.console.print(table)
+        table.print(self.console)
         check(self.summary.dead == 0, f"{self.summary.dead} change(s) died")
