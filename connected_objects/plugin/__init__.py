@@ -131,6 +131,7 @@ from .provider import Extras
 from .provider import GrantedAccount
 from .provider import Limits
 from .provider import Page
+from .provider import Passthrough
 from .provider import PassthroughProvider
 from .provider import PassthroughTarget
 from .provider import Provider
@@ -176,6 +177,7 @@ __all__ = [
     "OAuth2Provider",
     "Option",
     "Page",
+    "Passthrough",
     "PassthroughProvider",
     "PassthroughTarget",
     "PermanentError",

@@ -121,6 +121,7 @@ __all__ = [
     "GrantedAccount",
     "Limits",
     "Page",
+    "Passthrough",
     "PassthroughProvider",
     "PassthroughTarget",
     "Provider",
@@ -530,6 +531,34 @@ class PassthroughTarget:
     timeout: float | None = None
 
 
+class Passthrough(Protocol):
+    """A client bound to one connection, as ``Hub.remote(scope)`` gives it
+    (:class:`connected_objects.remote.Remote`), seen by a provider's helpers (an invoice's PDF):
+    paths relative to the scope's base URL; the successful answer, or a
+    :class:`~connected_objects.exceptions.RemoteError`."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Any = None,
+        timeout: float | None = None,
+    ) -> httpx.Response: ...
+
+    async def foreign_id(self, record: object, entity: str) -> str:
+        """``record``'s remote id: a foreign id as given, or a local row's, read from the identity map."""
+        ...
+
+
 @runtime_checkable
 class PassthroughProvider(Protocol):
     """A provider whose endpoints can be called raw through ``Hub.remote(scope)`` (reports, PDFs, attachments)."""
@@ -561,7 +590,8 @@ class Extras:
     def names(self) -> tuple[str, ...]:
         """The extras present, in declaration order."""
         return tuple(
-            n for n in ("fold_reference", "decode_event", "routes", "refresh_token", "connector", "passthrough")
+            n
+            for n in ("fold_reference", "decode_event", "routes", "refresh_token", "connector", "passthrough")
             if getattr(self, n)
         )
 
