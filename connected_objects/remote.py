@@ -255,7 +255,8 @@ class Remote:
         state: Any = inspect(record, raiseerr=False)
         if state is None or state.identity is None:
             raise ConfigurationError(
-                f"{record!r} is neither a foreign id nor a saved mapped row: pass the remote id or a row"
+                f"a {type(record).__name__} is neither a foreign id (str) nor a saved mapped row: "
+                "pass the remote id, or the row once it is saved"
             )
         local_type, key = type(record), local_key(state.identity[0] if len(state.identity) == 1 else state.identity)
 
@@ -266,7 +267,7 @@ class Remote:
         link = await asyncio.to_thread(find)
         if link is None or link.entity != entity or not link.foreign_id:
             raise ConfigurationError(
-                f"{local_type.__name__} {key} is not linked to a {entity} record of {self.scope} "
+                f"{local_type.__name__} {key} is not linked to an {entity} record of {self.scope} "
                 "(not pushed yet? connected-objects explain shows where it stands)"
             )
         return str(link.foreign_id)
