@@ -285,6 +285,7 @@ PUBLIC_MODULES = {
     "connected_objects.plugin.readymade",
     "connected_objects.queue.inbox",
     "connected_objects.queue.outbox",
+    "connected_objects.remote",
     "connected_objects.scope",
     "connected_objects.signals",
     "connected_objects.states",
