@@ -89,8 +89,10 @@ def test_a_scope_without_a_connection_is_refused_before_any_request(world):
 
 def test_paths_join_the_scopes_base_and_the_calls_params_win(world):
     [rid] = world.sandbox.seed("acme", "notes", [{"text": "hello"}])
-    with world.hub.remote(SCOPE) as remote:
+    session = world.hub.remote(SCOPE)
+    with session as remote:
         assert remote.base_url.endswith("/api/acme")
+        assert not [text for text in (repr(session), repr(remote), repr(remote.remote)) if TOKEN in text]
         one = remote.get(f"notes/{rid}")
         page = remote.get("/notes", params={"page_size": "1"})
         absolute = remote.get(f"{remote.base_url}/notes/{rid}")
