@@ -2,7 +2,8 @@
 
 QuickBooks renders any sales form as a PDF at ``GET /v3/company/{realm}/invoice/{id}/pdf``, asked
 with ``Accept: application/pdf`` (Intuit's Accounting API reference, "Invoice: Get an invoice as
-PDF"; python-quickbooks sends the same request from ``quickbooks/mixins.py``, ``download_pdf``). The
+PDF"; python-quickbooks sends the same request from ``quickbooks/client.py``,
+``QuickBooks.download_pdf``). The
 call goes through the connection's passthrough, so the token is refreshed, the company's limits kept
 and a refusal raised with QuickBooks' own message. The invoice is named by its QuickBooks id or by
 the local ``@connected`` row linked to it (read from the identity map).

@@ -881,9 +881,9 @@ class FakeQuickBooks:
         Fiscal Year-to-date" with a January fiscal year), ``accounting_method`` ``Accrual`` or ``Cash``; the
         answer is ``{"Header", "Columns": {"Column"}, "Rows": {"Row"}}`` with sections (``type: Section``,
         ``group``: Income, GrossProfit, Expenses, NetOperatingIncome, NetIncome) whose ``Summary.ColData``
-        holds the totals as strings, the shape python-quickbooks' ``reports`` fixtures and Intuit's sample
-        answers have. Accounts are not modelled: accrual income is the invoices dated in the period (their
-        ``TotalAmt``), cash income the payments received in it, expenses the bills (accrual only). A report
+        holds the totals as strings, as in the reference's sample answer. Accounts are not modelled: accrual
+        income is the invoices dated in the period (their ``TotalAmt``), cash income the payments received
+        in it, expenses the bills (accrual only). A report
         other than ProfitAndLoss, a malformed date or method, or a start after the end is a validation
         fault (the reference's fault shape; the wording is the sandbox's).
         """
@@ -976,9 +976,9 @@ class FakeQuickBooks:
 
     async def _invoice_pdf(self, request: Any) -> Any:
         """``GET /invoice/{id}/pdf``: the invoice rendered as ``application/pdf`` (Intuit's Accounting API
-        reference, "Invoice", "Get an invoice as PDF"; python-quickbooks ``quickbooks/mixins.py``
-        ``download_pdf`` asks the same path with ``Accept: application/pdf``). An unknown or deleted invoice
-        is Fault 610 "Object Not Found", as a read of it is."""
+        reference, "Invoice", "Get an invoice as PDF"; python-quickbooks ``quickbooks/client.py``
+        ``QuickBooks.download_pdf`` asks the same path with ``Accept: application/pdf, application/json``).
+        An unknown or deleted invoice is Fault 610 "Object Not Found", as a read of it is."""
         from starlette.responses import JSONResponse
         from starlette.responses import Response
 

@@ -2,7 +2,8 @@
 
 - **PDF**: ``GET /api.xro/2.0/Invoices/{InvoiceID}`` asked with ``Accept: application/pdf`` answers the
   invoice rendered as a PDF (developer.xero.com/documentation/api/accounting/invoices, "Retrieving an
-  invoice as a PDF"; xero-python's ``AccountingApi.get_invoice_as_pdf`` sends the same request).
+  invoice as a PDF"; xero-python's ``AccountingApi.get_invoice_as_pdf``, in
+  ``xero_python/accounting/api/accounting_api.py``, sends the same request).
 - **Online invoice**: ``GET /api.xro/2.0/Invoices/{InvoiceID}/OnlineInvoice`` answers
   ``{"OnlineInvoices": [{"OnlineInvoiceUrl": "https://in.xero.com/…"}]}`` (XeroAPI/Xero-OpenAPI
   ``xero_accounting.yaml``, ``getOnlineInvoice``; xero-python's ``OnlineInvoices`` model), the page
