@@ -161,13 +161,13 @@ class Remote:
         return target
 
     def _url(self, base: str, path: str) -> str:
-        if "://" in path:
-            if not path.startswith(base + "/"):
-                raise ValueError(
-                    f"{path!r} is not under this connection's base URL {base!r}: pass a path relative to it"
-                )
-            return path
-        return f"{base}/{path.lstrip('/')}"
+        """``path`` joined to ``base``; an absolute URL elsewhere, or a ``..`` segment (which would climb out
+        of the scope: another company's path with this company's token), is refused."""
+        url = path if "://" in path else f"{base}/{path.lstrip('/')}"
+        segments = url.split("?", 1)[0].split("#", 1)[0].split("/")
+        if not url.startswith(base + "/") or ".." in segments or "." in segments:
+            raise ValueError(f"{path!r} is not under this connection's base URL {base!r}: pass a path relative to it")
+        return url
 
     async def request(
         self,
@@ -188,6 +188,7 @@ class Remote:
         :raises ValueError: ``path`` is an absolute URL outside :attr:`base_url`.
         """
         what = f"{self.scope.provider} {method.upper()} {path.split('?')[0]}"
+        self._url(self.base_url, path)  # refused before any query or request
 
         async def send() -> httpx.Response:
             target = await self._ready()

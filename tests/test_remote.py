@@ -102,8 +102,10 @@ def test_paths_join_the_scopes_base_and_the_calls_params_win(world):
 
 
 def test_an_absolute_url_elsewhere_is_refused_before_any_request(world):
-    with world.hub.remote(SCOPE) as remote, pytest.raises(ValueError, match="not under this connection's base URL"):
-        remote.get("http://127.0.0.1:9/api/acme/notes")  # the token must never go to another host
+    with world.hub.remote(SCOPE) as remote:
+        for elsewhere in ("http://127.0.0.1:9/api/acme/notes", "../initech/notes", f"{remote.base_url}/../initech"):
+            with pytest.raises(ValueError, match="not under this connection's base URL"):
+                remote.get(elsewhere)  # the token must never go to another host, nor to another account
     assert sum(world.sandbox.requests.values()) == 0
 
 
