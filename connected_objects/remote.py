@@ -190,14 +190,12 @@ class Remote:
         what = f"{self.scope.provider} {method.upper()} {path.split('?')[0]}"
         self._url(self.base_url, path)  # refused before any query or request
 
-        async def send() -> httpx.Response:
-            target = await self._ready()
-            url = self._url(target.base_url.rstrip("/"), path)
+        async def send(target: PassthroughTarget) -> httpx.Response:
             wait = timeout if timeout is not None else target.timeout
             try:
                 response = await self.http.request(
                     method,
-                    url,
+                    self._url(target.base_url.rstrip("/"), path),
                     params={**target.params, **(params or {})},
                     headers={**target.headers, **(headers or {})},
                     auth=target.auth if target.auth is not None else httpx.USE_CLIENT_DEFAULT,
@@ -212,15 +210,20 @@ class Remote:
             (target.raise_for or _generic)(response, what)
             return response
 
+        # the connection is checked and its credentials made fresh before a slot is taken, so a refresh never
+        # holds one; fresh means good for 5 minutes more, longer than the holds a call waits out (`patience`),
+        # and a token that still ran out meanwhile is a 401, refreshed below
+        target = await self._ready()
         try:
-            return await through_gate(self.gate, send, patience=self.patience)
+            return await through_gate(self.gate, lambda: send(target), patience=self.patience)
         except RemoteError as exc:
             if exc.status != 401 or self.hub.extras(self.scope.provider).refresh_token is None:
                 raise
         # a token refused before its time (revoked, clock skew): expire it as a push would, refresh it once
-        # under the connection's row lock (the next _ready), and try once more
+        # under the connection's row lock, and try once more
         await asyncio.to_thread(self._expire)
-        return await through_gate(self.gate, send, patience=self.patience)
+        target = await self._ready()
+        return await through_gate(self.gate, lambda: send(target), patience=self.patience)
 
     def _expire(self) -> None:
         with self.hub.session_factory() as session:
