@@ -93,6 +93,7 @@ if TYPE_CHECKING:
     from .push.export import ExportReport
     from .receive.adopt import AdoptReport
     from .receive.reconcile import ReconcileReport
+    from .remote import RemoteSession
     from .scope import Scope
     from .store.identity import LocalId
     from .worker import Worker
@@ -335,6 +336,15 @@ class Hub:
         if self.transport is not None:
             kwargs["transport"] = self.transport
         return httpx.AsyncClient(**kwargs)
+
+    def remote(self, scope: Scope) -> RemoteSession:
+        """Raw calls to any endpoint of ``scope``'s provider, with the connection's credentials, limits and
+        errors managed: ``async with hub.remote(scope) as remote`` (or ``with`` from synchronous code), then
+        ``remote.get("reports/ProfitAndLoss")``. See :mod:`connected_objects.remote`.
+        """
+        from .remote import RemoteSession
+
+        return RemoteSession(self, scope)
 
     def worker(self, **options: Any) -> Worker:
         """A :class:`~connected_objects.worker.Worker` for this hub (options as in its constructor).

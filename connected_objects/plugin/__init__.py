@@ -7,7 +7,7 @@ plugin needs one line of imports and no knowledge of the core's layout:
 - the contract: :class:`Provider`, :class:`RemoteClient` and the optional
   extras (:class:`BatchClient`, :class:`ReferenceFolder`,
   :class:`EventDecoder`, :class:`WebhookProvider`, :class:`TokenRefresher`,
-  :class:`CredentialsDeclarer`),
+  :class:`CredentialsDeclarer`, :class:`PassthroughProvider` with its :class:`PassthroughTarget`),
   the values they exchange (:class:`RemoteRecord`, :class:`Page`,
   :class:`Limits`, :class:`BatchOperation`, :class:`Scope`) and the
   :class:`ProviderContext` its routes get;
@@ -131,6 +131,9 @@ from .provider import Extras
 from .provider import GrantedAccount
 from .provider import Limits
 from .provider import Page
+from .provider import Passthrough
+from .provider import PassthroughProvider
+from .provider import PassthroughTarget
 from .provider import Provider
 from .provider import ProviderContext
 from .provider import ReferenceFolder
@@ -174,6 +177,9 @@ __all__ = [
     "OAuth2Provider",
     "Option",
     "Page",
+    "Passthrough",
+    "PassthroughProvider",
+    "PassthroughTarget",
     "PermanentError",
     "Provider",
     "ProviderBase",

@@ -52,6 +52,10 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
   ``granted_accounts(...)`` and ``revoke(...)``, for providers whose users
   connect an account through the OAuth 2.0 authorization-code flow
   (:mod:`connected_objects.oauth.flow`).
+- :class:`PassthroughProvider`: ``passthrough(scope, credentials)``, where and
+  how a raw call to any endpoint of one scope goes (a :class:`PassthroughTarget`:
+  its base URL, headers, auth and error reading), for ``Hub.remote(scope)``
+  (:mod:`connected_objects.remote`).
 
 A provider may also declare its entities as data, an
 :class:`~connected_objects.plugin.entities.EntityCatalog` in ``entity_catalog``
@@ -117,6 +121,9 @@ __all__ = [
     "GrantedAccount",
     "Limits",
     "Page",
+    "Passthrough",
+    "PassthroughProvider",
+    "PassthroughTarget",
     "Provider",
     "ProviderContext",
     "ReferenceFolder",
@@ -497,6 +504,71 @@ class EntityDeclarations(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class PassthroughTarget:
+    """Where one scope's raw calls go and how they are authenticated (for ``Hub.remote(scope)``).
+
+    :param base_url: the root every relative path is joined to (QuickBooks ``…/v3/company/{realm}``,
+        Xero ``…/api.xro/2.0``, a Connec! group's collection root).
+    :param headers: sent with every call (the bearer token, Xero's ``xero-tenant-id``); a call's own
+        headers win. Never shown in ``repr``.
+    :param auth: an ``httpx.Auth`` sent with every call (Connec!'s HTTP Basic); never shown.
+    :param params: query parameters sent with every call (QuickBooks' ``minorversion``); a call's own win.
+    :param raise_for: ``raise_for(response, what)`` raises the provider's own error for a failed answer
+        (its message, code and ``Retry-After`` read as its clients read them); None: the generic
+        :func:`~connected_objects.util.http.raise_for_response`.
+    :param timeout: seconds per call (None: the hub's).
+
+    >>> target = PassthroughTarget("https://api.example.test/v1", headers={"Authorization": "Bearer at-1"})
+    >>> "at-1" in repr(target), target.base_url
+    (False, 'https://api.example.test/v1')
+    """
+
+    base_url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    auth: httpx.Auth | None = field(default=None, repr=False)
+    params: Mapping[str, str] = field(default_factory=dict)
+    raise_for: Callable[[httpx.Response, str], None] | None = field(default=None, repr=False)
+    timeout: float | None = None
+
+
+class Passthrough(Protocol):
+    """A client bound to one connection, as ``Hub.remote(scope)`` gives it
+    (:class:`connected_objects.remote.Remote`), seen by a provider's helpers (an invoice's PDF):
+    paths relative to the scope's base URL; the successful answer, or a
+    :class:`~connected_objects.exceptions.RemoteError`."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Any = None,
+        timeout: float | None = None,
+    ) -> httpx.Response: ...
+
+    async def foreign_id(self, record: object, entity: str) -> str:
+        """``record``'s remote id: a foreign id as given, or a local row's, read from the identity map."""
+        ...
+
+
+@runtime_checkable
+class PassthroughProvider(Protocol):
+    """A provider whose endpoints can be called raw through ``Hub.remote(scope)`` (reports, PDFs, attachments)."""
+
+    def passthrough(self, scope: Scope, credentials: Mapping[str, Any]) -> PassthroughTarget:
+        """Where ``scope``'s calls go and how they are authenticated, with these (fresh) ``credentials``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Extras:
     """The optional parts one provider implements, as bound methods (None where absent)."""
 
@@ -511,12 +583,16 @@ class Extras:
     ) = None
     #: The provider itself when it connects accounts through OAuth (:class:`AccountConnector`).
     connector: AccountConnector | None = None
+    #: Where and how a scope's raw calls go (:class:`PassthroughProvider`), for ``Hub.remote(scope)``.
+    passthrough: Callable[[Scope, Mapping[str, Any]], PassthroughTarget] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         """The extras present, in declaration order."""
         return tuple(
-            n for n in ("fold_reference", "decode_event", "routes", "refresh_token", "connector") if getattr(self, n)
+            n
+            for n in ("fold_reference", "decode_event", "routes", "refresh_token", "connector", "passthrough")
+            if getattr(self, n)
         )
 
 
@@ -528,4 +604,5 @@ def extras_of(provider: object) -> Extras:
         routes=provider.routes if isinstance(provider, WebhookProvider) else None,
         refresh_token=provider.refresh_token if isinstance(provider, TokenRefresher) else None,
         connector=provider if isinstance(provider, AccountConnector) else None,
+        passthrough=provider.passthrough if isinstance(provider, PassthroughProvider) else None,
     )

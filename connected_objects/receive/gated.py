@@ -49,7 +49,7 @@ from ..scope import Scope
 if TYPE_CHECKING:
     from ..context import SyncContext
 
-__all__ = ["GatedReads", "Reader", "gated_reads"]
+__all__ = ["GatedReads", "Reader", "gated_reads", "through_gate"]
 
 T = TypeVar("T")
 
@@ -78,17 +78,38 @@ class GatedReads:
         return await self._gated(lambda: self.client.fetch(entity, foreign_ids))
 
     async def _gated(self, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(1, ATTEMPTS + 1):
-            async with self.gate.slot() as open_:
-                if open_:
-                    try:
-                        return await call()
-                    except RetryableError as exc:
-                        if exc.retry_after is None or attempt == ATTEMPTS:
-                            raise
-                        self.gate.hold(exc.retry_after, str(exc))
-            await asyncio.sleep(max(self.gate.wait(), 0.01))
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await through_gate(self.gate, call)
+
+
+async def through_gate(
+    gate: ScopeGate, call: Callable[[], Awaitable[T]], *, attempts: int = ATTEMPTS, patience: float | None = None
+) -> T:
+    """``call()`` in a slot of ``gate``; a rate-limit answer (a :class:`RetryableError` with a ``retry_after``)
+    holds the scope for every caller sharing the gate's store, waits it out and tries again, ``attempts``
+    times at most (then the last error is raised). Any other error is raised at once.
+
+    ``patience``: the longest hold worth waiting for (None: any); a longer one (a spent day quota) is
+    raised at once as a :class:`RetryableError` carrying the seconds left in ``retry_after``."""
+    for attempt in range(1, attempts + 1):
+        async with gate.slot() as open_:
+            if open_:
+                try:
+                    return await call()
+                except RetryableError as exc:
+                    if exc.retry_after is None:
+                        raise
+                    gate.hold(exc.retry_after, str(exc))
+                    if attempt == attempts or (patience is not None and exc.retry_after > patience):
+                        raise
+        left = gate.wait()
+        if patience is not None and left > patience:
+            raise RetryableError(
+                f"{gate.key} is held for {left:.0f} s more ({gate.reason or 'rate limit'}); try again later",
+                status=429,
+                retry_after=left,
+            )
+        await asyncio.sleep(max(left, 0.01))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextlib.asynccontextmanager

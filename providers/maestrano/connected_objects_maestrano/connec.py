@@ -56,7 +56,7 @@ from .entities import ENTITIES
 from .entities import LINKED_INVOICE
 from .marketplaces import Marketplace
 
-__all__ = ["BATCH_SIZE", "PAGE_SIZE", "ConnecClient", "connec_id", "fold", "record_from_connec"]
+__all__ = ["BATCH_SIZE", "PAGE_SIZE", "ConnecClient", "connec_id", "fold", "group_root", "record_from_connec"]
 
 #: Records per page of the change feed (``$top``). Connec! documents its default, 100 (the Maestrano wiki page
 #: "Working with records external IDs" answers ``"pagination": {"skip": 0, "top": 100, "total": 1}``), and no
@@ -66,6 +66,16 @@ __all__ = ["BATCH_SIZE", "PAGE_SIZE", "ConnecClient", "connec_id", "fold", "reco
 PAGE_SIZE = 100
 #: Operations per ``POST /batch`` call, the Connec! connectors' default (``request_per_batch_call``).
 BATCH_SIZE = 50
+
+
+def group_root(marketplace: Marketplace, group_id: str) -> str:
+    """The root of a group's collections at Connec!: ``{connec.host}{connec.base_path}/{group_id}``.
+
+    :raises PermanentError: the marketplace has no ``connec.host``.
+    """
+    if not marketplace.connec.host:
+        raise PermanentError(f"marketplace {marketplace.key!r} has no connec.host configured")
+    return f"{marketplace.connec.host.rstrip('/')}/{marketplace.connec.base_path.strip('/')}/{group_id}"
 
 
 def connec_id(value: Any) -> str:
@@ -176,15 +186,13 @@ class ConnecClient:
         app: str,
         catalog: EntityCatalog = ENTITIES,
     ) -> None:
-        if not marketplace.connec.host:
-            raise PermanentError(f"marketplace {marketplace.key!r} has no connec.host configured")
+        self.base = group_root(marketplace, group_id)
         self.http = http
         self.marketplace = marketplace
         self.group_id = group_id
         self.app = app
         self.catalog = catalog
-        self.host = marketplace.connec.host.rstrip("/")
-        self.base = f"{self.host}/{marketplace.connec.base_path.strip('/')}/{group_id}"
+        self.host = (marketplace.connec.host or "").rstrip("/")  # set: group_root refused a marketplace without
         self._auth = httpx.BasicAuth(marketplace.api.id, marketplace.api.key)
         self._headers = {"CONNEC-EXTERNAL-IDS": "true", "Accept": "application/json"}
 

@@ -70,6 +70,7 @@ from connected_objects.plugin import EntityCatalog
 from connected_objects.plugin import HTTPError
 from connected_objects.plugin import InboundEvent
 from connected_objects.plugin import Limits
+from connected_objects.plugin import PassthroughTarget
 from connected_objects.plugin import ProviderContext
 from connected_objects.plugin import RemoteClient
 from connected_objects.plugin import RemoteRecord
@@ -94,6 +95,7 @@ from connected_objects.plugin import unlink
 from .connec import BATCH_SIZE
 from .connec import ConnecClient
 from .connec import fold
+from .connec import group_root
 from .connec import record_from_connec
 from .entities import ENTITIES
 from .marketplaces import Marketplace
@@ -214,6 +216,18 @@ class MaestranoProvider:
         """A Connec! client for the scope's group, with the scope's marketplace credentials."""
         return ConnecClient(
             http, self.marketplaces.get(scope.marketplace), scope.account, app=self.app, catalog=self.entity_catalog
+        )
+
+    def passthrough(self, scope: Scope, credentials: Mapping[str, Any]) -> PassthroughTarget:
+        """Raw calls for ``hub.remote(scope)``: under the group's collection root at Connec!
+        (``{connec.host}{connec.base_path}/{group_id}``, so any collection, declared or not), with the
+        marketplace's HTTP Basic credentials (its ``api.id`` and ``api.key``, never shown)."""
+        marketplace = self.marketplaces.get(scope.marketplace)
+        return PassthroughTarget(
+            group_root(marketplace, scope.account),
+            headers={"Accept": "application/json"},
+            auth=httpx.BasicAuth(marketplace.api.id, marketplace.api.key),
+            timeout=marketplace.connec.timeout,
         )
 
     def decode_event(self, entity: str, payload: bytes) -> RemoteRecord:

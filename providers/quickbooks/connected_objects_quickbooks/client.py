@@ -87,6 +87,7 @@ __all__ = [
     "PAGE_SIZE",
     "QuickBooksClient",
     "fault_error",
+    "raise_for_qbo",
 ]
 
 MINOR_VERSION = 75
@@ -133,6 +134,20 @@ def fault_error(status: int, body: Any, what: str, *, wait: float | None = None)
     if number == 610 or status == 404:
         return PermanentError(text, status=404, code=code or None)
     return PermanentError(text, status=status, code=code or None)
+
+
+def raise_for_qbo(response: httpx.Response, what: str) -> None:
+    """Raise :func:`fault_error`'s error for a failed answer, or for a 200 that carries a fault (QBO answers
+    some faults with 200); a successful answer that is not JSON (a PDF) is left alone."""
+    status = response.status_code
+    if status < 400 and "json" not in response.headers.get("content-type", ""):
+        return
+    try:
+        body = loads(response.content) if response.content else {}
+    except ValueError:
+        body = None
+    if status >= 400 or _is_fault(body):
+        raise fault_error(status, body, what, wait=retry_after(response))
 
 
 def _either(value: Any, *keys: str) -> Any:

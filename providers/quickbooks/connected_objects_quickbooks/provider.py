@@ -37,6 +37,7 @@ from connected_objects.plugin import HTTPError
 from connected_objects.plugin import Limits
 from connected_objects.plugin import OAuth2
 from connected_objects.plugin import OAuth2Provider
+from connected_objects.plugin import PassthroughTarget
 from connected_objects.plugin import PermanentError
 from connected_objects.plugin import ProviderBase
 from connected_objects.plugin import ProviderContext
@@ -54,6 +55,7 @@ from connected_objects.plugin import signed
 from .client import BATCH_SIZE
 from .client import MINOR_VERSION
 from .client import QuickBooksClient
+from .client import raise_for_qbo
 from .entities import ENTITIES
 from .webhooks import parse
 
@@ -149,6 +151,24 @@ class QuickBooksProvider(ProviderBase, OAuth2Provider, ThinEvents):
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> QuickBooksClient:
         token, catalog = access_token(credentials), self.entity_catalog
         return QuickBooksClient(http, self.base_url, scope.account, token, timeout=self.timeout, catalog=catalog)
+
+    def passthrough(self, scope: Scope, credentials: Mapping[str, Any]) -> PassthroughTarget:
+        """Raw calls for ``hub.remote(scope)``: under ``{base_url}/v3/company/{realm}`` (reports, PDFs,
+        attachments, any entity), with the bearer token, ``minorversion`` and QBO's faults read as the client
+        reads them (:func:`~connected_objects_quickbooks.client.raise_for_qbo`).
+
+        >>> target = QuickBooksProvider(base_url="http://qbo.test").passthrough(
+        ...     Scope("quickbooks", "production", "9130"), {"access_token": "at-1"})
+        >>> target.base_url, dict(target.params)
+        ('http://qbo.test/v3/company/9130', {'minorversion': '75'})
+        """
+        return PassthroughTarget(
+            f"{self.base_url}/v3/company/{scope.account}",
+            headers={"Authorization": f"Bearer {access_token(credentials)}", "Accept": "application/json"},
+            params={"minorversion": str(MINOR_VERSION)},
+            raise_for=raise_for_qbo,
+            timeout=self.timeout,
+        )
 
     async def granted_accounts(
         self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]

@@ -284,6 +284,10 @@ class FakeQuickBooks:
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.creates = 0
         self.throttled = 0
+        #: the next requests to answer 429 (Fault 3001) whatever the counts, as a busy company would
+        self.throttle_next = 0
+        #: every report (``/reports/{name}``) and invoice PDF answered, in order (for assertions)
+        self.documents: list[str] = []
         #: every ``/query`` statement and ``/cdc`` ``changedSince`` received, in order (for assertions).
         self.queries: list[str] = []
         self.cdc_calls: list[str] = []
@@ -299,6 +303,7 @@ class FakeQuickBooks:
         self.app = Starlette(
             middleware=[Middleware(_InFlight, fake=self)],
             routes=[
+                *self._passthrough_routes(),
                 Route("/v3/company/{realm}/batch", self._batch, methods=["POST"]),
                 Route("/v3/company/{realm}/cdc", self._cdc, methods=["GET"]),
                 Route("/v3/company/{realm}/query", self._query, methods=["GET"]),
@@ -480,6 +485,10 @@ class FakeQuickBooks:
         return None
 
     def _throttle(self, realm: str, items: int, batch: bool) -> bool:
+        if self.throttle_next > 0:
+            self.throttle_next -= 1
+            self.throttled += 1
+            return True
         now = time.monotonic()
         calls = self._calls.setdefault(realm, deque())
         batches = self._batches.setdefault(realm, deque())
@@ -851,6 +860,141 @@ class FakeQuickBooks:
         if key[1]:
             self._replies[key] = (200, reply)
         return JSONResponse(reply)
+
+    # -- passthrough: reports and invoice PDFs (Hub.remote) ------------------------------------
+
+    def _passthrough_routes(self) -> list[Any]:
+        """Routes beyond the synced entities, matched before the generic ``/{entity}/{id}``."""
+        from starlette.routing import Route
+
+        return [
+            Route("/v3/company/{realm}/reports/{report}", self._report, methods=["GET"]),
+            Route("/v3/company/{realm}/invoice/{id}/pdf", self._invoice_pdf, methods=["GET"]),
+        ]
+
+    async def _report(self, request: Any) -> Any:
+        """``GET /reports/ProfitAndLoss``: income and expenses over a period, in QBO's report shape.
+
+        Parameters and answer as in Intuit's Accounting API reference, "ProfitAndLoss" (developer.intuit.com
+        /app/developer/qbo/docs/api/accounting/report-entities/profitandloss): ``start_date`` and ``end_date``
+        as YYYY-MM-DD (default: this calendar year to date, the reference's default ``date_macro`` "This
+        Fiscal Year-to-date" with a January fiscal year), ``accounting_method`` ``Accrual`` or ``Cash``; the
+        answer is ``{"Header", "Columns": {"Column"}, "Rows": {"Row"}}`` with sections (``type: Section``,
+        ``group``: Income, GrossProfit, Expenses, NetOperatingIncome, NetIncome) whose ``Summary.ColData``
+        holds the totals as strings, as in the reference's sample answer. Accounts are not modelled: accrual
+        income is the invoices dated in the period (their ``TotalAmt``), cash income the payments received
+        in it, expenses the bills (accrual only). A report
+        other than ProfitAndLoss, a malformed date or method, or a start after the end is a validation
+        fault (the reference's fault shape; the wording is the sandbox's).
+        """
+        from starlette.responses import JSONResponse
+
+        refused = await self._guarded(request)
+        if refused is not None:
+            return refused
+        realm, name = request.path_params["realm"], request.path_params["report"]
+        params = request.query_params
+        if name != "ProfitAndLoss":
+            status, body = _fault(400, "2010", "Request has invalid or unsupported property", detail=f"report {name}")
+            return JSONResponse(body, status_code=status)
+        today = self.clock().date()
+        try:
+            start = dt.date.fromisoformat(params.get("start_date") or today.replace(month=1, day=1).isoformat())
+            end = dt.date.fromisoformat(params.get("end_date") or today.isoformat())
+        except ValueError:
+            wrong = params.get("start_date") or params.get("end_date")
+            status, body = _fault(400, "2010", "Invalid date format", detail=f"Date {wrong} is not YYYY-MM-DD")
+            return JSONResponse(body, status_code=status)
+        method = params.get("accounting_method") or "Accrual"
+        if method not in ("Accrual", "Cash") or start > end:
+            detail = f"accounting_method {method}" if method not in ("Accrual", "Cash") else "start_date after end_date"
+            status, body = _fault(400, "2010", "Request has invalid or unsupported property", detail=detail)
+            return JSONResponse(body, status_code=status)
+        self.documents.append(f"report {name}")
+
+        def total(entity: str) -> Decimal:
+            found = Decimal(0)
+            for (g, e, _), record in self.records.items():
+                if g != realm or e != entity or record.get("status") == "Deleted":
+                    continue
+                # TxnDate defaults to the day it was made (Intuit's Invoice reference, "TxnDate")
+                made = str(record.get("TxnDate") or record["MetaData"].get("CreateTime", ""))[:10]
+                if made and start.isoformat() <= made <= end.isoformat():
+                    found += _money(record.get("TotalAmt"))
+            return found
+
+        income = total("Payment" if method == "Cash" else "Invoice")
+        expenses = total("Bill") if method == "Accrual" else Decimal(0)
+
+        def money(value: Decimal) -> str:
+            return f"{value:.2f}"
+
+        def section(
+            group: str, title: str | None, rows: list[tuple[str, Decimal]], summary: str, value: Decimal
+        ) -> dict[str, Any]:
+            row: dict[str, Any] = {"type": "Section", "group": group}
+            if title is not None:
+                row["Header"] = {"ColData": [{"value": title}, {"value": ""}]}
+                row["Rows"] = {
+                    "Row": [{"ColData": [{"value": n}, {"value": money(v)}], "type": "Data"} for n, v in rows if v]
+                }
+            row["Summary"] = {"ColData": [{"value": summary}, {"value": money(value)}]}
+            return row
+
+        empty = not income and not expenses
+        report = {
+            "Header": {
+                "Time": self.clock().isoformat(),
+                "ReportName": "ProfitAndLoss",
+                "ReportBasis": method,
+                "StartPeriod": start.isoformat(),
+                "EndPeriod": end.isoformat(),
+                "SummarizeColumnsBy": "Total",
+                "Currency": "USD",
+                "Option": [
+                    {"Name": "AccountingStandard", "Value": "GAAP"},
+                    {"Name": "NoReportData", "Value": "true" if empty else "false"},
+                ],
+            },
+            "Columns": {
+                "Column": [
+                    {"ColTitle": "", "ColType": "Account", "MetaData": [{"Name": "ColKey", "Value": "account"}]},
+                    {"ColTitle": "Total", "ColType": "Money", "MetaData": [{"Name": "ColKey", "Value": "total"}]},
+                ]
+            },
+            "Rows": {
+                "Row": [
+                    section("Income", "Income", [("Sales", income)], "Total Income", income),
+                    section("GrossProfit", None, [], "Gross Profit", income),
+                    section("Expenses", "Expenses", [("Expenses", expenses)], "Total Expenses", expenses),
+                    section("NetOperatingIncome", None, [], "Net Operating Income", income - expenses),
+                    section("NetIncome", None, [], "Net Income", income - expenses),
+                ]
+            },
+        }
+        return JSONResponse(report)
+
+    async def _invoice_pdf(self, request: Any) -> Any:
+        """``GET /invoice/{id}/pdf``: the invoice rendered as ``application/pdf`` (Intuit's Accounting API
+        reference, "Invoice", "Get an invoice as PDF"; python-quickbooks ``quickbooks/client.py``
+        ``QuickBooks.download_pdf`` asks the same path with ``Accept: application/pdf, application/json``).
+        An unknown or deleted invoice is Fault 610 "Object Not Found", as a read of it is."""
+        from starlette.responses import JSONResponse
+        from starlette.responses import Response
+
+        from connected_objects.testing.documents import pdf_document
+
+        refused = await self._guarded(request)
+        if refused is not None:
+            return refused
+        realm, rid = request.path_params["realm"], request.path_params["id"]
+        record = self.records.get((realm, "Invoice", rid))
+        if record is None or record.get("status") == "Deleted":
+            status, body = _fault(400, "610", "Object Not Found")
+            return JSONResponse(body, status_code=status)
+        self.documents.append(f"pdf Invoice {rid}")
+        lines = [f"Invoice {record.get('DocNumber') or rid}", f"Total {_money(record.get('TotalAmt')):.2f}"]
+        return Response(pdf_document(lines), media_type="application/pdf")
 
 
 def _money(value: Any) -> Decimal:

@@ -47,6 +47,7 @@ from connected_objects.plugin import GrantedAccount
 from connected_objects.plugin import Limits
 from connected_objects.plugin import OAuth2
 from connected_objects.plugin import OAuth2Provider
+from connected_objects.plugin import PassthroughTarget
 from connected_objects.plugin import PermanentError
 from connected_objects.plugin import ProviderBase
 from connected_objects.plugin import ProviderContext
@@ -67,10 +68,12 @@ from connected_objects.plugin import setting
 from connected_objects.plugin import signed
 from connected_objects.plugin import variable
 
+from .client import API_PATH
 from .client import BATCH_SIZE
 from .client import DEFAULT_BASE_URL
 from .client import XeroClient
 from .client import host_root
+from .client import raise_for_xero
 from .entities import ENTITIES
 from .webhooks import parse_events
 
@@ -176,6 +179,25 @@ class XeroProvider(ProviderBase, OAuth2Provider, ThinEvents):
         token, catalog = access_token(credentials), self.entity_catalog
         return XeroClient(http, scope.account, token, base_url=self.base_url, timeout=self.timeout, catalog=catalog)
 
+    def passthrough(self, scope: Scope, credentials: Mapping[str, Any]) -> PassthroughTarget:
+        """Raw calls for ``hub.remote(scope)``: under ``{base_url}/api.xro/2.0`` (Reports, PDFs, attachments,
+        any endpoint of the Accounting API) with the bearer token and the tenant's ``xero-tenant-id``, Xero's
+        errors read as the client reads them (its rate-limit problem, validation messages).
+
+        >>> target = XeroProvider(webhook_key="key", base_url="http://xero.test").passthrough(
+        ...     Scope("xero", "production", "tenant-1"), {"access_token": "at-1"})
+        >>> target.base_url, target.headers["xero-tenant-id"]
+        ('http://xero.test/api.xro/2.0', 'tenant-1')
+        """
+        headers = {
+            "Authorization": f"Bearer {access_token(credentials)}",
+            "xero-tenant-id": scope.account,
+            "Accept": "application/json",
+        }
+        return PassthroughTarget(
+            f"{self.base_url}{API_PATH}", headers=headers, raise_for=_raise_for_xero, timeout=self.timeout
+        )
+
     async def granted_accounts(
         self, http: httpx.AsyncClient, credentials: Mapping[str, Any], callback: Mapping[str, str]
     ) -> list[GrantedAccount]:
@@ -237,3 +259,7 @@ class XeroProvider(ProviderBase, OAuth2Provider, ThinEvents):
                 refused=Response.empty(401),
             )
         ]
+
+
+def _raise_for_xero(response: httpx.Response, what: str) -> None:
+    raise_for_xero(response, what=what)

@@ -309,10 +309,13 @@ class FakeXero:
         self.reads: list[tuple[str, str, float, float]] = []
         #: the most elements one write carried (Xero recommends 50 at most; a larger call is still taken)
         self.most_elements = 0
+        #: every report, invoice PDF and online invoice answered, in order (for assertions)
+        self.documents: list[str] = []
         self._last_ms = 0
         self._sequence = 0
         self.app = Starlette(
             routes=[
+                *self._passthrough_routes(),
                 Route(BASE_PATH + "/{entity}", self._collection, methods=["GET", "PUT", "POST"]),
                 Route(BASE_PATH + "/{entity}/{id}", self._item, methods=["GET", "POST", "DELETE"]),
                 Route(BASE_PATH + "/{entity}/{id}/{nested}", self._nested, methods=["PUT"]),
@@ -921,6 +924,157 @@ class FakeXero:
             return JSONResponse(answer[1], answer[0])
 
         return await self._handle(request, work)
+
+    # -- passthrough: reports, invoice PDFs and online invoices (Hub.remote) ------------------------
+
+    def _passthrough_routes(self) -> list[Route]:
+        """Routes beyond the synced entities, matched before the generic ones."""
+        return [
+            Route(BASE_PATH + "/Reports/{report}", self._report, methods=["GET"]),
+            Route(BASE_PATH + "/{entity}/{id}/OnlineInvoice", self._online_invoice, methods=["GET"]),
+            Route(BASE_PATH + "/{entity}/{id}", self._item_or_pdf, methods=["GET"]),
+        ]
+
+    async def _guarded(self, request: Request, work: Callable[[str], Awaitable[Response]]) -> Response:
+        """``work(tenant)`` behind the token, the limits and the injected faults, as every API call is."""
+        tenant, refused = self._refuse(request)
+        if refused is not None or tenant is None:
+            return refused or Response(status_code=401)
+        limited = self._throttle(tenant)
+        if limited is not None:
+            return limited
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            return self._fault(fault.kind)
+        response = await work(tenant)
+        response.headers.update(self._remaining(tenant))
+        return response
+
+    async def _report(self, request: Request) -> Response:
+        """``GET /Reports/ProfitAndLoss``: income and expenses over a period, in Xero's report shape.
+
+        Parameters as in developer.xero.com/documentation/api/accounting/reports ("Profit and Loss"):
+        ``fromDate`` and ``toDate`` as YYYY-MM-DD (default: the month to date, as that page says). The
+        answer is ``{"Reports": [{"ReportID", "ReportName", "ReportType", "ReportTitles", "ReportDate",
+        "UpdatedDateUTC", "Fields", "Rows"}]}`` whose rows are ``Header``, ``Section`` (with ``Title`` and
+        ``Rows``), ``Row`` and ``SummaryRow``, each with ``Cells[].Value`` (xero-python
+        ``accounting/models/report_with_rows.py``, ``report_with_row.py``, ``report_rows.py``,
+        ``row_type.py``; XeroAPI/Xero-OpenAPI ``xero_accounting.yaml`` ``getReportProfitAndLoss``). Accounts
+        are not modelled: income is the sales invoices (``ACCREC``) authorised or paid and dated in the
+        period, expenses the bills (``ACCPAY``). Another report is 404 (this sandbox serves only this one);
+        a malformed date, or a start after the end, is a 400 ``ValidationException`` (the wording is the
+        sandbox's).
+        """
+
+        async def work(tenant: str) -> Response:
+            name, params = request.path_params["report"], request.query_params
+            if name != "ProfitAndLoss":
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            today = dt.datetime.now(dt.timezone.utc).date()
+            try:
+                start = dt.date.fromisoformat(params.get("fromDate") or today.replace(day=1).isoformat())
+                end = dt.date.fromisoformat(params.get("toDate") or today.isoformat())
+            except ValueError:
+                problem = f"fromDate and toDate are dates as YYYY-MM-DD, not {params.get('fromDate')!r}"
+                return JSONResponse(self._refusal(problem), 400)
+            if start > end:
+                return JSONResponse(self._refusal("fromDate must not be after toDate"), 400)
+            self.documents.append(f"report {name}")
+
+            def total(kind: str) -> Decimal:
+                found = Decimal(0)
+                for (t, e, _), record in self.records.items():
+                    if t != tenant or e != "Invoices" or record.get("Type") != kind:
+                        continue
+                    if record.get("Status") not in ("AUTHORISED", "PAID"):
+                        continue
+                    when = parse_xero_date(record.get("Date"))
+                    if when is None or start <= when.date() <= end:
+                        found += _money(record.get("Total"))
+                return found
+
+            income, expenses = total("ACCREC"), total("ACCPAY")
+
+            def row(label: str, value: Decimal, kind: str = "Row") -> dict[str, Any]:
+                return {"RowType": kind, "Cells": [{"Value": label}, {"Value": f"{value:.2f}"}]}
+
+            period = f"{start.day} {start:%B %Y} to {end.day} {end:%B %Y}"
+            rows = [
+                {"RowType": "Header", "Cells": [{"Value": ""}, {"Value": f"{end.day} {end:%b %y}"}]},
+                {"RowType": "Section", "Title": "Income", "Rows": [row("Sales", income), row("Total Income", income,
+                                                                                              "SummaryRow")]},
+                {"RowType": "Section", "Title": "", "Rows": [row("Gross Profit", income)]},
+                {"RowType": "Section", "Title": "Less Operating Expenses",
+                 "Rows": [row("General Expenses", expenses), row("Total Operating Expenses", expenses, "SummaryRow")]},
+                {"RowType": "Section", "Title": "", "Rows": [row("Net Profit", income - expenses)]},
+            ]  # fmt: skip
+            report = {
+                "ReportID": "ProfitAndLoss",
+                "ReportName": "Profit and Loss",
+                "ReportType": "ProfitAndLoss",
+                "ReportTitles": ["Profit & Loss", f"Organisation {tenant}", period],
+                "ReportDate": f"{today.day} {today:%B %Y}",
+                "UpdatedDateUTC": self._tick(),
+                "Fields": [],
+                "Rows": rows,
+            }
+            return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", "Reports": [report]})
+
+        return await self._guarded(request, work)
+
+    @staticmethod
+    def _refusal(message: str) -> dict[str, Any]:
+        """A 400 ``ValidationException`` about the request itself (no element): ``Message`` says what is wrong."""
+        return {"ErrorNumber": 10, "Type": "ValidationException", "Message": message, "Elements": []}
+
+    async def _item_or_pdf(self, request: Request) -> Response:
+        """``GET /Invoices/{id}`` with ``Accept: application/pdf``: the invoice rendered as a PDF
+        (developer.xero.com/documentation/api/accounting/invoices, "Retrieving an invoice as a PDF";
+        xero-python ``AccountingApi.get_invoice_as_pdf`` sends that ``Accept``); an unknown invoice is 404.
+        Any other GET by id is the ordinary read."""
+        wanted = request.headers.get("accept", "")
+        if request.path_params["entity"] != "Invoices" or "application/pdf" not in wanted:
+            return await self._item(request)
+
+        async def work(tenant: str) -> Response:
+            from connected_objects.testing.documents import pdf_document
+
+            rid = request.path_params["id"]
+            record = self.records.get((tenant, "Invoices", rid))
+            if record is None:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            self.documents.append(f"pdf Invoices {rid}")
+            lines = [f"Invoice {record.get('InvoiceNumber') or rid}", f"Total {_money(record.get('Total')):.2f}"]
+            return Response(pdf_document(lines), media_type="application/pdf")
+
+        return await self._guarded(request, work)
+
+    async def _online_invoice(self, request: Request) -> Response:
+        """``GET /Invoices/{id}/OnlineInvoice``: ``{"OnlineInvoices": [{"OnlineInvoiceUrl": …}]}``
+        (xero_accounting.yaml ``getOnlineInvoice`` and its example answer; xero-python ``OnlineInvoices``).
+        Xero makes no online invoice for a draft or deleted invoice, nor for a bill (it is the page a
+        customer pays a sales invoice on; docs.workato.com "Xero - Get online invoice URL": "You cannot
+        generate online invoice URLs for deleted or draft invoices"): a 400 ``ValidationException`` (the
+        wording is the sandbox's). An unknown invoice is 404."""
+
+        async def work(tenant: str) -> Response:
+            rid = request.path_params["id"]
+            record = (
+                self.records.get((tenant, "Invoices", rid)) if request.path_params["entity"] == "Invoices" else None
+            )
+            if record is None:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            status = record.get("Status")
+            if record.get("Type") != "ACCREC" or status in ("DRAFT", "DELETED", "VOIDED"):
+                problem = f"An online invoice cannot be made for a {status} {record.get('Type')} invoice"
+                return JSONResponse(self._refusal(problem), 400)
+            self.documents.append(f"online Invoices {rid}")
+            url = f"https://in.xero.com/{uuid.uuid5(uuid.NAMESPACE_URL, f'{tenant}/{rid}').hex}"
+            return JSONResponse(
+                {"Id": str(uuid.uuid4()), "Status": "OK", "OnlineInvoices": [{"OnlineInvoiceUrl": url}]}
+            )
+
+        return await self._guarded(request, work)
 
 
 class FakeXeroIdentity(FakeAuthorizationServer):
