@@ -968,6 +968,9 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
     authorize_path = "/connect/oauth2"
     token_path = "/oauth2/v1/tokens/bearer"  # noqa: S105 - a path
     revoke_path = "/v2/oauth2/tokens/revoke"
+    #: Intuit's OpenID discovery document (intuit-oauth's ``DISCOVERY_URL``: developer.intuit.com
+    #: ``/.well-known/openid_configuration/``); ``AuthClient(environment=<its URL>)`` reads its endpoints from it.
+    discovery_path = "/.well-known/openid_configuration/"
 
     def __init__(
         self,
@@ -1002,6 +1005,7 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
         qbo.intuit = self
         self.on_issue = self._issued
         self.on_revoke = self._revoked
+        self._serve_discovery()
 
     def issue(self, grant: Grant | None = None, *, realm: str | None = None) -> dict[str, str]:
         """Credentials for one company, as a consent to it would give them: ``grant``'s, or without
@@ -1026,6 +1030,35 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
             self.qbo.tokens_of.get(realm, set()).difference_update(grant.access)
         for token in grant.access:
             self.qbo.realms_of.pop(token, None)
+
+
+    # -- the discovery document (for intuit-oauth) ------------------------------------------
+
+    def _serve_discovery(self) -> None:
+        from starlette.routing import Route
+
+        self.app.router.routes.append(Route(self.discovery_path, self._discovery, methods=["GET"]))
+
+    async def _discovery(self, request: Any) -> Any:
+        """The endpoints, as Intuit's discovery document names them (``issuer``, ``authorization_endpoint``,
+        ``token_endpoint``, ``userinfo_endpoint``, ``revocation_endpoint``, ``jwks_uri``: the keys intuit-oauth's
+        ``AuthClient`` reads, intuitlib/client.py), here under the address the request came to."""
+        from starlette.responses import JSONResponse
+
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "issuer": base + "/op/v1",
+                "authorization_endpoint": base + self.authorize_path,
+                "token_endpoint": base + self.token_path,
+                "userinfo_endpoint": base + "/v1/openid_connect/userinfo",
+                "revocation_endpoint": base + self.revoke_path,
+                "jwks_uri": base + "/op/v1/jwks",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            }
+        )
 
 
 @dataclass(frozen=True)
