@@ -1125,7 +1125,6 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
         for token in grant.access:
             self.qbo.realms_of.pop(token, None)
 
-
     # -- the discovery document (for intuit-oauth) ------------------------------------------
 
     def _serve_discovery(self) -> None:

@@ -98,7 +98,9 @@ def test_python_quickbooks_and_intuit_oauth_drive_the_sandbox(company) -> None:
     qbo, intuit, api, identity = company
     first = intuit.issue()
     check = Checks()
-    connected = check("discovery, then a refresh on start", lambda: _connect(intuit, api, identity, first["refresh_token"]))
+    connected = check(
+        "discovery, then a refresh on start", lambda: _connect(intuit, api, identity, first["refresh_token"])
+    )
     assert connected is not None, check.report()
     auth, qb = connected
 
@@ -188,7 +190,9 @@ def test_python_quickbooks_and_intuit_oauth_drive_the_sandbox(company) -> None:
         assert [i.Id for i in found] == [invoice.Id]
 
     check("STARTPOSITION and MAXRESULTS", paged)
-    check("an unknown Id is ObjectNotFound (610)", lambda: _raises(ObjectNotFoundException, Customer.get, "9999", qb=qb))
+    check(
+        "an unknown Id is ObjectNotFound (610)", lambda: _raises(ObjectNotFoundException, Customer.get, "9999", qb=qb)
+    )
 
     # -- change data capture ----------------------------------------------------------------
     def cdc() -> None:
