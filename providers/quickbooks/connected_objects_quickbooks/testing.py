@@ -4,7 +4,8 @@
 the Accounting API the provider uses: ``/v3/company/{realm}/{path}`` for every
 entity its catalog declares (:data:`~connected_objects_quickbooks.entities.ENTITIES`
 unless given one: create, sparse update with ``SyncToken``,
-``operation=delete`` for transactions; name lists are made inactive; read-only
+``operation=delete`` for transactions, ``operation=void`` for an invoice and
+``include=void`` for a payment; name lists are made inactive; read-only
 entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
 ``/batch``. Each rule cites its public source where it is modelled; in short:
 
@@ -22,9 +23,12 @@ entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
   invoice's ``Line``; an unknown ``CustomerRef`` is 2500);
 - ``/cdc`` answers the last 30 days only (an older ``changedSince`` is a 400
   fault), at most :data:`CDC_MAX` objects, inactive and deleted ones included;
-- ``/query`` parses ``SELECT * FROM E [WHERE …] [ORDERBY …] [STARTPOSITION n]
-  [MAXRESULTS m]`` (``MetaData.LastUpdatedTime`` comparisons, ``Active``,
-  ``Id``; anything else is Fault 4000) and leaves inactive customers and items
+- ``/query`` takes the statement as ``GET ?query=`` or as a ``POST`` body
+  (``application/text``, as python-quickbooks and Intuit's SDKs send it) and
+  parses ``SELECT * | *, f… | COUNT(*) FROM E [WHERE …] [ORDERBY …]
+  [STARTPOSITION n] [MAXRESULTS m]`` (``MetaData`` time comparisons; ``=``,
+  ``IN`` and ``LIKE`` on any field, quotes escaped ``\\'``; ``COUNT(*)``
+  answers ``totalCount``; anything else is Fault 4000) and leaves inactive customers and items
   out unless the query asks for them (``Active IN (true,false)``); ``MAXRESULTS``
   is 100 when not given and at most 1,000, more (or 0) is Fault 4001 as QBO
   words it;

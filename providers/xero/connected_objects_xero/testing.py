@@ -21,8 +21,15 @@ behind a bearer token. It behaves like Xero where a client can get it wrong:
   once ``AUTHORISED``, for no more than its remaining credit and the invoice's
   amount due;
 
-- bodies and answers are wrapped (``{"Contacts": [...]}``), dates are
-  ``/Date(ms+0000)/``, ``UpdatedDateUTC`` moves forward on every write;
+- bodies and answers are wrapped (``{"Contacts": [...]}``; ``POST /Payments``
+  also takes one bare payment), dates are ``/Date(ms+0000)/`` whatever form
+  they were sent in, ``UpdatedDateUTC`` moves forward on every write; every
+  line item has its ``LineItemID`` and ``LineAmount``; unit amounts are kept
+  and answered to two decimals unless the request asks ``unitdp=4``;
+- lists honour ``where`` (``Name=="Ada"``, ``AND``/``OR``, ``Guid(…)``,
+  ``DateTime(…)``, ``.StartsWith``/``.Contains``; one it cannot read is a 400
+  ``QueryParseException``) and ``order`` on any field; ``/connections``
+  answers whatever the case of its path (xero-python asks ``/Connections``);
 - no DELETE but for items: contacts are archived, invoices deleted (draft,
   submitted) or voided (authorised); archived contacts and deleted invoices are
   left out of lists unless asked for (``includeArchived=true``, ``Statuses=…``).
