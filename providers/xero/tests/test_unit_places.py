@@ -98,6 +98,7 @@ def tenant(sqlite_engine):
         providers=[XeroProvider(webhook_key="key")],
         vault=vault,
         transport=httpx.ASGITransport(xero.app),
+        defer_delay=0.05,  # the invoice waits for its contact's create: not long, in a test
     )
     hub.install()
     with hub.session_factory.begin() as s:
