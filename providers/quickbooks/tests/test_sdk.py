@@ -29,6 +29,7 @@ intuitlib = pytest.importorskip("intuitlib")
 from intuitlib.client import AuthClient  # noqa: E402
 from quickbooks import QuickBooks  # noqa: E402
 from quickbooks.batch import batch_create  # noqa: E402
+from quickbooks.batch import batch_update  # noqa: E402
 from quickbooks.cdc import change_data_capture  # noqa: E402
 from quickbooks.exceptions import ObjectNotFoundException  # noqa: E402
 from quickbooks.objects.customer import Customer  # noqa: E402
@@ -36,6 +37,8 @@ from quickbooks.objects.detailline import SalesItemLine  # noqa: E402
 from quickbooks.objects.detailline import SalesItemLineDetail  # noqa: E402
 from quickbooks.objects.invoice import Invoice  # noqa: E402
 from quickbooks.objects.item import Item  # noqa: E402
+from quickbooks.objects.payment import Payment  # noqa: E402
+from quickbooks.objects.payment import PaymentLine  # noqa: E402
 
 REALM = "9130357"
 CLIENT_ID, CLIENT_SECRET = "sdk-client", "sdk-secret"
@@ -214,6 +217,39 @@ def test_python_quickbooks_and_intuit_oauth_drive_the_sandbox(company) -> None:
 
     check("a batch of two creates, one refused", batch)
 
+    def like_and_refs() -> None:
+        assert [c.Id for c in Customer.where("DisplayName LIKE 'O%'", qb=qb)] == [ada.Id]
+        assert [i.Id for i in Invoice.filter(CustomerRef=ada.Id, qb=qb)] == [invoice.Id]
+
+    check("LIKE, and a reference compared by its value", like_and_refs)
+
+    def stale_in_batch() -> None:
+        stale = Customer.get(ada.Id, qb=qb)
+        stale.SyncToken = "0"  # edited since: Stale Object Error (5010) for this element alone
+        result = batch_update([stale], qb=qb)
+        assert (result.successes, [f.Error[0].code for f in result.faults]) == ([], ["5010"])
+
+    check("a stale SyncToken in a batch update is Fault 5010", stale_in_batch)
+
+    # -- a payment, voided ----------------------------------------------------------------------
+    def pay_and_void() -> None:
+        second = Invoice()
+        second.CustomerRef = ada.to_ref()
+        second.Line = [_line(item, 40.0)]
+        second = second.save(qb=qb)
+        line = PaymentLine()
+        line.Amount = 40.0
+        line.LinkedTxn = [second.to_linked_txn()]
+        payment = Payment()
+        payment.CustomerRef, payment.TotalAmt, payment.Line = ada.to_ref(), 40.0, [line]
+        payment = payment.save(qb=qb)
+        assert float(Invoice.get(second.Id, qb=qb).Balance) == 0
+        payment.void(qb=qb)  # ?operation=update&include=void, sparse
+        assert float(Invoice.get(second.Id, qb=qb).Balance) == 40
+        assert float(Payment.get(payment.Id, qb=qb).TotalAmt) == 0
+
+    check("pay an invoice, then void the payment (include=void)", pay_and_void)
+
     # -- delete and void ----------------------------------------------------------------------
     def void_invoice() -> None:
         answer = invoice.void(qb=qb)
@@ -250,12 +286,13 @@ def test_python_quickbooks_and_intuit_oauth_drive_the_sandbox(company) -> None:
         again = QuickBooks(auth_client=auth, refresh_token=auth.refresh_token, company_id=REALM, minorversion=75)
         again.api_url_v3 = api + "/v3"
         assert Customer.count("Active IN (true, false)", qb=again) == 2
+        assert auth.refresh_token == first["refresh_token"]  # within its first day Intuit answers the same one
 
     check("refresh the tokens after the hour", refresh)
     check("revoke", lambda: _equal(auth.revoke(), True))
 
     assert not check.failed, check.report()
-    assert len(check.run) == 22, check.run
+    assert len(check.run) == 25, check.run
 
 
 def _account_ref() -> Any:

@@ -27,8 +27,12 @@ from connected_objects.testing.sandbox import serve
 xero_python = pytest.importorskip("xero_python")
 
 from xero_python.accounting import AccountingApi  # noqa: E402
+from xero_python.accounting import Allocation  # noqa: E402
+from xero_python.accounting import Allocations  # noqa: E402
 from xero_python.accounting import Contact  # noqa: E402
 from xero_python.accounting import Contacts  # noqa: E402
+from xero_python.accounting import CreditNote  # noqa: E402
+from xero_python.accounting import CreditNotes  # noqa: E402
 from xero_python.accounting import Invoice  # noqa: E402
 from xero_python.accounting import Invoices  # noqa: E402
 from xero_python.accounting import Item  # noqa: E402
@@ -218,6 +222,28 @@ def test_xero_python_drives_the_sandbox(organisation) -> None:
 
     check("approve it, its line kept by LineItemID", approve)
 
+    def upsert_batch() -> str:
+        good = Invoice(type="ACCREC", contact=Contact(contact_id=ada), line_items=[_line("Bolts", "0.3333", 3)])
+        orphan = Invoice(type="ACCREC", line_items=[_line("Nuts", "1", 1)])  # no contact: refused alone
+        answered = accounting.update_or_create_invoices(
+            TENANT, Invoices(invoices=[good, orphan]), summarize_errors=False, unitdp=4
+        ).invoices
+        assert answered[0].invoice_id and not answered[0].has_errors and answered[0].total == Decimal("1.00")
+        assert answered[1].has_errors and answered[1].validation_errors[0].message
+        return str(answered[0].invoice_id)
+
+    small_id = check("POST /Invoices: one made, one refused (summarizeErrors=false)", upsert_batch)
+
+    def by_contact() -> None:
+        found = accounting.get_invoices(
+            TENANT, where=f'Contact.ContactID==Guid("{ada}") AND Total>=100', statuses=["DRAFT", "AUTHORISED"]
+        ).invoices
+        assert [str(i.invoice_id) for i in found] == [invoice_id]
+        page = accounting.get_invoices(TENANT, page=1, page_size=2, order="UpdatedDateUTC DESC")
+        assert len(page.invoices) == 2 and page.pagination.item_count == 3
+
+    check("invoices by Contact.ContactID==Guid(…) and Total, paged", by_contact)
+
     # -- a single payment, then deleted ------------------------------------------------------------
     def pay() -> str:
         payment = Payment(
@@ -249,6 +275,28 @@ def test_xero_python_drives_the_sandbox(organisation) -> None:
 
     check("void the invoice", void)
 
+    def credit_note() -> None:
+        note = CreditNote(
+            type="ACCRECCREDIT",
+            contact=Contact(contact_id=ada),
+            date=dt.date(2026, 12, 3),
+            status="AUTHORISED",
+            line_items=[_line("Refund", "2.0001", 5)],
+        )
+        approved = Invoices(invoices=[Invoice(invoice_id=small_id, status="AUTHORISED")])
+        accounting.update_invoice(TENANT, small_id, approved, unitdp=4)
+        [made] = accounting.create_credit_notes(TENANT, CreditNotes(credit_notes=[note]), unitdp=4).credit_notes
+        assert made.line_items[0].unit_amount == Decimal("2.0001") and made.total == Decimal("10.00")
+        allocation = Allocation(invoice=Invoice(invoice_id=small_id), amount=Decimal("0.40"), date=dt.date(2026, 12, 3))
+        done = accounting.create_credit_note_allocation(
+            TENANT, made.credit_note_id, Allocations(allocations=[allocation])
+        ).allocations
+        assert done[0].amount == Decimal("0.40")
+        [after] = accounting.get_invoice(TENANT, small_id).invoices
+        assert (after.amount_credited, after.amount_due) == (Decimal("0.40"), Decimal("0.60"))
+
+    check("a credit note at four decimals, allocated to the invoice", credit_note)
+
     def item() -> None:
         [made] = accounting.create_items(TENANT, Items(items=[Item(code="W-1", name="Widget")])).items
         accounting.delete_item(TENANT, made.item_id)
@@ -274,7 +322,11 @@ def test_xero_python_drives_the_sandbox(organisation) -> None:
     check("revoke", revoke)
 
     assert not check.failed, check.report()
-    assert len(check.run) == 18, check.run
+    assert len(check.run) == 21, check.run
+
+
+def _line(description: str, unit: str, quantity: int) -> LineItem:
+    return LineItem(description=description, quantity=quantity, unit_amount=Decimal(unit), account_code="200")
 
 
 def _account(code: str) -> Any:
