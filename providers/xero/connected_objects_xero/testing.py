@@ -944,6 +944,9 @@ class FakeXero:
             entries = body.get(nested) if isinstance(body, dict) else None
             if not isinstance(entries, list) or not entries:
                 return JSONResponse({"Message": f'Expected {{"{nested}": [...]}}'}, 400)
+            for entry in entries:  # answered, and kept on the note, with Xero's /Date(…)/ dates
+                if isinstance(entry, dict):
+                    _ms_dates(entry)
             refused = self._allocate(tenant, note, entries)
             answer: tuple[int, Any] = (
                 (400, self._validation(refused)) if refused else (200, {"Status": "OK", nested: entries})

@@ -294,6 +294,9 @@ def test_xero_python_drives_the_sandbox(organisation) -> None:
         assert done[0].amount == Decimal("0.40")
         [after] = accounting.get_invoice(TENANT, small_id).invoices
         assert (after.amount_credited, after.amount_due) == (Decimal("0.40"), Decimal("0.60"))
+        [again] = accounting.get_credit_note(TENANT, made.credit_note_id, unitdp=4).credit_notes
+        assert [(a.amount, a.date) for a in again.allocations] == [(Decimal("0.40"), dt.date(2026, 12, 3))]
+        assert again.remaining_credit == Decimal("9.60")
 
     check("a credit note at four decimals, allocated to the invoice", credit_note)
 
