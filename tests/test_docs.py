@@ -186,7 +186,9 @@ assert qbo_invoice["Line"] == [{"DetailType": "SalesItemLineDetail", "Amount": 1
 [contact_id] = sandboxes.xero.live(sandboxes.xero_scope.account, "Contacts")
 [xero_invoice] = sandboxes.xero.live(sandboxes.xero_scope.account, "Invoices").values()
 assert (xero_invoice["Type"], xero_invoice["Contact"]) == ("ACCREC", {"ContactID": contact_id})
-assert xero_invoice["LineItems"] == [{"Description": "INV-1", "Quantity": 1, "UnitAmount": 120.5, "AccountCode": "200"}]
+[xero_line] = xero_invoice["LineItems"]  # as sent, plus the LineItemID and LineAmount Xero adds
+assert xero_line.pop("LineItemID") and xero_line.pop("LineAmount") == 120.5
+assert xero_line == {"Description": "INV-1", "Quantity": 1, "UnitAmount": 120.5, "AccountCode": "200"}
 assert xero_invoice["Total"] == 120.5
 hub.uninstall()
 

@@ -129,3 +129,33 @@ def test_secrets_stay_out_of_errors(tokens):
         asyncio.run(refresh())
     text = f"{caught.value} {caught.value!r}"
     assert first["refresh_token"] not in text and first["access_token"] not in text
+
+
+def test_the_token_endpoint_takes_client_credentials_in_the_body_as_well_as_basic():
+    # RFC 6749 §2.3.1: HTTP Basic, or client_id and client_secret in the form body (xero-python sends the latter)
+    server = FakeAuthorizationServer("client", "s3cret")
+    server.scope_in_answer = True
+    first, second, third = server.issue(), server.issue(), server.issue()
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(server.app), base_url="http://auth") as http:
+            refresh = {"grant_type": "refresh_token", "scope": "offline_access accounting.transactions"}
+            body = {
+                **refresh,
+                "refresh_token": first["refresh_token"],
+                "client_id": "client",
+                "client_secret": "s3cret",
+            }
+            wrong = {**body, "refresh_token": second["refresh_token"], "client_secret": "guess"}
+            basic = {**refresh, "refresh_token": third["refresh_token"]}
+            return [
+                await http.post("/token", data=body),
+                await http.post("/token", data=wrong),
+                await http.post("/token", data=basic, auth=("client", "s3cret")),
+            ]
+
+    in_body, refused, with_basic = asyncio.run(go())
+    assert in_body.status_code == 200 and in_body.json()["scope"] == "offline_access accounting.transactions"
+    assert (refused.status_code, refused.json()) == (401, {"error": "invalid_client"})
+    assert with_basic.status_code == 200 and set(with_basic.json()) >= {"access_token", "refresh_token", "scope"}
+    assert server.refreshes == 2

@@ -8,8 +8,9 @@ Like the authorization servers of QuickBooks Online and Xero it has:
   redirects back with a single-use ``code`` and the ``state``, *Deny* with
   ``error=access_denied`` (RFC 6749 §4.1.2, §4.1.2.1). A bad client or
   ``redirect_uri`` is a 400 page and no redirect, as RFC 6749 §4.1.2.1 requires;
-- a **token endpoint** (``POST token``, form-encoded, HTTP Basic client
-  authentication) for ``authorization_code`` — the code once only (a replay is
+- a **token endpoint** (``POST token``, form-encoded; the client authenticates
+  with HTTP Basic or with ``client_id`` and ``client_secret`` in the body,
+  RFC 6749 §2.3.1) for ``authorization_code`` — the code once only (a replay is
   ``invalid_grant`` and revokes what the code gave, RFC 6749 §4.1.2), with the
   ``redirect_uri`` of the authorization request (RFC 6749 §4.1.3) and the PKCE
   verifier when a challenge was sent (RFC 7636 §4.6) — and ``refresh_token``,
@@ -108,6 +109,8 @@ class Grant:
     refresh: set[str] = field(default_factory=set)
     access: set[str] = field(default_factory=set)
     revoked: bool = False
+    #: the scopes consented to (the authorization request's ``scope``; empty for a bare grant)
+    scope: str = ""
     #: made by a bare :meth:`FakeAuthorizationServer.issue` (no consent): a refresh issues bare again
     bare: bool = False
 
@@ -146,6 +149,9 @@ class FakeAuthorizationServer:
     authorize_path = "/authorize"
     token_path = "/token"  # noqa: S105 - a path
     revoke_path = "/revoke"
+    #: whether a token answer states the scopes granted (RFC 6749 §5.1: "OPTIONAL, if identical to the scope
+    #: requested by the client; otherwise, REQUIRED"); a provider's fake sets it where its server does
+    scope_in_answer = False
 
     def __init__(
         self,
@@ -273,9 +279,17 @@ class FakeAuthorizationServer:
         self.grants[grant.id] = grant
         return grant
 
-    def _client_ok(self, header: str) -> bool:
-        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
-        return secrets.compare_digest(header, f"Basic {expected}")
+    def _client_ok(self, header: str, form: Mapping[str, str] | None = None) -> bool:
+        """The client authenticated by HTTP Basic or, without that header, by ``client_id`` and ``client_secret``
+        in the form body: RFC 6749 §2.3.1 allows both, and the SDKs use both (intuit-oauth sends Basic;
+        xero-python's ``TokenApi`` posts the pair in the body)."""
+        if header:
+            expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            return secrets.compare_digest(header.encode(), f"Basic {expected}".encode())
+        given = form or {}
+        return secrets.compare_digest(
+            given.get("client_id", "").encode(), self.client_id.encode()
+        ) & secrets.compare_digest(given.get("client_secret", "").encode(), self.client_secret.encode())
 
     async def _authorize(self, request: Any) -> Any:
         from starlette.responses import HTMLResponse
@@ -305,6 +319,7 @@ class FakeAuthorizationServer:
         if not chosen:
             chosen = list(self.accounts)[:1] if self.single else list(self.accounts)
         grant = self._grant(chosen[:1] if self.single else chosen)
+        grant.scope = params.get("scope", "")
         code = secrets.token_urlsafe(24)
         challenge = params.get("code_challenge") if self.pkce else None
         self._codes[code] = _Code(grant, redirect_uri, challenge, self.clock())
@@ -334,9 +349,9 @@ class FakeAuthorizationServer:
     async def _token(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
-        if not self._client_ok(request.headers.get("authorization", "")):
-            return JSONResponse({"error": "invalid_client"}, status_code=401)
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        if not self._client_ok(request.headers.get("authorization", ""), form):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
         if self.delay:
             await asyncio.sleep(self.delay)
         kind = form.get("grant_type")
@@ -356,12 +371,17 @@ class FakeAuthorizationServer:
         else:
             self.valid.discard(token)  # rotation: the old refresh token is spent
             fresh = self.issue() if grant is None else self.reissue(grant) if grant.bare else self.issue(grant)
-        return JSONResponse(self._answer(fresh))
+        return JSONResponse(self._answer(fresh, form.get("scope", "")))
 
-    def _answer(self, fresh: Mapping[str, str]) -> dict[str, Any]:
+    def _answer(self, fresh: Mapping[str, str], asked: str = "") -> dict[str, Any]:
         """The token endpoint's JSON for tokens just issued (RFC 6749 §5.1), with the refresh token's
-        remaining life in :attr:`refresh_expiry_field` where the server states it."""
+        remaining life in :attr:`refresh_expiry_field` where the server states it, and the scopes
+        granted (those of the consent, else those asked) where :attr:`scope_in_answer` says so."""
         body: dict[str, Any] = {**fresh, "token_type": "Bearer", "expires_in": self.expires_in}
+        grant = self._by_token.get(fresh["refresh_token"])
+        scope = (grant.scope if grant is not None else "") or asked
+        if self.scope_in_answer and scope:
+            body["scope"] = scope
         until = self.expires.get(fresh["refresh_token"])
         if self.refresh_expiry_field is not None and until is not None:
             body[self.refresh_expiry_field] = max(0, int((until - self.clock()).total_seconds()))
@@ -397,9 +417,10 @@ class FakeAuthorizationServer:
         from starlette.responses import JSONResponse
         from starlette.responses import Response
 
-        if not self._client_ok(request.headers.get("authorization", "")):
-            return JSONResponse({"error": "invalid_client"}, status_code=401)
         raw = (await request.body()).decode()
+        form = {} if self.revoke_json else {k: v[0] for k, v in parse_qs(raw).items()}
+        if not self._client_ok(request.headers.get("authorization", ""), form):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
         if self.revoke_json:
             try:
                 token = str(json.loads(raw).get("token", ""))

@@ -103,6 +103,7 @@ SLOW = (
     "providers/quickbooks/tests/test_quickbooks.py::test_rate_limits_hold_in_steady_state",
     "providers/xero/tests/test_declared_entity.py::test_the_engine_pushes_a_declared_entity_with_its_reference",
     "providers/xero/tests/test_mappings.py::test_contact_and_invoice_reach_xero_in_its_shapes_and_come_back",
+    "providers/xero/tests/test_unit_places.py::test_a_four_decimal_unit_amount_round_trips_exactly",
     "providers/xero/tests/test_xero.py::test_an_invoice_references_its_contact_by_contact_id",
     "providers/xero/tests/test_xero.py::test_limits_hold_in_steady_state_and_a_busy_tenant_does_not_hold_back_another",
     "tests/test_dispatch.py::test_faults_after_the_write_make_no_duplicates",

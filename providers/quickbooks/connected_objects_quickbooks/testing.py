@@ -4,7 +4,8 @@
 the Accounting API the provider uses: ``/v3/company/{realm}/{path}`` for every
 entity its catalog declares (:data:`~connected_objects_quickbooks.entities.ENTITIES`
 unless given one: create, sparse update with ``SyncToken``,
-``operation=delete`` for transactions; name lists are made inactive; read-only
+``operation=delete`` for transactions, ``operation=void`` for an invoice and
+``include=void`` for a payment; name lists are made inactive; read-only
 entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
 ``/batch``. Each rule cites its public source where it is modelled; in short:
 
@@ -22,9 +23,12 @@ entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
   invoice's ``Line``; an unknown ``CustomerRef`` is 2500);
 - ``/cdc`` answers the last 30 days only (an older ``changedSince`` is a 400
   fault), at most :data:`CDC_MAX` objects, inactive and deleted ones included;
-- ``/query`` parses ``SELECT * FROM E [WHERE …] [ORDERBY …] [STARTPOSITION n]
-  [MAXRESULTS m]`` (``MetaData.LastUpdatedTime`` comparisons, ``Active``,
-  ``Id``; anything else is Fault 4000) and leaves inactive customers and items
+- ``/query`` takes the statement as ``GET ?query=`` or as a ``POST`` body
+  (``application/text``, as python-quickbooks and Intuit's SDKs send it) and
+  parses ``SELECT * | *, f… | COUNT(*) FROM E [WHERE …] [ORDERBY …]
+  [STARTPOSITION n] [MAXRESULTS m]`` (``MetaData`` time comparisons; ``=``,
+  ``IN`` and ``LIKE`` on any field, quotes escaped ``\\'``; ``COUNT(*)``
+  answers ``totalCount``; anything else is Fault 4000) and leaves inactive customers and items
   out unless the query asks for them (``Active IN (true,false)``); ``MAXRESULTS``
   is 100 when not given and at most 1,000, more (or 0) is Fault 4001 as QBO
   words it;
@@ -100,21 +104,77 @@ _NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
 #: How far back CDC answers: "CDC operations can track changes within the last 30 days"
 #: (developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture).
 CDC_DAYS = 30
-#: QBO's query grammar, the parts the sandbox models: ``SELECT * FROM E [WHERE …] [ORDERBY f [ASC|DESC]]
-#: [STARTPOSITION n] [MAXRESULTS m]`` (developer.intuit.com .../explore-the-quickbooks-online-api/data-queries).
+#: QBO's query grammar, the parts the sandbox models: ``SELECT * | *, f… | COUNT(*) FROM E [WHERE …]
+#: [ORDERBY f [ASC|DESC]] [STARTPOSITION n] [MAXRESULTS m]`` (developer.intuit.com
+#: .../explore-the-quickbooks-online-api/data-queries: "SELECT COUNT(*) FROM Customer" answers ``totalCount``; the
+#: select list "*, Sku" is what python-quickbooks 0.9 sends for items, ``ListMixin.all`` in quickbooks/mixins.py,
+#: which also writes ``ORDER BY`` where Intuit's docs write ``ORDERBY``: both are taken).
 _QUERY = re.compile(
-    r"^\s*select\s+\*\s+from\s+(?P<entity>\w+)"
+    r"^\s*select\s+(?P<select>\*(?:\s*,\s*\w+)*|count\s*\(\s*\*\s*\))\s+from\s+(?P<entity>\w+)"
     r"(?:\s+where\s+(?P<where>.+?))?"
-    r"(?:\s+orderby\s+(?P<order>[\w.]+)(?:\s+(?P<direction>asc|desc))?)?"
+    r"(?:\s+order\s?by\s+(?P<order>[\w.]+)(?:\s+(?P<direction>asc|desc))?)?"
     r"(?:\s+startposition\s+(?P<start>\d+))?"
     r"(?:\s+maxresults\s+(?P<top>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+#: One condition of a WHERE clause: ``f op 'text'`` (a quote inside written ``\'``, as python-quickbooks'
+#: build_where_clause escapes it), ``f IN ('a', 'b')`` (or bare values), ``f = true|false|number``, ``f LIKE '%x%'``.
+_STRING = r"'(?:[^'\\]|\\.)*'"
 _CONDITION = re.compile(
-    r"^(?P<field>[\w.]+)\s*(?:(?P<op>>=|<=|=|>|<)\s*'(?P<value>[^']*)'|(?P<in>in)\s*\((?P<list>[^)]*)\)"
-    r"|(?P<bop>=)\s*(?P<bool>true|false))$",
+    rf"^(?P<field>[\w.]+)\s*(?:(?P<op>>=|<=|=|>|<|like\b)\s*(?P<value>{_STRING})"
+    rf"|(?P<in>in)\s*\((?P<list>(?:\s*(?:{_STRING}|[\w.-]+)\s*,?)*)\)"
+    r"|(?P<bop>=)\s*(?P<bare>true|false|-?\d+(?:\.\d+)?))$",
     re.IGNORECASE,
 )
+
+
+def _conditions(where: str) -> list[str]:
+    """A WHERE clause cut at each ``AND`` outside a quoted literal."""
+    parts, current, quoted, i = [], "", False, 0
+    while i < len(where):
+        c = where[i]
+        if quoted and c == "\\":
+            current, i = current + where[i : i + 2], i + 2
+            continue
+        if c == "'":
+            quoted = not quoted
+        elif not quoted and re.match(r"\s+and\s+", where[i:], re.IGNORECASE):
+            parts.append(current)
+            current, i = "", i + len(re.match(r"\s+and\s+", where[i:], re.IGNORECASE)[0])  # type: ignore[index]
+            continue
+        current, i = current + c, i + 1
+    return [*parts, current]
+
+
+def _unquote(text: str) -> str:
+    """A QBO query literal's text: ``'O\\'Brien'`` is ``O'Brien``; a bare value is itself."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
+
+
+def _field(record: dict[str, Any], path: str) -> Any:
+    """A (dotted) field of a record, matched whatever its case, as QBO's query language does; None if absent."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+    if isinstance(value, dict) and "value" in value:  # a reference (CustomerRef = '12') compares by its value
+        value = value["value"]
+    return value
+
+
+def _matches(field: str, wanted: set[str], like: str | None, record: dict[str, Any]) -> bool:
+    value = _field(record, field)
+    if value is None:
+        return False
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if like is not None:  # LIKE with % wildcards, case-insensitive
+        pattern = "".join(".*" if c == "%" else re.escape(c) for c in like)
+        return re.fullmatch(pattern, text, re.IGNORECASE | re.DOTALL) is not None
+    return text.lower() in wanted if isinstance(value, bool) else text in wanted
 
 
 def _fault(status: int, code: str, message: str, kind: str = "ValidationFault", detail: str | None = None) -> Reply:
@@ -193,9 +253,9 @@ def _instant(value: str) -> dt.datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
-def _compare(op: str, when: dt.datetime) -> Callable[[dict[str, Any]], bool]:
+def _compare(op: str, when: dt.datetime, stamp_field: str = "LastUpdatedTime") -> Callable[[dict[str, Any]], bool]:
     def test(record: dict[str, Any]) -> bool:
-        stamp = _instant(record["MetaData"]["LastUpdatedTime"])
+        stamp = _instant(str(record["MetaData"].get(stamp_field, "")))
         if stamp is None:
             return False
         return {">=": stamp >= when, ">": stamp > when, "<=": stamp <= when, "<": stamp < when, "=": stamp == when}[op]
@@ -203,12 +263,15 @@ def _compare(op: str, when: dt.datetime) -> Callable[[dict[str, Any]], bool]:
     return test
 
 
-def _active_in(wanted: set[bool], record: dict[str, Any]) -> bool:
-    return bool(record.get("Active", True)) in wanted
-
-
-def _id_is(value: str, record: dict[str, Any]) -> bool:
-    return bool(record["Id"] == value)
+def _sort_key(field: str, record: dict[str, Any]) -> tuple[int, Any]:
+    """How ORDERBY sorts a field: numbers (an Id, an amount) as numbers, anything else as text; missing last."""
+    value = _field(record, field)
+    if value is None:
+        return (2, "")
+    try:
+        return (0, Decimal(str(value)))
+    except ArithmeticError:
+        return (1, str(value))
 
 
 def _utc_now() -> dt.datetime:
@@ -306,7 +369,7 @@ class FakeQuickBooks:
                 *self._passthrough_routes(),
                 Route("/v3/company/{realm}/batch", self._batch, methods=["POST"]),
                 Route("/v3/company/{realm}/cdc", self._cdc, methods=["GET"]),
-                Route("/v3/company/{realm}/query", self._query, methods=["GET"]),
+                Route("/v3/company/{realm}/query", self._query, methods=["GET", "POST"]),
                 Route("/v3/company/{realm}/companyinfo/{id}", self._company_info, methods=["GET"]),
                 Route("/v3/company/{realm}/{entity}", self._write, methods=["POST"]),
                 Route("/v3/company/{realm}/{entity}/{id}", self._read, methods=["GET"]),
@@ -607,6 +670,8 @@ class FakeQuickBooks:
         if str(body.get("SyncToken")) != record["SyncToken"]:
             # a stale SyncToken: Fault 5010 (reference §3.1, routablehq/python-quickbooks #127)
             return _fault(400, "5010", "Stale Object Error")
+        if operation == "void":
+            return self._void(realm, entity, record)
         if operation == "delete":
             if self._name_list(entity):  # name lists have no delete (reference §3.1)
                 return _fault(400, "2000", f"Operation Delete is not supported for {entity}")
@@ -629,6 +694,26 @@ class FakeQuickBooks:
         self._stamp(record)
         if entity == "Payment":
             self._rebalance(realm, [*linked_before, *_links(record)])
+        return 200, {entity: record}
+
+    def _void(self, realm: str, entity: str, record: dict[str, Any]) -> Reply:
+        """Void an invoice or a payment as QBO does: it stays, every line's amount and its total go to zero and its
+        ``PrivateNote`` says "Voided" (the answer of "Void an invoice" in Intuit's Invoice reference,
+        developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice); a voided payment
+        applies nothing any more, so what it paid is open again. Other entities have no void."""
+        if entity not in ("Invoice", "Payment"):
+            return _fault(400, "2000", f"Operation Void is not supported for {entity}")
+        linked_before = _links(record) if entity == "Payment" else []
+        for line in record.get("Line") or ():
+            if isinstance(line, dict):
+                line["Amount"] = 0
+        record["PrivateNote"] = "Voided"
+        if entity == "Payment":
+            record["TotalAmt"] = 0
+        self._total(realm, entity, record)
+        self._stamp(record)
+        if entity == "Payment":
+            self._rebalance(realm, linked_before)
         return 200, {entity: record}
 
     # -- routes ---------------------------------------------------------------------------
@@ -668,6 +753,11 @@ class FakeQuickBooks:
             return JSONResponse(_fault(400, "2010", "Request has invalid or unsupported property")[1], status_code=400)
         if request.query_params.get("operation") == "delete":
             operation = "delete"
+        elif request.query_params.get("operation") == "void" or request.query_params.get("include") == "void":
+            # a void: an invoice's is ``?operation=void``, a payment's ``?operation=update&include=void`` with a sparse
+            # body (Intuit's Invoice and Payment references, "Void an invoice" / "Void a payment"; python-quickbooks
+            # VoidMixin sends exactly these)
+            operation = "void"
         else:
             operation = "update" if isinstance(payload, dict) and payload.get("Id") else "create"
         status, body = self._apply(realm, entity, operation, payload)
@@ -763,6 +853,11 @@ class FakeQuickBooks:
             return refused
         realm = request.path_params["realm"]
         statement = request.query_params.get("query", "")
+        if request.method == "POST":
+            # the statement as the body, Content-Type application/text: how python-quickbooks (client.py
+            # ``query``) and Intuit's PHP and .NET SDKs query, and what Intuit's API explorer shows for
+            # "POST /v3/company/<realmID>/query"
+            statement = (await request.body()).decode("utf-8", "replace")
         self.queries.append(statement)
         status, body = self._select(realm, statement)
         return JSONResponse(body, status_code=status)
@@ -777,28 +872,32 @@ class FakeQuickBooks:
             return self._unparsable(statement)
         tests: list[Callable[[dict[str, Any]], bool]] = []
         active_asked = False
-        for condition in re.split(r"\s+and\s+", parsed["where"] or "", flags=re.IGNORECASE) if parsed["where"] else []:
+        for condition in _conditions(parsed["where"]) if parsed["where"] else []:
             term = _CONDITION.match(condition.strip())
             if term is None:
                 return self._unparsable(statement)
-            field = term["field"]
-            if field.lower() == "metadata.lastupdatedtime" and term["op"]:
-                when = _instant(term["value"])
-                if when is None:
+            field, op = term["field"], (term["op"] or term["bop"] or "").lower()
+            if field.lower() in ("metadata.lastupdatedtime", "metadata.createtime") and term["value"]:
+                when = _instant(_unquote(term["value"]))
+                if when is None or op == "like":
                     return self._unparsable(statement)
-                tests.append(_compare(term["op"], when))
-            elif field.lower() == "active" and (term["in"] or term["bool"]):
-                wanted = (
-                    {v.strip().lower() == "true" for v in term["list"].split(",")}
-                    if term["in"]
-                    else {term["bool"].lower() == "true"}
-                )
-                active_asked = True
-                tests.append(partial(_active_in, wanted))
-            elif field.lower() == "id" and term["op"] == "=":
-                tests.append(partial(_id_is, str(term["value"])))
+                tests.append(_compare(op, when, field.split(".")[1]))
+                continue
+            if term["in"]:
+                values = [_unquote(v) for v in re.findall(rf"{_STRING}|[\w.-]+", term["list"])]
             else:
+                values = [_unquote(term["value"] or term["bare"])]
+            if field.lower() == "active":
+                active_asked = True
+                values = [v.lower() for v in values]
+            if op in ("<", ">", "<=", ">="):
+                # ordering comparisons are modelled on the MetaData times only (numbers and amounts are not)
                 return self._unparsable(statement)
+            # equality, IN and LIKE on any field, a string field's value as written (DisplayName = 'Acme'), a
+            # boolean's true/false in any case; a reference compares by its value (Intuit's data-queries page:
+            # "SELECT * FROM Customer WHERE DisplayName = 'Bob''s Burgers'"-style filters on filterable fields)
+            like = values[0] if op == "like" else None
+            tests.append(partial(_matches, field, set(values), like))
         if self._name_list(entity) and not active_asked:
             # a query answers active name-list records only unless its where clause asks for inactive ones:
             # "SELECT * FROM Customer" "retrieves all active customers" (Intuit blog, "Deep dive: SQL queries",
@@ -809,13 +908,12 @@ class FakeQuickBooks:
             for (g, e, _), r in self.records.items()
             if g == realm and e == entity and r.get("status") != "Deleted" and all(t(r) for t in tests)
         ]
-        order = (parsed["order"] or "").lower()
-        if order == "metadata.lastupdatedtime":
-            rows.sort(
-                key=lambda r: r["MetaData"]["LastUpdatedTime"], reverse=(parsed["direction"] or "").lower() == "desc"
-            )
-        elif order:
-            return self._unparsable(statement)
+        if parsed["select"].lower().startswith("count"):
+            # "SELECT COUNT(*) FROM Customer" answers the number of matches as QueryResponse.totalCount, and no
+            # records (developer.intuit.com .../data-queries, "Count"; python-quickbooks ListMixin.count reads it)
+            return 200, {"QueryResponse": {"totalCount": len(rows)}, "time": self.clock().isoformat()}
+        if parsed["order"]:
+            rows.sort(key=partial(_sort_key, parsed["order"]), reverse=(parsed["direction"] or "").lower() == "desc")
         # STARTPOSITION is 1-based; MAXRESULTS defaults to 100 and is at most 1,000 (Intuit's query docs;
         # the default of 100 as stated in intuit/QuickBooks-V3-DotNET-SDK #189)
         start = int(parsed["start"] or 1)
@@ -1112,6 +1210,9 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
     authorize_path = "/connect/oauth2"
     token_path = "/oauth2/v1/tokens/bearer"  # noqa: S105 - a path
     revoke_path = "/v2/oauth2/tokens/revoke"
+    #: Intuit's OpenID discovery document (intuit-oauth's ``DISCOVERY_URL``: developer.intuit.com
+    #: ``/.well-known/openid_configuration/``); ``AuthClient(environment=<its URL>)`` reads its endpoints from it.
+    discovery_path = "/.well-known/openid_configuration/"
 
     def __init__(
         self,
@@ -1146,6 +1247,7 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
         qbo.intuit = self
         self.on_issue = self._issued
         self.on_revoke = self._revoked
+        self._serve_discovery()
 
     def issue(self, grant: Grant | None = None, *, realm: str | None = None) -> dict[str, str]:
         """Credentials for one company, as a consent to it would give them: ``grant``'s, or without
@@ -1170,6 +1272,34 @@ class FakeIntuitOAuth(FakeAuthorizationServer):
             self.qbo.tokens_of.get(realm, set()).difference_update(grant.access)
         for token in grant.access:
             self.qbo.realms_of.pop(token, None)
+
+    # -- the discovery document (for intuit-oauth) ------------------------------------------
+
+    def _serve_discovery(self) -> None:
+        from starlette.routing import Route
+
+        self.app.router.routes.append(Route(self.discovery_path, self._discovery, methods=["GET"]))
+
+    async def _discovery(self, request: Any) -> Any:
+        """The endpoints, as Intuit's discovery document names them (``issuer``, ``authorization_endpoint``,
+        ``token_endpoint``, ``userinfo_endpoint``, ``revocation_endpoint``, ``jwks_uri``: the keys intuit-oauth's
+        ``AuthClient`` reads, intuitlib/client.py), here under the address the request came to."""
+        from starlette.responses import JSONResponse
+
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "issuer": base + "/op/v1",
+                "authorization_endpoint": base + self.authorize_path,
+                "token_endpoint": base + self.token_path,
+                "userinfo_endpoint": base + "/v1/openid_connect/userinfo",
+                "revocation_endpoint": base + self.revoke_path,
+                "jwks_uri": base + "/op/v1/jwks",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ What the Xero API is like, and what this client does about it:
 - references go out as objects (``{"InvoiceID": …}``, folded by the provider)
   and come back as the bare id; a credit note's ``Allocations`` are sent after
   it to ``PUT /CreditNotes/{id}/Allocations`` (its declaration's ``nested``);
+- unit prices keep four decimals: every read and write of a record with
+  line items or a unit price (:data:`UNIT_PRICED`: invoices, credit notes,
+  items, …) asks ``unitdp=4``, without which Xero rounds them to two;
 - the version is ``UpdatedDateUTC`` (``/Date(1573755038314+0000)/``), as an
   ISO timestamp; Xero has no conditional update, so a version never goes
   stale (last write wins, see :class:`~connected_objects_xero.XeroProvider`);
@@ -89,6 +92,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "ENTITIES",
     "PAGE_SIZE",
+    "UNIT_PRICED",
     "XeroClient",
     "parse_xero_date",
     "record_from_xero",
@@ -116,6 +120,18 @@ BATCH_SIZE: Final = 50
 FETCH_CHUNK: Final = 50
 #: Xero's ``Idempotency-Key`` takes at most 128 characters.
 MAX_IDEMPOTENCY_KEY: Final = 128
+#: The paths whose records carry unit prices (``LineItems[].UnitAmount``, an item's ``UnitPrice``) and whose
+#: operations take ``unitdp``: every one declaring that parameter in XeroAPI/Xero-OpenAPI ``xero_accounting.yaml``
+#: (createInvoices, getInvoice, updateInvoice, …; the same for CreditNotes, Items, BankTransactions, Receipts,
+#: and the Overpayments and Prepayments lists). Xero rounds unit amounts to two decimals unless ``unitdp=4`` is
+#: asked: "By default, unit amounts are rounded to two decimal places. You can opt in to use four decimal places
+#: by adding the querystring parameter unitdp=4" (developer.xero.com/documentation/api/accounting/invoices,
+#: "unitdp"; xero_accounting.yaml ``unitdp``: "(Unit Decimal Places) You can opt in to use four decimal places
+#: for unit amounts"). The client asks for four on every read and write of these, so a 4-dp price is neither
+#: rounded on its way in nor read back rounded.
+UNIT_PRICED: Final = frozenset(
+    {"BankTransactions", "CreditNotes", "Invoices", "Items", "Overpayments", "Prepayments", "Receipts"}
+)
 #: Statuses that mean "gone" for the identity map.
 GONE: Final = frozenset({"ARCHIVED", "DELETED", "VOIDED"})
 #: How far before the newest change seen the feed asks again: covers a server
@@ -367,6 +383,9 @@ class XeroClient:
             sent["Idempotency-Key"] = idempotency_key
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
+        parts = path.split("/")
+        if parts[0] in UNIT_PRICED and len(parts) <= 2 and method in ("GET", "PUT", "POST"):
+            kwargs["params"] = {**(kwargs.get("params") or {}), "unitdp": 4}  # four decimals, see UNIT_PRICED
         try:
             response = await self.http.request(method, f"{self.base_url}{API_PATH}/{path}", headers=sent, **kwargs)
         except httpx.HTTPError as exc:

@@ -21,8 +21,15 @@ behind a bearer token. It behaves like Xero where a client can get it wrong:
   once ``AUTHORISED``, for no more than its remaining credit and the invoice's
   amount due;
 
-- bodies and answers are wrapped (``{"Contacts": [...]}``), dates are
-  ``/Date(ms+0000)/``, ``UpdatedDateUTC`` moves forward on every write;
+- bodies and answers are wrapped (``{"Contacts": [...]}``; ``POST /Payments``
+  also takes one bare payment), dates are ``/Date(ms+0000)/`` whatever form
+  they were sent in, ``UpdatedDateUTC`` moves forward on every write; every
+  line item has its ``LineItemID`` and ``LineAmount``; unit amounts are kept
+  and answered to two decimals unless the request asks ``unitdp=4``;
+- lists honour ``where`` (``Name=="Ada"``, ``AND``/``OR``, ``Guid(…)``,
+  ``DateTime(…)``, ``.StartsWith``/``.Contains``; one it cannot read is a 400
+  ``QueryParseException``) and ``order`` on any field; ``/connections``
+  answers whatever the case of its path (xero-python asks ``/Connections``);
 - no DELETE but for items: contacts are archived, invoices deleted (draft,
   submitted) or voided (authorised); archived contacts and deleted invoices are
   left out of lists unless asked for (``includeArchived=true``, ``Statuses=…``).
@@ -87,6 +94,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable
@@ -95,6 +103,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -325,6 +334,7 @@ class FakeXero:
         )
         #: the identity server whose grants ``/connections`` lists (set by :class:`FakeXeroIdentity`).
         self.identity: FakeXeroIdentity | None = None
+        self.app.add_middleware(_AnyCaseConnections)  # GET /Connections (xero-python) as /connections (xero-node)
 
     def __repr__(self) -> str:
         return f"FakeXero(tenants={sorted({t for t, _, _ in self.records})!r})"
@@ -518,6 +528,8 @@ class FakeXero:
         else:
             record = {**existing, **element, id_field: existing[id_field]}
             event = "UPDATE"
+        _ms_dates(record)
+        _line_item_ids(record)
         if entity in _DOCUMENTS:
             self._total(record)
         record["UpdatedDateUTC"] = self._tick()
@@ -534,12 +546,13 @@ class FakeXero:
     def _total(record: dict[str, Any]) -> None:
         """Total from the line items; what is due after payments and credit notes (Xero computes these:
         xero_accounting.yaml, Invoice.Total/AmountDue/AmountPaid/AmountCredited are read only)."""
-        lines = record.get("LineItems") or []
-        total = sum(
-            (_money(li.get("Quantity", 1)) * _money(li.get("UnitAmount", 0)) for li in lines if isinstance(li, dict)),
-            Decimal(0),
-        )
-        total = total.quantize(Decimal("0.01"))
+        lines = [li for li in record.get("LineItems") or [] if isinstance(li, dict)]
+        for li in lines:
+            # each line's LineAmount is Quantity x UnitAmount to the cent (xero_accounting.yaml, LineItem.LineAmount:
+            # "If you wish to omit either the Quantity or UnitAmount you can provide a LineAmount"), the total their sum
+            amount = (_money(li.get("Quantity", 1)) * _money(li.get("UnitAmount", 0))).quantize(Decimal("0.01"))
+            li["LineAmount"] = float(amount)
+        total = sum((_money(li["LineAmount"]) for li in lines), Decimal(0))
         paid, credited = _money(record.get("AmountPaid", 0)), _money(record.get("AmountCredited", 0))
         record["SubTotal"] = record["Total"] = float(total)
         record["AmountPaid"], record["AmountCredited"] = float(paid), float(credited)
@@ -744,7 +757,7 @@ class FakeXero:
             # "A single POST… has a size limit of 3.5MB" (developer.xero.com xero-api-limits; reference §3.2)
             return JSONResponse({"Message": "The request is larger than the 3.5 MB limit"}, 413)
         try:
-            body = json.loads(raw)
+            body = _single(entity, json.loads(raw))
         except ValueError:
             return JSONResponse({"Message": "The request body is not valid JSON"}, 400)
         elements = body.get(entity) if isinstance(body, dict) else None
@@ -770,6 +783,8 @@ class FakeXero:
         # ?SummarizeErrors=false").
         answered: list[dict[str, Any]] = []
         refused: list[tuple[dict[str, Any], list[str]]] = []
+        places = _unit_places(request)
+        plan = [(_with_unit_places(element, places), rid) for element, rid in plan]  # kept as Xero keeps them
         for element, rid in plan:
             existing = self.records.get((tenant, entity, rid)) if rid else None
             problems = self._problems(tenant, entity, element, existing)
@@ -780,7 +795,7 @@ class FakeXero:
             stored = self._store(tenant, entity, element, existing)
             if existing is None:
                 self.creates_by_key[(tenant, key)] += 1
-            answered.append({**stored, "StatusAttributeString": "OK"})
+            answered.append({**_with_unit_places(stored, places), "StatusAttributeString": "OK"})
         summarize = request.query_params.get("summarizeErrors", "true").lower() != "false"
         if refused and summarize:
             answer: tuple[int, Any] = (400, self._validation(refused))
@@ -824,16 +839,32 @@ class FakeXero:
         since = parse_xero_date(request.headers.get("if-modified-since"))
         if since is not None:  # inclusive, to the millisecond
             mine = [r for r in mine if (parse_xero_date(r["UpdatedDateUTC"]) or since) >= since]
+        if params.get("where"):
+            # the where filter (see _where_filter); one the sandbox cannot read is refused by _collection
+            keep = _where_filter(params["where"])
+            mine = [r for r in mine if keep(r)]
         order = (params.get("order") or "").strip()
         if order.startswith("UpdatedDateUTC"):
             mine.sort(key=lambda r: parse_xero_date(r["UpdatedDateUTC"]) or 0, reverse=order.endswith("DESC"))
+        elif order:
+            # order=Name ASC (or DESC): any field (xero_accounting.yaml, parameter ``order``: "Order by an any element")
+            field, _, direction = order.partition(" ")
+            mine.sort(key=lambda r: str(_where_value(r, field) or ""), reverse=direction.strip().upper() == "DESC")
         return mine
 
     async def _collection(self, request: Request) -> Response:
         async def work(request: Request, tenant: str, entity: str) -> Response:
             if request.method in ("PUT", "POST"):
                 return await self._write(request, tenant, entity, None)
-            found = self._listed(request, tenant, entity)
+            try:
+                found = self._listed(request, tenant, entity)
+            except _WhereError as exc:
+                # Xero refuses a filter it cannot parse with a 400 QueryParseException (ErrorNumber 16; the type is
+                # listed in developer.xero.com/documentation/api/accounting/responsecodes)
+                body = {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(exc)}
+                return JSONResponse(body, 400)
+            places = _unit_places(request)
+            found = [_with_unit_places(r, places) for r in found]
             if self.catalog[entity].path not in PAGED:
                 # getAccounts, getTaxRates and getItems declare no page nor pageSize (xero_accounting.yaml): every
                 # record at once, whatever is asked
@@ -892,7 +923,8 @@ class FakeXero:
             record = self.records.get((tenant, entity, rid))
             if record is None:
                 return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
-            return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", entity: [record]})
+            answer = _with_unit_places(record, _unit_places(request))
+            return JSONResponse({"Id": str(uuid.uuid4()), "Status": "OK", entity: [answer]})
 
         return await self._handle(request, work)
 
@@ -915,6 +947,9 @@ class FakeXero:
             entries = body.get(nested) if isinstance(body, dict) else None
             if not isinstance(entries, list) or not entries:
                 return JSONResponse({"Message": f'Expected {{"{nested}": [...]}}'}, 400)
+            for entry in entries:  # answered, and kept on the note, with Xero's /Date(…)/ dates
+                if isinstance(entry, dict):
+                    _ms_dates(entry)
             refused = self._allocate(tenant, note, entries)
             answer: tuple[int, Any] = (
                 (400, self._validation(refused)) if refused else (200, {"Status": "OK", nested: entries})
@@ -1084,7 +1119,9 @@ class FakeXeroIdentity(FakeAuthorizationServer):
 
     As Xero documents (developer.xero.com/documentation/guides/oauth2/auth-flow, …/pkce-flow): the
     redirect back carries ``code`` and ``state`` only (the tenants come from ``/connections``);
-    PKCE ``S256`` is honoured; the token endpoint takes HTTP Basic client authentication;
+    PKCE ``S256`` is honoured; the token endpoint takes HTTP Basic client authentication, or the
+    client's id and secret in the form body as xero-python's ``TokenApi`` sends them (RFC 6749 §2.3.1), and
+    answers the scopes granted;
     revocation takes a form ``token=…`` with the same authentication and removes every connection
     of the grant (xero-node 4.10.1 ``revokeToken()``). Each granted tenant accepts the grant's latest
     access token, and no token once its connection is removed or the grant revoked.
@@ -1107,6 +1144,11 @@ class FakeXeroIdentity(FakeAuthorizationServer):
     authorize_path = "/identity/connect/authorize"
     token_path = "/connect/token"  # noqa: S105 - a path
     revoke_path = "/connect/revocation"
+    #: Xero's token answers (the code exchange and every refresh) state the scopes granted: ``"scope": "openid
+    #: profile email accounting.transactions offline_access"`` (developer.xero.com/documentation/guides/oauth2/
+    #: auth-flow, "Exchange the code" and "Refreshing access tokens"); xero-python's ``OAuth2Token.update_token``
+    #: takes ``scope`` as a required argument
+    scope_in_answer = True
 
     def __init__(
         self,
@@ -1244,3 +1286,237 @@ def existing_books(
 def _name_key(name: Any) -> str:
     """A contact name as compared for uniqueness: surrounding and repeated spaces and case do not count."""
     return " ".join(str(name or "").split()).casefold()
+
+
+# -- what Xero's own SDKs send and read (xero-python, xero-node) --------------------------------------
+
+#: Fields Xero answers in its ``/Date(ms+0000)/`` form whatever form they were sent in (xero_accounting.yaml
+#: marks them ``x-is-msdate: true``: Invoice/CreditNote/Payment/Allocation/Prepayment/Overpayment/Quote
+#: ``Date``, ``DueDate``, ``ExpectedPaymentDate``, ``PlannedPaymentDate``, ``FullyPaidOnDate``, ``ExpiryDate``;
+#: xero-python deserialises them with ``date[ms-format]`` and fails on a bare ``YYYY-MM-DD``).
+_MS_DATES = frozenset({"Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate", "FullyPaidOnDate", "ExpiryDate"})
+
+
+def _ms_dates(element: dict[str, Any]) -> None:
+    """Every date field of ``element`` (and of its nested allocations) in Xero's ``/Date(ms+0000)/`` form."""
+    for name in _MS_DATES & element.keys():
+        when = parse_xero_date(element[name])
+        if when is not None:
+            epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+            element[name] = f"/Date({(when - epoch) // dt.timedelta(milliseconds=1)}+0000)/"
+    for nested in ("Allocations", "Payments"):
+        for entry in element.get(nested) or ():
+            if isinstance(entry, dict):
+                _ms_dates(entry)
+
+
+def _line_item_ids(element: dict[str, Any]) -> None:
+    """Each line item keeps the ``LineItemID`` it was sent with, or gets a new one: Xero answers every line with
+    its id (xero_accounting.yaml, LineItem.LineItemID: "LineItem unique ID"; an update that names it keeps that
+    line, developer.xero.com/documentation/api/accounting/invoices, "LineItemID ... to update an existing line")."""
+    for line in element.get("LineItems") or ():
+        if isinstance(line, dict) and not line.get("LineItemID"):
+            line["LineItemID"] = str(uuid.uuid4())
+
+
+def _unit_places(request: Request) -> int:
+    """Decimal places of unit amounts: 4 when the request asks ``unitdp=4``, else 2 (xero_accounting.yaml,
+    parameter ``unitDp``: "(Unit Decimal Places) You can opt in to use four decimal places for unit amounts";
+    developer.xero.com/documentation/api/accounting/invoices: unit amounts are rounded to two decimals unless
+    ``unitdp=4`` is given, on reads and writes alike)."""
+    return 4 if request.query_params.get("unitdp") == "4" else 2
+
+
+def _rounded(value: Any, places: int) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-places))
+    except ArithmeticError:
+        return value
+    return float(exact)
+
+
+def _with_unit_places(record: dict[str, Any], places: int) -> dict[str, Any]:
+    """``record`` with its unit amounts (``LineItems[].UnitAmount``, an item's ``SalesDetails``/``PurchaseDetails``
+    ``UnitPrice``) to ``places`` decimals; a copy where anything changes."""
+    out = record
+    lines = record.get("LineItems")
+    if isinstance(lines, list) and any(isinstance(li, dict) and "UnitAmount" in li for li in lines):
+        out = {
+            **out,
+            "LineItems": [
+                {**li, "UnitAmount": _rounded(li["UnitAmount"], places)}
+                if isinstance(li, dict) and "UnitAmount" in li
+                else li
+                for li in lines
+            ],
+        }
+    for details in ("SalesDetails", "PurchaseDetails"):
+        part = record.get(details)
+        if isinstance(part, dict) and "UnitPrice" in part:
+            out = {**out, details: {**part, "UnitPrice": _rounded(part["UnitPrice"], places)}}
+    return out
+
+
+def _single(entity: str, body: Any) -> Any:
+    """A body of one bare object where Xero takes one, as the wrapped list: ``POST /Payments`` takes a single
+    ``Payment`` and ``POST /Payments/{id}`` a single ``PaymentDelete`` (xero_accounting.yaml, createPayment and
+    deletePayment request bodies; xero-python's ``create_payment``/``delete_payment`` send exactly that)."""
+    if entity == "Payments" and isinstance(body, dict) and entity not in body:
+        return {entity: [body]}
+    return body
+
+
+# Xero's ``where`` filter, the parts modelled (developer.xero.com/documentation/api/accounting/
+# requests-and-responses, "Retrieving a filtered set of resources": ``Type=="ACCREC"``,
+# ``Status=="AUTHORISED" AND Date >= DateTime(2013, 01, 01)``, ``Contact.ContactID==Guid("…")``,
+# ``Name.StartsWith("B")``, ``Name.Contains("Peter")``, ``EmailAddress!=null&&EmailAddress.StartsWith("boom")``).
+_WHERE_TOKEN = re.compile(
+    r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<call>(?:guid|datetime)\s*\([^)]*\))|(?P<op>==|!=|>=|<=|=|>|<)"""
+    r"""|(?P<join>&&|\|\||\band\b|\bor\b)|(?P<method>\.(?:startswith|endswith|contains)\s*\()|(?P<close>\))"""
+    r"""|(?P<word>[A-Za-z_]\w*(?:\.(?!(?:startswith|endswith|contains)\s*\()\w+)*|-?\d+(?:\.\d+)?))""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+class _WhereError(ValueError):
+    """A ``where`` expression the sandbox cannot read."""
+
+
+def _where_literal(kind: str, text: str) -> Any:
+    if kind == "string":
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    if kind == "call":
+        name, args = text.split("(", 1)
+        inner = args.rstrip(")").strip()
+        if name.strip().lower() == "guid":
+            return inner.strip('"')
+        parts = [int(p) for p in re.findall(r"\d+", inner)]
+        if len(parts) < 3:
+            raise _WhereError(f"DateTime needs a year, a month and a day: {text}")
+        hour, minute, second = ([*parts[3:6], 0, 0, 0])[:3]
+        return dt.datetime(parts[0], parts[1], parts[2], hour, minute, second, tzinfo=dt.timezone.utc)
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    try:
+        return Decimal(text)
+    except ArithmeticError as exc:
+        raise _WhereError(f"not a value: {text}") from exc
+
+
+def _where_value(record: Mapping[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+    return value
+
+
+def _where_holds(path: str, op: str, want: Any, record: Mapping[str, Any]) -> bool:
+    return _where_compare(_where_value(record, path), op, want)
+
+
+def _where_compare(have: Any, op: str, want: Any) -> bool:
+    if want is None or have is None:
+        same = have is None and want is None
+        return same if op in ("==", "=") else not same if op == "!=" else False
+    if isinstance(want, dt.datetime):
+        have = parse_xero_date(have)
+        if have is None:
+            return False
+    elif isinstance(want, bool):
+        have = str(have).lower() == "true" if not isinstance(have, bool) else have
+    elif isinstance(want, Decimal):
+        try:
+            have = Decimal(str(have))
+        except ArithmeticError:
+            return False
+    else:
+        have, want = str(have), str(want)
+    if op in ("==", "="):
+        return bool(have == want)
+    if op == "!=":
+        return bool(have != want)
+    try:
+        return bool({">": have > want, "<": have < want, ">=": have >= want, "<=": have <= want}[op])
+    except TypeError:
+        return False
+
+
+def _where_filter(expression: str) -> Callable[[Mapping[str, Any]], bool]:
+    """A record predicate for a Xero ``where`` expression (``&&``/``AND`` bind tighter than ``||``/``OR``).
+
+    >>> keep = _where_filter('Status=="AUTHORISED" AND Contact.ContactID==Guid("c-1") || Name.StartsWith("B")')
+    >>> keep({"Status": "AUTHORISED", "Contact": {"ContactID": "c-1"}}), keep({"Name": "Bo"}), keep({"Name": "Al"})
+    (True, True, False)
+    """
+    tokens: list[tuple[str, str]] = []
+    at = 0
+    while at < len(expression.rstrip()):
+        found = _WHERE_TOKEN.match(expression, at)
+        if found is None or found.end() == at:
+            raise _WhereError(f"cannot read the where expression at {expression[at:]!r}")
+        kind = found.lastgroup or ""
+        tokens.append((kind, found.group(kind)))
+        at = found.end()
+    alternatives: list[list[Callable[[Mapping[str, Any]], bool]]] = [[]]
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        if kind == "join":
+            if text.lower() in ("||", "or"):
+                alternatives.append([])
+            i += 1
+            continue
+        if kind != "word":
+            raise _WhereError(f"expected a field name, not {text!r}")
+        path = text
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
+        if nxt[0] == "method" and i + 3 < len(tokens) and tokens[i + 3][0] == "close":
+            method = nxt[1].strip(". (").lower()
+            arg = str(_where_literal(*tokens[i + 2]))
+
+            def test(r: Mapping[str, Any], path: str = path, method: str = method, arg: str = arg) -> bool:
+                have = _where_value(r, path)
+                if have is None:
+                    return False
+                text = str(have)
+                return (
+                    text.startswith(arg)
+                    if method == "startswith"
+                    else text.endswith(arg)
+                    if method == "endswith"
+                    else arg in text
+                )
+
+            alternatives[-1].append(test)
+            i += 4
+            continue
+        if nxt[0] != "op" or i + 2 >= len(tokens):
+            raise _WhereError(f"expected a comparison after {path!r}")
+        want = _where_literal(*tokens[i + 2])
+        alternatives[-1].append(partial(_where_holds, path, nxt[1], want))
+        i += 3
+    if any(not branch for branch in alternatives):
+        raise _WhereError("an empty condition in the where expression")
+    return lambda record: any(all(t(record) for t in branch) for branch in alternatives)
+
+
+class _AnyCaseConnections:
+    """ASGI middleware: ``/connections`` whatever its case. xero-python asks ``GET /Connections``
+    (xero_python/identity/api/identity_api.py), xero-node ``/connections``; api.xero.com answers both."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and path.lower().startswith("/connections"):
+            rest = path[len("/connections") :]
+            scope = {**scope, "path": "/connections" + rest, "raw_path": ("/connections" + rest).encode()}
+        await self.app(scope, receive, send)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from connected_objects_xero import XeroClient
 from connected_objects_xero import XeroProvider
+from connected_objects_xero.client import parse_xero_date
 from connected_objects_xero.client import xero_date
 from connected_objects_xero.mappings import ContactMapping
 from connected_objects_xero.mappings import InvoiceMapping
@@ -140,10 +141,19 @@ def test_contact_and_invoice_reach_xero_in_its_shapes_and_come_back(tenant):
     [(invoice_id, invoice)] = xero.live(TENANT, "Invoices").items()
     assert invoice["Type"] == "ACCREC"
     assert invoice["Contact"] == {"ContactID": contact_id}
-    assert (invoice["InvoiceNumber"], invoice["Date"], invoice["DueDate"]) == ("INV-1", "2026-11-30", "2026-12-30")
-    assert invoice["LineItems"] == [
+    # sent as YYYY-MM-DD, kept (and answered) in Xero's /Date(…)/ form
+    dates = (parse_xero_date(invoice["Date"]), parse_xero_date(invoice["DueDate"]))
+    assert (invoice["InvoiceNumber"], *(d.date() for d in dates if d)) == (
+        "INV-1",
+        dt.date(2026, 11, 30),
+        dt.date(2026, 12, 30),
+    )
+    # each line as sent, with the LineItemID and LineAmount Xero adds
+    [line] = invoice["LineItems"]
+    assert line["LineItemID"] and line["LineAmount"] == 1234567.89
+    assert {k: v for k, v in line.items() if k not in ("LineItemID", "LineAmount")} == (
         {"Description": "INV-1", "Quantity": 1, "UnitAmount": 1234567.89, "AccountCode": "200"}
-    ]
+    )
 
     # someone adds a line in Xero and moves the due date (Xero recomputes Total, answers dates as /Date(…)/)
     lines = [*invoice["LineItems"], {"Description": "Late fee", "Quantity": 1, "UnitAmount": 10.01}]

@@ -192,3 +192,22 @@ def test_an_item_is_deleted_outright_gone_from_every_list_and_feed_with_no_webho
     assert xero.deletes[TENANT] == 1 and xero.events == events_before  # no webhook event for it
     # Contacts have no DELETE in Xero (archived instead): the sandbox answers not found and keeps it
     assert no_delete == 404 and contact in xero.live(TENANT, "Contacts")
+
+
+def test_dates_come_back_in_xeros_form_whatever_form_they_were_sent_in(xero, contact):
+    # a client sending YYYY-MM-DD (ours does) reads /Date(ms+0000)/ back, as from Xero; an SDK that deserialises
+    # only that form (xero-python's date[ms-format]) reads it
+    invoice = {"Type": "ACCREC", "Contact": {"ContactID": contact}, "Date": "2026-12-01", "DueDate": "2026-12-31"}
+    [made] = put(xero, "Invoices", {"Invoices": [invoice]}).json()["Invoices"]
+    assert (made["Date"], made["DueDate"]) == ("/Date(1796083200000+0000)/", "/Date(1798675200000+0000)/")
+    note = {"Type": "ACCRECCREDIT", "Contact": {"ContactID": contact}, "Status": "AUTHORISED", "Date": "2026-12-02"}
+    note["LineItems"] = [{"Description": "Refund", "Quantity": 1, "UnitAmount": 5}]
+    [credit] = put(xero, "CreditNotes", {"CreditNotes": [note]}).json()["CreditNotes"]
+    authorised = {**invoice, "Status": "AUTHORISED", "LineItems": [{"Description": "Work", "UnitAmount": 10}]}
+    [target] = put(xero, "Invoices", {"Invoices": [authorised]}).json()["Invoices"]
+    allocation = {"Invoice": {"InvoiceID": target["InvoiceID"]}, "Amount": 2, "Date": "2026-12-03"}
+    answer = put(xero, f"CreditNotes/{credit['CreditNoteID']}/Allocations", {"Allocations": [allocation]})
+    assert answer.json()["Allocations"][0]["Date"] == "/Date(1796256000000+0000)/"
+    [kept] = get(xero, f"CreditNotes/{credit['CreditNoteID']}").json()["CreditNotes"]
+    assert kept["Date"] == "/Date(1796169600000+0000)/"
+    assert kept["Allocations"][0]["Date"] == "/Date(1796256000000+0000)/"
