@@ -104,7 +104,8 @@ def record(db: DB, requests: Sequence[tuple[Change, Mapping[str, Any]]]) -> int:
         .values(options=bindparam("_o"))
     )
     params = [
-        {"_p": p, "_m": m, "_a": a, "_t": lt, "_i": lid, "_o": text} for (p, m, a, lt, lid), text in sorted(last.items())
+        {"_p": p, "_m": m, "_a": a, "_t": lt, "_i": lid, "_o": text}
+        for (p, m, a, lt, lid), text in sorted(last.items())
     ]
     connection_of(db).execute(stmt, params)
     return written
