@@ -47,15 +47,18 @@ from typing import Any
 from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import select
+from sqlalchemy import tuple_
 from sqlalchemy import update
 
+from ..scope import Scope
 from ..store.models import outbox as t
 from ..util.db import DB
 from ..util.db import connection_of
 from .change_queue import CHANGES
 from .changes import Change
+from .changes import ClaimedChange
 
-__all__ = ["SEPARATOR", "object_type", "options_of", "record", "target_of"]
+__all__ = ["SEPARATOR", "describe", "object_type", "of_row", "options_of", "record", "target_of"]
 
 #: Joins a row's local type and an action's name into the action's own ``local_type``.
 SEPARATOR = ":"
@@ -117,3 +120,30 @@ def options_of(db: DB, ids: Collection[int]) -> dict[int, dict[str, Any]]:
         return {}
     query = select(t.c.id, t.c.options).where(t.c.id.in_(sorted(ids)))
     return {i: (json.loads(text) if text else {}) for i, text in connection_of(db).execute(query)}
+
+
+def of_row(db: DB, local_type: str, local_id: str, scopes: Collection[Scope]) -> list[ClaimedChange]:
+    """The queued actions (waiting, in flight, dead) on one row in ``scopes``, oldest first (one query)."""
+    if not scopes:
+        return []
+    keys = sorted({(s.provider, s.marketplace, s.account) for s in scopes})
+    query = (
+        select(t)
+        .where(tuple_(t.c.provider, t.c.marketplace, t.c.account).in_(keys))
+        .where(t.c.local_type.startswith(local_type + SEPARATOR, autoescape=True), t.c.local_id == local_id)
+        .where(t.c.operation == "action")
+        .order_by(t.c.id)
+    )
+    return [ClaimedChange.from_row(row) for row in connection_of(db).execute(query)]
+
+
+def describe(change: ClaimedChange) -> str:
+    """One line for a queued action: its name, where it stands, and why (``send dead: …``)."""
+    target = target_of(change.local_type)
+    name = target[1] if target is not None else change.local_type
+    error = f": {change.last_error}" if change.last_error else ""
+    if change.state == "dead":
+        return f"{name} dead{error}"
+    if change.state == "in_flight":
+        return f"{name} being sent (attempt {change.attempts})"
+    return f"{name} waiting{error}"
