@@ -202,6 +202,7 @@ def test_a_rolled_back_request_sends_nothing(company):
         invoice = Invoice(id=7, org_id=1, customer_id=1, number="INV-7", total=Decimal("120.00"))
         s.add(invoice)
         request_action(s, invoice, "send", provider="quickbooks", options={"sendTo": "ap@acme.test"})
+        assert [c.local_type for c in outbox.list_changes(s)] == ["qs_invoice:send"]  # queued in it
         s.rollback()  # the request failed after asking: its transaction rolls back
     hub.drain()
     assert qbo.sends == {} and log.seen == []
