@@ -16,6 +16,9 @@ entities refuse writes), ``GET …/{path}/{id}``, ``/query``, ``/cdc``,
   own customer, and no more in all than its ``TotalAmt`` (Fault 6000); a
   payment written or deleted moves the balances of what it links;
 
+- ``POST …/invoice/{id}/send[?sendTo=…]`` emails an invoice (``EmailStatus`` ``EmailSent``,
+  ``DeliveryInfo``), refuses one with no address, replays ``requestid``, and counts the emails in
+  :attr:`FakeQuickBooks.sends`;
 - ``requestid`` replays the first answer; a stale ``SyncToken`` is Fault 5010;
   a taken ``DisplayName`` Fault 6240; a missing required field Fault 2020
   (a customer's name, an item's ``Name`` (and accounts by ``Type``), an

@@ -34,6 +34,9 @@ behind a bearer token. It behaves like Xero where a client can get it wrong:
   outside 1 to 1,000 is refused with a 400) and a ``pagination`` object
   (``page``, ``pageSize``, ``pageCount``, ``itemCount``); without ``page``, and
   on the lists Xero does not page, every record comes at once;
+- ``POST …/Invoices/{id}/Email`` emails a sales invoice in a sendable status to a contact with an
+  email address (204), refuses the others with a ``ValidationException``, replays its
+  ``Idempotency-Key``, and counts the emails in :attr:`FakeXero.sends`;
 - a write's ``Idempotency-Key`` is remembered per tenant: the same key gets
   the first answer again and changes nothing;
 - a refused write is a 400 ``ValidationException`` with
