@@ -9,6 +9,7 @@ a client that cannot perform leaves the action dead with a message that says wha
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -31,8 +32,12 @@ from connected_objects import connected
 from connected_objects import connections
 from connected_objects import outbox
 from connected_objects import request_action
+from connected_objects.limits import MemoryLimits
+from connected_objects.limits.gates import ScopeGate
 from connected_objects.plugin.entities import EntityCatalog
 from connected_objects.plugin.entities import EntitySpec
+from connected_objects.push.dispatch import dispatch
+from connected_objects.queue import CHANGES
 from connected_objects.testing import MemoryProvider
 from connected_objects.testing.memory import MemoryClient
 
@@ -198,3 +203,45 @@ def test_a_client_that_cannot_perform_leaves_the_action_dead_saying_so(engine):
     finally:
         hub.uninstall()
         Base.metadata.drop_all(engine)
+
+
+def test_a_send_waits_for_an_edit_still_in_the_journal(app):
+    hub, provider = app
+    with hub.session_factory.begin() as s:
+        s.add(Note(id=1, team_id=1, text="draft"))
+    hub.drain()
+    with hub.session_factory.begin() as s:
+        note = s.get(Note, 1)
+        note.text = "final"
+        s.flush()
+        request_action(s, note, "send", provider=provider)
+
+    async def claim_without_folding_the_journal() -> list[Any]:
+        async with hub.http_client() as http:
+            with hub.session_factory.begin() as s:
+                claimed = CHANGES.claim(s.connection(), "w")  # the edit is still in co_journal
+            assert [c.local_type for c in claimed] == ["ta_note:send"]
+            gate = ScopeGate(provider.limits(SCOPE), MemoryLimits(), scope=SCOPE)
+            return await dispatch(hub, "w", SCOPE, claimed, http, gate)
+
+    (outcome,) = asyncio.run(claim_without_folding_the_journal())
+    assert outcome.status == "defer" and "waiting for ta_note 1 to be pushed first" in (outcome.error or "")
+    assert [what for what, _, _ in provider.log] == ["create"]
+    hub.drain()
+    assert [what for what, _, _ in provider.log] == ["create", "update", "send"]
+
+
+def test_an_action_on_a_row_deleted_before_it_was_pushed_is_dead_not_waiting_forever(app, engine):
+    hub, provider = app
+    plain = sessionmaker(engine)  # writes without capture: no change of the row is queued
+    with plain.begin() as s:
+        s.add(Note(id=1, team_id=1, text="gone soon"))
+    with hub.session_factory.begin() as s:
+        request_action(s, s.get(Note, 1), "send", provider=provider)
+    with plain.begin() as s:
+        s.delete(s.get(Note, 1))
+    hub.drain()
+    with hub.session_factory() as s:
+        (dead,) = outbox.list_changes(s, state="dead")
+    assert "ta_note 1 was deleted before its record was created" in (dead.last_error or "")
+    assert provider.log == []

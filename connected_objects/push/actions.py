@@ -105,10 +105,12 @@ from ..queue import CHANGES
 from ..queue import Change
 from ..queue import ClaimedChange
 from ..queue import actions as queued_actions
+from ..queue import journal
 from ..scope import Scope
 from ..store import identity
 from .planning import Plan
 from .planning import write_key
+from .rows import load_rows
 
 if TYPE_CHECKING:
     from ..context import SyncContext
@@ -188,12 +190,15 @@ def request_action(
 
 
 def plan_actions(
-    conn: Connection, hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]
+    session: Session, conn: Connection, hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]
 ) -> tuple[list[Plan], list[Change]]:
     """The plans of claimed actions, and the row pushes to queue so that their records come to exist.
 
     Batched: one query per row type for the links, one for the rows' queued changes, one for
-    their dead ones, one for the options.
+    their dead ones, one for the options, one read of the journal (edits not folded in yet) and,
+    for rows with neither a link nor a change, one query per row type for the rows themselves.
+    An action on a row deleted since, or whose record was deleted at the provider, is dead: there
+    is nothing left to act on.
     """
     plans: list[Plan] = []
     to_enqueue: list[Change] = []
@@ -210,11 +215,15 @@ def plan_actions(
         targets[change.id] = target
         by_type.setdefault(target[0], set()).add(change.local_id)
     links = {
-        row_type: identity.resolve_many_local(conn, scope, row_type, sorted(ids)) for row_type, ids in by_type.items()
+        row_type: identity.resolve_many_local(conn, scope, row_type, sorted(ids), include_deleted=True)
+        for row_type, ids in by_type.items()
     }
     rows = {(row_type, lid) for row_type, ids in by_type.items() for lid in ids}
     queued = CHANGES.queued(conn, scope, rows)
+    for row_type, ids in by_type.items():  # captured edits the worker has not folded into the outbox yet
+        queued.update((row_type, lid) for lid in journal.edited(conn, scope, row_type, ids))
     dead = CHANGES.dead_of(conn, scope, rows - queued)
+    unpushed: dict[str, list[ClaimedChange]] = {}
     options = queued_actions.options_of(conn, [c.id for c in changes if c.id in targets and c.in_doubt is None])
     for change in changes:
         if change.id not in targets:
@@ -229,7 +238,8 @@ def plan_actions(
             why = f"{scope.provider} declares no action {action!r} on {spec.entity} (EntitySpec.actions)"
             plans.append(Plan(change, "dead", spec=spec, reason=why))
             continue
-        link = links.get(row_type, {}).get(change.local_id)
+        found = links.get(row_type, {}).get(change.local_id)
+        link = found if found is not None and found.linked else None
         call = change.in_doubt
         if call is not None:  # sent before, answer unknown: the very same call again, before anything else
             if link is None or link.foreign_id != call.foreign_id:
@@ -240,6 +250,10 @@ def plan_actions(
             plans.append(Plan(change, "perform", spec=spec, payload=payload, link=link, key=call.key, call=call))
             continue
         obj = (row_type, change.local_id)
+        if found is not None and link is None and obj not in queued:
+            why = f"{spec.entity} {found.foreign_id} was deleted at {scope.provider}: there is nothing to {action}"
+            plans.append(Plan(change, "dead", spec=spec, reason=why))
+            continue
         if obj in queued:
             state = "pushed and linked" if link is None else "pushed"
             why = f"waiting for {row_type} {change.local_id} to be {state} first"
@@ -253,13 +267,23 @@ def plan_actions(
                 )
                 plans.append(Plan(change, "defer", spec=spec, reason=why, blocked=True))
                 continue
-            to_enqueue.append(Change(scope, spec.entity, row_type, change.local_id, "upsert"))
-            why = f"waiting for {row_type} {change.local_id} to be pushed and linked first (its push is queued)"
-            plans.append(Plan(change, "defer", spec=spec, reason=why))
+            unpushed.setdefault(row_type, []).append(change)
             continue
         epoch = change.refusals
         key = write_key(epoch, "perform", scope, spec.entity, link.foreign_id, action, change.id)
         plans.append(
             Plan(change, "perform", spec=spec, payload=options.get(change.id, {}), link=link, key=key, epoch=epoch)
         )
+    for row_type, waiting in unpushed.items():  # no link, no change: push the row first, if it still exists
+        spec = hub.spec(row_type, scope.provider)
+        assert spec is not None
+        present = load_rows(session, spec, sorted({c.local_id for c in waiting}))
+        for change in waiting:
+            if change.local_id not in present:
+                why = f"{row_type} {change.local_id} was deleted before its record was created: nothing to act on"
+                plans.append(Plan(change, "dead", spec=spec, reason=why))
+                continue
+            to_enqueue.append(Change(scope, spec.entity, row_type, change.local_id, "upsert"))
+            why = f"waiting for {row_type} {change.local_id} to be pushed and linked first (its push is queued)"
+            plans.append(Plan(change, "defer", spec=spec, reason=why))
     return plans, to_enqueue
