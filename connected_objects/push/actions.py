@@ -17,10 +17,12 @@ you to choose between emailing the customer twice and not at all.
   linked to its remote record and no change of the row is waiting or in flight:
   queued in the same transaction as a new invoice, the send waits (deferred,
   "waiting for …") until the create is pushed and linked, and after a later
-  edit of the invoice until that edit is pushed. A row that is not linked and has
-  no change queued gets its push queued; one whose push is dead holds the action
-  until that change is retried (``blocked``, as a change waiting for a dead
-  reference is).
+  edit of the invoice until that edit is pushed (edits still in the journal
+  count). A row that is not linked and has no change queued gets its push queued;
+  one whose push is dead holds the action until that change is retried
+  (``blocked``, as a change waiting for a dead reference is). A row deleted since,
+  or whose record was deleted at the provider, leaves the action dead: there is
+  nothing to act on.
 - **Exactly once.** Its idempotency key is derived from the change (and its
   refusal count) and recorded on the change, with the options and the record's
   id, *before* the call leaves (the change's ``in_doubt``); a call whose answer is
