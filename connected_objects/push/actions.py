@@ -89,6 +89,7 @@ Example (with a provider that declares ``send`` on its notes)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -98,6 +99,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from .. import connections
+from ..declare import SyncSpec
 from ..declare import specs_of
 from ..exceptions import ConfigurationError
 from ..plugin import registry
@@ -112,7 +114,6 @@ from ..scope import Scope
 from ..store import identity
 from .planning import Plan
 from .planning import write_key
-from .rows import load_rows
 
 if TYPE_CHECKING:
     from ..context import SyncContext
@@ -192,7 +193,11 @@ def request_action(
 
 
 def plan_actions(
-    session: Session, conn: Connection, hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]
+    conn: Connection,
+    hub: SyncContext,
+    scope: Scope,
+    changes: Sequence[ClaimedChange],
+    load_rows: Callable[[SyncSpec, Sequence[str]], Mapping[str, Any]],
 ) -> tuple[list[Plan], list[Change]]:
     """The plans of claimed actions, and the row pushes to queue so that their records come to exist.
 
@@ -200,7 +205,8 @@ def plan_actions(
     their dead ones, one for the options, one read of the journal (edits not folded in yet) and,
     for rows with neither a link nor a change, one query per row type for the rows themselves.
     An action on a row deleted since, or whose record was deleted at the provider, is dead: there
-    is nothing left to act on.
+    is nothing left to act on. ``load_rows(spec, local_ids)`` reads rows of a model in one query
+    (:func:`connected_objects.push.rows.load_rows` on the dispatcher's session).
     """
     plans: list[Plan] = []
     to_enqueue: list[Change] = []
@@ -279,7 +285,7 @@ def plan_actions(
     for row_type, waiting in unpushed.items():  # no link, no change: push the row first, if it still exists
         spec = hub.spec(row_type, scope.provider)
         assert spec is not None
-        present = load_rows(session, spec, sorted({c.local_id for c in waiting}))
+        present = load_rows(spec, sorted({c.local_id for c in waiting}))
         for change in waiting:
             if change.local_id not in present:
                 why = f"{row_type} {change.local_id} was deleted before its record was created: nothing to act on"

@@ -144,7 +144,9 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
         for change in changes:
             if change.operation != "action":  # queued actions are planned apart (push/actions.py)
                 by_type.setdefault(change.local_type, []).append(change)
-        plans, to_enqueue = plan_actions(session, conn, hub, scope, [c for c in changes if c.operation == "action"])
+        plans, to_enqueue = plan_actions(
+            conn, hub, scope, [c for c in changes if c.operation == "action"], lambda s, ids: load_rows(session, s, ids)
+        )
         dead = CHANGES.dead_of(conn, scope, {(c.local_type, c.local_id) for c in changes if c.operation != "action"})
         cached: dict[str, Any] | None = None  # the connection's catalogs, read when a mapping has settings
         wanted_catalogs: set[str] = set()
