@@ -49,6 +49,7 @@ from .plugin.provider import Provider
 from .plugin.provider import RemoteClient
 from .plugin.provider import RemoteRecord
 from .push import capture
+from .push.actions import request_action
 from .queue import inbox
 from .queue import journal
 from .queue import outbox
@@ -119,5 +120,6 @@ __all__ = [
     "outbox",
     "pull",
     "registry",
+    "request_action",
     "schema",
 ]

@@ -34,14 +34,15 @@ __all__ = [
     "WriteAction",
 ]
 
-#: A captured change: push the row's current state, or delete its remote record.
-Operation = Literal["upsert", "delete"]
+#: A captured change: push the row's current state, or delete its remote record; or a queued action on the
+#: row's record (an invoice's ``send``, see :mod:`connected_objects.push.actions`).
+Operation = Literal["upsert", "delete", "action"]
 #: An outbox or inbox row: waiting (maybe until ``next_attempt_at``), leased to a worker, or failed for good.
 ChangeState = Literal["pending", "in_flight", "dead"]
 #: An outbox row's place in its object's order: ``p`` the next change, ``f`` the one being pushed.
 Slot = Literal["p", "f"]
-#: What the dispatcher does with a change.
-Action = Literal["create", "update", "delete", "skip", "defer", "dead"]
+#: What the dispatcher does with a change (``perform``: a queued action on a linked record).
+Action = Literal["create", "update", "delete", "perform", "skip", "defer", "dead"]
 #: The writes of :data:`Action`, as a batch operation carries them.
 WriteAction = Literal["create", "update", "delete"]
 #: What became of a planned change.
@@ -57,7 +58,7 @@ ApplyDecision = Literal["skip", "delete", "park", "keep_local", "update", "creat
 #: Which way a history entry went: a local change pushed, or a remote record applied.
 HistoryDirection = Literal["push", "apply"]
 #: What a history entry did to the record (on the provider's side for a push, locally for an apply).
-HistoryOperation = Literal["create", "update", "delete"]
+HistoryOperation = Literal["create", "update", "delete", "action"]
 #: How it went: done; refused by the provider for good; failed (retried, or dead after its attempts);
 #: sent with its answer lost, so it may have happened; or nothing to do (unchanged, older, parked).
 HistoryOutcome = Literal["ok", "refused", "failed", "in_doubt", "skipped"]

@@ -40,6 +40,7 @@ from ..exceptions import ConfigurationError
 from ..ops.explain import explain
 from ..ops.explain import find_model
 from ..ops.explain import primary_key
+from ..queue import actions as queued_actions
 from ..queue import inbox
 from ..queue import outbox
 from ..store import identity
@@ -172,7 +173,8 @@ def changes_page(config: AdminConfig, request: Request) -> Response:
             "scope": str(c.scope),
             "entity": c.entity,
             "row": f"{c.local_type} {c.local_id}",
-            "local_type": c.local_type,
+            # the row explained: an action's own row (``invoice:send`` explains the invoice)
+            "local_type": (queued_actions.target_of(c.local_type) or (c.local_type,))[0],
             "local_id": c.local_id,
             "operation": c.operation,
             "attempts": c.attempts,

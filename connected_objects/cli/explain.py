@@ -80,6 +80,9 @@ def explain_command(app_path: str, model_name: str, key: str, as_json: bool, his
         for change in item.changes:
             error = f": {redact(change.last_error)}" if change.last_error else ""
             click.echo(f"    change {change.id} {change.operation} {change.state}, attempt {change.attempts}{error}")
+        for action in item.actions:
+            error = f": {redact(action.last_error)}" if action.last_error else ""
+            click.echo(f"    action {action.id} {action.local_type} {action.state}, attempt {action.attempts}{error}")
         if item.next_attempt_at is not None:
             click.echo(f"    next attempt at {item.next_attempt_at.isoformat()}")
         if item.reconciled_at is not None and item.reconcile is not None:

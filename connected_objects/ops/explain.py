@@ -65,6 +65,7 @@ from ..declare import SyncSpec
 from ..declare import specs_of
 from ..exceptions import ConfigurationError
 from ..queue import ClaimedChange
+from ..queue import actions as queued_actions
 from ..queue import outbox
 from ..scope import Scope
 from ..states import Drift
@@ -115,6 +116,9 @@ class ScopeExplanation:
     reconciled_at: dt.datetime | None = None
     reconcile: Mapping[str, int] | None = None
     reconcile_named: Sequence[str] = ()
+    #: The actions queued on the row here (an invoice's ``send``): waiting, in flight or dead with the
+    #: provider's message (:mod:`connected_objects.push.actions`).
+    actions: Sequence[ClaimedChange] = ()
 
     @property
     def next_attempt_at(self) -> dt.datetime | None:
@@ -138,6 +142,7 @@ class ScopeExplanation:
             if link is None
             else {"entity": link.entity, "foreign_id": link.foreign_id, "status": link.status},
             "changes": [c.as_dict() for c in self.changes],
+            "actions": [c.as_dict() for c in self.actions],
             "missing": [f"{name} {lid}" for name, lid in self.missing],
             "next_attempt_at": None if self.next_attempt_at is None else self.next_attempt_at.isoformat(),
             "last_error": self.last_error,
@@ -291,6 +296,7 @@ def explain(hub: Application, model: type, pk: Any, *, history: int = 10) -> Exp
                 spec = next((s for s in specs if s.provider == scope.provider), None)
                 wanted[scope] = (spec, connections.get(conn, scope))
         changes = outbox.changes_of(conn, local_type, local_id, list(wanted))
+        acted = queued_actions.of_row(conn, local_type, local_id, list(wanted))
         missing = _missing_references(session, row, wanted, by_type)
         entries = sync_history.recent(conn, local_type, local_id, limit=history) if history > 0 else []
         reconciled = {
@@ -306,7 +312,12 @@ def explain(hub: Application, model: type, pk: Any, *, history: int = 10) -> Exp
         mine = [c for c in changes if c.scope == scope]
         found = _scope(scope, info, links.get(scope), mine, missing.get(scope, []), row is not None)
         last = reconciled.get((scope, spec.entity)) if spec is not None else None
-        scopes.append(_with_reconcile(found, last, local_id) if last is not None else found)
+        found = _with_reconcile(found, last, local_id) if last is not None else found
+        mine_acted = [c for c in acted if c.scope == scope]
+        if mine_acted:  # the row's own state first, then each action's ("; send dead: …")
+            told = "; ".join(redact(queued_actions.describe(c)) for c in mine_acted)
+            found = replace(found, actions=mine_acted, sentence=f"{found.sentence}; {told}", synced=False)
+        scopes.append(found)
     providers = tuple(dict.fromkeys(spec.provider for spec in specs))
     return Explanation(model.__name__, local_type, local_id, row is not None, scopes, providers, entries)
 

@@ -122,6 +122,7 @@ from .oauth2 import code_grant
 from .oauth2 import refresh_grant
 from .oauth2 import revoke_token
 from .provider import API_VERSION
+from .provider import ActionClient
 from .provider import Authorization
 from .provider import BatchClient
 from .provider import BatchOperation
@@ -157,6 +158,7 @@ from .webhooks import thin_payload
 
 __all__ = [
     "API_VERSION",
+    "ActionClient",
     "Authorization",
     "BatchClient",
     "BatchOperation",

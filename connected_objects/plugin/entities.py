@@ -37,6 +37,11 @@ An :class:`EntitySpec` says:
   connection by itself (:mod:`connected_objects.receive.polling`), so changes no webhook
   reported still arrive; None: never polled, unless a connection sets a cadence. A catalog's
   ``poll_every`` is the default of the entities that do not say.
+- ``actions``: what the provider can do to a record of it besides writing it (``send``: an
+  invoice emailed to its customer), each queued through the outbox with
+  :func:`connected_objects.push.actions.request_action` and sent by the client's ``perform``
+  (:class:`~connected_objects.plugin.provider.ActionClient`). A name is lower case letters,
+  digits and ``_``, at most 16 characters.
 
 :attr:`EntityCatalog.names` is the plain set of entity names (a provider's
 ``entities``); a provider exposes its catalog as ``entity_catalog``
@@ -67,6 +72,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -91,6 +97,8 @@ __all__ = [
 #: How a provider deletes a record of an entity.
 DeleteStyle = Literal["delete", "void", "archive", "deactivate"]
 DELETE_STYLES: Final = ("delete", "void", "archive", "deactivate")
+#: What an action may be called (it is part of its outbox object's ``local_type``).
+_ACTION_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,15}")
 
 
 class ReadOnlyEntity(PermanentError):
@@ -120,6 +128,7 @@ class EntitySpec:
     nested: tuple[str, ...] = ()
     natural_keys: tuple[str, ...] = ()
     poll_every: float | None = None
+    actions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.path or not self.id_field:
@@ -128,6 +137,11 @@ class EntitySpec:
             raise ValueError(f"{self.name}: poll_every={self.poll_every!r}; give seconds > 0, or None for never")
         if self.delete not in DELETE_STYLES:
             raise ValueError(f"{self.name}: delete={self.delete!r}; choose one of {', '.join(DELETE_STYLES)}")
+        for action in self.actions:
+            if not _ACTION_NAME.fullmatch(action):
+                raise ValueError(
+                    f"{self.name}: action {action!r}; name it with lower case letters, digits and _ (16 at most)"
+                )
 
     @property
     def feed_name(self) -> str:

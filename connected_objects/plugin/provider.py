@@ -57,6 +57,10 @@ Optional extras, each a Protocol here, detected once by :func:`extras_of`
   its base URL, headers, auth and error reading), for ``Hub.remote(scope)``
   (:mod:`connected_objects.remote`).
 
+- :class:`ActionClient`: a client with ``perform(entity, foreign_id, action, options,
+  idempotency_key=...)``, which does one of the ``actions`` its catalog declares for the
+  entity (an invoice's ``send``) to a record, under a key the provider replays.
+
 A provider may also declare its entities as data, an
 :class:`~connected_objects.plugin.entities.EntityCatalog` in ``entity_catalog``
 (:class:`EntityDeclarations`; read with
@@ -111,6 +115,7 @@ if TYPE_CHECKING:
 __all__ = [
     "API_VERSION",
     "AccountConnector",
+    "ActionClient",
     "Authorization",
     "BatchClient",
     "BatchOperation",
@@ -266,6 +271,26 @@ class BatchClient(RemoteClient, Protocol):
     async def batch(
         self, operations: Sequence[BatchOperation], *, key: str
     ) -> Sequence[RemoteRecord | RemoteError | None]: ...
+
+
+@runtime_checkable
+class ActionClient(Protocol):
+    """A :class:`RemoteClient` that can also act on a record: send an invoice by email, and so on.
+
+    The actions an entity has are declared in the provider's catalog
+    (:attr:`~connected_objects.plugin.entities.EntitySpec.actions`). The dispatcher calls
+    :meth:`perform` once the record exists remotely, with the options the application gave
+    (:func:`connected_objects.push.actions.request_action`) and an idempotency key recorded before
+    the call leaves: a call whose answer was lost is repeated with the same key, so the provider
+    must send it as its own idempotency key (QuickBooks ``requestid``, Xero ``Idempotency-Key``)
+    and answer a repeat as the first call, without acting twice. It answers the record as the
+    provider returns it, or None when the provider answers nothing; a refusal is raised as a
+    :class:`~connected_objects.exceptions.PermanentError` with the provider's message.
+    """
+
+    async def perform(
+        self, entity: str, foreign_id: str, action: str, options: Mapping[str, Any], *, idempotency_key: str
+    ) -> RemoteRecord | None: ...
 
 
 @runtime_checkable

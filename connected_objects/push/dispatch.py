@@ -51,10 +51,12 @@ from .. import signals
 from ..declare import SyncSpec
 from ..declare.settings import settings_of
 from ..exceptions import ConflictError
+from ..exceptions import PermanentError
 from ..exceptions import RetryableError
 from ..limits.gates import ScopeGate
 from ..oauth import tokens as oauth
 from ..ops.tracing import span
+from ..plugin.provider import ActionClient
 from ..plugin.provider import BatchClient
 from ..plugin.provider import BatchOperation
 from ..plugin.provider import RemoteClient
@@ -62,6 +64,7 @@ from ..plugin.provider import RemoteRecord
 from ..queue import CHANGES
 from ..queue import Change
 from ..queue import ClaimedChange
+from ..queue import actions as queued_actions
 from ..queue.changes import InDoubt
 from ..scope import Scope
 from ..states import WriteAction
@@ -76,6 +79,7 @@ from ..util.hashing import content_hash
 from ..util.hashing import idempotency_key
 from ..util.redaction import redact
 from . import catalogs
+from .actions import plan_actions
 from .history import push_entries
 from .planning import Outcome
 from .planning import Plan
@@ -138,10 +142,12 @@ def prepare(hub: SyncContext, scope: Scope, changes: Sequence[ClaimedChange]) ->
         fold = hub.extras(scope.provider).fold_reference
         by_type: dict[str, list[ClaimedChange]] = {}
         for change in changes:
-            by_type.setdefault(change.local_type, []).append(change)
-        plans: list[Plan] = []
-        to_enqueue: list[Change] = []
-        dead = CHANGES.dead_of(conn, scope, {(c.local_type, c.local_id) for c in changes})
+            if change.operation != "action":  # queued actions are planned apart (push/actions.py)
+                by_type.setdefault(change.local_type, []).append(change)
+        plans, to_enqueue = plan_actions(
+            conn, hub, scope, [c for c in changes if c.operation == "action"], lambda s, ids: load_rows(session, s, ids)
+        )
+        dead = CHANGES.dead_of(conn, scope, {(c.local_type, c.local_id) for c in changes if c.operation != "action"})
         cached: dict[str, Any] | None = None  # the connection's catalogs, read when a mapping has settings
         wanted_catalogs: set[str] = set()
         loaded: list[tuple[list[ClaimedChange], Any, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
@@ -298,6 +304,8 @@ async def _send(plan: Plan, client: RemoteClient, *, stale: bool = False) -> Rem
     """One write on its own; a stale version (now, or ``stale`` already met in a batch call) is refetched."""
     assert plan.spec is not None
     entity = plan.spec.entity
+    if plan.action == "perform":
+        return await _perform(plan, client)
     if plan.action == "create":
         assert plan.payload is not None
         return await client.create(entity, plan.payload, idempotency_key=plan.key)
@@ -317,6 +325,21 @@ async def _send(plan: Plan, client: RemoteClient, *, stale: bool = False) -> Rem
         raise ConflictError(f"{entity} {plan.link.foreign_id} changed and could not be read again")
     version = fresh[0].version
     return await _write(plan, client, version, idempotency_key(plan.key, version))
+
+
+async def _perform(plan: Plan, client: RemoteClient) -> RemoteRecord | None:
+    """A queued action, sent with the key and options recorded before it left."""
+    assert plan.link is not None and plan.spec is not None and plan.call is not None
+    if not isinstance(client, ActionClient):
+        raise PermanentError(
+            f"the {plan.change.scope.provider} client cannot perform actions (it has no perform()); "
+            "upgrade the provider, then retry this change"
+        )
+    target = queued_actions.target_of(plan.change.local_type)
+    assert target is not None
+    return await client.perform(
+        plan.spec.entity, plan.link.foreign_id, target[1], plan.payload or {}, idempotency_key=plan.call.key
+    )
 
 
 def _sent_version(plan: Plan) -> str | None:
@@ -383,8 +406,10 @@ def _operation(plan: Plan) -> BatchOperation:
 
 def _repeated(call: InDoubt) -> BatchOperation:
     """A write in doubt of a change not claimed here, as it went out in its call."""
+    action = call.action
+    assert action != "perform"  # a queued action always goes alone, never in a batch call
     return BatchOperation(
-        call.action,
+        action,
         call.entity,
         call.write_key or call.key,
         payload=call.payload,
@@ -487,7 +512,12 @@ def compose(
     batches: dict[str, list[int]] = {}
     fresh: dict[Hashable, list[int]] = {}
     alone: list[int] = []
+    perform: list[int] = []
     for i, plan in enumerate(plans):
+        if plan.action == "perform":  # a queued action: always alone, recorded before it leaves
+            if plan.call is None:
+                perform.append(i)
+            continue
         if plan.action not in _WRITES:
             continue
         if plan.call is not None:
@@ -521,6 +551,13 @@ def compose(
         if plans[i].action == "create":
             plans[i].call = _in_doubt(plans[i], plans[i].key, None)
             marks.append(plans[i].call)  # type: ignore[arg-type]
+    for i in perform:
+        plan = plans[i]
+        assert plan.spec is not None and plan.link is not None
+        plan.call = InDoubt(
+            plan.change.id, "perform", plan.spec.entity, plan.key, payload=plan.payload, foreign_id=plan.link.foreign_id
+        )
+        marks.append(plan.call)
     for indexes in batches.values():
         indexes.sort(key=lambda i: plans[i].call.slot or 0)  # type: ignore[union-attr]
     return list(batches.values()), marks
@@ -711,7 +748,7 @@ async def dispatch(
                 what=f"preparing {len(changes)} changes for {scope}",
                 patience=patience,
             )
-    writes = any(p.action in ("create", "update", "delete") for p in prepared.plans)
+    writes = any(p.action in ("create", "update", "delete", "perform") for p in prepared.plans)
     held: Outcome | None = None
     if writes and oauth.needs_refresh(prepared.token_expires_at, hub.clock()):
         try:

@@ -75,7 +75,7 @@ def push_entries(
         error = dead.get(change.id)
         outcome: HistoryOutcome
         if out.status == "done" and error is None:
-            outcome = "ok" if plan.action in _WRITES else "skipped"
+            outcome = "ok" if plan.action in _WRITES or plan.action == "perform" else "skipped"
             message = None if outcome == "ok" else _why_skipped(plan)
         else:
             outcome = "refused" if out.refused else "in_doubt" if out.lost else "failed"
@@ -105,6 +105,8 @@ def push_entries(
 
 def _operation(plan: Plan) -> HistoryOperation:
     """The write, or for a change that sent none, the write it stood for."""
+    if plan.change.operation == "action":  # a queued action (push/actions.py), sent or not
+        return "action"
     if plan.action == "create" or plan.action == "update" or plan.action == "delete":
         return plan.action
     if plan.change.operation == "delete":

@@ -389,5 +389,7 @@ def _done(out: Ledger, outcome: Outcome) -> None:
     elif plan.action == "delete" and plan.link is not None:
         out.tombstones.append(plan.link.id)
         foreign_id = plan.link.foreign_id
+    elif plan.action == "perform" and plan.link is not None:  # a queued action: the record is as it was
+        foreign_id = plan.link.foreign_id
     action = plan.action if plan.action != "skip" else "unchanged"
     out.signals.append(("change-pushed", {"change": change, "foreign_id": foreign_id, "action": action}))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
 from typing import NamedTuple
 
 from sqlalchemy import Row
@@ -60,7 +61,9 @@ class InDoubt:
 
     #: The change that sent it (another change of the same object may repeat it later).
     change_id: int
-    action: WriteAction
+    #: The write; ``perform`` for a queued action (:mod:`connected_objects.push.actions`), whose
+    #: ``payload`` is the action's options and ``foreign_id`` the record it acts on.
+    action: WriteAction | Literal["perform"]
     entity: str
     #: The call's idempotency key: a batch call's own key, or the single write's.
     key: str

@@ -288,6 +288,8 @@ outbox = Table(
     Column("refusals", Integer, nullable=False, server_default=text("0")),
     #: The write sent for this change whose outcome is not known yet: repeated as the same call (co_0010).
     Column("in_doubt", Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=True),
+    #: A queued action's options as JSON (operation ``action``; None for upserts and deletes) (co_0014).
+    Column("options", Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=True),
     *_work_columns(),
     *_timestamps(),
     UniqueConstraint("provider", "marketplace", "account", "local_type", "local_id", "slot", name="uq_co_outbox_slot"),

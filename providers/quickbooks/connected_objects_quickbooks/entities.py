@@ -52,6 +52,7 @@ def qbo_entity(
     references: dict[str, str] | None = None,
     writable: bool = True,
     natural_keys: tuple[str, ...] = (),
+    actions: tuple[str, ...] = (),
 ) -> EntitySpec:
     """A QBO entity: path ``name.lower()``, ``Id``, ``SyncToken``, CDC under ``name``."""
     return EntitySpec(
@@ -64,6 +65,7 @@ def qbo_entity(
         references=references or {},
         writable=writable,
         natural_keys=natural_keys,
+        actions=actions,
         feed=name,
         status_field="Active" if delete == "deactivate" else "status",
     )
@@ -94,6 +96,9 @@ ENTITIES: Final = EntityCatalog(
             required=("CustomerRef", "Line"),
             references={"CustomerRef": "Customer"},
             natural_keys=("DocNumber",),
+            # "send": POST invoice/{id}/send[?sendTo=], the invoice emailed to its customer (developer.intuit.com
+            # .../all-entities/invoice, "Send an invoice"; python-quickbooks quickbooks/mixins.py SendMixin)
+            actions=("send",),
         ),
         # CustomerRef and TotalAmt (developer.intuit.com .../all-entities/payment, "Create a payment": the
         # minimum is TotalAmt and CustomerRef); lines link the invoices it pays

@@ -126,6 +126,10 @@ ENTITIES: Final = EntityCatalog(
             status_field="Status",
             read_params={"Statuses": ",".join(INVOICE_STATUSES)},
             natural_keys=("InvoiceNumber",),
+            # "send": POST Invoices/{id}/Email, the invoice emailed to its contact (developer.xero.com
+            # /documentation/api/accounting/invoices, "Emailing an invoice"; xero-python accounting_api.py
+            # email_invoice)
+            actions=("send",),
         ),
         # Invoice, Account and Amount are required (xero_accounting.yaml, Payment; Xero's Payments docs)
         EntitySpec(

@@ -41,6 +41,9 @@ behind a bearer token. It behaves like Xero where a client can get it wrong:
   outside 1 to 1,000 is refused with a 400) and a ``pagination`` object
   (``page``, ``pageSize``, ``pageCount``, ``itemCount``); without ``page``, and
   on the lists Xero does not page, every record comes at once;
+- ``POST …/Invoices/{id}/Email`` emails a sales invoice in a sendable status to a contact with an
+  email address (204), refuses the others with a ``ValidationException``, replays its
+  ``Idempotency-Key``, and counts the emails in :attr:`FakeXero.sends`;
 - a write's ``Idempotency-Key`` is remembered per tenant: the same key gets
   the first answer again and changes nothing;
 - a refused write is a 400 ``ValidationException`` with
@@ -300,6 +303,8 @@ class FakeXero:
         self.creates_by_key: collections.Counter[tuple[str, str | None]] = collections.Counter()
         #: records removed by a ``DELETE`` (:func:`~connected_objects_xero.entities.deleted_outright`), per tenant.
         self.deletes: collections.Counter[str] = collections.Counter()
+        #: emails sent per ``(tenant, invoice id)`` by ``Invoices/{id}/Email`` (a replayed key sends none)
+        self.sends: collections.Counter[tuple[str, str]] = collections.Counter()
         #: every request's headers minus the token, for assertions (tenant id, Idempotency-Key, ...).
         self.seen_headers: list[dict[str, str]] = []
         #: webhook events not yet delivered by :meth:`delivery`.
@@ -330,6 +335,7 @@ class FakeXero:
                 Route(BASE_PATH + "/{entity}/{id}/{nested}", self._nested, methods=["PUT"]),
                 Route("/connections", self._connections, methods=["GET"]),
                 Route("/connections/{id}", self._disconnect, methods=["DELETE"]),
+                Route(BASE_PATH + "/{entity}/{id}/Email", self._email, methods=["POST"]),
             ]
         )
         #: the identity server whose grants ``/connections`` lists (set by :class:`FakeXeroIdentity`).
@@ -957,6 +963,55 @@ class FakeXero:
             if key is not None:
                 self._answers[(tenant, key)] = answer
             return JSONResponse(answer[1], answer[0])
+
+        return await self._handle(request, work)
+
+    # -- invoice actions: send by email -----------------------------------------------------
+
+    #: The statuses an invoice may be emailed in ("The invoice must be of Type ACCREC and a valid Status for
+    #: sending (SUBMITTED, AUTHORISED or PAID)": developer.xero.com/documentation/api/accounting/invoices,
+    #: "Emailing an invoice"; the same words in xero_accounting.yaml, emailInvoice).
+    SENDABLE = ("SUBMITTED", "AUTHORISED", "PAID")
+
+    async def _email(self, request: Request) -> Response:
+        """``POST /Invoices/{id}/Email``: the invoice emailed to its contact, answered ``204 No Content``.
+
+        As Xero documents it (developer.xero.com/documentation/api/accounting/invoices, "Emailing an
+        invoice"; xero-python accounting_api.py ``email_invoice``: an empty ``RequestEmpty`` body, an
+        ``Idempotency-Key``, no answer body): only a sales invoice (``ACCREC``) in a sendable status is
+        sent, to its contact's ``EmailAddress``; any other is a 400 ``ValidationException`` naming why
+        (the contact without an email address, the invoice's status). The same ``Idempotency-Key`` gets
+        the first answer again and sends nothing (xero_accounting.yaml, idempotencyKey).
+        :attr:`sends` counts the emails sent per ``(tenant, invoice id)``.
+        """
+
+        async def work(request: Request, tenant: str, entity: str) -> Response:
+            rid = request.path_params["id"]
+            if entity != "Invoices":
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            key = request.headers.get("idempotency-key")
+            if key is not None and (tenant, key) in self._answers:
+                status, body = self._answers[(tenant, key)]
+                return Response(status_code=status) if body is None else JSONResponse(body, status)
+            invoice = self.records.get((tenant, "Invoices", rid))
+            if invoice is None:
+                return JSONResponse({"Message": "The resource you're looking for cannot be found"}, 404)
+            contact_id = (invoice.get("Contact") or {}).get("ContactID")
+            contact = self.records.get((tenant, "Contacts", contact_id or ""))
+            problems = []
+            if invoice.get("Type") != "ACCREC":
+                problems.append("Only sales invoices (Type ACCREC) can be emailed")
+            if invoice.get("Status") not in self.SENDABLE:
+                problems.append(f"Invoice is not of a valid status for sending ({invoice.get('Status')})")
+            if contact is None or not contact.get("EmailAddress"):
+                problems.append("The contact of this invoice has no email address")
+            answer: tuple[int, Any] = (400, self._validation([(invoice, problems)])) if problems else (204, None)
+            if not problems:
+                self.sends[(tenant, rid)] += 1
+            if key is not None:
+                self._answers[(tenant, key)] = answer
+            status, body = answer
+            return Response(status_code=status) if body is None else JSONResponse(body, status)
 
         return await self._handle(request, work)
 
