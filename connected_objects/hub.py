@@ -67,6 +67,7 @@ from . import connections
 from .connections import PROVIDERS_KEY
 from .declare import SyncSpec
 from .declare import specs_of
+from .declare import triggers
 from .exceptions import ConfigurationError
 from .exceptions import ConnectedObjectsError
 from .exceptions import ProviderNotFound
@@ -232,7 +233,8 @@ class Hub:
         closest name), that it declares the model's entity, that every
         reference's local type is connected to the same provider in this hub,
         and (``database=True``, when the session factory is bound to an engine)
-        that the ``co_*`` tables are up to date.
+        that the ``co_*`` tables are up to date and the capture triggers of the models under
+        ``capture="database"`` are there and current.
         """
         known = self.provider_names()
         for spec in self._specs.values():
@@ -261,6 +263,7 @@ class Hub:
             def check_schema() -> None:
                 with engine.connect() as connection:
                     schema.check(connection)
+                    triggers.check(connection, self.models)
 
             patiently(check_schema, what="checking the co_* tables", patience=self.db_patience)
 
