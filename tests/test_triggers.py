@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -263,3 +264,47 @@ def test_one_model_is_captured_one_way():
             organization_id: Mapped[int]
             name: Mapped[str] = mapped_column(String(100))
             revision: Mapped[int] = mapped_column(default=1)
+
+
+def cli_app() -> Hub:
+    """The hub ``connected-objects schema triggers --app tests.test_triggers:cli_app`` loads."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(os.environ["CO_TEST_TRIGGERS_URL"])
+    LOADED.append(engine)
+    providers = [SandboxProvider("http://sandbox"), SandboxProvider("http://sandbox", name="mirror")]
+    return Hub(sessionmaker(engine), models=[Client], providers=providers)
+
+
+LOADED: list[Engine] = []
+
+
+def test_schema_triggers_prints_the_migration_and_installs_without_alembic(
+    engine: Engine, app: Hub, monkeypatch: pytest.MonkeyPatch
+):
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from click.testing import CliRunner
+
+    from connected_objects.cli import main
+
+    monkeypatch.setenv("CO_TEST_TRIGGERS_URL", engine.url.render_as_string(hide_password=False))
+    with engine.begin() as db:
+        triggers.drop(db, [Client])
+    printed = CliRunner().invoke(main, ["schema", "triggers", "--app", "tests.test_triggers:cli_app"])
+    assert printed.exit_code == 0, printed.output
+    assert "op.create_capture_triggers(" in printed.output and "op.drop_capture_triggers('trig_client')" in printed.output
+    migration: dict[str, object] = {}
+    exec(compile(printed.output, "a migration", "exec"), migration)  # what the user's migration runs
+    with engine.begin() as db:
+        migration["op"] = Operations(MigrationContext.configure(db))
+        migration["upgrade"]()  # type: ignore[operator]
+        assert triggers.problems(db, [Client]) == []
+        migration["downgrade"]()  # type: ignore[operator]
+        assert triggers.problems(db, [Client]) != []
+    installed = CliRunner().invoke(main, ["schema", "triggers", "--app", "tests.test_triggers:cli_app", "--install"])
+    assert installed.exit_code == 0 and "created on trig_client" in installed.output, installed.output
+    while LOADED:  # what a CLI process would close as it exits
+        LOADED.pop().dispose()
+    with engine.connect() as db:
+        assert triggers.problems(db, [Client]) == []

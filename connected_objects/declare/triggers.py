@@ -83,6 +83,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,7 @@ __all__ = [
     "drop",
     "install",
     "mark",
+    "migration",
     "problems",
     "unmark",
 ]
@@ -281,6 +283,21 @@ def column_of(mapper: Mapper[Any], attribute: str) -> str:
     """The column name of a mapped ``attribute``."""
     prop = mapper.column_attrs[attribute]
     return str(prop.columns[0].name)
+
+
+def migration(tables: Sequence[CaptureTriggers]) -> str:
+    """The lines of an Alembic migration that creates (and drops) the capture triggers of ``tables``."""
+    create = "\n".join(
+        f"    op.create_capture_triggers(\n        {t.table!r},\n        local_type={t.local_type!r},\n"
+        f"        key={t.key!r},\n        owners={list(t.owners)!r},\n        columns={list(t.columns)!r},\n    )"
+        for t in tables
+    )
+    dropped = "\n".join(f"    op.drop_capture_triggers({t.table!r})" for t in tables)
+    return (
+        "# a migration of yours: alembic revision -m 'capture triggers', then these lines\n"
+        "import connected_objects.declare.trigger_ops  # noqa: F401  (registers the operations)\n\n\n"
+        f"def upgrade() -> None:\n{create}\n\n\ndef downgrade() -> None:\n{dropped}\n"
+    )
 
 
 def captured_models(models: Iterable[type]) -> list[type]:
