@@ -173,6 +173,8 @@ class Hub:
         self._specs: dict[tuple[str, str], SyncSpec] = {}
         # Sessions of this factory carry the hub's providers, so connections.connect() knows them too.
         session_factory.kw.setdefault("info", {}).setdefault(PROVIDERS_KEY, {}).update(self._providers)
+        if triggers.captured_models(self.models):  # the applier marks its transactions for the triggers
+            session_factory.kw["info"][capture.TRIGGERS_KEY] = True
         for model in self.models:
             specs = specs_of(model)
             if not specs:

@@ -87,18 +87,12 @@ from ..util.suggest import did_you_mean
 from .mapping import Mapping
 from .mapping import missing_members
 
-__all__ = ["CAPTURES", "Capture", "SyncSpec", "connected", "database_captured", "specs_of"]
+__all__ = ["CAPTURES", "Capture", "SyncSpec", "connected", "specs_of"]
 
 #: How a model's changes are captured: by the ORM's flushes (the default), or by triggers in the
 #: database, which also see raw SQL, Core statements and other programs (:mod:`connected_objects.declare.triggers`).
 Capture = Literal["orm", "database"]
 CAPTURES: tuple[Capture, ...] = ("orm", "database")
-_DATABASE_CAPTURED: set[type] = set()
-
-
-def database_captured() -> frozenset[type]:
-    """The models of this process declared with ``capture="database"``."""
-    return frozenset(_DATABASE_CAPTURED)
 
 
 T = TypeVar("T", bound=type)
@@ -258,8 +252,6 @@ def connected(
             capture=capture,
         )
         setattr(model, _ATTR, (*model.__dict__.get(_ATTR, ()), spec))
-        if capture == "database":
-            _DATABASE_CAPTURED.add(model)
         return model
 
     return decorate

@@ -88,7 +88,6 @@ from .. import connections
 from ..declare import SyncSpec
 from ..declare import specs_of
 from ..declare import triggers
-from ..declare.spec import database_captured
 from ..exceptions import CaptureError
 from ..exceptions import ConfigurationError
 from ..queue.journal import append_groups
@@ -99,6 +98,7 @@ from .routing import route
 __all__ = [
     "ORIGIN_KEY",
     "SKIP_OPTION",
+    "TRIGGERS_KEY",
     "applying",
     "capturing",
     "install",
@@ -110,6 +110,8 @@ __all__ = [
 
 #: ``Session.info`` key naming the scope (or provider) whose record is being applied.
 ORIGIN_KEY = "connected_objects.origin"
+#: ``Session.info`` key set by a hub with models under ``capture="database"``: the applier marks its transactions.
+TRIGGERS_KEY = "connected_objects.capture_triggers"
 #: Execution option that runs an ORM bulk statement without capture.
 SKIP_OPTION = "connected_objects_capture"
 
@@ -200,7 +202,7 @@ def installed(target: Any) -> bool:
 def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[None]:
     """Within the block, changes are not sent back to ``origin`` (a scope, or a whole provider).
 
-    Where a model is declared with ``capture="database"``, a ``Session``'s transaction is
+    Where the hub has a model declared with ``capture="database"``, a ``Session`` of its factory is
     also marked for the triggers (:func:`connected_objects.declare.triggers.mark`) while the
     block runs; an ``AsyncSession`` is not marked, so write such models with a ``Session``.
 
@@ -211,7 +213,7 @@ def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[N
     info = session.info
     previous = info.get(ORIGIN_KEY)
     info[ORIGIN_KEY] = origin
-    marked = session if isinstance(session, Session) and database_captured() else None
+    marked = session if isinstance(session, Session) and session.info.get(TRIGGERS_KEY) else None
     if marked is not None:
         triggers.mark(marked.connection(), origin)
     try:
