@@ -14,10 +14,18 @@ Capture moves work to the workers: folding the journal into ``co_outbox``.
 That is measured too (``absorb_per_s``: changes folded per second by one
 worker), as the cost a worker pays before it pushes.
 
-    uv run python bench/capture.py [--quick] [--backend sqlite|postgresql|mariadb]
+    uv run python bench/capture.py [--quick] [--backend sqlite|postgresql|mariadb] [--mode orm|database]
 
 The last line is one JSON object: backend, rows, insert_ratio, update_ratio,
 continuum_insert_ratio, continuum_update_ratio and the raw seconds.
+
+``--mode database`` measures trigger capture (``@connected(..., capture="database")``)
+instead: one Core bulk ``UPDATE`` of every row (10,000; 2,000 with ``--quick``), and one
+Core ``INSERT`` of them, on a table with the capture triggers against the same table
+without them (the baseline: the statement alone). Its JSON has ``update_ratio``,
+``insert_ratio``, the journal rows the update wrote (one per statement on PostgreSQL, one
+per row elsewhere) and ``absorb_per_s``: changes a worker folds in per second, owners
+resolved.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -254,12 +263,144 @@ def continuum(backend: str, rows: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def database(backend: str, rows: int, repeat: int) -> dict[str, Any]:
+    """Trigger capture: a Core bulk UPDATE and INSERT of ``rows`` rows, triggers against none."""
+    from sqlalchemy import insert
+    from sqlalchemy import update
+
+    from connected_objects import Scope
+    from connected_objects import connections
+    from connected_objects.declare import connected
+    from connected_objects.declare import triggers
+    from connected_objects.declare.mapping import FieldMapping
+    from connected_objects.push.captured import resolver
+    from connected_objects.queue import journal
+    from connected_objects.store.models import journal as journal_table
+    from connected_objects.store.models import metadata as co_metadata
+    from connected_objects.store.models import outbox
+    from connected_objects.testing.sandbox import SandboxProvider
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Organization(Base):
+        __tablename__ = "organization"
+        id = mapped_column(Integer, primary_key=True)
+
+    class Plain(InvoiceColumns, Base):
+        __tablename__ = "plain_invoice"
+
+    class Captured(InvoiceColumns, Base):
+        __tablename__ = "captured_invoice"
+
+    connected(
+        "sandbox",
+        entity="invoices",
+        mapping=FieldMapping({"number": "number", "total": "total"}),
+        owner="organization_id",
+        owner_type="organization",
+        capture="database",
+    )(Captured)
+    values = [{"id": i, "organization_id": 1, "number": f"INV-{i}", "total": i} for i in range(1, rows + 1)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Scratch(backend, tmp)
+        engine = scratch.engine()
+        try:
+            Base.metadata.create_all(engine)
+            co_metadata.create_all(engine)
+            with engine.begin() as db:
+                triggers.install(db, [Captured])
+                db.execute(insert(Organization), [{"id": 1}])
+            with sessionmaker(engine).begin() as s:
+                connections.connect(
+                    s, "organization", 1, Scope("sandbox", "bench", "acme"), provider=SandboxProvider("http://unused")
+                )
+
+            def reset(model: type) -> None:
+                with engine.begin() as db:
+                    db.execute(delete(model))
+                    db.execute(delete(journal_table))
+                    db.execute(delete(outbox))
+
+            def insert_all(model: type) -> None:
+                with engine.begin() as db:
+                    db.execute(insert(model), values)
+
+            def update_all(model: type) -> None:
+                with engine.begin() as db:
+                    db.execute(update(model).values(total=model.total + 1))  # type: ignore[attr-defined]
+
+            def measure(model: type) -> tuple[float, float]:
+                reset(model)
+                gc.collect()
+                inserted = timed(lambda: insert_all(model), 1)
+                with engine.begin() as db:
+                    db.execute(delete(journal_table))
+                gc.collect()
+                return inserted, timed(lambda: update_all(model), 1)
+
+            measure(Plain), measure(Captured)  # warm-up
+            p_ins, p_upd, c_ins, c_upd = [], [], [], []
+            for _ in range(repeat):
+                pi, pu = measure(Plain)
+                ci, cu = measure(Captured)
+                p_ins.append(pi)
+                p_upd.append(pu)
+                c_ins.append(ci)
+                c_upd.append(cu)
+            with engine.connect() as db:  # what the last update wrote: one row per statement or per row
+                journal_rows = db.scalar(select(func.count()).select_from(journal_table))
+            fold = resolver([Captured])
+
+            def absorb() -> int:
+                folded = 0
+                with engine.begin() as db:
+                    while n := journal.absorb(db, limit=500, resolve=fold):
+                        folded += n
+                return folded
+
+            start = time.perf_counter()
+            folded = absorb()
+            absorb_s = time.perf_counter() - start
+            with engine.connect() as db:
+                pending = db.scalar(select(func.count()).select_from(outbox))
+        finally:
+            engine.dispose()
+            scratch.close()
+    med = statistics.median
+    return {
+        "runs": {"plain_update": [round(x, 4) for x in p_upd], "triggers_update": [round(x, 4) for x in c_upd]},
+        "plain_update_s": round(med(p_upd), 4),
+        "triggers_update_s": round(med(c_upd), 4),
+        "update_ratio": round(med(c / p for c, p in zip(c_upd, p_upd, strict=True)), 3),
+        "plain_insert_s": round(med(p_ins), 4),
+        "triggers_insert_s": round(med(c_ins), 4),
+        "insert_ratio": round(med(c / p for c, p in zip(c_ins, p_ins, strict=True)), 3),
+        "journal_rows_per_update": journal_rows,
+        "captured": folded == rows and pending == rows,
+        "absorb_per_s": round(rows / absorb_s),
+    }
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--continuum-only", action="store_true", help=argparse_hidden())
+    p.add_argument("--mode", choices=["orm", "database"], default="orm", help="what captures: flushes or triggers")
     args = p.parse_args()
     rows = 2_000 if args.quick else 10_000
     repeat = 3 if args.quick else 5
+    if args.mode == "database":
+        figures_db: dict[str, Any] = {
+            "bench": "capture",
+            "mode": "database",
+            "backend": args.backend,
+            "rows": rows,
+            "baseline": "the same Core statement on the same table without triggers",
+        }
+        figures_db.update(database(args.backend, rows, 3 if args.quick else 9))
+        emit(figures_db)
+        return
     if args.continuum_only:
         # continuum costs tens of times more per row: fewer rows give the same ratio in minutes less
         print(json.dumps(continuum(args.backend, min(rows, 2_000), repeat)))

@@ -52,6 +52,11 @@ class SyncContext(Protocol):
         ...
 
     @property
+    def models(self) -> list[type]:
+        """The ``@connected`` models."""
+        ...
+
+    @property
     def vault(self) -> Vault | None:
         """Seals credentials at rest (None: stored as given)."""
         ...

@@ -67,6 +67,7 @@ from . import connections
 from .connections import PROVIDERS_KEY
 from .declare import SyncSpec
 from .declare import specs_of
+from .declare import triggers
 from .exceptions import ConfigurationError
 from .exceptions import ConnectedObjectsError
 from .exceptions import ProviderNotFound
@@ -173,6 +174,8 @@ class Hub:
         self._specs: dict[tuple[str, str], SyncSpec] = {}
         # Sessions of this factory carry the hub's providers, so connections.connect() knows them too.
         session_factory.kw.setdefault("info", {}).setdefault(PROVIDERS_KEY, {}).update(self._providers)
+        if triggers.captured_models(self.models):  # the applier marks its transactions for the triggers
+            session_factory.kw["info"][capture.TRIGGERS_KEY] = True
         for model in self.models:
             specs = specs_of(model)
             if not specs:
@@ -233,7 +236,8 @@ class Hub:
         closest name), that it declares the model's entity, that every
         reference's local type is connected to the same provider in this hub,
         and (``database=True``, when the session factory is bound to an engine)
-        that the ``co_*`` tables are up to date.
+        that the ``co_*`` tables are up to date and the capture triggers of the models under
+        ``capture="database"`` are there and current.
         """
         known = self.provider_names()
         for spec in self._specs.values():
@@ -262,6 +266,7 @@ class Hub:
             def check_schema() -> None:
                 with engine.connect() as connection:
                     schema.check(connection)
+                    triggers.check(connection, self.models)
 
             patiently(check_schema, what="checking the co_* tables", patience=self.db_patience)
 

@@ -61,6 +61,7 @@ from .ops.failures import first_line
 from .ops.failures import log_failures
 from .ops.health import backlog
 from .ops.tracing import traced
+from .push import captured
 from .push.dispatch import dispatch
 from .push.planning import final_status
 from .queue import CHANGES
@@ -169,6 +170,7 @@ class Worker:
         chores: Mapping[str, tuple[float, Chore]] | None = None,
     ) -> None:
         self.hub = hub
+        self._resolve = captured.resolver(hub.models)
         self.name = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.batch = batch
         self.per_scope = per_scope
@@ -242,7 +244,8 @@ class Worker:
     def _claim(self, exclude: Sequence[Scope]) -> list[ClaimedChange]:
         with self.hub.session_factory() as session:
             conn = self.hub.connection(session)
-            journal.absorb(conn)  # captured changes join the outbox first (one worker at a time)
+            # captured changes join the outbox first (one worker at a time)
+            journal.absorb(conn, resolve=self._resolve)
             claimed = CHANGES.claim(
                 conn,
                 self.name,

@@ -275,6 +275,8 @@ PUBLIC_MODULES = {
     "connected_objects.hub",
     "connected_objects.limits",
     "connected_objects.declare.mapping",
+    "connected_objects.declare.trigger_ops",
+    "connected_objects.declare.triggers",
     "connected_objects.oauth",
     "connected_objects.ops.logs",
     "connected_objects.ops.metrics",

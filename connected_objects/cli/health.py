@@ -9,7 +9,7 @@ that need their customer (a refresh token dying within ``--refresh-days``,
 paused, revoked) are a ``warn`` line, which does not fail the probe::
 
     $ connected-objects health --database postgresql+psycopg://.../app --max-dead 10
-    ok   schema: up to date (co_0014)
+    ok   schema: up to date (co_0015)
     FAIL workers: no worker beat in the last 60 s
     warn connections: 1 paused (quickbooks/production/9130354): the customers reconnect through your connect page
 
@@ -39,6 +39,7 @@ from .common import console
 from .common import emit
 from .common import emit_json
 from .common import reading
+from .common import ready_app
 from .common import where
 from .tables import Listing
 
@@ -109,9 +110,15 @@ def health_command(
     """
     from ..ops.health import check as check_health
 
+    models = ready_app(app_path, check=False).models if app_path else ()
     with reading(app_path, database) as conn:
         report = check_health(
-            conn, stale_after=stale_after, max_due_age=max_due_age, max_dead=max_dead, refresh_days=refresh_days
+            conn,
+            stale_after=stale_after,
+            max_due_age=max_due_age,
+            max_dead=max_dead,
+            refresh_days=refresh_days,
+            models=models,
         )
     if as_json:
         emit_json(report.as_dict())

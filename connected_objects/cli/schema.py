@@ -1,6 +1,9 @@
 """``connected-objects schema``: our Alembic migrations, where they live, and checking or upgrading a database.
 
-``location`` and ``snippet`` help an application that runs Alembic itself;
+``location`` and ``snippet`` help an application that runs Alembic itself, and
+``triggers --app …`` prints the lines of a migration of yours that creates the
+capture triggers of the models under ``capture="database"`` (``--install``
+creates them at once, for an application without Alembic);
 ``check`` and ``upgrade`` work standalone on ``--database URL`` (version table
 ``co_alembic_version``). Only ``upgrade`` creates a SQLite file.
 
@@ -22,8 +25,11 @@ from __future__ import annotations
 import click
 
 from ..store import schema
+from .common import UserError
+from .common import app_option
 from .common import database_option
 from .common import open_engine
+from .common import ready_app
 from .common import required
 
 __all__ = ["schema_group"]
@@ -69,3 +75,23 @@ def upgrade(database: str | None) -> None:
         click.echo(f"upgraded to {schema.head()}")
     finally:
         engine.dispose()
+
+
+@schema_group.command(name="triggers")
+@app_option
+@click.option("--install", "install_now", is_flag=True, help="Create them now instead (for apps without Alembic).")
+def triggers_command(app_path: str, install_now: bool) -> None:
+    """Print the Alembic lines that create the capture triggers of the models under capture='database'."""
+    from ..declare import triggers
+
+    hub = ready_app(app_path, check=False)
+    models = triggers.captured_models(hub.models)
+    if not models:
+        raise UserError("no model of this hub is @connected with capture='database': nothing needs triggers")
+    wanted = [triggers.CaptureTriggers.of(model) for model in models]
+    if install_now:
+        with hub.engine.begin() as conn:
+            triggers.install(conn, wanted)
+        click.echo(f"capture triggers created on {', '.join(t.table for t in wanted)}")
+        return
+    click.echo(triggers.migration(wanted), nl=False)

@@ -74,6 +74,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
 from typing import TypeVar
 
 from sqlalchemy import inspect
@@ -86,7 +87,13 @@ from ..util.suggest import did_you_mean
 from .mapping import Mapping
 from .mapping import missing_members
 
-__all__ = ["SyncSpec", "connected", "specs_of"]
+__all__ = ["CAPTURES", "Capture", "SyncSpec", "connected", "specs_of"]
+
+#: How a model's changes are captured: by the ORM's flushes (the default), or by triggers in the
+#: database, which also see raw SQL, Core statements and other programs (:mod:`connected_objects.declare.triggers`).
+Capture = Literal["orm", "database"]
+CAPTURES: tuple[Capture, ...] = ("orm", "database")
+
 
 T = TypeVar("T", bound=type)
 
@@ -112,6 +119,8 @@ class SyncSpec:
     #: The payload fields by which an existing remote record is recognised as this model's row when a
     #: company with existing books is connected; None: the entity's own (``EntitySpec.natural_keys``).
     natural_keys: tuple[str, ...] | None = None
+    #: ``"orm"``: flushes are captured; ``"database"``: triggers on the table capture every committed write.
+    capture: Capture = "orm"
 
     def owner_key(self, obj: Any) -> str | None:
         """The owner's id as stored in ``co_connection.owner_id`` (None: no owner, nothing to sync)."""
@@ -159,6 +168,7 @@ def connected(
     owner: str | None = None,
     owner_type: str | None = None,
     natural_keys: Sequence[str] | None = None,
+    capture: Capture = "orm",
 ) -> Callable[[T], T]:
     """Declare that a mapped class syncs to ``provider``'s ``entity`` through ``mapping``.
 
@@ -171,6 +181,11 @@ def connected(
         already at the provider is recognised as this model's row when a
         company with existing books is connected, in order; by default the
         entity's own. The local side of each is what the mapping puts there.
+    :param capture: ``"orm"`` (the default) captures what the ORM flushes; ``"database"`` has
+        triggers on the model's table capture every committed insert, update of a mapped column
+        and delete, whoever writes it (raw SQL, Core, another program). Every ``@connected`` of one
+        model takes the same value; the triggers are installed like the rest of the schema
+        (:mod:`connected_objects.declare.triggers`).
     :raises ConfigurationError: at decoration time, for an unmapped class, an
         unknown owner attribute, a mapping missing a member of
         :class:`~connected_objects.declare.mapping.Mapping`, or the same provider declared twice.
@@ -197,6 +212,19 @@ def connected(
             resolved_owner_type = resolved_owner_type or local_type
         if any(spec.provider == provider for spec in model.__dict__.get(_ATTR, ())):
             raise ConfigurationError(f"{model.__name__} is already connected to {provider!r}; declare it once")
+        if capture not in CAPTURES:
+            raise ConfigurationError(f"{model.__name__}: capture={capture!r} is not one of {', '.join(CAPTURES)}")
+        others = {spec.capture for spec in model.__dict__.get(_ATTR, ())} - {capture}
+        if others:
+            raise ConfigurationError(
+                f"{model.__name__}: capture={capture!r} here and {others.pop()!r} on another @connected; "
+                "one table is captured one way: give every @connected of the model the same capture"
+            )
+        if capture == "database" and len(mapper.primary_key) != 1:
+            raise ConfigurationError(
+                f"{model.__name__}: capture='database' needs a single-column primary key (the triggers record it); "
+                "use capture='orm' for a composite key"
+            )
         missing = missing_members(mapping)
         if missing:
             raise ConfigurationError(
@@ -221,6 +249,7 @@ def connected(
             fields=fields,
             pk_attributes=pk_attributes,
             natural_keys=None if natural_keys is None else tuple(natural_keys),
+            capture=capture,
         )
         setattr(model, _ATTR, (*model.__dict__.get(_ATTR, ()), spec))
         return model

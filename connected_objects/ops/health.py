@@ -12,7 +12,9 @@ cron alert. It fails when:
 - **backlog**: the oldest change that is due (pending and past its next
   attempt, or captured and not folded into the outbox yet) waited longer than
   ``max_due_age`` seconds;
-- **dead**: more than ``max_dead`` changes and events are dead.
+- **dead**: more than ``max_dead`` changes and events are dead;
+- **triggers** (given the hub's ``models``): a model declared with ``capture="database"`` lacks
+  its capture triggers, or they were made for other columns (:mod:`connected_objects.declare.triggers`).
 
 It warns, without failing, about **connections** that need the customer: an OAuth refresh token that
 dies within ``refresh_days`` days (:mod:`connected_objects.oauth.keepalive` renews them 15 days
@@ -58,6 +60,7 @@ A connection whose refresh token dies in three days is a warning, not a failure:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -67,6 +70,8 @@ from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from ..declare.triggers import captured_models
+from ..declare.triggers import problems
 from ..exceptions import SchemaOutOfDate
 from ..queue import CHANGES
 from ..queue import EVENTS
@@ -142,8 +147,13 @@ def check(
     max_dead: int = 0,
     refresh_days: float = 7.0,
     now: dt.datetime | None = None,
+    models: Iterable[type] = (),
 ) -> Health:
-    """Run every check (see the module docs). A schema that is behind skips the others."""
+    """Run every check (see the module docs). A schema that is behind skips the others.
+
+    ``models`` (a hub's) adds the **triggers** check: the capture triggers of those declared
+    with ``capture="database"`` are there and current.
+    """
     conn = connection_of(db)
     now = now or utcnow()
     report = Health()
@@ -153,6 +163,12 @@ def check(
         report.checks.append(Check("schema", False, exc.message))
         return report
     report.checks.append(Check("schema", True, f"at {schema.current(conn) or 'metadata.create_all'}"))
+    captured = captured_models(models)
+    if captured:
+        wrong = problems(conn, captured)
+        report.checks.append(
+            Check("triggers", not wrong, "; ".join(wrong) or f"capture triggers current on {len(captured)} tables")
+        )
     last = heartbeat.last_beat(conn)
     if last is None:
         report.checks.append(Check("workers", False, "no worker has registered; start one: connected-objects worker"))

@@ -85,20 +85,20 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 
 from .. import connections
-from ..connections import ConnectionInfo
 from ..declare import SyncSpec
 from ..declare import specs_of
+from ..declare import triggers
 from ..exceptions import CaptureError
 from ..exceptions import ConfigurationError
 from ..queue.journal import append_groups
 from ..scope import Scope
 from ..store.identity import local_key
-from ..store.models import connected_object as links_table
-from ..store.models import connection as connection_table
+from .routing import route
 
 __all__ = [
     "ORIGIN_KEY",
     "SKIP_OPTION",
+    "TRIGGERS_KEY",
     "applying",
     "capturing",
     "install",
@@ -110,6 +110,8 @@ __all__ = [
 
 #: ``Session.info`` key naming the scope (or provider) whose record is being applied.
 ORIGIN_KEY = "connected_objects.origin"
+#: ``Session.info`` key set by a hub with models under ``capture="database"``: the applier marks its transactions.
+TRIGGERS_KEY = "connected_objects.capture_triggers"
 #: Execution option that runs an ORM bulk statement without capture.
 SKIP_OPTION = "connected_objects_capture"
 
@@ -200,6 +202,10 @@ def installed(target: Any) -> bool:
 def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[None]:
     """Within the block, changes are not sent back to ``origin`` (a scope, or a whole provider).
 
+    Where the hub has a model declared with ``capture="database"``, a ``Session`` of its factory is
+    also marked for the triggers (:func:`connected_objects.declare.triggers.mark`) while the
+    block runs; an ``AsyncSession`` is not marked, so write such models with a ``Session``.
+
     A ``Session`` is flushed when the block ends, so what it changed is captured
     with the origin. With an ``AsyncSession``, ``await session.flush()`` before
     leaving the block; unflushed changes there raise :class:`CaptureError`.
@@ -207,6 +213,9 @@ def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[N
     info = session.info
     previous = info.get(ORIGIN_KEY)
     info[ORIGIN_KEY] = origin
+    marked = session if isinstance(session, Session) and session.info.get(TRIGGERS_KEY) else None
+    if marked is not None:
+        triggers.mark(marked.connection(), origin)
     try:
         yield
         if isinstance(session, Session):
@@ -216,6 +225,14 @@ def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[N
                 "unflushed changes at the end of capture.applying(); await session.flush() inside the block"
             )
     finally:
+        if marked is not None:
+            try:
+                triggers.unmark(marked.connection())
+            except Exception:
+                # never leave a mark on a pooled connection (MariaDB keeps it for the session): throw it away
+                with contextlib.suppress(Exception):
+                    marked.connection().invalidate()
+                raise
         if previous is None:
             info.pop(ORIGIN_KEY, None)
         else:
@@ -223,10 +240,11 @@ def applying(session: Session | AsyncSession, origin: Scope | str) -> Iterator[N
 
 
 def _specs(cls: type) -> tuple[SyncSpec, ...]:
+    """The specs the ORM captures for ``cls``: those under ``capture="database"`` are the triggers' to record."""
     try:
         return _spec_cache[cls]
     except KeyError:
-        found = _spec_cache[cls] = specs_of(cls)
+        found = _spec_cache[cls] = tuple(spec for spec in specs_of(cls) if spec.capture == "orm")
         return found
 
 
@@ -292,38 +310,6 @@ def _owner_id(spec: SyncSpec, state: InstanceState[Any], local_id: str) -> str |
     return str(value)
 
 
-def _connections(session: Session, wanted: dict[str, set[str]]) -> dict[tuple[str, str], list[ConnectionInfo]]:
-    """Connections by (owner_type, owner_id), all providers; cached for the transaction."""
-    cache: dict[tuple[str, str], list[ConnectionInfo]] = session.info.setdefault(connections.CACHE_KEY, {})
-    missing = {otype: {oid for oid in ids if (otype, oid) not in cache} for otype, ids in wanted.items()}
-    conn = session.connection()
-    cols = [c for c in connection_table.c if c.name != "credentials"]
-    for otype, ids in missing.items():
-        if not ids:
-            continue
-        for oid in ids:
-            cache[(otype, oid)] = []
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), 5_000):
-            stmt = select(*cols).where(
-                connection_table.c.owner_type == otype,
-                connection_table.c.owner_id.in_(ordered[start : start + 5_000]),
-                connection_table.c.status != "revoked",
-            )
-            for row in conn.execute(stmt):
-                info = ConnectionInfo.from_row(row)
-                cache[(otype, info.owner_id)].append(info)
-    return cache
-
-
-def _skip(origin: Any, scope: Scope) -> bool:
-    if origin is None:
-        return False
-    if isinstance(origin, Scope):
-        return origin == scope
-    return bool(origin == scope.provider)
-
-
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
     # The hot path of every application write: one pass, cached per-class facts, no per-row query.
     items: list[tuple[SyncSpec, str, str | None, str]] = []
@@ -363,63 +349,10 @@ def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
 def _record(session: Session, items: Sequence[tuple[SyncSpec, str, str | None, str]]) -> None:
     """Append the changes for ``(spec, local_id, owner_id, operation)`` items to the journal."""
     origin = session.info.get(ORIGIN_KEY)
-    origin_name = origin.provider if isinstance(origin, Scope) else origin
-    wanted: dict[str, set[str]] = {}
-    deletes: dict[str, set[str]] = {}
-    last: tuple[str, str | None] | None = None
-    for spec, local_id, owner, op in items:
-        if owner is not None and (spec.owner_type, owner) != last:  # rows of one owner come in runs
-            last = (spec.owner_type, owner)
-            owners = wanted.get(spec.owner_type)
-            if owners is None:
-                owners = wanted[spec.owner_type] = set()
-            owners.add(owner)
-        if op == "delete":
-            deletes.setdefault(spec.local_type, set()).add(local_id)
-    by_owner = _connections(session, wanted) if wanted else {}
-    linked = _linked_scopes(session, deletes) if deletes else {}
-    groups: dict[tuple[Scope, str, str, str], list[str]] = {}
-
-    def group(scope: Scope, spec: SyncSpec, op: str) -> list[str]:
-        return groups.setdefault((scope, spec.entity, spec.local_type, op), [])
-
-    # per (spec, owner, operation): the id lists of the scopes it goes to
-    targets: dict[tuple[int, str | None, str], list[list[str]]] = {}
-    for spec, local_id, owner, op in items:
-        key = (id(spec), owner, op)
-        lists = targets.get(key)
-        if lists is None:
-            infos = by_owner.get((spec.owner_type, owner), ()) if owner is not None else ()
-            found = dict.fromkeys(
-                info.scope for info in infos if info.scope.provider == spec.provider and info.pushes(spec.entity)
-            )
-            lists = targets[key] = [group(scope, spec, op) for scope in found if not _skip(origin, scope)]
-        for ids in lists:
-            ids.append(local_id)
-        if op == "delete":  # also every scope where the row is linked, connected or not any more
-            lists_scopes = {id(ids) for ids in lists}
-            for scope, entity in linked.get((spec.local_type, local_id), ()):
-                if scope.provider == spec.provider and entity == spec.entity and not _skip(origin, scope):
-                    ids = group(scope, spec, op)
-                    if id(ids) not in lists_scopes:
-                        ids.append(local_id)
-    if groups:
-        append_groups(session.connection(), {k: v for k, v in groups.items() if v}, origin_name)
-
-
-def _linked_scopes(session: Session, wanted: dict[str, set[str]]) -> dict[tuple[str, str], list[tuple[Scope, str]]]:
-    found: dict[tuple[str, str], list[tuple[Scope, str]]] = {}
     conn = session.connection()
-    t = links_table
-    for local_type, ids in wanted.items():
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), 5_000):
-            stmt = select(t.c.provider, t.c.marketplace, t.c.account, t.c.entity, t.c.local_id).where(
-                t.c.local_type == local_type, t.c.local_id.in_(ordered[start : start + 5_000]), t.c.status == "linked"
-            )
-            for provider, marketplace, account, entity, local_id in conn.execute(stmt):
-                found.setdefault((local_type, local_id), []).append((Scope(provider, marketplace, account), entity))
-    return found
+    groups = route(conn, items, origin, cache=session.info.setdefault(connections.CACHE_KEY, {}))
+    if groups:
+        append_groups(conn, groups, origin.provider if isinstance(origin, Scope) else origin)
 
 
 def _do_orm_execute(state: ORMExecuteState) -> Any:

@@ -52,15 +52,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 
+from sqlalchemy import Connection
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 
+from ..exceptions import ConfigurationError
 from ..exceptions import SchemaOutOfDate
 from ..scope import Scope
 from ..store.models import journal as j
@@ -71,7 +74,7 @@ from ..util.db import connection_of
 from .change_queue import CHANGES
 from .changes import Change
 
-__all__ = ["absorb", "append", "append_groups", "captured", "edited", "queued", "size"]
+__all__ = ["Resolver", "absorb", "append", "append_groups", "captured", "edited", "queued", "size"]
 
 #: Journal rows folded per :func:`absorb` call.
 ABSORB_ROWS = 50
@@ -107,6 +110,11 @@ def append_groups(db: DB, groups: Mapping[tuple[Scope, str, str, str], Sequence[
     return count
 
 
+def _by_triggers(blob: str) -> bool:
+    """Whether a journal row was written by capture triggers (an object) rather than a flush (a list)."""
+    return blob.startswith("{")
+
+
 def _decode(origin: str | None, blob: str, at: dt.datetime) -> list[Change]:
     return [
         Change(Scope(p, m, a), entity, local_type, local_id, operation, origin, at)
@@ -115,10 +123,16 @@ def _decode(origin: str | None, blob: str, at: dt.datetime) -> list[Change]:
     ]
 
 
-def absorb(db: DB, *, limit: int = ABSORB_ROWS) -> int:
+#: Folds the journal rows capture triggers wrote (``(changes, created_at)``, in order) into changes: their owners
+#: are resolved to connections with the hub's models (:func:`connected_objects.declare.triggers.resolver`).
+Resolver = Callable[[Connection, Sequence[tuple[str, dt.datetime]]], list[Change]]
+
+
+def absorb(db: DB, *, limit: int = ABSORB_ROWS, resolve: Resolver | None = None) -> int:
     """Fold up to ``limit`` journal rows, oldest first, into the outbox; returns the changes written.
 
-    Returns 0 at once when another worker is absorbing. The caller commits.
+    Rows written by capture triggers (models under ``capture="database"``) need ``resolve``;
+    workers pass it. Returns 0 at once when another worker is absorbing. The caller commits.
     """
     conn = connection_of(db)
     cols = (j.c.id, j.c.origin, j.c.changes, j.c.created_at)
@@ -139,7 +153,15 @@ def absorb(db: DB, *, limit: int = ABSORB_ROWS) -> int:
         rows = list(conn.execute(select(*cols).order_by(j.c.id).limit(limit)))
         if rows:
             conn.execute(delete(j).where(j.c.id.in_([r[0] for r in rows])))
-    changes = [c for _id, origin, blob, at in rows for c in _decode(origin, blob, at)]
+    changes = [c for _id, origin, blob, at in rows if not _by_triggers(blob) for c in _decode(origin, blob, at)]
+    raw = [(blob, at) for _id, _origin, blob, at in rows if _by_triggers(blob)]
+    if raw:
+        if resolve is None:
+            raise ConfigurationError(
+                "the journal holds rows written by capture triggers (a model under capture='database'): "
+                "fold it with the hub's models, as workers do: journal.absorb(db, resolve=triggers.resolver(hub))"
+            )
+        changes.extend(resolve(conn, raw))
     for start in range(0, len(changes), _CHUNK):
         CHANGES.write(conn, changes[start : start + _CHUNK])
     return len(changes)
@@ -150,6 +172,8 @@ def queued(db: DB) -> dict[Scope, int]:
     conn = connection_of(db)
     found: dict[Scope, int] = {}
     for (blob,) in conn.execute(select(j.c.changes).order_by(j.c.id)):
+        if _by_triggers(blob):  # its scopes are known once a worker folds it in
+            continue
         for p, m, a, *_rest, ids in json.loads(blob):
             scope = Scope(p, m, a)
             found[scope] = found.get(scope, 0) + len(ids)
@@ -183,6 +207,8 @@ def captured(db: DB, *, scope: Scope | None = None, limit: int = 100) -> list[Ch
     found: dict[tuple[Scope, str, str, str], Change] = {}
     query = select(j.c.origin, j.c.changes, j.c.created_at).order_by(j.c.id)
     for origin, blob, at in connection_of(db).execute(query):
+        if _by_triggers(blob):  # its scopes are known once a worker folds it in
+            continue
         for change in _decode(origin, blob, at):
             if scope is not None and change.scope != scope:
                 continue
@@ -204,6 +230,12 @@ def edited(db: DB, scope: Scope, local_type: str, local_ids: Iterable[str]) -> d
         return found
     key = [scope.provider, scope.marketplace, scope.account]
     for blob, at in connection_of(db).execute(select(j.c.changes, j.c.created_at).order_by(j.c.id)):
+        if _by_triggers(blob):  # written by triggers: its scopes are not resolved yet, so any scope's
+            item = json.loads(blob)
+            if item["t"] == local_type:
+                for local_id in wanted.intersection(row[0] for row in item["r"]):
+                    found[local_id] = at
+            continue
         for p, m, a, _entity, lt, _op, ids in json.loads(blob):
             if lt == local_type and [p, m, a] == key:
                 for local_id in wanted.intersection(ids):

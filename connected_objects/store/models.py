@@ -47,6 +47,9 @@ on your own metadata. They work the same on SQLite, PostgreSQL and MariaDB:
     rows that adopting a company's existing books could not pair with one
     remote record (several share a natural key value), with the candidates,
     until an operator links one (:mod:`connected_objects.receive.adopt`).
+``co_capture_origin``
+    on SQLite, the origin of the applier's write transaction while it runs, for
+    the capture triggers (:mod:`connected_objects.declare.triggers`); empty elsewhere.
 ``co_history``
     every push and apply of an object, kept for a while: when, which way, the
     outcome, the provider's redacted message (:mod:`connected_objects.store.history`).
@@ -59,8 +62,9 @@ migrations instead)::
     >>> engine = create_engine("sqlite://")
     >>> metadata.create_all(engine)
     >>> sorted(inspect(engine).get_table_names())
-    ['co_ambiguity', 'co_authorization', 'co_connected_object', 'co_connection', 'co_cursor', 'co_history', 'co_inbox',
-     'co_journal', 'co_limit', 'co_limit_lease', 'co_lock', 'co_outbox', 'co_outbox_scope', 'co_worker']
+    ['co_ambiguity', 'co_authorization', 'co_capture_origin', 'co_connected_object', 'co_connection', 'co_cursor',
+     'co_history', 'co_inbox', 'co_journal', 'co_limit', 'co_limit_lease', 'co_lock', 'co_outbox', 'co_outbox_scope',
+     'co_worker']
 
 Timestamps are stored as naive UTC with microseconds on every backend and read
 back as aware UTC datetimes (:class:`UTCDateTime`).
@@ -410,6 +414,14 @@ journal = Table(
     Column("changes", _LongText, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
 )
+
+capture_origin = Table(
+    "co_capture_origin",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("origin", String(400), nullable=False),
+)
+"""On SQLite, the applier's transaction's origin while it writes (:func:`connected_objects.declare.triggers.mark`)."""
 
 #: The named locks that exist; each is one row of ``co_lock``, made with the table.
 LOCKS = ("journal",)
