@@ -63,6 +63,7 @@ __all__ = [
     "access_token",
     "bearer_json",
     "bearer_request",
+    "client_credentials_grant",
     "code_grant",
     "refresh_grant",
     "revoke_token",
@@ -438,3 +439,29 @@ async def revoke_token(
     if response.status_code in (400, 401):
         raise PermanentError("the revocation endpoint refused the request", status=response.status_code)
     raise_for_response(response, what="token revocation")
+
+
+async def client_credentials_grant(
+    http: httpx.AsyncClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    scope: str | None = None,
+) -> TokenAnswer:
+    """The client-credentials grant (RFC 6749 §4.4): an access token for the client itself, no user and
+    no browser, with HTTP Basic client authentication (§4.4.2, §2.3.1). No refresh token is issued
+    (§4.4.3: one "SHOULD NOT be included"): when the access token expires, the client asks again. Xero's
+    custom connections work so (``connected_objects_xero.custom``). The client secret and the token are
+    redacted from every error.
+
+    :param scope: the scopes asked for, space-separated (None: what the client was registered with).
+    :raises PermanentError: the client was refused (``invalid_client``, ``unauthorized_client``).
+    :raises RetryableError: the token endpoint failed or timed out.
+    """
+    register_basic(client_id, client_secret)
+    form = {"grant_type": "client_credentials"}
+    if scope:
+        form["scope"] = scope
+    answer = await _token_request(http, token_url, client_id, client_secret, form, "client-credentials grant", None)
+    return TokenAnswer({"access_token": answer.credentials["access_token"]}, answer.expires_in, None)
