@@ -14,7 +14,7 @@ query:
    (default :data:`RENEW_WITHIN`, 15 days: an idle Xero organisation is renewed after 45 days, the
    age the reference's target 12 alerts at, an idle QuickBooks company after about 86). A connection
    that holds no refresh token at all (a Xero custom connection, whose access tokens come by client
-   credentials: ``connected_objects_xero.custom``) has nothing to renew and is never due;
+   credentials: :mod:`connected_objects.oauth.client_credentials`) has nothing to renew and is never due;
 2. each active one whose access token lapsed while it sat idle goes through
    :func:`~connected_objects.oauth.tokens.fresh_credentials`, the path pushes take: under the
    connection's row lock, once per grant however many workers and organisations share it; the new

@@ -5,8 +5,8 @@ where the marketplace names the Xero app (default ``"production"``). The
 connection's credentials hold ``access_token``; refreshing it (Xero's tokens
 last 30 minutes, refresh tokens rotate) is the core's job, serialised per
 connection, never this provider's. A custom connection (one organisation, the
-client-credentials grant, no browser: :mod:`connected_objects_xero.custom`) has
-no refresh token: its expired access token is replaced by client credentials.
+client-credentials grant, no browser: :mod:`connected_objects.oauth.client_credentials`)
+has no refresh token: its expired access token is replaced by client credentials.
 
 Xero keeps no version to compare on write: an update is applied whatever the
 record's ``UpdatedDateUTC``, and it only changes the fields sent, so a local
@@ -58,7 +58,6 @@ from connected_objects.plugin import Response
 from connected_objects.plugin import Route
 from connected_objects.plugin import Scope
 from connected_objects.plugin import ThinEvents
-from connected_objects.plugin import TokenAnswer
 from connected_objects.plugin import access_token
 from connected_objects.plugin import bearer_json
 from connected_objects.plugin import bearer_request
@@ -74,8 +73,6 @@ from .client import BATCH_SIZE
 from .client import DEFAULT_BASE_URL
 from .client import XeroClient
 from .client import host_root
-from .custom import is_custom
-from .custom import renew
 from .entities import ENTITIES
 from .webhooks import parse_events
 
@@ -175,14 +172,6 @@ class XeroProvider(ProviderBase, OAuth2Provider, ThinEvents):
         )
         self._webhook_key = setting(webhook_key, self.name, "webhook_key", "")
         register_secrets(self._webhook_key, owner=self)  # never quoted in an error or a log
-
-    async def refresh_token(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> TokenAnswer:
-        """New tokens for the connection (the core calls this under its row lock): a refresh (RFC 6749 §6),
-        or, for a custom connection (:mod:`connected_objects_xero.custom`), which has no refresh token, a
-        new access token by client credentials."""
-        if is_custom(credentials):
-            return await renew(http, self.token_url, credentials)
-        return await super().refresh_token(scope, http, credentials)
 
     def client(self, scope: Scope, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> RemoteClient:
         """A client for the scope's tenant with the connection's current access token."""

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from connected_objects_xero import XeroProvider
-from connected_objects_xero.custom import connect_custom
 from connected_objects_xero.testing import FakeXero
 from connected_objects_xero.testing import FakeXeroIdentity
 from sqlalchemy import ForeignKey
@@ -35,6 +34,7 @@ from connected_objects import connected
 from connected_objects import connections
 from connected_objects.exceptions import AuthorizationLost
 from connected_objects.oauth import tokens as oauth
+from connected_objects.oauth.client_credentials import connect_client_credentials
 from connected_objects.oauth.keepalive import keep_alive
 from connected_objects.ops.health import connections_check
 from connected_objects.store.models import connection as connection_table
@@ -132,14 +132,14 @@ def world(engine: Engine) -> Iterator[World]:
 
 def test_a_custom_connection_connects_pushes_and_renews_its_token_by_client_credentials(world: World) -> None:
     hub, xero, identity = world.hub, world.xero, world.identity
-    info = connect_custom(hub, "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    info = connect_client_credentials(hub, "xero", "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     assert info.scope == SCOPE and info.status == "active"
     assert identity.client_credentials == 1 and identity.exchanges == 0 and identity.refreshes == 0
     row = world.row()
     assert row.refresh_expires_at is None and row.token_expires_at == world.now[0] + dt.timedelta(minutes=30)
     with hub.session_factory() as s:
         stored = connections.credentials(s, SCOPE, hub.vault)
-    assert "refresh_token" not in stored and stored["custom_connection"] is True
+    assert "refresh_token" not in stored and stored["client_credentials"] is True
     assert CLIENT_SECRET not in repr(info) and CLIENT_SECRET.encode() not in row.credentials  # sealed
 
     with hub.session_factory.begin() as s:
@@ -166,7 +166,7 @@ def test_a_custom_connection_connects_pushes_and_renews_its_token_by_client_cred
 
 def test_keep_alive_and_health_leave_a_custom_connection_alone(world: World) -> None:
     hub, identity = world.hub, world.identity
-    connect_custom(hub, "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    connect_client_credentials(hub, "xero", "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     world.now[0] += dt.timedelta(days=90)  # idle for months: a refresh token would have died long ago
     report = world.keep_alive()
     assert report.due == () and report.failed == {}
@@ -180,10 +180,11 @@ def test_keep_alive_and_health_leave_a_custom_connection_alone(world: World) -> 
 def test_the_browser_app_may_not_use_the_grant_and_a_wrong_secret_stores_nothing(world: World) -> None:
     hub, identity = world.hub, world.identity
     with pytest.raises(PermanentError) as wrong:
-        connect_custom(hub, "xcc_org", 1, client_id=CLIENT_ID, client_secret="not-the-secret-9a9a")
+        connect_client_credentials(hub, "xero", "xcc_org", 1, client_id=CLIENT_ID, client_secret="not-the-secret-9a9a")
     assert "invalid_client" in wrong.value.message and "not-the-secret-9a9a" not in str(wrong.value)
+    app = {"client_id": identity.client_id, "client_secret": identity.client_secret}
     with pytest.raises(PermanentError) as browser_app:
-        connect_custom(hub, "xcc_org", 1, client_id=identity.client_id, client_secret=identity.client_secret)
+        connect_client_credentials(hub, "xero", "xcc_org", 1, **app)
     assert "unauthorized_client" in browser_app.value.message
     with hub.session_factory() as s:
         assert s.execute(select(connection_table)).all() == []
@@ -191,7 +192,7 @@ def test_the_browser_app_may_not_use_the_grant_and_a_wrong_secret_stores_nothing
 
 def test_a_revoked_secret_pauses_the_connection_with_the_reason(world: World) -> None:
     hub, identity = world.hub, world.identity
-    connect_custom(hub, "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    connect_client_credentials(hub, "xero", "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     identity.customs[CLIENT_ID] = ("a-new-secret-after-rotation", TENANT, "accounting.transactions")
     world.now[0] += dt.timedelta(minutes=31)
 
