@@ -12,7 +12,9 @@ query:
 1. one ``SELECT`` finds the connections whose refresh token (``co_connection.refresh_expires_at``,
    stored with every token answer by :mod:`connected_objects.oauth.tokens`) dies within ``within``
    (default :data:`RENEW_WITHIN`, 15 days: an idle Xero organisation is renewed after 45 days, the
-   age the reference's target 12 alerts at, an idle QuickBooks company after about 86);
+   age the reference's target 12 alerts at, an idle QuickBooks company after about 86). A connection
+   that holds no refresh token at all (a Xero custom connection, whose access tokens come by client
+   credentials: :mod:`connected_objects.oauth.client_credentials`) has nothing to renew and is never due;
 2. each active one whose access token lapsed while it sat idle goes through
    :func:`~connected_objects.oauth.tokens.fresh_credentials`, the path pushes take: under the
    connection's row lock, once per grant however many workers and organisations share it; the new
@@ -271,6 +273,7 @@ def _due(hub: SyncContext, now: dt.datetime, horizon: dt.datetime, providers: Co
             t.c.token_expires_at,
             t.c.owner_type,
             t.c.owner_id,
+            t.c.credentials,
         )
         .where(
             or_(
@@ -306,7 +309,22 @@ def _due(hub: SyncContext, now: dt.datetime, horizon: dt.datetime, providers: Co
             (r.provider, r.marketplace, r.owner_type, r.owner_id, r.refresh_expires_at, r.token_expires_at),
         )
         for r in rows
+        if r.refresh_expires_at is not None or _has_refresh_token(hub, r.credentials)
     ]
+
+
+def _has_refresh_token(hub: SyncContext, sealed: Any) -> bool:
+    """Whether a connection whose refresh token's expiry is not known holds one at all: one without (a Xero
+    custom connection, renewed by client credentials; credentials handed to ``connect()`` without one) has
+    nothing to keep alive. Credentials the hub cannot open are kept in: the renewal says why it failed."""
+    if sealed is None:
+        return False
+    if hub.vault is None:
+        return True
+    try:
+        return bool(hub.vault.open(sealed).get("refresh_token"))
+    except ConnectedObjectsError:
+        return True
 
 
 def _states(hub: SyncContext, scopes: Sequence[Scope]) -> dict[Scope, tuple[str, dt.datetime | None]]:

@@ -113,11 +113,13 @@ from .base import route_prefix
 from .entities import EntityCatalog
 from .entities import EntitySpec
 from .entities import ReadOnlyEntity
+from .oauth2 import CLIENT_CREDENTIALS
 from .oauth2 import OAuth2
 from .oauth2 import OAuth2Provider
 from .oauth2 import access_token
 from .oauth2 import bearer_json
 from .oauth2 import bearer_request
+from .oauth2 import client_credentials_grant
 from .oauth2 import code_grant
 from .oauth2 import refresh_grant
 from .oauth2 import revoke_token
@@ -158,6 +160,7 @@ from .webhooks import thin_payload
 
 __all__ = [
     "API_VERSION",
+    "CLIENT_CREDENTIALS",
     "ActionClient",
     "Authorization",
     "BatchClient",
@@ -209,6 +212,7 @@ __all__ = [
     "basic_auth_matches",
     "bearer_json",
     "bearer_request",
+    "client_credentials_grant",
     "code_grant",
     "counted",
     "digest_key",

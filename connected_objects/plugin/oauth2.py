@@ -58,11 +58,14 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "CLIENT_CREDENTIALS",
     "OAuth2",
     "OAuth2Provider",
     "access_token",
     "bearer_json",
     "bearer_request",
+    "client_credentials_grant",
+    "client_credentials_renewal",
     "code_grant",
     "refresh_grant",
     "revoke_token",
@@ -153,7 +156,11 @@ class OAuth2:
         )
 
     async def refresh(self, http: httpx.AsyncClient, credentials: Mapping[str, Any]) -> TokenAnswer:
-        """New tokens for a connection's credentials (:func:`refresh_grant`)."""
+        """New tokens for a connection's credentials (:func:`refresh_grant`); for a connection made by
+        client credentials (:data:`CLIENT_CREDENTIALS`), which has no refresh token, a new access token
+        by client credentials (:func:`client_credentials_renewal`)."""
+        if credentials.get(CLIENT_CREDENTIALS) is True:
+            return await client_credentials_renewal(http, self.token_url, credentials)
         lifetime = self.refresh_lifetime
         return await refresh_grant(
             http, self.token_url, self.client_id, self.client_secret, credentials, refresh_lifetime=lifetime
@@ -438,3 +445,51 @@ async def revoke_token(
     if response.status_code in (400, 401):
         raise PermanentError("the revocation endpoint refused the request", status=response.status_code)
     raise_for_response(response, what="token revocation")
+
+
+async def client_credentials_grant(
+    http: httpx.AsyncClient,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    scope: str | None = None,
+) -> TokenAnswer:
+    """The client-credentials grant (RFC 6749 §4.4): an access token for the client itself, no user and
+    no browser, with HTTP Basic client authentication (§4.4.2, §2.3.1). No refresh token is issued
+    (§4.4.3: one "SHOULD NOT be included"): when the access token expires, the client asks again. Xero's
+    custom connections work so (:mod:`connected_objects.oauth.client_credentials`). The client secret and the token are
+    redacted from every error.
+
+    :param scope: the scopes asked for, space-separated (None: what the client was registered with).
+    :raises PermanentError: the client was refused (``invalid_client``, ``unauthorized_client``).
+    :raises RetryableError: the token endpoint failed or timed out.
+    """
+    register_basic(client_id, client_secret)
+    form = {"grant_type": "client_credentials"}
+    if scope:
+        form["scope"] = scope
+    answer = await _token_request(http, token_url, client_id, client_secret, form, "client-credentials grant", None)
+    return TokenAnswer({"access_token": answer.credentials["access_token"]}, answer.expires_in, None)
+
+
+#: The key marking a connection made by the client-credentials grant
+#: (:mod:`connected_objects.oauth.client_credentials`): its credentials keep the client id and secret and
+#: no refresh token. The value is ``True``, not a string, so redaction never takes it for a secret.
+CLIENT_CREDENTIALS = "client_credentials"
+
+
+async def client_credentials_renewal(
+    http: httpx.AsyncClient, token_url: str, credentials: Mapping[str, Any]
+) -> TokenAnswer:
+    """A new access token for a connection made by client credentials, with the client id and secret it
+    keeps (what :meth:`OAuth2.refresh` does for one); everything else it keeps is kept.
+
+    :raises PermanentError: the server refused the client (its secret rotated, the link removed); the core
+        pauses the connection.
+    """
+    client_id, client_secret = str(credentials.get("client_id") or ""), str(credentials.get("client_secret") or "")
+    if not client_id or not client_secret:
+        raise PermanentError("this connection keeps no client id and secret to ask for a token with: connect it again")
+    answer = await client_credentials_grant(http, token_url, client_id, client_secret)
+    return TokenAnswer({**credentials, **answer.credentials}, answer.expires_in, None)

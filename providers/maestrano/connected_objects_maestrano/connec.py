@@ -3,8 +3,9 @@
 A :class:`ConnecClient` is made per ``(marketplace, group)`` scope. It sends to
 ``{connec.host}{connec.base_path}/{group_id}/{entity}`` with HTTP Basic
 ``api.id:api.key`` of *that* marketplace and ``CONNEC-EXTERNAL-IDS: true``, so
-ids are arrays of ``{provider, realm, id}``. Creates carry our own external id
-(the change's idempotency key, derived from the local row), so a retried
+ids are arrays of ``{provider, realm, id}``; ``Accept`` and ``Content-Type`` are
+``application/vnd.api+json`` (:data:`MEDIA_TYPE`), as Maestrano's own client
+sends them. Creates carry our own external id (the change's idempotency key, derived from the local row), so a retried
 create is an upsert at Connec!, never a duplicate. Bodies are wrapped in the
 entity's key (``{"invoices": {...}}``). The change feed pages with ``$top`` /
 ``$skip`` over ``$filter=updated_at gt '…'``, 100 a page: Connec!'s documented
@@ -56,7 +57,16 @@ from .entities import ENTITIES
 from .entities import LINKED_INVOICE
 from .marketplaces import Marketplace
 
-__all__ = ["BATCH_SIZE", "PAGE_SIZE", "ConnecClient", "connec_id", "fold", "group_root", "record_from_connec"]
+__all__ = [
+    "BATCH_SIZE",
+    "MEDIA_TYPE",
+    "PAGE_SIZE",
+    "ConnecClient",
+    "connec_id",
+    "fold",
+    "group_root",
+    "record_from_connec",
+]
 
 #: Records per page of the change feed (``$top``). Connec! documents its default, 100 (the Maestrano wiki page
 #: "Working with records external IDs" answers ``"pagination": {"skip": 0, "top": 100, "total": 1}``), and no
@@ -64,6 +74,10 @@ __all__ = ["BATCH_SIZE", "PAGE_SIZE", "ConnecClient", "connec_id", "fold", "grou
 #: as its first-sync batch size, 50, and otherwise follows ``pagination.next``), connec-ui (``fetchEntities``,
 #: ``$top`` 100) nor maestrano-ruby says how many a page Connec! gives at most. So the documented 100 is kept.
 PAGE_SIZE = 100
+#: The media type of every Connec! request's ``Accept`` and body ``Content-Type``: JSON:API's, as Maestrano's own
+#: client sends both (maestrano-ruby, lib/maestrano/connec/client.rb: ``headers 'Accept' =>
+#: 'application/vnd.api+json'`` and the same ``Content-Type``). The bodies are plain JSON all the same.
+MEDIA_TYPE = "application/vnd.api+json"
 #: Operations per ``POST /batch`` call, the Connec! connectors' default (``request_per_batch_call``).
 BATCH_SIZE = 50
 
@@ -194,7 +208,7 @@ class ConnecClient:
         self.catalog = catalog
         self.host = (marketplace.connec.host or "").rstrip("/")  # set: group_root refused a marketplace without
         self._auth = httpx.BasicAuth(marketplace.api.id, marketplace.api.key)
-        self._headers = {"CONNEC-EXTERNAL-IDS": "true", "Accept": "application/json"}
+        self._headers = {"CONNEC-EXTERNAL-IDS": "true", "Accept": MEDIA_TYPE}
 
     def __repr__(self) -> str:
         return f"ConnecClient(marketplace={self.marketplace.key!r}, group_id={self.group_id!r})"
@@ -204,7 +218,7 @@ class ConnecClient:
         headers = self._headers
         if "json" in kwargs:  # decimals, dates, UUIDs and enums in Connec!'s JSON forms
             kwargs["content"] = dumps(kwargs.pop("json"))
-            headers = {**headers, "Content-Type": "application/json"}
+            headers = {**headers, "Content-Type": MEDIA_TYPE}
         try:
             response = await self.http.request(
                 method,

@@ -93,6 +93,7 @@ from connected_objects.plugin import tombstone_scope
 from connected_objects.plugin import unlink
 
 from .connec import BATCH_SIZE
+from .connec import MEDIA_TYPE
 from .connec import ConnecClient
 from .connec import fold
 from .connec import group_root
@@ -119,6 +120,8 @@ from .sso import verify_relay_state
 __all__ = ["LIMITS", "MaestranoProvider"]
 
 log = logging.getLogger("connected_objects_maestrano.sso")
+#: Where a skipped part of a Connec! notification is reported (:func:`parse_notification`).
+notifications_log = logging.getLogger("connected_objects_maestrano.notifications")
 
 #: Connec!'s pace per group: 4 calls in flight, writes 50 to a batch call.
 LIMITS = Limits(concurrency=4, batch_size=BATCH_SIZE)
@@ -225,7 +228,7 @@ class MaestranoProvider:
         marketplace = self.marketplaces.get(scope.marketplace)
         return PassthroughTarget(
             group_root(marketplace, scope.account),
-            headers={"Accept": "application/json"},
+            headers={"Accept": MEDIA_TYPE},  # as maestrano-ruby sends it (connec.py)
             auth=httpx.BasicAuth(marketplace.api.id, marketplace.api.key),
             timeout=marketplace.connec.timeout,
         )
@@ -458,30 +461,63 @@ def _bad_credentials() -> HTTPError:
 
 
 def parse_notification(body: Mapping[str, Any], marketplace: str, wanted: Callable[[str], bool]) -> list[InboundEvent]:
-    """Validate a Connec! notification; one inbox event per record, filed under its ``group_id``.
+    """Validate a Connec! notification; one inbox event per record the application syncs, filed under its
+    ``group_id``.
 
-    Every record of the delivery is checked before any is kept: one without a ``group_id`` or an ``id`` refuses
-    the whole delivery with a 400 and nothing is stored (it is never filed under an id of ``"None"`` to be
-    fetched later). Every notified entity carries both: the payload on Maestrano's "Connec! Webhook" page
-    (maestrano.atlassian.net/wiki/spaces/DEV/pages/18448400) and maestrano-ruby's README "Webhook
-    Notifications"; the id is a plain Connec! id or an id array holding one (``connec_helper.rb``).
+    A record of an entity this application syncs (``wanted``) is checked before any is kept: one without a
+    ``group_id`` or an ``id`` refuses the whole delivery with a 400 and nothing is stored (it is never filed under
+    an id of ``"None"`` to be fetched later), so Connec! sends it again. Every notified entity carries both: the
+    payload on Maestrano's "Connec! Webhook" page (maestrano.atlassian.net/wiki/spaces/DEV/pages/18448400) and
+    maestrano-ruby's README "Webhook Notifications"; the id is a plain Connec! id or an id array holding one
+    (``connec_helper.rb``).
+
+    Records of the other entities are not the application's business: Connec! buffers notifications and sends
+    several entities in one request (same wiki page), so a malformed one of those is skipped with a warning
+    (entity, position and what is wrong: never the record's content) and the rest of the delivery is kept, not
+    refused and sent again for a record nobody reads.
+
+    >>> record = {"id": "x1", "group_id": "cld-1", "title": "INV-1"}
+    >>> synced = {"invoices"}.__contains__
+    >>> [e.account for e in parse_notification({"invoices": [record], "events": "junk"}, "m", synced)]
+    ['cld-1']
     """
     events = []
     for entity, records in body.items():
+        synced = wanted(entity)
         if not isinstance(records, list):
-            raise HTTPError(400, f"{entity!r} must be a list of records")
+            _malformed(synced, marketplace, entity, None, "must be a list of records")
+            continue
         for n, record in enumerate(records):
             if not isinstance(record, dict):
-                raise HTTPError(400, f"{entity}[{n}] must be an object")
+                _malformed(synced, marketplace, entity, n, "must be an object")
+                continue
             group = record.get("group_id")
             if not isinstance(group, str) or not group or len(group) > 128:
-                raise HTTPError(400, f"{entity}[{n}] needs a group_id")
+                _malformed(synced, marketplace, entity, n, "needs a group_id")
+                continue
             try:
                 rid = record_from_connec(entity, record).foreign_id
             except Exception:
-                raise HTTPError(400, f"{entity}[{n}] needs an id (or an id array with a Connec! id)") from None
-            if not wanted(entity):
+                _malformed(synced, marketplace, entity, n, "needs an id (or an id array with a Connec! id)")
+                continue
+            if not synced:
                 continue  # an entity this application does not sync
             key = digest_key(marketplace, entity, rid, record.get("updated_at"))
             events.append(InboundEvent(key, group, entity, json.dumps(record).encode()))
     return events
+
+
+def _malformed(synced: bool, marketplace: str, entity: str, position: int | None, problem: str) -> None:
+    """A malformed part of a notification: refuses the delivery (400) when the application syncs its entity,
+    else is logged and skipped. What is logged names the entity and the position only, never a value sent."""
+    if synced:
+        where = f"{entity!r}" if position is None else f"{entity}[{position}]"
+        raise HTTPError(400, f"{where} {problem}")
+    notifications_log.warning(
+        "Connec! notification for marketplace %r: skipped a malformed record of %r, an entity this application "
+        "does not sync (%s %s); the rest of the delivery is kept",
+        marketplace,
+        entity[:64],
+        "its value" if position is None else f"record {position}",
+        problem,
+    )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
@@ -211,6 +212,9 @@ class FakeConnec:
         user = self._auth(request)
         if user is None:
             return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
+        refused = _media_refusal(request)
+        if refused is not None:
+            return refused
         group, entity = request.path_params["group"], request.path_params["entity"]
         self.auth_seen.setdefault(group, set()).add(user)
         self._count(request.method)
@@ -248,6 +252,9 @@ class FakeConnec:
         user = self._auth(request)
         if user is None:
             return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
+        refused = _media_refusal(request)
+        if refused is not None:
+            return refused
         group, entity, rid = (request.path_params[k] for k in ("group", "entity", "id"))
         self.auth_seen.setdefault(group, set()).add(user)
         self._count(request.method)
@@ -268,6 +275,9 @@ class FakeConnec:
         user = self._auth(request)
         if user is None:
             return JSONResponse({"errors": [{"title": "Unauthorized"}]}, status_code=401)
+        refused = _media_refusal(request)
+        if refused is not None:
+            return refused
         self._count("batch")
         down = self._down()
         if down is not None:
@@ -376,6 +386,45 @@ class FakeConnec:
         self.records[(group, entity, rid)] = {**body, "id": rid, "external_ids": external, "updated_at": self._tick()}
         self.creates += 1
         return 201, {entity: self.view(group, entity, rid)}
+
+
+#: The media types Connec! reads a body as, and answers in: JSON and JSON:API. Maestrano's Connec! sandbox registers
+#: ``application/vnd.api+json`` as ``:json_api`` and parses such bodies as JSON (mno-api-sandbox,
+#: config/initializers/mime_types.rb), and its resources controller ``respond_to :json, :json_api``
+#: (app/controllers/connec/api/v2/resources_controller.rb); Maestrano's Ruby client sends both headers as
+#: ``application/vnd.api+json`` (maestrano-ruby, lib/maestrano/connec/client.rb).
+CONNEC_MEDIA_TYPES = ("application/vnd.api+json", "application/json")
+
+
+def _media_refusal(request: Any) -> Any:
+    """The answer to a request whose ``Accept`` or ``Content-Type`` Connec! cannot serve, or None.
+
+    ``Accept``: every Connec! action runs inside ``respond_to { format.any(:json_api, :json) }``
+    (mno-api-sandbox resources_controller.rb, ``wrap_in_api_transaction``), which answers 406 Not Acceptable when
+    the request's formats include neither. Rails (actionpack 3.2, the sandbox's, ``MimeNegotiation#formats``) takes
+    the formats from ``Accept`` only when it is present and not a browser's (``*/*`` listed beside other types,
+    ``BROWSER_LIKE_ACCEPTS``); otherwise the request is taken as HTML, so no ``Accept`` is refused too. A lone
+    ``*/*`` (httpx's default) matches the first format.
+
+    ``Content-Type`` of a body (POST/PUT): only JSON and JSON:API bodies are parsed into the request's parameters
+    (mime_types.rb above; Rails parses ``application/json`` itself). Any other body leaves the entity out of the
+    parameters, and the sandbox's ``create`` then fails on it (a 500); this fake answers 415 Unsupported Media Type
+    (RFC 9110 §15.5.16) instead, so a client sending the wrong type sees why.
+    """
+    from starlette.responses import JSONResponse
+
+    accept = request.headers.get("accept", "").strip()
+    browser_like = re.search(r",\s*\*/\*|\*/\*\s*,", accept) is not None
+    offered = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if not accept or browser_like or not offered & {*CONNEC_MEDIA_TYPES, "*/*"}:
+        status, body = _errors(406, f"Not Acceptable: Accept must name {' or '.join(CONNEC_MEDIA_TYPES)}")
+        return JSONResponse(body, status_code=status)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method in ("POST", "PUT") and content_type not in CONNEC_MEDIA_TYPES:
+        title = f"Unsupported Media Type {content_type or '(none)'}: send {' or '.join(CONNEC_MEDIA_TYPES)}"
+        status, body = _errors(415, title)
+        return JSONResponse(body, status_code=status)
+    return None
 
 
 def _errors(status: int, *titles: str) -> tuple[int, dict[str, Any]]:

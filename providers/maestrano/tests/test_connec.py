@@ -464,3 +464,98 @@ def test_the_sandbox_answers_100_a_page_without_top():
     body = asyncio.run(go())
     assert len(body["organizations"]) == 100
     assert body["pagination"] == {"skip": 0, "top": 100, "total": 150}
+
+
+def test_connec_headers_as_maestranos_ruby_client_sends_them_are_accepted_and_ours_are_the_same():
+    """maestrano-ruby (lib/maestrano/connec/client.rb) sends ``Accept`` and ``Content-Type`` as
+    ``application/vnd.api+json``; the sandbox serves those, refuses what Connec! cannot, and our client sends them."""
+    connec = FakeConnec(CREDENTIALS)
+    seen: list[httpx.Request] = []
+    api = MARKETPLACES.get(A).api
+    sdk = {"Accept": "application/vnd.api+json", "Content-Type": "application/vnd.api+json"}
+
+    async def go():
+        async def record(request: httpx.Request) -> None:
+            seen.append(request)
+
+        transport = httpx.ASGITransport(connec.app)
+        async with httpx.AsyncClient(transport=transport, auth=(api.id, api.key), base_url="http://connec.test") as h:
+            body = b'{"organizations": {"name": "Acme"}}'
+            as_sdk = await h.post("/api/v2/cld-1/organizations", content=body, headers=sdk)
+            listed = await h.get("/api/v2/cld-1/organizations", headers={"Accept": sdk["Accept"]})
+            as_form = await h.post(
+                "/api/v2/cld-1/organizations", content=b"organizations[name]=Form", headers={"Accept": "*/*"}
+            )
+            as_html = await h.get("/api/v2/cld-1/organizations", headers={"Accept": "text/html"})
+            as_browser = await h.get("/api/v2/cld-1/organizations", headers={"Accept": "application/json, */*"})
+        async with httpx.AsyncClient(transport=transport, event_hooks={"request": [record]}) as http:
+            client = ConnecClient(http, MARKETPLACES.get(A), "cld-1", app="test-app")
+            made = await client.create("people", {"last_name": "Hopper"}, idempotency_key="h1")
+            await client.update("people", made.foreign_id, {"first_name": "Grace"}, version=None, idempotency_key="h2")
+            await client.fetch("people", [made.foreign_id])
+            await client.batch([BatchOperation("create", "organizations", payload={"name": "B"}, idempotency_key="h3")])
+        return as_sdk, listed, as_form, as_html, as_browser
+
+    as_sdk, listed, as_form, as_html, as_browser = asyncio.run(go())
+    assert as_sdk.status_code == 201 and as_sdk.json()["organizations"]["name"] == "Acme"
+    assert [o["name"] for o in listed.json()["organizations"]] == ["Acme"]
+    assert as_form.status_code == 415 and "application/vnd.api+json" in as_form.json()["errors"][0]["title"]
+    assert as_html.status_code == 406 and as_browser.status_code == 406  # Rails takes ", */*" for a browser
+    assert [o["name"] for o in connec.live("cld-1", "organizations").values()] == ["Acme", "B"]
+    assert [r.method for r in seen] == ["POST", "PUT", "GET", "POST"]
+    assert all(r.headers["accept"] == "application/vnd.api+json" for r in seen)
+    assert [r.headers["content-type"] for r in seen if r.method != "GET"] == ["application/vnd.api+json"] * 3
+
+
+def test_a_malformed_record_of_an_unsynced_entity_is_skipped_and_the_synced_one_kept(two_marketplaces, caplog):
+    """Over loopback HTTP through the mounted routes: a delivery mixing a valid invoice (synced) and malformed
+    people and items (not synced) stores the invoice, answers 2xx and logs what was skipped, no value of it."""
+    from connected_objects_maestrano.testing import serve_wsgi
+
+    from connected_objects.web import WSGIAdapter
+
+    hub, _connec = two_marketplaces
+    m = MARKETPLACES.get(A)
+    invoice = {
+        "id": [{"provider": "connec", "id": "x1"}],
+        "group_id": "cld-a",
+        "title": "kept",
+        "amount": 7,
+        "updated_at": "2026-02-01T00:00:00+00:00",
+    }
+    unsynced = {
+        "people": [{"group_id": "cld-a", "first_name": "no id", "note": "private-note-4711"}, "not an object"],
+        "items": "not a list",
+    }
+    body, headers = connec_delivery({"invoices": [invoice], **unsynced}, m.api.id, m.api.key)
+    warnings = caplog.at_level("WARNING", logger="connected_objects_maestrano.notifications")
+    with warnings, serve_wsgi(WSGIAdapter(hub.webhooks())) as url:
+        response = httpx.post(f"{url}/mno-enterprise/{A}/connec/receive", content=body, headers=headers)
+    assert response.status_code == 200 and response.json() == {"received": 1, "stored": 1}
+    with hub.session_factory() as s:
+        assert [row.entity for row in s.execute(select(inbox_table))] == ["invoices"]
+    hub.drain()
+    with hub.session_factory() as s:
+        assert [(i.number, i.total, i.organization_id) for i in s.scalars(select(Invoice))] == [("kept", 7, 1)]
+    skipped = [r.getMessage() for r in caplog.records if r.name == "connected_objects_maestrano.notifications"]
+    assert len(skipped) == 3
+    assert "'people'" in skipped[0] and "record 0 needs an id" in skipped[0] and repr(A) in skipped[0]
+    assert "record 1 must be an object" in skipped[1]
+    assert "'items'" in skipped[2] and "its value must be a list" in skipped[2]
+    assert not any(secret in caplog.text for secret in (m.api.key, "private-note-4711", "no id"))
+
+
+def test_a_malformed_record_of_a_synced_entity_still_refuses_the_delivery_over_http(two_marketplaces):
+    from connected_objects_maestrano.testing import serve_wsgi
+
+    from connected_objects.web import WSGIAdapter
+
+    hub, _connec = two_marketplaces
+    m = MARKETPLACES.get(A)
+    good = {"id": "p1", "group_id": "cld-a", "last_name": "fine"}
+    body, headers = connec_delivery({"people": [good], "invoices": [{"group_id": "cld-a"}]}, m.api.id, m.api.key)
+    with serve_wsgi(WSGIAdapter(hub.webhooks())) as url:
+        response = httpx.post(f"{url}/mno-enterprise/{A}/connec/receive", content=body, headers=headers)
+    assert response.status_code == 400 and "invoices[0] needs an id" in response.text
+    with hub.session_factory() as s:
+        assert s.execute(select(inbox_table)).all() == []

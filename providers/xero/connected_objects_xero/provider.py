@@ -4,7 +4,9 @@ One scope is one Xero organisation: ``Scope("xero", marketplace, tenant_id)``,
 where the marketplace names the Xero app (default ``"production"``). The
 connection's credentials hold ``access_token``; refreshing it (Xero's tokens
 last 30 minutes, refresh tokens rotate) is the core's job, serialised per
-connection, never this provider's.
+connection, never this provider's. A custom connection (one organisation, the
+client-credentials grant, no browser: :mod:`connected_objects.oauth.client_credentials`)
+has no refresh token: its expired access token is replaced by client credentials.
 
 Xero keeps no version to compare on write: an update is applied whatever the
 record's ``UpdatedDateUTC``, and it only changes the fields sent, so a local

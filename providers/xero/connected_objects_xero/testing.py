@@ -99,6 +99,7 @@ import hmac
 import json
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -420,6 +421,10 @@ class FakeXero:
         tenant = request.headers.get("xero-tenant-id", "")
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        if not tenant and token and self.identity is not None:
+            # a custom connection reaches one organisation: no xero-tenant-id needed (xero-python and xero-node
+            # README.md, "Custom Connections": "you don't need to pass the xero-tenant-id")
+            tenant = self.identity.custom_tenant(token) or ""
         self.seen_headers.append({k: v for k, v in request.headers.items() if k != "authorization"})
         # a refused token is a 401 problem body ("AuthenticationUnsuccessful"; reference §3.2 "Errors"), and so
         # is one past its 30 minutes ("What is the expiration for an access token? 30 minutes",
@@ -1230,6 +1235,12 @@ class FakeXeroIdentity(FakeAuthorizationServer):
         xero.identity = self
         self._links: dict[tuple[str, str], str] = {}  # (grant, tenant) -> connection id
         self.removed: list[str] = []  # tenants whose connection was removed through DELETE /connections/{id}
+        #: custom connections (:meth:`custom_connection`): client id → (secret, tenant, scopes); their grants;
+        #: the organisations' names; how many access tokens the client-credentials grant issued
+        self.customs: dict[str, tuple[str, str, str]] = {}
+        self.custom_grants: dict[str, Grant] = {}
+        self.custom_names: dict[str, str] = {}
+        self.client_credentials = 0
         self.on_issue = self._issued
         self.on_revoke = self._revoked
 
@@ -1241,7 +1252,7 @@ class FakeXeroIdentity(FakeAuthorizationServer):
                 "authEventId": grant.id,
                 "tenantId": tenant,
                 "tenantType": "ORGANISATION",
-                "tenantName": self.accounts.get(tenant, tenant),
+                "tenantName": self.accounts.get(tenant) or self.custom_names.get(tenant, tenant),
                 "createdDateUtc": "2026-12-02T00:00:00.0000000",
                 "updatedDateUtc": "2026-12-02T00:00:00.0000000",
             }
@@ -1265,6 +1276,59 @@ class FakeXeroIdentity(FakeAuthorizationServer):
     def _revoked(self, grant: Grant) -> None:
         for tenant in grant.accounts:
             self.xero.tokens[tenant] = "revoked:" + uuid.uuid4().hex
+
+    # -- custom connections ------------------------------------------------------------------
+    # A custom connection is an app of its own, linked to one organisation in the developer portal; it takes the
+    # client-credentials grant at the same token endpoint, answering an access token of 30 minutes and no refresh
+    # token (developer.xero.com/documentation/guides/oauth2/custom-connections; xero-node src/XeroClient.ts
+    # getClientCredentialsToken: Basic client authentication; xero-python xero_python/api_client/oauth2.py
+    # get_client_credentials_token: client_id and client_secret in the form, which RFC 6749 §2.3.1 also allows).
+
+    def custom_connection(
+        self,
+        client_id: str,
+        client_secret: str,
+        tenant: str,
+        *,
+        name: str | None = None,
+        scopes: str = "accounting.transactions accounting.contacts",
+    ) -> None:
+        """Register a custom connection: the app ``client_id`` linked to the one organisation ``tenant``."""
+        self.customs[client_id] = (client_secret, tenant, scopes)
+        self.custom_names[tenant] = name or tenant
+
+    def custom_tenant(self, token: str) -> str | None:
+        """The organisation of a live custom connection's access token, else None."""
+        grant = self.grant_of(token)
+        custom = grant is not None and grant in self.custom_grants.values() and bool(grant.accounts)
+        return grant.accounts[0] if custom and grant is not None else None
+
+    async def _token(self, request: Any) -> Any:
+        body = (await request.body()).decode()
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
+        if form.get("grant_type") != "client_credentials":
+            return await super()._token(request)
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        header = request.headers.get("authorization", "")
+        if header.startswith("Basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+        known = self.customs.get(client_id)
+        if known is None or not hmac.compare_digest(known[0].encode(), client_secret.encode()):
+            if client_id == self.client_id and hmac.compare_digest(self.client_secret.encode(), client_secret.encode()):
+                # an app that is not a custom connection may not use this grant (RFC 6749 §5.2)
+                return JSONResponse({"error": "unauthorized_client"}, status_code=400)
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        _, tenant, scopes = known
+        grant = self.custom_grants.get(client_id)
+        if grant is None or grant.revoked or tenant not in grant.accounts:
+            grant = self.custom_grants[client_id] = self._grant([tenant])
+        self.client_credentials += 1
+        access = self._access(grant)
+        return JSONResponse({"access_token": access, "expires_in": self.expires_in, "token_type": "Bearer",
+                             "scope": scopes})  # fmt: skip
 
 
 @dataclass(frozen=True)
