@@ -98,7 +98,7 @@ def test_wheel_installs_and_upgrades_outside_the_checkout(tmp_path: Path, dist: 
         text=True,
         env=env,
     )
-    assert out.stdout.split()[0] == "co_0015"
+    assert out.stdout.split()[0] == "co_0016"
     assert "co_connected_object" in out.stdout and "co_outbox" in out.stdout and "co_journal" in out.stdout
     demo = subprocess.run(
         [str(venv / "bin" / "connected-objects"), "demo"], cwd=tmp_path, capture_output=True, text=True, env=env

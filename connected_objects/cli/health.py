@@ -9,7 +9,7 @@ that need their customer (a refresh token dying within ``--refresh-days``,
 paused, revoked) are a ``warn`` line, which does not fail the probe::
 
     $ connected-objects health --database postgresql+psycopg://.../app --max-dead 10
-    ok   schema: up to date (co_0015)
+    ok   schema: up to date (co_0016)
     FAIL workers: no worker beat in the last 60 s
     warn connections: 1 paused (quickbooks/production/9130354): the customers reconnect through your connect page
 

@@ -168,7 +168,10 @@ def plan_change(
     if change.operation == "delete":
         if live is None:
             return Plan(change, "skip", spec=spec)
-        key = write_key(epoch, "delete", change.id, change.revision)
+        # the object is in the key as well as the change: a key is never shared by two objects' writes
+        key = write_key(
+            epoch, "delete", scope, spec.entity, change.local_type, change.local_id, change.id, change.revision
+        )
         return Plan(change, "delete", spec=spec, link=live, key=key, epoch=epoch)
     if row is None:  # deleted since; its delete change follows
         return Plan(change, "skip", spec=spec)
@@ -207,7 +210,10 @@ def plan_change(
     if live.content_hash == digest:
         return Plan(change, "skip", spec=spec, link=live)
     # the payload is part of the key: a retry that carries newer data is a new request
-    key = write_key(epoch, "update", change.id, change.revision, live.remote_version, digest)
+    key = write_key(
+        epoch, "update", scope, spec.entity, change.local_type, change.local_id, change.id, change.revision,
+        live.remote_version, digest,
+    )  # fmt: skip
     return Plan(change, "update", spec=spec, payload=payload, link=live, key=key, digest=digest, epoch=epoch)
 
 

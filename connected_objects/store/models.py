@@ -301,6 +301,9 @@ outbox = Table(
     Index(None, "state", "next_attempt_at"),
     # a claim reads one scope's due changes oldest first: an index seek, whatever the backlog (co_0004)
     Index(None, "provider", "marketplace", "account", "next_attempt_at", "id"),
+    # ids are never used again, even on SQLite once the newest change is pushed and deleted: idempotency keys
+    # and in-doubt records are made from them (co_0016)
+    sqlite_autoincrement=True,
 )
 
 #: Per scope, when its earliest outbox change is due (an in-flight change: when its lease expires).

@@ -48,7 +48,7 @@ Example::
     >>> with engine.connect() as conn:
     ...     schema.check(conn)
     ...     schema.current(conn)
-    'co_0015'
+    'co_0016'
 """
 
 from __future__ import annotations

@@ -208,3 +208,32 @@ def test_a_rolled_back_request_sends_nothing(company):
     assert qbo.sends == {} and log.seen == []
     with hub.session_factory() as s:
         assert outbox.list_changes(s) == []
+
+
+def test_a_second_send_after_a_completed_one_emails_again(company):
+    """Each request is its own email: the second goes with a key of its own, even where the outbox is empty
+    between them and the database would hand out the first change's id again (SQLite without AUTOINCREMENT)."""
+    hub, qbo, log = company
+    new_invoice_and_send(hub, sendTo="ap@acme.example")
+    hub.drain(raise_on_dead=True)
+    for expected in (2, 3):
+        with hub.session_factory.begin() as s:
+            request_action(s, s.get(Invoice, 7), "send", provider="quickbooks", options={"sendTo": "ap@acme.example"})
+        hub.drain(raise_on_dead=True)
+        assert qbo.sends[(REALM, invoice_id(hub))] == expected
+    keys = [requestid for method, path, requestid in log.seen if path.endswith("/send")]
+    assert len(keys) == 3 and len(set(keys)) == 3
+
+
+def test_two_deletes_one_after_the_other_each_delete_their_invoice(company):
+    hub, qbo, _log = company
+    with hub.session_factory.begin() as s:
+        s.add(Customer(id=1, org_id=1, name="Acme Ltd"))
+        s.add_all(Invoice(id=i, org_id=1, customer_id=1, number=f"INV-{i}", total=Decimal("10.00")) for i in (1, 2))
+    hub.drain(raise_on_dead=True)
+    assert len(qbo.live(REALM, "Invoice")) == 2
+    for i, left in ((1, 1), (2, 0)):
+        with hub.session_factory.begin() as s:
+            s.delete(s.get(Invoice, i))
+        hub.drain(raise_on_dead=True)
+        assert len(qbo.live(REALM, "Invoice")) == left, f"invoice {i} is still live at QuickBooks"
