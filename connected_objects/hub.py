@@ -373,6 +373,7 @@ class Hub:
         """
         from .receive.adopt import adopt
 
+        _outside_event_loop("await adopt(hub, scope, ...) (connected_objects.receive.adopt)")
         return asyncio.run(adopt(self, scope, entities=entities, apply=apply))
 
     def export(
@@ -410,6 +411,7 @@ class Hub:
         """
         from .receive.reconcile import reconcile
 
+        _outside_event_loop("await reconcile(hub, scope, entity, ...) (connected_objects.receive.reconcile)")
         return asyncio.run(reconcile(self, scope, entity, repair=repair))
 
     def drain(self, *, timeout: float | None = 120.0, raise_on_dead: bool = False, **options: Any) -> WorkerStats:
@@ -423,6 +425,7 @@ class Hub:
         :param timeout: seconds before giving up with :class:`~connected_objects.exceptions.DrainTimeout`,
             whose message says what is still waiting and the last errors it met (None: no limit).
         """
+        _outside_event_loop("await hub.worker().run(until_idle=True)")
         stats = asyncio.run(self.worker(**options).run(until_idle=True, timeout=timeout))
         if raise_on_dead and stats.exit_code:
             raise ConnectedObjectsError(
@@ -430,6 +433,16 @@ class Hub:
                 "see them with connected-objects changes list / events list"
             )
         return stats
+
+
+def _outside_event_loop(use: str) -> None:
+    """Refuse a synchronous entry point called inside a running event loop (asyncio.run would fail there,
+    leaving a coroutine never awaited), naming what to ``await`` instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigurationError(f"inside a running event loop, use: {use}")
 
 
 def _referenced_first(specs: list[SyncSpec]) -> list[SyncSpec]:

@@ -152,6 +152,24 @@ def test_two_requests_while_one_waits_are_one_send_with_the_last_options(app):
     assert queued(hub) == [] and queued(hub, "dead") == []
 
 
+def test_explain_lists_a_performed_send_in_the_row_s_history(app):
+    from connected_objects.cli.explain import describe
+    from connected_objects.ops.explain import explain
+
+    hub, provider = app
+    with hub.session_factory.begin() as s:
+        note = Note(id=1, team_id=1, text="hello")
+        s.add(note)
+        request_action(s, note, "send", provider=provider)
+    hub.drain()
+    entries = explain(hub, Note, 1).history
+    assert [(e.operation, e.local_type, e.outcome) for e in entries] == [
+        ("action", "ta_note:send", "ok"),
+        ("create", "ta_note", "ok"),
+    ]
+    assert " push send ok in " in describe(entries[0])
+
+
 def test_a_send_waits_behind_a_pending_edit_of_its_row(app):
     hub, provider = app
     with hub.session_factory.begin() as s:

@@ -181,6 +181,7 @@ def test_until_idle_is_quiet_when_piped(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
     assert "pushed=20" in result.stdout
+    assert len(result.stdout.splitlines()) == 1, result.stdout  # the summary whole on one line, not wrapped at 80
 
 
 def test_until_idle_shows_progress_on_a_terminal(project: Path) -> None:

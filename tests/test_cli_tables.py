@@ -92,6 +92,13 @@ def test_a_table_that_fits_stays_side_by_side_and_one_that_does_not_becomes_bloc
     assert narrow.export_text().splitlines()[2:] == [str(SCOPES[0]), "  pending  3"]
 
 
+def test_an_empty_listing_is_one_line_saying_so_at_any_width() -> None:
+    for width in (80, 200):
+        console = Console(width=width, color_system=None, record=True)
+        Listing("dead changes", ("id", "scope", "last error")).print(console)
+        assert console.export_text() == "dead changes: none\n"
+
+
 def test_every_listing_command_has_json(tmp_path: Path) -> None:
     url = _database(tmp_path)
     for args in (

@@ -7,6 +7,7 @@ and forgetting migrations broke the application's own writes with ``no such tabl
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,3 +299,13 @@ def test_a_worker_for_an_unknown_provider_is_refused(engine: Engine) -> None:
     with pytest.raises(ProviderNotFound, match="Did you mean 'memory'"):
         hub.drain(providers=["memroy"])
     assert hub.worker(providers=["memory"]) is not None
+
+
+def test_drain_inside_an_event_loop_names_the_async_form(engine: Engine) -> None:
+    hub = hub_for(engine, model())
+
+    async def in_a_request_handler() -> None:
+        hub.drain()
+
+    with pytest.raises(ConfigurationError, match=r"await hub\.worker\(\)\.run\(until_idle=True\)"):
+        asyncio.run(in_a_request_handler())

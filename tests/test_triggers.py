@@ -229,7 +229,8 @@ def test_an_applied_remote_record_goes_to_the_other_provider_and_not_back(engine
 def test_missing_or_outdated_triggers_stop_the_hub_and_fail_health(engine: Engine, app: Hub):
     with engine.begin() as db:
         triggers.drop(db, [Client])
-    with pytest.raises(SchemaOutOfDate, match="trig_client has no capture triggers: run `connected-objects schema"):
+    fix = "create them with `connected-objects schema triggers --app … --install`"
+    with pytest.raises(SchemaOutOfDate, match=f"trig_client has no capture triggers: {fix}"):
         app.check()
     with engine.connect() as db:
         report = health.check(db, models=[Client])
@@ -239,7 +240,8 @@ def test_missing_or_outdated_triggers_stop_the_hub_and_fail_health(engine: Engin
         triggers.install(db, [stale.__class__(stale.table, stale.local_type, stale.key, stale.owners, ("name",))])
         assert triggers.problems(db, [Client]) == [
             "trig_client's capture triggers are out of date (its mapped columns changed): "
-            "run `connected-objects schema triggers --app …` (or triggers.install)"
+            "create them with `connected-objects schema triggers --app … --install`, "
+            "or with the migration it prints without --install (or triggers.install)"
         ]
         triggers.install(db, [Client])
         assert triggers.problems(db, [Client]) == []
@@ -311,3 +313,23 @@ def test_schema_triggers_prints_the_migration_and_installs_without_alembic(
         LOADED.pop().dispose()
     with engine.connect() as db:
         assert triggers.problems(db, [Client]) == []
+
+
+def test_schema_triggers_install_refuses_a_database_without_our_tables(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Triggers on a table without co_journal would make every write to that table fail: nothing is created."""
+    from click.testing import CliRunner
+    from sqlalchemy import create_engine
+
+    from connected_objects.cli import main
+
+    bare = create_engine(f"sqlite:///{tmp_path / 'bare.sqlite'}")
+    Base.metadata.create_all(bare)  # the application's tables, not ours
+    monkeypatch.setenv("CO_TEST_TRIGGERS_URL", str(bare.url))
+    refused = CliRunner().invoke(main, ["schema", "triggers", "--app", "tests.test_triggers:cli_app", "--install"])
+    while LOADED:
+        LOADED.pop().dispose()
+    assert refused.exit_code != 0 and "tables are missing" in refused.output, refused.output
+    with bare.begin() as db:
+        assert triggers.problems(db, [Client]) != []  # none created
+        db.execute(insert(Client), [{"id": 1, "organization_id": 1, "name": "still writable"}])
+    bare.dispose()

@@ -106,7 +106,11 @@ def describe(entry: Entry) -> str:
     ...                foreign_id="8f2c", latency_ms=212))
     '2026-12-01 09:42:10 push update ok in xero/production/t-1, record 8f2c, 212 ms'
     """
-    line = f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.direction} {entry.operation} {entry.outcome} in {entry.scope}"
+    from ..queue.actions import target_of
+
+    acted = target_of(entry.local_type) if entry.operation == "action" and entry.local_type else None
+    what = acted[1] if acted is not None else entry.operation  # an action by its name: "push send ok"
+    line = f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.direction} {what} {entry.outcome} in {entry.scope}"
     if entry.foreign_id is not None:
         line += f", record {entry.foreign_id}"
     if entry.direction == "apply" and entry.key is not None:

@@ -91,6 +91,8 @@ def triggers_command(app_path: str, install_now: bool) -> None:
     wanted = [triggers.CaptureTriggers.of(model) for model in models]
     if install_now:
         with hub.engine.begin() as conn:
+            # the triggers write into co_journal: without our tables every write to these tables would fail
+            schema.check(conn)
             triggers.install(conn, wanted)
         click.echo(f"capture triggers created on {', '.join(t.table for t in wanted)}")
         return

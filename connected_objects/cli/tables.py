@@ -56,7 +56,10 @@ class Listing:
         return sum(widest) + _EDGE * len(widest) + 1
 
     def print(self, console: Console) -> None:
-        """Print as a table if it fits ``console.width``, else as one block per row."""
+        """Print as a table if it fits ``console.width``, else as one block per row; no rows is one line."""
+        if not self.rows:  # not an empty box of headers
+            console.print(f"{self.title}: none", markup=False, highlight=False, soft_wrap=True)
+            return
         if self.width() <= console.width:
             table = Table(title=self.title)
             for col in self.columns:

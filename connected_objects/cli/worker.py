@@ -190,7 +190,7 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         with progress:
             stats = await runner.run(stop, until_idle=until_idle, timeout=telemetry["timeout"])
-        console.print(f"worker {runner.name}: {stats}")
+        console.print(f"worker {runner.name}: {stats}", markup=False, highlight=False, soft_wrap=True)  # one line
         return stats
 
     stats = _run_worker(hub, run, telemetry)

@@ -65,7 +65,7 @@ Example::
     ...     triggers.problems(db, [Note])
     ...     triggers.install(db, [found])
     ...     triggers.problems(db, [Note])
-    ['note has no capture triggers: run `connected-objects schema triggers --app …` (or triggers.install)']
+    ['note has no capture triggers: create them with `connected-objects schema triggers --app … --install`, ...']
     []
     >>> with engine.begin() as db:  # raw SQL, no ORM
     ...     _ = db.execute(text("INSERT INTO note (id, org_id, text) VALUES (1, 7, 'hi'), (2, 7, 'yo')"))
@@ -120,7 +120,10 @@ _EVENTS = {"i": "INSERT", "u": "UPDATE", "d": "DELETE"}
 #: The PostgreSQL setting and MariaDB variable that carry the origin of an applier's transaction.
 _SETTING = "connected_objects.origin"
 _VARIABLE = "@connected_objects_origin"
-_FIX = "run `connected-objects schema triggers --app …` (or triggers.install)"
+_FIX = (
+    "create them with `connected-objects schema triggers --app … --install`, or with the migration it prints "
+    "without --install (or triggers.install)"
+)
 
 
 @dataclass(frozen=True)

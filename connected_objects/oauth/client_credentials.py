@@ -160,11 +160,20 @@ def connect_client_credentials(
     (a Xero custom connection): the grant, the provider's ``granted_accounts``, the connection stored
     (see the module's docs). Returns the connection.
 
-    :raises ConfigurationError: the provider cannot connect so, no vault, or no client id or secret.
+    :raises ConfigurationError: the provider cannot connect so, no vault, or no client id or secret; or it
+        was called inside a running event loop (use :func:`connect_client_credentials_async` there).
     :raises PermanentError: the provider refused the client (``invalid_client``; ``unauthorized_client``
         for an app not linked so), or it reaches no account, or several; nothing was stored.
     :raises RetryableError: the provider could not be reached; nothing was stored.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise ConfigurationError(
+            "inside a running event loop, use: await connect_client_credentials_async(hub, provider, ...)"
+        )
     return asyncio.run(
         connect_client_credentials_async(
             hub, provider, owner_type, owner_id, client_id=client_id, client_secret=client_secret

@@ -64,6 +64,8 @@ from .. import connections
 from ..declare import SyncSpec
 from ..declare import specs_of
 from ..exceptions import ConfigurationError
+from ..exceptions import ConnectedObjectsError
+from ..plugin.entities import catalog_of
 from ..queue import ClaimedChange
 from ..queue import actions as queued_actions
 from ..queue import outbox
@@ -299,6 +301,10 @@ def explain(hub: Application, model: type, pk: Any, *, history: int = 10) -> Exp
         acted = queued_actions.of_row(conn, local_type, local_id, list(wanted))
         missing = _missing_references(session, row, wanted, by_type)
         entries = sync_history.recent(conn, local_type, local_id, limit=history) if history > 0 else []
+        if history > 0:  # its actions' entries (``invoice:send``) are the row's history too
+            for kind in _action_types(hub, specs, local_type):
+                entries += sync_history.recent(conn, kind, local_id, limit=history)
+            entries = sorted(entries, key=lambda e: e.id or 0, reverse=True)[:history]
         reconciled = {
             (scope, s.entity): s
             for scope, entities in schedules(conn, now=utcnow(), scopes=list(wanted)).items()
@@ -320,6 +326,22 @@ def explain(hub: Application, model: type, pk: Any, *, history: int = 10) -> Exp
         scopes.append(found)
     providers = tuple(dict.fromkeys(spec.provider for spec in specs))
     return Explanation(model.__name__, local_type, local_id, row is not None, scopes, providers, entries)
+
+
+def _action_types(hub: Application, specs: Sequence[SyncSpec], local_type: str) -> list[str]:
+    """The outbox and history ``local_type`` of every action the row's providers declare on its entities."""
+    provider_of = getattr(hub, "provider", None)  # a Hub has it; a bare Application may not
+    if provider_of is None:
+        return []
+    kinds: list[str] = []
+    for spec in specs:
+        try:
+            catalog = catalog_of(provider_of(spec.provider))
+        except ConnectedObjectsError:  # a provider no longer installed: its history is still the row's own
+            continue
+        if catalog is not None and spec.entity in catalog:
+            kinds += [queued_actions.object_type(local_type, a) for a in catalog[spec.entity].actions]
+    return list(dict.fromkeys(kinds))
 
 
 def _with_reconcile(found: ScopeExplanation, last: Schedule, local_id: str) -> ScopeExplanation:

@@ -285,6 +285,11 @@ class FakeXero:
         app_per_minute: int = 10_000,
         catalog: EntityCatalog = ENTITIES,
     ) -> None:
+        if tokens is not None and not isinstance(tokens, Mapping):  # FakeQuickBooks' set of tokens, say
+            raise TypeError(
+                f"FakeXero(tokens=...) is {{tenant id: access token}}, not {type(tokens).__name__}: "
+                "each token is bound to its tenant"
+            )
         self.tokens = dict(tokens or {})
         self.catalog = catalog
         self.window = window

@@ -33,6 +33,7 @@ from connected_objects import Vault
 from connected_objects import connected
 from connected_objects import connections
 from connected_objects.exceptions import AuthorizationLost
+from connected_objects.exceptions import ConfigurationError
 from connected_objects.oauth import tokens as oauth
 from connected_objects.oauth.client_credentials import connect_client_credentials
 from connected_objects.oauth.keepalive import keep_alive
@@ -188,6 +189,15 @@ def test_the_browser_app_may_not_use_the_grant_and_a_wrong_secret_stores_nothing
     assert "unauthorized_client" in browser_app.value.message
     with hub.session_factory() as s:
         assert s.execute(select(connection_table)).all() == []
+
+
+def test_the_sync_form_inside_an_event_loop_names_the_async_one(world: World) -> None:
+    async def in_a_request_handler() -> None:
+        connect_client_credentials(world.hub, "xero", "xcc_org", 1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+
+    with pytest.raises(ConfigurationError, match="await connect_client_credentials_async"):
+        asyncio.run(in_a_request_handler())
+    assert world.identity.client_credentials == 0  # nothing was asked
 
 
 def test_a_revoked_secret_pauses_the_connection_with_the_reason(world: World) -> None:

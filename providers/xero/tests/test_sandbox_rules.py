@@ -211,3 +211,8 @@ def test_dates_come_back_in_xeros_form_whatever_form_they_were_sent_in(xero, con
     [kept] = get(xero, f"CreditNotes/{credit['CreditNoteID']}").json()["CreditNotes"]
     assert kept["Date"] == "/Date(1796169600000+0000)/"
     assert kept["Allocations"][0]["Date"] == "/Date(1796256000000+0000)/"
+
+
+def test_tokens_given_as_a_set_say_what_the_sandbox_takes() -> None:
+    with pytest.raises(TypeError, match=r"FakeXero\(tokens=...\) is \{tenant id: access token\}, not set"):
+        FakeXero(tokens={"access-token"})  # type: ignore[arg-type]
