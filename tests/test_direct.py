@@ -276,8 +276,12 @@ def test_two_applies_of_one_record_at_once_end_on_the_newer_version(hub, org, en
     poll = threading.Thread(target=apply_records, args=(hub, ACME, "customers", customers(range(1), "2", name="poll")))
     poll.start()
     deadline = time.monotonic() + 30
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
     with engine.connect() as conn:  # the poll's apply is waiting on a lock (a state, not a duration)
-        while not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar():
+        # each look in a transaction of its own: PostgreSQL keeps a transaction's first view of pg_stat_activity
+        # to its end, so a look that came before the poll reached the lock would never see it wait
+        while not conn.execute(waiting).scalar():
+            conn.rollback()
             assert time.monotonic() < deadline and poll.is_alive(), "the poll's apply did not wait"
             time.sleep(0.01)
     release.set()
