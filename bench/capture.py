@@ -140,17 +140,11 @@ def compare(base: Side, other: Side, rows: int, repeat: int) -> dict[str, float]
     }
 
 
-def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
-    from connected_objects import Scope
-    from connected_objects import capture
-    from connected_objects import connections
+def models(capture: str) -> tuple[Any, Any, Any, Any]:
+    """``(Base, Organization, Plain, Connected)``: the same invoice table unconnected and connected to the
+    sandbox, its changes captured by ``capture`` (``"orm"`` or ``"database"``)."""
     from connected_objects.declare import connected
     from connected_objects.declare.mapping import FieldMapping
-    from connected_objects.queue import journal
-    from connected_objects.store.models import journal as journal_table
-    from connected_objects.store.models import metadata as co_metadata
-    from connected_objects.store.models import outbox
-    from connected_objects.testing.sandbox import SandboxProvider
 
     class Base(DeclarativeBase):
         pass
@@ -171,7 +165,33 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
         mapping=FieldMapping({"number": "number", "total": "total"}),
         owner="organization_id",
         owner_type="organization",
+        capture=capture,  # type: ignore[arg-type]
     )(Connected)
+    return Base, Organization, Plain, Connected
+
+
+def connect_organization(maker: sessionmaker, organization: type) -> None:
+    """Organization 1, connected to one sandbox account: every change of its rows is one change to push."""
+    from connected_objects import Scope
+    from connected_objects import connections
+    from connected_objects.testing.sandbox import SandboxProvider
+
+    with maker.begin() as s:
+        s.add(organization(id=1))
+        s.flush()
+        connections.connect(
+            s, "organization", 1, Scope("sandbox", "bench", "acme"), provider=SandboxProvider("http://unused")
+        )
+
+
+def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
+    from connected_objects import capture
+    from connected_objects.queue import journal
+    from connected_objects.store.models import journal as journal_table
+    from connected_objects.store.models import metadata as co_metadata
+    from connected_objects.store.models import outbox
+
+    Base, Organization, Plain, Connected = models("orm")
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Scratch(backend, tmp)
@@ -182,12 +202,7 @@ def ours(backend: str, rows: int, repeat: int) -> dict[str, Any]:
             plain_maker = sessionmaker(engine)
             connected_maker = sessionmaker(engine)
             capture.install(connected_maker)
-            with connected_maker.begin() as s:
-                s.add(Organization(id=1))
-                s.flush()
-                connections.connect(
-                    s, "organization", 1, Scope("sandbox", "bench", "acme"), provider=SandboxProvider("http://unused")
-                )
+            connect_organization(connected_maker, Organization)
             queues = (journal_table, outbox)
             figures = compare(Side(plain_maker, Plain), Side(connected_maker, Connected, queues), rows, repeat)
             # every row really became one change, and folds into one outbox row each
@@ -268,39 +283,14 @@ def database(backend: str, rows: int, repeat: int) -> dict[str, Any]:
     from sqlalchemy import insert
     from sqlalchemy import update
 
-    from connected_objects import Scope
-    from connected_objects import connections
-    from connected_objects.declare import connected
     from connected_objects.declare import triggers
-    from connected_objects.declare.mapping import FieldMapping
     from connected_objects.push.captured import resolver
     from connected_objects.queue import journal
     from connected_objects.store.models import journal as journal_table
     from connected_objects.store.models import metadata as co_metadata
     from connected_objects.store.models import outbox
-    from connected_objects.testing.sandbox import SandboxProvider
 
-    class Base(DeclarativeBase):
-        pass
-
-    class Organization(Base):
-        __tablename__ = "organization"
-        id = mapped_column(Integer, primary_key=True)
-
-    class Plain(InvoiceColumns, Base):
-        __tablename__ = "plain_invoice"
-
-    class Captured(InvoiceColumns, Base):
-        __tablename__ = "captured_invoice"
-
-    connected(
-        "sandbox",
-        entity="invoices",
-        mapping=FieldMapping({"number": "number", "total": "total"}),
-        owner="organization_id",
-        owner_type="organization",
-        capture="database",
-    )(Captured)
+    Base, Organization, Plain, Captured = models("database")
     values = [{"id": i, "organization_id": 1, "number": f"INV-{i}", "total": i} for i in range(1, rows + 1)]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,11 +301,7 @@ def database(backend: str, rows: int, repeat: int) -> dict[str, Any]:
             co_metadata.create_all(engine)
             with engine.begin() as db:
                 triggers.install(db, [Captured])
-                db.execute(insert(Organization), [{"id": 1}])
-            with sessionmaker(engine).begin() as s:
-                connections.connect(
-                    s, "organization", 1, Scope("sandbox", "bench", "acme"), provider=SandboxProvider("http://unused")
-                )
+            connect_organization(sessionmaker(engine), Organization)
 
             def reset(model: type) -> None:
                 with engine.begin() as db:

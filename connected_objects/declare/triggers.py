@@ -189,16 +189,6 @@ class CaptureTriggers:
             return self._sqlite(dialect)
         raise ConfigurationError(f"capture='database' supports PostgreSQL, MariaDB and SQLite, not {dialect.name}")
 
-    def drop(self, dialect: Dialect) -> list[str]:
-        """The statements that drop these triggers (and PostgreSQL's function) if they exist."""
-        q = dialect.identifier_preparer.quote
-        if dialect.name == "postgresql":
-            table = q(self.table)
-            return [f"DROP TRIGGER IF EXISTS {q(self.name(e))} ON {table}" for e in _EVENTS] + [
-                f"DROP FUNCTION IF EXISTS {q(self.name('f'))}()"
-            ]
-        return [f"DROP TRIGGER IF EXISTS {q(self.name(e))}" for e in _EVENTS]
-
     # -- the three dialects ---------------------------------------------------------------
 
     def _literal(self, value: str) -> str:

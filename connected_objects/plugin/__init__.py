@@ -110,6 +110,8 @@ from .accounts import tombstone_scope
 from .accounts import unlink
 from .base import ProviderBase
 from .base import route_prefix
+from .documents import PDF_TYPE
+from .documents import fetch_pdf
 from .entities import EntityCatalog
 from .entities import EntitySpec
 from .entities import ReadOnlyEntity
@@ -161,6 +163,7 @@ from .webhooks import thin_payload
 __all__ = [
     "API_VERSION",
     "CLIENT_CREDENTIALS",
+    "PDF_TYPE",
     "ActionClient",
     "Authorization",
     "BatchClient",
@@ -218,6 +221,7 @@ __all__ = [
     "digest_key",
     "dumps",
     "extras_of",
+    "fetch_pdf",
     "hmac_matches",
     "idempotency_key",
     "identifier",

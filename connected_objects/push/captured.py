@@ -101,10 +101,10 @@ def route_captured(
         for (scope, entity, local_type, op), ids in route(conn, routed, _origin(origin_text), cache=cache).items():
             for local_id in ids:
                 targets.setdefault((origin_text, entity, local_type, op, local_id), []).append(scope)
+    names = {text_: _name(_origin(text_)) for text_ in items}  # the outbox's origin: the provider
     changes: list[Change] = []
     for item, spec, local_id in entries:
-        origin = _origin(item.origin)
-        origin_name = origin.provider if isinstance(origin, Scope) else origin
+        origin_name = names[item.origin]
         key = (item.origin, spec.entity, spec.local_type, item.operation, local_id)
         for scope in targets.get(key, ()):
             changes.append(
@@ -125,6 +125,10 @@ def resolver(models: Iterable[type]) -> Resolver:
         return route_captured(conn, captured, specs)
 
     return resolve
+
+
+def _name(origin: Scope | str | None) -> str | None:
+    return origin.provider if isinstance(origin, Scope) else origin
 
 
 def _origin(text_: str | None) -> Scope | str | None:

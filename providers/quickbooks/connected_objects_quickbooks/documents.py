@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from connected_objects.plugin import PDF_TYPE
 from connected_objects.plugin import Passthrough
-from connected_objects.plugin import PermanentError
+from connected_objects.plugin import fetch_pdf
 
 __all__ = ["PDF_TYPE", "invoice_pdf"]
-
-#: The media type QuickBooks answers a PDF in, and that the request asks for.
-PDF_TYPE = "application/pdf"
 
 
 async def invoice_pdf(remote: Passthrough, invoice: object) -> bytes:
@@ -38,8 +36,6 @@ async def invoice_pdf(remote: Passthrough, invoice: object) -> bytes:
     :raises ConfigurationError: the row is not linked to a QuickBooks invoice of this company (yet).
     """
     invoice_id = await remote.foreign_id(invoice, "Invoice")
-    response = await remote.request("GET", f"invoice/{quote(invoice_id, safe='')}/pdf", headers={"Accept": PDF_TYPE})
-    if not response.content.startswith(b"%PDF-"):
-        kind = response.headers.get("content-type", "no content type")
-        raise PermanentError(f"QuickBooks answered invoice {invoice_id}'s PDF with {kind}, not a PDF")
-    return response.content
+    return await fetch_pdf(
+        remote, f"invoice/{quote(invoice_id, safe='')}/pdf", f"QuickBooks invoice {invoice_id}'s PDF"
+    )

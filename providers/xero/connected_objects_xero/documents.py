@@ -27,14 +27,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from connected_objects.plugin import PDF_TYPE
 from connected_objects.plugin import Passthrough
 from connected_objects.plugin import PermanentError
+from connected_objects.plugin import fetch_pdf
 from connected_objects.plugin import loads
 
 __all__ = ["PDF_TYPE", "invoice_pdf", "online_invoice_url"]
-
-#: The media type Xero answers a PDF in, and that the request asks for.
-PDF_TYPE = "application/pdf"
 
 
 async def invoice_pdf(remote: Passthrough, invoice: object) -> bytes:
@@ -44,11 +43,7 @@ async def invoice_pdf(remote: Passthrough, invoice: object) -> bytes:
     :raises ConfigurationError: the row is not linked to a Xero invoice of this tenant (yet).
     """
     invoice_id = await remote.foreign_id(invoice, "Invoices")
-    response = await remote.request("GET", f"Invoices/{quote(invoice_id, safe='')}", headers={"Accept": PDF_TYPE})
-    if not response.content.startswith(b"%PDF-"):
-        kind = response.headers.get("content-type", "no content type")
-        raise PermanentError(f"Xero answered invoice {invoice_id}'s PDF with {kind}, not a PDF")
-    return response.content
+    return await fetch_pdf(remote, f"Invoices/{quote(invoice_id, safe='')}", f"Xero invoice {invoice_id}'s PDF")
 
 
 async def online_invoice_url(remote: Passthrough, invoice: object) -> str:
